@@ -1,0 +1,25 @@
+# Two entry points do all set-up on a fresh Debian/Ubuntu machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: demo test bootstrap serve worker clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh $(VENV)
+
+demo: bootstrap
+	$(PY) manage.py demo $(ARGS)
+
+test: bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+serve: bootstrap
+	$(PY) manage.py migrate --noinput && $(PY) manage.py runserver 127.0.0.1:8000
+
+worker: bootstrap
+	$(PY) manage.py rundramatiq
+
+clean:
+	rm -rf var/ test-artifacts/ .pytest_cache

@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from clearstem.accounts.services import OnboardingError, do_create_org
+
+
+class Command(BaseCommand):
+    help = "Create an organisation (label, producer or platform)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--kind", required=True, choices=["label", "producer", "platform"])
+        parser.add_argument("--name")
+        parser.add_argument("--verified", action="store_true", help="mark a producer as verified")
+
+    def handle(self, slug, kind, name, verified, **_):
+        try:
+            org = do_create_org(slug, kind, name, verified)
+        except OnboardingError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"created {org.kind} organisation {org.slug!r}")

@@ -1,0 +1,44 @@
+"""Onboarding write paths: one function per action, each in one transaction."""
+from __future__ import annotations
+
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from .models import Organisation, User
+
+
+class OnboardingError(ValueError):
+    """Raised with a message a CLI or API can show as it is."""
+
+
+@transaction.atomic
+def do_create_org(slug: str, kind: str, name: str | None = None, verified: bool = False) -> Organisation:
+    if kind not in Organisation.Kind.values:
+        raise OnboardingError(f"unknown organisation kind {kind!r}; use one of {Organisation.Kind.values}")
+    if Organisation.objects.filter(slug=slug).exists():
+        raise OnboardingError(f"organisation {slug!r} already exists")
+    return Organisation.objects.create(slug=slug, kind=kind, name=name or slug, verified=verified)
+
+
+@transaction.atomic
+def do_create_user(
+    email: str, org_slug: str, role: str = User.Role.MEMBER, password: str | None = None,
+    with_token: bool = False,
+) -> tuple[User, str | None]:
+    try:
+        org = Organisation.objects.get(slug=org_slug)
+    except Organisation.DoesNotExist:
+        raise OnboardingError(f"no organisation {org_slug!r}") from None
+    if role not in User.Role.values:
+        raise OnboardingError(f"unknown role {role!r}; use one of {User.Role.values}")
+    if User.objects.filter(username=email).exists():
+        raise OnboardingError(f"user {email!r} already exists")
+    user = User.objects.create_user(
+        username=email, email=email, password=password, organisation=org, role=role,
+        is_staff=org.kind == Organisation.Kind.PLATFORM,
+    )
+    if password is None:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    token = Token.objects.create(user=user).key if with_token else None
+    return user, token

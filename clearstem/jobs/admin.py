@@ -1,0 +1,26 @@
+from django.contrib import admin
+
+from .models import Job, Stem
+
+
+class StemInline(admin.TabularInline):
+    model = Stem
+    extra = 0
+    readonly_fields = ("name", "sha256", "size", "format", "sample_rate", "bits_per_sample", "duration_s")
+    can_delete = False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "organisation", "state", "progress", "error_code", "attempts", "created_at")
+    list_filter = ("state", "model", "purpose")
+    search_fields = ("id", "upload__sha256")
+    readonly_fields = [f.name for f in Job._meta.fields]
+    inlines = [StemInline]
+
+
+@admin.register(Stem)
+class StemAdmin(admin.ModelAdmin):
+    list_display = ("id", "job", "name", "sha256", "created_at")
+    search_fields = ("id", "sha256")
+    readonly_fields = [f.name for f in Stem._meta.fields]

@@ -1,0 +1,109 @@
+"""Jobs and their stems. The database is the source of truth for every state; broker
+messages only wake workers.
+
+received → identifying → cleared | denied → queued → separating → done | failed | cancelled
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+JOB_STATES = ["received", "identifying", "cleared", "denied", "queued", "separating", "done", "failed", "cancelled"]
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received"
+        IDENTIFYING = "identifying"
+        CLEARED = "cleared"
+        DENIED = "denied"
+        QUEUED = "queued"
+        SEPARATING = "separating"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    TERMINAL = frozenset({State.DENIED, State.DONE, State.FAILED, State.CANCELLED})
+    TRANSITIONS = {
+        State.RECEIVED: {State.IDENTIFYING, State.CANCELLED, State.FAILED},
+        State.IDENTIFYING: {State.CLEARED, State.DENIED, State.CANCELLED, State.FAILED},
+        State.CLEARED: {State.QUEUED, State.CANCELLED},
+        State.QUEUED: {State.SEPARATING, State.CANCELLED, State.FAILED},
+        State.SEPARATING: {State.DONE, State.FAILED, State.CANCELLED, State.QUEUED},
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    upload = models.ForeignKey("uploads.Upload", on_delete=models.PROTECT, related_name="jobs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="jobs")
+    stems = models.JSONField(help_text="requested stems")
+    purpose = models.CharField(max_length=32)
+    commercial = models.BooleanField(default=False)
+    territory = models.CharField(max_length=2)
+    attestation = models.JSONField(null=True, blank=True, help_text="the uploader's signed ownership statement")
+    model = models.CharField(max_length=64)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED, db_index=True)
+    progress = models.FloatField(default=0.0)
+    decision = models.JSONField(null=True, blank=True, help_text="rights decision with reasons and evidence")
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="last time a message was sent")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=JOB_STATES), name="job_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0.0, progress__lte=1.0), name="job_progress_range"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state="done") | models.Q(finished_at__isnull=False),
+                name="job_done_has_finished_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.state})"
+
+    def can_move_to(self, state: str) -> bool:
+        return state in self.TRANSITIONS.get(self.state, set())
+
+
+class Stem(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="stem_files")
+    name = models.CharField(max_length=32)
+    file = models.FileField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    format = models.CharField(max_length=8)
+    sample_rate = models.PositiveIntegerField()
+    bits_per_sample = models.PositiveSmallIntegerField()
+    channels = models.PositiveSmallIntegerField()
+    duration_s = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "name"], name="stem_unique_per_job"),
+            models.CheckConstraint(condition=models.Q(size__gt=0), name="stem_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.job_id}"

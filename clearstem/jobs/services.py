@@ -1,0 +1,158 @@
+"""The job pipeline's write paths: create, identify-and-decide, cancel, reconcile."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import status
+
+from clearstem.api.errors import ApiError
+from fingerprint.services import do_identify_upload
+from licensing.engine import ALL_STEMS, PURPOSES
+from licensing.services import do_decide_job
+from separation.registry import ModelUnavailable, get_engine
+
+from .dispatch import send_process_job, send_separate_job
+from .models import Job
+
+log = logging.getLogger("clearstem.jobs")
+
+ATTESTATION_TEXT = (
+    "I own or control all rights in this audio, or hold permission to separate it for the stated purpose."
+)
+
+
+def expand_stems(stems) -> list[str]:
+    out = []
+    for s in stems:
+        for x in (("drums", "bass", "other") if s == "instrumental" else (s,)):
+            if x not in out:
+                out.append(x)
+    return out
+
+
+def do_create_job(user, upload, *, stems, purpose, commercial, territory, attestation=None, model=None) -> Job:
+    from provenance.services import sign_statement
+
+    if not user.is_producer or not user.can_write:
+        raise ApiError("permission_denied", "only producers with write access can request separations", 403)
+    model = model or settings.CLEARSTEM_DEFAULT_MODEL
+    try:
+        engine = get_engine(model, settings.CLEARSTEM_MODEL_DIR)
+    except ModelUnavailable as exc:
+        raise ApiError("model_unavailable", str(exc)) from exc
+    wanted = expand_stems(stems)
+    unknown = [s for s in wanted if s not in engine.info.stems]
+    if not wanted or unknown:
+        raise ApiError("invalid_stems", f"choose stems from {list(ALL_STEMS) + ['instrumental']}")
+    if purpose not in PURPOSES:
+        raise ApiError("invalid_purpose", f"purpose must be one of {list(PURPOSES)}")
+    if commercial and not engine.info.commercial_use:
+        raise ApiError("model_not_licensed_for_commercial_use",
+                       f"model {model!r} is licensed for non-commercial use only ({engine.info.weights_licence})", 403)
+    signed_attestation = None
+    if attestation:
+        if not attestation.get("accepted"):
+            raise ApiError("invalid_attestation", "an attestation must have accepted=true")
+        statement = {
+            "statement": attestation.get("statement") or ATTESTATION_TEXT,
+            "upload_sha256": upload.sha256, "user": user.username, "organisation": user.organisation.slug,
+            "at": timezone.now().isoformat(),
+        }
+        signed_attestation = {**statement, "envelope": sign_statement(statement)}
+    with transaction.atomic():
+        job = Job.objects.create(
+            upload=upload, requested_by=user, organisation=user.organisation, stems=wanted, purpose=purpose,
+            commercial=bool(commercial), territory=territory.upper(), attestation=signed_attestation, model=model,
+        )
+        transaction.on_commit(lambda: send_process_job(job))
+    return job
+
+
+def _finish(job: Job, state: str, code: str = "", message: str = "") -> None:
+    job.state = state
+    job.finished_at = timezone.now()
+    if code:
+        job.error_code, job.error_message = code, message
+
+
+def do_process_job(job_id) -> Job | None:
+    """identify the upload (once), decide rights, and queue separation — or deny with reasons."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state not in (Job.State.RECEIVED, Job.State.IDENTIFYING):
+            return job
+        job.state = Job.State.IDENTIFYING
+        job.save(update_fields=["state"])
+    upload = do_identify_upload(job.upload_id)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("upload", "requested_by__organisation").get(pk=job_id)
+        if job.state != Job.State.IDENTIFYING:
+            return job
+        decision = do_decide_job(job)
+        now = timezone.now()
+        job.decision = {**decision.as_dict(), "matches": upload.identification.get("matches", []),
+                        "identification_note": upload.identification.get("note")}
+        job.decided_at = now
+        if decision.allowed:
+            job.state = Job.State.QUEUED  # cleared, and queued in the same transaction
+            job.queued_at = now
+            transaction.on_commit(lambda: send_separate_job(job))
+        else:
+            first = decision.reasons[0]
+            _finish(job, Job.State.DENIED, first.code, first.detail)
+        job.save()
+    return job
+
+
+def do_cancel_job(job_id, user) -> Job:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state in Job.TERMINAL:
+            raise ApiError("job_not_cancellable", f"the job is already {job.state}", status.HTTP_409_CONFLICT)
+        if job.state == Job.State.SEPARATING:
+            job.cancel_requested = True  # the worker stops between chunks
+            job.save(update_fields=["cancel_requested"])
+        else:
+            _finish(job, Job.State.CANCELLED, "cancelled", f"cancelled by {user.username}")
+            job.save()
+    return job
+
+
+def do_reconcile_jobs(now=None) -> dict:
+    """Find work a broker lost or a worker dropped, and put it back in motion.
+
+    - received/identifying or queued longer than CLEARSTEM_JOB_RESEND_AFTER_S since the last
+      message: send it again;
+    - separating with no heartbeat for CLEARSTEM_JOB_LEASE_S: the worker died; re-queue while
+      attempts remain, else fail with `worker_lost`.
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)
+    lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_LEASE_S)
+    counts = {"resent_process": 0, "resent_separation": 0, "requeued": 0, "failed": 0}
+    for job in Job.objects.filter(state__in=["received", "identifying"], dispatched_at__lt=stale):
+        send_process_job(job)
+        counts["resent_process"] += 1
+    for job in Job.objects.filter(state="queued", dispatched_at__lt=stale).select_related("upload"):
+        send_separate_job(job)
+        counts["resent_separation"] += 1
+    for job_id in Job.objects.filter(state="separating", heartbeat_at__lt=lease).values_list("id", flat=True):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().select_related("upload").get(pk=job_id)
+            if job.state != Job.State.SEPARATING or job.heartbeat_at >= lease:
+                continue
+            if job.attempts >= settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
+                _finish(job, Job.State.FAILED, "worker_lost", f"no worker heartbeat after {job.attempts} attempts")
+                counts["failed"] += 1
+            else:
+                job.state, job.progress = Job.State.QUEUED, 0.0
+                transaction.on_commit(lambda j=job: send_separate_job(j))
+                counts["requeued"] += 1
+            job.save()
+    if any(counts.values()):
+        log.info("reconciler: %s", counts)
+    return counts

@@ -1,0 +1,44 @@
+"""Helpers over Django's storage API: web and workers share files only through it."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+
+
+@contextlib.contextmanager
+def local_path(name: str):
+    """A local filesystem path for a stored file: the file itself when storage is local,
+    otherwise a streamed temporary copy (deleted afterwards)."""
+    try:
+        yield default_storage.path(name)
+        return
+    except NotImplementedError:
+        pass
+    suffix = Path(name).suffix
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="clearstem-")
+    try:
+        with os.fdopen(fd, "wb") as out, default_storage.open(name, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def delete_quietly(names) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            default_storage.delete(name)

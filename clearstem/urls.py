@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from clearstem.api import views
+
+router = DefaultRouter()
+router.register("uploads", views.UploadViewSet, basename="upload")
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("stems", views.StemViewSet, basename="stem")
+router.register("recordings", views.RecordingViewSet, basename="recording")
+router.register("licenses", views.LicenseViewSet, basename="license")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/ledger/keys/", views.LedgerKeysView.as_view(), name="ledger-keys"),
+    path("api/v1/", include(router.urls)),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FingerprintConfig(AppConfig):
+    name = "fingerprint"
+    label = "fingerprint"

@@ -1,0 +1,141 @@
+"""One decoding pass per audio file: probe facts, integrity check and Chromaprint fingerprint.
+
+Uploads can be an hour long, so the file is decoded once, packet by packet (never whole in
+memory), resampled to 11025 Hz mono s16 and fed to libchromaprint as it goes — the same input
+fpcalc uses, so the raw items are Chromaprint-compatible.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import av
+import chromaprint
+import numpy as np
+
+FP_RATE = 11025
+#: Chromaprint's hop: 4096-sample frames with 2/3 overlap at 11025 Hz.
+ITEM_SECONDS = 4096 / 3 / FP_RATE
+#: Decode errors tolerated before a file counts as corrupt (a glitch in one MP3 frame is not).
+MAX_BAD_PACKETS = 8
+
+
+class AudioError(Exception):
+    """Bad audio input; `code` is machine-readable (not_audio, corrupt_audio, too_long...)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass
+class AudioScan:
+    container: str
+    codec: str
+    sample_rate: int
+    channels: int
+    bits_per_sample: int | None
+    duration_s: float
+    peak_dbfs: float
+    fingerprint: np.ndarray = field(repr=False)  # raw uint32 Chromaprint items
+    fingerprint_algorithm: int = 1
+
+    def facts(self) -> dict:
+        return {
+            "container": self.container, "codec": self.codec, "sample_rate": self.sample_rate,
+            "channels": self.channels, "bits_per_sample": self.bits_per_sample,
+            "duration_s": round(self.duration_s, 3), "peak_dbfs": round(self.peak_dbfs, 2),
+        }
+
+
+def _bits_per_sample(ctx) -> int | None:
+    name = ctx.name or ""
+    if name.startswith("pcm_"):
+        for bits in (8, 16, 24, 32, 64):
+            if f"{bits}" in name:
+                return bits
+    raw = getattr(ctx, "bits_per_raw_sample", 0) or 0
+    return int(raw) or None
+
+
+def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
+    """Decode `path` once; raise AudioError with a code for anything that is not sound audio."""
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise AudioError("not_audio", f"not a recognised audio file ({exc.__class__.__name__})") from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioError("not_audio", "the file has no audio stream")
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        sample_rate = int(stream.rate or ctx.sample_rate or 0)
+        channels = int(ctx.channels or 0)
+        if sample_rate <= 0 or channels <= 0:
+            raise AudioError("corrupt_audio", "the audio stream has no sample rate or channels")
+        declared = _declared_duration(container, stream)
+        if max_seconds is not None and declared is not None and declared > max_seconds + 1:
+            raise AudioError("too_long", f"audio is {declared:.0f} s long; the limit is {max_seconds:.0f} s")
+
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE)
+        fp = chromaprint.Fingerprinter()
+        fp.start(FP_RATE, 1)
+        n_samples = 0
+        peak = 0
+        bad_packets = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    bad_packets += 1
+                    if bad_packets > MAX_BAD_PACKETS:
+                        raise AudioError("corrupt_audio", "too many undecodable audio packets") from None
+                    continue
+                for frame in frames:
+                    n_samples += frame.samples
+                    if max_seconds is not None and n_samples > (max_seconds + 1) * sample_rate:
+                        raise AudioError("too_long", f"audio is longer than the {max_seconds:.0f} s limit")
+                    for out in resampler.resample(frame):
+                        pcm = out.to_ndarray()
+                        if pcm.size:
+                            peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
+                            fp.feed(pcm.tobytes())
+            for out in resampler.resample(None):
+                pcm = out.to_ndarray()
+                if pcm.size:
+                    fp.feed(pcm.tobytes())
+        except av.error.FFmpegError as exc:
+            raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
+
+        if n_samples == 0:
+            raise AudioError("corrupt_audio", "no audio could be decoded from the file")
+        duration = n_samples / sample_rate
+        if declared and declared > 5 and duration < 0.9 * declared:
+            raise AudioError(
+                "corrupt_audio", f"the file is truncated: {duration:.1f} s decoded of {declared:.1f} s declared"
+            )
+        try:
+            raw, algorithm = chromaprint.decode_fingerprint(fp.finish())
+        except chromaprint.FingerprintError:
+            raw, algorithm = [], 1
+        return AudioScan(
+            container=container.format.name.split(",")[0],
+            codec=ctx.name,
+            sample_rate=sample_rate,
+            channels=channels,
+            bits_per_sample=_bits_per_sample(ctx),
+            duration_s=duration,
+            peak_dbfs=20 * math.log10(peak / 32768) if peak else -math.inf,
+            fingerprint=np.asarray(raw, dtype=np.uint32),
+            fingerprint_algorithm=int(algorithm),
+        )
+
+
+def _declared_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None

@@ -1,0 +1,1 @@
+"""Catalog rights, license grants, the enforcement engine (`engine`, no Django) and metering."""

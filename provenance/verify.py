@@ -1,0 +1,89 @@
+"""Offline verifier: `python -m provenance.verify STEM_FILE BUNDLE.json [--pubkey PEM]`.
+
+Needs no database and no Django: it checks the stem file's SHA-256 against the signed record
+and the record's Ed25519 signature. With --pubkey the key is one you trust (from the
+platform's published keys); without it the bundle's embedded key is used and the verdict
+says so.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .signing import SignatureError, key_id, load_public_pem, verify_envelope
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    record: dict | None = None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_bundle(stem_path: Path, bundle: dict, trusted_pems: list[str] | None = None) -> Verdict:
+    v = Verdict(ok=False)
+    if trusted_pems:
+        keys = [load_public_pem(p) for p in trusted_pems]
+    else:
+        keys = [load_public_pem(p) for p in bundle.get("public_keys", {}).values()]
+        v.notes.append("public key taken from the bundle itself: pass --pubkey to check against a key you trust")
+    try:
+        record, kid = verify_envelope(bundle["envelope"], {key_id(k): k for k in keys})
+    except (SignatureError, KeyError) as exc:
+        v.problems.append(f"signature: {exc}")
+        return v
+    v.record = record
+    stem = record.get("stem", {})
+    actual = file_sha256(stem_path)
+    if actual != stem.get("sha256"):
+        v.problems.append(f"stem hash mismatch: file {actual}, record {stem.get('sha256')}")
+    if stem_path.stat().st_size != stem.get("size"):
+        v.problems.append(f"stem size mismatch: file {stem_path.stat().st_size}, record {stem.get('size')}")
+    if "inclusion_proof" not in bundle:
+        v.notes.append("ledger inclusion: the bundle carries no inclusion proof")
+    v.notes.append(f"signed by key {kid}")
+    v.ok = not v.problems
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m provenance.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("stem_file", type=Path)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--pubkey", type=Path, action="append", help="trusted public key (PEM); repeatable")
+    args = parser.parse_args(argv)
+    try:
+        bundle = json.loads(args.bundle.read_text())
+        trusted = [p.read_text() for p in args.pubkey] if args.pubkey else None
+        verdict = verify_bundle(args.stem_file, bundle, trusted)
+    except (OSError, ValueError, SignatureError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    for note in verdict.notes:
+        print(f"note: {note}")
+    if verdict.ok:
+        rec = verdict.record
+        print(f"VERIFIED: {args.stem_file.name} is stem {rec['stem']['name']!r} of job {rec['job']['id']} "
+              f"(model {rec['model']['name']}, basis {rec['rights']['basis']})")
+        return 0
+    for problem in verdict.problems:
+        print(f"FAIL: {problem}")
+    print("NOT VERIFIED")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+# Separation keeps no tables of its own: jobs and stems live in clearstem.jobs.
