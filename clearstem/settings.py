@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "licensing",
     "separation",
     "provenance",
+    "clearstem.ops",
 ]
 
 MIDDLEWARE = [

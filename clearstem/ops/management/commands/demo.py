@@ -1,0 +1,220 @@
+"""`manage.py demo [--no-serve]`: the embedded-default walkthrough, end to end over HTTP.
+
+Creates demo organisations and users, synthesises a small catalog (no copyrighted audio),
+registers it as the label, grants a license, then — as the producer, through the real API of a
+local server with an in-process worker — uploads a licensed catalog excerpt, an unlicensed
+catalog excerpt and an original track with an ownership attestation, and prints what
+happened: match, decision, stems with hashes, provenance verified.
+"""
+from __future__ import annotations
+
+import io
+import secrets
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+import soundfile as sf
+from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from clearstem.accounts.models import Organisation, User
+from clearstem.synth import render_song
+from clearstem.worker import start_reconciler, start_worker
+from provenance.verify import verify_bundle
+
+LABEL, PRODUCER, PLATFORM = "northwind-records", "studio-fern", "clearstem-ops"
+CATALOG = [  # seed, title, artist, ISRC
+    (101, "Harbour Lights", "The Northwinds", "QZ-NWR-26-00001"),
+    (102, "Copper Sky", "The Northwinds", "QZ-NWR-26-00002"),
+    (103, "Lanterns", "Mira Vale", "QZ-NWR-26-00003"),
+]
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Command(BaseCommand):
+    help = "Run the embedded-default walkthrough and print a report; then keep serving unless --no-serve."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="exit after the report")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, no_serve, port, **_):
+        t0 = time.perf_counter()
+        call_command("migrate", interactive=False, verbosity=0)
+        logins = self.ensure_accounts()
+        songs_dir = Path(settings.DATA_DIR) / "demo-audio"
+        songs_dir.mkdir(parents=True, exist_ok=True)
+        files = self.synthesise(songs_dir)
+
+        if settings.CLEARSTEM_EMBEDDED_WORKER:
+            start_worker()
+            start_reconciler()
+        server = ThreadedWSGIServer(("127.0.0.1", 0 if no_serve else port), QuietHandler)
+        server.set_app(StaticFilesHandler(get_wsgi_application()))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+        self.out(f"server: {base}/  (broker: {'in-process' if settings.CLEARSTEM_EMBEDDED_WORKER else 'redis'})")
+
+        label = Api(base, logins["label"]["token"])
+        producer = Api(base, logins["producer"]["token"])
+        recs = []
+        for (seed, title, artist, isrc), path in zip(CATALOG, files["catalog"]):
+            r = label.post("/recordings/", files={"file": path.open("rb")}, data={"title": title, "artist": artist, "isrc": isrc})
+            recs.append(r)
+        self.out(f"catalog: {len(recs)} recordings registered by {LABEL} ({', '.join(r['title'] for r in recs)})")
+        existing = [g for g in label.get("/licenses/")["results"] if recs[0]["id"] in g["recordings"] and g["status"] == "active"]
+        grant = existing[0] if existing else label.post("/licenses/", json={
+            "licensee": PRODUCER, "recordings": [recs[0]["id"]], "stems": ["vocals", "drums", "bass", "other"],
+            "purposes": ["remix"], "commercial": False, "territories": ["WW"],
+            "valid_from": timezone.now().isoformat(), "valid_until": (timezone.now() + timedelta(days=365)).isoformat(),
+            "max_separations": 100, "max_downloads": 400, "attribution": "Harbour Lights — The Northwinds (Northwind Records)",
+        })
+        self.out(f"license: grant {grant['id']} to {PRODUCER} for {recs[0]['title']!r} (remix, non-commercial, worldwide)")
+
+        pub = {k["keyid"]: k["pem"] for k in requests.get(f"{base}/ledger/keys/", timeout=30).json()["keys"]}
+        cases = [
+            ("licensed catalog excerpt", files["licensed"], None),
+            ("unlicensed catalog excerpt", files["unlicensed"], None),
+            ("original track + attestation", files["original"], {"accepted": True}),
+        ]
+        failures = 0
+        for name, path, attestation in cases:
+            self.out(f"\n== {name}: {path.name}")
+            up = producer.post("/uploads/", files={"file": path.open("rb")})
+            self.out(f"   upload {up['id']}: {up['duration_s']:.1f} s {up['codec']} {up['sample_rate']} Hz, sha256 {up['sha256'][:16]}…")
+            body = {"upload": up["id"], "stems": ["vocals", "drums", "bass", "other"], "purpose": "remix",
+                    "commercial": False, "territory": "GB"}
+            if attestation:
+                body["attestation"] = attestation
+            job = producer.post("/jobs/", json=body)
+            job = producer.wait_job(job["id"])
+            d = job["decision"] or {}
+            for m in d.get("matches", []):
+                self.out(f"   match: {m['title']} [{m['isrc']}] score {m['score']:.2f}, query {m['query_start_s']:.1f} s "
+                         f"↔ ref {m['ref_start_s']:.1f} s for {m['duration_s']:.1f} s")
+            if not d.get("matches"):
+                self.out("   match: none in the catalog")
+            self.out(f"   decision: {'ALLOWED' if d.get('allowed') else 'DENIED'} (basis {d.get('basis')})"
+                     + "".join(f"\n     - {r['code']}: {r['detail']}" for r in d.get("reasons", [])))
+            self.out(f"   job: {job['state']}" + (f" ({job['error_code']})" if job["error_code"] else ""))
+            for stem in job["stems"]:
+                audio = producer.get_bytes(stem["download_url"])
+                bundle = producer.get(stem["provenance_url"])
+                tmp = songs_dir / f"check-{stem['id']}.wav"
+                tmp.write_bytes(audio)
+                verdict = verify_bundle(tmp, bundle, list(pub.values()))
+                tmp.unlink()
+                failures += not verdict.ok
+                self.out(f"   stem {stem['name']:<6} {stem['sha256'][:16]}…  provenance "
+                         f"{'VERIFIED' if verdict.ok else 'FAILED: ' + '; '.join(verdict.problems)}")
+            expected = {"licensed catalog excerpt": "done", "unlicensed catalog excerpt": "denied",
+                        "original track + attestation": "done"}[name]
+            failures += job["state"] != expected
+        self.out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; "
+                 f"{'all checks passed' if not failures else f'{failures} checks FAILED'}")
+        if failures:
+            raise CommandError("demo checks failed")
+        if no_serve:
+            server.shutdown()
+            return
+        self.out("\nSign in at http://127.0.0.1:%d/admin/ (Django admin) or use the API tokens:" % port)
+        for role, info in logins.items():
+            self.out(f"  {role:<9} {info['email']:<24} password {info['password']}  token {info['token']}")
+        self.out("Press Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.shutdown()
+
+    def out(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
+
+    def ensure_accounts(self) -> dict:
+        orgs = {
+            "label": (LABEL, "label", "Northwind Records"),
+            "producer": (PRODUCER, "producer", "Studio Fern"),
+            "auditor": (PLATFORM, "platform", "ClearStem Operations"),
+        }
+        logins = {}
+        for role, (slug, kind, name) in orgs.items():
+            org, _ = Organisation.objects.get_or_create(slug=slug, defaults={"kind": kind, "name": name, "verified": True})
+            email = f"{role}@demo.clearstem.test"
+            user = User.objects.filter(username=email).first() or User.objects.create_user(
+                username=email, email=email, organisation=org, role=User.Role.ADMIN)
+            password = secrets.token_urlsafe(9)
+            user.set_password(password)
+            user.is_staff = True
+            user.is_superuser = kind == "platform"
+            user.save()
+            token, _ = Token.objects.get_or_create(user=user)
+            logins[role] = {"email": email, "password": password, "token": token.key}
+        return logins
+
+    def synthesise(self, folder: Path) -> dict:
+        out = {"catalog": []}
+        songs = {}
+        for seed, title, *_ in CATALOG:
+            path = folder / f"{seed}-{title.lower().replace(' ', '-')}.wav"
+            songs[seed] = render_song(seed, seconds=30)
+            if not path.exists():
+                sf.write(path, songs[seed].mixture.T, 44100, subtype="PCM_16")
+            out["catalog"].append(path)
+        sr = 44100
+        out["licensed"] = folder / "upload-harbour-lights-excerpt.flac"
+        sf.write(out["licensed"], songs[101].mixture[:, 6 * sr:26 * sr].T, sr, subtype="PCM_16")
+        out["unlicensed"] = folder / "upload-copper-sky-excerpt.flac"
+        sf.write(out["unlicensed"], songs[102].mixture[:, 4 * sr:24 * sr].T, sr, subtype="PCM_16")
+        out["original"] = folder / "upload-my-own-track.wav"
+        sf.write(out["original"], render_song(7001, seconds=20).mixture.T, sr, subtype="PCM_16")
+        return out
+
+
+class Api:
+    """A tiny client for the walkthrough; raises with the API's error code on failure."""
+
+    def __init__(self, base: str, token: str):
+        self.base = base
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+
+    def _check(self, resp):
+        if resp.status_code >= 400:
+            raise CommandError(f"{resp.request.method} {resp.url} -> {resp.status_code}: {resp.text[:300]}")
+        return resp
+
+    def get(self, path):
+        return self._check(self.session.get(self._url(path), timeout=60)).json()
+
+    def get_bytes(self, path):
+        return self._check(self.session.get(self._url(path), timeout=120)).content
+
+    def post(self, path, **kw):
+        return self._check(self.session.post(self._url(path), timeout=300, **kw)).json()
+
+    def _url(self, path):
+        return path.replace("/api/v1", self.base) if path.startswith("/api/v1") else self.base + path
+
+    def wait_job(self, job_id, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(f"/jobs/{job_id}/")
+            if job["state"] in ("done", "denied", "failed", "cancelled"):
+                return job
+            time.sleep(0.25)
+        raise CommandError(f"job {job_id} did not finish in {timeout} s")

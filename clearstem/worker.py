@@ -1,0 +1,52 @@
+"""The embedded default's in-process Dramatiq worker and reconciler thread.
+
+Production runs `manage.py rundramatiq` (GPU workers with `--queues separation`) and
+`manage.py reconcile_jobs --every 60` instead; this module is for one-process installs.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from django.db import close_old_connections
+
+log = logging.getLogger("clearstem.worker")
+ACTOR_MODULES = ("fingerprint.actors", "clearstem.jobs.actors", "separation.actors")
+
+
+def import_actors() -> None:
+    import importlib
+
+    for name in ACTOR_MODULES:
+        importlib.import_module(name)
+
+
+def start_worker(threads: int = 2) -> dramatiq.Worker:
+    """Start a real Dramatiq worker in this process on the configured broker."""
+    import_actors()
+    broker = dramatiq.get_broker()
+    # Without process_boot the TimeLimit watchdog never starts (../shared/STACK-NOTES.md).
+    broker.emit_after("process_boot")
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+    worker.start()
+    return worker
+
+
+def start_reconciler(every_s: float = 60.0) -> threading.Event:
+    """Run the reconciler every `every_s` seconds in a daemon thread; set the event to stop."""
+    from clearstem.jobs.services import do_reconcile_jobs
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every_s):
+            try:
+                do_reconcile_jobs()
+            except Exception:
+                log.exception("reconciler pass failed")
+            finally:
+                close_old_connections()
+
+    threading.Thread(target=loop, name="clearstem-reconciler", daemon=True).start()
+    return stop
