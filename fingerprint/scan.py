@@ -7,11 +7,14 @@ fpcalc uses, so the raw items are Chromaprint-compatible.
 from __future__ import annotations
 
 import math
+import os
+import struct
 from dataclasses import dataclass, field
 
 import av
 import chromaprint
 import numpy as np
+import soundfile as sf
 
 FP_RATE = 11025
 #: Chromaprint's hop: 4096-sample frames with 2/3 overlap at 11025 Hz.
@@ -49,14 +52,41 @@ class AudioScan:
         }
 
 
-def _bits_per_sample(ctx) -> int | None:
+def _bits_per_sample(path: str, ctx) -> int | None:
+    """The source's real bit depth (PyAV reports 24-bit FLAC as s32, so ask libsndfile first)."""
+    try:
+        subtype = sf.info(str(path)).subtype
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        subtype = ""
+    for bits in (8, 16, 24, 32):
+        if subtype in (f"PCM_{bits}", f"PCM_S{bits}", f"PCM_U{bits}"):
+            return bits
     name = ctx.name or ""
     if name.startswith("pcm_"):
         for bits in (8, 16, 24, 32, 64):
-            if f"{bits}" in name:
+            if str(bits) in name:
                 return bits
-    raw = getattr(ctx, "bits_per_raw_sample", 0) or 0
-    return int(raw) or None
+    return None
+
+
+def _riff_truncation(path: str) -> str | None:
+    """FFmpeg sizes a WAV from the bytes present; the RIFF `data` chunk says what should be."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = os.fstat(fh.fileno()).st_size
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                present = size - fh.tell()
+                if length != 0xFFFFFFFF and length > present + 1:
+                    return f"the file is truncated: {present} of {length} audio bytes present"
+                return None
+            fh.seek(length + (length & 1), os.SEEK_CUR)
 
 
 def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
@@ -73,7 +103,7 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
         sample_rate = int(stream.rate or ctx.sample_rate or 0)
         channels = int(ctx.channels or 0)
         if sample_rate <= 0 or channels <= 0:
-            raise AudioError("corrupt_audio", "the audio stream has no sample rate or channels")
+            raise AudioError("not_audio", "the file has no decodable audio stream")
         declared = _declared_duration(container, stream)
         if max_seconds is not None and declared is not None and declared > max_seconds + 1:
             raise AudioError("too_long", f"audio is {declared:.0f} s long; the limit is {max_seconds:.0f} s")
@@ -109,6 +139,8 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
         except av.error.FFmpegError as exc:
             raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
 
+        if truncated := _riff_truncation(str(path)):
+            raise AudioError("corrupt_audio", truncated)
         if n_samples == 0:
             raise AudioError("corrupt_audio", "no audio could be decoded from the file")
         duration = n_samples / sample_rate
@@ -125,7 +157,7 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
             codec=ctx.name,
             sample_rate=sample_rate,
             channels=channels,
-            bits_per_sample=_bits_per_sample(ctx),
+            bits_per_sample=_bits_per_sample(path, ctx),
             duration_s=duration,
             peak_dbfs=20 * math.log10(peak / 32768) if peak else -math.inf,
             fingerprint=np.asarray(raw, dtype=np.uint32),

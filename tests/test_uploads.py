@@ -1,0 +1,98 @@
+"""Uploads: probe facts, and every bad-input code leaves nothing behind."""
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from clearstem.uploads.models import Upload
+from tests.conftest import noise_wav, upload_file
+
+
+def stored_files() -> list[Path]:
+    root = Path(settings.MEDIA_ROOT) / "uploads"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def clean_media():
+    before = set(stored_files())
+    yield before
+
+
+def test_upload_probes_and_hashes(clients, audio_dir):
+    import hashlib
+
+    path = audio_dir / "excerpt11.flac"
+    r = upload_file(clients["producer"], path)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert body["codec"] == "flac" and body["sample_rate"] == 44100 and body["channels"] == 2
+    assert body["bits_per_sample"] == 16
+    assert abs(body["duration_s"] - 15.0) < 0.01
+    upload = Upload.objects.get(pk=body["id"])
+    # Chromaprint yields about 8.075 items per second minus 21.5 (../shared/STACK-NOTES.md)
+    assert abs(len(bytes(upload.fingerprint)) // 4 - (8.075 * 15 - 21.5)) < 5
+    assert upload.identification_status == "pending"
+
+
+@pytest.mark.parametrize("case,code,status", [
+    ("text", "not_audio", 415),
+    ("empty", "empty_file", 400),
+    ("truncated", "corrupt_audio", 422),
+    ("garbage_mp3", "not_audio", 415),
+])
+def test_bad_input_codes_leave_nothing_behind(clients, tmp_path, audio_dir, case, code, status, clean_media):
+    if case == "text":
+        path = tmp_path / "notes.wav"
+        path.write_text("these are not the droids you are looking for\n" * 100)
+    elif case == "empty":
+        path = tmp_path / "empty.wav"
+        path.write_bytes(b"")
+    elif case == "truncated":
+        data = (audio_dir / "song11.wav").read_bytes()
+        path = tmp_path / "truncated.wav"
+        path.write_bytes(data[: len(data) // 3])
+    else:
+        path = tmp_path / "garbage.mp3"
+        path.write_bytes(bytes(range(256)) * 400)
+    r = upload_file(clients["producer"], path)
+    assert r.status_code == status, r.content
+    assert r.json()["code"] == code
+    assert r.json()["detail"]
+    assert Upload.objects.count() == 0
+    assert set(stored_files()) == clean_media
+
+
+def test_too_large(clients, tmp_path, settings, clean_media):
+    settings.CLEARSTEM_MAX_UPLOAD_BYTES = 200_000
+    r = upload_file(clients["producer"], noise_wav(tmp_path / "big.wav", 5))
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"
+    assert Upload.objects.count() == 0 and set(stored_files()) == clean_media
+
+
+def test_too_long(clients, tmp_path, settings, clean_media):
+    settings.CLEARSTEM_MAX_UPLOAD_SECONDS = 3
+    r = upload_file(clients["producer"], noise_wav(tmp_path / "long.wav", 6))
+    assert r.status_code == 422
+    assert r.json()["code"] == "too_long"
+    assert Upload.objects.count() == 0 and set(stored_files()) == clean_media
+
+
+def test_missing_file_field(clients):
+    r = clients["producer"].post("/api/v1/uploads/", {}, format="multipart")
+    assert r.status_code == 400 and r.json()["code"] == "invalid"
+
+
+def test_labels_cannot_upload_and_other_orgs_cannot_see(clients, audio_dir):
+    assert upload_file(clients["label"], audio_dir / "original.wav").status_code == 403
+    r = upload_file(clients["producer"], audio_dir / "original.wav")
+    upload_id = r.json()["id"]
+    assert clients["producer"].get(f"/api/v1/uploads/{upload_id}/").status_code == 200
+    assert clients["producer_b"].get(f"/api/v1/uploads/{upload_id}/").status_code == 404
+    assert clients["label"].get(f"/api/v1/uploads/{upload_id}/").status_code == 404
+    assert clients["platform"].get(f"/api/v1/uploads/{upload_id}/").status_code == 200
+    unauth = clients["producer"].__class__()
+    resp = unauth.get(f"/api/v1/uploads/{upload_id}/")
+    assert resp.status_code == 401 and resp.json()["code"] == "not_authenticated"
