@@ -93,12 +93,13 @@ def catalog(clients, audio_dir):
 
 
 @contextlib.contextmanager
-def running_worker():
+def running_worker(flush_first: bool = True):
     """A real Dramatiq worker on the configured (Redis) broker, in this process."""
     from clearstem.worker import start_worker
 
     broker = dramatiq.get_broker()
-    broker.flush_all()
+    if flush_first:
+        broker.flush_all()
     worker = start_worker(threads=2)
     try:
         yield worker

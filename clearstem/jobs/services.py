@@ -89,7 +89,7 @@ def do_process_job(job_id) -> Job | None:
         job.save(update_fields=["state"])
     upload = do_identify_upload(job.upload_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("upload", "requested_by__organisation").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("upload", "requested_by__organisation").get(pk=job_id)
         if job.state != Job.State.IDENTIFYING:
             return job
         decision = do_decide_job(job)
@@ -142,7 +142,7 @@ def do_reconcile_jobs(now=None) -> dict:
         counts["resent_separation"] += 1
     for job_id in Job.objects.filter(state="separating", heartbeat_at__lt=lease).values_list("id", flat=True):
         with transaction.atomic():
-            job = Job.objects.select_for_update().select_related("upload").get(pk=job_id)
+            job = Job.objects.select_for_update(of=("self",)).select_related("upload").get(pk=job_id)
             if job.state != Job.State.SEPARATING or job.heartbeat_at >= lease:
                 continue
             if job.attempts >= settings.CLEARSTEM_JOB_MAX_ATTEMPTS:

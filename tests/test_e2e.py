@@ -1,0 +1,119 @@
+"""The whole pipeline through the HTTP API of a live server, with a real Dramatiq worker on a
+real Redis and PostgreSQL: register → license → upload → identify → decide → separate →
+download (enforced) → provenance verified offline by the CLI in a subprocess."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import grant_body
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Client:
+    def __init__(self, base, token):
+        self.base, self.s = base, requests.Session()
+        self.s.headers["Authorization"] = f"Token {token}"
+
+    def get(self, path, **kw):
+        return self.s.get(self.base + path, timeout=60, **kw)
+
+    def post(self, path, **kw):
+        return self.s.post(self.base + path, timeout=120, **kw)
+
+    def wait(self, job_id, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(f"/api/v1/jobs/{job_id}/").json()
+            if job["state"] in ("done", "denied", "failed", "cancelled"):
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} stuck in {job['state']}")
+
+
+def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
+    label = Client(live_server.url, users["label"][1])
+    producer = Client(live_server.url, users["producer"][1])
+    other_producer = Client(live_server.url, users["producer_b"][1])
+
+    recs = {}
+    for seed in (11, 12):
+        with open(audio_dir / f"song{seed}.wav", "rb") as fh:
+            r = label.post("/api/v1/recordings/", files={"file": fh}, data={"title": f"Song {seed}", "isrc": f"QZAAA2600{seed:03d}"})
+        assert r.status_code == 201, r.text
+        recs[seed] = r.json()
+    r = label.post("/api/v1/licenses/", json=grant_body([recs[11]["id"]], max_downloads=3))
+    assert r.status_code == 201, r.text
+
+    # 1. licensed excerpt: identified, cleared under the grant, separated, stems signed
+    with open(audio_dir / "excerpt11.flac", "rb") as fh:
+        up = producer.post("/api/v1/uploads/", files={"file": fh}).json()
+    job = producer.post("/api/v1/jobs/", json={"upload": up["id"], "stems": ["vocals", "drums"], "purpose": "remix",
+                                                "territory": "GB"}).json()
+    assert job["state"] == "received"
+    job = producer.wait(job["id"])
+    assert job["state"] == "done", job
+    assert job["decision"]["allowed"] and job["decision"]["basis"] == "license"
+    (match,) = job["decision"]["matches"]
+    assert match["isrc"] == "QZAAA2600011" and abs(match["ref_start_s"] - 4) < 0.5
+    assert {s["name"] for s in job["stems"]} == {"vocals", "drums"}
+    assert job["model"] == "dsp" and job["model_fidelity"] == "low"
+    up_after = producer.get(f"/api/v1/uploads/{up['id']}/").json()
+    assert up_after["identification_status"] == "done" and up_after["identification"]["matches"]
+
+    stem = job["stems"][0]
+    audio = producer.get(stem["download_url"].replace("/api", "/api", 1))
+    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+    stem_path = tmp_path / "stem.wav"
+    stem_path.write_bytes(audio.content)
+    bundle_path = tmp_path / "bundle.json"
+    bundle_path.write_text(json.dumps(producer.get(stem["provenance_url"]).json()))
+    keys = requests.get(live_server.url + "/api/v1/ledger/keys/", timeout=30).json()["keys"]
+    pem_path = tmp_path / "key.pem"
+    pem_path.write_text(keys[0]["pem"])
+    cli = [sys.executable, "-m", "provenance.verify", str(stem_path), str(bundle_path), "--pubkey", str(pem_path)]
+    ok = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "VERIFIED" in ok.stdout, ok.stdout + ok.stderr
+    record = json.loads(__import__("base64").b64decode(json.loads(bundle_path.read_text())["envelope"]["payload"]))
+    assert record["source"]["sha256"] == up["sha256"] and record["rights"]["grants"][0]["terms_digest"]
+    assert record["model"]["name"] == "dsp" and record["model"]["fidelity"] == "low"
+    # a flipped byte in the stem is caught by the offline verifier
+    data = bytearray(stem_path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stem_path.write_bytes(bytes(data))
+    bad = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and "hash mismatch" in bad.stdout
+
+    # downloads are metered against the cap (3): two more succeed, the fourth is refused
+    assert producer.get(stem["download_url"]).status_code == 200
+    assert producer.get(stem["download_url"]).status_code == 200
+    refused = producer.get(stem["download_url"])
+    assert refused.status_code == 403 and refused.json()["code"] == "download_cap_reached"
+    # other organisations cannot see the job or its stems
+    assert other_producer.get(f"/api/v1/jobs/{job['id']}/").status_code == 404
+    assert other_producer.get(stem["download_url"]).status_code == 404
+
+    # 2. unlicensed catalog excerpt: denied before any separation, with the reason
+    with open(audio_dir / "excerpt12.flac", "rb") as fh:
+        up2 = producer.post("/api/v1/uploads/", files={"file": fh}).json()
+    job2 = producer.wait(producer.post("/api/v1/jobs/", json={"upload": up2["id"], "stems": ["vocals"],
+                                                             "purpose": "remix", "territory": "GB"}).json()["id"])
+    assert job2["state"] == "denied" and job2["error_code"] == "no_license" and job2["stems"] == []
+    assert job2["decision"]["reasons"][0]["recording"] == recs[12]["id"]
+    assert job2["started_at"] is None
+
+    # 3. original audio: needs the attestation, then runs
+    with open(audio_dir / "original.wav", "rb") as fh:
+        up3 = producer.post("/api/v1/uploads/", files={"file": fh}).json()
+    body = {"upload": up3["id"], "stems": ["instrumental"], "purpose": "remix", "territory": "US"}
+    job3 = producer.wait(producer.post("/api/v1/jobs/", json=body).json()["id"])
+    assert job3["state"] == "denied" and job3["error_code"] == "attestation_required"
+    job4 = producer.wait(producer.post("/api/v1/jobs/", json={**body, "attestation": {"accepted": True}}).json()["id"])
+    assert job4["state"] == "done" and job4["decision"]["basis"] == "attestation"
+    assert {s["name"] for s in job4["stems"]} == {"drums", "bass", "other"}
