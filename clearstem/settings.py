@@ -218,6 +218,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Rights-aware stem separation with signed provenance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeEnum": "licensing.engine.PURPOSES",
+        "StemEnum": "licensing.engine.STEM_CHOICES",
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
