@@ -144,7 +144,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = env.str("CLEARSTEM_STATIC_ROOT", default=str(DATA_DIR / "static"))
 
 # Uploads always spool to disk (never whole in memory); the hashing handler streams SHA-256.
 FILE_UPLOAD_HANDLERS = ["clearstem.uploads.handlers.HashingUploadHandler"]
