@@ -110,26 +110,37 @@ def do_create_grant(licensor_org, recordings, **terms) -> LicenseGrant:
     return grant
 
 
-@transaction.atomic
 def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
-    """Revocation takes effect at once: queued or pending jobs under the grant are cancelled."""
+    """Revocation takes effect at once: from its commit on, every decision and download under
+    the grant is refused; then jobs already cleared under it are cancelled (a running one stops
+    between chunks).
+
+    Two transactions on purpose: dispatch locks a job and then its grants, so holding the grant
+    while locking jobs could deadlock. A dispatch waiting on the grant lock sees `revoked`; one
+    that committed just before is found by its usage event in the second step.
+    """
     from clearstem.jobs.models import Job
 
-    grant = LicenseGrant.objects.select_for_update().get(id=grant_id, licensor=licensor_org)
-    if grant.status == LicenseGrant.Status.REVOKED:
-        raise ApiError("already_revoked", "the license is already revoked", status.HTTP_409_CONFLICT)
-    grant.status = LicenseGrant.Status.REVOKED
-    grant.status_changed_at = timezone.now()
-    grant.save(update_fields=["status", "status_changed_at"])
-    job_ids = UsageEvent.objects.filter(grant=grant, kind=UsageEvent.Kind.SEPARATION).values_list("job_id", flat=True)
-    for job in Job.objects.select_for_update().filter(id__in=list(job_ids), state__in=["cleared", "queued", "separating"]):
-        if job.state == Job.State.SEPARATING:
-            job.cancel_requested = True
-        else:
-            job.state = Job.State.CANCELLED
-            job.finished_at = timezone.now()
-        job.error_code, job.error_message = "revoked", "the license was revoked"
-        job.save(update_fields=["state", "cancel_requested", "finished_at", "error_code", "error_message"])
+    with transaction.atomic():
+        grant = LicenseGrant.objects.select_for_update().get(id=grant_id, licensor=licensor_org)
+        if grant.status == LicenseGrant.Status.REVOKED:
+            raise ApiError("already_revoked", "the license is already revoked", status.HTTP_409_CONFLICT)
+        grant.status = LicenseGrant.Status.REVOKED
+        grant.status_changed_at = timezone.now()
+        grant.save(update_fields=["status", "status_changed_at"])
+    job_ids = list(UsageEvent.objects.filter(grant=grant, kind=UsageEvent.Kind.SEPARATION).values_list("job_id", flat=True))
+    for job_id in job_ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if job.state == Job.State.SEPARATING:
+                job.cancel_requested = True
+            elif job.state in (Job.State.CLEARED, Job.State.QUEUED):
+                job.state = Job.State.CANCELLED
+                job.finished_at = timezone.now()
+            else:
+                continue
+            job.error_code, job.error_message = "revoked", "the license was revoked"
+            job.save(update_fields=["state", "cancel_requested", "finished_at", "error_code", "error_message"])
     return grant
 
 

@@ -30,14 +30,13 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 class DSPSeparator:
-    def __init__(self) -> None:
-        self.info = ModelInfo(
-            name="dsp", architecture="hpss-median+centre-band", stems=("vocals", "drums", "bass", "other"),
-            sample_rate=0, weights_sha256=None, code_version=CODE_VERSION,
-            weights_licence="none (no learned weights)", training_data="none (classical signal processing)",
-            commercial_use=True, fidelity="low",
-            parameters={"n_fft": N_FFT, "hop": HOP, "median_kernel": KERNEL},
-        )
+    info = ModelInfo(
+        name="dsp", architecture="hpss-median+centre-band", stems=("vocals", "drums", "bass", "other"),
+        sample_rate=0, weights_sha256=None, code_version=CODE_VERSION,
+        weights_licence="none (no learned weights)", training_data="none (classical signal processing)",
+        commercial_use=True, fidelity="low",
+        parameters={"n_fft": N_FFT, "hop": HOP, "median_kernel": KERNEL},
+    )
 
     def separate(self, audio: np.ndarray, rate: int, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         audio = np.asarray(audio, dtype=np.float32)

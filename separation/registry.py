@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dsp import DSPSeparator
-from .engine import Engine
+from .engine import Engine, ModelInfo
 
 
 class ModelUnavailable(Exception):
@@ -32,6 +32,13 @@ _LOADED: dict[str, Engine] = {}
 
 def list_models(model_dir: str | None = None) -> list[ModelStatus]:
     return [ModelStatus(name, True) for name in _FACTORIES]
+
+
+def model_info(name: str, model_dir: str | None = None) -> ModelInfo:
+    """What a model is (stems, licence, fidelity) without loading it: web processes use this."""
+    if name not in _FACTORIES:
+        raise ModelUnavailable(name, f"unknown model; known: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[name].info
 
 
 def get_engine(name: str, model_dir: str | None = None) -> Engine:

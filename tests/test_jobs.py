@@ -111,7 +111,8 @@ def test_reconciler_resends_jobs_lost_by_the_broker(transactional_db, clients, c
     assert lost_separation.state == "queued"
     broker.flush_all()  # ...and the broker lost every message
     Job.objects.update(dispatched_at=long_ago)
-    assert do_reconcile_jobs() == {"resent_process": 1, "resent_separation": 1, "requeued": 0, "failed": 0}
+    assert do_reconcile_jobs() == {"resent_process": 1, "resent_separation": 1, "requeued": 0, "failed": 0,
+                                   "resent_identify": 0}
     assert do_reconcile_jobs()["resent_process"] == 0  # not re-sent again before the delay
     with running_worker(flush_first=False):
         assert wait_for(lost_process.pk).state == "done"
@@ -128,3 +129,20 @@ def test_dead_worker_is_requeued_then_failed(clients, catalog, audio_dir, settin
     assert do_reconcile_jobs()["failed"] == 1
     failed = Job.objects.get(pk=job.pk)
     assert failed.state == "failed" and failed.error_code == "worker_lost"
+
+
+def test_cancel_during_separation_stops_between_chunks(clients, catalog, audio_dir):
+    from separation.engine import Cancelled
+    from separation.services import _progress_reporter
+
+    job = do_process_job(make_job(clients, audio_dir).pk)
+    Job.objects.filter(pk=job.pk).update(state="separating", attempts=1)
+    r = clients["producer"].post(f"/api/v1/jobs/{job.pk}/cancel/")
+    assert r.status_code == 200 and r.json()["cancel_requested"] and r.json()["state"] == "separating"
+    with pytest.raises(Cancelled):
+        _progress_reporter(job.pk)(0.5)
+    # a cancel that arrives while the job is still queued is honoured when a worker claims it
+    queued = do_process_job(make_job(clients, audio_dir).pk)
+    Job.objects.filter(pk=queued.pk).update(cancel_requested=True)
+    assert do_separate_job(queued.pk) is None
+    assert Job.objects.get(pk=queued.pk).state == "cancelled"

@@ -48,10 +48,10 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def get_model_fidelity(self, obj) -> str | None:
-        from separation.registry import ModelUnavailable, get_engine
+        from separation.registry import ModelUnavailable, model_info
 
         try:
-            return get_engine(obj.model).info.fidelity
+            return model_info(obj.model).fidelity
         except ModelUnavailable:
             return None
 

@@ -13,9 +13,9 @@ from clearstem.api.errors import ApiError
 from fingerprint.services import do_identify_upload
 from licensing.engine import ALL_STEMS, PURPOSES
 from licensing.services import do_decide_job
-from separation.registry import ModelUnavailable, get_engine
+from separation.registry import ModelUnavailable, model_info
 
-from .dispatch import send_process_job, send_separate_job
+from .dispatch import send_on_commit, send_process_job, send_separate_job
 from .models import Job
 
 log = logging.getLogger("clearstem.jobs")
@@ -41,18 +41,18 @@ def do_create_job(user, upload, *, stems, purpose, commercial, territory, attest
         raise ApiError("permission_denied", "only producers with write access can request separations", 403)
     model = model or settings.CLEARSTEM_DEFAULT_MODEL
     try:
-        engine = get_engine(model, settings.CLEARSTEM_MODEL_DIR)
+        info = model_info(model, settings.CLEARSTEM_MODEL_DIR)
     except ModelUnavailable as exc:
         raise ApiError("model_unavailable", str(exc)) from exc
     wanted = expand_stems(stems)
-    unknown = [s for s in wanted if s not in engine.info.stems]
+    unknown = [s for s in wanted if s not in info.stems]
     if not wanted or unknown:
         raise ApiError("invalid_stems", f"choose stems from {list(ALL_STEMS) + ['instrumental']}")
     if purpose not in PURPOSES:
         raise ApiError("invalid_purpose", f"purpose must be one of {list(PURPOSES)}")
-    if commercial and not engine.info.commercial_use:
+    if commercial and not info.commercial_use:
         raise ApiError("model_not_licensed_for_commercial_use",
-                       f"model {model!r} is licensed for non-commercial use only ({engine.info.weights_licence})", 403)
+                       f"model {model!r} is licensed for non-commercial use only ({info.weights_licence})", 403)
     signed_attestation = None
     if attestation:
         if not attestation.get("accepted"):
@@ -67,8 +67,9 @@ def do_create_job(user, upload, *, stems, purpose, commercial, territory, attest
         job = Job.objects.create(
             upload=upload, requested_by=user, organisation=user.organisation, stems=wanted, purpose=purpose,
             commercial=bool(commercial), territory=territory.upper(), attestation=signed_attestation, model=model,
+            dispatched_at=timezone.now(),
         )
-        transaction.on_commit(lambda: send_process_job(job))
+        send_on_commit(send_process_job, job.pk)
     return job
 
 
@@ -99,8 +100,8 @@ def do_process_job(job_id) -> Job | None:
         job.decided_at = now
         if decision.allowed:
             job.state = Job.State.QUEUED  # cleared, and queued in the same transaction
-            job.queued_at = now
-            transaction.on_commit(lambda: send_separate_job(job))
+            job.queued_at = job.dispatched_at = now
+            send_on_commit(send_separate_job, job.pk, upload.duration_s)
         else:
             first = decision.reasons[0]
             _finish(job, Job.State.DENIED, first.code, first.detail)
@@ -128,18 +129,30 @@ def do_reconcile_jobs(now=None) -> dict:
     - received/identifying or queued longer than CLEARSTEM_JOB_RESEND_AFTER_S since the last
       message: send it again;
     - separating with no heartbeat for CLEARSTEM_JOB_LEASE_S: the worker died; re-queue while
-      attempts remain, else fail with `worker_lost`.
+      attempts remain, else fail with `worker_lost`;
+    - uploads whose identification message was lost: send it again (identification is
+      idempotent, and a job's own processing would identify the upload anyway).
     """
+    from clearstem.uploads.models import Upload
+    from fingerprint.dispatch import send_identify_upload
+
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)
     lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_LEASE_S)
-    counts = {"resent_process": 0, "resent_separation": 0, "requeued": 0, "failed": 0}
+    counts = {"resent_process": 0, "resent_separation": 0, "requeued": 0, "failed": 0, "resent_identify": 0}
     for job in Job.objects.filter(state__in=["received", "identifying"], dispatched_at__lt=stale):
-        send_process_job(job)
+        Job.objects.filter(pk=job.pk).update(dispatched_at=now)
+        send_process_job(job.pk)
         counts["resent_process"] += 1
     for job in Job.objects.filter(state="queued", dispatched_at__lt=stale).select_related("upload"):
-        send_separate_job(job)
+        Job.objects.filter(pk=job.pk).update(dispatched_at=now)
+        send_separate_job(job.pk, job.upload.duration_s)
         counts["resent_separation"] += 1
+    recent_pending = Upload.objects.filter(  # a day of tries; jobs identify their upload anyway
+        identification_status="pending", created_at__lt=stale, created_at__gt=now - timedelta(days=1))
+    for upload_id in recent_pending.values_list("id", flat=True):
+        send_identify_upload(upload_id)
+        counts["resent_identify"] += 1
     for job_id in Job.objects.filter(state="separating", heartbeat_at__lt=lease).values_list("id", flat=True):
         with transaction.atomic():
             job = Job.objects.select_for_update(of=("self",)).select_related("upload").get(pk=job_id)
@@ -149,8 +162,8 @@ def do_reconcile_jobs(now=None) -> dict:
                 _finish(job, Job.State.FAILED, "worker_lost", f"no worker heartbeat after {job.attempts} attempts")
                 counts["failed"] += 1
             else:
-                job.state, job.progress = Job.State.QUEUED, 0.0
-                transaction.on_commit(lambda j=job: send_separate_job(j))
+                job.state, job.progress, job.dispatched_at = Job.State.QUEUED, 0.0, now
+                send_on_commit(send_separate_job, job.pk, job.upload.duration_s)
                 counts["requeued"] += 1
             job.save()
     if any(counts.values()):

@@ -60,9 +60,10 @@ def do_create_upload(user, uploaded_file) -> Upload:
                 peak_dbfs=scan.peak_dbfs if scan.peak_dbfs > -1e9 else None,
                 fingerprint=scan.fingerprint.astype("<u4").tobytes(), fingerprint_algorithm=scan.fingerprint_algorithm,
             )
+            from clearstem.jobs.dispatch import send_on_commit
             from fingerprint.dispatch import send_identify_upload
 
-            transaction.on_commit(lambda: send_identify_upload(upload.id))
+            send_on_commit(send_identify_upload, upload.id)
     except BaseException:
         delete_quietly([name])
         raise

@@ -13,9 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+")
-        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object per line")
 
-    def handle(self, files, json: bool, **_):
+    def handle(self, files, as_json: bool, **_):
         catalog_index()  # load once for the whole batch
         failures = 0
         for path in files:
@@ -30,14 +30,10 @@ class Command(BaseCommand):
                 failures += 1
                 row = {"file": path, "error": getattr(exc, "code", "unreadable"), "detail": str(exc), "matches": []}
             row["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            if json:
-                self.stdout.write(_dumps(row))
+            if as_json:
+                self.stdout.write(json.dumps(row, separators=(",", ":")))
             else:
                 found = ", ".join(f"{m['title']} ({m['score']:.2f})" for m in row["matches"]) or row.get("error", "no match")
                 self.stdout.write(f"{path}: {found}")
         if failures:
             raise SystemExit(1)
-
-
-def _dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))
