@@ -64,19 +64,15 @@ def test_bad_input_codes_leave_nothing_behind(clients, tmp_path, audio_dir, case
     assert set(stored_files()) == clean_media
 
 
-def test_too_large(clients, tmp_path, settings, clean_media):
-    settings.CLEARSTEM_MAX_UPLOAD_BYTES = 200_000
-    r = upload_file(clients["producer"], noise_wav(tmp_path / "big.wav", 5))
-    assert r.status_code == 413
-    assert r.json()["code"] == "too_large"
-    assert Upload.objects.count() == 0 and set(stored_files()) == clean_media
-
-
-def test_too_long(clients, tmp_path, settings, clean_media):
-    settings.CLEARSTEM_MAX_UPLOAD_SECONDS = 3
-    r = upload_file(clients["producer"], noise_wav(tmp_path / "long.wav", 6))
-    assert r.status_code == 422
-    assert r.json()["code"] == "too_long"
+@pytest.mark.parametrize("limit,value,status,code", [
+    ("CLEARSTEM_MAX_UPLOAD_BYTES", 200_000, 413, "too_large"),
+    ("CLEARSTEM_MAX_UPLOAD_SECONDS", 3, 422, "too_long"),
+])
+def test_limits(clients, tmp_path, settings, clean_media, limit, value, status, code):
+    setattr(settings, limit, value)
+    r = upload_file(clients["producer"], noise_wav(tmp_path / "big.wav", 6))
+    assert r.status_code == status
+    assert r.json()["code"] == code
     assert Upload.objects.count() == 0 and set(stored_files()) == clean_media
 
 
