@@ -175,6 +175,8 @@ CLEARSTEM_SIGNING_KEY_FILE = env.str(
 CLEARSTEM_SIGNING_KEY_PEM = env.str("CLEARSTEM_SIGNING_KEY_PEM", default="")
 CLEARSTEM_AUTO_CREATE_DEV_KEY = env.bool("CLEARSTEM_AUTO_CREATE_DEV_KEY", default=True)
 CLEARSTEM_VERIFY_KEY_FILES = env.list("CLEARSTEM_VERIFY_KEY_FILES", default=[])
+# The log's name in its checkpoints (C2SP tlog-checkpoint origin).
+CLEARSTEM_LEDGER_ORIGIN = env.str("CLEARSTEM_LEDGER_ORIGIN", default="clearstem.local/provenance-ledger")
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")

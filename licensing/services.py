@@ -41,11 +41,36 @@ def grants_for(user, recording_ids, lock: bool = False) -> dict[str, list[Licens
     return out
 
 
-def _usage_counts(grants, kind: str) -> dict:
+def _usage_counts(grants, *kinds: str) -> dict:
     counts = defaultdict(int)
-    for grant_id in UsageEvent.objects.filter(grant__in=grants, kind=kind).values_list("grant_id", flat=True):
+    for grant_id in UsageEvent.objects.filter(grant__in=grants, kind__in=kinds).values_list("grant_id", flat=True):
         counts[grant_id] += 1
     return counts
+
+
+# Exports hand out the same stems, so they count against the download cap too.
+DELIVERY_KINDS = (UsageEvent.Kind.DOWNLOAD, UsageEvent.Kind.EXPORT)
+
+
+def license_event(grant: LicenseGrant, event: str) -> dict:
+    """The signed ledger record of a license event."""
+    terms = grant.terms()
+    return {
+        "schema": "clearstem.license-event/v1", "event": event, "grant": str(grant.id), "version": grant.version,
+        "status": grant.status, "licensor": grant.licensor.slug,
+        "licensee": {"organisation": grant.licensee_org.slug if grant.licensee_org_id else None,
+                     "user": grant.licensee_user.username if grant.licensee_user_id else None,
+                     "open_to_verified": grant.open_to_verified},
+        "recordings": [{"id": str(r.id), "isrc": r.isrc} for r in grant.recordings.order_by("id")],
+        "terms_digest": terms.digest(),
+        "terms": {"stems": sorted(grant.stems), "purposes": sorted(grant.purposes), "commercial": grant.commercial,
+                  "territories": sorted(grant.territories), "excluded_territories": sorted(grant.excluded_territories),
+                  "valid_from": grant.valid_from.isoformat() if grant.valid_from else None,
+                  "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
+                  "max_separations": grant.max_separations, "max_downloads": grant.max_downloads,
+                  "attribution": grant.attribution, "revenue_share_pct": str(grant.revenue_share_pct)},
+        "at": timezone.now().isoformat(),
+    }
 
 
 def do_decide_job(job) -> RequestDecision:
@@ -56,7 +81,7 @@ def do_decide_job(job) -> RequestDecision:
     by_rec = grants_for(job.requested_by, recordings, lock=True)
     all_grants = {g.id: g for gs in by_rec.values() for g in gs}
     seps = _usage_counts(all_grants.values(), UsageEvent.Kind.SEPARATION)
-    dls = _usage_counts(all_grants.values(), UsageEvent.Kind.DOWNLOAD)
+    dls = _usage_counts(all_grants.values(), *DELIVERY_KINDS)
     terms = {rec: [g.terms(seps[g.id], dls[g.id]) for g in gs] for rec, gs in by_rec.items()}
     ctx = RequestContext(
         action="separate", stems=requested_stems(job.stems), purpose=job.purpose,
@@ -73,31 +98,43 @@ def do_decide_job(job) -> RequestDecision:
 
 
 def do_authorize_download(user, stem, kind: str = UsageEvent.Kind.DOWNLOAD) -> None:
-    """Check a stem download against the terms the job ran under, now; meter it. Raises ApiError."""
+    """Check a stem delivery against the terms the job ran under, now; meter it and append it
+    to the ledger in the same transaction. Raises ApiError with the refusing reason."""
+    from provenance.ledger import do_record_event
+    from provenance.models import LedgerEntry
+
     job = stem.job
     decision = job.decision or {}
-    if decision.get("basis") == "attestation":
-        return
+    audit = user.is_platform  # platform auditors: recorded in the ledger, not metered against caps
+    entries = decision.get("grants", []) if decision.get("basis") == "license" and not audit else []
     with transaction.atomic():
-        grant_ids = [g["grant"] for g in decision.get("grants", [])]
+        grant_ids = [g["grant"] for g in entries]
         grants = {str(g.id): g for g in LicenseGrant.objects.select_for_update().filter(id__in=grant_ids).order_by("id")}
-        dls = _usage_counts(grants.values(), UsageEvent.Kind.DOWNLOAD)
+        delivered = _usage_counts(grants.values(), *DELIVERY_KINDS)
         ctx = RequestContext(
-            action="download", stems=requested_stems([stem.name]), purpose=job.purpose,
-            commercial=job.commercial, territory=job.territory, at=timezone.now(),
+            action="export" if kind == UsageEvent.Kind.EXPORT else "download", stems=requested_stems([stem.name]),
+            purpose=job.purpose, commercial=job.commercial, territory=job.territory, at=timezone.now(),
         )
-        for entry in decision.get("grants", []):
+        for entry in entries:
             grant = grants.get(entry["grant"])
             if grant is None:
                 raise ApiError("no_license", "the license this stem was made under no longer exists", 403)
-            d = decide(grant.terms(downloads_used=dls[grant.id]), ctx, entry["recording"])
+            d = decide(grant.terms(downloads_used=delivered[grant.id]), ctx, entry["recording"])
             if not d.allowed:
                 r = d.reasons[0]
                 raise ApiError(r.code, r.detail, status.HTTP_403_FORBIDDEN,
                                extra={"reasons": [x.as_dict() for x in d.reasons]})
-        for entry in decision.get("grants", []):
+        for entry in entries:
             UsageEvent.objects.create(grant=grants[entry["grant"]], kind=kind, recording_id=entry["recording"],
                                       job=job, stem=stem, user=user)
+        do_record_event(
+            LedgerEntry.Kind.EXPORT if kind == UsageEvent.Kind.EXPORT else LedgerEntry.Kind.DOWNLOAD, f"stem:{stem.id}",
+            {"schema": "clearstem.delivery-event/v1", "event": f"audit_{kind}" if audit else str(kind),
+             "stem": str(stem.id), "stem_sha256": stem.sha256,
+             "job": str(job.id), "user": user.username, "organisation": user.organisation.slug if user.organisation_id else None,
+             "basis": decision.get("basis"), "grants": [{"grant": e["grant"], "recording": e["recording"]} for e in entries],
+             "at": timezone.now().isoformat()},
+        )
 
 
 @transaction.atomic
@@ -105,8 +142,12 @@ def do_create_grant(licensor_org, recordings, **terms) -> LicenseGrant:
     foreign = [r for r in recordings if r.rights_holder_id != licensor_org.id]
     if foreign:
         raise ApiError("not_rights_holder", "you can only license recordings your organisation holds", 403)
+    from provenance.ledger import do_record_event
+    from provenance.models import LedgerEntry
+
     grant = LicenseGrant.objects.create(licensor=licensor_org, status=LicenseGrant.Status.ACTIVE, **terms)
     grant.recordings.set(recordings)
+    do_record_event(LedgerEntry.Kind.LICENSE_GRANTED, f"grant:{grant.id}", license_event(grant, "granted"))
     return grant
 
 
@@ -120,6 +161,8 @@ def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
     that committed just before is found by its usage event in the second step.
     """
     from clearstem.jobs.models import Job
+    from provenance.ledger import do_record_event
+    from provenance.models import LedgerEntry
 
     with transaction.atomic():
         grant = LicenseGrant.objects.select_for_update().get(id=grant_id, licensor=licensor_org)
@@ -128,6 +171,7 @@ def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
         grant.status = LicenseGrant.Status.REVOKED
         grant.status_changed_at = timezone.now()
         grant.save(update_fields=["status", "status_changed_at"])
+        do_record_event(LedgerEntry.Kind.LICENSE_REVOKED, f"grant:{grant.id}", license_event(grant, "revoked"))
     job_ids = list(UsageEvent.objects.filter(grant=grant, kind=UsageEvent.Kind.SEPARATION).values_list("job_id", flat=True))
     for job_id in job_ids:
         with transaction.atomic():

@@ -5,8 +5,68 @@ class ProvenanceRecord(models.Model):
     """The signed provenance of one stem (a DSSE envelope over RFC 8785 canonical JSON)."""
 
     stem = models.OneToOneField("jobs.Stem", on_delete=models.PROTECT, related_name="provenance")
+    ledger_entry = models.OneToOneField("LedgerEntry", on_delete=models.PROTECT, related_name="provenance_record")
     schema = models.CharField(max_length=64)
     envelope = models.JSONField()
     payload_sha256 = models.CharField(max_length=64, unique=True)
     key_id = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class LedgerState(models.Model):
+    """One row: the log's size and frontier. Its row lock serialises appends across processes."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+    frontier = models.BinaryField(default=b"")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="ledger_state_singleton"),
+            models.CheckConstraint(condition=models.Q(size__gte=0), name="ledger_state_size_nonnegative"),
+        ]
+
+
+class LedgerEntry(models.Model):
+    """An append-only log entry: its canonical JSON body and RFC 9162 leaf hash."""
+
+    class Kind(models.TextChoices):
+        STEM = "stem"
+        LICENSE_GRANTED = "license_granted"
+        LICENSE_AMENDED = "license_amended"
+        LICENSE_REVOKED = "license_revoked"
+        DOWNLOAD = "download"
+        EXPORT = "export"
+
+    index = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    subject = models.CharField(max_length=80, db_index=True, help_text="what it is about, e.g. stem:<id>")
+    body = models.BinaryField()
+    leaf_hash = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.CheckConstraint(condition=models.Q(index__gte=0), name="ledger_entry_index_nonnegative")]
+
+
+class LedgerNode(models.Model):
+    """Hash of the perfect subtree (level, index), key = level << 56 | index."""
+
+    key = models.BigIntegerField(primary_key=True)
+    hash = models.BinaryField()
+
+
+class TreeHead(models.Model):
+    """A signed tree head (and its C2SP checkpoint note)."""
+
+    size = models.BigIntegerField(primary_key=True)
+    root_hash = models.BinaryField()
+    timestamp = models.BigIntegerField(help_text="milliseconds since the Unix epoch")
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=200)
+    checkpoint = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-size"]

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+import base64
+
 from .keys import get_signer, verification_keys
-from .models import ProvenanceRecord
+from .ledger import current_tree_head, do_append_entry, inclusion_proof, tree_head_dict
+from .models import LedgerEntry, ProvenanceRecord
 from .signing import canonical_bytes, sha256_hex
 
 STEM_SCHEMA = "clearstem.stem-provenance/v1"
-BUNDLE_SCHEMA = "clearstem.provenance-bundle/v1"
+BUNDLE_SCHEMA = "clearstem.provenance-bundle/v2"
 
 
 def stem_record(job, stem, model_info: dict) -> dict:
@@ -48,20 +51,34 @@ def stem_record(job, stem, model_info: dict) -> dict:
 
 
 def do_record_stem_provenance(job, stem, model_info: dict) -> ProvenanceRecord:
-    """Sign and store a stem's record; call inside the transaction that creates the stem."""
+    """Sign a stem's record and append it to the ledger; call inside the transaction that
+    creates the stem (no stem without its entry, no entry without its stem)."""
     record = stem_record(job, stem, model_info)
     signer = get_signer()
+    envelope = signer.sign_envelope(record)
+    entry = do_append_entry(LedgerEntry.Kind.STEM, f"stem:{stem.id}", envelope)
     return ProvenanceRecord.objects.create(
-        stem=stem, schema=STEM_SCHEMA, envelope=signer.sign_envelope(record),
+        stem=stem, ledger_entry=entry, schema=STEM_SCHEMA, envelope=envelope,
         payload_sha256=sha256_hex(canonical_bytes(record)), key_id=signer.key_id,
     )
 
 
 def stem_bundle(stem) -> dict:
+    """Everything a third party needs offline: the signed record, its ledger entry, the
+    inclusion proof and the signed tree head it leads to, and the public keys involved."""
     rec = stem.provenance
+    entry = rec.ledger_entry
+    head = current_tree_head()
+    keys = verification_keys()
     return {
         "bundle": BUNDLE_SCHEMA, "stem_id": str(stem.id), "envelope": rec.envelope,
-        "public_keys": {kid: pem for kid, pem in verification_keys().items() if kid == rec.key_id},
+        "ledger": {
+            "index": entry.index,
+            "entry": base64.b64encode(bytes(entry.body)).decode(),
+            "inclusion_proof": [p.hex() for p in inclusion_proof(entry.index, head.size)],
+            "tree_head": tree_head_dict(head),
+        },
+        "public_keys": {kid: pem for kid, pem in keys.items() if kid in (rec.key_id, head.key_id)},
     }
 
 

@@ -13,12 +13,15 @@ from rest_framework.views import APIView
 
 from clearstem.accounts.models import Organisation
 from clearstem.jobs.models import Job, Stem
-from clearstem.jobs.services import do_cancel_job, do_create_job
+from clearstem.jobs.services import do_cancel_job, do_create_job, do_export_job
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
 from licensing.models import LicenseGrant, Recording
 from licensing.services import do_authorize_download, do_create_grant, do_register_recording, do_revoke_grant
+from provenance import ledger
 from provenance.keys import verification_keys
+from provenance.merkle import ProofError
+from provenance.models import LedgerEntry
 from provenance.services import stem_bundle
 
 from . import serializers as s
@@ -90,6 +93,13 @@ class JobViewSet(ProducerScoped, mixins.RetrieveModelMixin, mixins.ListModelMixi
         job = do_cancel_job(self.get_object().pk, request.user)
         return Response(self.get_serializer(job).data)
 
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        """The job's stems and provenance bundles as one zip (enforced and metered like downloads)."""
+        archive = do_export_job(request.user, self.get_object().pk)
+        return FileResponse(archive, as_attachment=True, filename=f"clearstem-{pk}.zip", content_type="application/zip")
+
 
 class StemViewSet(ProducerScoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.StemSerializer
@@ -102,8 +112,7 @@ class StemViewSet(ProducerScoped, mixins.RetrieveModelMixin, viewsets.GenericVie
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         stem = self.get_object()
-        if not request.user.is_platform:
-            do_authorize_download(request.user, stem)
+        do_authorize_download(request.user, stem)
         fh = default_storage.open(stem.file.name, "rb")
         return FileResponse(fh, as_attachment=True, filename=f"{stem.job_id}-{stem.name}.{stem.format}",
                             content_type="audio/wav" if stem.format == "wav" else "audio/flac")
@@ -190,3 +199,86 @@ class LedgerKeysView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request):
         return Response({"keys": [{"keyid": k, "pem": pem} for k, pem in verification_keys().items()]})
+
+
+def _int_param(request, name: str, default: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError("invalid_range", f"query parameter {name!r} must be an integer") from None
+    if value < 0:
+        raise ApiError("invalid_range", f"query parameter {name!r} must not be negative")
+    return value
+
+
+class PublicLedgerView(APIView):
+    permission_classes = []
+    authentication_classes = []
+
+
+class LedgerTreeHeadView(PublicLedgerView):
+    """The signed tree head for the log's current size."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response(ledger.tree_head_dict(ledger.current_tree_head()))
+
+
+class LedgerCheckpointView(PublicLedgerView):
+    """The current tree head as a C2SP checkpoint (signed note), text/plain."""
+
+    @extend_schema(responses={(200, "text/plain"): str})
+    def get(self, request):
+        from django.http import HttpResponse
+
+        return HttpResponse(ledger.current_tree_head().checkpoint, content_type="text/plain; charset=utf-8")
+
+
+class LedgerConsistencyView(PublicLedgerView):
+    """Consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        first, second = _int_param(request, "first"), _int_param(request, "second")
+        size = ledger.ledger_size()
+        if not first <= second <= size:
+            raise ApiError("invalid_range", f"need 0 <= first <= second <= {size}")
+        return Response({"first": first, "second": second, "proof": ledger.proof_hex(ledger.consistency(first, second))})
+
+
+class LedgerInclusionView(PublicLedgerView):
+    """Inclusion proof of entry `index` in the tree of `size` entries (RFC 9162 §2.1.3)."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        index, size = _int_param(request, "index"), _int_param(request, "size", ledger.ledger_size())
+        if not index < size <= ledger.ledger_size():
+            raise ApiError("invalid_range", f"need index < size <= {ledger.ledger_size()}")
+        try:
+            proof = ledger.inclusion_proof(index, size)
+        except ProofError as exc:
+            raise ApiError("invalid_range", str(exc)) from exc
+        leaf = LedgerEntry.objects.values_list("leaf_hash", flat=True).get(index=index)
+        return Response({"index": index, "size": size, "leaf_hash": bytes(leaf).hex(), "proof": ledger.proof_hex(proof)})
+
+
+class LedgerEntriesView(APIView):
+    """Ledger entries [start, end) for auditors (platform organisations); at most 1000 a page."""
+
+    MAX = 1000
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        if not request.user.is_platform:
+            raise ApiError("permission_denied", "ledger entries are for platform auditors", 403)
+        start = _int_param(request, "start", 0)
+        end = _int_param(request, "end", start + 100)
+        if end < start:
+            raise ApiError("invalid_range", "end must not be before start")
+        end = min(end, start + self.MAX)
+        rows = LedgerEntry.objects.filter(index__gte=start, index__lt=end).order_by("index")
+        return Response({"start": start, "end": end, "size": ledger.ledger_size(),
+                         "entries": [ledger.entry_dict(e) for e in rows]})

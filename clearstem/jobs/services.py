@@ -169,3 +169,42 @@ def do_reconcile_jobs(now=None) -> dict:
     if any(counts.values()):
         log.info("reconciler: %s", counts)
     return counts
+
+
+def do_export_job(user, job_id):
+    """A zip of a finished job's stems with their provenance bundles and a manifest.
+
+    Every stem is checked and metered as an export, all or nothing, and each export is appended
+    to the ledger. Returns an open temporary file positioned at the start.
+    """
+    import json
+    import shutil
+    import tempfile
+    import zipfile
+
+    from django.core.files.storage import default_storage
+
+    from licensing.models import UsageEvent
+    from licensing.services import do_authorize_download
+    from provenance.services import stem_bundle
+
+    job = Job.objects.get(pk=job_id)
+    if job.state != Job.State.DONE:
+        raise ApiError("job_not_done", f"the job is {job.state}; only finished jobs can be exported", status.HTTP_409_CONFLICT)
+    stems = list(job.stem_files.select_related("provenance__ledger_entry"))
+    with transaction.atomic():
+        for stem in stems:
+            do_authorize_download(user, stem, kind=UsageEvent.Kind.EXPORT)
+    out = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        manifest = {"job": str(job.id), "upload_sha256": job.upload.sha256, "stems": []}
+        for stem in stems:
+            name = f"{stem.name}.{stem.format}"
+            with default_storage.open(stem.file.name, "rb") as src, zf.open(name, "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            zf.writestr(f"{stem.name}.provenance.json", json.dumps(stem_bundle(stem), indent=2))
+            manifest["stems"].append({"name": stem.name, "file": name, "sha256": stem.sha256,
+                                      "bundle": f"{stem.name}.provenance.json"})
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+    out.seek(0)
+    return out
