@@ -136,6 +136,18 @@ def entry_dict(entry: LedgerEntry) -> dict:
 
 # --- verification ----------------------------------------------------------------------------
 
+def _nodes_created_by(first: int, end: int) -> dict[int, bytes]:
+    """Stored hashes of every node that appending leaves [first, end) completes."""
+    keys = []
+    for i in range(first, end):
+        level = 0
+        keys.append(node_key(0, i))
+        while (i >> level) & 1:
+            level += 1
+            keys.append(node_key(level, i >> level))
+    return {k: bytes(h) for k, h in LedgerNode.objects.filter(key__in=keys).values_list("key", "hash")}
+
+
 @dataclass
 class LedgerReport:
     ok: bool
@@ -188,8 +200,10 @@ def verify_ledger(batch: int = 5000, progress=None) -> LedgerReport:
                     .values_list("index", "body", "leaf_hash"))
         if not rows:
             break
-        computed = []
+        stored = _nodes_created_by(rows[0][0], rows[-1][0] + 1)
         for index, body, stored_leaf in rows:
+            if index >= size:
+                return fail(index, f"entry {index} lies beyond the log's recorded size {size}")
             if index != frontier.size:
                 return fail(frontier.size, f"entry {frontier.size} is missing (next stored index is {index})")
             body = bytes(body)
@@ -207,17 +221,11 @@ def verify_ledger(batch: int = 5000, progress=None) -> LedgerReport:
                 verify_envelope(obj["envelope"], keys, check_canonical=False)
             except (SignatureError, KeyError, TypeError) as exc:
                 return fail(index, f"record signature: {exc}")
-            computed.extend(frontier.append(leaf))
+            for coord, h in frontier.append(leaf):
+                if stored.get(node_key(*coord)) != h:
+                    return fail(index, f"stored tree node {coord} does not match the entries")
             if (problem := check_head(frontier.size)):
                 return fail(index, problem)
-        stored = {}
-        keys_wanted = [node_key(*c) for c, _ in computed]
-        for key, h in LedgerNode.objects.filter(key__in=keys_wanted).values_list("key", "hash"):
-            stored[key] = bytes(h)
-        for coord, h in computed:
-            if stored.get(node_key(*coord)) != h:
-                first_leaf = coord[1] << coord[0]
-                return fail(first_leaf, f"stored tree node {coord} does not match the entries")
         report.checked = frontier.size
         if progress:
             progress(frontier.size, size)

@@ -90,11 +90,32 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     bad = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and "hash mismatch" in bad.stdout
 
-    # downloads are metered against the cap (3): two more succeed, the fourth is refused
-    assert producer.get(stem["download_url"]).status_code == 200
-    assert producer.get(stem["download_url"]).status_code == 200
+    # the offline verifier also rejects a bundle whose signed tree head was altered
+    bundle = json.loads(bundle_path.read_text())
+    stem_path.write_bytes(audio.content)
+    bundle["ledger"]["tree_head"]["size"] += 1
+    bundle_path.write_text(json.dumps(bundle))
+    forged = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
+    assert forged.returncode == 1 and "tree head" in forged.stdout
+
+    # the job's zip (stems + bundles) counts against the same cap (3): 1 download + 2 exported stems
+    export = producer.get(f"/api/v1/jobs/{job['id']}/export/")
+    assert export.status_code == 200 and export.headers["Content-Type"] == "application/zip"
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(export.content)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        assert {s["name"] for s in manifest["stems"]} == {"vocals", "drums"}
+        zf.extract("drums.wav", tmp_path)
+        zf.extract("drums.provenance.json", tmp_path)
+    zipped = subprocess.run([sys.executable, "-m", "provenance.verify", str(tmp_path / "drums.wav"),
+                             str(tmp_path / "drums.provenance.json"), "--pubkey", str(pem_path)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert zipped.returncode == 0 and "included in the signed tree" in zipped.stdout, zipped.stdout
     refused = producer.get(stem["download_url"])
     assert refused.status_code == 403 and refused.json()["code"] == "download_cap_reached"
+    assert producer.get(f"/api/v1/jobs/{job['id']}/export/").json()["code"] == "download_cap_reached"
     # other organisations cannot see the job or its stems
     assert other_producer.get(f"/api/v1/jobs/{job['id']}/").status_code == 404
     assert other_producer.get(stem["download_url"]).status_code == 404
@@ -117,3 +138,12 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     job4 = producer.wait(producer.post("/api/v1/jobs/", json={**body, "attestation": {"accepted": True}}).json()["id"])
     assert job4["state"] == "done" and job4["decision"]["basis"] == "attestation"
     assert {s["name"] for s in job4["stems"]} == {"drums", "bass", "other"}
+
+    # every stem, license event and delivery is in one ledger that verifies end to end
+    from provenance.ledger import verify_ledger
+    from provenance.models import LedgerEntry
+
+    kinds = list(LedgerEntry.objects.values_list("kind", flat=True))
+    assert kinds.count("stem") == 5 and kinds.count("license_granted") == 1
+    assert kinds.count("download") == 1 and kinds.count("export") == 2
+    assert verify_ledger().ok
