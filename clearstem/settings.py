@@ -177,6 +177,8 @@ CLEARSTEM_AUTO_CREATE_DEV_KEY = env.bool("CLEARSTEM_AUTO_CREATE_DEV_KEY", defaul
 CLEARSTEM_VERIFY_KEY_FILES = env.list("CLEARSTEM_VERIFY_KEY_FILES", default=[])
 # The log's name in its checkpoints (C2SP tlog-checkpoint origin).
 CLEARSTEM_LEDGER_ORIGIN = env.str("CLEARSTEM_LEDGER_ORIGIN", default="clearstem.local/provenance-ledger")
+# How stale the public tree head may be while the log grows (bundles always get a covering one).
+CLEARSTEM_TREE_HEAD_MAX_AGE_S = env.float("CLEARSTEM_TREE_HEAD_MAX_AGE_S", default=10.0)
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")

@@ -45,8 +45,7 @@ def do_append_entry(kind: str, subject: str, envelope: dict) -> LedgerEntry:
     """Append a signed record to the log; call inside the transaction that records the change."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger appends must run inside the transaction of the change they record")
-    LedgerState.objects.get_or_create(id=1)
-    state = LedgerState.objects.select_for_update().get(id=1)
+    state = _locked_state()
     frontier = Frontier.from_bytes(state.size, bytes(state.frontier))
     now = timezone.now()
     body = canonical_bytes({
@@ -61,6 +60,19 @@ def do_append_entry(kind: str, subject: str, envelope: dict) -> LedgerEntry:
     state.size, state.frontier = frontier.size, frontier.to_bytes()
     state.save(update_fields=["size", "frontier"])
     return entry
+
+
+def _locked_state() -> LedgerState:
+    """The state row, locked for this transaction (created on the log's first append)."""
+    state = LedgerState.objects.select_for_update().filter(id=1).first()
+    if state is None:
+        try:
+            with transaction.atomic():
+                LedgerState.objects.create(id=1)
+        except IntegrityError:  # another process created it first
+            pass
+        state = LedgerState.objects.select_for_update().get(id=1)
+    return state
 
 
 def do_record_event(kind: str, subject: str, payload: dict) -> LedgerEntry:
@@ -103,12 +115,20 @@ def root_at(size: int) -> bytes:
     return _with_nodes(lambda get: root(size, get))
 
 
-def current_tree_head() -> TreeHead:
-    """The signed head for the log's current size (signed now if the log has grown)."""
+def current_tree_head(covering: int | None = None) -> TreeHead:
+    """A signed tree head: for a bundle, the latest one that includes entry `covering`; for
+    monitors, one at the current size, re-signed at most every CLEARSTEM_TREE_HEAD_MAX_AGE_S
+    seconds while the log grows — so reads never create a head per request."""
     state, _ = LedgerState.objects.get_or_create(id=1)
-    head = TreeHead.objects.filter(size=state.size).first()
-    if head:
-        return head
+    latest = TreeHead.objects.order_by("-size").first()
+    if latest is not None:
+        if latest.size == state.size:
+            return latest
+        if covering is not None and latest.size > covering:
+            return latest
+        age_s = time.time() - latest.timestamp / 1000
+        if covering is None and age_s < settings.CLEARSTEM_TREE_HEAD_MAX_AGE_S:
+            return latest
     frontier = Frontier.from_bytes(state.size, bytes(state.frontier))
     signed = sign_tree_head(get_signer().private_key, origin(), state.size, frontier.root(), int(time.time() * 1000))
     try:

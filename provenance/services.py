@@ -68,7 +68,7 @@ def stem_bundle(stem) -> dict:
     inclusion proof and the signed tree head it leads to, and the public keys involved."""
     rec = stem.provenance
     entry = rec.ledger_entry
-    head = current_tree_head()
+    head = current_tree_head(covering=entry.index)
     keys = verification_keys()
     return {
         "bundle": BUNDLE_SCHEMA, "stem_id": str(stem.id), "envelope": rec.envelope,

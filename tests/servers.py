@@ -25,7 +25,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_postgres(base: Path) -> str:
+def start_postgres(base: Path, durable: bool = False) -> str:
+    """A throwaway cluster; `durable` keeps fsync and synchronous commit on (benchmarks)."""
     from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
     pg_dir = Path(tempfile.mkdtemp(prefix="pg-", dir=base))
@@ -42,7 +43,8 @@ def _start_postgres(base: Path) -> str:
         executable=str(ROOT / "tests/support/pg_ctl_as_postgres.sh"),
         host="127.0.0.1", port=port, datadir=str(pg_dir / "data"), unixsocketdir=str(pg_dir),
         logfile=str(pg_dir / "postgresql.log"), startparams="-w", dbname="clearstem", user="clearstem",
-        postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        postgres_options="-c max_connections=200" + (
+            "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
     )
     executor.start()
     _started.append(executor)
@@ -62,7 +64,7 @@ def _start_redis(base: Path) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def _stop_all() -> None:
+def stop_all() -> None:
     while _started:
         try:
             _started.pop().stop()
@@ -74,14 +76,15 @@ def _boot() -> None:
     base = Path(tempfile.mkdtemp(prefix="clearstem-test-"))
     os.environ["CLEARSTEM_DATA_DIR"] = str(base / "data")
     os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
-    os.environ["DATABASE_URL"] = os.environ.get("CLEARSTEM_TEST_DATABASE_URL") or _start_postgres(base)
+    os.environ["DATABASE_URL"] = os.environ.get("CLEARSTEM_TEST_DATABASE_URL") or start_postgres(base)
     os.environ["CLEARSTEM_BROKER_URL"] = os.environ.get("CLEARSTEM_TEST_BROKER_URL") or _start_redis(base)
     atexit.register(shutil.rmtree, base, True)
-    atexit.register(_stop_all)
+    atexit.register(stop_all)
 
 
-_boot()
+if os.environ.get("CLEARSTEM_SERVERS_NO_BOOT") != "1":  # benchmarks import the helpers only
+    _boot()
 
 
 def pytest_unconfigure(config):
-    _stop_all()
+    stop_all()

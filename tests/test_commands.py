@@ -79,6 +79,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path):
     assert "all checks passed" in out
     assert "decision: DENIED" in out and "no_license" in out
     assert out.count("provenance VERIFIED") == 8
+    assert "verify_ledger: OK" in out and "NOT VERIFIED (stem hash mismatch" in out
     key = tmp_path / "instance" / "keys" / "signing-ed25519.pem"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     assert (tmp_path / "instance" / "clearstem.sqlite3").exists()

@@ -30,7 +30,8 @@ def append_events(n, start=0):
 
 
 @pytest.fixture
-def log(db):
+def log(db, settings):
+    settings.CLEARSTEM_TREE_HEAD_MAX_AGE_S = 0  # every read after growth signs a fresh head
     append_events(5)
     current_tree_head()  # a signed head at size 5
     append_events(7, start=5)
@@ -210,3 +211,14 @@ def test_ledger_api(log, clients, client):
     entries = clients["platform"].get("/api/v1/ledger/entries/?start=2&end=5").json()
     assert [e["index"] for e in entries["entries"]] == [2, 3, 4] and entries["size"] == 12
     assert client.get("/api/v1/ledger/entries/").status_code == 401
+
+
+def test_reads_reuse_tree_heads(db, settings):
+    settings.CLEARSTEM_TREE_HEAD_MAX_AGE_S = 3600
+    append_events(3)
+    first = current_tree_head()
+    append_events(2, start=3)
+    assert current_tree_head().size == 3  # fresh enough for monitors
+    assert current_tree_head(covering=2).size == 3  # covers entry 2
+    assert current_tree_head(covering=4).size == 5  # entry 4 needs a newer head
+    assert TreeHead.objects.count() == 2 and first.size == 3

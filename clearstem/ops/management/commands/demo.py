@@ -30,6 +30,7 @@ from rest_framework.authtoken.models import Token
 from clearstem.accounts.models import Organisation, User
 from clearstem.synth import render_song
 from clearstem.worker import start_reconciler, start_worker
+from provenance.ledger import verify_ledger
 from provenance.verify import verify_bundle
 
 LABEL, PRODUCER, PLATFORM = "northwind-records", "studio-fern", "clearstem-ops"
@@ -92,6 +93,7 @@ class Command(BaseCommand):
             ("original track + attestation", files["original"], {"accepted": True}),
         ]
         failures = 0
+        example = None
         for name, path, attestation in cases:
             self.out(f"\n== {name}: {path.name}")
             up = producer.post("/uploads/", files={"file": path.open("rb")})
@@ -117,6 +119,8 @@ class Command(BaseCommand):
                 tmp = songs_dir / f"check-{stem['id']}.wav"
                 tmp.write_bytes(audio)
                 verdict = verify_bundle(tmp, bundle, list(pub.values()))
+                if example is None and verdict.ok:
+                    example = self.save_example(songs_dir / "verify-example", stem["name"], audio, bundle, pub)
                 tmp.unlink()
                 failures += not verdict.ok
                 self.out(f"   stem {stem['name']:<6} {stem['sha256'][:16]}…  provenance "
@@ -124,6 +128,15 @@ class Command(BaseCommand):
             expected = {"licensed catalog excerpt": "done", "unlicensed catalog excerpt": "denied",
                         "original track + attestation": "done"}[name]
             failures += job["state"] != expected
+        head = requests.get(f"{base}/ledger/tree-head/", timeout=30).json()
+        report = verify_ledger()
+        failures += not report.ok
+        self.out(f"\n== ledger: {head['size']} entries, signed tree head root {head['root_hash'][:16]}… "
+                 f"(key {head['key_id'][:12]}…); verify_ledger: "
+                 + ("OK" if report.ok else f"FAIL at index {report.first_bad_index}: {report.problem}"))
+        if example:
+            self.out(f"   offline check of a stem, as a distributor would run it:\n     {example['command']}")
+            self.out(f"   the same check on a copy with one byte changed: {example['tampered']}")
         self.out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; "
                  f"{'all checks passed' if not failures else f'{failures} checks FAILED'}")
         if failures:
@@ -144,6 +157,24 @@ class Command(BaseCommand):
     def out(self, line: str) -> None:
         self.stdout.write(line)
         self.stdout.flush()
+
+    def save_example(self, folder: Path, name: str, audio: bytes, bundle: dict, pub: dict) -> dict:
+        """Leave a stem, its bundle and the public key on disk, and check a tampered copy."""
+        import json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.wav").write_bytes(audio)
+        (folder / f"{name}.provenance.json").write_text(json.dumps(bundle, indent=2))
+        (folder / "clearstem-ledger.pub.pem").write_text(next(iter(pub.values())))
+        tampered = bytearray(audio)
+        tampered[len(tampered) // 2] ^= 1
+        (folder / f"{name}-tampered.wav").write_bytes(bytes(tampered))
+        verdict = verify_bundle(folder / f"{name}-tampered.wav", bundle, list(pub.values()))
+        return {
+            "command": f"python -m provenance.verify {folder / (name + '.wav')} {folder / (name + '.provenance.json')} "
+                       f"--pubkey {folder / 'clearstem-ledger.pub.pem'}",
+            "tampered": "NOT VERIFIED (" + "; ".join(verdict.problems) + ")" if not verdict.ok else "unexpectedly verified",
+        }
 
     def ensure_accounts(self) -> dict:
         orgs = {
