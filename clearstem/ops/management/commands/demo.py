@@ -131,8 +131,8 @@ class Command(BaseCommand):
         head = requests.get(f"{base}/ledger/tree-head/", timeout=30).json()
         report = verify_ledger()
         failures += not report.ok
-        self.out(f"\n== ledger: {head['size']} entries, signed tree head root {head['root_hash'][:16]}… "
-                 f"(key {head['key_id'][:12]}…); verify_ledger: "
+        self.out(f"\n== ledger: {report.size} entries; latest public tree head: size {head['size']}, "
+                 f"root {head['root_hash'][:16]}… (key {head['key_id'][:12]}…); verify_ledger: "
                  + ("OK" if report.ok else f"FAIL at index {report.first_bad_index}: {report.problem}"))
         if example:
             self.out(f"   offline check of a stem, as a distributor would run it:\n     {example['command']}")
