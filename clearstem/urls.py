@@ -11,6 +11,7 @@ router.register("jobs", views.JobViewSet, basename="job")
 router.register("stems", views.StemViewSet, basename="stem")
 router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("licenses", views.LicenseViewSet, basename="license")
+router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

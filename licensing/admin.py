@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import LicenseGrant, Recording, UsageEvent
+from .models import LicenseGrant, LicenseRequest, Recording, UsageEvent
 
 
 @admin.register(Recording)
@@ -12,8 +12,9 @@ class RecordingAdmin(admin.ModelAdmin):
 
 @admin.register(LicenseGrant)
 class LicenseGrantAdmin(admin.ModelAdmin):
-    list_display = ("id", "licensor", "licensee_org", "status", "version", "valid_until")
+    list_display = ("id", "family", "version", "licensor", "licensee_org", "status", "valid_until")
     list_filter = ("status", "commercial")
+    search_fields = ("id", "family")
 
 
 @admin.register(UsageEvent)
@@ -21,3 +22,9 @@ class UsageEventAdmin(admin.ModelAdmin):
     list_display = ("grant", "kind", "recording", "user", "created_at")
     list_filter = ("kind",)
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
+
+
+@admin.register(LicenseRequest)
+class LicenseRequestAdmin(admin.ModelAdmin):
+    list_display = ("id", "requester_org", "rights_holder", "purpose", "status", "created_at")
+    list_filter = ("status", "purpose")

@@ -35,9 +35,15 @@ class Terms:
     valid_until: datetime | None = None
     max_separations: int | None = None
     max_downloads: int | None = None
+    max_separations_per_user: int | None = None
+    max_downloads_per_user: int | None = None
+    attribution: str = ""
+    revenue_share_pct: str = "0"
+    # current usage (across every version of the license), overall and by the requesting user
     separations_used: int = 0
     downloads_used: int = 0
-    attribution: str = ""
+    user_separations_used: int = 0
+    user_downloads_used: int = 0
 
     def covered_stems(self) -> set[str]:
         covered = set(self.stems) & set(ALL_STEMS)
@@ -54,7 +60,9 @@ class Terms:
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_until": self.valid_until.isoformat() if self.valid_until else None,
             "max_separations": self.max_separations, "max_downloads": self.max_downloads,
-            "attribution": self.attribution,
+            "max_separations_per_user": self.max_separations_per_user,
+            "max_downloads_per_user": self.max_downloads_per_user,
+            "attribution": self.attribution, "revenue_share_pct": self.revenue_share_pct,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -120,8 +128,13 @@ def requested_stems(stems: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def decide(terms: Terms, ctx: RequestContext, recording: str | None = None) -> Decision:
-    """Judge one grant version against one request. Every failing term is reported."""
+def decide(terms: Terms, ctx: RequestContext, recording: str | None = None,
+           held_territories: frozenset[str] | None = None) -> Decision:
+    """Judge one grant version against one request. Every failing term is reported.
+
+    `held_territories` are where the recording's rights holder holds the rights: a grant
+    cannot license a territory its licensor does not control.
+    """
     reasons: list[Reason] = []
 
     def fail(code: str, detail: str) -> None:
@@ -148,12 +161,18 @@ def decide(terms: Terms, ctx: RequestContext, recording: str | None = None) -> D
     in_scope = WORLDWIDE in terms.territories or territory in terms.territories
     if not in_scope or territory in terms.excluded_territories:
         fail("territory_not_licensed", f"territory {territory} is not licensed")
-    if ctx.action == "separate" and terms.max_separations is not None \
-            and terms.separations_used >= terms.max_separations:
-        fail("separation_cap_reached", f"all {terms.max_separations} licensed separations are used")
-    if ctx.action in ("download", "export") and terms.max_downloads is not None \
-            and terms.downloads_used >= terms.max_downloads:
-        fail("download_cap_reached", f"all {terms.max_downloads} licensed downloads are used")
+    elif held_territories is not None and WORLDWIDE not in held_territories and territory not in held_territories:
+        fail("territory_not_licensed", f"the rights holder does not hold the rights in {territory}")
+    if ctx.action == "separate":
+        if terms.max_separations is not None and terms.separations_used >= terms.max_separations:
+            fail("separation_cap_reached", f"all {terms.max_separations} licensed separations are used")
+        elif terms.max_separations_per_user is not None and terms.user_separations_used >= terms.max_separations_per_user:
+            fail("separation_cap_reached", f"you have used your {terms.max_separations_per_user} separations")
+    if ctx.action in ("download", "export"):
+        if terms.max_downloads is not None and terms.downloads_used >= terms.max_downloads:
+            fail("download_cap_reached", f"all {terms.max_downloads} licensed downloads are used")
+        elif terms.max_downloads_per_user is not None and terms.user_downloads_used >= terms.max_downloads_per_user:
+            fail("download_cap_reached", f"you have used your {terms.max_downloads_per_user} downloads")
     return Decision(
         allowed=not reasons, reasons=tuple(reasons),
         grant_version=(terms.grant_id, terms.version), terms_digest=terms.digest(),
@@ -165,6 +184,7 @@ def decide_request(
     grants: Mapping[str, Sequence[Terms]],
     ctx: RequestContext,
     attested: bool,
+    held_territories: Mapping[str, frozenset[str]] | None = None,
 ) -> RequestDecision:
     """Combine per-recording decisions: every matched recording needs an allowing grant."""
     if not matched_recordings:
@@ -181,7 +201,8 @@ def decide_request(
         if not candidates:
             reasons.append(Reason("no_license", "no license covers this recording for you", rec))
             continue
-        decisions = [decide(t, ctx, rec) for t in candidates]
+        held = held_territories.get(rec) if held_territories else None
+        decisions = [decide(t, ctx, rec, held) for t in candidates]
         ok = next((d for d in decisions if d.allowed), None)
         if ok:
             allowed[rec] = ok

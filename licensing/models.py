@@ -31,15 +31,30 @@ class Recording(models.Model):
         return f"{self.title} [{self.isrc or 'no ISRC'}]"
 
 
+GRANT_STATUSES = ["draft", "active", "suspended", "revoked", "expired", "superseded"]
+#: The columns that make up a version's terms: immutable once the version is not a draft.
+TERM_FIELDS = (
+    "licensor_id", "licensee_org_id", "licensee_user_id", "open_to_verified", "version", "stems", "purposes",
+    "commercial", "territories", "excluded_territories", "valid_from", "valid_until", "max_separations",
+    "max_downloads", "max_separations_per_user", "max_downloads_per_user", "attribution", "revenue_share_pct",
+)
+
+
 class LicenseGrant(models.Model):
+    """One *version* of a license. Active terms never change: an amendment is a new version in
+    the same `family`, linked to the one it supersedes. Jobs record the exact version."""
+
     class Status(models.TextChoices):
         DRAFT = "draft"
         ACTIVE = "active"
         SUSPENDED = "suspended"
         REVOKED = "revoked"
         EXPIRED = "expired"
+        SUPERSEDED = "superseded"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    family = models.UUIDField(default=uuid.uuid4, db_index=True, help_text="the license across its versions")
+    previous = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="next_version")
     licensor = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="grants_given")
     licensee_org = models.ForeignKey(
         "accounts.Organisation", on_delete=models.PROTECT, related_name="grants_received", null=True, blank=True
@@ -59,6 +74,8 @@ class LicenseGrant(models.Model):
     valid_until = models.DateTimeField(null=True, blank=True)
     max_separations = models.PositiveIntegerField(null=True, blank=True)
     max_downloads = models.PositiveIntegerField(null=True, blank=True)
+    max_separations_per_user = models.PositiveIntegerField(null=True, blank=True)
+    max_downloads_per_user = models.PositiveIntegerField(null=True, blank=True)
     attribution = models.CharField(max_length=500, blank=True)
     revenue_share_pct = models.DecimalField(max_digits=5, decimal_places=2, default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -82,16 +99,19 @@ class LicenseGrant(models.Model):
                 condition=models.Q(revenue_share_pct__gte=0, revenue_share_pct__lte=100),
                 name="grant_revenue_share_range",
             ),
-            models.CheckConstraint(
-                condition=models.Q(status__in=["draft", "active", "suspended", "revoked", "expired"]),
-                name="grant_status_valid",
+            models.CheckConstraint(condition=models.Q(status__in=GRANT_STATUSES), name="grant_status_valid"),
+            models.UniqueConstraint(fields=["family", "version"], name="grant_unique_version"),
+            models.UniqueConstraint(
+                fields=["family"], condition=models.Q(status__in=["active", "suspended"]),
+                name="grant_one_current_version",
             ),
         ]
 
     def __str__(self) -> str:
         return f"grant {self.id} v{self.version} ({self.status})"
 
-    def terms(self, separations_used: int = 0, downloads_used: int = 0) -> Terms:
+    def terms(self, separations_used: int = 0, downloads_used: int = 0,
+              user_separations_used: int = 0, user_downloads_used: int = 0) -> Terms:
         return Terms(
             grant_id=str(self.id), version=self.version, status=self.status,
             stems=frozenset(self.stems), purposes=frozenset(self.purposes), commercial=self.commercial,
@@ -99,7 +119,10 @@ class LicenseGrant(models.Model):
             excluded_territories=frozenset(t.upper() for t in self.excluded_territories),
             valid_from=self.valid_from, valid_until=self.valid_until,
             max_separations=self.max_separations, max_downloads=self.max_downloads,
-            separations_used=separations_used, downloads_used=downloads_used, attribution=self.attribution,
+            max_separations_per_user=self.max_separations_per_user, max_downloads_per_user=self.max_downloads_per_user,
+            attribution=self.attribution, revenue_share_pct=str(self.revenue_share_pct),
+            separations_used=separations_used, downloads_used=downloads_used,
+            user_separations_used=user_separations_used, user_downloads_used=user_downloads_used,
         )
 
 
@@ -113,6 +136,8 @@ class UsageEvent(models.Model):
 
     grant = models.ForeignKey(LicenseGrant, on_delete=models.PROTECT, related_name="usage")
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    act = models.UUIDField(default=uuid.uuid4, db_index=True,
+                           help_text="one separation or delivery; its per-recording events share it, caps count acts")
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="usage")
     job = models.ForeignKey("jobs.Job", on_delete=models.PROTECT, related_name="usage")
     stem = models.ForeignKey("jobs.Stem", on_delete=models.PROTECT, null=True, blank=True, related_name="usage")
@@ -128,5 +153,44 @@ class UsageEvent(models.Model):
             models.UniqueConstraint(
                 fields=["grant", "recording", "job"], condition=models.Q(kind="separation"),
                 name="usage_one_separation_per_job",
+            ),
+        ]
+
+
+class LicenseRequest(models.Model):
+    """A producer asks a rights holder for a license; the label approves (creating a grant,
+    possibly with narrower terms) or denies with a reason."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        WITHDRAWN = "withdrawn"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="license_requests")
+    requester_org = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="license_requests")
+    rights_holder = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="incoming_requests")
+    recordings = models.ManyToManyField(Recording, related_name="license_requests")
+    job = models.ForeignKey("jobs.Job", on_delete=models.PROTECT, null=True, blank=True, related_name="license_requests")
+    stems = models.JSONField()
+    purpose = models.CharField(max_length=32)
+    commercial = models.BooleanField(default=False)
+    territory = models.CharField(max_length=2)
+    message = models.TextField(blank=True, max_length=4000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    response = models.TextField(blank=True, max_length=4000)
+    grant = models.OneToOneField(LicenseGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="request")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "approved", "denied", "withdrawn"]), name="request_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | models.Q(grant__isnull=False), name="request_approved_has_grant"
             ),
         ]

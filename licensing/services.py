@@ -19,14 +19,19 @@ from .isrc import normalise_isrc
 from .models import LicenseGrant, Recording, UsageEvent
 
 
+OFFERED = ("active", "suspended", "revoked", "expired")  # drafts are unpublished; superseded versions are history
+
+
 def grants_for(user, recording_ids, lock: bool = False) -> dict[str, list[LicenseGrant]]:
-    """Grants that could cover `user` for each recording, oldest first (a stable lock order)."""
+    """Current grant versions that could cover `user` for each recording, oldest first (a
+    stable lock order)."""
     who = Q(licensee_user=user)
     if user.organisation_id:
         who |= Q(licensee_org_id=user.organisation_id)
         if user.organisation.verified:
             who |= Q(open_to_verified=True)
-    qs = LicenseGrant.objects.filter(who, recordings__in=recording_ids).distinct().order_by("created_at", "id")
+    qs = (LicenseGrant.objects.filter(who, recordings__in=recording_ids, status__in=OFFERED)
+          .distinct().order_by("created_at", "id"))
     if lock:
         # lock the grant rows themselves (no DISTINCT with FOR UPDATE on PostgreSQL)
         ids = list(qs.values_list("id", flat=True))
@@ -41,11 +46,25 @@ def grants_for(user, recording_ids, lock: bool = False) -> dict[str, list[Licens
     return out
 
 
-def _usage_counts(grants, *kinds: str) -> dict:
+def _usage_counts(grants, *kinds: str, user=None) -> dict:
+    """Uses per license family (every version counts toward one cap), optionally by one user."""
     counts = defaultdict(int)
-    for grant_id in UsageEvent.objects.filter(grant__in=grants, kind__in=kinds).values_list("grant_id", flat=True):
-        counts[grant_id] += 1
+    qs = UsageEvent.objects.filter(grant__family__in={g.family for g in grants}, kind__in=kinds)
+    if user is not None:
+        qs = qs.filter(user=user)
+    for family, _act in qs.values_list("grant__family", "act").distinct():
+        counts[family] += 1
     return counts
+
+
+def current_terms(grant: LicenseGrant, user, action: str):
+    """The grant's terms with its family's usage so far, overall and by `user`."""
+    kinds = (UsageEvent.Kind.SEPARATION,) if action == "separate" else DELIVERY_KINDS
+    overall = _usage_counts([grant], *kinds)[grant.family]
+    mine = _usage_counts([grant], *kinds, user=user)[grant.family]
+    if action == "separate":
+        return grant.terms(separations_used=overall, user_separations_used=mine)
+    return grant.terms(downloads_used=overall, user_downloads_used=mine)
 
 
 # Exports hand out the same stems, so they count against the download cap too.
@@ -80,19 +99,20 @@ def do_decide_job(job) -> RequestDecision:
     recordings = list(dict.fromkeys(m["recording"] for m in matches))
     by_rec = grants_for(job.requested_by, recordings, lock=True)
     all_grants = {g.id: g for gs in by_rec.values() for g in gs}
-    seps = _usage_counts(all_grants.values(), UsageEvent.Kind.SEPARATION)
-    dls = _usage_counts(all_grants.values(), *DELIVERY_KINDS)
-    terms = {rec: [g.terms(seps[g.id], dls[g.id]) for g in gs] for rec, gs in by_rec.items()}
+    terms = {rec: [current_terms(g, job.requested_by, "separate") for g in gs] for rec, gs in by_rec.items()}
+    held = {str(r.id): frozenset(t.upper() for t in r.territories)
+            for r in Recording.objects.filter(id__in=recordings)}
     ctx = RequestContext(
         action="separate", stems=requested_stems(job.stems), purpose=job.purpose,
         commercial=job.commercial, territory=job.territory, at=timezone.now(),
     )
-    decision = decide_request(recordings, terms, ctx, attested=bool(job.attestation))
+    decision = decide_request(recordings, terms, ctx, attested=bool(job.attestation), held_territories=held)
     if decision.allowed:
+        act = uuid.uuid4()
         for rec, d in decision.grants.items():
             UsageEvent.objects.create(
                 grant=all_grants[uuid.UUID(d.grant_version[0])], kind=UsageEvent.Kind.SEPARATION,
-                recording_id=rec, job=job, user=job.requested_by,
+                recording_id=rec, job=job, user=job.requested_by, act=act,
             )
     return decision
 
@@ -108,25 +128,30 @@ def do_authorize_download(user, stem, kind: str = UsageEvent.Kind.DOWNLOAD) -> N
     audit = user.is_platform  # platform auditors: recorded in the ledger, not metered against caps
     entries = decision.get("grants", []) if decision.get("basis") == "license" and not audit else []
     with transaction.atomic():
-        grant_ids = [g["grant"] for g in entries]
-        grants = {str(g.id): g for g in LicenseGrant.objects.select_for_update().filter(id__in=grant_ids).order_by("id")}
-        delivered = _usage_counts(grants.values(), *DELIVERY_KINDS)
+        # the terms in force now: the current version of each license the job ran under
+        families = LicenseGrant.objects.filter(id__in=[g["grant"] for g in entries]).values_list("id", "family")
+        current = {}
+        for grant_id, family in families:
+            current[str(grant_id)] = (LicenseGrant.objects.select_for_update().filter(family=family)
+                                      .exclude(status=LicenseGrant.Status.DRAFT).order_by("-version").first())
         ctx = RequestContext(
             action="export" if kind == UsageEvent.Kind.EXPORT else "download", stems=requested_stems([stem.name]),
             purpose=job.purpose, commercial=job.commercial, territory=job.territory, at=timezone.now(),
         )
         for entry in entries:
-            grant = grants.get(entry["grant"])
+            grant = current.get(entry["grant"])
             if grant is None:
                 raise ApiError("no_license", "the license this stem was made under no longer exists", 403)
-            d = decide(grant.terms(downloads_used=delivered[grant.id]), ctx, entry["recording"])
+            d = decide(current_terms(grant, user, ctx.action), ctx, entry["recording"])
             if not d.allowed:
                 r = d.reasons[0]
                 raise ApiError(r.code, r.detail, status.HTTP_403_FORBIDDEN,
                                extra={"reasons": [x.as_dict() for x in d.reasons]})
+        grants = current
+        act = uuid.uuid4()
         for entry in entries:
             UsageEvent.objects.create(grant=grants[entry["grant"]], kind=kind, recording_id=entry["recording"],
-                                      job=job, stem=stem, user=user)
+                                      job=job, stem=stem, user=user, act=act)
         do_record_event(
             LedgerEntry.Kind.EXPORT if kind == UsageEvent.Kind.EXPORT else LedgerEntry.Kind.DOWNLOAD, f"stem:{stem.id}",
             {"schema": "clearstem.delivery-event/v1", "event": f"audit_{kind}" if audit else str(kind),
@@ -137,42 +162,98 @@ def do_authorize_download(user, stem, kind: str = UsageEvent.Kind.DOWNLOAD) -> N
         )
 
 
-@transaction.atomic
-def do_create_grant(licensor_org, recordings, **terms) -> LicenseGrant:
+def _record(grant: LicenseGrant, kind: str, event: str) -> None:
+    from provenance.ledger import do_record_event
+
+    do_record_event(kind, f"grant:{grant.id}", license_event(grant, event))
+
+
+def _check_licensable(licensor_org, recordings, territories) -> None:
     foreign = [r for r in recordings if r.rights_holder_id != licensor_org.id]
     if foreign:
         raise ApiError("not_rights_holder", "you can only license recordings your organisation holds", 403)
-    from provenance.ledger import do_record_event
+    for rec in recordings:
+        held = {t.upper() for t in rec.territories}
+        if "WW" not in held and ("WW" in territories or not set(territories) <= held):
+            raise ApiError("territory_not_held",
+                           f"you hold the rights to {rec.title!r} only in {', '.join(sorted(held))}")
+
+
+@transaction.atomic
+def do_create_grant(licensor_org, recordings, status: str = LicenseGrant.Status.ACTIVE, **terms) -> LicenseGrant:
+    """Version 1 of a new license (a draft, or active at once)."""
     from provenance.models import LedgerEntry
 
-    grant = LicenseGrant.objects.create(licensor=licensor_org, status=LicenseGrant.Status.ACTIVE, **terms)
+    if status not in (LicenseGrant.Status.DRAFT, LicenseGrant.Status.ACTIVE):
+        raise ApiError("invalid_status", "a new license is a draft or active")
+    _check_licensable(licensor_org, recordings, [t.upper() for t in terms.get("territories", [])])
+    grant_id = uuid.uuid4()
+    grant = LicenseGrant.objects.create(id=grant_id, family=grant_id, licensor=licensor_org, status=status, **terms)
     grant.recordings.set(recordings)
-    do_record_event(LedgerEntry.Kind.LICENSE_GRANTED, f"grant:{grant.id}", license_event(grant, "granted"))
+    if status == LicenseGrant.Status.ACTIVE:
+        _record(grant, LedgerEntry.Kind.LICENSE_GRANTED, "granted")
     return grant
 
 
-def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
-    """Revocation takes effect at once: from its commit on, every decision and download under
-    the grant is refused; then jobs already cleared under it are cancelled (a running one stops
-    between chunks).
+def _lock_current(grant_id, licensor_org) -> LicenseGrant:
+    grant = LicenseGrant.objects.select_for_update().get(id=grant_id, licensor=licensor_org)
+    if grant.status == LicenseGrant.Status.SUPERSEDED:
+        raise ApiError("superseded", "this version was amended; act on the current version", status.HTTP_409_CONFLICT)
+    return grant
 
-    Two transactions on purpose: dispatch locks a job and then its grants, so holding the grant
-    while locking jobs could deadlock. A dispatch waiting on the grant lock sees `revoked`; one
-    that committed just before is found by its usage event in the second step.
-    """
-    from clearstem.jobs.models import Job
-    from provenance.ledger import do_record_event
+
+def _set_status(grant: LicenseGrant, new_status: str) -> None:
+    grant.status = new_status
+    grant.status_changed_at = timezone.now()
+    grant.save(update_fields=["status", "status_changed_at"])
+
+
+@transaction.atomic
+def do_activate_grant(grant_id, licensor_org) -> LicenseGrant:
     from provenance.models import LedgerEntry
 
-    with transaction.atomic():
-        grant = LicenseGrant.objects.select_for_update().get(id=grant_id, licensor=licensor_org)
-        if grant.status == LicenseGrant.Status.REVOKED:
-            raise ApiError("already_revoked", "the license is already revoked", status.HTTP_409_CONFLICT)
-        grant.status = LicenseGrant.Status.REVOKED
-        grant.status_changed_at = timezone.now()
-        grant.save(update_fields=["status", "status_changed_at"])
-        do_record_event(LedgerEntry.Kind.LICENSE_REVOKED, f"grant:{grant.id}", license_event(grant, "revoked"))
-    job_ids = list(UsageEvent.objects.filter(grant=grant, kind=UsageEvent.Kind.SEPARATION).values_list("job_id", flat=True))
+    grant = _lock_current(grant_id, licensor_org)
+    if grant.status != LicenseGrant.Status.DRAFT:
+        raise ApiError("not_a_draft", f"the license is {grant.status}, not a draft", status.HTTP_409_CONFLICT)
+    _set_status(grant, LicenseGrant.Status.ACTIVE)
+    _record(grant, LedgerEntry.Kind.LICENSE_GRANTED, "granted")
+    return grant
+
+
+@transaction.atomic
+def do_amend_grant(grant_id, licensor_org, **changes) -> LicenseGrant:
+    """Active terms never change: the amendment is version n+1, the old version is superseded.
+    Usage and caps carry over (they count per license family)."""
+    from provenance.models import LedgerEntry
+
+    old = _lock_current(grant_id, licensor_org)
+    if old.status not in (LicenseGrant.Status.ACTIVE, LicenseGrant.Status.SUSPENDED):
+        raise ApiError("not_amendable", f"a {old.status} license cannot be amended", status.HTTP_409_CONFLICT)
+    recordings = changes.pop("recordings", None) or list(old.recordings.all())
+    fields = {f: getattr(old, f) for f in (
+        "licensee_org", "licensee_user", "open_to_verified", "stems", "purposes", "commercial", "territories",
+        "excluded_territories", "valid_from", "valid_until", "max_separations", "max_downloads",
+        "max_separations_per_user", "max_downloads_per_user", "attribution", "revenue_share_pct")}
+    fields.update(changes)
+    _check_licensable(licensor_org, recordings, [t.upper() for t in fields["territories"]])
+    _set_status(old, LicenseGrant.Status.SUPERSEDED)
+    new = LicenseGrant.objects.create(family=old.family, previous=old, version=old.version + 1,
+                                      licensor=licensor_org, status=old.status if old.status == "suspended" else "active",
+                                      **fields)
+    new.recordings.set(recordings)
+    _record(new, LedgerEntry.Kind.LICENSE_AMENDED, "amended")
+    return new
+
+
+def _stop_jobs_under(grant: LicenseGrant, code: str, message: str) -> int:
+    """Cancel jobs cleared under any version of the license that have not finished; a running
+    one stops between chunks. Each job is locked in its own transaction (dispatch locks a job
+    before its grants, so we never hold a grant while locking jobs)."""
+    from clearstem.jobs.models import Job
+
+    stopped = 0
+    job_ids = list(UsageEvent.objects.filter(grant__family=grant.family, kind=UsageEvent.Kind.SEPARATION)
+                   .values_list("job_id", flat=True))
     for job_id in job_ids:
         with transaction.atomic():
             job = Job.objects.select_for_update().get(pk=job_id)
@@ -183,9 +264,173 @@ def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
                 job.finished_at = timezone.now()
             else:
                 continue
-            job.error_code, job.error_message = "revoked", "the license was revoked"
+            job.error_code, job.error_message = code, message
             job.save(update_fields=["state", "cancel_requested", "finished_at", "error_code", "error_message"])
+            stopped += 1
+    return stopped
+
+
+def _end_grant(grant_id, licensor_org, new_status: str, kind: str, event: str, allowed_from: tuple) -> LicenseGrant:
+    """Revocation and suspension take effect at commit: from then on every decision and
+    delivery under the license is refused; then jobs already cleared under it are stopped."""
+    with transaction.atomic():
+        grant = _lock_current(grant_id, licensor_org)
+        if grant.status not in allowed_from:
+            raise ApiError(f"already_{new_status}" if grant.status == new_status else "invalid_transition",
+                           f"the license is {grant.status}", status.HTTP_409_CONFLICT)
+        _set_status(grant, new_status)
+        _record(grant, kind, event)
+    _stop_jobs_under(grant, new_status, f"the license was {new_status}")
     return grant
+
+
+def do_revoke_grant(grant_id, licensor_org) -> LicenseGrant:
+    from provenance.models import LedgerEntry
+
+    return _end_grant(grant_id, licensor_org, LicenseGrant.Status.REVOKED, LedgerEntry.Kind.LICENSE_REVOKED,
+                      "revoked", ("active", "suspended", "expired"))
+
+
+def do_suspend_grant(grant_id, licensor_org) -> LicenseGrant:
+    from provenance.models import LedgerEntry
+
+    return _end_grant(grant_id, licensor_org, LicenseGrant.Status.SUSPENDED, LedgerEntry.Kind.LICENSE_SUSPENDED,
+                      "suspended", ("active",))
+
+
+@transaction.atomic
+def do_reinstate_grant(grant_id, licensor_org) -> LicenseGrant:
+    from provenance.models import LedgerEntry
+
+    grant = _lock_current(grant_id, licensor_org)
+    if grant.status != LicenseGrant.Status.SUSPENDED:
+        raise ApiError("not_suspended", f"the license is {grant.status}", status.HTTP_409_CONFLICT)
+    _set_status(grant, LicenseGrant.Status.ACTIVE)
+    _record(grant, LedgerEntry.Kind.LICENSE_REINSTATED, "reinstated")
+    return grant
+
+
+# --- license requests ------------------------------------------------------------------------
+
+def do_create_license_requests(user, *, job=None, recordings=None, stems=None, purpose=None, commercial=None,
+                               territory=None, message: str = "") -> list:
+    """File requests in one call — one per rights holder (a mashup may need several labels).
+    From a denied job, everything defaults to what the job asked for and what blocked it."""
+    from .models import LicenseRequest
+
+    if not user.is_producer or not user.can_write:
+        raise ApiError("permission_denied", "only producers with write access can request licenses", 403)
+    if job is not None:
+        blocked = [r["recording"] for r in (job.decision or {}).get("reasons", []) if r.get("recording")]
+        recordings = recordings or list(Recording.objects.filter(id__in=blocked))
+        stems = stems or job.stems
+        purpose = purpose or job.purpose
+        commercial = job.commercial if commercial is None else commercial
+        territory = territory or job.territory
+    if not recordings:
+        raise ApiError("nothing_to_request", "name the recordings to license (or a job denied for lack of a license)")
+    if not stems or not purpose or not territory:
+        raise ApiError("invalid", "stems, purpose and territory are required")
+    by_holder = defaultdict(list)
+    for rec in recordings:
+        by_holder[rec.rights_holder_id].append(rec)
+    created = []
+    with transaction.atomic():
+        for holder_id, recs in by_holder.items():
+            req = LicenseRequest.objects.create(
+                requester=user, requester_org=user.organisation, rights_holder_id=holder_id, job=job,
+                stems=list(stems), purpose=purpose, commercial=bool(commercial), territory=territory.upper(),
+                message=message,
+            )
+            req.recordings.set(recs)
+            created.append(req)
+    return created
+
+
+def _lock_request(request_id, **scope):
+    from .models import LicenseRequest
+
+    req = LicenseRequest.objects.select_for_update().get(id=request_id, **scope)
+    if req.status != LicenseRequest.Status.PENDING:
+        raise ApiError("request_closed", f"the request is already {req.status}", status.HTTP_409_CONFLICT)
+    return req
+
+
+@transaction.atomic
+def do_approve_license_request(request_id, label_org, **overrides):
+    """Approve with the requested terms, or narrower ones the label sets; creates the grant."""
+    from .models import LicenseRequest
+
+    req = _lock_request(request_id, rights_holder=label_org)
+    terms = {
+        "licensee_org": req.requester_org, "stems": list(req.stems), "purposes": [req.purpose],
+        "commercial": req.commercial, "territories": [req.territory], "valid_from": timezone.now(),
+    }
+    terms.update({k: v for k, v in overrides.items() if v is not None})
+    grant = do_create_grant(label_org, list(req.recordings.all()), **terms)
+    req.status, req.grant, req.decided_at = LicenseRequest.Status.APPROVED, grant, timezone.now()
+    req.response = overrides.get("response") or req.response
+    req.save(update_fields=["status", "grant", "decided_at", "response"])
+    return req
+
+
+@transaction.atomic
+def do_deny_license_request(request_id, label_org, reason: str):
+    from .models import LicenseRequest
+
+    if not reason.strip():
+        raise ApiError("reason_required", "say why the request is denied")
+    req = _lock_request(request_id, rights_holder=label_org)
+    req.status, req.response, req.decided_at = LicenseRequest.Status.DENIED, reason.strip(), timezone.now()
+    req.save(update_fields=["status", "response", "decided_at"])
+    return req
+
+
+@transaction.atomic
+def do_withdraw_license_request(request_id, producer_org):
+    from .models import LicenseRequest
+
+    req = _lock_request(request_id, requester_org=producer_org)
+    req.status, req.decided_at = LicenseRequest.Status.WITHDRAWN, timezone.now()
+    req.save(update_fields=["status", "decided_at"])
+    return req
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+def usage_rows(grants) -> list[dict]:
+    """Usage per license version and recording: separations, downloads, exports."""
+    from django.db.models import Count
+
+    rows = (UsageEvent.objects.filter(grant__in=grants)
+            .values("grant_id", "grant__family", "grant__version", "recording_id", "recording__isrc",
+                    "recording__title", "kind")
+            .annotate(n=Count("id")).order_by("grant__family", "grant__version", "recording__title"))
+    table: dict = {}
+    for r in rows:
+        key = (r["grant_id"], r["recording_id"])
+        row = table.setdefault(key, {
+            "license": str(r["grant__family"]), "grant": str(r["grant_id"]), "version": r["grant__version"],
+            "recording": str(r["recording_id"]), "isrc": r["recording__isrc"], "title": r["recording__title"],
+            "separation": 0, "download": 0, "export": 0})
+        row[r["kind"]] = r["n"]
+    return list(table.values())
+
+
+def remaining_caps(grant: LicenseGrant, user) -> dict:
+    """What is left of each cap for `user` (None = uncapped)."""
+    sep = current_terms(grant, user, "separate")
+    dl = current_terms(grant, user, "download")
+
+    def left(cap, used):
+        return None if cap is None else max(cap - used, 0)
+
+    return {
+        "separations": left(sep.max_separations, sep.separations_used),
+        "downloads": left(dl.max_downloads, dl.downloads_used),
+        "my_separations": left(sep.max_separations_per_user, sep.user_separations_used),
+        "my_downloads": left(dl.max_downloads_per_user, dl.user_downloads_used),
+    }
 
 
 def do_register_recording(label_org, uploaded_file_path: str, original_name: str, *, title: str = "",

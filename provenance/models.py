@@ -35,6 +35,8 @@ class LedgerEntry(models.Model):
         LICENSE_GRANTED = "license_granted"
         LICENSE_AMENDED = "license_amended"
         LICENSE_REVOKED = "license_revoked"
+        LICENSE_SUSPENDED = "license_suspended"
+        LICENSE_REINSTATED = "license_reinstated"
         DOWNLOAD = "download"
         EXPORT = "export"
 

@@ -34,14 +34,14 @@ def test_pipeline_services_in_order(clients, catalog, audio_dir):
     assert Job.objects.get(pk=job.pk).stem_files.get().provenance.key_id
 
 
-def test_separation_cap_is_enforced(clients, catalog, audio_dir):
-    from licensing.models import LicenseGrant
-
-    LicenseGrant.objects.filter(pk=catalog["grant"]["id"]).update(max_separations=1)
+def test_separation_cap_counts_across_amendments(clients, catalog, audio_dir):
     first = do_process_job(make_job(clients, audio_dir).pk)
-    second = do_process_job(make_job(clients, audio_dir).pk)
     assert first.state == "queued"
+    r = clients["label"].post(f"/api/v1/licenses/{catalog['grant']['id']}/amend/", {"max_separations": 1}, format="json")
+    assert r.status_code == 201 and r.json()["version"] == 2
+    second = do_process_job(make_job(clients, audio_dir).pk)
     assert second.state == "denied" and second.error_code == "separation_cap_reached"
+    assert second.decision["reasons"][0]["rights_holder"] == "label-a"
 
 
 def test_cancel_states(clients, catalog, audio_dir):

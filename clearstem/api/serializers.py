@@ -5,7 +5,7 @@ from rest_framework import serializers
 from clearstem.jobs.models import Job, Stem
 from clearstem.uploads.models import Upload
 from licensing.engine import PURPOSES, STEM_CHOICES
-from licensing.models import LicenseGrant, Recording
+from licensing.models import LicenseGrant, LicenseRequest, Recording
 
 
 class UploadSerializer(serializers.ModelSerializer):
@@ -91,7 +91,7 @@ class CountryCodes(serializers.ListField):
 
 
 class LicenseGrantSerializer(serializers.ModelSerializer):
-    recordings = serializers.PrimaryKeyRelatedField(many=True, queryset=Recording.objects.all())
+    recordings = serializers.PrimaryKeyRelatedField(many=True, queryset=Recording.objects.all(), allow_empty=False)
     licensee_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensee = serializers.CharField(write_only=True, required=False, help_text="producer organisation slug")
@@ -100,24 +100,97 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
     territories = CountryCodes(min_length=1)
     excluded_territories = CountryCodes(required=False)
     terms_digest = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=["draft", "active"], default="active",
+                                     help_text="create as a draft, or active at once")
 
     class Meta:
         model = LicenseGrant
         fields = [
-            "id", "licensor", "licensee", "licensee_org", "open_to_verified", "recordings", "version", "stems",
-            "purposes", "commercial", "territories", "excluded_territories", "valid_from", "valid_until",
-            "max_separations", "max_downloads", "attribution", "revenue_share_pct", "status", "terms_digest",
-            "created_at",
+            "id", "family", "version", "previous", "licensor", "licensee", "licensee_org", "open_to_verified",
+            "recordings", "stems", "purposes", "commercial", "territories", "excluded_territories", "valid_from",
+            "valid_until", "max_separations", "max_downloads", "max_separations_per_user", "max_downloads_per_user",
+            "attribution", "revenue_share_pct", "status", "terms_digest", "remaining", "created_at",
+            "status_changed_at",
         ]
-        read_only_fields = ["version", "status", "created_at"]
+        read_only_fields = ["family", "version", "previous", "created_at", "status_changed_at"]
+        # family/version are the service's to assign; the database enforces their uniqueness
+        validators = []
 
     def get_terms_digest(self, obj) -> str:
         return obj.terms().digest()
+
+    def get_remaining(self, obj) -> dict | None:
+        """Caps left, for the licensee looking at its own grant."""
+        from licensing.services import remaining_caps
+
+        request = self.context.get("request")
+        if request is None or not request.user.is_producer or obj.status == "superseded":
+            return None
+        return remaining_caps(obj, request.user)
+
+    def to_representation(self, obj):
+        data = super().to_representation(obj)
+        data["status"] = obj.status  # the real status (the input field only offers draft/active)
+        return data
 
     def validate(self, attrs):
         vf, vu = attrs.get("valid_from"), attrs.get("valid_until")
         if vf and vu and vu <= vf:
             raise serializers.ValidationError({"valid_until": "must be after valid_from"})
-        if not attrs.get("licensee") and not attrs.get("open_to_verified"):
+        if not self.partial and not attrs.get("licensee") and not attrs.get("open_to_verified"):
             raise serializers.ValidationError({"licensee": "name a producer organisation or set open_to_verified"})
         return attrs
+
+
+class LicenseAmendSerializer(LicenseGrantSerializer):
+    """An amendment: any subset of the terms; the rest carry over from the current version."""
+
+    licensee = None  # who is licensed does not change by amendment
+    status = None
+
+    class Meta(LicenseGrantSerializer.Meta):
+        fields = [f for f in LicenseGrantSerializer.Meta.fields if f not in ("licensee", "status", "open_to_verified")]
+
+
+class LicenseRequestSerializer(serializers.ModelSerializer):
+    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requester_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    rights_holder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = LicenseRequest
+        fields = ["id", "requester", "requester_org", "rights_holder", "recordings", "job", "stems", "purpose",
+                  "commercial", "territory", "message", "status", "response", "grant", "created_at", "decided_at"]
+        read_only_fields = fields
+
+
+class LicenseRequestCreateSerializer(serializers.Serializer):
+    job = serializers.UUIDField(required=False, help_text="a job denied for lack of a license: fills in the rest")
+    recordings = serializers.ListField(child=serializers.UUIDField(), required=False)
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), required=False, min_length=1)
+    purpose = serializers.ChoiceField(choices=PURPOSES, required=False)
+    commercial = serializers.BooleanField(required=False, allow_null=True, default=None)
+    territory = serializers.RegexField(r"^[A-Za-z]{2}$", required=False)
+    message = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class LicenseApproveSerializer(serializers.Serializer):
+    """Optional narrower terms; anything omitted is what the producer asked for."""
+
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), required=False, min_length=1)
+    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), required=False, min_length=1)
+    commercial = serializers.BooleanField(required=False, allow_null=True, default=None)
+    territories = CountryCodes(required=False, min_length=1)
+    valid_until = serializers.DateTimeField(required=False)
+    max_separations = serializers.IntegerField(required=False, min_value=0)
+    max_downloads = serializers.IntegerField(required=False, min_value=0)
+    max_separations_per_user = serializers.IntegerField(required=False, min_value=0)
+    max_downloads_per_user = serializers.IntegerField(required=False, min_value=0)
+    attribution = serializers.CharField(required=False, max_length=500)
+    revenue_share_pct = serializers.DecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
+    response = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class LicenseDenySerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000)

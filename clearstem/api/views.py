@@ -3,6 +3,7 @@ invisible (404), not merely forbidden."""
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
+from django.db.models import Q
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,8 +17,10 @@ from clearstem.jobs.models import Job, Stem
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_export_job
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
-from licensing.models import LicenseGrant, Recording
-from licensing.services import do_authorize_download, do_create_grant, do_register_recording, do_revoke_grant
+from licensing import services as lic
+from licensing.models import LicenseGrant, LicenseRequest, Recording
+from licensing.odrl import to_odrl
+from licensing.services import do_authorize_download, do_register_recording
 from provenance import ledger
 from provenance.keys import verification_keys
 from provenance.merkle import ProofError
@@ -152,42 +155,187 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
         return Response(self.get_serializer(rec).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+def csv_response(rows: list[dict], filename: str):
+    import csv
+    import io
+
+    from django.http import HttpResponse
+
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    resp = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    resp["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return resp
+
+
 class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
                      viewsets.GenericViewSet):
+    """Labels grant, amend, suspend, reinstate and revoke; licensees see their grants and the
+    caps they have left. Every version is listed (`?current=true` hides superseded ones)."""
+
     serializer_class = s.LicenseGrantSerializer
 
     def get_queryset(self):
         user = self.request.user
         qs = LicenseGrant.objects.select_related("licensor", "licensee_org").prefetch_related("recordings")
+        if self.request.query_params.get("current") in ("1", "true"):
+            qs = qs.exclude(status=LicenseGrant.Status.SUPERSEDED)
         if getattr(self, "swagger_fake_view", False) or user.is_platform:
             return qs
         if user.is_label:
             return qs.filter(licensor=user.organisation)
         if user.is_producer:
-            return qs.filter(licensee_org=user.organisation) | qs.filter(licensee_user=user)
+            mine = Q(licensee_org=user.organisation) | Q(licensee_user=user)
+            if user.organisation.verified:
+                mine |= Q(open_to_verified=True)
+            return qs.filter(mine).exclude(status=LicenseGrant.Status.DRAFT)
         return qs.none()
 
-    def create(self, request, *args, **kwargs):
-        require_writer(request.user, Organisation.Kind.LABEL)
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        recordings = data.pop("recordings")
+    def _licensee_terms(self, data: dict) -> dict:
         licensee_slug = data.pop("licensee", None)
         if licensee_slug:
             org = Organisation.objects.filter(slug=licensee_slug, kind=Organisation.Kind.PRODUCER).first()
             if org is None:
                 raise ApiError("unknown_licensee", f"no producer organisation {licensee_slug!r}")
             data["licensee_org"] = org
-        grant = do_create_grant(request.user.organisation, recordings, **data)
+        return data
+
+    def _label_action(self, fn, **kwargs):
+        require_writer(self.request.user, Organisation.Kind.LABEL)
+        grant = fn(self.get_object().pk, self.request.user.organisation, **kwargs)
+        return Response(self.get_serializer(grant).data)
+
+    def create(self, request, *args, **kwargs):
+        require_writer(request.user, Organisation.Kind.LABEL)
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = self._licensee_terms(dict(body.validated_data))
+        recordings = data.pop("recordings")
+        grant = lic.do_create_grant(request.user.organisation, recordings, **data)
         return Response(self.get_serializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
+    def activate(self, request, pk=None):
+        return self._label_action(lic.do_activate_grant)
+
+    @extend_schema(request=s.LicenseAmendSerializer)
+    @action(detail=True, methods=["post"])
+    def amend(self, request, pk=None):
+        """A new version with the changed terms; the current one is superseded."""
         require_writer(request.user, Organisation.Kind.LABEL)
-        grant = do_revoke_grant(self.get_object().pk, request.user.organisation)
-        return Response(self.get_serializer(grant).data)
+        body = s.LicenseAmendSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        grant = lic.do_amend_grant(self.get_object().pk, request.user.organisation, **dict(body.validated_data))
+        return Response(self.get_serializer(grant).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        return self._label_action(lic.do_suspend_grant)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def reinstate(self, request, pk=None):
+        return self._label_action(lic.do_reinstate_grant)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return self._label_action(lic.do_revoke_grant)
+
+    @extend_schema(responses={(200, "application/ld+json"): dict})
+    @action(detail=True, methods=["get"])
+    def odrl(self, request, pk=None):
+        """The grant as an ODRL 2.2 Agreement (JSON-LD)."""
+        grant = self.get_object()
+        doc = to_odrl(grant.terms(), assigner=grant.licensor.slug,
+                      assignee=grant.licensee_org.slug if grant.licensee_org_id else None,
+                      recordings=[{"id": str(r.id), "isrc": r.isrc} for r in grant.recordings.order_by("id")])
+        return Response(doc, content_type="application/ld+json")
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def usage(self, request, pk=None):
+        """Usage of this license version per recording; `?export=csv` for CSV."""
+        rows = lic.usage_rows([self.get_object()])
+        if request.query_params.get("export") == "csv":
+            return csv_response(rows, f"license-{pk}-usage.csv")
+        return Response({"results": rows})
+
+    @extend_schema(responses={200: dict})
+    @action(detail=False, methods=["get"], url_path="usage-report")
+    def usage_report(self, request):
+        """Usage of every visible license per version and recording; `?export=csv` for CSV."""
+        rows = lic.usage_rows(self.get_queryset())
+        if request.query_params.get("export") == "csv":
+            return csv_response(rows, "license-usage.csv")
+        return Response({"results": rows})
+
+
+class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+                            viewsets.GenericViewSet):
+    """Producers ask (in one call from a denied job); the rights holder approves — creating a
+    grant, possibly narrower — or denies with a reason; the producer sees the outcome."""
+
+    serializer_class = s.LicenseRequestSerializer
+
+    def get_queryset(self):
+        user = self.request.user
+        qs = LicenseRequest.objects.select_related("requester", "requester_org", "rights_holder").prefetch_related("recordings")
+        if getattr(self, "swagger_fake_view", False) or user.is_platform:
+            return qs
+        if user.is_label:
+            return qs.filter(rights_holder=user.organisation)
+        if user.is_producer:
+            return qs.filter(requester_org=user.organisation)
+        return qs.none()
+
+    @extend_schema(request=s.LicenseRequestCreateSerializer, responses={201: s.LicenseRequestSerializer(many=True)})
+    def create(self, request, *args, **kwargs):
+        require_writer(request.user, Organisation.Kind.PRODUCER)
+        body = s.LicenseRequestCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        job = None
+        if data.get("job"):
+            job = Job.objects.filter(pk=data.pop("job"), organisation=request.user.organisation).first()
+            if job is None:
+                raise ApiError("not_found", "no such job", 404)
+        recordings = None
+        if data.get("recordings"):
+            recordings = list(Recording.objects.filter(id__in=data.pop("recordings")))
+        reqs = lic.do_create_license_requests(request.user, job=job, recordings=recordings, **{
+            k: data.get(k) for k in ("stems", "purpose", "commercial", "territory", "message")})
+        return Response(self.get_serializer(reqs, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.LicenseApproveSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        require_writer(request.user, Organisation.Kind.LABEL)
+        body = s.LicenseApproveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        req = lic.do_approve_license_request(self.get_object().pk, request.user.organisation, **body.validated_data)
+        return Response(self.get_serializer(req).data)
+
+    @extend_schema(request=s.LicenseDenySerializer)
+    @action(detail=True, methods=["post"])
+    def deny(self, request, pk=None):
+        require_writer(request.user, Organisation.Kind.LABEL)
+        body = s.LicenseDenySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        req = lic.do_deny_license_request(self.get_object().pk, request.user.organisation, body.validated_data["reason"])
+        return Response(self.get_serializer(req).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        require_writer(request.user, Organisation.Kind.PRODUCER)
+        req = lic.do_withdraw_license_request(self.get_object().pk, request.user.organisation)
+        return Response(self.get_serializer(req).data)
 
 
 class LedgerKeysView(APIView):

@@ -95,8 +95,13 @@ def do_process_job(job_id) -> Job | None:
             return job
         decision = do_decide_job(job)
         now = timezone.now()
-        job.decision = {**decision.as_dict(), "matches": upload.identification.get("matches", []),
+        matches = upload.identification.get("matches", [])
+        job.decision = {**decision.as_dict(), "matches": matches,
                         "identification_note": upload.identification.get("note")}
+        by_recording = {m["recording"]: m for m in matches}
+        for reason in job.decision["reasons"]:  # say which recording and whom to ask
+            if (m := by_recording.get(reason.get("recording"))):
+                reason.update(title=m["title"], isrc=m["isrc"], rights_holder=m["rights_holder"])
         job.decided_at = now
         if decision.allowed:
             job.state = Job.State.QUEUED  # cleared, and queued in the same transaction
