@@ -38,7 +38,7 @@ class Terms:
     max_separations_per_user: int | None = None
     max_downloads_per_user: int | None = None
     attribution: str = ""
-    revenue_share_pct: str = "0"
+    revenue_share_pct: str = "0.00"  # two decimals: one canonical form for the digest
     # current usage (across every version of the license), overall and by the requesting user
     separations_used: int = 0
     downloads_used: int = 0

@@ -120,7 +120,7 @@ class LicenseGrant(models.Model):
             valid_from=self.valid_from, valid_until=self.valid_until,
             max_separations=self.max_separations, max_downloads=self.max_downloads,
             max_separations_per_user=self.max_separations_per_user, max_downloads_per_user=self.max_downloads_per_user,
-            attribution=self.attribution, revenue_share_pct=str(self.revenue_share_pct),
+            attribution=self.attribution, revenue_share_pct=f"{self.revenue_share_pct:.2f}",
             separations_used=separations_used, downloads_used=downloads_used,
             user_separations_used=user_separations_used, user_downloads_used=user_downloads_used,
         )

@@ -11,6 +11,7 @@ Mapping (ClearStem profile, `cs:` terms for what ODRL's vocabulary lacks):
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from .engine import WORLDWIDE, Terms
 
@@ -52,7 +53,7 @@ def to_odrl(terms: Terms, *, assigner: str, assignee: str | None, recordings: li
     duties = []
     if terms.attribution:
         duties.append({"action": "attribute", "cs:text": terms.attribution})
-    if terms.revenue_share_pct not in ("0", "0.00", ""):
+    if Decimal(terms.revenue_share_pct) != 0:
         duties.append({"action": [{"rdf:value": {"@id": "odrl:compensate"}, "refinement": [
             {"leftOperand": "percentage", "operator": "eq", "rightOperand": terms.revenue_share_pct}]}]})
     derive = {"target": target, "action": [{"rdf:value": {"@id": "odrl:derive"}, "refinement": [
@@ -112,7 +113,7 @@ def from_odrl(doc: dict) -> Terms:
 
     max_sep, max_sep_user = caps(derive)
     max_dl, max_dl_user = caps(reproduce)
-    attribution, share = "", "0"
+    attribution, share = "", "0.00"
     for duty in derive.get("duty", []):
         if duty["action"] == "attribute":
             attribution = duty["cs:text"]

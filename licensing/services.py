@@ -357,7 +357,7 @@ def _lock_request(request_id, **scope):
 
 
 @transaction.atomic
-def do_approve_license_request(request_id, label_org, **overrides):
+def do_approve_license_request(request_id, label_org, response: str = "", **overrides):
     """Approve with the requested terms, or narrower ones the label sets; creates the grant."""
     from .models import LicenseRequest
 
@@ -369,7 +369,7 @@ def do_approve_license_request(request_id, label_org, **overrides):
     terms.update({k: v for k, v in overrides.items() if v is not None})
     grant = do_create_grant(label_org, list(req.recordings.all()), **terms)
     req.status, req.grant, req.decided_at = LicenseRequest.Status.APPROVED, grant, timezone.now()
-    req.response = overrides.get("response") or req.response
+    req.response = response or req.response
     req.save(update_fields=["status", "grant", "decided_at", "response"])
     return req
 

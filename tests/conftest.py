@@ -48,16 +48,18 @@ def orgs(db):
 @pytest.fixture
 def users(orgs):
     out = {}
-    for key, slug in (("label", "label-a"), ("label_b", "label-b"), ("producer", "producer-a"),
-                      ("producer_b", "producer-b"), ("platform", "ops")):
-        user, token = do_create_user(f"{key}@example.test", slug, "admin", with_token=True)
+    for key, slug, role in (("label", "label-a", "admin"), ("label_b", "label-b", "admin"),
+                            ("producer", "producer-a", "admin"), ("producer_b", "producer-b", "admin"),
+                            ("platform", "ops", "admin"), ("label_viewer", "label-a", "viewer"),
+                            ("producer_viewer", "producer-a", "viewer")):
+        user, token = do_create_user(f"{key}@example.test", slug, role, with_token=True)
         out[key] = (user, token)
     return out
 
 
 @pytest.fixture
 def clients(users):
-    out = {}
+    out = {"anonymous": APIClient()}
     for key, (_, token) in users.items():
         c = APIClient()
         c.credentials(HTTP_AUTHORIZATION=f"Token {token}")

@@ -41,6 +41,11 @@ CTX = RequestContext(action="separate", stems=frozenset({"vocals"}), purpose="re
     (replace(BASE, downloads_used=5), CTX, []),  # download cap does not block separation
     (replace(BASE, status="revoked", commercial=False), replace(CTX, commercial=True),
      ["revoked", "commercial_not_licensed"]),
+    (replace(BASE, status="superseded"), CTX, ["no_license"]),
+    (replace(BASE, max_separations_per_user=2, user_separations_used=2), CTX, ["separation_cap_reached"]),
+    (replace(BASE, max_separations_per_user=2, user_separations_used=1), CTX, []),
+    (replace(BASE, max_downloads_per_user=1, user_downloads_used=1), replace(CTX, action="export"),
+     ["download_cap_reached"]),
 ])
 def test_decide(terms, ctx, codes):
     d = decide(terms, ctx, "rec1")
@@ -80,3 +85,32 @@ def test_first_allowing_grant_wins_and_closest_failure_is_reported():
 
 def test_instrumental_request_expands():
     assert requested_stems(["instrumental", "vocals"]) == {"vocals", "drums", "bass", "other"}
+
+
+@pytest.mark.parametrize("held,territory,codes", [
+    (frozenset({"WW"}), "GB", []),
+    (frozenset({"GB", "IE"}), "GB", []),
+    (frozenset({"GB", "IE"}), "US", ["territory_not_licensed"]),  # the label does not hold US rights
+    (None, "US", []),
+])
+def test_rights_holder_territories(held, territory, codes):
+    d = decide(BASE, replace(CTX, territory=territory), "rec1", held)
+    assert [r.code for r in d.reasons] == codes
+
+
+def test_odrl_round_trip():
+    from licensing.odrl import from_odrl, to_odrl
+
+    variants = [
+        BASE,
+        replace(BASE, commercial=True, territories=frozenset({"GB", "DE"}), excluded_territories=frozenset(),
+                stems=frozenset({"instrumental"}), purposes=frozenset({"remix", "sync"}), max_separations=None,
+                max_separations_per_user=2, max_downloads_per_user=4, attribution="Song — Band",
+                revenue_share_pct="12.50", valid_from=None),
+    ]
+    for terms in variants:
+        doc = to_odrl(terms, assigner="label-a", assignee="producer-a", recordings=[{"id": "r1", "isrc": "QZAAA2600011"}])
+        assert doc["@type"] == "Agreement" and doc["permission"][0]["action"][0]["rdf:value"]["@id"] == "odrl:derive"
+        back = from_odrl(__import__("json").loads(__import__("json").dumps(doc)))
+        assert back.digest() == terms.digest() and back == replace(terms, separations_used=0, downloads_used=0)
+    assert "prohibition" in to_odrl(BASE, assigner="a", assignee=None, recordings=[])  # non-commercial

@@ -92,8 +92,9 @@ class JobViewSet(ProducerScoped, mixins.RetrieveModelMixin, mixins.ListModelMixi
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
+        job_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.PRODUCER)
-        job = do_cancel_job(self.get_object().pk, request.user)
+        job = do_cancel_job(job_id, request.user)
         return Response(self.get_serializer(job).data)
 
     @extend_schema(responses={(200, "application/zip"): bytes})
@@ -204,8 +205,9 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         return data
 
     def _label_action(self, fn, **kwargs):
+        grant_id = self.get_object().pk  # invisible objects are 404 before anything else
         require_writer(self.request.user, Organisation.Kind.LABEL)
-        grant = fn(self.get_object().pk, self.request.user.organisation, **kwargs)
+        grant = fn(grant_id, self.request.user.organisation, **kwargs)
         return Response(self.get_serializer(grant).data)
 
     def create(self, request, *args, **kwargs):
@@ -226,10 +228,11 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         """A new version with the changed terms; the current one is superseded."""
+        grant_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseAmendSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        grant = lic.do_amend_grant(self.get_object().pk, request.user.organisation, **dict(body.validated_data))
+        grant = lic.do_amend_grant(grant_id, request.user.organisation, **dict(body.validated_data))
         return Response(self.get_serializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None)
@@ -315,26 +318,29 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     @extend_schema(request=s.LicenseApproveSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
+        request_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        req = lic.do_approve_license_request(self.get_object().pk, request.user.organisation, **body.validated_data)
+        req = lic.do_approve_license_request(request_id, request.user.organisation, **body.validated_data)
         return Response(self.get_serializer(req).data)
 
     @extend_schema(request=s.LicenseDenySerializer)
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
+        request_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseDenySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        req = lic.do_deny_license_request(self.get_object().pk, request.user.organisation, body.validated_data["reason"])
+        req = lic.do_deny_license_request(request_id, request.user.organisation, body.validated_data["reason"])
         return Response(self.get_serializer(req).data)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):
+        request_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.PRODUCER)
-        req = lic.do_withdraw_license_request(self.get_object().pk, request.user.organisation)
+        req = lic.do_withdraw_license_request(request_id, request.user.organisation)
         return Response(self.get_serializer(req).data)
 
 
