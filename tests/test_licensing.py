@@ -267,3 +267,21 @@ def test_revocation_mid_job_stops_the_separation(transactional_db, clients, cata
     from django.core.files.storage import default_storage
 
     assert not default_storage.exists(f"stems/{job_id}/vocals.wav")
+
+
+def test_grant_to_a_named_user_and_rights_territories(clients, users, audio_dir):
+    with open(audio_dir / "song13.wav", "rb") as fh:
+        rec = clients["label"].post("/api/v1/recordings/", {"file": fh, "title": "13", "territories": ["gb", "IE"]},
+                                    format="multipart").json()
+    assert rec["territories"] == ["GB", "IE"]
+    body = grant_body([rec["id"]], territories=["GB"])
+    body.pop("licensee")
+    body["licensee_user"] = users["producer"][0].username
+    r = clients["label"].post("/api/v1/licenses/", body, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["licensee_user"] == users["producer"][0].username and r.json()["licensee_org"] is None
+    assert clients["producer"].get(f"/api/v1/licenses/{r.json()['id']}/").status_code == 200
+    # the colleague in the same organisation is not the named licensee
+    assert clients["producer_viewer"].get(f"/api/v1/licenses/{r.json()['id']}/").status_code == 404
+    body["licensee_user"] = users["label"][0].username  # not a producer
+    assert clients["label"].post("/api/v1/licenses/", body, format="json").status_code == 400

@@ -79,15 +79,17 @@ class RecordingSerializer(serializers.ModelSerializer):
         fields = ["id", "rights_holder", "isrc", "title", "artist", "audio_sha256", "duration_s", "territories", "created_at"]
 
 
+class CountryCodes(serializers.ListField):
+    child = serializers.RegexField(r"^([A-Za-z]{2})$")
+
+
 class RecordingCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
+    territories = CountryCodes(required=False, min_length=1,
+                               help_text='where you hold the rights (ISO 3166-1 alpha-2), default ["WW"] worldwide')
     title = serializers.CharField(required=False, max_length=300, allow_blank=True)
     artist = serializers.CharField(required=False, max_length=300, allow_blank=True)
     isrc = serializers.CharField(required=False, max_length=20, allow_blank=True)
-
-
-class CountryCodes(serializers.ListField):
-    child = serializers.RegexField(r"^([A-Za-z]{2})$")
 
 
 class LicenseGrantSerializer(serializers.ModelSerializer):
@@ -95,6 +97,11 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
     licensee_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensee = serializers.CharField(write_only=True, required=False, help_text="producer organisation slug")
+    licensee_user = serializers.SlugRelatedField(
+        slug_field="username", required=False, allow_null=True,
+        queryset=__import__("clearstem.accounts.models", fromlist=["User"]).User.objects.filter(
+            organisation__kind="producer"),
+        help_text="license one named producer user (their e-mail) instead of a whole organisation")
     stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1)
     purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), min_length=1)
     territories = CountryCodes(min_length=1)
@@ -107,7 +114,8 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
     class Meta:
         model = LicenseGrant
         fields = [
-            "id", "family", "version", "previous", "licensor", "licensee", "licensee_org", "open_to_verified",
+            "id", "family", "version", "previous", "licensor", "licensee", "licensee_org", "licensee_user",
+            "open_to_verified",
             "recordings", "stems", "purposes", "commercial", "territories", "excluded_territories", "valid_from",
             "valid_until", "max_separations", "max_downloads", "max_separations_per_user", "max_downloads_per_user",
             "attribution", "revenue_share_pct", "status", "terms_digest", "remaining", "created_at",
@@ -138,8 +146,9 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
         vf, vu = attrs.get("valid_from"), attrs.get("valid_until")
         if vf and vu and vu <= vf:
             raise serializers.ValidationError({"valid_until": "must be after valid_from"})
-        if not self.partial and not attrs.get("licensee") and not attrs.get("open_to_verified"):
-            raise serializers.ValidationError({"licensee": "name a producer organisation or set open_to_verified"})
+        if not self.partial and not (attrs.get("licensee") or attrs.get("licensee_user") or attrs.get("open_to_verified")):
+            raise serializers.ValidationError(
+                {"licensee": "name a producer organisation, a producer user (licensee_user) or set open_to_verified"})
         return attrs
 
 
@@ -147,10 +156,12 @@ class LicenseAmendSerializer(LicenseGrantSerializer):
     """An amendment: any subset of the terms; the rest carry over from the current version."""
 
     licensee = None  # who is licensed does not change by amendment
+    licensee_user = None
     status = None
 
     class Meta(LicenseGrantSerializer.Meta):
-        fields = [f for f in LicenseGrantSerializer.Meta.fields if f not in ("licensee", "status", "open_to_verified")]
+        fields = [f for f in LicenseGrantSerializer.Meta.fields
+                  if f not in ("licensee", "licensee_user", "status", "open_to_verified")]
 
 
 class LicenseRequestSerializer(serializers.ModelSerializer):

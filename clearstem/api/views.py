@@ -152,6 +152,7 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
             request.user.organisation, f.temporary_file_path(), f.name,
             title=body.validated_data.get("title", ""), artist=body.validated_data.get("artist", ""),
             isrc=body.validated_data.get("isrc") or None,
+            territories=[t.upper() for t in body.validated_data.get("territories", ["WW"])],
         )
         return Response(self.get_serializer(rec).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
