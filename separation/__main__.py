@@ -1,54 +1,94 @@
-"""`python -m separation INPUT... --model NAME --out DIR [--stems ...] [--format wav|flac]`.
+"""`python -m separation INPUT... --model NAME --out DIR [--stems ...] [--device ...]
+[--segment S --overlap F --batch N] [--format wav|flac] [--bits 16|24] [--precision ...]`.
 
-Writes DIR/<input stem>/<stem>.<format>. No database, no Django.
+Writes DIR/<input stem>/<stem>.<format>, streaming (bounded memory). No database, no Django.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from .audio_io import AudioReadError, read_audio, write_audio
-from .registry import ModelUnavailable, get_engine
+from .apply import ChunkParams
+from .audio_io import AudioReadError
+from .registry import ModelUnavailable, get_engine, list_models
+from .run import separate_file
+
+
+def bar(name: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float) -> None:
+        filled = int(fraction * 30)
+        sys.stderr.write(f"\r{name[:30]:<30} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
+        if fraction >= 1:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m separation", description="Separate audio files into stems.")
-    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("inputs", nargs="*", type=Path)
     p.add_argument("--model", default="dsp")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model-dir", default=os.environ.get("CLEARSTEM_MODEL_DIR"))
+    p.add_argument("--out", type=Path)
     p.add_argument("--stems", nargs="+", help="subset of the model's stems (default: all)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--segment", type=float, help="seconds per chunk")
+    p.add_argument("--overlap", type=float, help="fraction of a chunk shared with the next (0-0.9)")
+    p.add_argument("--batch", type=int, help="chunks per forward pass")
     p.add_argument("--format", choices=["wav", "flac"], default="wav")
-    p.add_argument("--bits", type=int, choices=[16, 24], default=16)
+    p.add_argument("--bits", type=int, choices=[16, 24], help="default: the source's depth (24 if ≥24, else 16)")
+    p.add_argument("--list", action="store_true", help="list models and whether each can run here")
     args = p.parse_args(argv)
+    if args.list:
+        for status in list_models(args.model_dir):
+            print(f"{status.name:<28} {'available' if status.available else 'UNAVAILABLE: ' + status.reason}")
+        return 0
+    if not args.inputs or not args.out:
+        p.error("give INPUT files and --out DIR (or --list)")
+    if args.overlap is not None and not 0 <= args.overlap < 1:
+        p.error("--overlap is a fraction in [0, 1)")
     try:
-        engine = get_engine(args.model)
-    except ModelUnavailable as exc:
+        engine = get_engine(args.model, args.model_dir, device=args.device, precision=args.precision)
+    except (ModelUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    wanted = args.stems or list(engine.info.stems)
-    unknown = sorted(set(wanted) - set(engine.info.stems))
-    if unknown:
-        print(f"error: model {args.model!r} has no stems {unknown}", file=sys.stderr)
         return 2
     failures = 0
     for path in args.inputs:
         t0 = time.perf_counter()
         try:
-            audio, rate = read_audio(path)
-        except (AudioReadError, OSError) as exc:
-            print(f"error: {path}: cannot decode ({exc})", file=sys.stderr)
+            import soundfile as sf
+
+            try:
+                source_bits = {"PCM_24": 24, "PCM_32": 32, "FLOAT": 32}.get(sf.info(str(path)).subtype, 16)
+            except (RuntimeError, sf.LibsndfileError):
+                source_bits = None
+            chunk = None
+            if args.segment or args.overlap is not None or args.batch:
+                rate = engine.info.sample_rate or sf.info(str(path)).samplerate
+                base = engine.chunking(rate, args.batch)
+                segment = int(args.segment * rate) if args.segment else base.segment
+                overlap = int(segment * args.overlap) if args.overlap is not None else min(base.overlap, segment - 1)
+                chunk = ChunkParams(segment, overlap, args.batch or base.batch)
+            outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
+                                       bits=args.bits, source_bits=source_bits, chunk=chunk, progress=bar(path.name))
+        except (AudioReadError, OSError, RuntimeError) as exc:
+            print(f"error: {path}: cannot separate ({exc})", file=sys.stderr)
             failures += 1
             continue
-        stems = engine.separate(audio, rate)
-        out_dir = args.out / path.stem
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in wanted:
-            write_audio(out_dir / f"{name}.{args.format}", stems[name], rate, args.format, args.bits)
-        secs = audio.shape[1] / rate
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        secs = outputs[0].duration_s
         el = time.perf_counter() - t0
-        print(f"{path}: {secs:.1f} s audio in {el:.2f} s ({secs / el:.1f}x real time) -> {out_dir}")
+        print(f"{path}: {secs:.1f} s of audio in {el:.2f} s ({secs / el:.1f}x real time) -> {args.out / path.stem}")
     return 1 if failures else 0
 
 

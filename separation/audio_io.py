@@ -65,3 +65,108 @@ def stem_filename(stem: str, fmt: str) -> str:
 def ensure_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+BLOCK = 1 << 16
+
+
+class AudioStream:
+    """Decode a file block by block at `rate` (None: its own rate) as float32 [channels, n].
+
+    `source_rate`, `source_channels` and `source_bits` describe the file; `source_samples`
+    counts the samples decoded so far at the source rate (final once iteration ends)."""
+
+    def __init__(self, path, rate: int | None = None, channels: int | None = None):
+        try:
+            self.container = av.open(str(path), metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise AudioReadError(str(exc)) from exc
+        if not self.container.streams.audio:
+            self.container.close()
+            raise AudioReadError("no audio stream")
+        self.stream = self.container.streams.audio[0]
+        self.source_rate = int(self.stream.rate)
+        self.source_channels = int(self.stream.codec_context.channels or 1)
+        self.rate = rate or self.source_rate
+        self.channels = channels or min(self.source_channels, 2)
+        self.source_samples = 0
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo" if self.channels == 2 else "mono",
+                                            rate=self.rate)
+
+    def __iter__(self):
+        pending, size = [], 0
+        try:
+            for frame in self.container.decode(self.stream):
+                self.source_samples += frame.samples
+                for out in self._resampler.resample(frame):
+                    pending.append(out.to_ndarray())
+                    size += out.samples
+                if size >= BLOCK:
+                    yield np.concatenate(pending, axis=1)
+                    pending, size = [], 0
+            for out in self._resampler.resample(None):
+                pending.append(out.to_ndarray())
+        except av.error.FFmpegError as exc:
+            raise AudioReadError(str(exc)) from exc
+        finally:
+            self.container.close()
+        if pending:
+            yield np.concatenate(pending, axis=1)
+
+
+class StemWriter:
+    """Write one stem incrementally at the source rate and channel count, sample-accurate.
+
+    Blocks arrive at the model's rate and channels; a stateful resampler converts them back, and
+    `close(n)` pads or truncates to exactly the source's sample count."""
+
+    def __init__(self, path, model_rate: int, source_rate: int, source_channels: int, fmt: str, bits: int):
+        self.channels = 1 if source_channels == 1 else 2
+        self.file = sf.SoundFile(str(path), "w", samplerate=source_rate, channels=self.channels,
+                                 subtype=SUBTYPES[(fmt, bits)], format=fmt.upper())
+        self.written = 0
+        self._tail = np.zeros((self.channels, 0), np.float32)  # held back until the length is known
+        self._resampler = None
+        if model_rate != source_rate:
+            self._model_rate = model_rate
+            self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=source_rate)
+
+    HOLD = 8192  # more than any resampler's excess; FLAC cannot be truncated afterwards
+
+    def _put(self, block: np.ndarray) -> None:
+        if self.channels == 1 and block.shape[0] == 2:
+            block = block.mean(axis=0, keepdims=True)
+        self._tail = np.concatenate([self._tail, block.astype(np.float32)], axis=1)
+        ready = self._tail.shape[1] - self.HOLD
+        if ready > 0:
+            self._write(self._tail[:, :ready])
+            self._tail = self._tail[:, ready:]
+
+    def _write(self, block: np.ndarray) -> None:
+        self.file.write(np.clip(block, -1.0, 1.0).T)
+        self.written += block.shape[1]
+
+    def write(self, block: np.ndarray) -> None:
+        if self._resampler is None:
+            return self._put(block)
+        if block.shape[0] == 1:
+            block = np.repeat(block, 2, axis=0)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32), format="fltp", layout="stereo")
+        frame.sample_rate = self._model_rate
+        for out in self._resampler.resample(frame):
+            self._put(out.to_ndarray())
+
+    def close(self, total_samples: int) -> None:
+        if self._resampler is not None:
+            for out in self._resampler.resample(None):
+                self._put(out.to_ndarray())
+        need = total_samples - self.written
+        if need < 0:
+            raise RuntimeError(f"stem ran {-need} samples past the source length")
+        tail = self._tail[:, :need]
+        if tail.shape[1] < need:
+            tail = np.pad(tail, ((0, 0), (0, need - tail.shape[1])))
+        self._write(tail)
+        self.file.close()

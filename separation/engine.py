@@ -6,6 +6,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .apply import BatchFn, ChunkParams
+
 ProgressFn = Callable[[float], None]
 
 
@@ -20,7 +22,7 @@ class ModelInfo:
     name: str
     architecture: str
     stems: tuple[str, ...]
-    sample_rate: int
+    sample_rate: int  # 0: works at the source's own rate
     weights_sha256: str | None  # None for weights-free engines
     code_version: str
     weights_licence: str
@@ -28,6 +30,7 @@ class ModelInfo:
     commercial_use: bool
     fidelity: str  # "low" for the classical dsp engine
     parameters: dict = field(default_factory=dict)
+    channels: int = 2  # what the model consumes; 0 = the source's own (mono or stereo)
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +45,16 @@ class ModelInfo:
 class Engine(Protocol):
     info: ModelInfo
 
-    def separate(self, audio: np.ndarray, rate: int, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-        """[channels, samples] float32 at `rate` -> {stem: [channels, samples]} at `rate`."""
+    def chunking(self, rate: int, batch: int | None = None) -> ChunkParams:
+        """Default segment/overlap (in samples at `rate`) for this engine."""
         ...
+
+    def batch_fn(self, rate: int) -> BatchFn:
+        """[B, C, T] float32 at `rate` -> [B, S, C, T] in `info.stems` order."""
+        ...
+
+
+def stems_sum_check(stems: np.ndarray, mixture: np.ndarray) -> float:
+    """SNR (dB) of the stems' sum against the mixture: how much a separator loses."""
+    err = stems.sum(axis=0) - mixture
+    return float(10 * np.log10(np.sum(mixture ** 2) / max(np.sum(err ** 2), 1e-30)))

@@ -17,9 +17,10 @@ from clearstem.jobs.models import Job, Stem
 from clearstem.storage import delete_quietly, file_sha256, local_path
 from provenance.services import do_record_stem_provenance
 
-from .audio_io import AudioReadError, output_bits, read_audio, write_audio
+from .audio_io import AudioReadError
 from .engine import Cancelled
 from .registry import ModelUnavailable, get_engine
+from .run import separate_file
 
 log = logging.getLogger("clearstem.separation")
 OUTPUT_FORMAT = "wav"
@@ -75,25 +76,22 @@ def do_separate_job(job_id) -> Job | None:
         return None
     saved: list[str] = []
     try:
-        engine = get_engine(job.model, settings.CLEARSTEM_MODEL_DIR)
-        with local_path(job.upload.file.name) as src:
-            audio, rate = read_audio(src)
-        stems = engine.separate(audio, rate, progress=_progress_reporter(job.pk))
-        bits = output_bits(job.upload.bits_per_sample)
+        engine = get_engine(job.model, settings.CLEARSTEM_MODEL_DIR, device=settings.CLEARSTEM_SEPARATION_DEVICE)
         rows = []
-        with tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp:
-            for name in job.stems:
-                path = Path(tmp) / f"{name}.{OUTPUT_FORMAT}"
-                write_audio(path, stems[name], rate, OUTPUT_FORMAT, bits)
-                with open(path, "rb") as fh:
-                    stored = default_storage.save(f"stems/{job.pk}/{name}.{OUTPUT_FORMAT}", fh)
+        with tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp, local_path(job.upload.file.name) as src:
+            outputs, used = separate_file(engine, src, Path(tmp), stems=list(job.stems), fmt=OUTPUT_FORMAT,
+                                          source_bits=job.upload.bits_per_sample,
+                                          progress=_progress_reporter(job.pk))
+            for out in outputs:
+                with open(out.path, "rb") as fh:
+                    stored = default_storage.save(f"stems/{job.pk}/{out.name}.{OUTPUT_FORMAT}", fh)
                 saved.append(stored)
                 rows.append(Stem(
-                    job=job, name=name, file=stored, sha256=file_sha256(path), size=os.path.getsize(path),
-                    format=OUTPUT_FORMAT, sample_rate=rate, bits_per_sample=bits, channels=audio.shape[0],
-                    duration_s=audio.shape[1] / rate,
+                    job=job, name=out.name, file=stored, sha256=file_sha256(out.path), size=os.path.getsize(out.path),
+                    format=OUTPUT_FORMAT, sample_rate=out.sample_rate, bits_per_sample=out.bits, channels=out.channels,
+                    duration_s=out.duration_s,
                 ))
-        model_info = {**engine.info.as_dict(), "inference": {"device": "cpu", "sample_rate": rate, "output_bits": bits}}
+        model_info = {**engine.info.as_dict(), "inference": used}
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
             if locked.state != Job.State.SEPARATING or locked.cancel_requested:

@@ -48,10 +48,12 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def get_model_fidelity(self, obj) -> str | None:
+        from django.conf import settings
+
         from separation.registry import ModelUnavailable, model_info
 
         try:
-            return model_info(obj.model).fidelity
+            return model_info(obj.model, settings.CLEARSTEM_MODEL_DIR).fidelity
         except ModelUnavailable:
             return None
 

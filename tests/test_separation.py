@@ -1,0 +1,144 @@
+"""Separation core on CPU with small randomly initialised models of the real architecture."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from clearstem.synth import render_song
+from separation.apply import ChunkParams, apply_chunked, apply_stream
+from separation.audio_io import AudioStream
+from separation.hdemucs import build
+from separation.registry import ModelUnavailable, get_engine, install_model, list_models, model_info
+from separation.run import separate_file
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"channels": 8, "depth": 4, "nfft": 1024}
+STEMS = ["drums", "bass", "other", "vocals"]
+
+
+def snr_db(ref, est):
+    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny HDemucs with random weights, installed and pinned like real weights."""
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    weights = d / "staging" / "tiny.pt"
+    weights.parent.mkdir()
+    torch.save(build(STEMS, TINY).state_dict(), weights)
+    install_model(weights, "tiny_hdemucs", d, TINY, architecture="hdemucs", stems=STEMS, sample_rate=44100,
+                  weights_licence="test weights", training_data="none (random)", commercial_use=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    return get_engine("tiny_hdemucs", str(model_dir), device="cpu", precision="fp32")
+
+
+def test_batched_equals_unbatched(engine):
+    x = render_song(31, seconds=9).mixture
+    one = apply_chunked(engine.batch_fn(44100), x, ChunkParams(2 * 44100, 22050, batch=1))
+    four = apply_chunked(engine.batch_fn(44100), x, ChunkParams(2 * 44100, 22050, batch=4))
+    assert one.shape == (4, 2, x.shape[1])
+    assert snr_db(one, four) >= 80
+
+
+def test_streaming_equals_in_memory(engine):
+    x = render_song(32, seconds=7).mixture
+    params = ChunkParams(44100, 11025, batch=2)
+    whole = apply_chunked(engine.batch_fn(44100), x, params)
+    blocks = [x[:, i:i + 12345] for i in range(0, x.shape[1], 12345)]
+    streamed = np.concatenate(list(apply_stream(engine.batch_fn(44100), blocks, params, 2)), axis=2)
+    assert np.array_equal(whole, streamed)
+
+
+def test_stems_come_back_at_source_rate_length_and_channels(engine, tmp_path):
+    """48 kHz mono in, 44.1 kHz stereo model: stems are 48 kHz mono, sample-accurate."""
+    song = render_song(33, seconds=5, sample_rate=48000).mixture.mean(axis=0)
+    n = song.size - 37  # an awkward length
+    src = tmp_path / "in.flac"
+    sf.write(src, song[:n], 48000, subtype="PCM_24")
+    outputs, used = separate_file(engine, src, tmp_path / "out", fmt="flac", source_bits=24,
+                                  chunk=ChunkParams(44100, 4410, 2))
+    assert used["model_rate"] == 44100 and used["source_rate"] == 48000
+    for out in outputs:
+        info = sf.info(out.path)
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (48000, 1, n, "PCM_24")
+
+
+def test_dsp_file_stems_sum_to_mixture(tmp_path):
+    song = render_song(34, seconds=40)
+    src = tmp_path / "mix.wav"
+    sf.write(src, song.mixture.T, 44100, subtype="PCM_24")
+    outputs, used = separate_file(get_engine("dsp"), src, tmp_path / "out", source_bits=24)
+    assert used["segment"] == 30 * 44100  # two chunks: the cross-fade is exercised
+    mix = sf.read(src, always_2d=True)[0].T
+    total = sum(sf.read(o.path, always_2d=True)[0].T for o in outputs)
+    assert total.shape == mix.shape and snr_db(mix, total) >= 60
+
+
+def test_missing_or_tampered_weights_are_refused(model_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "models"
+    shutil.copytree(model_dir, d)
+    assert {s.name: s.available for s in list_models(str(d))} == {"dsp": True, "tiny_hdemucs": True}
+    info = model_info("tiny_hdemucs", str(d))
+    assert info.weights_sha256 == json.loads((d / "models.json").read_text())["models"][0]["sha256"]
+    data = bytearray((d / "tiny.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / "tiny.pt").write_bytes(bytes(data))
+    status = {s.name: s for s in list_models(str(d))}["tiny_hdemucs"]
+    assert not status.available and "pinned" in status.reason
+    with pytest.raises(ModelUnavailable, match="pinned"):
+        get_engine("tiny_hdemucs", str(d), device="cpu")
+    (d / "tiny.pt").unlink()
+    with pytest.raises(ModelUnavailable, match="missing"):
+        get_engine("tiny_hdemucs", str(d), device="cpu")
+    with pytest.raises(ModelUnavailable, match="unknown model"):
+        model_info("htdemucs", str(d))
+
+
+def test_cli_separates_and_lists(model_dir, tmp_path):
+    src = tmp_path / "song.wav"
+    sf.write(src, render_song(35, seconds=4).mixture.T, 44100)
+    run = subprocess.run([sys.executable, "-m", "separation", str(src), "--model", "tiny_hdemucs", "--model-dir",
+                          str(model_dir), "--out", str(tmp_path / "out"), "--stems", "vocals", "bass",
+                          "--segment", "2", "--overlap", "0.25", "--batch", "2", "--device", "cpu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["bass.wav", "vocals.wav"]
+    listed = subprocess.run([sys.executable, "-m", "separation", "--list", "--model-dir", str(model_dir)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "tiny_hdemucs" in listed.stdout and "available" in listed.stdout
+    bad = subprocess.run([sys.executable, "-m", "separation", str(src), "--model", "nope", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown model" in bad.stderr
+
+
+def test_non_commercial_model_refused_for_commercial_jobs(clients, catalog, audio_dir, model_dir, settings):
+    from tests.conftest import upload_file
+
+    settings.CLEARSTEM_MODEL_DIR = str(model_dir)
+    up = upload_file(clients["producer"], audio_dir / "original.wav").json()
+    body = {"upload": up["id"], "stems": ["vocals"], "purpose": "remix", "territory": "GB", "model": "tiny_hdemucs",
+            "attestation": {"accepted": True}}
+    r = clients["producer"].post("/api/v1/jobs/", {**body, "commercial": True}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "model_not_licensed_for_commercial_use"
+    r = clients["producer"].post("/api/v1/jobs/", body, format="json")
+    assert r.status_code == 201 and r.json()["model_fidelity"] == "high"
+
+
+def test_audio_stream_counts_source_samples(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros((22050 * 3 + 7, 2), np.float32), 22050)
+    stream = AudioStream(tmp_path / "a.wav", rate=44100)
+    total = sum(b.shape[1] for b in stream)
+    assert stream.source_samples == 22050 * 3 + 7 and abs(total - 2 * stream.source_samples) <= 2
