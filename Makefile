@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test bootstrap serve worker clean
+.PHONY: demo test bootstrap bench serve worker clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh $(VENV)
@@ -14,6 +14,12 @@ demo: bootstrap
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench:
+	@BENCH=1 bash scripts/bootstrap.sh $(VENV)
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.separate
+	$(PY) -m bench.ledger
 
 serve: bootstrap
 	$(PY) manage.py migrate --noinput && $(PY) manage.py runserver 127.0.0.1:8000

@@ -6,6 +6,11 @@ VENV=${1:-.venv}
 cd "$(dirname "$0")/.."
 
 DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1)
+EXTRAS="test"
+if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
+  DEBS+=(fluidsynth fluid-soundfont-gm)
+  EXTRAS="test,bench"
+fi
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,11 +32,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating virtualenv $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
-stamp="$VENV/.clearstem-installed"
+stamp="$VENV/.clearstem-installed-${EXTRAS/,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python dependencies (torch comes from the local cache when present)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "is ignored" || true
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785" \
     || { echo "bootstrap: dependency install failed" >&2; exit 1; }
   touch "$stamp"

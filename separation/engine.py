@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import numpy as np
-
 from .apply import BatchFn, ChunkParams
 
 ProgressFn = Callable[[float], None]
@@ -53,8 +51,3 @@ class Engine(Protocol):
         """[B, C, T] float32 at `rate` -> [B, S, C, T] in `info.stems` order."""
         ...
 
-
-def stems_sum_check(stems: np.ndarray, mixture: np.ndarray) -> float:
-    """SNR (dB) of the stems' sum against the mixture: how much a separator loses."""
-    err = stems.sum(axis=0) - mixture
-    return float(10 * np.log10(np.sum(mixture ** 2) / max(np.sum(err ** 2), 1e-30)))

@@ -1,8 +1,9 @@
 """`python -m separation.install_model WEIGHTS.pt --name NAME [--model-dir DIR]`: copy a
 checkpoint (a state dict) into the model dir and pin its SHA-256 in the manifest.
 
-Known names (hdemucs_high_musdb, hdemucs_high_musdb_plus) bring their architecture, stems,
-rate, licence and training-data statement; other names need --stems and --sample-rate."""
+Known names (hdemucs_high_musdb, hdemucs_high_musdb_plus, htdemucs, htdemucs_ft — the latter
+with its four files in the bag's order) bring their architecture, stems, rate, licence and
+training-data statement; other names need --stems and --sample-rate."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ from .registry import check_weights, install_model
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m separation.install_model")
-    p.add_argument("weights", type=Path)
+    p.add_argument("weights", type=Path, nargs="+", help="one checkpoint, or a bag's files in order")
     p.add_argument("--name", required=True)
     p.add_argument("--model-dir", type=Path, default=os.environ.get("CLEARSTEM_MODEL_DIR"))
     p.add_argument("--stems", nargs="+")
@@ -28,15 +29,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not args.model_dir:
         p.error("give --model-dir or set CLEARSTEM_MODEL_DIR")
-    if not args.weights.is_file():
-        print(f"error: {args.weights} is not a file", file=sys.stderr)
+    missing = [w for w in args.weights if not w.is_file()]
+    if missing:
+        print(f"error: {missing[0]} is not a file", file=sys.stderr)
         return 2
-    meta = {k: v for k, v in {"stems": args.stems, "sample_rate": args.sample_rate, "architecture": "hdemucs",
+    meta = {k: v for k, v in {"stems": args.stems, "sample_rate": args.sample_rate,
                                "weights_licence": args.licence, "training_data": args.training_data}.items() if v}
     if args.commercial:
         meta["commercial_use"] = True
+    if args.stems and "architecture" not in meta:
+        meta["architecture"] = "demucs" if args.weights[0].suffix == ".th" else "hdemucs"
     try:
-        entry = install_model(args.weights, args.name, args.model_dir, args.config, **meta)
+        entry = install_model(args.weights if len(args.weights) > 1 else args.weights[0], args.name, args.model_dir,
+                              args.config, **meta)
         check_weights(args.name, str(args.model_dir))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from .engine import Engine, ModelInfo
 
 MANIFEST = "models.json"
 CODE_VERSION = "hdemucs-torchaudio-2.11"
+DEMUCS_CODE_VERSION = "demucs-4.1.0"
 
 # What we know about published checkpoints, so a manifest entry needs only name, file and hash.
 KNOWN_MODELS = {
@@ -32,6 +33,18 @@ KNOWN_MODELS = {
         "architecture": "hdemucs", "stems": ["drums", "bass", "other", "vocals"], "sample_rate": 44100,
         "weights_licence": "torchaudio HDemucs checkpoint (research use)",
         "training_data": "MUSDB18-HQ plus 800 extra songs; research, non-commercial", "commercial_use": False,
+    },
+    "htdemucs": {
+        "architecture": "demucs", "stems": ["drums", "bass", "other", "vocals"], "sample_rate": 44100,
+        "weights_licence": "Demucs v4 release weights (MIT code)",
+        "training_data": "MUSDB18-HQ plus 800 extra songs; no commercial licence for the training data",
+        "commercial_use": False,
+    },
+    "htdemucs_ft": {
+        "architecture": "demucs", "stems": ["drums", "bass", "other", "vocals"], "sample_rate": 44100,
+        "weights_licence": "Demucs v4 release weights, fine-tuned bag of 4 (MIT code)",
+        "training_data": "MUSDB18-HQ plus 800 extra songs; no commercial licence for the training data",
+        "commercial_use": False,
     },
 }
 
@@ -75,6 +88,23 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _files(entry: dict) -> list[tuple[str, str]]:
+    """(file, pinned sha256) pairs; a bag of models has several."""
+    files = entry["weights"] if isinstance(entry["weights"], list) else [entry["weights"]]
+    hashes = entry["sha256"] if isinstance(entry["sha256"], list) else [entry["sha256"]]
+    if len(files) != len(hashes):
+        raise ModelUnavailable(entry["name"], "the manifest pins a different number of hashes than files")
+    return list(zip(files, hashes))
+
+
+def combined_sha256(entry: dict) -> str:
+    """One hash for provenance: the file's own, or the hash over a bag's pinned hashes in order."""
+    pairs = _files(entry)
+    if len(pairs) == 1:
+        return pairs[0][1]
+    return hashlib.sha256("\n".join(h for _, h in pairs).encode()).hexdigest()
+
+
 def model_info(name: str, model_dir: str | None = None) -> ModelInfo:
     """What a model is (stems, licence, pinned hash) without loading it."""
     if name == "dsp":
@@ -85,24 +115,30 @@ def model_info(name: str, model_dir: str | None = None) -> ModelInfo:
         raise ModelUnavailable(name, f"unknown model; installed: {known}")
     return ModelInfo(
         name=name, architecture=entry["architecture"], stems=tuple(entry["stems"]),
-        sample_rate=int(entry["sample_rate"]), weights_sha256=entry["sha256"], code_version=CODE_VERSION,
+        sample_rate=int(entry["sample_rate"]), weights_sha256=combined_sha256(entry),
+        code_version=CODE_VERSION if entry["architecture"] == "hdemucs" else DEMUCS_CODE_VERSION,
         weights_licence=entry.get("weights_licence", "unknown"), training_data=entry.get("training_data", "unknown"),
         commercial_use=bool(entry.get("commercial_use", False)), fidelity="high",
-        parameters={"config": entry.get("config", {})},
+        parameters={"config": entry.get("config", {}),
+                    "weights_files": [{"file": f, "sha256": h} for f, h in _files(entry)]},
     )
 
 
-def check_weights(name: str, model_dir: str | None) -> Path:
+def check_weights(name: str, model_dir: str | None) -> list[Path]:
+    """Every weights file present and identical to what the manifest pinned, or a reason."""
     entry = _manifest(model_dir).get(name)
     if entry is None:
         raise ModelUnavailable(name, "not in the model manifest")
-    path = Path(model_dir) / entry["weights"]
-    if not path.exists():
-        raise ModelUnavailable(name, f"weights file {path} is missing")
-    actual = file_sha256(path)
-    if actual != entry["sha256"]:
-        raise ModelUnavailable(name, f"weights file {path} has SHA-256 {actual}, pinned {entry['sha256']}")
-    return path
+    paths = []
+    for file, pinned in _files(entry):
+        path = Path(model_dir) / file
+        if not path.exists():
+            raise ModelUnavailable(name, f"weights file {path} is missing")
+        actual = file_sha256(path)
+        if actual != pinned:
+            raise ModelUnavailable(name, f"weights file {path} has SHA-256 {actual}, pinned {pinned}")
+        paths.append(path)
+    return paths
 
 
 def list_models(model_dir: str | None = None) -> list[ModelStatus]:
@@ -125,32 +161,70 @@ def get_engine(name: str, model_dir: str | None = None, device: str = "auto", pr
         if name == "dsp":
             engine = DSPSeparator()
         else:
-            import torch
-
-            from .hdemucs import HDemucsEngine, build
-
             info = model_info(name, model_dir)
-            path = check_weights(name, model_dir)
-            module = build(info.stems, info.parameters.get("config"))
-            try:
-                module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc
-            engine = HDemucsEngine(module, info, device=device, precision=precision)
+            paths = check_weights(name, model_dir)
+            if info.architecture == "demucs":
+                engine = _load_demucs(name, info, paths, _manifest(model_dir)[name], device, precision)
+            else:
+                engine = _load_hdemucs(name, info, paths[0], device, precision)
         _LOADED[key] = engine
         return engine
 
 
-def install_model(weights: Path, name: str, model_dir: Path, config: dict | None = None, **meta) -> dict:
-    """Copy weights into the model dir and pin their SHA-256 in the manifest."""
+def _load_hdemucs(name, info, path, device, precision):
+    import torch
+
+    from .hdemucs import HDemucsEngine, build
+
+    module = build(info.stems, info.parameters.get("config"))
+    try:
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc
+    return HDemucsEngine(module, info, device=device, precision=precision)
+
+
+def _load_demucs(name, info, paths, entry, device, precision):
+    try:
+        from .demucs_v4 import DemucsEngine, load_package
+    except ImportError as exc:
+        raise ModelUnavailable(name, f"the demucs package is not installed here ({exc})") from exc
+    try:
+        models = [load_package(p) for p in paths]
+    except Exception as exc:  # noqa: BLE001 - any unpickling/shape error means "not this architecture"
+        raise ModelUnavailable(name, f"weights are not a Demucs checkpoint: {exc}") from exc
+    sources = list(models[0].sources)
+    if sorted(sources) != sorted(info.stems) or any(list(m.sources) != sources for m in models):
+        raise ModelUnavailable(name, f"checkpoint stems {sources} differ from the manifest's {list(info.stems)}")
+    info = ModelInfo(**{**info.__dict__, "stems": tuple(sources)})
+    return DemucsEngine(models, info, bag_weights=entry.get("bag_weights"), device=device, precision=precision)
+
+
+def install_model(weights, name: str, model_dir: Path, config: dict | None = None, **meta) -> dict:
+    """Copy weights into the model dir and pin their SHA-256 in the manifest. `weights` is one
+    file or, for a bag of models, the list in the bag's order (`htdemucs_ft`'s comes from the
+    demucs package)."""
     import shutil
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    target = model_dir / weights.name
-    if weights.resolve() != target.resolve():
-        shutil.copyfile(weights, target)
-    entry = {**KNOWN_MODELS.get(name, {}), **meta, "name": name, "weights": weights.name,
-             "sha256": file_sha256(target)}
+    files = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    names, hashes = [], []
+    for w in files:
+        target = model_dir / Path(w).name
+        if Path(w).resolve() != target.resolve():
+            shutil.copyfile(w, target)
+        names.append(target.name)
+        hashes.append(file_sha256(target))
+    entry = {**KNOWN_MODELS.get(name, {}), **meta, "name": name,
+             "weights": names if len(names) > 1 else names[0], "sha256": hashes if len(hashes) > 1 else hashes[0]}
+    if len(names) > 1 and "bag_weights" not in entry and entry.get("architecture") == "demucs":
+        from .demucs_v4 import bag_spec
+
+        spec = bag_spec(name) or {}
+        if spec.get("signatures") and [n.split("-")[0] for n in names] != spec["signatures"]:
+            raise ValueError(f"{name} needs the files {spec['signatures']} in that order")
+        if spec.get("weights"):
+            entry["bag_weights"] = spec["weights"]
     if config:
         entry["config"] = config
     if "architecture" not in entry:

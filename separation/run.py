@@ -63,3 +63,29 @@ def separate_file(engine: Engine, src: str | Path, out_dir: Path, stems: list[st
     used = {"model_rate": stream.rate, "source_rate": stream.source_rate, "output_format": fmt, "output_bits": bits,
             **params.as_dict()}
     return outputs, used
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def separate_file_adaptive(engine: Engine, src, out_dir: Path, chunk: ChunkParams | None = None, **kwargs):
+    """`separate_file`, retried with half the batch after a CUDA out-of-memory error (down to
+    one chunk at a time); the batch that worked is in the returned parameters."""
+    import torch
+
+    params = chunk
+    while True:
+        try:
+            return separate_file(engine, src, out_dir, chunk=params, **kwargs)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            params = params or engine.chunking(engine.info.sample_rate or AudioStream(src).source_rate)
+            if params.batch == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            params = ChunkParams(params.segment, params.overlap, params.batch // 2, params.transition_power)

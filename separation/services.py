@@ -20,7 +20,7 @@ from provenance.services import do_record_stem_provenance
 from .audio_io import AudioReadError
 from .engine import Cancelled
 from .registry import ModelUnavailable, get_engine
-from .run import separate_file
+from .run import is_out_of_memory, separate_file_adaptive
 
 log = logging.getLogger("clearstem.separation")
 OUTPUT_FORMAT = "wav"
@@ -79,7 +79,7 @@ def do_separate_job(job_id) -> Job | None:
         engine = get_engine(job.model, settings.CLEARSTEM_MODEL_DIR, device=settings.CLEARSTEM_SEPARATION_DEVICE)
         rows = []
         with tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp, local_path(job.upload.file.name) as src:
-            outputs, used = separate_file(engine, src, Path(tmp), stems=list(job.stems), fmt=OUTPUT_FORMAT,
+            outputs, used = separate_file_adaptive(engine, src, Path(tmp), stems=list(job.stems), fmt=OUTPUT_FORMAT,
                                           source_bits=job.upload.bits_per_sample,
                                           progress=_progress_reporter(job.pk))
             for out in outputs:
@@ -110,6 +110,9 @@ def do_separate_job(job_id) -> Job | None:
         _fail(job.pk, "model_unavailable" if isinstance(exc, ModelUnavailable) else "corrupt_audio", str(exc))
     except Exception as exc:
         delete_quietly(saved)
+        if is_out_of_memory(exc):  # even one chunk at a time did not fit: retrying will not help
+            _fail(job.pk, "out_of_memory", f"the model does not fit on this worker's device: {exc}")
+            return None
         log.exception("separation of job %s failed (attempt %s)", job.pk, job.attempts)
         if job.attempts < settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
             Job.objects.filter(pk=job.pk, state=Job.State.SEPARATING).update(

@@ -142,3 +142,85 @@ def test_audio_stream_counts_source_samples(tmp_path):
     stream = AudioStream(tmp_path / "a.wav", rate=44100)
     total = sum(b.shape[1] for b in stream)
     assert stream.source_samples == 22050 * 3 + 7 and abs(total - 2 * stream.source_samples) <= 2
+
+
+class OneChunkAtATime:
+    """The tiny engine on a 'device' that fits one chunk: a batch of more raises CUDA's OOM."""
+
+    def __init__(self, engine):
+        self.engine, self.info, self.batches = engine, engine.info, []
+
+    def chunking(self, rate, batch=None):
+        return self.engine.chunking(rate, batch)
+
+    def batch_fn(self, rate):
+        inner = self.engine.batch_fn(rate)
+
+        def run(batch):
+            self.batches.append(len(batch))
+            if len(batch) > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return inner(batch)
+
+        return run
+
+
+def test_out_of_memory_retries_with_smaller_batches(engine, tmp_path):
+    from separation.run import separate_file_adaptive
+
+    src = tmp_path / "in.wav"
+    sf.write(src, render_song(36, seconds=5).mixture.T, 44100)
+    device = OneChunkAtATime(engine)
+    outputs, used = separate_file_adaptive(device, src, tmp_path / "out", chunk=ChunkParams(44100, 4410, 4))
+    assert used["batch"] == 1 and device.batches[:2] == [4, 2]
+    assert all(sf.info(o.path).frames == 5 * 44100 for o in outputs)
+
+
+def tiny_htdemucs_package(seed: int, path: Path) -> None:
+    """A small HTDemucs saved in Demucs' own package format (class, arguments, state)."""
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import get_state
+
+    torch.manual_seed(seed)
+    model = HTDemucs(STEMS, channels=8, depth=4, t_layers=1, t_heads=2, nfft=1024, segment=1)
+    args, kwargs = model._init_args_kwargs
+    torch.save({"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None, False)}, path)
+
+
+def test_demucs_v4_single_and_bag(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for i, sig in enumerate(("aaaa0001", "bbbb0002")):
+        tiny_htdemucs_package(i, staging / f"{sig}-0000.th")
+    d = tmp_path / "models"
+    meta = {"architecture": "demucs", "stems": STEMS, "sample_rate": 44100, "weights_licence": "test",
+            "training_data": "none"}
+    install_model(staging / "aaaa0001-0000.th", "tiny_ht", d, **meta)
+    bag_weights = [[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 0.5, 1.0]]
+    install_model([staging / "aaaa0001-0000.th", staging / "bbbb0002-0000.th"], "tiny_bag", d,
+                  bag_weights=bag_weights, **meta)
+    single = get_engine("tiny_ht", str(d), device="cpu")
+    bag = get_engine("tiny_bag", str(d), device="cpu")
+    assert single.chunking(44100).segment == 44100  # HTDemucs runs on its training segment
+    x = render_song(37, seconds=1).mixture[None]  # one chunk
+    a = single.batch_fn(44100)(x)
+    other = get_engine("tiny_ht_b", str(_second(d, staging, meta)), device="cpu").batch_fn(44100)(x)
+    mixed = bag.batch_fn(44100)(x)
+    w = np.array(bag_weights)
+    expect = (a * w[0][None, :, None, None] + other * w[1][None, :, None, None]) / w.sum(0)[None, :, None, None]
+    assert snr_db(expect, mixed) > 80
+    info = model_info("tiny_bag", str(d))
+    assert len(info.parameters["weights_files"]) == 2 and len(info.weights_sha256) == 64
+    outputs, _ = separate_file(bag, _wav(tmp_path, 5), tmp_path / "out")
+    assert all(sf.info(o.path).frames == 5 * 44100 for o in outputs)
+
+
+def _second(d, staging, meta):
+    install_model(staging / "bbbb0002-0000.th", "tiny_ht_b", d, **meta)
+    return d
+
+
+def _wav(tmp_path, seconds):
+    path = tmp_path / "in.wav"
+    sf.write(path, render_song(38, seconds=seconds).mixture.T, 44100)
+    return path

@@ -1,0 +1,194 @@
+"""Separation benchmark: quality (SDR per stem) and speed/memory per engine.
+
+    .venv/bin/python -m bench.separate [--songs 8] [--seconds 30] [--long-minutes 60] [--hdemucs-songs 2]
+                                       [--model NAME --model-dir DIR]   # a real checkpoint, when you have one
+
+The test set is built here (bench/multitrack.py: MIDI composed per stem, rendered with
+FluidSynth + a GM soundfont, mixture = sum of stems). Quality: MDX-style SDR
+(10·log10 Σs²/Σ(s−ŝ)², the "new SDR" of the Sound Demixing Challenge) and bss_eval SDR
+(fast_bss_eval, 512-tap distortion filter, each stem against its own reference) per stem, beside the trivial baseline (every stem =
+mixture/4). Speed: × real time end to end (decode → written stems, streaming), medians over
+songs. Memory: peak RSS of the CLI in a subprocess, including one input of --long-minutes.
+HDemucs runs with random weights of the real hdemucs_high architecture when no checkpoint is
+given: its speed and memory are real, its SDR is not reported. Writes bench/results/separate.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.multitrack import STEMS, build_set  # noqa: E402
+from separation.registry import get_engine, install_model  # noqa: E402
+from separation.run import separate_file  # noqa: E402
+
+
+def nsdr(ref: np.ndarray, est: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-20)))
+
+
+def bss_sdr(refs: np.ndarray, ests: np.ndarray) -> np.ndarray:
+    import fast_bss_eval
+
+    # the torch backend: fast_bss_eval 0.1.4's numpy backend fails under NumPy 2
+    ref = torch.from_numpy(refs.mean(axis=1).astype(np.float64))
+    est = torch.from_numpy(ests.mean(axis=1).astype(np.float64))
+    out = []
+    for i in range(ref.shape[0]):  # per source: identical baseline estimates make the joint system singular
+        try:
+            out.append(float(fast_bss_eval.sdr(ref[i:i + 1], est[i:i + 1])[0]))
+        except RuntimeError:
+            out.append(float("nan"))
+    return np.array(out)
+
+
+CHILD = """
+import runpy, sys
+sys.argv = ["separation", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("separation", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code or 0
+hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(f"VmHWM_kB={hwm}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of `python -m separation ARGS` in a fresh process.
+
+    The child reports its own VmHWM: getrusage/wait4 would carry the forking parent's
+    high-water mark (Linux records the pre-exec mm's peak in the child's maxrss)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    hwm_kb = int(proc.stderr.rsplit("VmHWM_kB=", 1)[1].split()[0])
+    return time.perf_counter() - t0, hwm_kb / 1024
+
+
+def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
+    speeds, scores, bss = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}
+    for i, song in enumerate(songs):
+        t0 = time.perf_counter()
+        outputs, used = separate_file(engine, song["path"], tmp / name / str(i), fmt="wav", bits=24)
+        speeds.append(outputs[0].duration_s / (time.perf_counter() - t0))
+        if quality:
+            est = {o.name: sf.read(o.path, always_2d=True, dtype="float32")[0].T for o in outputs}
+            for s in STEMS:
+                scores[s].append(nsdr(song["stems"][s], est[s]))
+            sd = bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est[s] for s in STEMS]))
+            for s, v in zip(STEMS, sd):
+                bss[s].append(float(v))
+    out = {"x_realtime_median": statistics.median(speeds), "x_realtime_runs": speeds, "chunking": used}
+    if quality:
+        out["sdr"] = {s: statistics.median(v) for s, v in scores.items()}
+        out["sdr_mean"] = statistics.mean(out["sdr"].values())
+        out["bss_sdr"] = {s: statistics.median(v) for s, v in bss.items()}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--songs", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--long-minutes", type=float, default=60)
+    p.add_argument("--hdemucs-songs", type=int, default=2)
+    p.add_argument("--model", help="a neural model installed in --model-dir (e.g. hdemucs_high_musdb)")
+    p.add_argument("--model-dir")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
+    args = p.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    tmp = Path(tempfile.mkdtemp(prefix="clearstem-sepbench-"))
+    songs = build_set(tmp / "set", args.songs, args.seconds)
+    results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+                           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
+               "set": {"songs": args.songs, "seconds": args.seconds, "source": "MIDI composed per stem, FluidSynth FluidR3_GM"},
+               "engines": {}}
+
+    base = {s: [] for s in STEMS}
+    base_bss = {s: [] for s in STEMS}
+    for song in songs:
+        est = song["mixture"] / 4
+        for s in STEMS:
+            base[s].append(nsdr(song["stems"][s], est))
+        sd = bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est] * 4))
+        for s, v in zip(STEMS, sd):
+            base_bss[s].append(float(v))
+    sdr = {s: statistics.median(v) for s, v in base.items()}
+    results["engines"]["mixture/4"] = {"sdr": sdr, "sdr_mean": statistics.mean(sdr.values()),
+                                       "bss_sdr": {s: statistics.median(v) for s, v in base_bss.items()}}
+
+    results["engines"]["dsp"] = evaluate("dsp", get_engine("dsp"), songs, tmp, quality=True)
+
+    if args.model:
+        engine = get_engine(args.model, args.model_dir)
+        results["engines"][args.model] = evaluate(args.model, engine, songs, tmp, quality=True)
+    else:  # the real architecture with random weights: speed and memory only
+        model_dir = tmp / "models"
+        torch.manual_seed(0)
+        from separation.hdemucs import build
+
+        weights = tmp / "hdemucs_high_random.pt"
+        torch.save(build(["drums", "bass", "other", "vocals"]).state_dict(), weights)
+        install_model(weights, "hdemucs_high_random", model_dir, architecture="hdemucs",
+                      stems=["drums", "bass", "other", "vocals"], sample_rate=44100,
+                      weights_licence="random init (benchmark)", training_data="none")
+        engine = get_engine("hdemucs_high_random", str(model_dir))
+        r = evaluate("hdemucs", engine, songs[: args.hdemucs_songs], tmp, quality=False)
+        r["note"] = "random weights of the hdemucs_high architecture: speed only"
+        r["device"] = engine.info.parameters["device"]
+        r["precision"] = engine.info.parameters["precision"]
+        secs, rss = run_cli_peak_rss([str(songs[0]["path"]), "--model", "hdemucs_high_random", "--model-dir",
+                                      str(model_dir), "--out", str(tmp / "cli-hd")])
+        r["peak_rss_mib_30s"] = rss
+        results["engines"]["hdemucs_high (random init)"] = r
+
+    # a long input: streaming keeps memory flat
+    long_path = tmp / "long.flac"
+    with sf.SoundFile(long_path, "w", samplerate=44100, channels=2, subtype="PCM_16") as fh:
+        written = 0
+        while written < args.long_minutes * 60 * 44100:
+            for song in songs:
+                fh.write(song["mixture"].T)
+                written += song["mixture"].shape[1]
+    secs, rss = run_cli_peak_rss([str(long_path), "--model", "dsp", "--out", str(tmp / "long-out")])
+    results["engines"]["dsp"]["long_input"] = {"minutes": written / 44100 / 60, "seconds": secs,
+                                               "x_realtime": written / 44100 / secs, "peak_rss_mib": rss}
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"{args.songs} songs × {args.seconds:.0f} s (FluidSynth multitracks), {results['machine']['cpus']} CPU cores, "
+          f"device {results['machine']['device']}")
+    print(f"{'engine':<28}{'vocals':>8}{'drums':>8}{'bass':>8}{'other':>8}{'mean':>8}{'× RT':>9}")
+    for name, r in results["engines"].items():
+        cells = [f"{r['sdr'][s]:8.2f}" for s in STEMS] + [f"{r['sdr_mean']:8.2f}"] if "sdr" in r else [f"{'—':>8}"] * 5
+        speed = f"{r['x_realtime_median']:9.1f}" if "x_realtime_median" in r else f"{'—':>9}"
+        print(f"{name:<28}{''.join(cells)}{speed}")
+    print("(MDX-style SDR in dB, medians over songs; bss_eval SDR in the JSON)")
+    lg = results["engines"]["dsp"]["long_input"]
+    print(f"dsp on a {lg['minutes']:.0f}-minute input: {lg['x_realtime']:.1f}× real time, peak RSS {lg['peak_rss_mib']:.0f} MiB")
+    hd = results["engines"].get("hdemucs_high (random init)")
+    if hd:
+        print(f"hdemucs_high on {hd['device']} ({hd['precision']}): {hd['x_realtime_median']:.2f}× real time, "
+              f"peak RSS {hd['peak_rss_mib_30s']:.0f} MiB")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
