@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from .apply import ChunkParams
-from .audio_io import AudioReadError
+from .audio_io import AudioReadError, AudioStream
 from .registry import ModelUnavailable, get_engine, list_models
-from .run import separate_file
+from .run import separate_file, separate_files
 
 
 def bar(name: str):
@@ -60,35 +60,52 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import soundfile as sf
+
+    readable, source_bits = [], []
     failures = 0
     for path in args.inputs:
-        t0 = time.perf_counter()
         try:
-            import soundfile as sf
-
-            try:
-                source_bits = {"PCM_24": 24, "PCM_32": 32, "FLOAT": 32}.get(sf.info(str(path)).subtype, 16)
-            except (RuntimeError, sf.LibsndfileError):
-                source_bits = None
-            chunk = None
-            if args.segment or args.overlap is not None or args.batch:
-                rate = engine.info.sample_rate or sf.info(str(path)).samplerate
-                base = engine.chunking(rate, args.batch)
-                segment = int(args.segment * rate) if args.segment else base.segment
-                overlap = int(segment * args.overlap) if args.overlap is not None else min(base.overlap, segment - 1)
-                chunk = ChunkParams(segment, overlap, args.batch or base.batch)
-            outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
-                                       bits=args.bits, source_bits=source_bits, chunk=chunk, progress=bar(path.name))
+            info = sf.info(str(path))
+            source_bits.append({"PCM_24": 24, "PCM_32": 32, "FLOAT": 32}.get(info.subtype, 16))
+        except (RuntimeError, sf.LibsndfileError):
+            source_bits.append(None)  # not a libsndfile format (MP3, M4A...): PyAV decodes it
+        readable.append(path)
+    chunk = None
+    if args.segment or args.overlap is not None or args.batch:
+        rate = engine.info.sample_rate or AudioStream(readable[0]).source_rate
+        base = engine.chunking(rate, args.batch)
+        segment = int(args.segment * rate) if args.segment else base.segment
+        overlap = int(segment * args.overlap) if args.overlap is not None else min(base.overlap, segment - 1)
+        chunk = ChunkParams(segment, overlap, args.batch or base.batch)
+    t0 = time.perf_counter()
+    if len(readable) > 1:  # one model pass over all files: batches mix chunks of several files
+        try:
+            results = separate_files(engine, readable, [args.out / p.stem for p in readable], stems=args.stems,
+                                     fmt=args.format, bits=args.bits, source_bits=source_bits, chunk=chunk)
         except (AudioReadError, OSError, RuntimeError) as exc:
-            print(f"error: {path}: cannot separate ({exc})", file=sys.stderr)
-            failures += 1
-            continue
+            print(f"error: cannot separate ({exc}); retry the files one by one to find the bad one", file=sys.stderr)
+            return 1
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        secs = outputs[0].duration_s
+        total = sum(r[0].duration_s for r in results)
         el = time.perf_counter() - t0
-        print(f"{path}: {secs:.1f} s of audio in {el:.2f} s ({secs / el:.1f}x real time) -> {args.out / path.stem}")
+        print(f"{len(readable)} files, {total:.1f} s of audio in {el:.2f} s ({total / el:.1f}x real time) -> {args.out}")
+        return 0
+    path = readable[0]
+    try:
+        outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
+                                   bits=args.bits, source_bits=source_bits[0], chunk=chunk, progress=bar(path.name))
+    except (AudioReadError, OSError, RuntimeError) as exc:
+        print(f"error: {path}: cannot separate ({exc})", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secs = outputs[0].duration_s
+    el = time.perf_counter() - t0
+    print(f"{path}: {secs:.1f} s of audio in {el:.2f} s ({secs / el:.1f}x real time) -> {args.out / path.stem}")
     return 1 if failures else 0
 
 

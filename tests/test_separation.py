@@ -224,3 +224,22 @@ def _wav(tmp_path, seconds):
     path = tmp_path / "in.wav"
     sf.write(path, render_song(38, seconds=seconds).mixture.T, 44100)
     return path
+
+
+def test_several_files_share_batches(engine, tmp_path):
+    """Files of different lengths through one batched pass give each file's own result."""
+    from separation.run import separate_files
+
+    paths = []
+    for i, secs in enumerate((3, 1.3, 5)):
+        p = tmp_path / f"f{i}.wav"
+        sf.write(p, render_song(40 + i, seconds=secs).mixture.T, 44100, subtype="PCM_24")
+        paths.append(p)
+    params = ChunkParams(44100, 4410, batch=3)
+    together = separate_files(engine, paths, [tmp_path / "all" / p.stem for p in paths], fmt="wav", bits=24,
+                              chunk=params)
+    for p, outs in zip(paths, together):
+        alone, _ = separate_file(engine, p, tmp_path / "one" / p.stem, fmt="wav", bits=24, chunk=params)
+        for a, b in zip(alone, outs):
+            x, y = sf.read(a.path)[0:1][0], sf.read(b.path)[0:1][0]
+            assert x.shape == y.shape == (sf.info(p).frames, 2) and snr_db(x, y) >= 80
