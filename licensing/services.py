@@ -208,16 +208,21 @@ def _set_status(grant: LicenseGrant, new_status: str) -> None:
     grant.save(update_fields=["status", "status_changed_at"])
 
 
-@transaction.atomic
+def _make_active(grant_id, licensor_org, from_status: str, code: str, kind: str, event: str) -> LicenseGrant:
+    with transaction.atomic():
+        grant = _lock_current(grant_id, licensor_org)
+        if grant.status != from_status:
+            raise ApiError(code, f"the license is {grant.status}, not {from_status}", status.HTTP_409_CONFLICT)
+        _set_status(grant, LicenseGrant.Status.ACTIVE)
+        _record(grant, kind, event)
+    return grant
+
+
 def do_activate_grant(grant_id, licensor_org) -> LicenseGrant:
     from provenance.models import LedgerEntry
 
-    grant = _lock_current(grant_id, licensor_org)
-    if grant.status != LicenseGrant.Status.DRAFT:
-        raise ApiError("not_a_draft", f"the license is {grant.status}, not a draft", status.HTTP_409_CONFLICT)
-    _set_status(grant, LicenseGrant.Status.ACTIVE)
-    _record(grant, LedgerEntry.Kind.LICENSE_GRANTED, "granted")
-    return grant
+    return _make_active(grant_id, licensor_org, LicenseGrant.Status.DRAFT, "not_a_draft",
+                        LedgerEntry.Kind.LICENSE_GRANTED, "granted")
 
 
 @transaction.atomic
@@ -298,16 +303,11 @@ def do_suspend_grant(grant_id, licensor_org) -> LicenseGrant:
                       "suspended", ("active",))
 
 
-@transaction.atomic
 def do_reinstate_grant(grant_id, licensor_org) -> LicenseGrant:
     from provenance.models import LedgerEntry
 
-    grant = _lock_current(grant_id, licensor_org)
-    if grant.status != LicenseGrant.Status.SUSPENDED:
-        raise ApiError("not_suspended", f"the license is {grant.status}", status.HTTP_409_CONFLICT)
-    _set_status(grant, LicenseGrant.Status.ACTIVE)
-    _record(grant, LedgerEntry.Kind.LICENSE_REINSTATED, "reinstated")
-    return grant
+    return _make_active(grant_id, licensor_org, LicenseGrant.Status.SUSPENDED, "not_suspended",
+                        LedgerEntry.Kind.LICENSE_REINSTATED, "reinstated")
 
 
 # --- license requests ------------------------------------------------------------------------

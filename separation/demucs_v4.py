@@ -16,7 +16,7 @@ import torch
 
 from .apply import ChunkParams
 from .engine import ModelInfo
-from .hdemucs import pick_device
+from .hdemucs import normalised_forward, pick_device, pick_precision
 
 
 def bag_spec(name: str) -> dict | None:
@@ -48,9 +48,7 @@ class DemucsEngine:
     def __init__(self, models: list[torch.nn.Module], info: ModelInfo, bag_weights=None, device: str = "auto",
                  precision: str = "auto", overlap: float = 0.25):
         self.device = pick_device(device)
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        self.precision = precision
+        self.precision = precision = pick_precision(self.device, precision)
         self.models = [m.to(self.device).eval() for m in models]
         n_src = len(info.stems)
         weights = bag_weights or [[1.0] * n_src for _ in models]
@@ -69,20 +67,11 @@ class DemucsEngine:
     def batch_fn(self, rate: int):
         if rate != self.info.sample_rate:
             raise ValueError(f"{self.info.name} runs at {self.info.sample_rate} Hz, got {rate}")
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        totals = self.weights.sum(dim=0)[None, :, None, None].clamp_min(1e-8)
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            ref = x.mean(dim=1, keepdim=True)
-            mean = ref.mean(dim=-1, keepdim=True)
-            std = ref.std(dim=-1, keepdim=True).clamp_min(1e-8)
-            x = (x - mean) / std
-            total = None
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                for model, w in zip(self.models, self.weights):
-                    y = model(x).float() * w[None, :, None, None]
-                    total = y if total is None else total + y
-            total = total / self.weights.sum(dim=0)[None, :, None, None].clamp_min(1e-8)
-            return (total * std.unsqueeze(1) + mean.unsqueeze(1)).cpu().numpy()
+        def bag(x: torch.Tensor) -> torch.Tensor:  # weighted per stem, like demucs.apply.BagOfModels
+            mixed = sum(model(x).float() * w[None, :, None, None] for model, w in zip(self.models, self.weights))
+            return mixed / totals
 
-        return run
+        return lambda batch: normalised_forward(batch, self.device, self.precision, bag)
+

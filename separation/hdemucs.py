@@ -1,9 +1,5 @@
-"""Hybrid Demucs (torchaudio's HDemucs) as a ClearStem engine. No Django.
-
-Each chunk is normalised by its own mean/std (the chunk-wise form of Demucs' track
-normalisation, so streaming needs no first pass), run in fp32 on CPU or with bf16/fp16 autocast
-on CUDA, and de-normalised.
-"""
+"""Hybrid Demucs (torchaudio's HDemucs) as a ClearStem engine, and the device/precision and
+normalised-forward helpers the Demucs v4 engine shares. No Django."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,15 +22,33 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def pick_precision(device: torch.device, precision: str = "auto") -> str:
+    """bf16 autocast on CUDA by default, fp32 on CPU."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}")
+    return precision
+
+
+def normalised_forward(batch: np.ndarray, device: torch.device, precision: str, forward) -> np.ndarray:
+    """Run `forward` ([B, C, T] -> [B, S, C, T]) on chunks normalised by their own mean/std
+    (the chunk-wise form of Demucs' track normalisation: streaming needs no first pass)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+    ref = x.mean(dim=1, keepdim=True)
+    mean = ref.mean(dim=-1, keepdim=True)
+    std = ref.std(dim=-1, keepdim=True).clamp_min(1e-8)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        y = forward((x - mean) / std).float()
+    return (y * std.unsqueeze(1) + mean.unsqueeze(1)).cpu().numpy()
+
+
 class HDemucsEngine:
     def __init__(self, module: torch.nn.Module, info: ModelInfo, device: str = "auto", precision: str = "auto",
                  segment_s: float = 10.0, overlap_s: float = 1.0):
         self.device = pick_device(device)
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"unknown precision {precision!r}")
-        self.precision = precision
+        self.precision = precision = pick_precision(self.device, precision)
         self.module = module.to(self.device).eval()
         self.segment_s, self.overlap_s = segment_s, overlap_s
         self.info = ModelInfo(**{**info.__dict__, "parameters": {
@@ -48,16 +62,4 @@ class HDemucsEngine:
     def batch_fn(self, rate: int):
         if rate != self.info.sample_rate:
             raise ValueError(f"{self.info.name} runs at {self.info.sample_rate} Hz, got {rate}")
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            ref = x.mean(dim=1, keepdim=True)
-            mean = ref.mean(dim=-1, keepdim=True)
-            std = ref.std(dim=-1, keepdim=True).clamp_min(1e-8)
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                y = self.module((x - mean) / std)
-            y = y.float() * std.unsqueeze(1) + mean.unsqueeze(1)
-            return y.cpu().numpy()
-
-        return run
+        return lambda batch: normalised_forward(batch, self.device, self.precision, self.module)
