@@ -1,0 +1,222 @@
+"""Identification benchmark (issue 7's harness), run against the current matcher.
+
+    .venv/bin/python -m bench.identify [--catalog 200] [--noncatalog 50] [--seconds 60] [--scale 10000]
+
+Builds its own audio (clearstem.synth songs, no copyrighted material): a catalog indexed with
+the product's scan + ReferenceIndex, and non-catalog songs. Queries per transform: full track
+re-encoded to MP3 128 kbps; 30/15/8 s excerpts at random offsets; 15 s excerpt + white noise at
+10 dB SNR; gain −12 dB; 22.05 kHz mono; ±3 % speed (30 s excerpt); a 20 s catalog sample inside a
+2-minute non-catalog track; a mashup of two catalog songs (both must be found). Every transform
+is also applied to non-catalog songs: any match there is a false positive. Latency = decode +
+fingerprint + identify per query; index query time alone is reported apart. --scale indexes
+synthetic fingerprints derived from real ones (segments shuffled, 10 % of bits flipped, so value
+statistics stay realistic) and reports query p50/p95 and index bytes per item.
+Writes bench/results/identify.json and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clearstem.synth import render_song  # noqa: E402
+from fingerprint.matcher import ReferenceIndex  # noqa: E402
+from fingerprint.scan import scan_audio  # noqa: E402
+
+SR = 44100
+
+
+def mp3_bytes(audio: np.ndarray, rate: int = SR, bitrate: int = 128_000) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
+        stream.bit_rate = bitrate
+        for i in range(0, audio.shape[1], 1152 * 8):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + 1152 * 8], np.float32),
+                                               format="fltp", layout="stereo")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def transforms(rng: np.random.Generator, mix: np.ndarray, other: np.ndarray, host: np.ndarray):
+    """(name, audio or bytes, rate, expected-extra) for one song; `other` is a second song for
+    the mashup, `host` a non-catalog 2-minute track for the sample case."""
+    n = mix.shape[1]
+
+    def excerpt(secs):
+        start = int(rng.integers(0, max(1, n - int(secs * SR))))
+        return mix[:, start:start + int(secs * SR)]
+
+    def speed(x, factor):
+        return resample_poly(x.T, 1000, int(round(1000 * factor)), axis=0).T.astype(np.float32)
+
+    ex15 = excerpt(15)
+    noise = rng.standard_normal(ex15.shape).astype(np.float32)
+    noise *= np.sqrt(np.mean(ex15 ** 2) / np.mean(noise ** 2) / 10 ** (10 / 10))
+    mono22 = resample_poly(mix.mean(axis=0), 1, 2).astype(np.float32)[None]
+    pos = int(rng.integers(10 * SR, host.shape[1] - 30 * SR))
+    sample = excerpt(20)
+    inside = host.copy()
+    inside[:, pos:pos + sample.shape[1]] = sample
+    half = 15 * SR
+    mash = np.concatenate([mix[:, :half], other[:, 10 * SR:10 * SR + half]], axis=1)
+    return [
+        ("mp3_full", mp3_bytes(mix), SR, None),
+        ("excerpt_30s", excerpt(30), SR, None),
+        ("excerpt_15s", ex15, SR, None),
+        ("excerpt_8s", excerpt(8), SR, None),
+        ("noise_10dB", ex15 + noise, SR, None),
+        ("gain_-12dB", mix * 10 ** (-12 / 20), SR, None),
+        ("mono_22k", mono22, SR // 2, None),
+        ("speed_+3%", speed(excerpt(30), 1.03), SR, None),
+        ("speed_-3%", speed(excerpt(30), 0.97), SR, None),
+        ("sample_in_track", inside, SR, None),
+        ("mashup", mash, SR, "other"),
+    ]
+
+
+def write_query(tmp: Path, name: str, audio, rate: int) -> Path:
+    if isinstance(audio, bytes):
+        path = tmp / f"{name}.mp3"
+        path.write_bytes(audio)
+    else:
+        path = tmp / f"{name}.wav"
+        sf.write(path, np.clip(audio, -1, 1).T, rate, subtype="PCM_16")
+    return path
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[int(q * (len(xs) - 1))] if xs else float("nan")
+
+
+def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, queries: int = 200) -> dict:
+    """Index `n` synthetic recordings derived from real fingerprints; time queries."""
+    refs = []
+    for i in range(n):
+        base = real[i % len(real)]
+        segs = np.array_split(base, 8)
+        order = rng.permutation(len(segs))
+        fp = np.concatenate([segs[k] for k in order]).astype(np.uint32)
+        flips = rng.random((fp.size, 32)) < 0.10
+        fp ^= (flips * (1 << np.arange(32, dtype=np.uint64))).sum(axis=1).astype(np.uint32)
+        refs.append((f"s{i}", fp))
+    t0 = time.perf_counter()
+    index = ReferenceIndex.build(refs)
+    build_s = time.perf_counter() - t0
+    items = sum(fp.size for _, fp in refs)
+    nbytes = index._values.nbytes + index._rec.nbytes + index._off.nbytes + sum(x.nbytes for x in index._items)
+    lat, found = [], 0
+    for q in range(queries):
+        key, fp = refs[int(rng.integers(0, n))]
+        start = int(rng.integers(0, max(1, fp.size - 130)))
+        t0 = time.perf_counter()
+        matches = index.query(fp[start:start + 121])  # 15 s of items
+        lat.append((time.perf_counter() - t0) * 1000)
+        found += any(m.key == key for m in matches)
+    return {"recordings": n, "items": items, "build_s": build_s, "bytes_per_item": nbytes / items,
+            "query_ms_p50": pct(lat, 0.5), "query_ms_p95": pct(lat, 0.95), "self_recall_15s": found / queries}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--catalog", type=int, default=200)
+    p.add_argument("--noncatalog", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--scale", type=int, nargs="*", default=[10_000])
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "identify.json")
+    args = p.parse_args()
+    rng = np.random.default_rng(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="clearstem-idbench-"))
+    t0 = time.perf_counter()
+    catalog = {i: render_song(10_000 + i, args.seconds).mixture for i in range(args.catalog)}
+    non = {i: render_song(50_000 + i, max(args.seconds, 120)).mixture for i in range(args.noncatalog)}
+    render_s = time.perf_counter() - t0
+    refs = []
+    for i, mix in catalog.items():
+        path = tmp / f"ref{i}.wav"
+        sf.write(path, mix.T, SR, subtype="PCM_16")
+        refs.append((str(i), scan_audio(path).fingerprint))
+    index = ReferenceIndex.build(refs)
+
+    def identify(path):
+        t = time.perf_counter()
+        fp = scan_audio(path).fingerprint
+        tq = time.perf_counter()
+        matches = index.query(fp)
+        return matches, (time.perf_counter() - t) * 1000, (time.perf_counter() - tq) * 1000
+
+    recall: dict[str, list[int]] = {}
+    latency, query_ms = [], []
+    for i, mix in catalog.items():
+        other_key = (i + 1) % args.catalog
+        host = non[i % args.noncatalog][:, :120 * SR]
+        for name, audio, rate, extra in transforms(rng, mix, catalog[other_key], host):
+            path = write_query(tmp, f"q-{name}", audio, rate)
+            matches, ms, qms = identify(path)
+            keys = {m.key for m in matches}
+            ok = str(i) in keys and (extra is None or str(other_key) in keys)
+            recall.setdefault(name, []).append(int(ok))
+            latency.append(ms)
+            query_ms.append(qms)
+    false_pos, non_queries = 0, 0
+    for i, mix in non.items():
+        for name, audio, rate, _ in transforms(rng, mix[:, : int(args.seconds * SR)], non[(i + 1) % args.noncatalog],
+                                               non[(i + 2) % args.noncatalog][:, :120 * SR]):
+            # sample/mashup here mix only non-catalog songs: any match is a false positive too
+            matches, _, _ = identify(write_query(tmp, f"n-{name}", audio, rate))
+            false_pos += bool(matches)
+            non_queries += 1
+    # a 4-minute MP3: decode + fingerprint + identify
+    long = np.concatenate([catalog[0]] * int(np.ceil(240 / args.seconds)), axis=1)[:, :240 * SR]
+    mp3 = write_query(tmp, "four-minutes", mp3_bytes(long), SR)
+    four = statistics.median(identify(mp3)[1] for _ in range(3))
+    results = {
+        "set": {"catalog": args.catalog, "noncatalog": args.noncatalog, "seconds": args.seconds, "render_s": render_s},
+        "matcher": "foundation: chromaprint exact-value candidates + smoothed BER segments",
+        "recall": {k: sum(v) / len(v) for k, v in recall.items()},
+        "false_positives": {"matches": false_pos, "queries": non_queries},
+        "latency_ms": {"p50": pct(latency, .5), "p95": pct(latency, .95)},
+        "index_query_ms": {"p50": pct(query_ms, .5), "p95": pct(query_ms, .95)},
+        "four_minute_mp3_ms": four,
+        "scale": [scale_test([fp for _, fp in refs], n, rng) for n in args.scale],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"catalog {args.catalog} × {args.seconds:.0f} s, {args.noncatalog} non-catalog songs (generated); "
+          f"matcher: {results['matcher']}")
+    print(f"{'transform':<18}{'recall':>8}")
+    for k, v in results["recall"].items():
+        print(f"{k:<18}{v:8.0%}")
+    fp = results["false_positives"]
+    print(f"false positives: {fp['matches']} of {fp['queries']} non-catalog queries")
+    print(f"latency (decode+fingerprint+identify) p50 {results['latency_ms']['p50']:.0f} ms, "
+          f"p95 {results['latency_ms']['p95']:.0f} ms; index query p50 {results['index_query_ms']['p50']:.2f} ms; "
+          f"4-minute MP3 {four:.0f} ms")
+    for s in results["scale"]:
+        print(f"scale {s['recordings']} recordings ({s['items']} items): query p50 {s['query_ms_p50']:.1f} ms, "
+              f"p95 {s['query_ms_p95']:.1f} ms, {s['bytes_per_item']:.1f} bytes/item, 15 s self-recall "
+              f"{s['self_recall_15s']:.0%}")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
