@@ -20,6 +20,7 @@ bench:
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.separate
 	$(PY) -m bench.ledger
+	$(PY) -m bench.identify
 
 serve: bootstrap
 	$(PY) manage.py migrate --noinput && $(PY) manage.py runserver 127.0.0.1:8000
