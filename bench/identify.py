@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.identify [--catalog 200] [--noncatalog 50] [--seconds 60] [--scale 10000]
 
 Builds its own audio (clearstem.synth songs, no copyrighted material): a catalog indexed with
-the product's scan + ReferenceIndex, and non-catalog songs. Queries per transform: full track
+the product's scan (with speed variants) + index + matcher, and non-catalog songs. Queries per transform: full track
 re-encoded to MP3 128 kbps; 30/15/8 s excerpts at random offsets; 15 s excerpt + white noise at
 10 dB SNR; gain −12 dB; 22.05 kHz mono; ±3 % speed (30 s excerpt); a 20 s catalog sample inside a
 2-minute non-catalog track; a mashup of two catalog songs (both must be found). Every transform
@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clearstem.synth import render_song  # noqa: E402
-from fingerprint.matcher import ReferenceIndex  # noqa: E402
-from fingerprint.scan import scan_audio  # noqa: E402
+from fingerprint.index import IndexStore, MultiIndex, Segment  # noqa: E402
+from fingerprint.matcher import MatchParams, identify as match  # noqa: E402
+from fingerprint.scan import SPEED_VARIANTS, scan_audio  # noqa: E402
 
 SR = 44100
 
@@ -107,31 +108,53 @@ def pct(xs, q):
     return xs[int(q * (len(xs) - 1))] if xs else float("nan")
 
 
-def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, queries: int = 200) -> dict:
-    """Index `n` synthetic recordings derived from real fingerprints; time queries."""
-    refs = []
-    for i in range(n):
-        base = real[i % len(real)]
-        segs = np.array_split(base, 8)
-        order = rng.permutation(len(segs))
-        fp = np.concatenate([segs[k] for k in order]).astype(np.uint32)
-        flips = rng.random((fp.size, 32)) < 0.10
-        fp ^= (flips * (1 << np.arange(32, dtype=np.uint64))).sum(axis=1).astype(np.uint32)
-        refs.append((f"s{i}", fp))
+def derived_fingerprints(real: list[np.ndarray], n: int, rng: np.random.Generator, items: int):
+    """`n` synthetic recordings of about `items` items each, built from real fingerprints: real
+    segments of ~15 s shuffled together, then each bit flipped with probability 1/8 (so values
+    keep Chromaprint's statistics but no two recordings share long exact runs)."""
+    pool = [seg for fp in real for seg in np.array_split(fp, max(1, fp.size // 120))]
+    for _ in range(n):
+        parts, size = [], 0
+        while size < items:
+            seg = pool[int(rng.integers(0, len(pool)))]
+            parts.append(seg)
+            size += seg.size
+        fp = np.concatenate(parts)[:items].astype(np.uint32)
+        flips = (rng.integers(0, 2**32, fp.size, dtype=np.uint32) & rng.integers(0, 2**32, fp.size, dtype=np.uint32)
+                 & rng.integers(0, 2**32, fp.size, dtype=np.uint32))
+        yield fp ^ flips
+
+
+def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, items: int, queries: int = 200) -> dict:
+    """Index `n` derived recordings on disk, then time memory-mapped queries of 15 s with all
+    13 speed variants (12 of them unrelated items, which costs the same lookups)."""
+    tmp = Path(tempfile.mkdtemp(prefix="clearstem-idscale-"))
     t0 = time.perf_counter()
-    index = ReferenceIndex.build(refs)
+    refs = list(enumerate(derived_fingerprints(real, n, rng, items)))
+    store = IndexStore(tmp)
+    with store.write_lock():
+        store.apply(add=refs)
     build_s = time.perf_counter() - t0
-    items = sum(fp.size for _, fp in refs)
-    nbytes = index._values.nbytes + index._rec.nbytes + index._off.nbytes + sum(x.nbytes for x in index._items)
+    index = IndexStore(tmp).index()  # a fresh reader: memory-mapped, as a worker process sees it
+    n_items = index.items_count()
+    nbytes = sum(f.stat().st_size for f in tmp.rglob("*.npy"))
     lat, found = [], 0
-    for q in range(queries):
+    for _ in range(queries):
         key, fp = refs[int(rng.integers(0, n))]
         start = int(rng.integers(0, max(1, fp.size - 130)))
-        t0 = time.perf_counter()
-        matches = index.query(fp[start:start + 121])  # 15 s of items
-        lat.append((time.perf_counter() - t0) * 1000)
+        q = fp[start:start + 121].copy()
+        q ^= rng.integers(0, 2**32, q.size, dtype=np.uint32) & rng.integers(0, 2**32, q.size, dtype=np.uint32) \
+            & rng.integers(0, 2**32, q.size, dtype=np.uint32) & rng.integers(0, 2**32, q.size, dtype=np.uint32)
+        others = [refs[int(rng.integers(0, n))][1][:121] for _ in SPEED_VARIANTS]
+        variants = [(1.0, q)] + list(zip(SPEED_VARIANTS, others))
+        t1 = time.perf_counter()
+        matches = match(index, variants)
+        lat.append((time.perf_counter() - t1) * 1000)
         found += any(m.key == key for m in matches)
-    return {"recordings": n, "items": items, "build_s": build_s, "bytes_per_item": nbytes / items,
+    del index, store, refs
+    import shutil
+    shutil.rmtree(tmp)
+    return {"recordings": n, "items": n_items, "build_s": build_s, "bytes_per_item": nbytes / n_items,
             "query_ms_p50": pct(lat, 0.5), "query_ms_p95": pct(lat, 0.95), "self_recall_15s": found / queries}
 
 
@@ -140,7 +163,8 @@ def main() -> None:
     p.add_argument("--catalog", type=int, default=200)
     p.add_argument("--noncatalog", type=int, default=50)
     p.add_argument("--seconds", type=float, default=60)
-    p.add_argument("--scale", type=int, nargs="*", default=[10_000])
+    p.add_argument("--scale", type=int, nargs="*", default=[10_000, 100_000])
+    p.add_argument("--scale-items", type=int, default=1700, help="items per derived recording (~3.5 min)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "identify.json")
     args = p.parse_args()
@@ -154,15 +178,25 @@ def main() -> None:
     for i, mix in catalog.items():
         path = tmp / f"ref{i}.wav"
         sf.write(path, mix.T, SR, subtype="PCM_16")
-        refs.append((str(i), scan_audio(path).fingerprint))
-    index = ReferenceIndex.build(refs)
+        refs.append((i, scan_audio(path).fingerprint))
+    index = MultiIndex.build(refs)
+    params = MatchParams()
+    margins = {"true_near_fraction": [], "false_near_fraction": []}
 
-    def identify(path):
+    def identify(path, truth=()):
         t = time.perf_counter()
-        fp = scan_audio(path).fingerprint
+        variants = scan_audio(path, speed_variants=SPEED_VARIANTS).variants
         tq = time.perf_counter()
-        matches = index.query(fp)
-        return matches, (time.perf_counter() - t) * 1000, (time.perf_counter() - tq) * 1000
+        rejected = []
+        matches = match(index, variants, params, candidates=rejected)
+        elapsed = (time.perf_counter() - t) * 1000, (time.perf_counter() - tq) * 1000
+        # how close the decision came: near-identical share of true matches vs. anything else
+        for m in matches:
+            margins["true_near_fraction" if m.key in truth else "false_near_fraction"].append(m.near_fraction)
+        for c in rejected:
+            if c.key not in truth:
+                margins["false_near_fraction"].append(c.near_fraction)
+        return matches, *elapsed
 
     recall: dict[str, list[int]] = {}
     latency, query_ms = [], []
@@ -171,9 +205,10 @@ def main() -> None:
         host = non[i % args.noncatalog][:, :120 * SR]
         for name, audio, rate, extra in transforms(rng, mix, catalog[other_key], host):
             path = write_query(tmp, f"q-{name}", audio, rate)
-            matches, ms, qms = identify(path)
+            truth = {i, other_key} if extra else {i}
+            matches, ms, qms = identify(path, truth)
             keys = {m.key for m in matches}
-            ok = str(i) in keys and (extra is None or str(other_key) in keys)
+            ok = truth <= keys
             recall.setdefault(name, []).append(int(ok))
             latency.append(ms)
             query_ms.append(qms)
@@ -191,13 +226,16 @@ def main() -> None:
     four = statistics.median(identify(mp3)[1] for _ in range(3))
     results = {
         "set": {"catalog": args.catalog, "noncatalog": args.noncatalog, "seconds": args.seconds, "render_s": render_s},
-        "matcher": "foundation: chromaprint exact-value candidates + smoothed BER segments",
+        "matcher": f"chromaprint + {len(SPEED_VARIANTS)} speed variants, Hough lines, BER segments + near-identical share",
+        "params": params.__dict__,
+        "margins": {k: {"n": len(v), "min": min(v, default=None), "max": max(v, default=None),
+                        "p01": pct(v, 0.01), "p99": pct(v, 0.99)} for k, v in margins.items()},
         "recall": {k: sum(v) / len(v) for k, v in recall.items()},
         "false_positives": {"matches": false_pos, "queries": non_queries},
         "latency_ms": {"p50": pct(latency, .5), "p95": pct(latency, .95)},
         "index_query_ms": {"p50": pct(query_ms, .5), "p95": pct(query_ms, .95)},
         "four_minute_mp3_ms": four,
-        "scale": [scale_test([fp for _, fp in refs], n, rng) for n in args.scale],
+        "scale": [scale_test([fp for _, fp in refs], n, rng, args.scale_items) for n in args.scale],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
@@ -206,6 +244,10 @@ def main() -> None:
     print(f"{'transform':<18}{'recall':>8}")
     for k, v in results["recall"].items():
         print(f"{k:<18}{v:8.0%}")
+    mg = results["margins"]
+    print(f"near-identical share: true matches min {mg['true_near_fraction']['min']}, p01 "
+          f"{mg['true_near_fraction']['p01']}; best non-match max {mg['false_near_fraction']['max']} "
+          f"(threshold {params.min_near_fraction})")
     fp = results["false_positives"]
     print(f"false positives: {fp['matches']} of {fp['queries']} non-catalog queries")
     print(f"latency (decode+fingerprint+identify) p50 {results['latency_ms']['p50']:.0f} ms, "

@@ -153,9 +153,17 @@ FILE_UPLOAD_TEMP_DIR = env.str("CLEARSTEM_UPLOAD_TEMP_DIR", default="") or None
 CLEARSTEM_MAX_UPLOAD_BYTES = env.int("CLEARSTEM_MAX_UPLOAD_BYTES", default=1024**3)
 CLEARSTEM_MAX_UPLOAD_SECONDS = env.float("CLEARSTEM_MAX_UPLOAD_SECONDS", default=2 * 3600)
 
-# Identification thresholds (bit error rate over the aligned overlap, minimum overlap).
+# Identification (fingerprint.matcher.MatchParams): a match is a run of aligned items whose
+# smoothed bit error rate stays <= MAX_BER for MIN_SECONDS, in which at least MIN_NEAR_FRACTION
+# of the items differ in <= NEAR_BITS bits. Every identification stores these on the upload.
 CLEARSTEM_MATCH_MAX_BER = env.float("CLEARSTEM_MATCH_MAX_BER", default=0.30)
 CLEARSTEM_MATCH_MIN_SECONDS = env.float("CLEARSTEM_MATCH_MIN_SECONDS", default=5.0)
+CLEARSTEM_MATCH_NEAR_BITS = env.int("CLEARSTEM_MATCH_NEAR_BITS", default=4)
+CLEARSTEM_MATCH_MIN_NEAR_FRACTION = env.float("CLEARSTEM_MATCH_MIN_NEAR_FRACTION", default=0.15)
+# Fingerprint uploads at 12 extra speeds (±3 % in 0.5 % steps) so sped-up copies are found.
+CLEARSTEM_MATCH_SPEED_VARIANTS = env.bool("CLEARSTEM_MATCH_SPEED_VARIANTS", default=True)
+# The catalog's persistent inverted index (one per machine; rebuilt from the database if lost).
+CLEARSTEM_INDEX_DIR = env.str("CLEARSTEM_INDEX_DIR", default=str(DATA_DIR / "fingerprint-index"))
 
 # Separation
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))

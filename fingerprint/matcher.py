@@ -1,137 +1,191 @@
-"""Find every catalog recording present anywhere in a query fingerprint.
+"""Find every catalog recording present anywhere in a query, from raw Chromaprint items.
 
-Candidate search: an inverted index from raw Chromaprint item values to (recording, item
-offset), kept as sorted numpy arrays; hits vote for an alignment (reference offset minus query
-offset). Verification: for the best alignments, the per-item bit error rate (BER) is smoothed
-over a few seconds and the longest run below the threshold is the matched segment — so an
-excerpt, or a sample inside a longer track, is found by where it matches, not diluted by the
-rest of the file.
+Chromaprint's own lookup (AcoustID) compares whole tracks at one offset, so it misses
+excerpts, samples, mashups and any speed change. This matcher works on the whole query:
 
-This is the foundation's matcher: exact-value candidates, in memory, rebuilt per process. The
-identification issue adds masked/landmark candidates, speed robustness and a persistent index.
+1. **Candidates**: an inverted index from item value to (recording, item offset) — see
+   `fingerprint.index` — gives exact-value hits. The query is looked up once per *speed
+   variant* (the same audio fingerprinted as if played at another speed; see `scan`), so a
+   track sped up by 3 % still produces exact hits in the variant that undoes it.
+2. **Alignment**: hits vote in a Hough space of (slope, offset): reference item ≈ slope ×
+   query item + offset. Slopes a little off 1 absorb the speed left over between variants,
+   which over a 30 s query drifts the alignment by more than an item.
+3. **Verification**: along each candidate line, the per-item bit error rate (BER) is smoothed
+   over ~2 s and the longest run below `max_ber` is the matched segment — an excerpt or a
+   sample inside a longer track is judged by where it matches, not diluted by the rest.
+4. **Decision**: a segment counts only if it lasts `min_seconds` and enough of its items are
+   near-identical (≤ `near_bits` differing bits). Unrelated music in the same key can reach
+   a low average BER; it does not produce runs of near-identical 32-bit items.
+
+Plain numpy, no Django: the service layer maps keys to recordings and stores the evidence.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .scan import ITEM_SECONDS
 
-#: Values that occur more often than this across the catalog carry no identity (silence, tones).
-MAX_POSTINGS_PER_VALUE = 2000
-#: Alignments verified per recording.
-TOP_ALIGNMENTS = 3
 #: Smoothing window for the per-item bit error rate (~2 s).
 BER_WINDOW = 16
+#: Slopes tried around each variant (covers the speed between two variants of the grid).
+SLOPES = 1.0 + np.arange(-0.006, 0.0061, 0.002)
+#: Candidate lines verified per recording and variant.
+TOP_LINES = 3
+#: Recordings (by hit count) considered per variant; the rest had too few hits to matter.
+TOP_RECORDINGS = 64
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Thresholds (settings in the product; see `clearstem.settings`)."""
+
+    max_ber: float = 0.30
+    min_seconds: float = 5.0
+    near_bits: int = 4
+    min_near_fraction: float = 0.15
+    min_votes: int = 2
 
 
 @dataclass(frozen=True)
 class Match:
-    key: str  # the caller's recording key
-    ber: float  # bit error rate over the matched segment (0 = identical, 0.5 = unrelated)
+    key: int | str  # the index's recording key
+    ber: float  # mean bit error rate over the matched segment (0 identical, 0.5 unrelated)
     score: float  # 1 - 2 * ber, in [0, 1]
-    query_start_s: float
+    query_start_s: float  # in the query's own time
     ref_start_s: float
-    duration_s: float
-    hits: int
+    duration_s: float  # of the matched part of the query
+    speed: float  # query speed relative to the reference (1.03 = 3 % faster)
+    near_fraction: float  # share of items with <= near_bits differing bits
+    votes: int  # exact hits on the winning line
+    decided_by: str = "chromaprint"
+    extra: dict = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
         return {
             "key": self.key, "score": round(self.score, 4), "ber": round(self.ber, 4),
             "query_start_s": round(self.query_start_s, 2), "ref_start_s": round(self.ref_start_s, 2),
-            "duration_s": round(self.duration_s, 2), "hits": self.hits,
+            "duration_s": round(self.duration_s, 2), "speed": round(self.speed, 4),
+            "near_fraction": round(self.near_fraction, 3), "votes": self.votes, "decided_by": self.decided_by,
         }
 
 
-class ReferenceIndex:
-    """An in-memory inverted index over reference fingerprints."""
+@dataclass(frozen=True)
+class Candidate:
+    """A verified line that did not pass the decision, kept for the audit evidence."""
 
-    def __init__(self) -> None:
-        self._keys: list[str] = []
-        self._items: list[np.ndarray] = []
-        self._values = np.empty(0, np.uint32)
-        self._rec = np.empty(0, np.int32)
-        self._off = np.empty(0, np.int32)
+    key: int | str
+    ber: float
+    duration_s: float
+    near_fraction: float
+    votes: int
+    speed: float
 
-    def __len__(self) -> int:
-        return len(self._keys)
+    def as_dict(self) -> dict:
+        return {"key": self.key, "ber": round(self.ber, 4), "duration_s": round(self.duration_s, 2),
+                "near_fraction": round(self.near_fraction, 3), "votes": self.votes, "speed": round(self.speed, 4)}
 
-    @classmethod
-    def build(cls, references: list[tuple[str, np.ndarray]]) -> "ReferenceIndex":
-        index = cls()
-        values, recs, offs = [], [], []
-        for i, (key, items) in enumerate(references):
-            items = np.asarray(items, dtype=np.uint32)
-            index._keys.append(key)
-            index._items.append(items)
-            values.append(items)
-            recs.append(np.full(items.size, i, np.int32))
-            offs.append(np.arange(items.size, dtype=np.int32))
-        if values:
-            v = np.concatenate(values)
-            order = np.argsort(v, kind="stable")
-            index._values, index._rec, index._off = v[order], np.concatenate(recs)[order], np.concatenate(offs)[order]
-        return index
 
-    def query(self, items: np.ndarray, max_ber: float = 0.30, min_seconds: float = 5.0) -> list[Match]:
+def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParams = MatchParams(),
+             candidates: list | None = None) -> list[Match]:
+    """Every recording of `index` found in the query, best first.
+
+    `variants` are (speed factor, items) pairs: the query fingerprinted as if it were played at
+    1/factor of its speed, so factor 1.03 undoes a 3 % speed-up. `index` is anything with
+    `lookup(values) -> (keys, query_idx, ref_off)` and `items(key) -> np.ndarray`.
+    Rejected-but-verified candidates are appended to `candidates` when given.
+    """
+    min_items = max(int(round(params.min_seconds / ITEM_SECONDS)), BER_WINDOW)
+    best: dict = {}
+    for factor, items in variants:
         items = np.asarray(items, dtype=np.uint32)
-        if items.size == 0 or self._values.size == 0:
-            return []
-        lo = np.searchsorted(self._values, items, side="left")
-        hi = np.searchsorted(self._values, items, side="right")
-        counts = hi - lo
-        keep = (counts > 0) & (counts <= MAX_POSTINGS_PER_VALUE)
-        if not keep.any():
-            return []
-        q_idx = np.repeat(np.nonzero(keep)[0], counts[keep])
-        starts = np.repeat(lo[keep], counts[keep])
-        within = np.arange(q_idx.size) - np.repeat(np.cumsum(counts[keep]) - counts[keep], counts[keep])
-        posting = starts + within
-        rec = self._rec[posting]
-        delta = self._off[posting] - q_idx.astype(np.int32)
+        if items.size < min_items:
+            continue
+        keys, q_idx, r_off = index.lookup(items)
+        if keys.size == 0:
+            continue
+        uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        order = np.argsort(counts)[::-1][:TOP_RECORDINGS]
+        for u in order:
+            if counts[u] < params.min_votes:
+                break
+            sel = inverse == u
+            key = uniq[u].item()
+            ref = index.items(key)
+            for slope, offset, votes in _lines(q_idx[sel], r_off[sel], params.min_votes):
+                seg = _verify(items, ref, slope, offset, params.max_ber, min_items, params.near_bits)
+                if seg is None:
+                    continue
+                q0, r0, n, ber, near = seg
+                speed = factor * slope
+                if near < params.min_near_fraction:
+                    if candidates is not None:
+                        candidates.append(Candidate(key, ber, n * ITEM_SECONDS / factor, near, votes, speed))
+                    continue
+                m = Match(key=key, ber=ber, score=max(0.0, 1 - 2 * ber),
+                          query_start_s=q0 * ITEM_SECONDS / factor, ref_start_s=r0 * ITEM_SECONDS,
+                          duration_s=n * ITEM_SECONDS / factor, speed=speed, near_fraction=near, votes=votes)
+                old = best.get(key)
+                if old is None or _rank(m) > _rank(old):
+                    best[key] = m
+    return sorted(best.values(), key=lambda m: (-_rank(m), str(m.key)))
 
-        min_items = max(int(round(min_seconds / ITEM_SECONDS)), BER_WINDOW)
-        matches = []
-        for r in np.unique(rec):
-            d = delta[rec == r]
-            vals, votes = np.unique(d, return_counts=True)
-            best = None
-            for j in np.argsort(votes)[::-1][:TOP_ALIGNMENTS]:
-                if votes[j] < 2:
-                    break
-                seg = self._verify(items, self._items[r], int(vals[j]), max_ber, min_items)
-                if seg and (best is None or seg[2] > best[2] or (seg[2] == best[2] and seg[3] < best[3])):
-                    best = (*seg, int(votes[j]))
-            if best:
-                q0, r0, n, ber, hits = best
-                matches.append(Match(
-                    key=self._keys[r], ber=ber, score=max(0.0, 1 - 2 * ber),
-                    query_start_s=q0 * ITEM_SECONDS, ref_start_s=r0 * ITEM_SECONDS,
-                    duration_s=n * ITEM_SECONDS, hits=hits,
-                ))
-        return sorted(matches, key=lambda m: (-m.duration_s * m.score, m.key))
 
-    @staticmethod
-    def _verify(query: np.ndarray, ref: np.ndarray, delta: int, max_ber: float, min_items: int):
-        """Longest run of aligned items whose smoothed BER is below max_ber, or None."""
-        q0 = max(0, -delta)
-        q1 = min(query.size, ref.size - delta)
-        if q1 - q0 < min_items:
-            return None
-        errors = np.bitwise_count(query[q0:q1] ^ ref[q0 + delta:q1 + delta]).astype(np.float32) / 32
-        kernel = np.ones(BER_WINDOW, np.float32) / BER_WINDOW
-        smooth = np.convolve(errors, kernel, mode="same")
-        good = smooth <= max_ber
-        if not good.any():
-            return None
-        # longest run of True
-        padded = np.concatenate([[False], good, [False]])
-        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-        starts, ends = edges[::2], edges[1::2]
-        k = int(np.argmax(ends - starts))
-        a, b = int(starts[k]), int(ends[k])
-        if b - a < min_items:
-            return None
-        ber = float(errors[a:b].mean())
-        return q0 + a, q0 + a + delta, b - a, ber
+def _rank(m: Match) -> float:
+    return m.duration_s * m.score * (0.5 + m.near_fraction)
+
+
+def _lines(q: np.ndarray, r: np.ndarray, min_votes: int):
+    """The best (slope, offset, votes) lines through the hits (q, r), most votes first."""
+    q = q.astype(np.float64)
+    r = r.astype(np.float64)
+    found = []
+    for s_i, slope in enumerate(SLOPES):
+        b = np.rint(r - slope * q).astype(np.int64)
+        vals, votes = np.unique(b, return_counts=True)
+        for j in np.argsort(votes)[::-1][:TOP_LINES]:
+            if votes[j] < min_votes:
+                break
+            found.append((int(votes[j]), -abs(s_i - len(SLOPES) // 2), float(slope), int(vals[j])))
+    found.sort(reverse=True)
+    out, seen = [], set()
+    for votes, _, slope, offset in found:
+        # one line per offset neighbourhood: the same alignment seen at adjacent slopes
+        if any(abs(offset - o) <= 2 for o in seen):
+            continue
+        seen.add(offset)
+        out.append((slope, offset, votes))
+        if len(out) == TOP_LINES:
+            break
+    return out
+
+
+def _verify(query, ref, slope, offset, max_ber, min_items, near_bits):
+    """Longest run along r = slope*q + offset whose smoothed BER <= max_ber, or None.
+
+    Returns (query start, reference start, length in query items, mean BER, near fraction).
+    """
+    q = np.arange(query.size)
+    r = np.rint(slope * q + offset).astype(np.int64)
+    ok = (r >= 0) & (r < ref.size)
+    if ok.sum() < min_items:
+        return None
+    q, r = q[ok], r[ok]
+    bits = np.bitwise_count(query[q] ^ ref[r])
+    errors = bits.astype(np.float32) / 32
+    kernel = np.ones(BER_WINDOW, np.float32) / BER_WINDOW
+    smooth = np.convolve(errors, kernel, mode="same")
+    good = smooth <= max_ber
+    if not good.any():
+        return None
+    padded = np.concatenate([[False], good, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    a, b = int(starts[k]), int(ends[k])
+    if b - a < min_items:
+        return None
+    ber = float(errors[a:b].mean())
+    near = float((bits[a:b] <= near_bits).mean())
+    return int(q[a]), int(r[a]), b - a, ber, near

@@ -3,12 +3,20 @@
 Uploads can be an hour long, so the file is decoded once, packet by packet (never whole in
 memory), resampled to 11025 Hz mono s16 and fed to libchromaprint as it goes — the same input
 fpcalc uses, so the raw items are Chromaprint-compatible.
+
+Speed variants: the same PCM is also fed to further Chromaprint contexts that are told it was
+sampled at 11025/f Hz. Chromaprint resamples it to 11025 Hz, which plays it 1/f times as fast
+and shifts its pitch by 1/f — exactly undoing a turntable-style speed change f. Chromaprint
+items survive only about ±0.3 % of speed change (its chroma bins and 2-bit quantisers flip),
+so a grid every 0.5 % from −3 % to +3 % (12 extra contexts) is what makes ±3 % findable; the
+contexts are fed in parallel threads (ctypes releases the GIL) so they cost little wall time.
 """
 from __future__ import annotations
 
 import math
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import av
@@ -21,6 +29,11 @@ FP_RATE = 11025
 ITEM_SECONDS = 4096 / 3 / FP_RATE
 #: Decode errors tolerated before a file counts as corrupt (a glitch in one MP3 frame is not).
 MAX_BAD_PACKETS = 8
+#: Speed factors fingerprinted besides 1.0 for identification (see the module docstring).
+SPEED_VARIANTS = tuple(round(1 + k * 0.005, 3) for k in range(-6, 7) if k)
+#: PCM block (samples at FP_RATE) handed to the Chromaprint contexts at once.
+BLOCK = 4 * FP_RATE
+_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
 
 
 class AudioError(Exception):
@@ -43,6 +56,8 @@ class AudioScan:
     peak_dbfs: float
     fingerprint: np.ndarray = field(repr=False)  # raw uint32 Chromaprint items
     fingerprint_algorithm: int = 1
+    #: (speed factor, items) for each requested speed variant, 1.0 (= `fingerprint`) first.
+    variants: list = field(default_factory=list, repr=False)
 
     def facts(self) -> dict:
         return {
@@ -89,8 +104,86 @@ def _riff_truncation(path: str) -> str | None:
             fh.seek(length + (length & 1), os.SEEK_CUR)
 
 
-def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
-    """Decode `path` once; raise AudioError with a code for anything that is not sound audio."""
+class _Contexts:
+    """Chromaprint contexts for the base fingerprint and each speed variant, fed block-wise."""
+
+    def __init__(self, factors):
+        self.factors = [1.0, *factors]
+        self.contexts = []
+        for f in self.factors:
+            ctx = chromaprint.Fingerprinter()
+            ctx.start(FP_RATE if f == 1.0 else int(round(FP_RATE / f)), 1)
+            self.contexts.append(ctx)
+
+        self.pending = []
+
+    def _wait(self) -> None:
+        for fut in self.pending:
+            fut.result()
+        self.pending = []
+
+    def feed(self, pcm: bytes) -> None:
+        """Hand a block to every context; returns at once so decoding overlaps with hashing
+        (a context is never fed two blocks at a time: the previous block is awaited first)."""
+        if len(self.contexts) == 1:
+            self.contexts[0].feed(pcm)
+            return
+        self._wait()
+        self.pending = [_pool.submit(ctx.feed, pcm) for ctx in self.contexts]
+
+    def finish(self) -> list[tuple[float, np.ndarray, int]]:
+        self._wait()
+        out = []
+        for f, ctx in zip(self.factors, self.contexts):
+            try:
+                raw, algorithm = chromaprint.decode_fingerprint(ctx.finish())
+            except chromaprint.FingerprintError:
+                raw, algorithm = [], 1
+            out.append((f, np.asarray(raw, dtype=np.uint32), int(algorithm)))
+        return out
+
+
+#: Below this peak level audio counts as silence (nothing to identify or separate).
+SILENCE_DBFS = -70.0
+
+
+def check_identifiable(scan: AudioScan, min_seconds: float) -> None:
+    """Refuse audio the matcher cannot judge: a gate that lets unidentifiable clips through
+    could be walked around by cutting a song into pieces shorter than the minimum match."""
+    if scan.peak_dbfs < SILENCE_DBFS:
+        raise AudioError("silent", f"the audio is silent (peak {scan.peak_dbfs:.0f} dBFS)")
+    seconds = scan.fingerprint.size * ITEM_SECONDS
+    if seconds < min_seconds:
+        raise AudioError("too_short", f"{scan.duration_s:.1f} s of audio is too short to identify; "
+                                      f"at least {min_seconds + 2.5:.0f} s are needed")
+
+
+def pack_variants(variants: list[tuple[float, np.ndarray]]) -> bytes:
+    """Speed variants as bytes for storage: per variant float32 factor, uint32 count, items."""
+    parts = [struct.pack("<I", len(variants))]
+    for factor, items in variants:
+        parts.append(struct.pack("<fI", factor, items.size))
+        parts.append(np.asarray(items, "<u4").tobytes())
+    return b"".join(parts)
+
+
+def unpack_variants(blob: bytes) -> list[tuple[float, np.ndarray]]:
+    if not blob:
+        return []
+    (count,), pos, out = struct.unpack_from("<I", blob), 4, []
+    for _ in range(count):
+        factor, n = struct.unpack_from("<fI", blob, pos)
+        pos += 8
+        out.append((round(factor, 4), np.frombuffer(blob, "<u4", n, pos)))
+        pos += 4 * n
+    return out
+
+
+def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -> AudioScan:
+    """Decode `path` once; raise AudioError with a code for anything that is not sound audio.
+
+    `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`.
+    """
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -108,9 +201,9 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
         if max_seconds is not None and declared is not None and declared > max_seconds + 1:
             raise AudioError("too_long", f"audio is {declared:.0f} s long; the limit is {max_seconds:.0f} s")
 
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE)
-        fp = chromaprint.Fingerprinter()
-        fp.start(FP_RATE, 1)
+        # frame_size batches the output: one numpy conversion per 4 s, not per codec frame
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
+        fp = _Contexts(speed_variants)
         n_samples = 0
         peak = 0
         bad_packets = 0
@@ -132,9 +225,10 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
                         if pcm.size:
                             peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
                             fp.feed(pcm.tobytes())
-            for out in resampler.resample(None):
+            for out in resampler.resample(None):  # the last (partial) block
                 pcm = out.to_ndarray()
                 if pcm.size:
+                    peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
                     fp.feed(pcm.tobytes())
         except av.error.FFmpegError as exc:
             raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
@@ -148,10 +242,8 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
             raise AudioError(
                 "corrupt_audio", f"the file is truncated: {duration:.1f} s decoded of {declared:.1f} s declared"
             )
-        try:
-            raw, algorithm = chromaprint.decode_fingerprint(fp.finish())
-        except chromaprint.FingerprintError:
-            raw, algorithm = [], 1
+        variants = fp.finish()
+        _, raw, algorithm = variants[0]
         return AudioScan(
             container=container.format.name.split(",")[0],
             codec=ctx.name,
@@ -160,8 +252,9 @@ def scan_audio(path: str, max_seconds: float | None = None) -> AudioScan:
             bits_per_sample=_bits_per_sample(path, ctx),
             duration_s=duration,
             peak_dbfs=20 * math.log10(peak / 32768) if peak else -math.inf,
-            fingerprint=np.asarray(raw, dtype=np.uint32),
-            fingerprint_algorithm=int(algorithm),
+            fingerprint=raw,
+            fingerprint_algorithm=algorithm,
+            variants=[(f, items) for f, items, _ in variants],
         )
 
 

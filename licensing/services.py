@@ -2,6 +2,7 @@
 are counted in the same transaction that records the use, under row locks on the grants."""
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 
@@ -17,6 +18,8 @@ from clearstem.storage import delete_quietly, file_sha256
 from .engine import RequestContext, RequestDecision, decide, decide_request, requested_stems
 from .isrc import normalise_isrc
 from .models import LicenseGrant, Recording, UsageEvent
+
+logger = logging.getLogger(__name__)
 
 
 OFFERED = ("active", "suspended", "revoked", "expired")  # drafts are unpublished; superseded versions are history
@@ -451,8 +454,6 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
             raise ApiError("isrc_taken", f"ISRC {isrc} is registered by another rights holder", status.HTTP_409_CONFLICT)
         return existing, False
     scan = scan_or_refuse(uploaded_file_path)
-    if scan.fingerprint.size == 0:
-        raise ApiError("too_short", "the reference audio is too short to fingerprint", 422)
     rec_id = uuid.uuid4()
     with open(uploaded_file_path, "rb") as fh:
         name = default_storage.save(storage_name("references", rec_id, original_name, scan.container), fh)
@@ -473,4 +474,35 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
     except BaseException:
         delete_quietly([name])
         raise
+    transaction.on_commit(_sync_index_quietly)
     return rec, True
+
+
+def _sync_index_quietly() -> None:
+    """Update the catalog index right after a catalog change, so the next identification does
+    not pay for it. A failure here only delays that: identification syncs before matching."""
+    from fingerprint.services import sync_catalog_index
+
+    try:
+        sync_catalog_index()
+    except Exception:  # noqa: BLE001 - logged; the index catches up on the next identification
+        logger.exception("catalog index sync after a catalog change failed")
+
+
+def do_remove_recording(label_org, recording_id) -> None:
+    """Take a recording out of the catalog (and the identification index).
+
+    A recording that any license names, or that was ever used, stays: grants, jobs and the
+    ledger refer to it, and audit must be able to follow them.
+    """
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().filter(pk=recording_id, rights_holder=label_org).first()
+        if rec is None:
+            raise ApiError("not_found", "no such recording in your catalog", status.HTTP_404_NOT_FOUND)
+        if rec.grants.exists() or rec.usage.exists():
+            raise ApiError("recording_in_use", "licenses or usage refer to this recording; revoke instead of removing",
+                           status.HTTP_409_CONFLICT)
+        name = rec.reference_audio.name
+        rec.delete()
+        transaction.on_commit(lambda: delete_quietly([name]))
+        transaction.on_commit(_sync_index_quietly)

@@ -1,45 +1,181 @@
-"""The matcher core on real Chromaprint fingerprints of generated audio."""
+"""The matcher core and the on-disk index on real Chromaprint fingerprints of generated audio."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import resample_poly
 
-from fingerprint.matcher import ReferenceIndex
-from fingerprint.scan import AudioError, scan_audio
+from fingerprint.index import IndexStore, MultiIndex
+from fingerprint.matcher import identify
+from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, pack_variants, scan_audio, unpack_variants
+
+SR = 44100
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def variants(path):
+    return scan_audio(path, speed_variants=SPEED_VARIANTS).variants
 
 
 @pytest.fixture(scope="module")
-def index(audio_dir):
-    refs = [(f"song{s}", scan_audio(audio_dir / f"song{s}.wav").fingerprint) for s in (11, 12, 13)]
-    return ReferenceIndex.build(refs)
+def refs(audio_dir):
+    return [(seed, scan_audio(audio_dir / f"song{seed}.wav").fingerprint) for seed in (11, 12, 13)]
+
+
+@pytest.fixture(scope="module")
+def index(refs):
+    return MultiIndex.build(refs)
+
+
+def read(audio_dir, name):
+    return sf.read(audio_dir / name, always_2d=True)[0]
 
 
 def test_excerpt_found_with_offsets(index, audio_dir):
-    (m,) = index.query(scan_audio(audio_dir / "excerpt11.flac").fingerprint)
-    assert m.key == "song11"
+    (m,) = identify(index, variants(audio_dir / "excerpt11.flac"))
+    assert m.key == 11 and m.decided_by == "chromaprint"
     assert abs(m.ref_start_s - 4.0) < 0.5  # the excerpt starts 4 s into the song
-    assert m.query_start_s < 0.5 and m.duration_s > 10 and m.score > 0.7
+    assert m.query_start_s < 0.5 and m.duration_s > 10 and m.score > 0.7 and abs(m.speed - 1) < 0.003
 
 
 def test_mashup_finds_both(index, audio_dir, tmp_path):
-    a = sf.read(audio_dir / "song11.wav", always_2d=True)[0]
-    b = sf.read(audio_dir / "song13.wav", always_2d=True)[0]
-    sr = 44100
-    sf.write(tmp_path / "mash.wav", np.concatenate([a[: 11 * sr], b[6 * sr: 18 * sr]]), sr)
-    found = {m.key: m for m in index.query(scan_audio(tmp_path / "mash.wav").fingerprint)}
-    assert set(found) == {"song11", "song13"}
-    assert found["song13"].query_start_s > 9 and abs(found["song13"].ref_start_s - 6) < 1
+    a, b = read(audio_dir, "song11.wav"), read(audio_dir, "song13.wav")
+    sf.write(tmp_path / "mash.wav", np.concatenate([a[: 11 * SR], b[6 * SR: 18 * SR]]), SR)
+    found = {m.key: m for m in identify(index, variants(tmp_path / "mash.wav"))}
+    assert set(found) == {11, 13}
+    assert found[13].query_start_s > 9 and abs(found[13].ref_start_s - 6) < 1
 
 
-def test_unrelated_audio_matches_nothing(index, audio_dir):
-    assert index.query(scan_audio(audio_dir / "original.wav").fingerprint) == []
+def test_sample_inside_a_longer_track(index, audio_dir, tmp_path):
+    host = np.concatenate([read(audio_dir, "song99.wav")] * 2)  # 48 s of non-catalog music
+    host[20 * SR:30 * SR] = read(audio_dir, "song12.wav")[8 * SR:18 * SR]
+    sf.write(tmp_path / "inside.wav", host, SR)
+    (m,) = identify(index, variants(tmp_path / "inside.wav"))
+    assert m.key == 12 and abs(m.query_start_s - 20) < 1.5 and abs(m.ref_start_s - 8) < 1.5 and m.duration_s > 6
 
 
-def test_silence_and_short_audio(tmp_path):
-    sf.write(tmp_path / "silence.wav", np.zeros((44100 * 8, 2)), 44100)
+@pytest.mark.parametrize("speed", [1.03, 0.97, 1.0125])
+def test_speed_change_found_through_variants(index, audio_dir, tmp_path, speed):
+    x = read(audio_dir, "song13.wav")[2 * SR:22 * SR]
+    sped = resample_poly(x, 1000, int(round(1000 * speed)), axis=0)  # turntable-style: tempo and pitch
+    sf.write(tmp_path / "sped.wav", sped, SR)
+    assert identify(index, [(1.0, scan_audio(tmp_path / "sped.wav").fingerprint)]) == []  # Chromaprint alone
+    (m,) = identify(index, variants(tmp_path / "sped.wav"))
+    assert m.key == 13 and abs(m.speed - speed) < 0.004 and abs(m.ref_start_s - 2) < 1
+
+
+def test_unrelated_audio_matches_nothing_at_any_speed(index, audio_dir):
+    rejected = []
+    assert identify(index, variants(audio_dir / "original.wav"), candidates=rejected) == []
+
+
+def test_variants_pack_round_trip(audio_dir):
+    scan = scan_audio(audio_dir / "excerpt12.flac", speed_variants=SPEED_VARIANTS)
+    assert [f for f, _ in scan.variants] == [1.0, *SPEED_VARIANTS]
+    back = unpack_variants(pack_variants(scan.variants[1:]))
+    assert [f for f, _ in back] == list(SPEED_VARIANTS)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(scan.variants[1:], back))
+    # speeding up shortens: the 0.97 variant (undoing a slow-down) has fewer items than 1.03
+    assert back[0][1].size < scan.fingerprint.size < back[-1][1].size
+
+
+def test_silence_and_short_audio_are_refused(tmp_path):
+    sf.write(tmp_path / "silence.wav", np.zeros((SR * 8, 2)), SR)
     scan = scan_audio(tmp_path / "silence.wav")
     assert scan.peak_dbfs == float("-inf")
-    sf.write(tmp_path / "short.wav", np.random.default_rng(1).standard_normal((4410, 2)) * 0.1, 44100)
-    assert scan_audio(tmp_path / "short.wav").fingerprint.size == 0
+    with pytest.raises(AudioError) as err:
+        check_identifiable(scan, 5)
+    assert err.value.code == "silent"
+    sf.write(tmp_path / "short.wav", np.random.default_rng(1).standard_normal((SR * 4, 2)) * 0.1, SR)
+    with pytest.raises(AudioError) as err:
+        check_identifiable(scan_audio(tmp_path / "short.wav"), 5)
+    assert err.value.code == "too_short"
     with pytest.raises(AudioError) as err:
         scan_audio(tmp_path / "silence.wav", max_seconds=2)
     assert err.value.code == "too_long"
+
+
+# -- the on-disk index -----------------------------------------------------------------------
+
+def test_store_is_incremental_and_survives_compaction(refs, tmp_path, audio_dir):
+    store = IndexStore(tmp_path / "idx")
+    query = variants(audio_dir / "excerpt12.flac")
+    with store.write_lock():
+        store.apply(add=refs[:1])
+        store.apply(add=refs[1:])
+        store.apply(add=refs[:1])  # already there: not duplicated
+    index = store.index()
+    assert len(index.segments) == 2 and index.keys() == {11, 12, 13} and len(index) == 3
+    assert [m.key for m in identify(index, query)] == [12]
+    with store.write_lock():
+        store.apply(remove={12})
+    assert store.index().keys() == {11, 13} and identify(store.index(), query) == []
+    with store.write_lock():
+        store.compact()
+        store.apply(add=[(12, refs[1][1])])
+    index = store.index()
+    assert len(index.segments) == 2 and not index.tombstones
+    assert [m.key for m in identify(index, query)] == [12]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name.startswith(("seg-", "tomb-"))) == \
+        sorted(index_segment.name for index_segment in index.segments)  # old files collected
+
+
+READER = """
+import json, sys
+from fingerprint.index import IndexStore
+from fingerprint.matcher import identify
+from fingerprint.scan import SPEED_VARIANTS, scan_audio
+index = IndexStore(sys.argv[1]).index()
+v = scan_audio(sys.argv[2], speed_variants=SPEED_VARIANTS).variants
+print(json.dumps({"keys": sorted(index.keys()), "found": [m.key for m in identify(index, v)],
+                  "mapped": all(type(s.values).__name__ == "memmap" for s in index.segments)}))
+"""
+
+
+def test_index_persists_across_processes(refs, tmp_path, audio_dir):
+    """Written by this process, read by fresh ones (memory-mapped, not rebuilt); a change made
+    later is seen by a reader that is already running."""
+    path = tmp_path / "idx"
+    with IndexStore(path).write_lock():
+        IndexStore(path).apply(add=refs)
+
+    def read_in_new_process():
+        out = subprocess.run([sys.executable, "-c", READER, str(path), str(audio_dir / "excerpt11.flac")],
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    assert read_in_new_process() == {"keys": [11, 12, 13], "found": [11], "mapped": True}
+    reader = IndexStore(path)
+    assert reader.index().keys() == {11, 12, 13}
+    writer = IndexStore(path)
+    with writer.write_lock():
+        writer.apply(remove={11})
+    assert reader.index().keys() == {12, 13}  # the running reader reopens on the new manifest
+    assert read_in_new_process() == {"keys": [12, 13], "found": [], "mapped": True}
+
+
+WRITER = """
+import sys
+import numpy as np
+from fingerprint.index import IndexStore
+store = IndexStore(sys.argv[1])
+base = int(sys.argv[2])
+for i in range(10):
+    with store.write_lock():
+        store.apply(add=[(base + i, np.arange(100, dtype=np.uint32) + base * 1000 + i)])
+"""
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "idx"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(base)], cwd=ROOT)
+             for base in (100, 200, 300)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    index = IndexStore(path).index()
+    assert index.keys() == {b + i for b in (100, 200, 300) for i in range(10)}
+    assert len(index.segments) <= 9  # compaction kept the segment count bounded
+    assert np.array_equal(index.items(205), np.arange(100, dtype=np.uint32) + 200_000 + 5)

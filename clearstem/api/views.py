@@ -20,7 +20,7 @@ from clearstem.uploads.services import do_create_upload
 from licensing import services as lic
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from licensing.odrl import to_odrl
-from licensing.services import do_authorize_download, do_register_recording
+from licensing.services import do_authorize_download, do_register_recording, do_remove_recording
 from provenance import ledger
 from provenance.keys import verification_keys
 from provenance.merkle import ProofError
@@ -127,7 +127,7 @@ class StemViewSet(ProducerScoped, mixins.RetrieveModelMixin, viewsets.GenericVie
 
 
 class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
-                       viewsets.GenericViewSet):
+                       mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = s.RecordingSerializer
     parser_classes = [MultiPartParser, JSONParser]
 
@@ -155,6 +155,12 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
             territories=[t.upper() for t in body.validated_data.get("territories", ["WW"])],
         )
         return Response(self.get_serializer(rec).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def destroy(self, request, *args, **kwargs):
+        rec = self.get_object()
+        require_writer(request.user, Organisation.Kind.LABEL)
+        do_remove_recording(request.user.organisation, rec.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def csv_response(rows: list[dict], filename: str):

@@ -30,6 +30,10 @@ class Upload(models.Model):
     peak_dbfs = models.FloatField(null=True, blank=True)
     fingerprint = models.BinaryField(editable=False, help_text="raw Chromaprint items, uint32 little-endian")
     fingerprint_algorithm = models.PositiveSmallIntegerField(default=1)
+    fingerprint_variants = models.BinaryField(
+        editable=False, default=b"", blank=True,
+        help_text="the fingerprint at other speeds, for speed-changed copies (fingerprint.scan.pack_variants)",
+    )
     identification_status = models.CharField(
         max_length=16, choices=Identification.choices, default=Identification.PENDING
     )

@@ -4,8 +4,10 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from fingerprint.scan import AudioError, scan_audio
-from fingerprint.services import catalog_index, identify_items
+from django.conf import settings
+
+from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, scan_audio
+from fingerprint.services import identify_variants, sync_catalog_index
 
 
 class Command(BaseCommand):
@@ -16,14 +18,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object per line")
 
     def handle(self, files, as_json: bool, **_):
-        catalog_index()  # load once for the whole batch
+        sync_catalog_index()  # open (and if needed update) the index once for the whole batch
+        speeds = SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ()
         failures = 0
         for path in files:
             t0 = time.perf_counter()
             try:
-                matches = identify_items(scan_audio(path).fingerprint)
+                scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speeds)
+                check_identifiable(scan, settings.CLEARSTEM_MATCH_MIN_SECONDS)
+                matches = identify_variants(scan.variants)
                 row = {"file": path, "matches": [
-                    {k: m[k] for k in ("isrc", "recording", "title", "score", "query_start_s", "ref_start_s", "duration_s")}
+                    {k: m[k] for k in ("isrc", "recording", "title", "score", "query_start_s", "ref_start_s",
+                                       "duration_s", "speed", "decided_by")}
                     for m in matches
                 ]}
             except (AudioError, OSError) as exc:

@@ -1,0 +1,278 @@
+"""The catalog's inverted index: persistent, incremental, shared by processes through mmap.
+
+Layout (a directory; plain numpy files, no Django):
+
+    MANIFEST.json          {"generation", "segments": [...], "tombstones": "tomb-N.npy" | null}
+    seg-<gen>/values.npy   uint32, sorted item values               4 bytes / item
+    seg-<gen>/doc.npy      uint32, segment-local recording number   4 bytes / item
+    seg-<gen>/off.npy      uint16, item offset in the recording     2 bytes / item
+    seg-<gen>/items.npy    uint32, every recording's items (verification)  4 bytes / item
+    seg-<gen>/keys.npy     int64 recording keys;  starts.npy  int64 item starts per recording
+    tomb-<gen>.npy         int64 keys removed since their segment was written
+    LOCK                   flock: one writer at a time
+
+Like a log-structured merge tree: adding recordings writes a new small segment, removing them
+writes a tombstone list, and `compact()` (run automatically once segments pile up) merges
+everything live into one segment. Every write lands in a fresh file and becomes visible by an
+atomic rename of MANIFEST.json, so readers never see a half-written index and need no lock;
+they memory-map the segments (the page cache is shared by every worker process) and reopen
+only when the manifest changed. Removed segment files stay readable by processes that still
+map them (POSIX unlink semantics).
+
+Offsets are uint16: items past 65535 (≈ 2.5 h into a reference) are verified but not indexed.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+#: Item values held by more recordings than this are skipped in lookups (silence, pure tones).
+MAX_POSTINGS_PER_VALUE = 5000
+#: Segments beyond this are merged on the next write.
+MAX_SEGMENTS = 8
+MAX_OFFSET = np.iinfo(np.uint16).max
+
+
+class Segment:
+    """An immutable inverted index over a set of recordings (in memory or memory-mapped)."""
+
+    FILES = ("values", "doc", "off", "items", "keys", "starts")
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.values = arrays["values"]
+        self.doc = arrays["doc"]
+        self.off = arrays["off"]
+        self.items_all = arrays["items"]
+        self.keys = arrays["keys"]
+        self.starts = arrays["starts"]
+        self._key_pos = {int(k): i for i, k in enumerate(self.keys)}
+        self.name: str | None = None  # its directory, once saved
+
+    @classmethod
+    def build(cls, refs: list[tuple[int, np.ndarray]]) -> "Segment":
+        keys = np.array([int(k) for k, _ in refs], dtype=np.int64)
+        arrays = [np.asarray(items, dtype=np.uint32) for _, items in refs]
+        sizes = np.array([a.size for a in arrays], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        items = np.concatenate(arrays) if arrays else np.empty(0, np.uint32)
+        n_idx = np.minimum(sizes, MAX_OFFSET + 1)
+        doc = np.repeat(np.arange(len(arrays), dtype=np.uint32), n_idx)
+        off = np.concatenate([np.arange(n, dtype=np.uint16) for n in n_idx]) if arrays else np.empty(0, np.uint16)
+        values = np.concatenate([a[:n] for a, n in zip(arrays, n_idx)]) if arrays else np.empty(0, np.uint32)
+        order = np.argsort(values, kind="stable")
+        return cls({"values": values[order], "doc": doc[order], "off": off[order], "items": items,
+                    "keys": keys, "starts": starts})
+
+    @classmethod
+    def load(cls, path: Path) -> "Segment":
+        seg = cls({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in cls.FILES})
+        seg.name = path.name
+        return seg
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True)
+        for name, arr in zip(self.FILES, (self.values, self.doc, self.off, self.items_all, self.keys, self.starts)):
+            np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.values, self.doc, self.off, self.items_all, self.keys, self.starts))
+
+    def has(self, key: int) -> bool:
+        return key in self._key_pos
+
+    def items(self, key: int) -> np.ndarray:
+        i = self._key_pos[key]
+        return np.asarray(self.items_all[self.starts[i]:self.starts[i + 1]])
+
+    def refs(self, exclude: set[int]) -> list[tuple[int, np.ndarray]]:
+        return [(int(k), self.items(int(k))) for k in self.keys if int(k) not in exclude]
+
+    def lookup(self, query: np.ndarray):
+        """Exact-value hits: (segment-local doc numbers, query positions, reference offsets)."""
+        lo = np.searchsorted(self.values, query, side="left")
+        hi = np.searchsorted(self.values, query, side="right")
+        counts = hi - lo
+        keep = (counts > 0) & (counts <= MAX_POSTINGS_PER_VALUE)
+        if not keep.any():
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        counts = counts[keep]
+        q_idx = np.repeat(np.flatnonzero(keep), counts)
+        first = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts)
+        posting = first + np.arange(q_idx.size)
+        return np.asarray(self.doc[posting]), q_idx, np.asarray(self.off[posting]).astype(np.int64)
+
+
+class MultiIndex:
+    """Segments minus tombstones, queried as one index (what the matcher sees)."""
+
+    def __init__(self, segments: list[Segment], tombstones: set[int] | None = None):
+        self.segments = segments
+        self.tombstones = set(tombstones or ())
+        self._dead = []
+        for seg in segments:
+            dead = np.isin(seg.keys, np.fromiter(self.tombstones, np.int64, len(self.tombstones)))
+            self._dead.append(dead if dead.any() else None)
+
+    @classmethod
+    def build(cls, refs: list[tuple[int, np.ndarray]]) -> "MultiIndex":
+        return cls([Segment.build(refs)])
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.segments) - len(self.tombstones)
+
+    def keys(self) -> set[int]:
+        return {int(k) for s in self.segments for k in s.keys} - self.tombstones
+
+    def items_count(self) -> int:
+        return sum(int(s.values.size) for s in self.segments)
+
+    def nbytes(self) -> int:
+        return sum(s.nbytes() for s in self.segments)
+
+    def items(self, key: int) -> np.ndarray:
+        for seg in self.segments:
+            if seg.has(key):
+                return seg.items(key)
+        raise KeyError(key)
+
+    def lookup(self, query: np.ndarray):
+        """(recording keys, query positions, reference offsets) of every exact-value hit."""
+        parts = []
+        for seg, dead in zip(self.segments, self._dead):
+            doc, q, r = seg.lookup(query)
+            if dead is not None and doc.size:
+                alive = ~dead[doc]
+                doc, q, r = doc[alive], q[alive], r[alive]
+            parts.append((seg.keys[doc], q, r))
+        if not parts:
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
+class IndexStore:
+    """A directory holding a MultiIndex on disk; see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._manifest_stat = None
+        self._index: MultiIndex | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read_manifest(self) -> dict:
+        try:
+            return json.loads((self.path / "MANIFEST.json").read_text())
+        except FileNotFoundError:
+            return {"generation": 0, "segments": [], "tombstones": None}
+
+    def _stat(self):
+        try:
+            st = os.stat(self.path / "MANIFEST.json")
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            return None
+
+    def index(self) -> MultiIndex:
+        """The current index; reopened only when another process (or this one) changed it."""
+        for _attempt in range(5):
+            stat = self._stat()
+            if self._index is not None and stat == self._manifest_stat:
+                return self._index
+            manifest = self._read_manifest()
+            try:
+                cache = {s.name: s for s in self._index.segments} if self._index else {}
+                segments = []
+                for name in manifest["segments"]:
+                    segments.append(cache.get(name) or Segment.load(self.path / name))
+                tomb = manifest.get("tombstones")
+                tombstones = set(np.load(self.path / tomb).tolist()) if tomb else set()
+            except FileNotFoundError:  # a compaction removed a file between manifest and open
+                continue
+            self._index = MultiIndex(segments, tombstones)
+            self._manifest_stat = stat
+            return self._index
+        raise RuntimeError(f"fingerprint index at {self.path} keeps changing under the reader")
+
+    def generation(self) -> int:
+        return int(self._read_manifest()["generation"])
+
+    def meta(self) -> dict:
+        return self._read_manifest().get("meta", {})
+
+    # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def write_lock(self):
+        with open(self.path / "LOCK", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def apply(self, add: list[tuple[int, np.ndarray]] = (), remove: set[int] = frozenset(), meta: dict | None = None):
+        """Add and remove recordings in one new generation (call under `write_lock`)."""
+        manifest = self._read_manifest()
+        gen = int(manifest["generation"]) + 1
+        segments = list(manifest["segments"])
+        tomb_name = manifest.get("tombstones")
+        tombstones = set(np.load(self.path / tomb_name).tolist()) if tomb_name else set()
+        present = self.index().keys() if (remove or add) else set()
+        add = [(int(k), items) for k, items in add if int(k) not in present]
+        if add:
+            name = f"seg-{gen:08d}"
+            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
+            shutil.rmtree(tmp)
+            Segment.build(add).save(tmp)
+            os.rename(tmp, self.path / name)
+            segments.append(name)
+        new_tomb = None
+        tombstones |= {int(k) for k in remove if int(k) in present}
+        if tombstones:
+            new_tomb = f"tomb-{gen:08d}.npy"
+            np.save(self.path / new_tomb, np.array(sorted(tombstones), dtype=np.int64))
+        self._publish(gen, segments, new_tomb, meta if meta is not None else manifest.get("meta", {}))
+        if len(segments) > MAX_SEGMENTS or len(tombstones) > 1000:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge every live recording into one segment (call under `write_lock`)."""
+        manifest = self._read_manifest()
+        index = self.index()
+        gen = int(manifest["generation"]) + 1
+        refs = [r for seg in index.segments for r in seg.refs(index.tombstones)]
+        segments = []
+        if refs:
+            name = f"seg-{gen:08d}"
+            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
+            shutil.rmtree(tmp)
+            Segment.build(refs).save(tmp)
+            os.rename(tmp, self.path / name)
+            segments = [name]
+        self._publish(gen, segments, None, manifest.get("meta", {}))
+
+    def _publish(self, gen: int, segments: list[str], tombstones: str | None, meta: dict) -> None:
+        manifest = {"generation": gen, "segments": segments, "tombstones": tombstones, "meta": meta}
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".manifest-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(manifest, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / "MANIFEST.json")
+        self._gc(set(segments) | ({tombstones} if tombstones else set()))
+
+    def _gc(self, live: set[str]) -> None:
+        for entry in self.path.iterdir():
+            if (entry.name.startswith(("seg-", "tomb-")) and entry.name not in live) or entry.name.startswith(".tmp-"):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
