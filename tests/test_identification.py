@@ -1,0 +1,153 @@
+"""Identification in the product: catalog registry, index sync, evidence, bad input."""
+import numpy as np
+import pytest
+import soundfile as sf
+from django.conf import settings
+
+from clearstem.jobs.services import do_process_job
+from clearstem.uploads.models import Upload
+from fingerprint.models import ReferenceFingerprint
+from fingerprint.services import do_identify_upload, index_store, sync_catalog_index
+from licensing.isrc import normalise_isrc
+from licensing.models import Recording
+from tests.conftest import grant_body, upload_file
+
+SR = 44100
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("QZ-AAA-26-00011", "QZAAA2600011"),
+    ("qzaaa2600011", "QZAAA2600011"),
+    (" ISRC US-S1Z-99-00001 ", "USS1Z9900001"),
+    ("", None),
+    (None, None),
+])
+def test_isrc_normalised(raw, expected):
+    assert normalise_isrc(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["Q1-AAA-26-00011", "QZ-AA-26-00011", "QZ-AAA-2X-00011", "QZAAA26000111",
+                                 "QZ-AAA-26-0001", "QZ_AAA_26_00011"])
+def test_isrc_invalid(raw):
+    with pytest.raises(ValueError):
+        normalise_isrc(raw)
+
+
+def test_api_refuses_invalid_isrc_and_foreign_duplicates(clients, audio_dir):
+    with open(audio_dir / "song11.wav", "rb") as fh:
+        r = clients["label"].post("/api/v1/recordings/", {"file": fh, "isrc": "QZ-AAA-2X-00011"}, format="multipart")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_isrc"
+    assert not Recording.objects.exists()
+    with open(audio_dir / "song11.wav", "rb") as fh:
+        r = clients["label"].post("/api/v1/recordings/", {"file": fh, "isrc": "qz-aaa-26-00011"}, format="multipart")
+    assert r.status_code == 201 and r.json()["isrc"] == "QZAAA2600011"
+    with open(audio_dir / "song12.wav", "rb") as fh:  # another label claims the same ISRC
+        r = clients["label_b"].post("/api/v1/recordings/", {"file": fh, "isrc": "QZAAA2600011"}, format="multipart")
+    assert r.status_code == 409 and r.json()["code"] == "isrc_taken"
+    assert Recording.objects.count() == 1
+
+
+def identify_upload(client, path):
+    r = upload_file(client, path)
+    assert r.status_code == 201, r.content
+    return do_identify_upload(r.json()["id"]).identification
+
+
+def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, catalog, audio_dir):
+    evidence = identify_upload(clients["producer"], audio_dir / "excerpt11.flac")
+    assert evidence["matcher"] == "chromaprint-speedgrid-v2"
+    assert evidence["thresholds"] == {"max_ber": settings.CLEARSTEM_MATCH_MAX_BER,
+                                      "min_seconds": settings.CLEARSTEM_MATCH_MIN_SECONDS,
+                                      "near_bits": settings.CLEARSTEM_MATCH_NEAR_BITS,
+                                      "min_near_fraction": settings.CLEARSTEM_MATCH_MIN_NEAR_FRACTION}
+    assert len(evidence["speed_variants"]) == 13 and evidence["speed_variants"][0] == 1.0
+    (m,) = evidence["matches"]
+    assert m["recording"] == catalog["recordings"][11]["id"] and m["isrc"] == "QZAAA2600011"
+    assert m["decided_by"] == "chromaprint" and abs(m["speed"] - 1) < 0.003 and abs(m["ref_start_s"] - 4) < 0.5
+    assert {"score", "ber", "near_fraction", "votes", "query_start_s", "duration_s"} <= set(m)
+    assert isinstance(evidence["rejected_candidates"], list)
+    assert evidence["index_generation"] >= 1
+
+
+def test_rights_decision_uses_every_matched_recording(clients, catalog, audio_dir, tmp_path):
+    """A mashup of a licensed and an unlicensed recording: both are found, and the job is
+    refused for the unlicensed one even though the licensed one matched best."""
+    a = sf.read(audio_dir / "song11.wav", always_2d=True)[0]
+    b = sf.read(audio_dir / "song12.wav", always_2d=True)[0]
+    sf.write(tmp_path / "mash.wav", np.concatenate([a[: 14 * SR], b[4 * SR: 14 * SR]]), SR)
+    r = upload_file(clients["producer"], tmp_path / "mash.wav")
+    upload = do_identify_upload(r.json()["id"])
+    found = {m["recording"] for m in upload.identification["matches"]}
+    assert found == {catalog["recordings"][11]["id"], catalog["recordings"][12]["id"]}
+    job = clients["producer"].post("/api/v1/jobs/", {"upload": str(upload.id), "stems": ["vocals"], "purpose": "remix",
+                                                    "commercial": False, "territory": "DE"}, format="json")
+    assert job.status_code == 201, job.content
+    decided = do_process_job(job.json()["id"])
+    assert decided.state == "denied" and not decided.decision["allowed"]
+    codes = [reason["code"] for reason in decided.decision["reasons"]]
+    assert codes[0] == "multiple_recordings_unlicensed" and "no_license" in codes, decided.decision
+
+
+def test_index_follows_catalog_additions_and_removals(clients, audio_dir, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        with open(audio_dir / "song12.wav", "rb") as fh:
+            r = clients["label"].post("/api/v1/recordings/", {"file": fh, "title": "Twelve"}, format="multipart")
+    assert r.status_code == 201
+    rec_id = r.json()["id"]
+    fp_id = ReferenceFingerprint.objects.get(recording_id=rec_id).id
+    assert fp_id in index_store().index().keys()  # synced right after the commit
+    assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"][0]["recording"] == rec_id
+
+    assert clients["producer"].delete(f"/api/v1/recordings/{rec_id}/").status_code == 404  # not theirs
+    with django_capture_on_commit_callbacks(execute=True):
+        assert clients["label"].delete(f"/api/v1/recordings/{rec_id}/").status_code == 204
+    assert fp_id not in index_store().index().keys()
+    assert not Recording.objects.filter(pk=rec_id).exists()
+    assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"] == []
+
+
+def test_recording_with_a_license_cannot_be_removed(clients, catalog):
+    rec_id = catalog["recordings"][11]["id"]
+    r = clients["label"].delete(f"/api/v1/recordings/{rec_id}/")
+    assert r.status_code == 409 and r.json()["code"] == "recording_in_use"
+    assert Recording.objects.filter(pk=rec_id).exists()
+    assert ReferenceFingerprint.objects.filter(recording_id=rec_id).exists()
+
+
+def test_index_rebuilt_from_database_when_lost(clients, catalog, audio_dir, settings, tmp_path):
+    """The index directory is a cache: a new, empty one is rebuilt from the database."""
+    settings.CLEARSTEM_INDEX_DIR = str(tmp_path / "fresh-index")
+    index = sync_catalog_index()
+    assert index.keys() == set(ReferenceFingerprint.objects.values_list("id", flat=True)) and len(index) == 2
+    assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"][0]["recording"] == \
+        catalog["recordings"][12]["id"]
+
+
+@pytest.mark.parametrize("case,code", [("silent", "silent"), ("short", "too_short")])
+def test_unidentifiable_uploads_are_refused(clients, tmp_path, case, code):
+    path = tmp_path / f"{case}.wav"
+    if case == "silent":
+        sf.write(path, np.zeros((SR * 20, 2)), SR)
+    else:
+        sf.write(path, np.random.default_rng(3).standard_normal((SR * 4, 2)) * 0.1, SR)
+    before = Upload.objects.count()
+    r = upload_file(clients["producer"], path)
+    assert r.status_code == 422 and r.json()["code"] == code, r.content
+    assert Upload.objects.count() == before
+
+
+def test_identify_command_batches_json_lines(catalog, audio_dir, tmp_path, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    sf.write(tmp_path / "silence.wav", np.zeros((SR * 10, 2)), SR)
+    files = [str(audio_dir / "excerpt11.flac"), str(audio_dir / "original.wav"), str(tmp_path / "silence.wav")]
+    with pytest.raises(SystemExit) as exit_:
+        call_command("identify", *files, "--json")
+    assert exit_.value.code == 1  # one file could not be judged
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in rows] == files
+    assert rows[0]["matches"][0]["isrc"] == "QZAAA2600011" and rows[0]["matches"][0]["decided_by"] == "chromaprint"
+    assert rows[1]["matches"] == [] and rows[2]["error"] == "silent"
+    assert all(r["elapsed_ms"] > 0 for r in rows)
