@@ -103,17 +103,9 @@ def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParam
         if items.size < min_items:
             continue
         keys, q_idx, r_off = index.lookup(items)
-        if keys.size == 0:
-            continue
-        uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        order = np.argsort(counts)[::-1][:TOP_RECORDINGS]
-        for u in order:
-            if counts[u] < params.min_votes:
-                break
-            sel = inverse == u
-            key = uniq[u].item()
+        for key, q, r in _candidates(keys, q_idx, r_off, params.min_votes):
             ref = index.items(key)
-            for slope, offset, votes in _lines(q_idx[sel], r_off[sel], params.min_votes):
+            for slope, offset, votes in _lines(q, r, params.min_votes):
                 seg = _verify(items, ref, slope, offset, params.max_ber, min_items, params.near_bits)
                 if seg is None:
                     continue
@@ -132,30 +124,54 @@ def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParam
     return sorted(best.values(), key=lambda m: (-_rank(m), str(m.key)))
 
 
+def _candidates(keys, q_idx, r_off, min_votes: int):
+    """(key, query positions, reference offsets) of recordings worth a Hough search: those with
+    at least `min_votes` hits on one diagonal band (8 items wide, two staggered binnings so a
+    line on a band edge is not split). At 100k recordings most hits are chance collisions
+    spread over many recordings; this drops them in one vectorised pass."""
+    if keys.size < min_votes:
+        return
+    order = np.lexsort((q_idx, keys))
+    keys, q_idx, r_off = keys[order], q_idx[order], r_off[order]
+    diag = r_off - q_idx
+    strength: dict = {}
+    for shift in (0, 4):
+        band = np.floor_divide(diag + shift, 8)
+        sub = np.lexsort((band, keys))
+        k, b = keys[sub], band[sub]
+        start = np.r_[True, (k[1:] != k[:-1]) | (b[1:] != b[:-1])]
+        counts = np.diff(np.r_[np.flatnonzero(start), k.size])
+        for key, c in zip(k[start][counts >= min_votes].tolist(), counts[counts >= min_votes].tolist()):
+            strength[key] = max(strength.get(key, 0), c)
+    for key in sorted(strength, key=lambda k: -strength[k])[:TOP_RECORDINGS]:
+        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+        yield key, q_idx[lo:hi], r_off[lo:hi]
+
+
 def _rank(m: Match) -> float:
     return m.duration_s * m.score * (0.5 + m.near_fraction)
 
 
 def _lines(q: np.ndarray, r: np.ndarray, min_votes: int):
     """The best (slope, offset, votes) lines through the hits (q, r), most votes first."""
-    q = q.astype(np.float64)
-    r = r.astype(np.float64)
-    found = []
-    for s_i, slope in enumerate(SLOPES):
-        b = np.rint(r - slope * q).astype(np.int64)
-        vals, votes = np.unique(b, return_counts=True)
-        for j in np.argsort(votes)[::-1][:TOP_LINES]:
-            if votes[j] < min_votes:
-                break
-            found.append((int(votes[j]), -abs(s_i - len(SLOPES) // 2), float(slope), int(vals[j])))
-    found.sort(reverse=True)
-    out, seen = [], set()
-    for votes, _, slope, offset in found:
+    offsets = np.rint(r[None, :] - SLOPES[:, None] * q[None, :]).astype(np.int64)  # (slopes, hits)
+    span = int(offsets.max() - offsets.min()) + 1
+    code = np.arange(SLOPES.size)[:, None] * span + (offsets - offsets.min())
+    vals, votes = np.unique(code, return_counts=True)
+    keep = votes >= min_votes
+    vals, votes = vals[keep], votes[keep]
+    centre = SLOPES.size // 2
+    s_idx = vals // span
+    # most votes first; among equals the slope nearest 1
+    order = np.lexsort((np.abs(s_idx - centre), -votes))
+    out, seen = [], []
+    for j in order:
+        offset = int(vals[j] % span + offsets.min())
         # one line per offset neighbourhood: the same alignment seen at adjacent slopes
         if any(abs(offset - o) <= 2 for o in seen):
             continue
-        seen.add(offset)
-        out.append((slope, offset, votes))
+        seen.append(offset)
+        out.append((float(SLOPES[s_idx[j]]), offset, int(votes[j])))
         if len(out) == TOP_LINES:
             break
     return out
