@@ -24,6 +24,8 @@ import chromaprint
 import numpy as np
 import soundfile as sf
 
+from clearstem.audio import open_container
+
 FP_RATE = 11025
 #: Chromaprint's hop: 4096-sample frames with 2/3 overlap at 11025 Hz.
 ITEM_SECONDS = 4096 / 3 / FP_RATE
@@ -185,7 +187,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -
     `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`.
     """
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_container(path)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise AudioError("not_audio", f"not a recognised audio file ({exc.__class__.__name__})") from exc
     with container:

@@ -4,10 +4,11 @@ source's rate, channel count and exact length. Memory does not grow with the inp
 """
 from __future__ import annotations
 
-
 import av
 import numpy as np
 import soundfile as sf
+
+from clearstem.audio import open_container
 
 
 class AudioReadError(Exception):
@@ -35,7 +36,7 @@ class AudioStream:
 
     def __init__(self, path, rate: int | None = None, channels: int | None = None):
         try:
-            self.container = av.open(str(path), metadata_errors="ignore")
+            self.container = open_container(path)
         except av.error.FFmpegError as exc:
             raise AudioReadError(str(exc)) from exc
         if not self.container.streams.audio:
