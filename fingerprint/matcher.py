@@ -13,7 +13,8 @@ excerpts, samples, mashups and any speed change. This matcher works on the whole
 3. **Verification**: along each candidate line, the per-item bit error rate (BER) is smoothed
    over ~2 s and the longest run below `max_ber` is the matched segment — an excerpt or a
    sample inside a longer track is judged by where it matches, not diluted by the rest.
-4. **Decision**: a segment counts only if it lasts `min_seconds` and enough of its items are
+4. **Decision**: a segment counts only if it holds `min_seconds` of *informative* items (not
+   the one value Chromaprint repeats through silence or a steady tone) and enough of them are
    near-identical (≤ `near_bits` differing bits). Unrelated music in the same key can reach
    a low average BER; it does not produce runs of near-identical 32-bit items.
 
@@ -102,11 +103,14 @@ def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParam
         items = np.asarray(items, dtype=np.uint32)
         if items.size < min_items:
             continue
-        keys, q_idx, r_off = index.lookup(items)
+        informative = _informative(items)
+        positions = np.flatnonzero(informative)
+        keys, q_idx, r_off = index.lookup(items[positions])
+        q_idx = positions[q_idx]
         for key, q, r in _candidates(keys, q_idx, r_off, params.min_votes):
             ref = index.items(key)
             for slope, offset, votes in _lines(q, r, params.min_votes):
-                seg = _verify(items, ref, slope, offset, params.max_ber, min_items, params.near_bits)
+                seg = _verify(items, informative, ref, slope, offset, params.max_ber, min_items, params.near_bits)
                 if seg is None:
                     continue
                 q0, r0, n, ber, near = seg
@@ -122,6 +126,12 @@ def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParam
                 if old is None or _rank(m) > _rank(old):
                     best[key] = m
     return sorted(best.values(), key=lambda m: (-_rank(m), str(m.key)))
+
+
+def _informative(items: np.ndarray) -> np.ndarray:
+    """Items that carry identity: Chromaprint repeats one value through silence, dither or a
+    steady tone, and two recordings that both fall silent would otherwise "match" there."""
+    return np.r_[items.size > 0, items[1:] != items[:-1]] if items.size else np.zeros(0, bool)
 
 
 def _candidates(keys, q_idx, r_off, min_votes: int):
@@ -177,10 +187,12 @@ def _lines(q: np.ndarray, r: np.ndarray, min_votes: int):
     return out
 
 
-def _verify(query, ref, slope, offset, max_ber, min_items, near_bits):
+def _verify(query, informative, ref, slope, offset, max_ber, min_items, near_bits):
     """Longest run along r = slope*q + offset whose smoothed BER <= max_ber, or None.
 
     Returns (query start, reference start, length in query items, mean BER, near fraction).
+    Only informative query items count as evidence (see `_informative`): a run needs
+    `min_items` of them, and the near-identical share is taken over them.
     """
     q = np.arange(query.size)
     r = np.rint(slope * q + offset).astype(np.int64)
@@ -198,10 +210,17 @@ def _verify(query, ref, slope, offset, max_ber, min_items, near_bits):
     padded = np.concatenate([[False], good, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     starts, ends = edges[::2], edges[1::2]
-    k = int(np.argmax(ends - starts))
-    a, b = int(starts[k]), int(ends[k])
-    if b - a < min_items:
+    best = None
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        info = informative[q[a:b]]
+        n_info = int(info.sum())
+        if n_info < min_items:
+            continue
+        if best is None or n_info > best[0]:
+            best = (n_info, a, b, info)
+    if best is None:
         return None
-    ber = float(errors[a:b].mean())
-    near = float((bits[a:b] <= near_bits).mean())
+    _, a, b, info = best
+    ber = float(errors[a:b][info].mean())
+    near = float((bits[a:b][info] <= near_bits).mean())
     return int(q[a]), int(r[a]), b - a, ber, near

@@ -179,3 +179,21 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert index.keys() == {b + i for b in (100, 200, 300) for i in range(10)}
     assert len(index.segments) <= 9  # compaction kept the segment count bounded
     assert np.array_equal(index.items(205), np.arange(100, dtype=np.uint32) + 200_000 + 5)
+
+
+def test_shared_silence_or_drone_is_not_a_match(audio_dir, tmp_path):
+    """Chromaprint repeats one item value through silence or a steady tone: a catalog track
+    and an unrelated upload that both end in 10 s of it must not match each other."""
+    sr = SR
+    t = np.arange(10 * sr) / sr
+    tails = {"silence": np.zeros((10 * sr, 2)), "drone": np.repeat((0.3 * np.sin(2 * np.pi * 220 * t))[:, None], 2, 1)}
+    for name, tail in tails.items():
+        ref = np.concatenate([read(audio_dir, "song11.wav"), tail])
+        query = np.concatenate([read(audio_dir, "song99.wav"), tail])
+        sf.write(tmp_path / f"ref-{name}.wav", ref, sr)
+        sf.write(tmp_path / f"q-{name}.wav", query, sr)
+        index = MultiIndex.build([(1, scan_audio(tmp_path / f"ref-{name}.wav").fingerprint)])
+        assert identify(index, variants(tmp_path / f"q-{name}.wav")) == [], name
+        # the catalog part itself is still found with the same tail
+        sf.write(tmp_path / f"ex-{name}.wav", ref[10 * sr:], sr)
+        assert [m.key for m in identify(index, variants(tmp_path / f"ex-{name}.wav"))] == [1], name
