@@ -197,3 +197,38 @@ def test_shared_silence_or_drone_is_not_a_match(audio_dir, tmp_path):
         # the catalog part itself is still found with the same tail
         sf.write(tmp_path / f"ex-{name}.wav", ref[10 * sr:], sr)
         assert [m.key for m in identify(index, variants(tmp_path / f"ex-{name}.wav"))] == [1], name
+
+
+def encode(audio: np.ndarray, path: Path, codec: str, fmt: str | None = None, sample_fmt: str = "fltp"):
+    """Write `audio` [n, 2] with a real encoder through PyAV."""
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=SR, layout="stereo")
+        if codec == "vorbis":  # FFmpeg's own Vorbis encoder is marked experimental
+            stream.codec_context.options = {"strict": "experimental"}
+        frame_size = stream.codec_context.frame_size or 1024
+        data = audio.T.astype(np.float32)
+        if sample_fmt == "s16":
+            data = (np.clip(data, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1)
+        for i in range(0, audio.shape[0], frame_size):
+            chunk = data[:, i:i + frame_size] if sample_fmt != "s16" else data[:, 2 * i:2 * (i + frame_size)]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_fmt, layout="stereo")
+            frame.sample_rate = SR
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("name,codec,fmt,sample_fmt", [
+    ("x.mp3", "libmp3lame", None, "fltp"), ("x.ogg", "vorbis", None, "fltp"), ("x.m4a", "aac", "mp4", "fltp"),
+    ("x.aiff", "pcm_s16be", "aiff", "s16"), ("x.flac", "flac", None, "s16"), ("x.wav", "pcm_s16le", None, "s16"),
+])
+def test_common_formats_are_identified(index, audio_dir, tmp_path, name, codec, fmt, sample_fmt):
+    audio = read(audio_dir, "song12.wav")[5 * SR:20 * SR]
+    encode(audio, tmp_path / name, codec, fmt, sample_fmt)
+    scan = scan_audio(tmp_path / name, speed_variants=SPEED_VARIANTS)
+    assert abs(scan.duration_s - 15) < 0.2
+    (m,) = identify(index, scan.variants)
+    assert m.key == 12 and abs(m.ref_start_s - 5) < 0.5
