@@ -129,7 +129,7 @@ class MultiIndex:
         return cls([Segment.build(refs)])
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.segments) - len(self.tombstones)
+        return sum(len(s) - (int(dead.sum()) if dead is not None else 0) for s, dead in zip(self.segments, self._dead))
 
     def keys(self) -> set[int]:
         return {int(k) for s in self.segments for k in s.keys} - self.tombstones
@@ -243,24 +243,39 @@ class IndexStore:
             new_tomb = f"tomb-{gen:08d}.npy"
             np.save(self.path / new_tomb, np.array(sorted(tombstones), dtype=np.int64))
         self._publish(gen, segments, new_tomb, meta if meta is not None else manifest.get("meta", {}))
-        if len(segments) > MAX_SEGMENTS or len(tombstones) > 1000:
+        if len(tombstones) > max(1000, len(present) // 10):
             self.compact()
+        elif len(segments) > MAX_SEGMENTS:
+            self.compact(tiered=True)
 
-    def compact(self) -> None:
-        """Merge every live recording into one segment (call under `write_lock`)."""
+    def compact(self, tiered: bool = False) -> None:
+        """Merge segments (call under `write_lock`).
+
+        Full: every live recording into one segment, tombstones dropped. Tiered: only the
+        smaller segments are merged, so adding recordings one at a time does not rewrite a
+        large base segment each time (size-tiered, as in log-structured merge trees).
+        """
         manifest = self._read_manifest()
         index = self.index()
         gen = int(manifest["generation"]) + 1
-        refs = [r for seg in index.segments for r in seg.refs(index.tombstones)]
-        segments = []
+        merge = list(index.segments)
+        keep: list[Segment] = []
+        if tiered:  # keep the MAX_SEGMENTS // 2 largest, merge the rest
+            by_size = sorted(merge, key=lambda seg: seg.values.size)
+            cut = len(by_size) - MAX_SEGMENTS // 2
+            merge, largest = by_size[:cut], {id(seg) for seg in by_size[cut:]}
+            keep = [seg for seg in index.segments if id(seg) in largest]
+        refs = [r for seg in merge for r in seg.refs(index.tombstones)]
+        segments = [seg.name for seg in keep]
         if refs:
             name = f"seg-{gen:08d}"
             tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
             shutil.rmtree(tmp)
             Segment.build(refs).save(tmp)
             os.rename(tmp, self.path / name)
-            segments = [name]
-        self._publish(gen, segments, None, manifest.get("meta", {}))
+            segments.append(name)
+        tomb = manifest.get("tombstones") if tiered else None
+        self._publish(gen, segments, tomb, manifest.get("meta", {}))
 
     def _publish(self, gen: int, segments: list[str], tombstones: str | None, meta: dict) -> None:
         manifest = {"generation": gen, "segments": segments, "tombstones": tombstones, "meta": meta}

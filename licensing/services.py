@@ -437,9 +437,11 @@ def remaining_caps(grant: LicenseGrant, user) -> dict:
 
 
 def do_register_recording(label_org, uploaded_file_path: str, original_name: str, *, title: str = "",
-                          artist: str = "", isrc: str | None = None, territories=None) -> tuple[Recording, bool]:
+                          artist: str = "", isrc: str | None = None, territories=None,
+                          sync_index: bool = True) -> tuple[Recording, bool]:
     """Register a catalog recording with its reference audio. Idempotent: the same audio or
-    ISRC returns the existing recording and False."""
+    ISRC returns the existing recording and False. Bulk ingest passes `sync_index=False` and
+    updates the index once per batch."""
     from fingerprint.models import ReferenceFingerprint
     from clearstem.uploads.services import scan_or_refuse, storage_name
 
@@ -474,7 +476,8 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
     except BaseException:
         delete_quietly([name])
         raise
-    transaction.on_commit(_sync_index_quietly)
+    if sync_index:
+        transaction.on_commit(_sync_index_quietly)
     return rec, True
 
 

@@ -48,6 +48,11 @@ def test_catalog_ingest_is_idempotent_and_reports_bad_files(orgs, audio_dir, tmp
     rec = Recording.objects.get(isrc="QZAAA2600011")
     assert rec.title == "Eleven" and rec.artist == "Band"
     assert Recording.objects.get(title="song12").isrc is None
+    from fingerprint.models import ReferenceFingerprint
+    from fingerprint.services import index_store
+
+    # the batch updated the identification index once, at the end (even though a file failed)
+    assert set(ReferenceFingerprint.objects.values_list("id", flat=True)) <= index_store().index().keys()
     out = run("catalog_ingest", str(audio_dir / "song11.wav"), "--label", "label-a")
     assert "already registered" in out and "0 registered, 1 already registered, 0 failed" in out
     assert Recording.objects.count() == 2

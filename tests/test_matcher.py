@@ -232,3 +232,22 @@ def test_common_formats_are_identified(index, audio_dir, tmp_path, name, codec, 
     assert abs(scan.duration_s - 15) < 0.2
     (m,) = identify(index, scan.variants)
     assert m.key == 12 and abs(m.ref_start_s - 5) < 0.5
+
+
+def test_adding_one_at_a_time_keeps_the_base_segment(tmp_path):
+    """Size-tiered merging: many single additions never rewrite the large base segment."""
+    store = IndexStore(tmp_path / "idx")
+    with store.write_lock():
+        store.apply(add=[(k, np.arange(500, dtype=np.uint32) + k * 1000) for k in range(50)])
+    base = store.index().segments[0].name
+    with store.write_lock():
+        for k in range(50, 80):
+            store.apply(add=[(k, np.arange(500, dtype=np.uint32) + k * 1000)])
+        store.apply(remove={3, 60})
+    index = store.index()
+    assert base in [seg.name for seg in index.segments] and len(index.segments) <= 9
+    assert index.keys() == set(range(80)) - {3, 60} and len(index) == 78
+    assert np.array_equal(index.items(70), np.arange(500, dtype=np.uint32) + 70_000)
+    with store.write_lock():
+        store.compact()
+    assert len(store.index().segments) == 1 and len(store.index()) == 78 and not store.index().tombstones

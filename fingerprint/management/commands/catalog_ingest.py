@@ -12,7 +12,11 @@ from django.core.management.base import BaseCommand, CommandError
 from clearstem.accounts.models import Organisation
 from clearstem.api.errors import ApiError
 from clearstem.uploads.services import KNOWN_EXTENSIONS
+from fingerprint.services import sync_catalog_index
 from licensing.services import do_register_recording
+
+#: Files registered between two updates of the identification index.
+SYNC_EVERY = 500
 
 
 class Command(BaseCommand):
@@ -44,7 +48,8 @@ class Command(BaseCommand):
             row = meta.get(f.name, {})
             try:
                 rec, new = do_register_recording(org, str(f), f.name, title=row.get("title") or f.stem,
-                                                 artist=row.get("artist", ""), isrc=row.get("isrc") or None)
+                                                 artist=row.get("artist", ""), isrc=row.get("isrc") or None,
+                                                 sync_index=False)
             except ApiError as exc:
                 errors.append((f, exc.code, str(exc.detail)))
                 self.stdout.write(f"[{i}/{len(files)}] {f}: ERROR {exc.code}: {exc.detail}")
@@ -56,6 +61,10 @@ class Command(BaseCommand):
             created += new
             existing += not new
             self.stdout.write(f"[{i}/{len(files)}] {f}: {'registered' if new else 'already registered'} {rec.id}")
+            if created and created % SYNC_EVERY == 0 and new:
+                sync_catalog_index()  # long ingests become identifiable as they go
+        if created:
+            sync_catalog_index()
         self.stdout.write(f"done: {created} registered, {existing} already registered, {len(errors)} failed")
         for f, code, detail in errors:
             self.stdout.write(f"  failed: {f}: {code}: {detail}")
