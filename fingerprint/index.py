@@ -231,12 +231,7 @@ class IndexStore:
         present = self.index().keys() if (remove or add) else set()
         add = [(int(k), items) for k, items in add if int(k) not in present]
         if add:
-            name = f"seg-{gen:08d}"
-            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
-            shutil.rmtree(tmp)
-            Segment.build(add).save(tmp)
-            os.rename(tmp, self.path / name)
-            segments.append(name)
+            segments.append(self._write_segment(gen, add))
         new_tomb = None
         tombstones |= {int(k) for k in remove if int(k) in present}
         if tombstones:
@@ -268,14 +263,18 @@ class IndexStore:
         refs = [r for seg in merge for r in seg.refs(index.tombstones)]
         segments = [seg.name for seg in keep]
         if refs:
-            name = f"seg-{gen:08d}"
-            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
-            shutil.rmtree(tmp)
-            Segment.build(refs).save(tmp)
-            os.rename(tmp, self.path / name)
-            segments.append(name)
+            segments.append(self._write_segment(gen, refs))
         tomb = manifest.get("tombstones") if tiered else None
         self._publish(gen, segments, tomb, manifest.get("meta", {}))
+
+    def _write_segment(self, gen: int, refs: list[tuple[int, np.ndarray]]) -> str:
+        """Build a segment in a temporary directory and rename it into place (never half-written)."""
+        name = f"seg-{gen:08d}"
+        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
+        shutil.rmtree(tmp)
+        Segment.build(refs).save(tmp)
+        os.rename(tmp, self.path / name)
+        return name
 
     def _publish(self, gen: int, segments: list[str], tombstones: str | None, meta: dict) -> None:
         manifest = {"generation": gen, "segments": segments, "tombstones": tombstones, "meta": meta}

@@ -22,7 +22,7 @@ Plain numpy, no Django: the service layer maps keys to recordings and stores the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,7 +61,6 @@ class Match:
     near_fraction: float  # share of items with <= near_bits differing bits
     votes: int  # exact hits on the winning line
     decided_by: str = "chromaprint"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
         return {

@@ -93,9 +93,10 @@ def identify_variants(variants: list[tuple[float, np.ndarray]], rejected: list |
         out.append({"recording": str(rec.id), "isrc": rec.isrc, "title": rec.title, "artist": rec.artist,
                     "rights_holder": rec.rights_holder.slug, **d})
     if rejected is not None:
+        matched = {m.key for m in matches}
         best: dict = {}
         for c in rejected_raw:
-            if c.key not in {m.key for m in matches} and (c.key not in best or c.near_fraction > best[c.key].near_fraction):
+            if c.key not in matched and (c.key not in best or c.near_fraction > best[c.key].near_fraction):
                 best[c.key] = c
         for c in sorted(best.values(), key=lambda c: -c.near_fraction)[:EVIDENCE_CANDIDATES]:
             rec_id = rec_of.get(c.key)
