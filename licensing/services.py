@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework import status
 
 from clearstem.api.errors import ApiError
-from clearstem.storage import delete_quietly, file_sha256
+from clearstem.hashing import file_sha256
+from clearstem.storage import delete_quietly
 
 from .engine import RequestContext, RequestDecision, decide, decide_request, requested_stems
 from .isrc import normalise_isrc

@@ -10,13 +10,13 @@ says so.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import base64
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import base64
+from clearstem.hashing import file_sha256
 
 from .checkpoint import checkpoint_body, verify_note, verify_tree_head
 from .merkle import ProofError, leaf_hash, verify_inclusion
@@ -29,14 +29,6 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     record: dict | None = None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_bundle(stem_path: Path, bundle: dict, trusted_pems: list[str] | None = None) -> Verdict:

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from clearstem.hashing import file_sha256
+
 from .dsp import DSPSeparator
 from .engine import Engine, ModelInfo
 
@@ -80,12 +82,6 @@ def _manifest(model_dir: str | None) -> dict[str, dict]:
         raise ModelUnavailable("*", f"{path} is not a valid model manifest: {exc}") from exc
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files(entry: dict) -> list[tuple[str, str]]:

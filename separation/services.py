@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from clearstem.jobs.models import Job, Stem
-from clearstem.storage import delete_quietly, file_sha256, local_path
+from clearstem.hashing import file_sha256
+from clearstem.storage import delete_quietly, local_path
 from provenance.services import do_record_stem_provenance
 
 from .audio_io import AudioReadError
