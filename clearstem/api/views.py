@@ -3,7 +3,6 @@ invisible (404), not merely forbidden."""
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.db.models import Q
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -12,6 +11,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
 from clearstem.jobs.models import Job, Stem
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_export_job
@@ -36,29 +36,18 @@ def require_writer(user, kind: str) -> None:
         raise ApiError("permission_denied", f"this action is for {kind} organisations with write access", 403)
 
 
-class ProducerScoped:
-    """Producers see their organisation's objects; platform admins see all; others nothing."""
-
-    org_path = "organisation"
-
-    def scoped(self, qs):
-        user = self.request.user
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return qs.none()
-        if user.is_platform:
-            return qs
-        if user.is_producer:
-            return qs.filter(**{self.org_path: user.organisation})
-        return qs.none()
+def schema_generation(view) -> bool:
+    """drf-spectacular builds the schema with no user: it gets empty querysets."""
+    return getattr(view, "swagger_fake_view", False)
 
 
-class UploadViewSet(ProducerScoped, mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
                     viewsets.GenericViewSet):
     serializer_class = s.UploadSerializer
     parser_classes = [MultiPartParser]
 
     def get_queryset(self):
-        return self.scoped(Upload.objects.all())
+        return Upload.objects.none() if schema_generation(self) else scope.visible_uploads(self.request.user)
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
     def create(self, request, *args, **kwargs):
@@ -67,12 +56,14 @@ class UploadViewSet(ProducerScoped, mixins.CreateModelMixin, mixins.RetrieveMode
         return Response(self.get_serializer(upload).data, status=status.HTTP_201_CREATED)
 
 
-class JobViewSet(ProducerScoped, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.JobSerializer
     parser_classes = [JSONParser, FormParser]
 
     def get_queryset(self):
-        return self.scoped(Job.objects.select_related("upload").prefetch_related("stem_files"))
+        if schema_generation(self):
+            return Job.objects.none()
+        return scope.visible_jobs(self.request.user).prefetch_related("stem_files")
 
     @extend_schema(request=s.JobCreateSerializer, responses={201: s.JobSerializer})
     def create(self, request):
@@ -105,12 +96,11 @@ class JobViewSet(ProducerScoped, mixins.RetrieveModelMixin, mixins.ListModelMixi
         return FileResponse(archive, as_attachment=True, filename=f"clearstem-{pk}.zip", content_type="application/zip")
 
 
-class StemViewSet(ProducerScoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class StemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.StemSerializer
-    org_path = "job__organisation"
 
     def get_queryset(self):
-        return self.scoped(Stem.objects.select_related("job", "job__upload"))
+        return Stem.objects.none() if schema_generation(self) else scope.visible_stems(self.request.user)
 
     @extend_schema(responses={(200, "audio/wav"): bytes})
     @action(detail=True, methods=["get"])
@@ -132,13 +122,7 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
     parser_classes = [MultiPartParser, JSONParser]
 
     def get_queryset(self):
-        user = self.request.user
-        qs = Recording.objects.select_related("rights_holder")
-        if getattr(self, "swagger_fake_view", False) or user.is_platform:
-            return qs
-        if user.is_label:
-            return qs.filter(rights_holder=user.organisation)
-        return qs.none()
+        return Recording.objects.none() if schema_generation(self) else scope.visible_recordings(self.request.user)
 
     @extend_schema(request={"multipart/form-data": s.RecordingCreateSerializer}, responses={201: s.RecordingSerializer})
     def create(self, request, *args, **kwargs):
@@ -187,20 +171,10 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     serializer_class = s.LicenseGrantSerializer
 
     def get_queryset(self):
-        user = self.request.user
-        qs = LicenseGrant.objects.select_related("licensor", "licensee_org").prefetch_related("recordings")
-        if self.request.query_params.get("current") in ("1", "true"):
-            qs = qs.exclude(status=LicenseGrant.Status.SUPERSEDED)
-        if getattr(self, "swagger_fake_view", False) or user.is_platform:
-            return qs
-        if user.is_label:
-            return qs.filter(licensor=user.organisation)
-        if user.is_producer:
-            mine = Q(licensee_org=user.organisation) | Q(licensee_user=user)
-            if user.organisation.verified:
-                mine |= Q(open_to_verified=True)
-            return qs.filter(mine).exclude(status=LicenseGrant.Status.DRAFT)
-        return qs.none()
+        if schema_generation(self):
+            return LicenseGrant.objects.none()
+        current = self.request.query_params.get("current") in ("1", "true")
+        return scope.visible_grants(self.request.user, current_only=current)
 
     def _licensee_terms(self, data: dict) -> dict:
         licensee_slug = data.pop("licensee", None)
@@ -294,15 +268,9 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     serializer_class = s.LicenseRequestSerializer
 
     def get_queryset(self):
-        user = self.request.user
-        qs = LicenseRequest.objects.select_related("requester", "requester_org", "rights_holder").prefetch_related("recordings")
-        if getattr(self, "swagger_fake_view", False) or user.is_platform:
-            return qs
-        if user.is_label:
-            return qs.filter(rights_holder=user.organisation)
-        if user.is_producer:
-            return qs.filter(requester_org=user.organisation)
-        return qs.none()
+        if schema_generation(self):
+            return LicenseRequest.objects.none()
+        return scope.visible_license_requests(self.request.user)
 
     @extend_schema(request=s.LicenseRequestCreateSerializer, responses={201: s.LicenseRequestSerializer(many=True)})
     def create(self, request, *args, **kwargs):

@@ -1,0 +1,80 @@
+"""What each user may see: one function per kind of object, shared by the API and the web UI.
+
+Producers see their organisation's uploads, jobs and stems; labels their catalog, grants and
+incoming requests; platform auditors everything; anyone else nothing. Objects outside the scope
+are invisible (404), never merely forbidden.
+"""
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+
+def visible_uploads(user) -> QuerySet:
+    from clearstem.uploads.models import Upload
+
+    return _producer_scoped(user, Upload.objects.all(), "organisation")
+
+
+def visible_jobs(user) -> QuerySet:
+    from clearstem.jobs.models import Job
+
+    return _producer_scoped(user, Job.objects.select_related("upload"), "organisation")
+
+
+def visible_stems(user) -> QuerySet:
+    from clearstem.jobs.models import Stem
+
+    return _producer_scoped(user, Stem.objects.select_related("job", "job__upload"), "job__organisation")
+
+
+def visible_recordings(user) -> QuerySet:
+    from licensing.models import Recording
+
+    qs = Recording.objects.select_related("rights_holder")
+    if user.is_platform:
+        return qs
+    if user.is_label:
+        return qs.filter(rights_holder=user.organisation)
+    return qs.none()
+
+
+def visible_grants(user, current_only: bool = False) -> QuerySet:
+    """Labels see what they granted; producers what they hold (never drafts), including open
+    campaigns when verified."""
+    from licensing.models import LicenseGrant
+
+    qs = LicenseGrant.objects.select_related("licensor", "licensee_org", "licensee_user").prefetch_related("recordings")
+    if current_only:
+        qs = qs.exclude(status=LicenseGrant.Status.SUPERSEDED)
+    if user.is_platform:
+        return qs
+    if user.is_label:
+        return qs.filter(licensor=user.organisation)
+    if user.is_producer:
+        mine = Q(licensee_org=user.organisation) | Q(licensee_user=user)
+        if user.organisation.verified:
+            mine |= Q(open_to_verified=True)
+        return qs.filter(mine).exclude(status=LicenseGrant.Status.DRAFT)
+    return qs.none()
+
+
+def visible_license_requests(user) -> QuerySet:
+    from licensing.models import LicenseRequest
+
+    qs = LicenseRequest.objects.select_related("requester", "requester_org", "rights_holder").prefetch_related(
+        "recordings")
+    if user.is_platform:
+        return qs
+    if user.is_label:
+        return qs.filter(rights_holder=user.organisation)
+    if user.is_producer:
+        return qs.filter(requester_org=user.organisation)
+    return qs.none()
+
+
+def _producer_scoped(user, qs: QuerySet, org_path: str) -> QuerySet:
+    if user.is_platform:
+        return qs
+    if user.is_producer:
+        return qs.filter(**{org_path: user.organisation})
+    return qs.none()
