@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "separation",
     "provenance",
     "clearstem.ops",
+    "clearstem.web",
 ]
 
 MIDDLEWARE = [
@@ -85,6 +86,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "clearstem.urls"
 WSGI_APPLICATION = "clearstem.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "web:signin"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:signin"
+SESSION_COOKIE_AGE = env.int("CLEARSTEM_SESSION_SECONDS", default=12 * 3600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [
@@ -97,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "clearstem.web.context.navigation",
             ],
         },
     },

@@ -23,4 +23,5 @@ urlpatterns = [
     path("api/v1/ledger/inclusion/", views.LedgerInclusionView.as_view(), name="ledger-inclusion"),
     path("api/v1/ledger/entries/", views.LedgerEntriesView.as_view(), name="ledger-entries"),
     path("api/v1/", include(router.urls)),
+    path("", include("clearstem.web.urls")),
 ]

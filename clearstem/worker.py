@@ -12,7 +12,7 @@ import dramatiq
 from django.db import close_old_connections
 
 log = logging.getLogger("clearstem.worker")
-ACTOR_MODULES = ("fingerprint.actors", "clearstem.jobs.actors", "separation.actors")
+ACTOR_MODULES = ("fingerprint.actors", "clearstem.jobs.actors", "separation.actors", "provenance.actors")
 
 
 def import_actors() -> None:

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 ALL_STEMS = ("vocals", "drums", "bass", "other")
 STEM_CHOICES = (*ALL_STEMS, "instrumental")
 PURPOSES = ("remix", "sample", "dj_performance", "karaoke", "education", "sync", "ml_training")
-ACTIONS = ("separate", "download", "export")
+ACTIONS = ("separate", "download", "export", "preview")  # a preview is judged like a download, with no cap
 WORLDWIDE = "WW"
 
 

@@ -121,6 +121,35 @@ def do_decide_job(job) -> RequestDecision:
     return decision
 
 
+def _check_delivery(user, stem, action: str) -> list[tuple[str, LicenseGrant, str]]:
+    """Judge handing `stem` to `user` now, under the current version of every license its job
+    ran under (call inside a transaction: the grant rows are locked). Returns (grant id the job
+    recorded, its current version, recording) per entry; raises ApiError with the reason."""
+    job = stem.job
+    decision = job.decision or {}
+    audit = user.is_platform  # platform auditors: recorded in the ledger, not metered against caps
+    entries = decision.get("grants", []) if decision.get("basis") == "license" and not audit else []
+    families = LicenseGrant.objects.filter(id__in=[g["grant"] for g in entries]).values_list("id", "family")
+    current = {}
+    for grant_id, family in families:
+        current[str(grant_id)] = (LicenseGrant.objects.select_for_update().filter(family=family)
+                                  .exclude(status=LicenseGrant.Status.DRAFT).order_by("-version").first())
+    ctx = RequestContext(
+        action=action, stems=requested_stems([stem.name]), purpose=job.purpose, commercial=job.commercial,
+        territory=job.territory, at=timezone.now(),
+    )
+    for entry in entries:
+        grant = current.get(entry["grant"])
+        if grant is None:
+            raise ApiError("no_license", "the license this stem was made under no longer exists", 403)
+        d = decide(current_terms(grant, user, action), ctx, entry["recording"])
+        if not d.allowed:
+            r = d.reasons[0]
+            raise ApiError(r.code, r.detail, status.HTTP_403_FORBIDDEN,
+                           extra={"reasons": [x.as_dict() for x in d.reasons]})
+    return [(e["grant"], current[e["grant"]], e["recording"]) for e in entries]
+
+
 def do_authorize_download(user, stem, kind: str = UsageEvent.Kind.DOWNLOAD) -> None:
     """Check a stem delivery against the terms the job ran under, now; meter it and append it
     to the ledger in the same transaction. Raises ApiError with the refusing reason."""
@@ -128,42 +157,30 @@ def do_authorize_download(user, stem, kind: str = UsageEvent.Kind.DOWNLOAD) -> N
     from provenance.models import LedgerEntry
 
     job = stem.job
-    decision = job.decision or {}
-    audit = user.is_platform  # platform auditors: recorded in the ledger, not metered against caps
-    entries = decision.get("grants", []) if decision.get("basis") == "license" and not audit else []
     with transaction.atomic():
-        # the terms in force now: the current version of each license the job ran under
-        families = LicenseGrant.objects.filter(id__in=[g["grant"] for g in entries]).values_list("id", "family")
-        current = {}
-        for grant_id, family in families:
-            current[str(grant_id)] = (LicenseGrant.objects.select_for_update().filter(family=family)
-                                      .exclude(status=LicenseGrant.Status.DRAFT).order_by("-version").first())
-        ctx = RequestContext(
-            action="export" if kind == UsageEvent.Kind.EXPORT else "download", stems=requested_stems([stem.name]),
-            purpose=job.purpose, commercial=job.commercial, territory=job.territory, at=timezone.now(),
-        )
-        for entry in entries:
-            grant = current.get(entry["grant"])
-            if grant is None:
-                raise ApiError("no_license", "the license this stem was made under no longer exists", 403)
-            d = decide(current_terms(grant, user, ctx.action), ctx, entry["recording"])
-            if not d.allowed:
-                r = d.reasons[0]
-                raise ApiError(r.code, r.detail, status.HTTP_403_FORBIDDEN,
-                               extra={"reasons": [x.as_dict() for x in d.reasons]})
-        grants = current
+        action = "export" if kind == UsageEvent.Kind.EXPORT else "download"
+        grants = _check_delivery(user, stem, action)
         act = uuid.uuid4()
-        for entry in entries:
-            UsageEvent.objects.create(grant=grants[entry["grant"]], kind=kind, recording_id=entry["recording"],
-                                      job=job, stem=stem, user=user, act=act)
+        for _, grant, recording in grants:
+            UsageEvent.objects.create(grant=grant, kind=kind, recording_id=recording, job=job, stem=stem, user=user,
+                                      act=act)
         do_record_event(
             LedgerEntry.Kind.EXPORT if kind == UsageEvent.Kind.EXPORT else LedgerEntry.Kind.DOWNLOAD, f"stem:{stem.id}",
-            {"schema": "clearstem.delivery-event/v1", "event": f"audit_{kind}" if audit else str(kind),
+            {"schema": "clearstem.delivery-event/v1", "event": f"audit_{kind}" if user.is_platform else str(kind),
              "stem": str(stem.id), "stem_sha256": stem.sha256,
              "job": str(job.id), "user": user.username, "organisation": user.organisation.slug if user.organisation_id else None,
-             "basis": decision.get("basis"), "grants": [{"grant": e["grant"], "recording": e["recording"]} for e in entries],
+             "basis": (job.decision or {}).get("basis"),
+             "grants": [{"grant": gid, "recording": rec} for gid, _, rec in grants],
              "at": timezone.now().isoformat()},
         )
+
+
+def check_preview(user, stem) -> None:
+    """May `user` listen to a low-quality preview of `stem` in the browser? The same terms as a
+    download (license in force, stem, purpose, territory) but no cap is spent and nothing is
+    metered: a preview is a lossy mono rendition, not the deliverable."""
+    with transaction.atomic():
+        _check_delivery(user, stem, "preview")
 
 
 def _record(grant: LicenseGrant, kind: str, event: str) -> None:
@@ -510,3 +527,41 @@ def do_remove_recording(label_org, recording_id) -> None:
         rec.delete()
         transaction.on_commit(lambda: delete_quietly([name]))
         transaction.on_commit(_sync_index_quietly)
+
+
+USAGE_KINDS = ("separation", "download", "export")
+
+
+def usage_by_day(events, days: int = 30, today=None) -> list[dict]:
+    """Daily counts of each usage kind over the last `days` days (zeros included), from a
+    UsageEvent queryset already scoped to the grants or recordings in question. Caps count
+    acts, so a mashup's per-recording events for one act count once here too."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    today = today or timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows = (events.filter(created_at__date__gte=first).annotate(day=TruncDate("created_at"))
+            .values("day", "kind").annotate(n=Count("act", distinct=True)))
+    table = {first + timedelta(days=i): dict.fromkeys(USAGE_KINDS, 0) for i in range(days)}
+    for r in rows:
+        if r["day"] in table:
+            table[r["day"]][r["kind"]] = r["n"]
+    return [{"day": day, **counts} for day, counts in table.items()]
+
+
+def usage_event_rows(events) -> list[dict]:
+    """One CSV row per day, license version, recording and kind (for spreadsheets)."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    rows = (events.annotate(day=TruncDate("created_at"))
+            .values("day", "grant__family", "grant__version", "grant_id", "recording_id", "recording__isrc",
+                    "recording__title", "kind", "user__username")
+            .annotate(n=Count("id")).order_by("day", "grant__family", "grant__version", "recording__title", "kind"))
+    return [{"date": r["day"].isoformat(), "license": str(r["grant__family"]), "version": r["grant__version"],
+             "grant": str(r["grant_id"]), "recording": str(r["recording_id"]), "isrc": r["recording__isrc"] or "",
+             "title": r["recording__title"], "kind": r["kind"], "user": r["user__username"], "count": r["n"]}
+            for r in rows]

@@ -72,3 +72,25 @@ class TreeHead(models.Model):
 
     class Meta:
         ordering = ["-size"]
+
+
+class LedgerVerification(models.Model):
+    """One full verification of the ledger (`verify_ledger`): when, by whom, and its verdict.
+    Auditors see the latest on the ledger health page."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True, help_text="null while running")
+    size = models.BigIntegerField(default=0)
+    heads_checked = models.BigIntegerField(default=0)
+    first_bad_index = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+    elapsed_s = models.FloatField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True, help_text="user name, or the command line")
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ok__isnull=True) | models.Q(finished_at__isnull=False),
+                                   name="ledger_verification_verdict_when_finished"),
+        ]

@@ -1,0 +1,28 @@
+"""The navigation each persona sees (labels also see how many requests wait for them)."""
+from __future__ import annotations
+
+from django.urls import reverse
+
+
+def navigation(request) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    if user.is_producer:
+        items = [("Studio", "web:studio"), ("Licenses", "web:studio-licenses")]
+    elif user.is_label:
+        from licensing.models import LicenseRequest
+
+        pending = LicenseRequest.objects.filter(rights_holder=user.organisation, status="pending").count()
+        items = [("Catalog", "web:catalog"), ("Licenses", "web:label-licenses"),
+                 ("Requests", "web:requests", pending), ("Usage", "web:usage")]
+    elif user.is_platform:
+        items = [("Find a stem", "web:audit"), ("Ledger", "web:ledger"), ("Jobs", "web:job-monitor")]
+    else:
+        items = []
+    nav = [{"label": label, "url": reverse(name), "badge": badge[0] if badge else None, "active": False}
+           for label, name, *badge in items]
+    current = [n for n in nav if request.path.startswith(n["url"])]
+    if current:  # the longest matching prefix is the current page
+        max(current, key=lambda n: len(n["url"]))["active"] = True
+    return {"nav": nav}

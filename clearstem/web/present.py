@@ -1,0 +1,116 @@
+"""Plain words for what the system decided: identification results, rights decisions, and
+what a license action will stop. Pure functions over the stored evidence."""
+from __future__ import annotations
+
+from licensing.engine import PURPOSES
+
+PURPOSE_LABELS = {
+    "remix": "Remix", "sample": "Sampling", "dj_performance": "DJ performance", "karaoke": "Karaoke",
+    "education": "Education", "sync": "Sync (film, TV, ads)", "ml_training": "Machine-learning training",
+}
+assert set(PURPOSE_LABELS) == set(PURPOSES)
+STEM_LABELS = {"vocals": "Vocals", "drums": "Drums", "bass": "Bass", "other": "Other (everything else)",
+               "instrumental": "Instrumental (drums + bass + other)"}
+
+#: Refusals a license from the rights holder would cure: the producer may ask for one.
+LICENSE_CURABLE = {
+    "no_license", "stem_not_licensed", "purpose_not_licensed", "commercial_not_licensed",
+    "territory_not_licensed", "separation_cap_reached", "expired", "multiple_recordings_unlicensed",
+}
+
+REASON_TEXT = {
+    "no_license": "You hold no license for this recording.",
+    "stem_not_licensed": "Your license does not cover every stem you asked for",
+    "purpose_not_licensed": "Your license does not cover this purpose",
+    "commercial_not_licensed": "Your license is for non-commercial use only.",
+    "territory_not_licensed": "Your license does not cover this territory",
+    "separation_cap_reached": "Your license's separations are used up",
+    "download_cap_reached": "Your license's downloads are used up",
+    "expired": "Your license has expired",
+    "not_yet_valid": "Your license is not valid yet",
+    "revoked": "The rights holder revoked the license.",
+    "suspended": "The rights holder suspended the license.",
+    "attestation_required": "This audio matches nothing in the licensed catalog.",
+    "multiple_recordings_unlicensed": "Your upload contains several catalog recordings, and not all are licensed.",
+}
+
+
+def mmss(seconds) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(round(float(seconds))))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def describe_match(m: dict) -> dict:
+    """One identified recording: which one, where in the upload, where in the recording."""
+    q0, dur, r0 = m.get("query_start_s", 0), m.get("duration_s", 0), m.get("ref_start_s", 0)
+    speed = m.get("speed", 1.0) or 1.0
+    where = f"{mmss(q0)}–{mmss(q0 + dur)} of your upload"
+    source = f"{mmss(r0)}–{mmss(r0 + dur / speed)} of the recording"
+    speed_note = f", played {abs(speed - 1) * 100:.1f} % {'faster' if speed > 1 else 'slower'}" \
+        if abs(speed - 1) >= 0.004 else ""
+    return {**m, "where": where, "source": source, "speed_note": speed_note,
+            "confidence": f"{100 * m.get('score', 0):.0f} %"}
+
+
+def explain_decision(job) -> dict:
+    """The rights decision on a job, for the producer: a headline, the reasons in plain words,
+    and whether asking the rights holder for a license could help."""
+    d = job.decision or {}
+    matches = [describe_match(m) for m in d.get("matches", [])]
+    titles = {m["recording"]: m for m in matches}
+    if not d:
+        return {"state": "pending", "headline": "Checking your upload against the licensed catalog…",
+                "matches": matches, "reasons": [], "can_request": False}
+    if d.get("allowed"):
+        if d.get("basis") == "attestation":
+            headline = "Cleared on your ownership statement: the audio matches nothing in the licensed catalog."
+        else:
+            headline = "Cleared: every recording in your upload is covered by your license."
+        grants = [{**g, "title": titles.get(g.get("recording"), {}).get("title", g.get("recording"))}
+                  for g in d.get("grants", [])]
+        return {"state": "cleared", "headline": headline, "matches": matches, "grants": grants, "reasons": [],
+                "can_request": False}
+    reasons = []
+    for r in d.get("reasons", []):
+        rec = titles.get(r.get("recording"), {})
+        lead = REASON_TEXT.get(r["code"], "")
+        detail = r.get("detail", "")
+        text = lead if not detail or detail.lower() in lead.lower() else (
+            f"{lead}: {detail}." if lead and not lead.endswith(".") else f"{lead} ({detail})".strip())
+        reasons.append({"code": r["code"], "text": text.replace("..", "."), "title": r.get("title") or rec.get("title"),
+                        "isrc": r.get("isrc") or rec.get("isrc"),
+                        "rights_holder": r.get("rights_holder") or rec.get("rights_holder")})
+    codes = {r["code"] for r in reasons}
+    return {"state": "refused", "headline": "Refused: no separation was run.", "matches": matches,
+            "reasons": reasons, "can_request": bool(matches) and bool(codes & LICENSE_CURABLE),
+            "attestation_required": "attestation_required" in codes}
+
+
+def grant_stop_summary(grant, action: str) -> dict:
+    """What suspending or revoking `grant` will stop, counted now (for the confirmation page)."""
+    from clearstem.jobs.models import Job, Stem
+    from licensing.models import UsageEvent
+
+    job_ids = UsageEvent.objects.filter(grant__family=grant.family, kind="separation").values_list("job_id", flat=True)
+    running = Job.objects.filter(id__in=job_ids, state__in=["cleared", "queued", "separating"]).count()
+    delivered = Stem.objects.filter(job_id__in=job_ids).count()
+    who = grant.licensee_org.name if grant.licensee_org_id else (
+        grant.licensee_user.username if grant.licensee_user_id else "every verified producer")
+    lines = [
+        f"{who} can no longer start separations of {grant.recordings.count()} recording(s) under this license.",
+        f"Downloads and zip exports of the {delivered} stem(s) already made under it will be refused.",
+    ]
+    if running:
+        lines.append(f"{running} separation job(s) cleared under it and not finished will be stopped now.")
+    else:
+        lines.append("No separation under it is running now.")
+    if action == "suspend":
+        lines.append("You can reinstate a suspended license later; its terms and counters stay as they are.")
+    else:
+        lines.append("Revocation is final: the license cannot be reinstated (grant a new one instead).")
+    lines.append("Stems already downloaded cannot be recalled; the ledger records this event, signed.")
+    return {"lines": lines, "running": running, "delivered": delivered}

@@ -1,0 +1,110 @@
+// ClearStem UI behaviour, no build step. Every form works without it; it adds drag-and-drop
+// with upload progress (one file, or many with a row each) on forms marked data-upload.
+(function () {
+  "use strict";
+
+  function post(form, file, onProgress) {
+    return new Promise(function (resolve) {
+      var xhr = new XMLHttpRequest();
+      var data = new FormData(form);
+      data.set("file", file, file.name);
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.onprogress = function (e) { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+      xhr.onload = function () {
+        var body;
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {detail: "the server answered " + xhr.status}; }
+        resolve({status: xhr.status, body: body});
+      };
+      xhr.onerror = function () { resolve({status: 0, body: {detail: "the upload did not reach the server (network error)"}}); };
+      xhr.send(data);
+    });
+  }
+
+  function setBar(bar, fraction) { if (bar) bar.style.width = Math.round(fraction * 100) + "%"; }
+
+  function single(form, files) {
+    var file = files[0];
+    var bar = form.querySelector("[data-progress] > span");
+    var status = form.querySelector("[data-status]");
+    form.querySelector("[data-progress]").hidden = false;
+    status.className = "hint";
+    status.textContent = "Uploading " + file.name + "…";
+    form.setAttribute("aria-busy", "true");
+    post(form, file, function (f) {
+      setBar(bar, f);
+      if (f >= 1) status.textContent = "Uploaded. Decoding, fingerprinting and checking the licensed catalog…";
+    }).then(function (r) {
+      form.removeAttribute("aria-busy");
+      if (r.status === 201 && r.body.redirect) { window.location.assign(r.body.redirect); return; }
+      setBar(bar, 0);
+      status.className = "error";
+      status.textContent = file.name + " was refused: " + (r.body.detail || "unknown error") +
+        (r.body.code ? " (" + r.body.code + ")" : "");
+    });
+  }
+
+  function bulk(form, files) {
+    var list = form.querySelector("[data-filelist]");
+    var summary = form.querySelector("[data-status]");
+    var rows = Array.prototype.map.call(files, function (file) {
+      var li = document.createElement("li");
+      li.innerHTML = '<span class="name"></span><div class="progress"><span></span></div><span class="status hint">waiting</span>';
+      li.querySelector(".name").textContent = file.name;
+      list.appendChild(li);
+      return {file: file, li: li};
+    });
+    var ok = 0, bad = 0;
+    form.setAttribute("aria-busy", "true");
+    summary.className = "hint";
+    summary.textContent = "Registering " + rows.length + " file(s)…";
+    rows.reduce(function (chain, row) {
+      return chain.then(function () {
+        var st = row.li.querySelector(".status");
+        st.textContent = "uploading…";
+        return post(form, row.file, function (f) {
+          setBar(row.li.querySelector(".progress > span"), f);
+          if (f >= 1) st.textContent = "fingerprinting…";
+        }).then(function (r) {
+          if (r.status === 200 || r.status === 201) {
+            ok += 1;
+            st.className = "status ok";
+            st.textContent = (r.status === 201 ? "registered as “" : "already registered as “") + r.body.title + "”";
+          } else {
+            bad += 1;
+            setBar(row.li.querySelector(".progress > span"), 0);
+            st.className = "status bad";
+            st.textContent = "refused: " + (r.body.detail || "error") + (r.body.code ? " (" + r.body.code + ")" : "");
+          }
+        });
+      });
+    }, Promise.resolve()).then(function () {
+      form.removeAttribute("aria-busy");
+      summary.className = bad ? "error" : "hint";
+      summary.textContent = ok + " registered, " + bad + " refused.";
+      var target = document.querySelector(form.dataset.refresh || "#none");
+      if (target && window.htmx && ok) htmx.ajax("GET", target.dataset.src, {target: target, swap: "innerHTML"});
+    });
+  }
+
+  function wire(form) {
+    var zone = form.querySelector(".dropzone");
+    var input = form.querySelector("input[type=file]");
+    var handle = form.dataset.upload === "bulk" ? bulk : single;
+    form.querySelectorAll("[data-nojs]").forEach(function (el) { el.hidden = true; });
+    function take(files) { if (files && files.length) handle(form, files); }
+    ["dragenter", "dragover"].forEach(function (ev) {
+      zone.addEventListener(ev, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (ev) {
+      zone.addEventListener(ev, function (e) { e.preventDefault(); zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) { take(e.dataTransfer.files); });
+    input.addEventListener("change", function () { take(input.files); });
+    form.addEventListener("submit", function (e) { e.preventDefault(); take(input.files); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-upload]").forEach(wire);
+  });
+})();

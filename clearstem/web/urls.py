@@ -1,0 +1,46 @@
+from django.urls import path
+
+from .views import audit, common, label, producer
+
+app_name = "web"
+
+urlpatterns = [
+    path("", common.home, name="home"),
+    path("signin/", common.SignInView.as_view(), name="signin"),
+    path("signout/", common.SignOutView.as_view(), name="signout"),
+    # producers
+    path("studio/", producer.studio, name="studio"),
+    path("studio/upload/", producer.upload, name="studio-upload"),
+    path("studio/uploads/<uuid:upload_id>/", producer.upload_detail, name="upload"),
+    path("studio/uploads/<uuid:upload_id>/identification/", producer.upload_identification, name="upload-identification"),
+    path("studio/uploads/<uuid:upload_id>/separate/", producer.separate, name="separate"),
+    path("studio/jobs/<uuid:job_id>/", producer.job_detail, name="job"),
+    path("studio/jobs/<uuid:job_id>/live/", producer.job_status, name="job-live"),
+    path("studio/jobs/<uuid:job_id>/cancel/", producer.job_cancel, name="job-cancel"),
+    path("studio/jobs/<uuid:job_id>/request-license/", producer.request_license, name="job-request-license"),
+    path("studio/jobs/<uuid:job_id>/export/", producer.job_export, name="job-export"),
+    path("studio/stems/<uuid:stem_id>/download/", producer.stem_download, name="stem-download"),
+    path("studio/stems/<uuid:stem_id>/listen/", producer.stem_listen, name="stem-listen"),
+    path("studio/stems/<uuid:stem_id>/provenance/", producer.stem_provenance, name="stem-provenance"),
+    path("studio/licenses/", producer.licenses, name="studio-licenses"),
+    # labels
+    path("catalog/", label.catalog, name="catalog"),
+    path("catalog/new/", label.recording_create, name="recording-create"),
+    path("catalog/<uuid:recording_id>/", label.recording_detail, name="recording"),
+    path("catalog/<uuid:recording_id>/remove/", label.recording_remove, name="recording-remove"),
+    path("licenses/", label.licenses, name="label-licenses"),
+    path("licenses/new/", label.grant_create, name="grant-create"),
+    path("licenses/<uuid:grant_id>/", label.grant_detail, name="grant"),
+    path("licenses/<uuid:grant_id>/amend/", label.grant_amend, name="grant-amend"),
+    path("licenses/<uuid:grant_id>/<slug:action>/", label.grant_action, name="grant-action"),
+    path("requests/", label.requests_inbox, name="requests"),
+    path("requests/<uuid:request_id>/", label.request_decide, name="request"),
+    path("usage/", label.usage, name="usage"),
+    path("usage.csv", label.usage_csv, name="usage-csv"),
+    # platform auditors
+    path("audit/", audit.find, name="audit"),
+    path("audit/stems/<uuid:stem_id>/", audit.stem_detail, name="audit-stem"),
+    path("audit/ledger/", audit.ledger_health, name="ledger"),
+    path("audit/ledger/verify/", audit.ledger_verify, name="ledger-verify"),
+    path("audit/jobs/", audit.job_monitor, name="job-monitor"),
+]

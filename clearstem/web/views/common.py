@@ -1,0 +1,72 @@
+"""Shared view plumbing: who may open a page, and how service refusals reach the user."""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from clearstem.api.errors import ApiError
+
+
+def persona(kind: str):
+    """Pages of one persona: others get 404, as the API hides other organisations' objects."""
+
+    def deco(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.user.org_kind != kind:
+                raise Http404("not available to your organisation")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def writer(view):
+    """Actions that change something: viewers (read-only members) are told so."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.can_write:
+            messages.error(request, "Your role is read-only: ask an admin of your organisation to do this.")
+            return redirect(request.META.get("HTTP_REFERER") or "web:home")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def refuse(request, exc: ApiError, to, *args):
+    """A service said no: show why, go back."""
+    messages.error(request, str(exc.detail))
+    return redirect(to, *args)
+
+
+def wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+def home(request):
+    user = request.user
+    if user.is_producer:
+        return redirect("web:studio")
+    if user.is_label:
+        return redirect("web:catalog")
+    if user.is_platform:
+        return redirect("web:audit")
+    return render(request, "web/no_organisation.html", status=403)
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "web/signin.html"
+    redirect_authenticated_user = True
+
+
+class SignOutView(auth_views.LogoutView):
+    pass

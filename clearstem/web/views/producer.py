@@ -1,0 +1,266 @@
+"""Producer pages: upload, see what the audio is and whether it may be separated, run a job,
+listen to and download the stems, follow licenses and requests."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from clearstem.accounts import scoping as scope
+from clearstem.api.errors import ApiError
+from clearstem.api.serializers import JobCreateSerializer
+from clearstem.jobs.models import Job
+from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_export_job
+from clearstem.uploads.services import do_create_upload
+from licensing.engine import PURPOSES, STEM_CHOICES
+from licensing.services import check_preview, do_authorize_download, do_create_license_requests, grants_for, \
+    remaining_caps
+from provenance.services import stem_bundle
+from separation.registry import list_models
+
+from .. import present
+from ..forms import bind, error_dict, form_data
+from .common import persona, refuse, wants_json, writer
+
+producer_page = persona("producer")
+
+
+def _licenses(user):
+    """Current licenses the user holds, with what is left of each cap."""
+    out = []
+    for grant in scope.visible_grants(user, current_only=True).order_by("-created_at"):
+        out.append({"grant": grant, "recordings": list(grant.recordings.all()),
+                    "remaining": remaining_caps(grant, user) if grant.status == "active" else None})
+    return out
+
+
+@producer_page
+def studio(request):
+    user = request.user
+    uploads = scope.visible_uploads(user).prefetch_related("jobs")[:20]
+    return render(request, "web/producer/studio.html", {
+        "uploads": uploads, "licenses": _licenses(user)[:6],
+        "max_mb": settings.CLEARSTEM_MAX_UPLOAD_BYTES // (1024 * 1024),
+    })
+
+
+@producer_page
+@require_POST
+@writer
+def upload(request):
+    """The drop zone posts here (XHR, JSON answer) and so does the plain form without JS."""
+    try:
+        up = do_create_upload(request.user, request.FILES.get("file"))
+    except ApiError as exc:
+        if wants_json(request):
+            return JsonResponse({"code": exc.code, "detail": str(exc.detail)}, status=exc.status_code)
+        return refuse(request, exc, "web:studio")
+    url = reverse("web:upload", args=[up.id])
+    return JsonResponse({"id": str(up.id), "redirect": url}, status=201) if wants_json(request) else redirect(url)
+
+
+def _upload_context(request, up, form=None, errors=None):
+    user = request.user
+    matches = [present.describe_match(m) for m in up.identification.get("matches", [])]
+    covering = []
+    if matches:
+        by_rec = grants_for(user, [m["recording"] for m in matches])
+        for m in matches:
+            grants = [g for g in by_rec.get(m["recording"], []) if g.status == "active"]
+            covering.append({"match": m, "grants": [{"grant": g, "remaining": remaining_caps(g, user)} for g in grants]})
+    return {
+        "upload": up, "matches": matches, "covering": covering,
+        "identified": up.identification_status != "pending",
+        "jobs": up.jobs.order_by("-created_at"),
+        "stem_choices": [(s, present.STEM_LABELS[s]) for s in STEM_CHOICES],
+        "purposes": [(p, present.PURPOSE_LABELS[p]) for p in PURPOSES],
+        "models": [m for m in list_models(settings.CLEARSTEM_MODEL_DIR) if m.available],
+        "attestation_text": ATTESTATION_TEXT,
+        "form": form or {"stems": ["vocals", "drums", "bass", "other"], "purpose": "remix", "territory": "",
+                         "model": settings.CLEARSTEM_DEFAULT_MODEL},
+        "errors": errors or {},
+    }
+
+
+@producer_page
+def upload_detail(request, upload_id):
+    up = get_object_or_404(scope.visible_uploads(request.user), pk=upload_id)
+    return render(request, "web/producer/upload.html", _upload_context(request, up))
+
+
+@producer_page
+def upload_identification(request, upload_id):
+    """The identification panel alone (polled while identification runs)."""
+    up = get_object_or_404(scope.visible_uploads(request.user), pk=upload_id)
+    return render(request, "web/partials/identification.html", _upload_context(request, up))
+
+
+@producer_page
+@require_POST
+@writer
+def separate(request, upload_id):
+    up = get_object_or_404(scope.visible_uploads(request.user), pk=upload_id)
+    data = form_data(request.POST, lists=("stems",), booleans=("commercial", "attest"), optional=("model",))
+    attest = data.pop("attest")
+    data["upload"] = str(up.id)
+    if attest:
+        data["attestation"] = {"accepted": True}
+    valid, errors = bind(JobCreateSerializer, data)
+    if valid:
+        try:
+            job = do_create_job(
+                request.user, up, stems=valid["stems"], purpose=valid["purpose"], commercial=valid["commercial"],
+                territory=valid["territory"], attestation=valid.get("attestation"), model=valid.get("model"))
+            return redirect("web:job", job.id)
+        except ApiError as exc:
+            errors = error_dict(exc)
+    form = {**data, "attest": attest}
+    return render(request, "web/producer/upload.html", _upload_context(request, up, form, errors), status=400)
+
+
+def _job_context(request, job):
+    user = request.user
+    stems = list(job.stem_files.all())
+    grants = []
+    for g in (job.decision or {}).get("grants", []):
+        grant = scope.visible_grants(user).filter(id=g["grant"]).first()
+        if grant is not None:
+            current = scope.visible_grants(user, current_only=True).filter(family=grant.family).first() or grant
+            grants.append({"grant": current, "remaining": remaining_caps(current, user)})
+    return {"job": job, "explained": present.explain_decision(job), "stems": stems, "grants": grants,
+            "terminal": job.state in Job.TERMINAL, "requests": job.license_requests.all(),
+            "steps": _steps(job)}
+
+
+def _steps(job):
+    order = ["received", "identifying", "queued", "separating", "done"]
+    labels = {"received": "Received", "identifying": "Identifying & clearing", "queued": "Queued",
+              "separating": "Separating", "done": "Stems ready"}
+    state = {"cleared": "queued"}.get(job.state, job.state)
+    reached = order.index(state) if state in order else None
+    out = []
+    for i, key in enumerate(order):
+        if reached is None:  # denied / failed / cancelled: show where it stopped
+            status = "done" if i == 0 else ("stopped" if i == 1 and job.state == "denied" else "skipped")
+        else:
+            status = "done" if i < reached or state == "done" else ("current" if i == reached else "todo")
+        out.append({"key": key, "label": labels[key], "status": status})
+    return out
+
+
+@producer_page
+def job_detail(request, job_id):
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    return render(request, "web/producer/job.html", _job_context(request, job))
+
+
+@producer_page
+def job_status(request, job_id):
+    """The live part of the job page (polled until the job ends)."""
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    return render(request, "web/partials/job_live.html", _job_context(request, job))
+
+
+@producer_page
+@require_POST
+@writer
+def job_cancel(request, job_id):
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    try:
+        do_cancel_job(job.pk, request.user)
+        messages.success(request, "Cancellation requested.")
+    except ApiError as exc:
+        return refuse(request, exc, "web:job", job.pk)
+    return redirect("web:job", job.pk)
+
+
+@producer_page
+@require_POST
+@writer
+def request_license(request, job_id):
+    """One click from a refused job: ask each rights holder for what the job needed."""
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    try:
+        reqs = do_create_license_requests(request.user, job=job, message=request.POST.get("message", "")[:4000])
+    except ApiError as exc:
+        return refuse(request, exc, "web:job", job.pk)
+    holders = ", ".join(sorted({r.rights_holder.name for r in reqs}))
+    messages.success(request, f"License request sent to {holders}. You will see the answer here and under Licenses.")
+    return redirect("web:job", job.pk)
+
+
+def _stem(request, stem_id):
+    return get_object_or_404(scope.visible_stems(request.user), pk=stem_id)
+
+
+@producer_page
+def stem_download(request, stem_id):
+    stem = _stem(request, stem_id)
+    try:
+        do_authorize_download(request.user, stem)
+    except ApiError as exc:
+        return refuse(request, exc, "web:job", stem.job_id)
+    return FileResponse(default_storage.open(stem.file.name, "rb"), as_attachment=True,
+                        filename=f"{stem.name}-{str(stem.job_id)[:8]}.{stem.format}")
+
+
+@producer_page
+def stem_listen(request, stem_id):
+    """A lossy preview for the page's player; judged like a download, no cap spent."""
+    stem = _stem(request, stem_id)
+    try:
+        check_preview(request.user, stem)
+    except ApiError as exc:
+        return HttpResponse(str(exc.detail), status=exc.status_code, content_type="text/plain")
+    name = f"previews/{stem.id}.mp3"
+    if not default_storage.exists(name):
+        from clearstem.audio import encode_preview
+        from clearstem.storage import local_path
+
+        fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
+        os.close(fd)
+        try:
+            with local_path(stem.file.name) as src:
+                encode_preview(src, tmp)
+            with open(tmp, "rb") as fh:
+                if not default_storage.exists(name):
+                    default_storage.save(name, fh)
+        finally:
+            os.unlink(tmp)
+    return FileResponse(default_storage.open(name, "rb"), content_type="audio/mpeg")
+
+
+@producer_page
+def stem_provenance(request, stem_id):
+    stem = _stem(request, stem_id)
+    resp = HttpResponse(json.dumps(stem_bundle(stem), indent=2), content_type="application/json")
+    resp["Content-Disposition"] = f'attachment; filename="{stem.name}-{str(stem.job_id)[:8]}.provenance.json"'
+    return resp
+
+
+@producer_page
+def job_export(request, job_id):
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    try:
+        archive = do_export_job(request.user, job.pk)
+    except ApiError as exc:
+        return refuse(request, exc, "web:job", job.pk)
+    return FileResponse(archive, as_attachment=True, filename=f"clearstem-{str(job.pk)[:8]}.zip",
+                        content_type="application/zip")
+
+
+@producer_page
+def licenses(request):
+    user = request.user
+    return render(request, "web/producer/licenses.html", {
+        "licenses": _licenses(user),
+        "requests": scope.visible_license_requests(user).select_related("grant", "job")[:50],
+    })
