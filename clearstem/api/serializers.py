@@ -68,7 +68,8 @@ class JobCreateSerializer(serializers.Serializer):
     stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1)
     purpose = serializers.ChoiceField(choices=PURPOSES)
     commercial = serializers.BooleanField(default=False)
-    territory = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2 country code")
+    territory = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2 country code",
+                                       error_messages={"invalid": "use a two-letter country code (ISO 3166-1 alpha-2) such as GB"})
     attestation = AttestationSerializer(required=False, allow_null=True)
     model = serializers.CharField(required=False, max_length=64)
 
@@ -81,8 +82,11 @@ class RecordingSerializer(serializers.ModelSerializer):
         fields = ["id", "rights_holder", "isrc", "title", "artist", "audio_sha256", "duration_s", "territories", "created_at"]
 
 
+COUNTRY_CODE_ERROR = "use two-letter country codes (ISO 3166-1 alpha-2) such as GB, or WW for worldwide"
+
+
 class CountryCodes(serializers.ListField):
-    child = serializers.RegexField(r"^([A-Za-z]{2})$")
+    child = serializers.RegexField(r"^([A-Za-z]{2})$", error_messages={"invalid": COUNTRY_CODE_ERROR})
 
 
 class RecordingCreateSerializer(serializers.Serializer):

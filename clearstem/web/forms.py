@@ -61,15 +61,16 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "__all__" if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else key)
+            if isinstance(key, int):  # a list field's n-th element: the error is the list field's
+                name = prefix or "__all__"
+            else:
+                name = "__all__" if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else key)
             for k, v in flatten_errors(value, name).items():
                 out.setdefault(k, v)
     elif isinstance(detail, list):
-        for i, item in enumerate(detail):
-            sub = flatten_errors(item, prefix)
-            for k, v in sub.items():
-                # a list element's error ("territories": ['"XYZ" is not valid']) belongs to the list field
-                out.setdefault(k.split(".")[0] if isinstance(item, (str,)) else k, v)
+        for item in detail:
+            for k, v in flatten_errors(item, prefix).items():
+                out.setdefault(k, v)
     else:
         out[prefix or "__all__"] = str(detail)
     return out

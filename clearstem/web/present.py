@@ -79,9 +79,13 @@ def explain_decision(job) -> dict:
         rec = titles.get(r.get("recording"), {})
         lead = REASON_TEXT.get(r["code"], "")
         detail = r.get("detail", "")
-        text = lead if not detail or detail.lower() in lead.lower() else (
-            f"{lead}: {detail}." if lead and not lead.endswith(".") else f"{lead} ({detail})".strip())
-        reasons.append({"code": r["code"], "text": text.replace("..", "."), "title": r.get("title") or rec.get("title"),
+        if lead.endswith("."):  # a whole sentence already
+            text = lead
+        elif lead:
+            text = f"{lead} — {detail}." if detail else f"{lead}."
+        else:
+            text = detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
+        reasons.append({"code": r["code"], "text": text, "title": r.get("title") or rec.get("title"),
                         "isrc": r.get("isrc") or rec.get("isrc"),
                         "rights_holder": r.get("rights_holder") or rec.get("rights_holder")})
     codes = {r["code"] for r in reasons}
