@@ -17,6 +17,23 @@ def open_container(path):
         return av.open(str(path))
 
 
+def read_tags(path) -> dict[str, str]:
+    """Title, artist and ISRC from a file's tags (ID3, Vorbis comments, MP4 atoms), when present.
+
+    Catalog files usually carry them, so a label can register a folder without typing each one.
+    Unreadable files give {} (the scan that follows refuses them with a proper reason)."""
+    try:
+        with open_container(path) as c:
+            raw = {k.lower(): v for k, v in c.metadata.items()}
+            for stream in c.streams.audio[:1]:
+                raw.update({k.lower(): v for k, v in stream.metadata.items() if k.lower() not in raw})
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return {}
+    tags = {"title": raw.get("title", ""), "artist": raw.get("artist") or raw.get("album_artist", ""),
+            "isrc": raw.get("isrc") or raw.get("tsrc", "")}
+    return {k: v.strip() for k, v in tags.items() if v and v.strip()}
+
+
 PREVIEW_RATE = 44100
 PREVIEW_BITRATE = 96_000
 

@@ -5,7 +5,8 @@ set -euo pipefail
 VENV=${1:-.venv}
 cd "$(dirname "$0")/.."
 
-DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1)
+# chromium: the browser tests drive Debian's headless Chromium with Playwright (no browser download)
+DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
   DEBS+=(fluidsynth fluid-soundfont-gm)
@@ -37,7 +38,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python dependencies (torch comes from the local cache when present)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs" \
+  "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs, playwright.sync_api" \
     || { echo "bootstrap: dependency install failed" >&2; exit 1; }
   touch "$stamp"
 fi

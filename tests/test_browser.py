@@ -247,14 +247,34 @@ def test_refused_uploads(page, people, clients, audio_dir, tmp_path):
     shot(page, "producer-form-error")
 
 
+def run_job(client, path: Path, **body) -> dict:
+    """A producer's job through the API, waited for (the worker fixture is running)."""
+    from clearstem.jobs.models import Job
+
+    up = upload_file(client, path).json()
+    r = client.post("/api/v1/jobs/", {"upload": up["id"], "purpose": "remix", "territory": "GB", **body}, format="json")
+    assert r.status_code == 201, r.content
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=r.json()["id"])
+        if job.state in Job.TERMINAL:
+            return client.get(f"/api/v1/jobs/{job.pk}/").json()
+        time.sleep(0.2)
+    raise AssertionError("job did not finish")
+
+
 def test_label_registers_grants_and_approves_a_request(page, people, clients, audio_dir, tmp_path):
-    from licensing.models import LicenseGrant, LicenseRequest
+    import subprocess
+
+    from licensing.models import LicenseGrant, LicenseRequest, Recording
     from licensing.services import do_create_license_requests
 
-    recs, _ = register_catalog(clients, audio_dir, licensed=())
-    producer = people["producer"]
-    do_create_license_requests(producer, recordings=[__import__("licensing.models", fromlist=["Recording"])
-                                                     .Recording.objects.get(id=recs[12]["id"])],
+    recs, _ = register_catalog(clients, audio_dir, licensed=(11,))
+    # some usage to chart: a separation and a download under the Song 11 license
+    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", stems=["vocals"])
+    assert job["state"] == "done", job
+    assert clients["producer"].get(job["stems"][0]["download_url"]).status_code == 200
+    do_create_license_requests(people["producer"], recordings=[Recording.objects.get(id=recs[12]["id"])],
                                stems=["vocals", "drums"], purpose="remix", commercial=False, territory="GB",
                                message="For a club remix.")
     sign_in(page, people["label"])
@@ -264,12 +284,14 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     # bulk registration: one good file, one refused, each with its own row
     bad = tmp_path / "cover-art.flac"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 4000)
-    song13 = tmp_path / "Song 13.wav"
-    shutil.copy(audio_dir / "song13.wav", song13)
+    song13 = tmp_path / "track13.flac"  # title, artist and ISRC come from the file's tags
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(audio_dir / "song13.wav"), "-metadata", "title=Song 13",
+                    "-metadata", "artist=The Synths", "-metadata", "ISRC=QZAAA2600013", str(song13)], check=True)
     page.set_input_files("#bulk-files", [str(song13), str(bad)])
     page.get_by_text("1 registered, 1 refused.").wait_for(timeout=60_000)
     rows = page.locator("[data-filelist] li")
     assert "registered as “Song 13”" in rows.nth(0).inner_text()
+    assert Recording.objects.get(title="Song 13").isrc == "QZAAA2600013"
     assert "refused" in rows.nth(1).inner_text() and "not_audio" in rows.nth(1).inner_text()
     page.locator("#recording-rows").get_by_text("Song 13").wait_for()
     shot(page, "label-catalog-bulk")
@@ -292,7 +314,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     page.get_by_role("button", name="Grant license").click()
     page.locator("#err-licensee").wait_for()  # terms are fine now; nobody is licensed yet
     assert page.get_by_label("Song 13").is_checked()  # what was entered is kept
-    assert LicenseGrant.objects.count() == 0
+    assert not LicenseGrant.objects.filter(recordings__title="Song 13").exists()
 
     page.get_by_label("Producer organisation").select_option("producer-a")
     page.get_by_label("Downloads allowed (all users)").fill("25")
@@ -304,7 +326,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     page.get_by_label("Downloads allowed (all users)").fill("40")
     page.get_by_role("button", name="Save as version 2").click()
     page.get_by_text("version 2 is now in force").wait_for()
-    grant = LicenseGrant.objects.get(status="active")
+    grant = LicenseGrant.objects.get(status="active", recordings__title="Song 13")
     assert grant.version == 2 and grant.max_downloads == 40
 
     # the request inbox: approve with narrower terms than asked
@@ -334,7 +356,13 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     assert page.inner_text("#grant-status") == "suspended"
 
     page.get_by_role("link", name="Usage", exact=True).click()
+    assert page.locator("svg.chart rect").count() == 2  # today: one separation, one download
+    assert "Song 11" in page.inner_text("main")
     shot(page, "label-usage")
+    page.get_by_role("link", name="Song 11").first.click()
+    assert page.locator("svg.chart rect").count() == 2
+    shot(page, "label-recording")
+    page.get_by_role("link", name="Usage", exact=True).click()
     with page.expect_download() as dl:
         page.get_by_role("link", name="Export all as CSV").click()
     assert dl.value.suggested_filename == "usage.csv"

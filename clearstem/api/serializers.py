@@ -65,7 +65,8 @@ class AttestationSerializer(serializers.Serializer):
 
 class JobCreateSerializer(serializers.Serializer):
     upload = serializers.UUIDField()
-    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1)
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1,
+                                  error_messages={"min_length": "choose at least one stem"})
     purpose = serializers.ChoiceField(choices=PURPOSES)
     commercial = serializers.BooleanField(default=False)
     territory = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2 country code",
@@ -99,7 +100,8 @@ class RecordingCreateSerializer(serializers.Serializer):
 
 
 class LicenseGrantSerializer(serializers.ModelSerializer):
-    recordings = serializers.PrimaryKeyRelatedField(many=True, queryset=Recording.objects.all(), allow_empty=False)
+    recordings = serializers.PrimaryKeyRelatedField(many=True, queryset=Recording.objects.all(), allow_empty=False,
+                                                    error_messages={"empty": "choose at least one recording"})
     licensee_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensee = serializers.CharField(write_only=True, required=False, help_text="producer organisation slug")
@@ -108,9 +110,11 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
         queryset=__import__("clearstem.accounts.models", fromlist=["User"]).User.objects.filter(
             organisation__kind="producer"),
         help_text="license one named producer user (their e-mail) instead of a whole organisation")
-    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1)
-    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), min_length=1)
-    territories = CountryCodes(min_length=1)
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1,
+                                  error_messages={"min_length": "choose at least one stem"})
+    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), min_length=1,
+                                     error_messages={"min_length": "choose at least one purpose"})
+    territories = CountryCodes(min_length=1, error_messages={"min_length": "name at least one territory (WW for worldwide)"})
     excluded_territories = CountryCodes(required=False)
     terms_digest = serializers.SerializerMethodField()
     remaining = serializers.SerializerMethodField()
@@ -195,8 +199,10 @@ class LicenseRequestCreateSerializer(serializers.Serializer):
 class LicenseApproveSerializer(serializers.Serializer):
     """Optional narrower terms; anything omitted is what the producer asked for."""
 
-    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), required=False, min_length=1)
-    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), required=False, min_length=1)
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), required=False, min_length=1,
+                                  error_messages={"min_length": "keep at least one stem (or deny the request)"})
+    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), required=False, min_length=1,
+                                     error_messages={"min_length": "keep at least one purpose (or deny the request)"})
     commercial = serializers.BooleanField(required=False, allow_null=True, default=None)
     territories = CountryCodes(required=False, min_length=1)
     valid_until = serializers.DateTimeField(required=False)

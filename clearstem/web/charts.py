@@ -39,8 +39,10 @@ def stacked_bars(series: list[dict], kinds=("separation", "download", "export"),
                 y -= h
                 parts.append(f'<rect x="{x + bw * 0.15:.1f}" y="{y:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" '
                              f'fill="{COLOURS.get(k, "#888")}"><title>{row["day"]:%d %b}: {row[k]} {k}(s)</title></rect>')
-        if i % max(1, n // 6) == 0 or i == n - 1:
-            parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="tick">'
+        if i % max(1, n // 6) == 0 and i < n - max(1, n // 12) or i == n - 1:
+            anchor = "end" if i == n - 1 else "middle"
+            tx = x + bw if i == n - 1 else x + bw / 2
+            parts.append(f'<text x="{tx:.1f}" y="{height - 8}" text-anchor="{anchor}" class="tick">'
                          f'{row["day"]:%d %b}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -44,6 +44,19 @@ def mmss(seconds) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def holder_names(slugs) -> dict[str, str]:
+    """Rights holders are stored by slug in the evidence; people read their names."""
+    from clearstem.accounts.models import Organisation
+
+    return dict(Organisation.objects.filter(slug__in=set(slugs)).values_list("slug", "name"))
+
+
+def describe_matches(matches: list[dict]) -> list[dict]:
+    names = holder_names(m.get("rights_holder") for m in matches)
+    return [{**describe_match(m), "holder": names.get(m.get("rights_holder"), m.get("rights_holder"))}
+            for m in matches]
+
+
 def describe_match(m: dict) -> dict:
     """One identified recording: which one, where in the upload, where in the recording."""
     q0, dur, r0 = m.get("query_start_s", 0), m.get("duration_s", 0), m.get("ref_start_s", 0)
@@ -60,7 +73,7 @@ def explain_decision(job) -> dict:
     """The rights decision on a job, for the producer: a headline, the reasons in plain words,
     and whether asking the rights holder for a license could help."""
     d = job.decision or {}
-    matches = [describe_match(m) for m in d.get("matches", [])]
+    matches = describe_matches(d.get("matches", []))
     titles = {m["recording"]: m for m in matches}
     if not d:
         return {"state": "pending", "headline": "Checking your upload against the licensed catalog…",
@@ -87,7 +100,7 @@ def explain_decision(job) -> dict:
             text = detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
         reasons.append({"code": r["code"], "text": text, "title": r.get("title") or rec.get("title"),
                         "isrc": r.get("isrc") or rec.get("isrc"),
-                        "rights_holder": r.get("rights_holder") or rec.get("rights_holder")})
+                        "rights_holder": rec.get("holder") or r.get("rights_holder")})
     codes = {r["code"] for r in reasons}
     return {"state": "refused", "headline": "Refused: no separation was run.", "matches": matches,
             "reasons": reasons, "can_request": bool(matches) and bool(codes & LICENSE_CURABLE),

@@ -72,7 +72,7 @@ def stem_detail(request, stem_id):
     return render(request, "web/audit/stem.html", {
         "stem": stem, "job": job, "upload": job.upload, "chain": chain, "record": chain.record,
         "evidence": job.upload.identification, "explained": present.explain_decision(job),
-        "matches": [present.describe_match(m) for m in job.upload.identification.get("matches", [])],
+        "matches": present.describe_matches(job.upload.identification.get("matches", [])),
         "siblings": job.stem_files.exclude(pk=stem.pk),
         "deliveries": LedgerEntry.objects.filter(subject=f"stem:{stem.id}").exclude(kind="stem").order_by("index"),
     })

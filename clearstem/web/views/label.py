@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
 from clearstem.api.errors import ApiError
+from clearstem.audio import read_tags
 from clearstem.api.serializers import (LicenseAmendSerializer, LicenseApproveSerializer, LicenseDenySerializer,
                                        LicenseGrantSerializer, RecordingCreateSerializer)
 from licensing import services as lic
@@ -24,7 +25,7 @@ from licensing.models import LicenseGrant, UsageEvent
 
 from .. import present
 from ..charts import stacked_bars
-from ..forms import bind, error_dict, form_data, split_codes
+from ..forms import bind, error_dict, form_data
 from .common import persona, refuse, wants_json, writer
 
 label_page = persona("label")
@@ -71,10 +72,11 @@ def recording_create(request):
         try:
             if f.size == 0:
                 raise ApiError("empty_file", "the file is empty")
-            title = valid.get("title") or f.name.rsplit(".", 1)[0].replace("_", " ")
+            tags = read_tags(f.temporary_file_path())
+            title = valid.get("title") or tags.get("title") or f.name.rsplit(".", 1)[0].replace("_", " ")
             rec, created = lic.do_register_recording(
                 request.user.organisation, f.temporary_file_path(), f.name, title=title,
-                artist=valid.get("artist", ""), isrc=valid.get("isrc") or None,
+                artist=valid.get("artist") or tags.get("artist", ""), isrc=valid.get("isrc") or tags.get("isrc") or None,
                 territories=valid.get("territories") or ["WW"])
             if wants_json(request):
                 return JsonResponse({"id": str(rec.id), "title": rec.title, "created": created,
@@ -336,5 +338,3 @@ def usage_csv(request):
     resp["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return resp
 
-
-__all__ = ["split_codes"]

@@ -69,7 +69,7 @@ def upload(request):
 
 def _upload_context(request, up, form=None, errors=None):
     user = request.user
-    matches = [present.describe_match(m) for m in up.identification.get("matches", [])]
+    matches = present.describe_matches(up.identification.get("matches", []))
     covering = []
     if matches:
         by_rec = grants_for(user, [m["recording"] for m in matches])

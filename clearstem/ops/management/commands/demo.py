@@ -144,7 +144,8 @@ class Command(BaseCommand):
         if no_serve:
             server.shutdown()
             return
-        self.out("\nSign in at http://127.0.0.1:%d/admin/ (Django admin) or use the API tokens:" % port)
+        self.out("\nOpen http://127.0.0.1:%d/ and sign in as any of these (the platform user also has /admin/);"
+                 " API clients use the tokens:" % port)
         for role, info in logins.items():
             self.out(f"  {role:<9} {info['email']:<24} password {info['password']}  token {info['token']}")
         self.out("Press Ctrl-C to stop.")
