@@ -25,9 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PASSWORD = "correct-horse-battery-staple"
 JOB_TIMEOUT_MS = 120_000
 
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are plain
-# synchronous code between browser steps, which Django would otherwise refuse.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +33,11 @@ def chromium():
         pytest.fail(f"{CHROMIUM} is missing: run `make test` as root once (it installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
+    # Playwright's sync API keeps an event loop in this thread while it lives; the tests' own ORM
+    # calls (and the database flush between tests) are plain synchronous code, which Django would
+    # otherwise refuse. Set only while the browser lives: `check --deploy` warns about it.
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as p:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
