@@ -75,6 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -150,7 +151,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_URL = "static/"
+# WhiteNoise serves static files from the web process itself (collected into STATIC_ROOT in the
+# image; straight from the apps when nothing was collected, as in the embedded default).
+WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = env.str("CLEARSTEM_STATIC_ROOT", default=str(DATA_DIR / "static"))
+if not Path(STATIC_ROOT).exists():
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it, collected or not
 
 # Uploads always spool to disk (never whole in memory); the hashing handler streams SHA-256.
 FILE_UPLOAD_HANDLERS = ["clearstem.uploads.handlers.HashingUploadHandler"]

@@ -239,3 +239,21 @@ def test_admin_lists_ledger_entries_read_only(admin_client, catalog):
     from provenance.models import LedgerEntry
 
     assert LedgerEntry.objects.filter(index=0).exists()
+
+
+def test_producer_withdraws_a_pending_request(web, users, catalog):
+    from licensing.services import do_create_license_requests
+
+    song12 = Recording.objects.get(id=catalog["recordings"][12]["id"])
+    (req,) = do_create_license_requests(users["producer"][0], recordings=[song12], stems=["vocals"],
+                                        purpose="sample", commercial=True, territory="US")
+    assert "Withdraw" in html(web["producer"].get("/studio/licenses/"))
+    assert web["producer_b"].post(f"/studio/requests/{req.id}/withdraw/").status_code == 404
+    r = web["producer_viewer"].post(f"/studio/requests/{req.id}/withdraw/", HTTP_REFERER="https://evil.example/")
+    assert r["Location"] == "/"  # read-only, and never sent off-site
+    r = web["producer"].post(f"/studio/requests/{req.id}/withdraw/", follow=True)
+    assert "withdrawn" in html(r)
+    req.refresh_from_db()
+    assert req.status == "withdrawn"
+    r = web["producer"].post(f"/studio/requests/{req.id}/withdraw/", follow=True)
+    assert "already withdrawn" in html(r)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("studio/stems/<uuid:stem_id>/listen/", producer.stem_listen, name="stem-listen"),
     path("studio/stems/<uuid:stem_id>/provenance/", producer.stem_provenance, name="stem-provenance"),
     path("studio/licenses/", producer.licenses, name="studio-licenses"),
+    path("studio/requests/<uuid:request_id>/withdraw/", producer.withdraw_request, name="request-withdraw"),
     # labels
     path("catalog/", label.catalog, name="catalog"),
     path("catalog/new/", label.recording_create, name="recording-create"),

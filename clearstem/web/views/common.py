@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from clearstem.api.errors import ApiError
 
@@ -35,7 +36,9 @@ def writer(view):
     def wrapper(request, *args, **kwargs):
         if not request.user.can_write:
             messages.error(request, "Your role is read-only: ask an admin of your organisation to do this.")
-            return redirect(request.META.get("HTTP_REFERER") or "web:home")
+            back = request.META.get("HTTP_REFERER", "")
+            safe = url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure())
+            return redirect(back if back and safe else "web:home")
         return view(request, *args, **kwargs)
 
     return wrapper

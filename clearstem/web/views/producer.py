@@ -21,8 +21,8 @@ from clearstem.jobs.models import Job
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_export_job
 from clearstem.uploads.services import do_create_upload
 from licensing.engine import PURPOSES, STEM_CHOICES
-from licensing.services import check_preview, do_authorize_download, do_create_license_requests, grants_for, \
-    remaining_caps
+from licensing.services import check_preview, do_authorize_download, do_create_license_requests, \
+    do_withdraw_license_request, grants_for, remaining_caps
 from provenance.services import stem_bundle
 from separation.registry import list_models
 
@@ -255,6 +255,19 @@ def job_export(request, job_id):
         return refuse(request, exc, "web:job", job.pk)
     return FileResponse(archive, as_attachment=True, filename=f"clearstem-{str(job.pk)[:8]}.zip",
                         content_type="application/zip")
+
+
+@producer_page
+@require_POST
+@writer
+def withdraw_request(request, request_id):
+    req = get_object_or_404(scope.visible_license_requests(request.user), pk=request_id)
+    try:
+        do_withdraw_license_request(req.pk, request.user.organisation)
+    except ApiError as exc:
+        return refuse(request, exc, "web:studio-licenses")
+    messages.success(request, f"Request to {req.rights_holder.name} withdrawn.")
+    return redirect("web:studio-licenses")
 
 
 @producer_page
