@@ -3,11 +3,13 @@
 (function () {
   "use strict";
 
-  function post(form, file, onProgress) {
+  function post(form, file, onProgress, perFileFields) {
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
       var data = new FormData(form);
       data.set("file", file, file.name);
+      // typed title/artist/ISRC describe one recording: with several files each file's own tags count
+      (perFileFields || []).forEach(function (name) { data.delete(name); });
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.onprogress = function (e) { if (e.lengthComputable) onProgress(e.loaded / e.total); };
@@ -65,7 +67,7 @@
         return post(form, row.file, function (f) {
           setBar(row.li.querySelector(".progress > span"), f);
           if (f >= 1) st.textContent = "fingerprinting…";
-        }).then(function (r) {
+        }, rows.length > 1 ? ["title", "artist", "isrc"] : []).then(function (r) {
           if (r.status === 200 || r.status === 201) {
             ok += 1;
             st.className = "status ok";
