@@ -4,7 +4,6 @@ uploads. Every main page is saved as a screenshot under test-artifacts/screensho
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil

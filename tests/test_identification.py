@@ -10,7 +10,7 @@ from fingerprint.models import ReferenceFingerprint
 from fingerprint.services import do_identify_upload, index_store, sync_catalog_index
 from licensing.isrc import normalise_isrc
 from licensing.models import Recording
-from tests.conftest import grant_body, upload_file
+from tests.conftest import upload_file
 
 SR = 44100
 

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from clearstem.jobs.models import Job
-from licensing.models import LicenseGrant, LicenseRequest, Recording
+from licensing.models import LicenseGrant, Recording
 from tests.conftest import upload_file
 
 

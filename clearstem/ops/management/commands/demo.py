@@ -8,9 +8,7 @@ happened: match, decision, stems with hashes, provenance verified.
 """
 from __future__ import annotations
 
-import io
 import secrets
-import socket
 import threading
 import time
 from datetime import timedelta
