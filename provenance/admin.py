@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import LedgerEntry, ProvenanceRecord, TreeHead
+from .models import LedgerEntry, LedgerVerification, ProvenanceRecord, TreeHead
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,3 +45,10 @@ class TreeHeadAdmin(ReadOnlyAdmin):
     list_display = ("size", "key_id", "created_at")
     exclude = ("root_hash",)
     readonly_fields = ("size", "timestamp", "key_id", "signature", "checkpoint", "created_at")
+
+
+@admin.register(LedgerVerification)
+class LedgerVerificationAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "ok", "size", "first_bad_index", "requested_by")
+    readonly_fields = [f.name for f in LedgerVerification._meta.fields]
+

@@ -322,6 +322,10 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     page.get_by_text("License granted (version 1, active).").wait_for()
     shot(page, "label-grant")
 
+    page.get_by_role("link", name="Licenses", exact=True).click()
+    assert "Song 13" in page.inner_text("main")
+    shot(page, "label-licenses")
+    page.locator("tbody tr").filter(has_text="Song 13").get_by_role("link").first.click()
     page.get_by_role("link", name="Amend terms").click()
     page.get_by_label("Downloads allowed (all users)").fill("40")
     page.get_by_role("button", name="Save as version 2").click()
@@ -438,6 +442,12 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
     text = page.inner_text("main")
     assert "Queues" in text and "default" in text and "No failed jobs." in text
     shot(page, "audit-jobs")
+
+    # the Django admin lists ledger entries for auditors, read-only
+    page.goto("/admin/provenance/ledgerentry/")
+    assert "stem:" + str(stem.id) in page.inner_text("#result_list")
+    assert page.get_by_role("link", name="Add ledger entry").count() == 0
+    shot(page, "admin-ledger-entries")
 
     # auditors cannot open producer or label pages, and sign out ends the session
     assert page.goto("/studio/").status == 404

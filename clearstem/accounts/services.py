@@ -40,5 +40,23 @@ def do_create_user(
     if password is None:
         user.set_unusable_password()
         user.save(update_fields=["password"])
+    if org.kind == Organisation.Kind.PLATFORM:
+        user.groups.add(auditors_group())
     token = Token.objects.create(user=user).key if with_token else None
     return user, token
+
+
+AUDITOR_VIEW_MODELS = ("ledgerentry", "treehead", "provenancerecord", "ledgerverification")
+
+
+def auditors_group():
+    """Platform users may read the provenance ledger in the Django admin (read-only: the
+    admin offers no add, change or delete on it for anyone)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name="platform auditors")
+    perms = Permission.objects.filter(content_type__app_label="provenance",
+                                      codename__in=[f"view_{m}" for m in AUDITOR_VIEW_MODELS])
+    group.permissions.add(*perms)
+    return group
+
