@@ -257,3 +257,28 @@ def test_producer_withdraws_a_pending_request(web, users, catalog):
     assert req.status == "withdrawn"
     r = web["producer"].post(f"/studio/requests/{req.id}/withdraw/", follow=True)
     assert "already withdrawn" in html(r)
+
+
+def test_unmatched_audio_needs_the_ownership_statement(web, clients, catalog, audio_dir):
+    from clearstem.jobs.services import do_process_job
+
+    up = upload_file(clients["producer"], audio_dir / "original.wav").json()
+    from fingerprint.services import do_identify_upload
+
+    do_identify_upload(up["id"])
+    page = html(web["producer"].get(f"/studio/uploads/{up['id']}/"))
+    assert "No catalog recording found." in page and 'name="attest"' in page
+    r = web["producer"].post(f"/studio/uploads/{up['id']}/separate/",
+                             {"stems": ["instrumental"], "purpose": "remix", "territory": "US", "model": "dsp"})
+    job = do_process_job(r["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert job.state == "denied" and job.error_code == "attestation_required"
+    page = html(web["producer"].get(f"/studio/jobs/{job.id}/"))
+    assert "matches nothing in the licensed catalog" in page and "Confirm ownership and try again" in page
+    assert "Request a license" not in page  # nobody to ask
+    r = web["producer"].post(f"/studio/uploads/{up['id']}/separate/",
+                             {"stems": ["instrumental"], "purpose": "remix", "territory": "US", "model": "dsp",
+                              "attest": "on"})
+    job = do_process_job(r["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert job.state == "queued" and job.decision["basis"] == "attestation"
+    assert job.attestation["upload_sha256"] == up["sha256"] and job.attestation["envelope"]["signatures"]
+    assert "Cleared on your ownership statement" in html(web["producer"].get(f"/studio/jobs/{job.id}/"))
