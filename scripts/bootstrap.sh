@@ -6,7 +6,7 @@ VENV=${1:-.venv}
 cd "$(dirname "$0")/.."
 
 # chromium: the browser tests drive Debian's headless Chromium with Playwright (no browser download)
-DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium)
+DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium fonts-liberation)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
   DEBS+=(fluidsynth fluid-soundfont-gm)
