@@ -100,9 +100,14 @@ def fits_phone(page) -> bool:
 
 
 def wait_job_state(page, states: tuple[str, ...]) -> str:
-    page.wait_for_function(
-        "states => { const el = document.querySelector('#job-state'); return el && states.includes(el.textContent.trim()); }",
-        arg=list(states), timeout=JOB_TIMEOUT_MS)
+    """Until the live job panel shows an end state (the page reloads itself once then)."""
+    import re
+
+    from playwright.sync_api import expect
+
+    expect(page.locator("#job-state")).to_have_text(re.compile("^(" + "|".join(states) + ")$"),
+                                                    timeout=JOB_TIMEOUT_MS)
+    page.wait_for_load_state()
     return page.inner_text("#job-state").strip()
 
 

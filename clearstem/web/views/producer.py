@@ -100,7 +100,8 @@ def upload_detail(request, upload_id):
 def upload_identification(request, upload_id):
     """The identification panel alone (polled while identification runs)."""
     up = get_object_or_404(scope.visible_uploads(request.user), pk=upload_id)
-    return render(request, "web/partials/identification.html", _upload_context(request, up))
+    # once identified, the form's ownership-statement slot is updated too (htmx out-of-band)
+    return render(request, "web/partials/identification.html", {**_upload_context(request, up), "oob": True})
 
 
 @producer_page
@@ -166,6 +167,10 @@ def job_detail(request, job_id):
 def job_status(request, job_id):
     """The live part of the job page (polled until the job ends)."""
     job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    if job.state in Job.TERMINAL and request.headers.get("HX-Request"):
+        # finished: reload the whole page once (stems, request form), instead of swapping
+        # controls under a keyboard user's focus every second
+        return HttpResponse(status=204, headers={"HX-Refresh": "true"})
     return render(request, "web/partials/job_live.html", _job_context(request, job))
 
 
