@@ -3,6 +3,7 @@ its chain checked live, ledger health, and the job monitor."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,7 +29,7 @@ def _health():
     head = ledger.current_tree_head()
     last = LedgerVerification.objects.exclude(ok__isnull=True).first()
     running = LedgerVerification.objects.filter(ok__isnull=True,
-                                                started_at__gte=timezone.now() - timezone.timedelta(hours=2)).first()
+                                                started_at__gte=timezone.now() - timedelta(hours=2)).first()
     return {"size": ledger.ledger_size(), "head": head, "head_dict": ledger.tree_head_dict(head), "last": last,
             "running": running}
 
