@@ -147,15 +147,17 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def csv_response(rows: list[dict], filename: str):
+def csv_response(rows: list[dict], filename: str, fieldnames: list[str] | None = None):
+    """Rows as a CSV attachment; with `fieldnames` the header is written even when empty."""
     import csv
     import io
 
     from django.http import HttpResponse
 
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    fieldnames = fieldnames or (list(rows[0]) if rows else None)
+    if fieldnames:
+        writer = csv.DictWriter(out, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)
     resp = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")

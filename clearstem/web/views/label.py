@@ -2,13 +2,11 @@
 reinstate, revoke), the request inbox, and usage over time."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -16,9 +14,15 @@ from django.views.decorators.http import require_POST
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
 from clearstem.api.errors import ApiError
+from clearstem.api.serializers import (
+    LicenseAmendSerializer,
+    LicenseApproveSerializer,
+    LicenseDenySerializer,
+    LicenseGrantSerializer,
+    RecordingCreateSerializer,
+)
+from clearstem.api.views import csv_response
 from clearstem.audio import read_tags
-from clearstem.api.serializers import (LicenseAmendSerializer, LicenseApproveSerializer, LicenseDenySerializer,
-                                       LicenseGrantSerializer, RecordingCreateSerializer)
 from licensing import services as lic
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.models import LicenseGrant, UsageEvent
@@ -34,6 +38,7 @@ GRANT_CODES = ("territories", "excluded_territories")
 GRANT_OPTIONAL = ("valid_from", "valid_until", "max_separations", "max_downloads", "max_separations_per_user",
                   "max_downloads_per_user", "licensee", "licensee_user", "revenue_share_pct")
 USAGE_DAYS = 30
+USAGE_CSV_FIELDS = ["date", "license", "version", "grant", "recording", "isrc", "title", "kind", "user", "count"]
 
 
 def _chart(events, title):
@@ -328,13 +333,5 @@ def usage_csv(request):
     if (rec_id := request.GET.get("recording")):
         rec = get_object_or_404(scope.visible_recordings(request.user), pk=rec_id)
         events, name = events.filter(recording=rec), f"recording-{rec.isrc or str(rec.id)[:8]}-usage"
-    rows = lic.usage_event_rows(events)
-    out = io.StringIO()
-    fields = ["date", "license", "version", "grant", "recording", "isrc", "title", "kind", "user", "count"]
-    writer_ = csv.DictWriter(out, fieldnames=fields)
-    writer_.writeheader()
-    writer_.writerows(rows)
-    resp = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    resp["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    return resp
+    return csv_response(lic.usage_event_rows(events), f"{name}.csv", fieldnames=USAGE_CSV_FIELDS)
 
