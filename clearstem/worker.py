@@ -26,7 +26,7 @@ def start_worker(threads: int = 2) -> dramatiq.Worker:
     """Start a real Dramatiq worker in this process on the configured broker."""
     import_actors()
     broker = dramatiq.get_broker()
-    # Without process_boot the TimeLimit watchdog never starts (../shared/STACK-NOTES.md).
+    # Without process_boot the TimeLimit watchdog never starts (measured: time limits silently do nothing).
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()

@@ -24,7 +24,7 @@ import chromaprint
 import numpy as np
 import soundfile as sf
 
-from clearstem.audio import open_container
+from sharedcore.media import open_container
 
 FP_RATE = 11025
 #: Chromaprint's hop: 4096-sample frames with 2/3 overlap at 11025 Hz.

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from clearstem.api.errors import ApiError
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 from clearstem.storage import delete_quietly
 
 from .engine import RequestContext, RequestDecision, decide, decide_request, requested_stems

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 from clearstem.storage import local_path
 
 from .checkpoint import checkpoint_body, verify_note, verify_tree_head

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 
 from .checkpoint import checkpoint_body, verify_note, verify_tree_head
 from .merkle import ProofError, leaf_hash, verify_inclusion

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from clearstem.audio import open_container
+from sharedcore.media import open_container
 
 
 class AudioReadError(Exception):

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 
 from .dsp import DSPSeparator
 from .engine import Engine, ModelInfo

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clearstem.jobs.models import Job, Stem
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 from clearstem.storage import delete_quietly, local_path
 from provenance.services import do_record_stem_provenance
 

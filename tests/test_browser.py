@@ -174,7 +174,7 @@ def test_producer_uploads_separates_listens_and_downloads(page, people, clients,
     dl.value.save_as(stem_path)
     assert stem_path.read_bytes()[:4] == b"RIFF"
     vocals = Stem.objects.get(name="vocals")
-    from clearstem.hashing import file_sha256
+    from sharedcore.hashing import file_sha256
 
     assert file_sha256(stem_path) == vocals.sha256
     assert UsageEvent.objects.filter(kind="download").count() == 1

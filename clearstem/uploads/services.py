@@ -11,7 +11,7 @@ from django.db import transaction
 from rest_framework import status
 
 from clearstem.api.errors import ApiError
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 from clearstem.storage import delete_quietly
 from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, pack_variants, scan_audio
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
-from clearstem.hashing import file_sha256
+from sharedcore.hashing import file_sha256
 from clearstem.jobs.models import Stem
 from clearstem.jobs.monitor import job_overview, queue_depths
 from clearstem.uploads.models import Upload

@@ -22,7 +22,7 @@ from clearstem.api.serializers import (
     RecordingCreateSerializer,
 )
 from clearstem.api.views import csv_response
-from clearstem.audio import read_tags
+from sharedcore.media import read_tags
 from licensing import services as lic
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.models import LicenseGrant, UsageEvent

@@ -227,7 +227,7 @@ def stem_listen(request, stem_id):
         return HttpResponse(str(exc.detail), status=exc.status_code, content_type="text/plain")
     name = f"previews/{stem.id}.mp3"
     if not default_storage.exists(name):
-        from clearstem.audio import encode_preview
+        from sharedcore.media import encode_preview
         from clearstem.storage import local_path
 
         fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")

@@ -1,4 +1,5 @@
-"""Opening media with PyAV across its versions (plain Python, no Django)."""
+"""Media with PyAV across its versions: opening, reading tags, encoding previews (plain Python,
+no Django)."""
 from __future__ import annotations
 
 import av
