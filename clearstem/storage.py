@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.core.files.storage import default_storage
 
+from sharedcore.media import KNOWN_EXTENSIONS
+
 
 @contextlib.contextmanager
 def local_path(name: str):
@@ -33,3 +35,12 @@ def delete_quietly(names) -> None:
     for name in names:
         with contextlib.suppress(Exception):
             default_storage.delete(name)
+
+
+def storage_name(prefix: str, object_id, original_name: str, container: str) -> str:
+    """`prefix/<id>.<ext>`: the client's extension when it is a known audio one, else the
+    detected container's."""
+    ext = os.path.splitext(original_name)[1].lower()
+    if ext not in KNOWN_EXTENSIONS:
+        ext = f".{container}" if container.isalnum() else ".bin"
+    return f"{prefix}/{object_id}{ext}"

@@ -5,19 +5,20 @@ Production runs `manage.py rundramatiq` (GPU workers with `--queues separation`)
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
 import dramatiq
 from django.db import close_old_connections
 
+from clearstem.jobs.services import do_reconcile_jobs
+
 log = logging.getLogger("clearstem.worker")
-ACTOR_MODULES = ("fingerprint.actors", "clearstem.jobs.actors", "separation.actors", "provenance.actors")
+ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors")
 
 
 def import_actors() -> None:
-    import importlib
-
     for name in ACTOR_MODULES:
         importlib.import_module(name)
 
@@ -35,8 +36,6 @@ def start_worker(threads: int = 2) -> dramatiq.Worker:
 
 def start_reconciler(every_s: float = 60.0) -> threading.Event:
     """Run the reconciler every `every_s` seconds in a daemon thread; set the event to stop."""
-    from clearstem.jobs.services import do_reconcile_jobs
-
     stop = threading.Event()
 
     def loop():

@@ -24,6 +24,7 @@ import chromaprint
 import numpy as np
 import soundfile as sf
 
+from sharedcore.errors import DomainError
 from sharedcore.media import open_container
 
 FP_RATE = 11025
@@ -38,13 +39,8 @@ BLOCK = 4 * FP_RATE
 _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
 
 
-class AudioError(Exception):
+class AudioError(DomainError):
     """Bad audio input; `code` is machine-readable (not_audio, corrupt_audio, too_long...)."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass

@@ -1,21 +1,19 @@
-"""Identification: keep the on-disk catalog index in step with the database, match uploads
-against it and store the evidence on the upload."""
+"""Identification: keep the on-disk catalog index in step with the database and match
+fingerprints against it, returning the evidence (the platform stores it on the upload)."""
 from __future__ import annotations
 
 import threading
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
 
-from clearstem.uploads.models import Upload
+from licensing.models import Recording
 
 from .index import IndexStore, MultiIndex
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
-from .scan import ITEM_SECONDS, unpack_variants
+from .scan import ITEM_SECONDS
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
 #: Rejected candidates kept in the evidence (closest first).
@@ -76,8 +74,6 @@ def match_params() -> MatchParams:
 
 def identify_variants(variants: list[tuple[float, np.ndarray]], rejected: list | None = None) -> list[dict]:
     """Every catalog recording found in the query (given as speed variants), as evidence rows."""
-    from licensing.models import Recording
-
     rejected_raw: list[Candidate] = []
     matches = identify(sync_catalog_index(), variants, match_params(), candidates=rejected_raw)
     keys = {m.key for m in matches} | {c.key for c in rejected_raw}
@@ -106,36 +102,28 @@ def identify_variants(variants: list[tuple[float, np.ndarray]], rejected: list |
     return out
 
 
-def do_identify_upload(upload_id) -> Upload:
-    """Idempotent: an upload is identified once; its evidence is kept for audit."""
-    with transaction.atomic():
-        upload = Upload.objects.select_for_update().get(pk=upload_id)
-        if upload.identification_status == Upload.Identification.DONE:
-            return upload
-        items = np.frombuffer(bytes(upload.fingerprint), dtype="<u4")
-        variants = [(1.0, items), *unpack_variants(bytes(upload.fingerprint_variants or b""))]
-        params = match_params()
-        evidence = {
-            "matcher": MATCHER_NAME,
-            "thresholds": {"max_ber": params.max_ber, "min_seconds": params.min_seconds,
-                           "near_bits": params.near_bits, "min_near_fraction": params.min_near_fraction},
-            "speed_variants": [f for f, _ in variants],
-            "query_items": int(items.size),
-            "query_seconds": round(items.size * ITEM_SECONDS, 2),
-        }
-        if items.size * ITEM_SECONDS < settings.CLEARSTEM_MATCH_MIN_SECONDS:
-            evidence["matches"] = []
-            evidence["note"] = "too_short: the audio is too short to identify; treated as unmatched"
-        elif upload.peak_dbfs is None or upload.peak_dbfs < -70:
-            evidence["matches"] = []
-            evidence["note"] = "silent: the audio is silent; treated as unmatched"
-        else:
-            rejected: list = []
-            evidence["matches"] = identify_variants(variants, rejected)
-            evidence["rejected_candidates"] = rejected
-            evidence["index_generation"] = index_store().generation()
-        upload.identification = evidence
-        upload.identification_status = Upload.Identification.DONE
-        upload.identified_at = timezone.now()
-        upload.save(update_fields=["identification", "identification_status", "identified_at"])
-        return upload
+def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarray]], peak_dbfs: float | None) -> dict:
+    """The identification evidence for one query: its matches, the rejected candidates closest
+    to the thresholds, and everything needed to judge the result again later (matcher,
+    thresholds, speed variants, index generation). `variants` includes (1.0, items)."""
+    params = match_params()
+    evidence = {
+        "matcher": MATCHER_NAME,
+        "thresholds": {"max_ber": params.max_ber, "min_seconds": params.min_seconds,
+                       "near_bits": params.near_bits, "min_near_fraction": params.min_near_fraction},
+        "speed_variants": [f for f, _ in variants],
+        "query_items": int(items.size),
+        "query_seconds": round(items.size * ITEM_SECONDS, 2),
+    }
+    if items.size * ITEM_SECONDS < settings.CLEARSTEM_MATCH_MIN_SECONDS:
+        evidence["matches"] = []
+        evidence["note"] = "too_short: the audio is too short to identify; treated as unmatched"
+    elif peak_dbfs is None or peak_dbfs < -70:
+        evidence["matches"] = []
+        evidence["note"] = "silent: the audio is silent; treated as unmatched"
+    else:
+        rejected: list = []
+        evidence["matches"] = identify_variants(variants, rejected)
+        evidence["rejected_candidates"] = rejected
+        evidence["index_generation"] = index_store().generation()
+    return evidence

@@ -67,21 +67,29 @@ class ModelStatus:
 
 _LOADED: dict[tuple, Engine] = {}
 _LOCK = threading.Lock()
+_MANIFESTS: dict[str, tuple[tuple, dict]] = {}
 
 
 def _manifest(model_dir: str | None) -> dict[str, dict]:
+    """The installed models, re-read only when models.json changes (list pages ask per job)."""
     if not model_dir:
         return {}
     path = Path(model_dir) / MANIFEST
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return {}
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    cached = _MANIFESTS.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
     try:
         entries = json.loads(path.read_text())["models"]
-        return {e["name"]: {**KNOWN_MODELS.get(e["name"], {}), **e} for e in entries}
+        manifest = {e["name"]: {**KNOWN_MODELS.get(e["name"], {}), **e} for e in entries}
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelUnavailable("*", f"{path} is not a valid model manifest: {exc}") from exc
-
-
+    _MANIFESTS[str(path)] = (key, manifest)
+    return manifest
 
 
 def _files(entry: dict) -> list[tuple[str, str]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import av
 
+#: File name extensions of audio formats we accept (folders are scanned for these).
+KNOWN_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".m4a", ".aac", ".wma", ".webm"}
+
 
 def open_container(path):
     """`av.open` for reading, tolerant of undecodable tag text.

@@ -272,7 +272,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     import subprocess
 
     from licensing.models import LicenseGrant, LicenseRequest, Recording
-    from licensing.services import do_create_license_requests
+    from licensing.requests import do_create_license_requests
 
     recs, _ = register_catalog(clients, audio_dir, licensed=(11,))
     # some usage to chart: a separation and a download under the Song 11 license

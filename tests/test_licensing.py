@@ -17,7 +17,7 @@ from licensing.models import LicenseGrant, LicenseRequest, UsageEvent
 from licensing.odrl import from_odrl
 from provenance.ledger import verify_ledger
 from provenance.models import LedgerEntry
-from separation.services import do_separate_job
+from clearstem.jobs.separation import do_separate_job
 from tests.conftest import grant_body, running_worker, upload_file
 
 

@@ -7,7 +7,7 @@ from moto.server import ThreadedMotoServer
 
 from clearstem.jobs.models import Job
 from clearstem.jobs.services import do_process_job
-from separation.services import do_separate_job
+from clearstem.jobs.separation import do_separate_job
 from tests.conftest import upload_file
 
 BUCKET = "clearstem-test"

@@ -117,7 +117,7 @@ def test_grant_form_validates_like_the_api(web, clients, orgs, audio_dir):
 
 
 def test_request_inbox_needs_a_reason_to_deny_and_terms_to_approve(web, users, catalog):
-    from licensing.services import do_create_license_requests
+    from licensing.requests import do_create_license_requests
 
     song12 = Recording.objects.get(id=catalog["recordings"][12]["id"])
     (req,) = do_create_license_requests(users["producer"][0], recordings=[song12], stems=["vocals", "bass"],
@@ -242,7 +242,7 @@ def test_admin_lists_ledger_entries_read_only(admin_client, catalog):
 
 
 def test_producer_withdraws_a_pending_request(web, users, catalog):
-    from licensing.services import do_create_license_requests
+    from licensing.requests import do_create_license_requests
 
     song12 = Recording.objects.get(id=catalog["recordings"][12]["id"])
     (req,) = do_create_license_requests(users["producer"][0], recordings=[song12], stems=["vocals"],
@@ -263,7 +263,7 @@ def test_unmatched_audio_needs_the_ownership_statement(web, clients, catalog, au
     from clearstem.jobs.services import do_process_job
 
     up = upload_file(clients["producer"], audio_dir / "original.wav").json()
-    from fingerprint.services import do_identify_upload
+    from clearstem.uploads.services import do_identify_upload
 
     do_identify_upload(up["id"])
     page = html(web["producer"].get(f"/studio/uploads/{up['id']}/"))

@@ -8,28 +8,24 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from clearstem.jobs.models import Job, Stem
+from clearstem.uploads.models import Upload
+from licensing.models import LicenseGrant, LicenseRequest, Recording
+
 
 def visible_uploads(user) -> QuerySet:
-    from clearstem.uploads.models import Upload
-
     return _producer_scoped(user, Upload.objects.all(), "organisation")
 
 
 def visible_jobs(user) -> QuerySet:
-    from clearstem.jobs.models import Job
-
     return _producer_scoped(user, Job.objects.select_related("upload"), "organisation")
 
 
 def visible_stems(user) -> QuerySet:
-    from clearstem.jobs.models import Stem
-
     return _producer_scoped(user, Stem.objects.select_related("job", "job__upload"), "job__organisation")
 
 
 def visible_recordings(user) -> QuerySet:
-    from licensing.models import Recording
-
     qs = Recording.objects.select_related("rights_holder")
     if user.is_platform:
         return qs
@@ -41,8 +37,6 @@ def visible_recordings(user) -> QuerySet:
 def visible_grants(user, current_only: bool = False) -> QuerySet:
     """Labels see what they granted; producers what they hold (never drafts), including open
     campaigns when verified."""
-    from licensing.models import LicenseGrant
-
     qs = LicenseGrant.objects.select_related("licensor", "licensee_org", "licensee_user").prefetch_related("recordings")
     if current_only:
         qs = qs.exclude(status=LicenseGrant.Status.SUPERSEDED)
@@ -59,8 +53,6 @@ def visible_grants(user, current_only: bool = False) -> QuerySet:
 
 
 def visible_license_requests(user) -> QuerySet:
-    from licensing.models import LicenseRequest
-
     qs = LicenseRequest.objects.select_related("requester", "requester_org", "rights_holder").prefetch_related(
         "recordings")
     if user.is_platform:

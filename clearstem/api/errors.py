@@ -1,5 +1,7 @@
 """One error shape for the whole API: {"code": "...", "detail": "..."} with a 4xx status.
 
+Services raise `sharedcore.errors.DomainError`; this module alone decides the HTTP status:
+by the error's code where one is listed in STATUS_BY_CODE, else by its kind (subclass).
 Validation errors keep their per-field messages under "errors" so forms can show them.
 """
 from __future__ import annotations
@@ -10,18 +12,31 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from sharedcore import errors as domain
 
-class ApiError(exceptions.APIException):
-    """A domain error with a machine-readable code; raise it from views or services."""
+#: Codes whose status is not their kind's.
+STATUS_BY_CODE = {
+    "too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "not_audio": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "corrupt_audio": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "too_long": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "too_short": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "silent": status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+#: Status per kind of domain error, most specific first.
+STATUS_BY_KIND = (
+    (domain.NotFound, status.HTTP_404_NOT_FOUND),
+    (domain.PermissionDenied, status.HTTP_403_FORBIDDEN),
+    (domain.RightsRefused, status.HTTP_403_FORBIDDEN),
+    (domain.Conflict, status.HTTP_409_CONFLICT),
+    (domain.DomainError, status.HTTP_400_BAD_REQUEST),
+)
 
-    status_code = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, code: str, detail: str, status_code: int | None = None, extra: dict | None = None):
-        super().__init__(detail=detail, code=code)
-        self.code = code
-        self.extra = extra or {}
-        if status_code is not None:
-            self.status_code = status_code
+def http_status(exc: domain.DomainError) -> int:
+    if exc.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[exc.code]
+    return next(code for kind, code in STATUS_BY_KIND if isinstance(exc, kind))
 
 
 _DEFAULT_CODES = {
@@ -37,6 +52,8 @@ _DEFAULT_CODES = {
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, domain.DomainError):
+        return Response(exc.as_dict(), status=http_status(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -44,9 +61,7 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, ApiError):
-        body = {"code": exc.code, "detail": str(exc.detail), **exc.extra}
-    elif isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.ValidationError):
         body = {"code": "invalid", "detail": _first_message(exc.detail), "errors": exc.detail}
     else:
         code = next((c for cls, c in _DEFAULT_CODES.items() if isinstance(exc, cls)), None)
@@ -66,7 +81,3 @@ def _first_message(detail) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
-
-
-def error_response(code: str, detail: str, status_code: int) -> Response:
-    return Response({"code": code, "detail": detail}, status=status_code)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
+from clearstem.accounts.models import User
 from clearstem.jobs.models import Job, Stem
 from clearstem.uploads.models import Upload
 from licensing.engine import PURPOSES, STEM_CHOICES
+from licensing.metering import remaining_caps
 from licensing.models import LicenseGrant, LicenseRequest, Recording
+from separation.registry import ModelUnavailable, model_info
 
 
 class UploadSerializer(serializers.ModelSerializer):
@@ -48,10 +52,6 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def get_model_fidelity(self, obj) -> str | None:
-        from django.conf import settings
-
-        from separation.registry import ModelUnavailable, model_info
-
         try:
             return model_info(obj.model, settings.CLEARSTEM_MODEL_DIR).fidelity
         except ModelUnavailable:
@@ -107,8 +107,7 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
     licensee = serializers.CharField(write_only=True, required=False, help_text="producer organisation slug")
     licensee_user = serializers.SlugRelatedField(
         slug_field="username", required=False, allow_null=True,
-        queryset=__import__("clearstem.accounts.models", fromlist=["User"]).User.objects.filter(
-            organisation__kind="producer"),
+        queryset=User.objects.filter(organisation__kind="producer"),
         help_text="license one named producer user (their e-mail) instead of a whole organisation")
     stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1,
                                   error_messages={"min_length": "choose at least one stem"})
@@ -139,13 +138,13 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
         return obj.terms().digest()
 
     def get_remaining(self, obj) -> dict | None:
-        """Caps left, for the licensee looking at its own grant."""
-        from licensing.services import remaining_caps
-
+        """Caps left, for the licensee looking at its own grant (computed for the whole page at
+        once by the view, see `remaining_caps_many`)."""
         request = self.context.get("request")
         if request is None or not request.user.is_producer or obj.status == "superseded":
             return None
-        return remaining_caps(obj, request.user)
+        caps = self.context.get("remaining_caps")
+        return caps[obj.id] if caps is not None and obj.id in caps else remaining_caps(obj, request.user)
 
     def to_representation(self, obj):
         data = super().to_representation(obj)

@@ -14,13 +14,15 @@ from rest_framework.views import APIView
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
 from clearstem.jobs.models import Job, Stem
-from clearstem.jobs.services import do_cancel_job, do_create_job, do_export_job
+from clearstem.jobs.delivery import do_authorize_download, do_export_job
+from clearstem.jobs.services import do_cancel_job, do_create_job, do_request_licenses
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
-from licensing import services as lic
+from fingerprint.catalog import do_register_recording, do_remove_recording
+from licensing import grants, reports
+from licensing import requests as license_requests
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from licensing.odrl import to_odrl
-from licensing.services import do_authorize_download, do_register_recording, do_remove_recording
 from provenance import ledger
 from provenance.keys import verification_keys
 from provenance.merkle import ProofError
@@ -28,12 +30,12 @@ from provenance.models import LedgerEntry
 from provenance.services import stem_bundle
 
 from . import serializers as s
-from .errors import ApiError
+from sharedcore.errors import DomainError, NotFound, PermissionDenied
 
 
 def require_writer(user, kind: str) -> None:
     if user.org_kind != kind or not user.can_write:
-        raise ApiError("permission_denied", f"this action is for {kind} organisations with write access", 403)
+        raise PermissionDenied("permission_denied", f"this action is for {kind} organisations with write access")
 
 
 def schema_generation(view) -> bool:
@@ -73,7 +75,7 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
         data = body.validated_data
         upload = Upload.objects.filter(pk=data["upload"], organisation=request.user.organisation).first()
         if upload is None:
-            raise ApiError("not_found", "no such upload", 404)
+            raise NotFound("not_found", "no such upload")
         job = do_create_job(
             request.user, upload, stems=data["stems"], purpose=data["purpose"], commercial=data["commercial"],
             territory=data["territory"], attestation=data.get("attestation"), model=data.get("model"),
@@ -131,7 +133,7 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
         body.is_valid(raise_exception=True)
         f = body.validated_data["file"]
         if f.size == 0:
-            raise ApiError("empty_file", "the uploaded file is empty")
+            raise DomainError("empty_file", "the uploaded file is empty")
         rec, created = do_register_recording(
             request.user.organisation, f.temporary_file_path(), f.name,
             title=body.validated_data.get("title", ""), artist=body.validated_data.get("artist", ""),
@@ -183,7 +185,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         if licensee_slug:
             org = Organisation.objects.filter(slug=licensee_slug, kind=Organisation.Kind.PRODUCER).first()
             if org is None:
-                raise ApiError("unknown_licensee", f"no producer organisation {licensee_slug!r}")
+                raise DomainError("unknown_licensee", f"no producer organisation {licensee_slug!r}")
             data["licensee_org"] = org
         return data
 
@@ -199,13 +201,13 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         body.is_valid(raise_exception=True)
         data = self._licensee_terms(dict(body.validated_data))
         recordings = data.pop("recordings")
-        grant = lic.do_create_grant(request.user.organisation, recordings, **data)
+        grant = grants.do_create_grant(request.user.organisation, recordings, **data)
         return Response(self.get_serializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        return self._label_action(lic.do_activate_grant)
+        return self._label_action(grants.do_activate_grant)
 
     @extend_schema(request=s.LicenseAmendSerializer)
     @action(detail=True, methods=["post"])
@@ -215,23 +217,23 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseAmendSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        grant = lic.do_amend_grant(grant_id, request.user.organisation, **dict(body.validated_data))
+        grant = grants.do_amend_grant(grant_id, request.user.organisation, **dict(body.validated_data))
         return Response(self.get_serializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
-        return self._label_action(lic.do_suspend_grant)
+        return self._label_action(grants.do_suspend_grant)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def reinstate(self, request, pk=None):
-        return self._label_action(lic.do_reinstate_grant)
+        return self._label_action(grants.do_reinstate_grant)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        return self._label_action(lic.do_revoke_grant)
+        return self._label_action(grants.do_revoke_grant)
 
     @extend_schema(responses={(200, "application/ld+json"): dict})
     @action(detail=True, methods=["get"])
@@ -247,7 +249,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         """Usage of this license version per recording; `?export=csv` for CSV."""
-        rows = lic.usage_rows([self.get_object()])
+        rows = reports.usage_rows([self.get_object()])
         if request.query_params.get("export") == "csv":
             return csv_response(rows, f"license-{pk}-usage.csv")
         return Response({"results": rows})
@@ -256,7 +258,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     @action(detail=False, methods=["get"], url_path="usage-report")
     def usage_report(self, request):
         """Usage of every visible license per version and recording; `?export=csv` for CSV."""
-        rows = lic.usage_rows(self.get_queryset())
+        rows = reports.usage_rows(self.get_queryset())
         if request.query_params.get("export") == "csv":
             return csv_response(rows, "license-usage.csv")
         return Response({"results": rows})
@@ -284,11 +286,11 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         if data.get("job"):
             job = Job.objects.filter(pk=data.pop("job"), organisation=request.user.organisation).first()
             if job is None:
-                raise ApiError("not_found", "no such job", 404)
+                raise NotFound("not_found", "no such job")
         recordings = None
         if data.get("recordings"):
             recordings = list(Recording.objects.filter(id__in=data.pop("recordings")))
-        reqs = lic.do_create_license_requests(request.user, job=job, recordings=recordings, **{
+        reqs = do_request_licenses(request.user, job=job, recordings=recordings, **{
             k: data.get(k) for k in ("stems", "purpose", "commercial", "territory", "message")})
         return Response(self.get_serializer(reqs, many=True).data, status=status.HTTP_201_CREATED)
 
@@ -299,7 +301,7 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        req = lic.do_approve_license_request(request_id, request.user.organisation, **body.validated_data)
+        req = license_requests.do_approve_license_request(request_id, request.user.organisation, **body.validated_data)
         return Response(self.get_serializer(req).data)
 
     @extend_schema(request=s.LicenseDenySerializer)
@@ -309,7 +311,7 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.LicenseDenySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        req = lic.do_deny_license_request(request_id, request.user.organisation, body.validated_data["reason"])
+        req = license_requests.do_deny_license_request(request_id, request.user.organisation, body.validated_data["reason"])
         return Response(self.get_serializer(req).data)
 
     @extend_schema(request=None)
@@ -317,7 +319,7 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     def withdraw(self, request, pk=None):
         request_id = self.get_object().pk
         require_writer(request.user, Organisation.Kind.PRODUCER)
-        req = lic.do_withdraw_license_request(request_id, request.user.organisation)
+        req = license_requests.do_withdraw_license_request(request_id, request.user.organisation)
         return Response(self.get_serializer(req).data)
 
 
@@ -339,9 +341,9 @@ def _int_param(request, name: str, default: int | None = None) -> int:
     try:
         value = int(raw)
     except (TypeError, ValueError):
-        raise ApiError("invalid_range", f"query parameter {name!r} must be an integer") from None
+        raise DomainError("invalid_range", f"query parameter {name!r} must be an integer") from None
     if value < 0:
-        raise ApiError("invalid_range", f"query parameter {name!r} must not be negative")
+        raise DomainError("invalid_range", f"query parameter {name!r} must not be negative")
     return value
 
 
@@ -376,7 +378,7 @@ class LedgerConsistencyView(PublicLedgerView):
         first, second = _int_param(request, "first"), _int_param(request, "second")
         size = ledger.ledger_size()
         if not first <= second <= size:
-            raise ApiError("invalid_range", f"need 0 <= first <= second <= {size}")
+            raise DomainError("invalid_range", f"need 0 <= first <= second <= {size}")
         return Response({"first": first, "second": second, "proof": ledger.proof_hex(ledger.consistency(first, second))})
 
 
@@ -387,11 +389,11 @@ class LedgerInclusionView(PublicLedgerView):
     def get(self, request):
         index, size = _int_param(request, "index"), _int_param(request, "size", ledger.ledger_size())
         if not index < size <= ledger.ledger_size():
-            raise ApiError("invalid_range", f"need index < size <= {ledger.ledger_size()}")
+            raise DomainError("invalid_range", f"need index < size <= {ledger.ledger_size()}")
         try:
             proof = ledger.inclusion_proof(index, size)
         except ProofError as exc:
-            raise ApiError("invalid_range", str(exc)) from exc
+            raise DomainError("invalid_range", str(exc)) from exc
         leaf = LedgerEntry.objects.values_list("leaf_hash", flat=True).get(index=index)
         return Response({"index": index, "size": size, "leaf_hash": bytes(leaf).hex(), "proof": ledger.proof_hex(proof)})
 
@@ -404,11 +406,11 @@ class LedgerEntriesView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request):
         if not request.user.is_platform:
-            raise ApiError("permission_denied", "ledger entries are for platform auditors", 403)
+            raise PermissionDenied("permission_denied", "ledger entries are for platform auditors")
         start = _int_param(request, "start", 0)
         end = _int_param(request, "end", start + 100)
         if end < start:
-            raise ApiError("invalid_range", "end must not be before start")
+            raise DomainError("invalid_range", "end must not be before start")
         end = min(end, start + self.MAX)
         rows = LedgerEntry.objects.filter(index__gte=start, index__lt=end).order_by("index")
         return Response({"start": start, "end": end, "size": ledger.ledger_size(),

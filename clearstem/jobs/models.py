@@ -1,8 +1,6 @@
 """Jobs and their stems. The database is the source of truth for every state; broker
-messages only wake workers.
-
-received → identifying → cleared | denied → queued → separating → done | failed | cancelled
-"""
+messages only wake workers. `clearstem.jobs.lifecycle.transition` is the only writer of
+`Job.state` and holds the allowed moves."""
 from __future__ import annotations
 
 import uuid
@@ -27,13 +25,6 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     TERMINAL = frozenset({State.DENIED, State.DONE, State.FAILED, State.CANCELLED})
-    TRANSITIONS = {
-        State.RECEIVED: {State.IDENTIFYING, State.CANCELLED, State.FAILED},
-        State.IDENTIFYING: {State.CLEARED, State.DENIED, State.CANCELLED, State.FAILED},
-        State.CLEARED: {State.QUEUED, State.CANCELLED},
-        State.QUEUED: {State.SEPARATING, State.CANCELLED, State.FAILED},
-        State.SEPARATING: {State.DONE, State.FAILED, State.CANCELLED, State.QUEUED},
-    }
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     upload = models.ForeignKey("uploads.Upload", on_delete=models.PROTECT, related_name="jobs")
@@ -79,9 +70,6 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.state})"
-
-    def can_move_to(self, state: str) -> bool:
-        return state in self.TRANSITIONS.get(self.state, set())
 
 
 class Stem(models.Model):

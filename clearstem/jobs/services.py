@@ -1,4 +1,6 @@
-"""The job pipeline's write paths: create, identify-and-decide, cancel, reconcile."""
+"""The job pipeline's write paths: create, identify-and-decide, cancel, stop under a license
+that ended, reconcile, and license requests from a refused job. Every state change goes
+through `lifecycle.transition`."""
 from __future__ import annotations
 
 import logging
@@ -7,15 +9,21 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import status
 
-from clearstem.api.errors import ApiError
-from fingerprint.services import do_identify_upload
+from clearstem.messaging import send_on_commit
+from clearstem.uploads.dispatch import send_identify_upload
+from clearstem.uploads.models import Upload
+from clearstem.uploads.services import do_identify_upload
 from licensing.engine import ALL_STEMS, PURPOSES
-from licensing.services import do_decide_job
+from licensing.metering import do_decide_separation
+from licensing.models import Recording
+from licensing.requests import do_create_license_requests
+from provenance.services import sign_statement
 from separation.registry import ModelUnavailable, model_info
+from sharedcore.errors import Conflict, DomainError, PermissionDenied
 
-from .dispatch import send_on_commit, send_process_job, send_separate_job
+from .dispatch import send_process_job, send_separate_job
+from .lifecycle import request_stop, transition
 from .models import Job
 
 log = logging.getLogger("clearstem.jobs")
@@ -35,28 +43,26 @@ def expand_stems(stems) -> list[str]:
 
 
 def do_create_job(user, upload, *, stems, purpose, commercial, territory, attestation=None, model=None) -> Job:
-    from provenance.services import sign_statement
-
     if not user.is_producer or not user.can_write:
-        raise ApiError("permission_denied", "only producers with write access can request separations", 403)
+        raise PermissionDenied("permission_denied", "only producers with write access can request separations")
     model = model or settings.CLEARSTEM_DEFAULT_MODEL
     try:
         info = model_info(model, settings.CLEARSTEM_MODEL_DIR)
     except ModelUnavailable as exc:
-        raise ApiError("model_unavailable", str(exc)) from exc
+        raise DomainError("model_unavailable", str(exc)) from exc
     wanted = expand_stems(stems)
     unknown = [s for s in wanted if s not in info.stems]
     if not wanted or unknown:
-        raise ApiError("invalid_stems", f"choose stems from {list(ALL_STEMS) + ['instrumental']}")
+        raise DomainError("invalid_stems", f"choose stems from {list(ALL_STEMS) + ['instrumental']}")
     if purpose not in PURPOSES:
-        raise ApiError("invalid_purpose", f"purpose must be one of {list(PURPOSES)}")
+        raise DomainError("invalid_purpose", f"purpose must be one of {list(PURPOSES)}")
     if commercial and not info.commercial_use:
-        raise ApiError("model_not_licensed_for_commercial_use",
-                       f"model {model!r} is licensed for non-commercial use only ({info.weights_licence})", 403)
+        raise PermissionDenied("model_not_licensed_for_commercial_use",
+                               f"model {model!r} is licensed for non-commercial use only ({info.weights_licence})")
     signed_attestation = None
     if attestation:
         if not attestation.get("accepted"):
-            raise ApiError("invalid_attestation", "an attestation must have accepted=true")
+            raise DomainError("invalid_attestation", "an attestation must have accepted=true")
         statement = {
             "statement": attestation.get("statement") or ATTESTATION_TEXT,
             "upload_sha256": upload.sha256, "user": user.username, "organisation": user.organisation.slug,
@@ -73,81 +79,101 @@ def do_create_job(user, upload, *, stems, purpose, commercial, territory, attest
     return job
 
 
-def _finish(job: Job, state: str, code: str = "", message: str = "") -> None:
-    job.state = state
-    job.finished_at = timezone.now()
-    if code:
-        job.error_code, job.error_message = code, message
+def _decision_record(decision, upload: Upload) -> dict:
+    """The decision as stored on the job: every reason, naming the recording and whom to ask."""
+    matches = upload.identification.get("matches", [])
+    record = {**decision.as_dict(), "matches": matches, "identification_note": upload.identification.get("note")}
+    by_recording = {m["recording"]: m for m in matches}
+    for reason in record["reasons"]:
+        if (m := by_recording.get(reason.get("recording"))):
+            reason.update(title=m["title"], isrc=m["isrc"], rights_holder=m["rights_holder"])
+    return record
 
 
 def do_process_job(job_id) -> Job | None:
-    """identify the upload (once), decide rights, and queue separation — or deny with reasons."""
+    """Identify the upload (once), decide rights, and queue separation — or deny with reasons.
+
+    Idempotent by job id: a repeated message picks up where the last one stopped (a `cleared`
+    job whose queueing was lost is queued now)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.state not in (Job.State.RECEIVED, Job.State.IDENTIFYING):
+        if job is None or job.state not in (Job.State.RECEIVED, Job.State.IDENTIFYING, Job.State.CLEARED):
             return job
-        job.state = Job.State.IDENTIFYING
-        job.save(update_fields=["state"])
-    upload = do_identify_upload(job.upload_id)
+        if job.state == Job.State.RECEIVED:
+            transition(job, Job.State.IDENTIFYING)
+    if job.state == Job.State.IDENTIFYING:
+        upload = do_identify_upload(job.upload_id)
+        with transaction.atomic():
+            job = (Job.objects.select_for_update(of=("self",)).select_related("upload", "requested_by__organisation")
+                   .get(pk=job_id))
+            if job.state != Job.State.IDENTIFYING:
+                return job
+            matches = upload.identification.get("matches", [])
+            decision = do_decide_separation(
+                job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
+                purpose=job.purpose, commercial=job.commercial, territory=job.territory,
+                attested=bool(job.attestation), job_id=job.pk)
+            record = _decision_record(decision, upload)
+            if not decision.allowed:
+                first = decision.reasons[0]
+                return transition(job, Job.State.DENIED, code=first.code, message=first.detail, decision=record,
+                                  decided_at=timezone.now())
+            transition(job, Job.State.CLEARED, decision=record, decided_at=timezone.now())
+    return _queue(job_id)
+
+
+def _queue(job_id) -> Job:
+    """cleared → queued, and the separation message is sent when that commits."""
     with transaction.atomic():
-        job = Job.objects.select_for_update(of=("self",)).select_related("upload", "requested_by__organisation").get(pk=job_id)
-        if job.state != Job.State.IDENTIFYING:
+        job = Job.objects.select_for_update(of=("self",)).select_related("upload").get(pk=job_id)
+        if job.state != Job.State.CLEARED:
             return job
-        decision = do_decide_job(job)
-        now = timezone.now()
-        matches = upload.identification.get("matches", [])
-        job.decision = {**decision.as_dict(), "matches": matches,
-                        "identification_note": upload.identification.get("note")}
-        by_recording = {m["recording"]: m for m in matches}
-        for reason in job.decision["reasons"]:  # say which recording and whom to ask
-            if (m := by_recording.get(reason.get("recording"))):
-                reason.update(title=m["title"], isrc=m["isrc"], rights_holder=m["rights_holder"])
-        job.decided_at = now
-        if decision.allowed:
-            job.state = Job.State.QUEUED  # cleared, and queued in the same transaction
-            job.queued_at = job.dispatched_at = now
-            send_on_commit(send_separate_job, job.pk, upload.duration_s)
-        else:
-            first = decision.reasons[0]
-            _finish(job, Job.State.DENIED, first.code, first.detail)
-        job.save()
+        transition(job, Job.State.QUEUED)
+        send_on_commit(send_separate_job, job.pk, job.upload.duration_s)
     return job
 
 
 def do_cancel_job(job_id, user) -> Job:
+    """The producer cancels: at once if not yet separating, else between two chunks."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state in Job.TERMINAL:
-            raise ApiError("job_not_cancellable", f"the job is already {job.state}", status.HTTP_409_CONFLICT)
-        if job.state == Job.State.SEPARATING:
-            job.cancel_requested = True  # the worker stops between chunks
-            job.save(update_fields=["cancel_requested"])
-        else:
-            _finish(job, Job.State.CANCELLED, "cancelled", f"cancelled by {user.username}")
-            job.save()
-    return job
+            raise Conflict("job_not_cancellable", f"the job is already {job.state}")
+        return request_stop(job, "cancelled", f"cancelled by {user.username}")
+
+
+def do_stop_jobs_under_license(job_ids, code: str, message: str) -> int:
+    """Stop the unfinished jobs cleared under a license that was revoked or suspended, each
+    with that reason. Each job is locked in its own transaction (dispatch locks a job before
+    its grants, so no grant is held while jobs are locked here)."""
+    stopped = 0
+    for job_id in job_ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if job.state not in Job.TERMINAL:
+                request_stop(job, code, message)
+                stopped += 1
+    return stopped
 
 
 def do_reconcile_jobs(now=None) -> dict:
     """Find work a broker lost or a worker dropped, and put it back in motion.
 
-    - received/identifying or queued longer than CLEARSTEM_JOB_RESEND_AFTER_S since the last
-      message: send it again;
+    - received/identifying/cleared or queued longer than CLEARSTEM_JOB_RESEND_AFTER_S since the
+      last message: send it again;
     - separating with no heartbeat for CLEARSTEM_JOB_LEASE_S: the worker died; re-queue while
       attempts remain, else fail with `worker_lost`;
     - uploads whose identification message was lost: send it again (identification is
       idempotent, and a job's own processing would identify the upload anyway).
     """
-    from clearstem.uploads.models import Upload
-    from fingerprint.dispatch import send_identify_upload
-
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)
     lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_LEASE_S)
     counts = {"resent_process": 0, "resent_separation": 0, "requeued": 0, "failed": 0, "resent_identify": 0}
-    for job in Job.objects.filter(state__in=["received", "identifying"], dispatched_at__lt=stale):
-        Job.objects.filter(pk=job.pk).update(dispatched_at=now)
-        send_process_job(job.pk)
+    waiting = Job.objects.filter(state__in=["received", "identifying", "cleared"], dispatched_at__lt=stale)
+    for job_id in waiting.values_list("id", flat=True):
+        Job.objects.filter(pk=job_id).update(dispatched_at=now)
+        send_process_job(job_id)
         counts["resent_process"] += 1
     for job in Job.objects.filter(state="queued", dispatched_at__lt=stale).select_related("upload"):
         Job.objects.filter(pk=job.pk).update(dispatched_at=now)
@@ -164,52 +190,29 @@ def do_reconcile_jobs(now=None) -> dict:
             if job.state != Job.State.SEPARATING or job.heartbeat_at >= lease:
                 continue
             if job.attempts >= settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
-                _finish(job, Job.State.FAILED, "worker_lost", f"no worker heartbeat after {job.attempts} attempts")
+                transition(job, Job.State.FAILED, code="worker_lost",
+                           message=f"no worker heartbeat after {job.attempts} attempts")
                 counts["failed"] += 1
             else:
-                job.state, job.progress, job.dispatched_at = Job.State.QUEUED, 0.0, now
+                transition(job, Job.State.QUEUED)
                 send_on_commit(send_separate_job, job.pk, job.upload.duration_s)
                 counts["requeued"] += 1
-            job.save()
     if any(counts.values()):
         log.info("reconciler: %s", counts)
     return counts
 
 
-def do_export_job(user, job_id):
-    """A zip of a finished job's stems with their provenance bundles and a manifest.
-
-    Every stem is checked and metered as an export, all or nothing, and each export is appended
-    to the ledger. Returns an open temporary file positioned at the start.
-    """
-    import json
-    import shutil
-    import tempfile
-    import zipfile
-
-    from django.core.files.storage import default_storage
-
-    from licensing.models import UsageEvent
-    from licensing.services import do_authorize_download
-    from provenance.services import stem_bundle
-
-    job = Job.objects.get(pk=job_id)
-    if job.state != Job.State.DONE:
-        raise ApiError("job_not_done", f"the job is {job.state}; only finished jobs can be exported", status.HTTP_409_CONFLICT)
-    stems = list(job.stem_files.select_related("provenance__ledger_entry"))
-    with transaction.atomic():
-        for stem in stems:
-            do_authorize_download(user, stem, kind=UsageEvent.Kind.EXPORT)
-    out = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        manifest = {"job": str(job.id), "upload_sha256": job.upload.sha256, "stems": []}
-        for stem in stems:
-            name = f"{stem.name}.{stem.format}"
-            with default_storage.open(stem.file.name, "rb") as src, zf.open(name, "w", force_zip64=True) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            zf.writestr(f"{stem.name}.provenance.json", json.dumps(stem_bundle(stem), indent=2))
-            manifest["stems"].append({"name": stem.name, "file": name, "sha256": stem.sha256,
-                                      "bundle": f"{stem.name}.provenance.json"})
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
-    out.seek(0)
-    return out
+def do_request_licenses(user, *, job: Job | None = None, recordings=None, stems=None, purpose=None,
+                        commercial=None, territory=None, message: str = "") -> list:
+    """License requests, one per rights holder. From a denied job, everything defaults to what
+    the job asked for and the recordings that blocked it."""
+    if job is not None:
+        blocked = [r["recording"] for r in (job.decision or {}).get("reasons", []) if r.get("recording")]
+        recordings = recordings or list(Recording.objects.filter(id__in=blocked))
+        stems = stems or job.stems
+        purpose = purpose or job.purpose
+        commercial = job.commercial if commercial is None else commercial
+        territory = territory or job.territory
+    return do_create_license_requests(user, recordings=recordings, stems=stems, purpose=purpose,
+                                      commercial=commercial, territory=territory, message=message,
+                                      job_id=job.pk if job is not None else None)

@@ -9,16 +9,15 @@ import hashlib
 
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
-from rest_framework import status
 
-from clearstem.api.errors import ApiError
+from sharedcore.errors import DomainError
 
 MULTIPART_SLACK = 64 * 1024
 
 
-def too_large() -> ApiError:
+def too_large() -> DomainError:
     limit = settings.CLEARSTEM_MAX_UPLOAD_BYTES
-    return ApiError("too_large", f"the upload exceeds the {limit} byte limit", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return DomainError("too_large", f"the upload exceeds the {limit} byte limit")
 
 
 class HashingUploadHandler(TemporaryFileUploadHandler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import QueryDict
 
-from clearstem.api.errors import ApiError
+from sharedcore.errors import DomainError
 
 #: Service error codes that belong to one form field (the rest are shown above the form).
 FIELD_OF_CODE = {
@@ -84,6 +84,6 @@ def bind(serializer_cls, data: dict, **kwargs):
     return None, flatten_errors(ser.errors)
 
 
-def error_dict(exc: ApiError) -> dict[str, str]:
+def error_dict(exc: DomainError) -> dict[str, str]:
     """A service's refusal, placed on the field it is about when there is one."""
     return {FIELD_OF_CODE.get(exc.code, "__all__"): str(exc.detail)}

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from clearstem.api.errors import ApiError
+from sharedcore.errors import DomainError
 
 
 def persona(kind: str):
@@ -44,7 +44,7 @@ def writer(view):
     return wrapper
 
 
-def refuse(request, exc: ApiError, to, *args):
+def refuse(request, exc: DomainError, to, *args):
     """A service said no: show why, go back."""
     messages.error(request, str(exc.detail))
     return redirect(to, *args)

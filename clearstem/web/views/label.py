@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
-from clearstem.api.errors import ApiError
+from clearstem.api.errors import http_status
 from clearstem.api.serializers import (
     LicenseAmendSerializer,
     LicenseApproveSerializer,
@@ -22,10 +22,13 @@ from clearstem.api.serializers import (
     RecordingCreateSerializer,
 )
 from clearstem.api.views import csv_response
-from sharedcore.media import read_tags
-from licensing import services as lic
+from fingerprint.catalog import do_register_recording, do_remove_recording
+from licensing import grants, reports
+from licensing import requests as license_requests
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.models import LicenseGrant, UsageEvent
+from sharedcore.errors import DomainError
+from sharedcore.media import read_tags
 
 from .. import present
 from ..charts import stacked_bars
@@ -42,9 +45,9 @@ USAGE_CSV_FIELDS = ["date", "license", "version", "grant", "recording", "isrc", 
 
 
 def _chart(events, title):
-    series = lic.usage_by_day(events, days=USAGE_DAYS)
+    series = reports.usage_by_day(events, days=USAGE_DAYS)
     return {"svg": stacked_bars(series, title=title), "series": series,
-            "totals": {k: sum(r[k] for r in series) for k in lic.USAGE_KINDS}}
+            "totals": {k: sum(r[k] for r in series) for k in reports.USAGE_KINDS}}
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -76,10 +79,10 @@ def recording_create(request):
         f = valid["file"]
         try:
             if f.size == 0:
-                raise ApiError("empty_file", "the file is empty")
+                raise DomainError("empty_file", "the file is empty")
             tags = read_tags(f.temporary_file_path())
             title = valid.get("title") or tags.get("title") or f.name.rsplit(".", 1)[0].replace("_", " ")
-            rec, created = lic.do_register_recording(
+            rec, created = do_register_recording(
                 request.user.organisation, f.temporary_file_path(), f.name, title=title,
                 artist=valid.get("artist") or tags.get("artist", ""), isrc=valid.get("isrc") or tags.get("isrc") or None,
                 territories=valid.get("territories") or ["WW"])
@@ -88,8 +91,8 @@ def recording_create(request):
                                      "duration_s": rec.duration_s}, status=201 if created else 200)
             messages.success(request, f"Registered “{rec.title}”." if created else f"“{rec.title}” was already registered.")
             return redirect("web:recording", rec.id)
-        except ApiError as exc:
-            errors, status = error_dict(exc), exc.status_code
+        except DomainError as exc:
+            errors, status = error_dict(exc), http_status(exc)
             code = exc.code
     else:
         code = "invalid"
@@ -119,8 +122,8 @@ def recording_detail(request, recording_id):
 def recording_remove(request, recording_id):
     rec = get_object_or_404(scope.visible_recordings(request.user), pk=recording_id)
     try:
-        lic.do_remove_recording(request.user.organisation, rec.pk)
-    except ApiError as exc:
+        do_remove_recording(request.user.organisation, rec.pk)
+    except DomainError as exc:
         return refuse(request, exc, "web:recording", rec.pk)
     messages.success(request, f"“{rec.title}” was removed from the catalog and the identification index.")
     return redirect("web:catalog")
@@ -187,10 +190,10 @@ def grant_create(request):
         if not errors:
             recordings = valid.pop("recordings")
             try:
-                grant = lic.do_create_grant(request.user.organisation, recordings, **valid)
+                grant = grants.do_create_grant(request.user.organisation, recordings, **valid)
                 messages.success(request, f"License granted (version {grant.version}, {grant.status}).")
                 return redirect("web:grant", grant.id)
-            except ApiError as exc:
+            except DomainError as exc:
                 errors = error_dict(exc)
     return render(request, "web/label/grant_form.html", _grant_form_context(request, data, errors), status=400)
 
@@ -204,7 +207,7 @@ def grant_detail(request, grant_id):
     return render(request, "web/label/grant.html", {
         "grant": grant, "current": current, "versions": versions, "terms_digest": grant.terms().digest(),
         "chart": _chart(events, f"Daily usage of this license, last {USAGE_DAYS} days"),
-        "rows": lic.usage_rows(list(versions)),
+        "rows": reports.usage_rows(list(versions)),
     })
 
 
@@ -219,19 +222,19 @@ def grant_amend(request, grant_id):
     valid, errors = bind(LicenseAmendSerializer, data, partial=True)
     if valid:
         try:
-            new = lic.do_amend_grant(grant.pk, request.user.organisation, **valid)
+            new = grants.do_amend_grant(grant.pk, request.user.organisation, **valid)
             messages.success(request, f"License amended: version {new.version} is now in force.")
             return redirect("web:grant", new.id)
-        except ApiError as exc:
+        except DomainError as exc:
             errors = error_dict(exc)
     return render(request, "web/label/grant_form.html", _grant_form_context(request, data, errors, grant), status=400)
 
 
 GRANT_ACTIONS = {
-    "suspend": (lic.do_suspend_grant, "License suspended."),
-    "revoke": (lic.do_revoke_grant, "License revoked."),
-    "reinstate": (lic.do_reinstate_grant, "License reinstated."),
-    "activate": (lic.do_activate_grant, "License activated."),
+    "suspend": (grants.do_suspend_grant, "License suspended."),
+    "revoke": (grants.do_revoke_grant, "License revoked."),
+    "reinstate": (grants.do_reinstate_grant, "License reinstated."),
+    "activate": (grants.do_activate_grant, "License activated."),
 }
 
 
@@ -248,7 +251,7 @@ def grant_action(request, grant_id, action):
     fn, done = GRANT_ACTIONS[action]
     try:
         fn(grant.pk, request.user.organisation)
-    except ApiError as exc:
+    except DomainError as exc:
         return refuse(request, exc, "web:grant", grant.pk)
     messages.success(request, done)
     return redirect("web:grant", grant.pk)
@@ -285,7 +288,7 @@ def request_decide(request, request_id):
             if not valid:
                 return render(request, "web/label/request.html",
                               {**ctx, "form": _approve_initial(req), "deny_errors": errors}, status=400)
-            lic.do_deny_license_request(req.pk, request.user.organisation, valid["reason"])
+            license_requests.do_deny_license_request(req.pk, request.user.organisation, valid["reason"])
             messages.success(request, f"Request from {req.requester_org.name} denied; they see your reason.")
             return redirect("web:requests")
         data = form_data(request.POST, lists=("stems", "purposes"), codes=("territories",), booleans=("commercial",),
@@ -296,12 +299,12 @@ def request_decide(request, request_id):
         valid, errors = bind(LicenseApproveSerializer, data)
         if not valid:
             return render(request, "web/label/request.html", {**ctx, "form": data, "errors": errors}, status=400)
-        req = lic.do_approve_license_request(req.pk, request.user.organisation, **valid)
+        req = license_requests.do_approve_license_request(req.pk, request.user.organisation, **valid)
         messages.success(request, f"Approved: {req.requester_org.name} now holds license version {req.grant.version}.")
         return redirect("web:grant", req.grant_id)
-    except ApiError as exc:
+    except DomainError as exc:
         return render(request, "web/label/request.html",
-                      {**ctx, "form": _approve_initial(req), "errors": error_dict(exc)}, status=exc.status_code)
+                      {**ctx, "form": _approve_initial(req), "errors": error_dict(exc)}, status=http_status(exc))
 
 
 # --- usage -----------------------------------------------------------------------------------
@@ -317,7 +320,7 @@ def usage(request):
                      .order_by("recording__title"))
     return render(request, "web/label/usage.html", {
         "chart": _chart(events, f"Daily usage of all your licenses, last {USAGE_DAYS} days"),
-        "per_recording": per_recording, "per_grant": lic.usage_rows(grants),
+        "per_recording": per_recording, "per_grant": reports.usage_rows(grants),
     })
 
 
@@ -333,5 +336,5 @@ def usage_csv(request):
     if (rec_id := request.GET.get("recording")):
         rec = get_object_or_404(scope.visible_recordings(request.user), pk=rec_id)
         events, name = events.filter(recording=rec), f"recording-{rec.isrc or str(rec.id)[:8]}-usage"
-    return csv_response(lic.usage_event_rows(events), f"{name}.csv", fieldnames=USAGE_CSV_FIELDS)
+    return csv_response(reports.usage_event_rows(events), f"{name}.csv", fieldnames=USAGE_CSV_FIELDS)
 

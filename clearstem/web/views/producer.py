@@ -15,16 +15,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
-from clearstem.api.errors import ApiError
+from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
 from clearstem.jobs.models import Job
-from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_export_job
+from clearstem.jobs.delivery import check_stem_preview, do_authorize_download, do_export_job
+from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
+from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload
 from licensing.engine import PURPOSES, STEM_CHOICES
-from licensing.services import check_preview, do_authorize_download, do_create_license_requests, \
-    do_withdraw_license_request, grants_for, remaining_caps
+from licensing.metering import grants_for, remaining_caps
+from licensing.requests import do_withdraw_license_request
 from provenance.services import stem_bundle
 from separation.registry import list_models
+from sharedcore.errors import DomainError
+from sharedcore.media import encode_preview
 
 from .. import present
 from ..forms import bind, error_dict, form_data
@@ -59,9 +63,9 @@ def upload(request):
     """The drop zone posts here (XHR, JSON answer) and so does the plain form without JS."""
     try:
         up = do_create_upload(request.user, request.FILES.get("file"))
-    except ApiError as exc:
+    except DomainError as exc:
         if wants_json(request):
-            return JsonResponse({"code": exc.code, "detail": str(exc.detail)}, status=exc.status_code)
+            return JsonResponse({"code": exc.code, "detail": str(exc.detail)}, status=http_status(exc))
         return refuse(request, exc, "web:studio")
     url = reverse("web:upload", args=[up.id])
     return JsonResponse({"id": str(up.id), "redirect": url}, status=201) if wants_json(request) else redirect(url)
@@ -121,7 +125,7 @@ def separate(request, upload_id):
                 request.user, up, stems=valid["stems"], purpose=valid["purpose"], commercial=valid["commercial"],
                 territory=valid["territory"], attestation=valid.get("attestation"), model=valid.get("model"))
             return redirect("web:job", job.id)
-        except ApiError as exc:
+        except DomainError as exc:
             errors = error_dict(exc)
     form = {**data, "attest": attest}
     return render(request, "web/producer/upload.html", _upload_context(request, up, form, errors), status=400)
@@ -182,7 +186,7 @@ def job_cancel(request, job_id):
     try:
         do_cancel_job(job.pk, request.user)
         messages.success(request, "Cancellation requested.")
-    except ApiError as exc:
+    except DomainError as exc:
         return refuse(request, exc, "web:job", job.pk)
     return redirect("web:job", job.pk)
 
@@ -194,8 +198,8 @@ def request_license(request, job_id):
     """One click from a refused job: ask each rights holder for what the job needed."""
     job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
     try:
-        reqs = do_create_license_requests(request.user, job=job, message=request.POST.get("message", "")[:4000])
-    except ApiError as exc:
+        reqs = do_request_licenses(request.user, job=job, message=request.POST.get("message", "")[:4000])
+    except DomainError as exc:
         return refuse(request, exc, "web:job", job.pk)
     holders = ", ".join(sorted({r.rights_holder.name for r in reqs}))
     messages.success(request, f"License request sent to {holders}. You will see the answer here and under Licenses.")
@@ -211,7 +215,7 @@ def stem_download(request, stem_id):
     stem = _stem(request, stem_id)
     try:
         do_authorize_download(request.user, stem)
-    except ApiError as exc:
+    except DomainError as exc:
         return refuse(request, exc, "web:job", stem.job_id)
     return FileResponse(default_storage.open(stem.file.name, "rb"), as_attachment=True,
                         filename=f"{stem.name}-{str(stem.job_id)[:8]}.{stem.format}")
@@ -222,14 +226,11 @@ def stem_listen(request, stem_id):
     """A lossy preview for the page's player; judged like a download, no cap spent."""
     stem = _stem(request, stem_id)
     try:
-        check_preview(request.user, stem)
-    except ApiError as exc:
-        return HttpResponse(str(exc.detail), status=exc.status_code, content_type="text/plain")
+        check_stem_preview(request.user, stem)
+    except DomainError as exc:
+        return HttpResponse(str(exc.detail), status=http_status(exc), content_type="text/plain")
     name = f"previews/{stem.id}.mp3"
     if not default_storage.exists(name):
-        from sharedcore.media import encode_preview
-        from clearstem.storage import local_path
-
         fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
         os.close(fd)
         try:
@@ -256,7 +257,7 @@ def job_export(request, job_id):
     job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
     try:
         archive = do_export_job(request.user, job.pk)
-    except ApiError as exc:
+    except DomainError as exc:
         return refuse(request, exc, "web:job", job.pk)
     return FileResponse(archive, as_attachment=True, filename=f"clearstem-{str(job.pk)[:8]}.zip",
                         content_type="application/zip")
@@ -269,7 +270,7 @@ def withdraw_request(request, request_id):
     req = get_object_or_404(scope.visible_license_requests(request.user), pk=request_id)
     try:
         do_withdraw_license_request(req.pk, request.user.organisation)
-    except ApiError as exc:
+    except DomainError as exc:
         return refuse(request, exc, "web:studio-licenses")
     messages.success(request, f"Request to {req.rights_holder.name} withdrawn.")
     return redirect("web:studio-licenses")

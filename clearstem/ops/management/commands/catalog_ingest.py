@@ -10,10 +10,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from clearstem.accounts.models import Organisation
-from clearstem.api.errors import ApiError
-from clearstem.uploads.services import KNOWN_EXTENSIONS
+from fingerprint.catalog import do_register_recording
 from fingerprint.services import sync_catalog_index
-from licensing.services import do_register_recording
+from sharedcore.errors import DomainError
+from sharedcore.media import KNOWN_EXTENSIONS
 
 #: Files registered between two updates of the identification index.
 SYNC_EVERY = 500
@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 rec, new = do_register_recording(org, str(f), f.name, title=row.get("title") or f.stem,
                                                  artist=row.get("artist", ""), isrc=row.get("isrc") or None,
                                                  sync_index=False)
-            except ApiError as exc:
+            except DomainError as exc:
                 errors.append((f, exc.code, str(exc.detail)))
                 self.stdout.write(f"[{i}/{len(files)}] {f}: ERROR {exc.code}: {exc.detail}")
                 continue

@@ -1,0 +1,118 @@
+"""Running a separation job: claim it, separate, then write the stems and their signed
+provenance atomically (no stem without its record; no half-written stem ever visible)."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from clearstem.storage import delete_quietly, local_path
+from provenance.services import do_record_stem_provenance
+from separation.audio_io import AudioReadError
+from separation.engine import Cancelled
+from separation.registry import ModelUnavailable
+from separation.run import is_out_of_memory
+from separation.services import OUTPUT_FORMAT, separate_to_folder
+from sharedcore.hashing import file_sha256
+
+from .lifecycle import transition
+from .models import Job, Stem
+
+log = logging.getLogger("clearstem.separation")
+
+
+class RetryableJobError(Exception):
+    """A transient failure: the job went back to `queued` and the message should be retried."""
+
+
+def _claim(job_id) -> Job | None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state != Job.State.QUEUED:
+            return None  # already running, done, or cancelled: a duplicate message
+        if job.cancel_requested:
+            transition(job, Job.State.CANCELLED, code="cancelled", message="cancelled before separation started")
+            return None
+        transition(job, Job.State.SEPARATING)
+    return Job.objects.select_related("upload", "requested_by", "organisation").get(pk=job_id)
+
+
+def _progress_reporter(job_id):
+    last = [0.0]
+
+    def report(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and fraction < 1.0:
+            return
+        last[0] = now
+        Job.objects.filter(pk=job_id, state=Job.State.SEPARATING).update(
+            progress=min(max(fraction, 0.0), 0.99), heartbeat_at=timezone.now()
+        )
+        if Job.objects.filter(pk=job_id, cancel_requested=True).exists():
+            raise Cancelled()
+
+    return report
+
+
+def _end(job_id, state: str, code: str, message: str) -> None:
+    """End a job this worker was separating (unless something else already moved it)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state == Job.State.SEPARATING:
+            transition(job, state, code=code, message=message)
+
+
+def do_separate_job(job_id) -> Job | None:
+    job = _claim(job_id)
+    if job is None:
+        return None
+    saved: list[str] = []
+    try:
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp, local_path(job.upload.file.name) as src:
+            outputs, model_info = separate_to_folder(job.model, src, Path(tmp), stems=list(job.stems),
+                                                     source_bits=job.upload.bits_per_sample,
+                                                     progress=_progress_reporter(job.pk))
+            for out in outputs:
+                with open(out.path, "rb") as fh:
+                    stored = default_storage.save(f"stems/{job.pk}/{out.name}.{OUTPUT_FORMAT}", fh)
+                saved.append(stored)
+                rows.append(Stem(
+                    job=job, name=out.name, file=stored, sha256=file_sha256(out.path), size=os.path.getsize(out.path),
+                    format=OUTPUT_FORMAT, sample_rate=out.sample_rate, bits_per_sample=out.bits, channels=out.channels,
+                    duration_s=out.duration_s,
+                ))
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().get(pk=job.pk)
+            if locked.state != Job.State.SEPARATING or locked.cancel_requested:
+                raise Cancelled()
+            for row in rows:
+                row.save()
+                do_record_stem_provenance(job, row, model_info)
+            transition(locked, Job.State.DONE)
+        return locked
+    except Cancelled:
+        delete_quietly(saved)
+        _end(job.pk, Job.State.CANCELLED, "cancelled", "cancelled during separation")
+    except (ModelUnavailable, AudioReadError) as exc:
+        delete_quietly(saved)
+        _end(job.pk, Job.State.FAILED, "model_unavailable" if isinstance(exc, ModelUnavailable) else "corrupt_audio",
+             str(exc))
+    except Exception as exc:
+        delete_quietly(saved)
+        if is_out_of_memory(exc):  # even one chunk at a time did not fit: retrying will not help
+            _end(job.pk, Job.State.FAILED, "out_of_memory", f"the model does not fit on this worker's device: {exc}")
+            return None
+        log.exception("separation of job %s failed (attempt %s)", job.pk, job.attempts)
+        if job.attempts < settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
+            _end(job.pk, Job.State.QUEUED, "retrying", str(exc))
+            raise RetryableJobError(str(exc)) from exc
+        _end(job.pk, Job.State.FAILED, "separation_error", str(exc))
+    return None

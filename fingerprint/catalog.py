@@ -1,0 +1,101 @@
+"""The catalog: labels register recordings with reference audio (fingerprinted here, so the
+identification index knows them) and take them out again."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from clearstem.storage import delete_quietly, storage_name
+from licensing.isrc import normalise_isrc
+from licensing.models import Recording
+from sharedcore.errors import Conflict, DomainError, NotFound
+from sharedcore.hashing import file_sha256
+
+from .models import ReferenceFingerprint
+from .scan import AudioScan, check_identifiable, scan_audio
+from .services import sync_catalog_index
+
+logger = logging.getLogger(__name__)
+
+
+def scan_or_refuse(path: str, speed_variants=()) -> AudioScan:
+    """Scan audio for identification, or raise AudioError (a DomainError): not audio, corrupt,
+    too long, and also silent or too short to identify (see fingerprint.scan.check_identifiable)."""
+    scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speed_variants)
+    check_identifiable(scan, settings.CLEARSTEM_MATCH_MIN_SECONDS)
+    return scan
+
+
+def do_register_recording(label_org, uploaded_file_path: str, original_name: str, *, title: str = "",
+                          artist: str = "", isrc: str | None = None, territories=None,
+                          sync_index: bool = True) -> tuple[Recording, bool]:
+    """Register a catalog recording with its reference audio. Idempotent: the same audio or
+    ISRC returns the existing recording and False. Bulk ingest passes `sync_index=False` and
+    updates the index once per batch."""
+    try:
+        isrc = normalise_isrc(isrc)
+    except ValueError as exc:
+        raise DomainError("invalid_isrc", str(exc)) from exc
+    sha = file_sha256(uploaded_file_path)
+    same = Q(rights_holder=label_org, audio_sha256=sha) | (Q(isrc=isrc) if isrc else Q(pk__in=[]))
+    existing = Recording.objects.filter(same).first()
+    if existing:
+        if existing.rights_holder_id != label_org.id:
+            raise Conflict("isrc_taken", f"ISRC {isrc} is registered by another rights holder")
+        return existing, False
+    scan = scan_or_refuse(uploaded_file_path)
+    rec_id = uuid.uuid4()
+    with open(uploaded_file_path, "rb") as fh:
+        name = default_storage.save(storage_name("references", rec_id, original_name, scan.container), fh)
+    try:
+        with transaction.atomic():
+            rec = Recording.objects.create(
+                id=rec_id, rights_holder=label_org, isrc=isrc, title=title or original_name, artist=artist,
+                reference_audio=name, audio_sha256=sha, duration_s=scan.duration_s,
+                territories=territories or ["WW"],
+            )
+            ReferenceFingerprint.objects.create(
+                recording=rec, items=scan.fingerprint.astype("<u4").tobytes(),
+                item_count=int(scan.fingerprint.size), algorithm=scan.fingerprint_algorithm,
+            )
+    except IntegrityError as exc:
+        delete_quietly([name])
+        raise Conflict("duplicate_recording", "this recording is already registered") from exc
+    except BaseException:
+        delete_quietly([name])
+        raise
+    if sync_index:
+        transaction.on_commit(_sync_index_quietly)
+    return rec, True
+
+
+def _sync_index_quietly() -> None:
+    """Update the catalog index right after a catalog change, so the next identification does
+    not pay for it. A failure here only delays that: identification syncs before matching."""
+    try:
+        sync_catalog_index()
+    except Exception:  # noqa: BLE001 - logged; the index catches up on the next identification
+        logger.exception("catalog index sync after a catalog change failed")
+
+
+def do_remove_recording(label_org, recording_id) -> None:
+    """Take a recording out of the catalog (and the identification index).
+
+    A recording that any license names, or that was ever used, stays: grants, jobs and the
+    ledger refer to it, and audit must be able to follow them.
+    """
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().filter(pk=recording_id, rights_holder=label_org).first()
+        if rec is None:
+            raise NotFound("not_found", "no such recording in your catalog")
+        if rec.grants.exists() or rec.usage.exists():
+            raise Conflict("recording_in_use", "licenses or usage refer to this recording; revoke instead of removing")
+        name = rec.reference_audio.name
+        rec.delete()
+        transaction.on_commit(lambda: delete_quietly([name]))
+        transaction.on_commit(_sync_index_quietly)
