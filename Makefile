@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test bootstrap bench serve worker clean
+.PHONY: demo test lint bootstrap bench serve worker clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh $(VENV)
@@ -12,8 +12,12 @@ bootstrap:
 demo: bootstrap
 	$(PY) manage.py demo $(ARGS)
 
-test: bootstrap
+test: bootstrap lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench:
 	@BENCH=1 bash scripts/bootstrap.sh $(VENV)

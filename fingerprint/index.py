@@ -56,7 +56,7 @@ class Segment:
         self.name: str | None = None  # its directory, once saved
 
     @classmethod
-    def build(cls, refs: list[tuple[int, np.ndarray]]) -> "Segment":
+    def build(cls, refs: list[tuple[int, np.ndarray]]) -> Segment:
         keys = np.array([int(k) for k, _ in refs], dtype=np.int64)
         arrays = [np.asarray(items, dtype=np.uint32) for _, items in refs]
         sizes = np.array([a.size for a in arrays], dtype=np.int64)
@@ -71,7 +71,7 @@ class Segment:
                     "keys": keys, "starts": starts})
 
     @classmethod
-    def load(cls, path: Path) -> "Segment":
+    def load(cls, path: Path) -> Segment:
         seg = cls({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in cls.FILES})
         seg.name = path.name
         return seg
@@ -125,7 +125,7 @@ class MultiIndex:
             self._dead.append(dead if dead.any() else None)
 
     @classmethod
-    def build(cls, refs: list[tuple[int, np.ndarray]]) -> "MultiIndex":
+    def build(cls, refs: list[tuple[int, np.ndarray]]) -> MultiIndex:
         return cls([Segment.build(refs)])
 
     def __len__(self) -> int:

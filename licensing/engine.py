@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Mapping, Sequence
 
 ALL_STEMS = ("vocals", "drums", "bass", "other")
 STEM_CHOICES = (*ALL_STEMS, "instrumental")

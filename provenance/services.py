@@ -1,9 +1,9 @@
 """Stem provenance: build the versioned record, sign it, store it with the stem."""
 from __future__ import annotations
 
-from django.utils import timezone
-
 import base64
+
+from django.utils import timezone
 
 from .keys import get_signer, verification_keys
 from .ledger import current_tree_head, do_append_entry, inclusion_proof, tree_head_dict

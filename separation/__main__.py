@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import soundfile as sf
+
 from .apply import ChunkParams
 from .audio_io import AudioReadError, AudioStream
 from .registry import ModelUnavailable, get_engine, list_models
@@ -60,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import soundfile as sf
-
     readable, source_bits = [], []
     failures = 0
     for path in args.inputs:

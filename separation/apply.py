@@ -10,8 +10,8 @@ positions, so streaming and whole-array processing give identical results.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -165,7 +165,7 @@ def apply_many(fn: BatchFn, inputs: list[Iterable[np.ndarray]], params: ChunkPar
     streams = [StreamingSeparator(None, params, c, (progress or [None] * len(inputs))[i]) for i, c in enumerate(channels)]
     iters = [iter(x) for x in inputs]
     while not all(s.done for s in streams):
-        for i, (stream, it) in enumerate(zip(streams, iters)):  # read until a batch is queued overall
+        for stream, it in zip(streams, iters):  # read until a batch is queued overall
             if stream.closed or sum(len(s.pending) for s in streams) >= params.batch:
                 continue
             block = next(it, None)

@@ -1,8 +1,9 @@
 """The engine interface every separator implements, and the model description it runs as."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .apply import BatchFn, ChunkParams
 

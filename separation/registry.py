@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from sharedcore.hashing import file_sha256
 
@@ -176,9 +179,8 @@ def get_engine(name: str, model_dir: str | None = None, device: str = "auto", pr
 
 
 def _load_hdemucs(name, info, path, device, precision):
-    import torch
-
-    from .hdemucs import HDemucsEngine, build
+    # torchaudio's model code loads only on workers that run this model, not in web processes
+    from .hdemucs import HDemucsEngine, build  # noqa: PLC0415
 
     module = build(info.stems, info.parameters.get("config"))
     try:
@@ -190,7 +192,7 @@ def _load_hdemucs(name, info, path, device, precision):
 
 def _load_demucs(name, info, paths, entry, device, precision):
     try:
-        from .demucs_v4 import DemucsEngine, load_package
+        from .demucs_v4 import DemucsEngine, load_package  # noqa: PLC0415 - optional package, see except
     except ImportError as exc:
         raise ModelUnavailable(name, f"the demucs package is not installed here ({exc})") from exc
     try:
@@ -208,8 +210,6 @@ def install_model(weights, name: str, model_dir: Path, config: dict | None = Non
     """Copy weights into the model dir and pin their SHA-256 in the manifest. `weights` is one
     file or, for a bag of models, the list in the bag's order (`htdemucs_ft`'s comes from the
     demucs package)."""
-    import shutil
-
     model_dir.mkdir(parents=True, exist_ok=True)
     files = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     names, hashes = [], []
@@ -222,7 +222,7 @@ def install_model(weights, name: str, model_dir: Path, config: dict | None = Non
     entry = {**KNOWN_MODELS.get(name, {}), **meta, "name": name,
              "weights": names if len(names) > 1 else names[0], "sha256": hashes if len(hashes) > 1 else hashes[0]}
     if len(names) > 1 and "bag_weights" not in entry and entry.get("architecture") == "demucs":
-        from .demucs_v4 import bag_spec
+        from .demucs_v4 import bag_spec  # noqa: PLC0415 - the demucs package is optional
 
         spec = bag_spec(name) or {}
         if spec.get("signatures") and [n.split("-")[0] for n in names] != spec["signatures"]:

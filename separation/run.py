@@ -5,9 +5,11 @@ back at the source's rate, channel count (mono stays mono) and exact length. No 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+
+import torch
 
 from .apply import ChunkParams, apply_many, apply_stream
 from .audio_io import AudioStream, StemWriter, output_bits
@@ -104,16 +106,12 @@ def separate_files(engine: Engine, sources: list, out_dirs: list[Path], stems: l
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def separate_file_adaptive(engine: Engine, src, out_dir: Path, chunk: ChunkParams | None = None, **kwargs):
     """`separate_file`, retried with half the batch after a CUDA out-of-memory error (down to
     one chunk at a time); the batch that worked is in the returned parameters."""
-    import torch
-
     params = chunk
     while True:
         try:

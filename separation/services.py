@@ -3,8 +3,8 @@ folder for the stems. The platform (`clearstem.jobs.separation`) claims the job,
 stems and records their provenance; this part knows only audio and models."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 

@@ -386,8 +386,9 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
 
 
 def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_dir, tmp_path):
-    from clearstem.jobs.models import Job, Stem
     from django.core.files.storage import default_storage
+
+    from clearstem.jobs.models import Job, Stem
 
     register_catalog(clients, audio_dir)
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()

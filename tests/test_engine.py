@@ -1,12 +1,12 @@
 """The enforcement engine, table-driven over terms × request (pure Python, no database)."""
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from licensing.engine import RequestContext, Terms, decide, decide_request, requested_stems
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BASE = Terms(
     grant_id="g1", version=1, status="active", stems=frozenset({"vocals", "drums", "bass", "other"}),
     purposes=frozenset({"remix"}), commercial=False, territories=frozenset({"WW"}),

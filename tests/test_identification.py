@@ -6,8 +6,8 @@ from django.conf import settings
 
 from clearstem.jobs.services import do_process_job
 from clearstem.uploads.models import Upload
-from fingerprint.models import ReferenceFingerprint
 from clearstem.uploads.services import do_identify_upload
+from fingerprint.models import ReferenceFingerprint
 from fingerprint.services import index_store, sync_catalog_index
 from licensing.isrc import normalise_isrc
 from licensing.models import Recording

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from clearstem.jobs.models import Job
+from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job, do_reconcile_jobs
 from licensing.models import UsageEvent
-from clearstem.jobs.separation import do_separate_job
 from tests.conftest import running_worker, upload_file
 
 
@@ -132,8 +132,8 @@ def test_dead_worker_is_requeued_then_failed(clients, catalog, audio_dir, settin
 
 
 def test_cancel_during_separation_stops_between_chunks(clients, catalog, audio_dir):
-    from separation.engine import Cancelled
     from clearstem.jobs.separation import _progress_reporter
+    from separation.engine import Cancelled
 
     job = do_process_job(make_job(clients, audio_dir).pk)
     Job.objects.filter(pk=job.pk).update(state="separating", attempts=1)

@@ -8,7 +8,14 @@ google/certificate-transparency-go), file proof/verify_test.go (`leaves`, `roots
 import pytest
 
 from provenance.merkle import (
-    EMPTY_ROOT, Frontier, ProofError, consistency_proof, inclusion_path, leaf_hash, root, verify_consistency,
+    EMPTY_ROOT,
+    Frontier,
+    ProofError,
+    consistency_proof,
+    inclusion_path,
+    leaf_hash,
+    root,
+    verify_consistency,
     verify_inclusion,
 )
 

@@ -8,7 +8,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provenance.signing import (
-    PAYLOAD_TYPE, SignatureError, Signer, canonical_bytes, create_key_file, key_id, load_private_pem, verify_envelope,
+    PAYLOAD_TYPE,
+    SignatureError,
+    Signer,
+    canonical_bytes,
+    create_key_file,
+    key_id,
+    load_private_pem,
+    verify_envelope,
 )
 
 

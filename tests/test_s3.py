@@ -6,8 +6,8 @@ from django.core.files.storage import default_storage
 from moto.server import ThreadedMotoServer
 
 from clearstem.jobs.models import Job
-from clearstem.jobs.services import do_process_job
 from clearstem.jobs.separation import do_separate_job
+from clearstem.jobs.services import do_process_job
 from tests.conftest import upload_file
 
 BUCKET = "clearstem-test"

@@ -1,6 +1,7 @@
 """Onboarding write paths: one function per action, each in one transaction."""
 from __future__ import annotations
 
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -52,8 +53,6 @@ AUDITOR_VIEW_MODELS = ("ledgerentry", "treehead", "provenancerecord", "ledgerver
 def auditors_group():
     """Platform users may read the provenance ledger in the Django admin (read-only: the
     admin offers no add, change or delete on it for anyone)."""
-    from django.contrib.auth.models import Group, Permission
-
     group, _ = Group.objects.get_or_create(name="platform auditors")
     perms = Permission.objects.filter(content_type__app_label="provenance",
                                       codename__in=[f"view_{m}" for m in AUDITOR_VIEW_MODELS])

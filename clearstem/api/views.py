@@ -2,8 +2,11 @@
 invisible (404), not merely forbidden."""
 from __future__ import annotations
 
+import csv
+import io
+
 from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,14 +16,15 @@ from rest_framework.views import APIView
 
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
-from clearstem.jobs.models import Job, Stem
 from clearstem.jobs.delivery import do_authorize_download, do_export_job
+from clearstem.jobs.models import Job, Stem
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_request_licenses
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
 from fingerprint.catalog import do_register_recording, do_remove_recording
 from licensing import grants, reports
 from licensing import requests as license_requests
+from licensing.metering import remaining_caps_many
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from licensing.odrl import to_odrl
 from provenance import ledger
@@ -28,9 +32,9 @@ from provenance.keys import verification_keys
 from provenance.merkle import ProofError
 from provenance.models import LedgerEntry
 from provenance.services import stem_bundle
+from sharedcore.errors import DomainError, NotFound, PermissionDenied
 
 from . import serializers as s
-from sharedcore.errors import DomainError, NotFound, PermissionDenied
 
 
 def require_writer(user, kind: str) -> None:
@@ -151,11 +155,6 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
 
 def csv_response(rows: list[dict], filename: str, fieldnames: list[str] | None = None):
     """Rows as a CSV attachment; with `fieldnames` the header is written even when empty."""
-    import csv
-    import io
-
-    from django.http import HttpResponse
-
     out = io.StringIO()
     fieldnames = fieldnames or (list(rows[0]) if rows else None)
     if fieldnames:
@@ -179,6 +178,15 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
             return LicenseGrant.objects.none()
         current = self.request.query_params.get("current") in ("1", "true")
         return scope.visible_grants(self.request.user, current_only=current)
+
+    def list(self, request, *args, **kwargs):
+        """A page of grants; the licensee's caps left are counted for the whole page at once."""
+        grants_page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = self.get_serializer_context()
+        if request.user.is_producer:
+            context["remaining_caps"] = remaining_caps_many(grants_page, request.user)
+        data = self.get_serializer_class()(grants_page, many=True, context=context).data
+        return self.get_paginated_response(data)
 
     def _licensee_terms(self, data: dict) -> dict:
         licensee_slug = data.pop("licensee", None)
@@ -365,8 +373,6 @@ class LedgerCheckpointView(PublicLedgerView):
 
     @extend_schema(responses={(200, "text/plain"): str})
     def get(self, request):
-        from django.http import HttpResponse
-
         return HttpResponse(ledger.current_tree_head().checkpoint, content_type="text/plain; charset=utf-8")
 
 

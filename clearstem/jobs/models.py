@@ -8,7 +8,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
 JOB_STATES = ["received", "identifying", "cleared", "denied", "queued", "separating", "done", "failed", "cancelled"]
 
 

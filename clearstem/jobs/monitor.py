@@ -9,18 +9,17 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from .dispatch import SEPARATION_QUEUE
 from .models import Job
 
 
 def queue_depths() -> list[dict]:
     """Per declared queue: waiting, being worked on, waiting to be retried, dead-lettered.
     None where the broker cannot tell (the stub broker has no in-flight count)."""
-    from clearstem.worker import import_actors
-
-    import_actors()
     broker = dramatiq.get_broker()
     rows = []
-    for name in sorted(q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))):
+    known = set(broker.get_declared_queues()) | {"default", SEPARATION_QUEUE}
+    for name in sorted(q for q in known if not q.endswith((".DQ", ".XQ"))):
         if hasattr(broker, "client"):  # Redis
             ns, client = broker.namespace, broker.client
             waiting = client.llen(f"{ns}:{name}")

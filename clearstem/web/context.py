@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from licensing.models import LicenseRequest
+
 
 def navigation(request) -> dict:
     user = getattr(request, "user", None)
@@ -11,8 +13,6 @@ def navigation(request) -> dict:
     if user.is_producer:
         items = [("Studio", "web:studio"), ("Licenses", "web:studio-licenses")]
     elif user.is_label:
-        from licensing.models import LicenseRequest
-
         pending = LicenseRequest.objects.filter(rights_holder=user.organisation, status="pending").count()
         items = [("Catalog", "web:catalog"), ("Licenses", "web:label-licenses"),
                  ("Requests", "web:requests", pending), ("Usage", "web:usage")]

@@ -2,7 +2,10 @@
 what a license action will stop. Pure functions over the stored evidence."""
 from __future__ import annotations
 
+from clearstem.accounts.models import Organisation
+from clearstem.jobs.models import Job, Stem
 from licensing.engine import PURPOSES
+from licensing.models import UsageEvent
 
 PURPOSE_LABELS = {
     "remix": "Remix", "sample": "Sampling", "dj_performance": "DJ performance", "karaoke": "Karaoke",
@@ -46,8 +49,6 @@ def mmss(seconds) -> str:
 
 def holder_names(slugs) -> dict[str, str]:
     """Rights holders are stored by slug in the evidence; people read their names."""
-    from clearstem.accounts.models import Organisation
-
     return dict(Organisation.objects.filter(slug__in=set(slugs)).values_list("slug", "name"))
 
 
@@ -109,9 +110,6 @@ def explain_decision(job) -> dict:
 
 def grant_stop_summary(grant, action: str) -> dict:
     """What suspending or revoking `grant` will stop, counted now (for the confirmation page)."""
-    from clearstem.jobs.models import Job, Stem
-    from licensing.models import UsageEvent
-
     job_ids = UsageEvent.objects.filter(grant__family=grant.family, kind="separation").values_list("job_id", flat=True)
     running = Job.objects.filter(id__in=job_ids, state__in=["cleared", "queued", "separating"]).count()
     delivered = Stem.objects.filter(job_id__in=job_ids).count()

@@ -1,3 +1,5 @@
+from datetime import UTC
+
 from django import template
 
 from clearstem.web import present
@@ -68,10 +70,8 @@ def dtlocal(value):
         return ""
     if isinstance(value, str):
         return value[:16]
-    from datetime import timezone as tz
-
     if value.tzinfo is not None:
-        value = value.astimezone(tz.utc)
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M")
 
 

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
-from clearstem.jobs.models import Job
 from clearstem.jobs.delivery import check_stem_preview, do_authorize_download, do_export_job
+from clearstem.jobs.models import Job
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
 from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload

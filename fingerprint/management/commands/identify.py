@@ -2,9 +2,8 @@
 import json
 import time
 
-from django.core.management.base import BaseCommand
-
 from django.conf import settings
+from django.core.management.base import BaseCommand
 
 from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, scan_audio
 from fingerprint.services import identify_variants, sync_catalog_index

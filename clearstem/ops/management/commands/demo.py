@@ -8,6 +8,7 @@ happened: match, decision, stems with hashes, provenance verified.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -71,7 +72,7 @@ class Command(BaseCommand):
         label = Api(base, logins["label"]["token"])
         producer = Api(base, logins["producer"]["token"])
         recs = []
-        for (seed, title, artist, isrc), path in zip(CATALOG, files["catalog"]):
+        for (_seed, title, artist, isrc), path in zip(CATALOG, files["catalog"]):
             r = label.post("/recordings/", files={"file": path.open("rb")}, data={"title": title, "artist": artist, "isrc": isrc})
             recs.append(r)
         self.out(f"catalog: {len(recs)} recordings registered by {LABEL} ({', '.join(r['title'] for r in recs)})")
@@ -142,8 +143,8 @@ class Command(BaseCommand):
         if no_serve:
             server.shutdown()
             return
-        self.out("\nOpen http://127.0.0.1:%d/ and sign in as any of these (the platform user also has /admin/);"
-                 " API clients use the tokens:" % port)
+        self.out(f"\nOpen http://127.0.0.1:{port}/ and sign in as any of these (the platform user also has /admin/);"
+                 " API clients use the tokens:")
         for role, info in logins.items():
             self.out(f"  {role:<9} {info['email']:<24} password {info['password']}  token {info['token']}")
         self.out("Press Ctrl-C to stop.")
@@ -159,8 +160,6 @@ class Command(BaseCommand):
 
     def save_example(self, folder: Path, name: str, audio: bytes, bundle: dict, pub: dict) -> dict:
         """Leave a stem, its bundle and the public key on disk, and check a tampered copy."""
-        import json
-
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.wav").write_bytes(audio)
         (folder / f"{name}.provenance.json").write_text(json.dumps(bundle, indent=2))
