@@ -9,7 +9,7 @@ range) appends in O(log n) and yields the new perfect nodes to store.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 Coord = tuple[int, int]  # (level, index)
 Getter = Callable[[Coord], bytes]
@@ -185,7 +185,7 @@ class Frontier:
             raise ValueError("frontier does not match the tree size")
 
     @classmethod
-    def from_bytes(cls, size: int, blob: bytes) -> "Frontier":
+    def from_bytes(cls, size: int, blob: bytes) -> Frontier:
         return cls(size, [bytes(blob[i:i + 32]) for i in range(0, len(blob), 32)])
 
     def to_bytes(self) -> bytes:

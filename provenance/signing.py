@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -80,8 +81,6 @@ class Signer:
 def verify_envelope(envelope: dict, public_keys: dict[str, Ed25519PublicKey],
                     check_canonical: bool = True) -> tuple[dict, str]:
     """Return (payload, keyid) when one signature verifies with a known key; else raise."""
-    import json
-
     try:
         payload = base64.b64decode(envelope["payload"], validate=True)
         payload_type = envelope["payloadType"]

@@ -1,26 +1,58 @@
 """Offline verifier: `python -m provenance.verify STEM_FILE BUNDLE.json [--pubkey PEM]`.
 
-Needs no database and no Django. It checks, in order: the stem file's SHA-256 and size against
-the signed record; the record's Ed25519 signature; that the bundle's ledger entry carries this
-very record; the entry's RFC 9162 inclusion proof against the signed tree head; and the tree
-head's signature and C2SP checkpoint. With --pubkey the keys are ones you trust (from the
-platform's published keys); without it the bundle's embedded keys are used and the verdict
-says so.
+Needs no database and no Django: only the standard library, `cryptography` and `rfc8785` (with
+`checkpoint`, `merkle` and `signing` beside it), so it also ships alone as the `clearstem-verify`
+distribution (see verifier/). It runs these checks and reports each one (`Check`):
+
+- Record signature: the record's Ed25519 signature (DSSE envelope) by a known key;
+- Stem file: the file's SHA-256 and size against the record;
+- Ledger entry: the bundle's ledger entry carries this very record at this index;
+- Signed tree head: the tree head's signature, and its C2SP checkpoint says the same;
+- Inclusion proof: the entry's RFC 9162 inclusion proof leads to the signed root.
+
+With --pubkey the keys are ones you trust (from the platform's published keys); without it the
+bundle's embedded keys are used and the verdict says so. The auditor's page runs the same checks
+(`check_bundle`) with the platform's keys against the stored file.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sharedcore.hashing import file_sha256
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .checkpoint import checkpoint_body, verify_note, verify_tree_head
 from .merkle import ProofError, leaf_hash, verify_inclusion
 from .signing import SignatureError, key_id, load_public_pem, verify_envelope
+
+# the same module runs as `python -m provenance.verify` and as the `clearstem-verify` script
+PROG = "python -m provenance.verify" if __package__ == "provenance" else "clearstem-verify"
+
+RECORD, STEM_FILE, LEDGER_ENTRY, TREE_HEAD, INCLUSION = (
+    "Record signature", "Stem file", "Ledger entry", "Signed tree head", "Inclusion proof")
+
+
+@dataclass
+class Check:
+    """One link of the chain, checked: `detail` says what was found, for people; `problems`
+    are the failure lines the command prints (empty when the check passed)."""
+    name: str
+    ok: bool
+    detail: str
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def passed(cls, name: str, detail: str) -> Check:
+        return cls(name, True, detail)
+
+    @classmethod
+    def failed(cls, name: str, detail: str, *problems: str) -> Check:
+        return cls(name, False, detail, list(problems) or [detail])
 
 
 @dataclass
@@ -28,38 +60,97 @@ class Verdict:
     ok: bool
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    record: dict | None = None
+    record: dict | None = None  # the record, when its signature verified
+    checks: list[Check] = field(default_factory=list)
+    claimed_record: dict | None = None  # the record as the bundle states it, signed or not
+
+
+def file_sha256(path: Path) -> str:
+    # The product hashes files with sharedcore.hashing.file_sha256 (the same streaming SHA-256,
+    # hex). This module must not import the product, because it also ships alone; and
+    # hashlib.file_digest (3.11+) *is* that streaming loop, so calling it here duplicates
+    # nothing, where shipping sharedcore in the wheel would install a top-level `sharedcore`
+    # package that clashes with the product's own when both share an environment.
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def verify_bundle(stem_path: Path, bundle: dict, trusted_pems: list[str] | None = None) -> Verdict:
-    v = Verdict(ok=False)
+    """Check a stem file against its provenance bundle, with the keys you trust (PEMs) or,
+    failing those, the keys the bundle carries (the verdict then says so)."""
     if trusted_pems:
-        keys = [load_public_pem(p) for p in trusted_pems]
+        keys, note = [load_public_pem(p) for p in trusted_pems], None
     else:
         keys = [load_public_pem(p) for p in bundle.get("public_keys", {}).values()]
-        v.notes.append("public key taken from the bundle itself: pass --pubkey to check against a key you trust")
-    try:
-        record, kid = verify_envelope(bundle["envelope"], {key_id(k): k for k in keys})
-    except (SignatureError, KeyError) as exc:
-        v.problems.append(f"signature: {exc}")
-        return v
-    v.record = record
-    stem = record.get("stem", {})
-    actual = file_sha256(stem_path)
-    if actual != stem.get("sha256"):
-        v.problems.append(f"stem hash mismatch: file {actual}, record {stem.get('sha256')}")
-    if stem_path.stat().st_size != stem.get("size"):
-        v.problems.append(f"stem size mismatch: file {stem_path.stat().st_size}, record {stem.get('size')}")
-    if "ledger" in bundle:
-        v.problems.extend(check_ledger(bundle, {key_id(k): k for k in keys}, v))
-    else:
-        v.problems.append("the bundle carries no ledger inclusion proof")
-    v.notes.append(f"record signed by key {kid}")
-    v.ok = not v.problems
+        note = "public key taken from the bundle itself: pass --pubkey to check against a key you trust"
+    verdict = check_bundle(Path(stem_path), bundle, {key_id(k): k for k in keys})
+    if note:
+        verdict.notes.insert(0, note)
+    return verdict
+
+
+def check_bundle(stem_path: Path, bundle: dict, keys: dict[str, Ed25519PublicKey]) -> Verdict:
+    """Run every check of `bundle` against the file at `stem_path`, with `keys` (key id ->
+    public key) as the only keys trusted for the record and the tree head."""
+    v = Verdict(ok=False)
+    envelope = bundle.get("envelope")
+    record_check, v.record, kid = check_record(envelope, keys)
+    v.claimed_record = v.record if v.record is not None else unverified_payload(envelope)
+    v.checks.append(record_check)
+    v.checks.append(check_stem_file(stem_path, v.claimed_record))
+    v.checks.extend(check_ledger(bundle, keys, v.notes))
+    if kid:
+        v.notes.append(f"record signed by key {kid}")
+    v.problems = [p for c in v.checks for p in c.problems]
+    v.ok = all(c.ok for c in v.checks)
     return v
 
 
-def check_ledger(bundle: dict, keys: dict, v: Verdict) -> list[str]:
+def check_record(envelope, keys: dict[str, Ed25519PublicKey]) -> tuple[Check, dict | None, str | None]:
+    """The record's signature: (check, record, key id), the last two None when it fails."""
+    if envelope is None:
+        missing = "the bundle carries no signed record"
+        return Check.failed(RECORD, missing, f"signature: {missing}"), None, None
+    try:
+        record, kid = verify_envelope(envelope, keys)
+    except (SignatureError, KeyError, TypeError, ValueError) as exc:
+        return Check.failed(RECORD, str(exc), f"signature: {exc}"), None, None
+    return Check.passed(RECORD, f"Ed25519 signature by key {kid} verifies"), record, kid
+
+
+def unverified_payload(envelope) -> dict | None:
+    """What the envelope claims, signature unchecked (to go on checking the other links)."""
+    try:
+        payload = json.loads(base64.b64decode(envelope["payload"], validate=True))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def check_stem_file(stem_path: Path, record: dict | None) -> Check:
+    """The file's SHA-256 and size against the record (an unreadable file raises OSError)."""
+    if record is None:
+        return Check.failed(STEM_FILE, "the bundle has no readable record to compare the file with",
+                            "stem: the bundle has no readable record to compare the file with")
+    stem = record.get("stem") or {}
+    actual, size = file_sha256(stem_path), stem_path.stat().st_size
+    problems = []
+    if actual != stem.get("sha256"):
+        problems.append(f"stem hash mismatch: file {actual}, record {stem.get('sha256')}")
+    if size != stem.get("size"):
+        problems.append(f"stem size mismatch: file {size}, record {stem.get('size')}")
+    if problems:
+        return Check.failed(STEM_FILE, f"file SHA-256 {actual[:16]}… ({size} bytes) differs from the signed record",
+                            *problems)
+    return Check.passed(STEM_FILE, f"file SHA-256 {actual[:16]}… and size ({size} bytes) match the signed record")
+
+
+def check_ledger(bundle: dict, keys: dict[str, Ed25519PublicKey], notes: list[str]) -> list[Check]:
+    """The ledger links: the entry carries the record, the tree head is signed, the entry is in
+    that tree. A missing or malformed ledger section fails at the first link."""
+    if "ledger" not in bundle:
+        return [Check.failed(LEDGER_ENTRY, "the bundle carries no ledger entry",
+                             "the bundle carries no ledger inclusion proof")]
     try:
         ledger = bundle["ledger"]
         body = base64.b64decode(ledger["entry"], validate=True)
@@ -67,41 +158,59 @@ def check_ledger(bundle: dict, keys: dict, v: Verdict) -> list[str]:
         head = ledger["tree_head"]
         proof = [bytes.fromhex(p) for p in ledger["inclusion_proof"]]
         index, size, root = int(ledger["index"]), int(head["size"]), bytes.fromhex(head["root_hash"])
+        if not isinstance(entry, dict):
+            raise ValueError("the entry is not a JSON object")
     except (KeyError, TypeError, ValueError) as exc:
-        return [f"ledger: malformed bundle ({exc})"]
-    problems = []
-    if entry.get("envelope") != bundle["envelope"] or entry.get("index") != index:
-        problems.append("ledger: the entry does not carry this record at this index")
+        return [Check.failed(LEDGER_ENTRY, f"malformed bundle ({exc})", f"ledger: malformed bundle ({exc})")]
+    checks = []
+    if entry.get("envelope") == bundle.get("envelope") and entry.get("index") == index:
+        checks.append(Check.passed(LEDGER_ENTRY, f"entry {index} carries this signed record"))
+    else:
+        checks.append(Check.failed(LEDGER_ENTRY, f"entry {index} does not carry this signed record",
+                                   "ledger: the entry does not carry this record at this index"))
     try:
         verify_tree_head(head, keys)
         text = verify_note(head["checkpoint"], head["origin"], keys[head["key_id"]])
-        if text != checkpoint_body(head["origin"], size, root):
-            problems.append("ledger: the checkpoint does not match the tree head")
-    except (SignatureError, KeyError) as exc:
-        problems.append(f"ledger: tree head: {exc}")
+    except (SignatureError, KeyError, TypeError, ValueError) as exc:
+        checks.append(Check.failed(TREE_HEAD, str(exc), f"ledger: tree head: {exc}"))
+    else:
+        if text == checkpoint_body(head["origin"], size, root):
+            checks.append(Check.passed(TREE_HEAD, f"size {size}, signed by {head['key_id']}; checkpoint matches"))
+        else:
+            checks.append(Check.failed(TREE_HEAD, f"size {size}, signed by {head['key_id']}; checkpoint does not match",
+                                       "ledger: the checkpoint does not match the tree head"))
     try:
         verify_inclusion(index, size, leaf_hash(body), proof, root)
+        checks.append(Check.passed(INCLUSION, f"{len(proof)} hashes lead from entry {index} to root "
+                                              f"{root.hex()[:16]}… of the signed tree ({size} entries)"))
     except ProofError as exc:
-        problems.append(f"ledger: {exc}")
-    if not problems:
-        v.notes.append(f"ledger: entry {index} is included in the signed tree of size {size} "
-                       f"(root {root.hex()[:16]}…, {head['origin']})")
-    return problems
+        checks.append(Check.failed(INCLUSION, str(exc), f"ledger: {exc}"))
+    if all(c.ok for c in checks):
+        notes.append(f"ledger: entry {index} is included in the signed tree of size {size} "
+                     f"(root {root.hex()[:16]}…, {head['origin']})")
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provenance.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("stem_file", type=Path)
-    parser.add_argument("bundle", type=Path)
+    parser = argparse.ArgumentParser(prog=PROG, description="Check, offline, a ClearStem stem file against its "
+                                     "signed provenance record and the record's place in the ledger.")
+    parser.add_argument("stem_file", type=Path, help="the stem (e.g. vocals.wav)")
+    parser.add_argument("bundle", type=Path, help="its provenance bundle (e.g. vocals.provenance.json)")
     parser.add_argument("--pubkey", type=Path, action="append", help="trusted public key (PEM); repeatable")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list every check and what it found")
     args = parser.parse_args(argv)
     try:
         bundle = json.loads(args.bundle.read_text())
+        if not isinstance(bundle, dict):
+            raise ValueError(f"{args.bundle} is not a provenance bundle (a JSON object)")
         trusted = [p.read_text() for p in args.pubkey] if args.pubkey else None
         verdict = verify_bundle(args.stem_file, bundle, trusted)
     except (OSError, ValueError, SignatureError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    if args.verbose:
+        for check in verdict.checks:
+            print(f"check: {check.name}: {'ok' if check.ok else 'FAILED'} ({check.detail})")
     for note in verdict.notes:
         print(f"note: {note}")
     if verdict.ok:

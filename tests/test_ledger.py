@@ -15,7 +15,13 @@ from django.db import DatabaseError, connection, transaction
 from provenance import keys as key_module
 from provenance.keys import get_signer
 from provenance.ledger import (
-    current_tree_head, do_append_entry, do_record_event, inclusion_proof, ledger_size, root_at, verify_ledger,
+    current_tree_head,
+    do_append_entry,
+    do_record_event,
+    inclusion_proof,
+    ledger_size,
+    root_at,
+    verify_ledger,
 )
 from provenance.merkle import leaf_hash, verify_consistency, verify_inclusion
 from provenance.models import LedgerEntry, TreeHead

@@ -5,19 +5,17 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from sharedcore.errors import Conflict, DomainError, NotFound
+
 from .models import Organisation, User
-
-
-class OnboardingError(ValueError):
-    """Raised with a message a CLI or API can show as it is."""
 
 
 @transaction.atomic
 def do_create_org(slug: str, kind: str, name: str | None = None, verified: bool = False) -> Organisation:
     if kind not in Organisation.Kind.values:
-        raise OnboardingError(f"unknown organisation kind {kind!r}; use one of {Organisation.Kind.values}")
+        raise DomainError("invalid_kind", f"unknown organisation kind {kind!r}; use one of {Organisation.Kind.values}")
     if Organisation.objects.filter(slug=slug).exists():
-        raise OnboardingError(f"organisation {slug!r} already exists")
+        raise Conflict("organisation_exists", f"organisation {slug!r} already exists")
     return Organisation.objects.create(slug=slug, kind=kind, name=name or slug, verified=verified)
 
 
@@ -29,11 +27,11 @@ def do_create_user(
     try:
         org = Organisation.objects.get(slug=org_slug)
     except Organisation.DoesNotExist:
-        raise OnboardingError(f"no organisation {org_slug!r}") from None
+        raise NotFound("no_organisation", f"no organisation {org_slug!r}") from None
     if role not in User.Role.values:
-        raise OnboardingError(f"unknown role {role!r}; use one of {User.Role.values}")
+        raise DomainError("invalid_role", f"unknown role {role!r}; use one of {User.Role.values}")
     if User.objects.filter(username=email).exists():
-        raise OnboardingError(f"user {email!r} already exists")
+        raise Conflict("user_exists", f"user {email!r} already exists")
     user = User.objects.create_user(
         username=email, email=email, password=password, organisation=org, role=role,
         is_staff=org.kind == Organisation.Kind.PLATFORM,

@@ -1,5 +1,9 @@
 """Audit pages (platform organisations, read-only): find a stem by id or by the file itself,
-its chain checked live, ledger health, and the job monitor."""
+its chain checked live, ledger health, and the job monitor.
+
+A stem's chain is the offline verifier's checks (`provenance.audit.stem_chain`), then the links
+only the platform can show: each license version the job relied on (do its stored terms still
+hash to the digest the job recorded?) and the ownership attestation's signature."""
 from __future__ import annotations
 
 import uuid
@@ -11,13 +15,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
-from sharedcore.hashing import file_sha256
 from clearstem.jobs.models import Stem
 from clearstem.jobs.monitor import job_overview, queue_depths
 from clearstem.uploads.models import Upload
+from licensing.models import LicenseGrant
 from provenance import ledger
-from provenance.audit import stem_chain
+from provenance.audit import Chain, attestation_check, stem_chain
 from provenance.models import LedgerEntry, LedgerVerification
+from provenance.verify import Check
+from sharedcore.hashing import file_sha256
 
 from .. import present
 from .common import persona
@@ -32,6 +38,31 @@ def _health():
                                                 started_at__gte=timezone.now() - timedelta(hours=2)).first()
     return {"size": ledger.ledger_size(), "head": head, "head_dict": ledger.tree_head_dict(head), "last": last,
             "running": running}
+
+
+def license_checks(decision: dict | None) -> tuple[list[Check], list[dict]]:
+    """The license versions a job's decision relied on: a check each, and the grants as the
+    page shows them ({...recorded grant, "obj": the LicenseGrant or None, "digest_matches"})."""
+    checks, grants = [], []
+    for g in (decision or {}).get("grants", []):
+        grant = LicenseGrant.objects.filter(id=g["grant"]).select_related("licensor", "licensee_org").first()
+        matches = grant is not None and grant.terms().digest() == g.get("terms_digest")
+        grants.append({**g, "obj": grant, "digest_matches": matches})
+        name = f"License terms v{g['version']}"
+        checks.append(Check.passed(name, "the license version's terms still hash to the digest the job recorded")
+                      if matches else Check.failed(name, "the stored terms no longer match the recorded digest"))
+    return checks, grants
+
+
+def audit_chain(stem) -> tuple[Chain, list[dict]]:
+    """The stem's whole chain, checked now, and the license grants its job relied on."""
+    chain = stem_chain(stem)
+    job = stem.job
+    checks, grants = license_checks(job.decision)
+    chain.checks.extend(checks)
+    if job.attestation:
+        chain.checks.append(attestation_check(job.attestation))
+    return chain, grants
 
 
 @audit_page
@@ -68,10 +99,10 @@ def find(request):
 def stem_detail(request, stem_id):
     stem = get_object_or_404(Stem.objects.select_related("job__upload", "job__requested_by", "job__organisation",
                                                          "provenance__ledger_entry"), pk=stem_id)
-    chain = stem_chain(stem)
+    chain, grants = audit_chain(stem)
     job = stem.job
     return render(request, "web/audit/stem.html", {
-        "stem": stem, "job": job, "upload": job.upload, "chain": chain, "record": chain.record,
+        "stem": stem, "job": job, "upload": job.upload, "chain": chain, "record": chain.record, "grants": grants,
         "evidence": job.upload.identification, "explained": present.explain_decision(job),
         "matches": present.describe_matches(job.upload.identification.get("matches", [])),
         "siblings": job.stem_files.exclude(pk=stem.pk),

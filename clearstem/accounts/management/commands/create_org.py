@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from clearstem.accounts.services import OnboardingError, do_create_org
+from clearstem.accounts.services import do_create_org
+from sharedcore.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -15,6 +16,6 @@ class Command(BaseCommand):
     def handle(self, slug, kind, name, verified, **_):
         try:
             org = do_create_org(slug, kind, name, verified)
-        except OnboardingError as exc:
-            raise CommandError(str(exc)) from exc
+        except DomainError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from exc
         self.stdout.write(f"created {org.kind} organisation {org.slug!r}")

@@ -2,7 +2,8 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clearstem.accounts.services import OnboardingError, do_create_user
+from clearstem.accounts.services import do_create_user
+from sharedcore.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -24,6 +25,6 @@ class Command(BaseCommand):
             raise CommandError(f"environment variable {password_env} is empty or unset")
         try:
             user, key = do_create_user(email, org, role, password=password, with_token=token)
-        except OnboardingError as exc:
-            raise CommandError(str(exc)) from exc
+        except DomainError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from exc
         self.stdout.write(key if key else f"created user {user.username!r}")
