@@ -20,6 +20,7 @@ from clearstem.jobs.monitor import job_overview, queue_depths
 from clearstem.uploads.models import Upload
 from licensing.models import LicenseGrant
 from provenance import ledger
+from provenance.actors import verify_ledger
 from provenance.audit import Chain, attestation_check, stem_chain
 from provenance.models import LedgerEntry, LedgerVerification
 from provenance.verify import Check
@@ -122,8 +123,6 @@ def ledger_health(request):
 @require_POST
 def ledger_verify(request):
     """Start a full verification on a worker (it does not change the ledger)."""
-    from provenance.actors import verify_ledger
-
     if _health()["running"]:
         messages.info(request, "A full verification is already running.")
     else:
