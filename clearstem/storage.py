@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.files.storage import default_storage
 
-from sharedcore.media import KNOWN_EXTENSIONS
+from sharedcore.media import extension_for
 
 
 @contextlib.contextmanager
@@ -37,10 +37,7 @@ def delete_quietly(names) -> None:
             default_storage.delete(name)
 
 
-def storage_name(prefix: str, object_id, original_name: str, container: str) -> str:
-    """`prefix/<id>.<ext>`: the client's extension when it is a known audio one, else the
-    detected container's."""
-    ext = os.path.splitext(original_name)[1].lower()
-    if ext not in KNOWN_EXTENSIONS:
-        ext = f".{container}" if container.isalnum() else ".bin"
-    return f"{prefix}/{object_id}{ext}"
+def storage_name(prefix: str, object_id, container: str) -> str:
+    """`prefix/<id>.<ext>`, the extension from the container the decoder found, never from the
+    client's file name (a `.wav` that is really an MP3 is stored as `.mp3`)."""
+    return f"{prefix}/{object_id}{extension_for(container)}"

@@ -51,7 +51,7 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
     scan = scan_or_refuse(uploaded_file_path)
     rec_id = uuid.uuid4()
     with open(uploaded_file_path, "rb") as fh:
-        name = default_storage.save(storage_name("references", rec_id, original_name, scan.container), fh)
+        name = default_storage.save(storage_name("references", rec_id, scan.container), fh)
     try:
         with transaction.atomic():
             rec = Recording.objects.create(

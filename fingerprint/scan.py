@@ -147,13 +147,15 @@ SILENCE_DBFS = -70.0
 
 def check_identifiable(scan: AudioScan, min_seconds: float) -> None:
     """Refuse audio the matcher cannot judge: a gate that lets unidentifiable clips through
-    could be walked around by cutting a song into pieces shorter than the minimum match."""
-    if scan.peak_dbfs < SILENCE_DBFS:
-        raise AudioError("silent", f"the audio is silent (peak {scan.peak_dbfs:.0f} dBFS)")
+    could be walked around by cutting a song into pieces shorter than the minimum match.
+    Length first: a clip of a few samples has no measurable level at all, and "too short" is
+    what its sender needs to hear."""
     seconds = scan.fingerprint.size * ITEM_SECONDS
     if seconds < min_seconds:
         raise AudioError("too_short", f"{scan.duration_s:.1f} s of audio is too short to identify; "
                                       f"at least {min_seconds + 2.5:.0f} s are needed")
+    if scan.peak_dbfs < SILENCE_DBFS:
+        raise AudioError("silent", f"the audio is silent (peak {scan.peak_dbfs:.0f} dBFS)")
 
 
 def pack_variants(variants: list[tuple[float, np.ndarray]]) -> bytes:

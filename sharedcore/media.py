@@ -6,6 +6,14 @@ import av
 
 #: File name extensions of audio formats we accept (folders are scanned for these).
 KNOWN_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".m4a", ".aac", ".wma", ".webm"}
+#: FFmpeg's demuxer name (the first of its aliases) -> the extension files of that format carry.
+CONTAINER_EXTENSIONS = {"wav": ".wav", "flac": ".flac", "mp3": ".mp3", "ogg": ".ogg", "aiff": ".aiff", "mov": ".m4a",
+                        "aac": ".aac", "asf": ".wma", "matroska": ".webm", "webm": ".webm", "w64": ".w64"}
+
+
+def extension_for(container: str) -> str:
+    """The file extension for a detected container (".bin" for one we have no name for)."""
+    return CONTAINER_EXTENSIONS.get(container.split(",")[0].lower(), ".bin")
 
 
 def open_container(path):

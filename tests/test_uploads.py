@@ -92,3 +92,34 @@ def test_labels_cannot_upload_and_other_orgs_cannot_see(clients, audio_dir):
     unauth = clients["producer"].__class__()
     resp = unauth.get(f"/api/v1/uploads/{upload_id}/")
     assert resp.status_code == 401 and resp.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("samples", [1, 10])
+def test_a_few_loud_samples_are_too_short_not_silent(clients, tmp_path, samples, clean_media):
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / f"blip{samples}.wav"
+    sf.write(path, np.full((samples, 2), 0.8, np.float32), 44100, subtype="PCM_16")
+    r = upload_file(clients["producer"], path)
+    assert (r.status_code, r.json()["code"]) == (422, "too_short"), r.content
+    assert set(stored_files()) == clean_media
+
+
+def test_stored_extension_follows_the_detected_container(clients, tmp_path, audio_dir):
+    import av
+
+    mp3 = tmp_path / "really-an-mp3.wav"  # the client's name lies about the format
+    with av.open(str(audio_dir / "excerpt11.flac")) as src, av.open(str(mp3), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=44100)
+        for frame in src.decode(audio=0):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    r = upload_file(clients["producer"], mp3)
+    assert r.status_code == 201, r.content
+    upload = Upload.objects.get(pk=r.json()["id"])
+    assert upload.container == "mp3" and upload.file.name.endswith(".mp3")
+    assert upload.original_name == "really-an-mp3.wav"

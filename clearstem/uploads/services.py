@@ -34,7 +34,7 @@ def do_create_upload(user, uploaded_file) -> Upload:
     scan = scan_or_refuse(path, SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ())
     sha256 = getattr(uploaded_file, "sha256", None) or file_sha256(path)
     upload_id = uuid.uuid4()
-    name = default_storage.save(storage_name("uploads", upload_id, uploaded_file.name, scan.container), uploaded_file)
+    name = default_storage.save(storage_name("uploads", upload_id, scan.container), uploaded_file)
     try:
         with transaction.atomic():
             upload = Upload.objects.create(
