@@ -1,30 +1,32 @@
 from django.contrib import admin
 
+from clearstem.readonly_admin import ReadOnlyModelAdmin
+
 from .models import LicenseGrant, LicenseRequest, Recording, UsageEvent
 
 
 @admin.register(Recording)
-class RecordingAdmin(admin.ModelAdmin):
+class RecordingAdmin(ReadOnlyModelAdmin):
     list_display = ("title", "artist", "isrc", "rights_holder", "duration_s")
     search_fields = ("title", "artist", "isrc")
     list_filter = ("rights_holder",)
 
 
 @admin.register(LicenseGrant)
-class LicenseGrantAdmin(admin.ModelAdmin):
+class LicenseGrantAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "family", "version", "licensor", "licensee_org", "status", "valid_until")
     list_filter = ("status", "commercial")
     search_fields = ("id", "family")
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyModelAdmin):
     list_display = ("grant", "kind", "recording", "user", "created_at")
     list_filter = ("kind",)
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
 
 
 @admin.register(LicenseRequest)
-class LicenseRequestAdmin(admin.ModelAdmin):
+class LicenseRequestAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "requester_org", "rights_holder", "purpose", "status", "created_at")
     list_filter = ("status", "purpose")

@@ -45,15 +45,22 @@ def do_create_user(
     return user, token
 
 
-AUDITOR_VIEW_MODELS = ("ledgerentry", "treehead", "provenancerecord", "ledgerverification")
+#: What platform auditors may read in the Django admin, per app (read-only for everyone there:
+#: rights and provenance objects change only through their services).
+AUDITOR_VIEW_MODELS = {
+    "provenance": ("ledgerentry", "treehead", "provenancerecord", "ledgerverification"),
+    "licensing": ("licensegrant", "licenserequest", "recording", "usageevent"),
+    "jobs": ("job", "stem"),
+    "uploads": ("upload",),
+}
 
 
 def auditors_group():
-    """Platform users may read the provenance ledger in the Django admin (read-only: the
-    admin offers no add, change or delete on it for anyone)."""
+    """The group every platform user joins: view permissions on rights and provenance objects,
+    nothing else (no add, change or delete anywhere)."""
     group, _ = Group.objects.get_or_create(name="platform auditors")
-    perms = Permission.objects.filter(content_type__app_label="provenance",
-                                      codename__in=[f"view_{m}" for m in AUDITOR_VIEW_MODELS])
-    group.permissions.add(*perms)
+    for app_label, models in AUDITOR_VIEW_MODELS.items():
+        perms = Permission.objects.filter(content_type__app_label=app_label, codename__in=[f"view_{m}" for m in models])
+        group.permissions.add(*perms)
     return group
 

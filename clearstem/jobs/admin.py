@@ -1,17 +1,17 @@
 from django.contrib import admin
 
+from clearstem.readonly_admin import ReadOnlyInline, ReadOnlyModelAdmin
+
 from .models import Job, Stem
 
 
-class StemInline(admin.TabularInline):
+class StemInline(ReadOnlyInline):
     model = Stem
-    extra = 0
     readonly_fields = ("name", "sha256", "size", "format", "sample_rate", "bits_per_sample", "duration_s")
-    can_delete = False
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "organisation", "state", "progress", "error_code", "attempts", "created_at")
     list_filter = ("state", "model", "purpose")
     search_fields = ("id", "upload__sha256")
@@ -20,7 +20,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stem)
-class StemAdmin(admin.ModelAdmin):
+class StemAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "job", "name", "sha256", "created_at")
     search_fields = ("id", "sha256")
     readonly_fields = [f.name for f in Stem._meta.fields]

@@ -27,6 +27,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from clearstem.accounts.models import Organisation, User
+from clearstem.accounts.services import do_create_org, do_create_user
 from clearstem.synth import render_song
 from clearstem.worker import start_reconciler, start_worker
 from provenance.ledger import verify_ledger
@@ -143,7 +144,7 @@ class Command(BaseCommand):
         if no_serve:
             server.shutdown()
             return
-        self.out(f"\nOpen http://127.0.0.1:{port}/ and sign in as any of these (the platform user also has /admin/);"
+        self.out(f"\nOpen http://127.0.0.1:{port}/ and sign in as any of these (the platform user can also read /admin/);"
                  " API clients use the tokens:")
         for role, info in logins.items():
             self.out(f"  {role:<9} {info['email']:<24} password {info['password']}  token {info['token']}")
@@ -182,15 +183,16 @@ class Command(BaseCommand):
         }
         logins = {}
         for role, (slug, kind, name) in orgs.items():
-            org, _ = Organisation.objects.get_or_create(slug=slug, defaults={"kind": kind, "name": name, "verified": True})
+            if not Organisation.objects.filter(slug=slug).exists():
+                do_create_org(slug, kind, name, verified=True)
             email = f"{role}@demo.clearstem.test"
-            user = User.objects.filter(username=email).first() or User.objects.create_user(
-                username=email, email=email, organisation=org, role=User.Role.ADMIN)
             password = secrets.token_urlsafe(9)
-            user.set_password(password)
-            user.is_staff = True
-            user.is_superuser = kind == "platform"
-            user.save()
+            user = User.objects.filter(username=email).first()
+            if user is None:  # the same onboarding path as `create_user`: nobody is a superuser
+                user, _ = do_create_user(email, slug, User.Role.ADMIN, password=password)
+            else:  # a re-run prints fresh passwords
+                user.set_password(password)
+                user.save(update_fields=["password"])
             token, _ = Token.objects.get_or_create(user=user)
             logins[role] = {"email": email, "password": password, "token": token.key}
         return logins
