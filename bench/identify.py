@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from clearstem.synth import render_song  # noqa: E402
 from fingerprint.index import IndexStore, MultiIndex  # noqa: E402
-from fingerprint.matcher import MatchParams, identify as match  # noqa: E402
+from fingerprint.matcher import MatchParams  # noqa: E402
+from fingerprint.matcher import identify as match  # noqa: E402
 from fingerprint.scan import SPEED_VARIANTS, scan_audio  # noqa: E402
 
 SR = 44100

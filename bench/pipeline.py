@@ -13,13 +13,15 @@ import platform as std_platform
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
 from clearstem.synth import render_song
-from fingerprint.matcher import ReferenceIndex
+from fingerprint.index import MultiIndex
+from fingerprint.matcher import identify
 from fingerprint.scan import scan_audio
 from separation.registry import get_engine
 from separation.run import separate_file
@@ -34,13 +36,13 @@ def timed(fn, repeats):
     return statistics.median(times), out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser()
     p.add_argument("--songs", type=int, default=5)
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pipeline.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,14 +52,14 @@ def main() -> None:
             sf.write(path, render_song(500 + i, args.seconds).mixture.T, 44100, subtype="PCM_16")
             paths.append(path)
         scans = [scan_audio(p) for p in paths]
-        index = ReferenceIndex.build([(str(i), s.fingerprint) for i, s in enumerate(scans)])
+        index = MultiIndex.build([(i, s.fingerprint) for i, s in enumerate(scans)])
         engine = get_engine("dsp")
         for i, path in enumerate(paths):
-            t_scan, scan = timed(lambda: scan_audio(path), args.repeats)
-            t_query, matches = timed(lambda: index.query(scan.fingerprint), args.repeats)
-            t_sep, _ = timed(lambda: separate_file(engine, path, Path(tmp) / f"stems{i}"), args.repeats)
+            t_scan, scan = timed(partial(scan_audio, path), args.repeats)
+            t_query, matches = timed(partial(identify, index, scan.variants), args.repeats)
+            t_sep, _ = timed(partial(separate_file, engine, path, Path(tmp) / f"stems{i}"), args.repeats)
             rows.append({"song": i, "seconds": scan.duration_s, "scan_s": t_scan, "query_s": t_query,
-                         "separate_dsp_s": t_sep, "self_match": bool(matches and matches[0].key == str(i))})
+                         "separate_dsp_s": t_sep, "self_match": bool(matches and matches[0].key == i)})
     summary = {
         "machine": {"python": std_platform.python_version(), "torch_threads": torch.get_num_threads(),
                     "cpu": std_platform.processor() or std_platform.machine()},
@@ -80,6 +82,7 @@ def main() -> None:
     print(f"  dsp separation           : {m['dsp_x_realtime']:8.1f} × real time")
     print(f"  full-song self-match     : {summary['self_match_rate']:.0%}")
     print(f"results: {args.out}")
+    return summary
 
 
 if __name__ == "__main__":

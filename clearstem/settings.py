@@ -44,6 +44,7 @@ SECURE = env.bool("CLEARSTEM_SECURE", default=False)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE and env.bool("CLEARSTEM_SSL_REDIRECT", default=True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the network
 SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
@@ -185,7 +186,10 @@ CLEARSTEM_SEPARATION_DEVICE = env.str("CLEARSTEM_SEPARATION_DEVICE", default="au
 # Jobs: retries, leases and the reconciler that re-sends work a broker lost.
 CLEARSTEM_JOB_MAX_ATTEMPTS = env.int("CLEARSTEM_JOB_MAX_ATTEMPTS", default=3)
 CLEARSTEM_JOB_RESEND_AFTER_S = env.int("CLEARSTEM_JOB_RESEND_AFTER_S", default=120)
-CLEARSTEM_JOB_LEASE_S = env.int("CLEARSTEM_JOB_LEASE_S", default=600)
+# A separating worker beats every HEARTBEAT_S seconds (from its own thread, so model loading
+# and long chunks beat too); a job that missed HEARTBEAT_TIMEOUT_S is re-queued.
+CLEARSTEM_JOB_HEARTBEAT_S = env.float("CLEARSTEM_JOB_HEARTBEAT_S", default=10.0)
+CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S = env.int("CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S", default=60)
 
 # Provenance signing: a PEM file or variable in production; the embedded default creates a
 # dev key (mode 0600) on first use and says so.

@@ -53,7 +53,6 @@ def render_song(seed: int, seconds: float = 30.0, sample_rate: int = 44100) -> S
     degrees = [int(d) for d in rng.choice([0, 3, 4, 5, 1, 2], size=4, replace=True)]
     degrees[0] = 0
     stems = {s: np.zeros((2, n), np.float32) for s in STEMS}
-    t_all = np.arange(n) / sr
 
     def place(stem: str, start: float, sig: np.ndarray):
         i = int(start * sr)
@@ -154,11 +153,4 @@ def render_song(seed: int, seconds: float = 30.0, sample_rate: int = 44100) -> S
     gain = 0.89 / peak
     for s in STEMS:
         stems[s] = (stems[s] * gain).astype(np.float32)
-    del t_all
     return Song(seed=seed, sample_rate=sr, stems=stems)
-
-
-def write_wav(path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    import soundfile as sf
-
-    sf.write(str(path), np.asarray(audio).T, sample_rate, subtype=subtype)

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from clearstem import health
 from clearstem.api import views
 
 router = DefaultRouter()
@@ -14,6 +15,8 @@ router.register("licenses", views.LicenseViewSet, basename="license")
 router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/ledger/keys/", views.LedgerKeysView.as_view(), name="ledger-keys"),

@@ -10,9 +10,8 @@ import logging
 import threading
 
 import dramatiq
-from django.db import close_old_connections
 
-from clearstem.jobs.services import do_reconcile_jobs
+from clearstem.jobs.reconciler import run_reconciler
 
 log = logging.getLogger("clearstem.worker")
 ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors")
@@ -37,15 +36,5 @@ def start_worker(threads: int = 2) -> dramatiq.Worker:
 def start_reconciler(every_s: float = 60.0) -> threading.Event:
     """Run the reconciler every `every_s` seconds in a daemon thread; set the event to stop."""
     stop = threading.Event()
-
-    def loop():
-        while not stop.wait(every_s):
-            try:
-                do_reconcile_jobs()
-            except Exception:
-                log.exception("reconciler pass failed")
-            finally:
-                close_old_connections()
-
-    threading.Thread(target=loop, name="clearstem-reconciler", daemon=True).start()
+    threading.Thread(target=run_reconciler, args=(every_s, stop), name="clearstem-reconciler", daemon=True).start()
     return stop

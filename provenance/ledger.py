@@ -7,7 +7,6 @@ perfect-subtree hashes in one query; nothing loads the whole tree.
 """
 from __future__ import annotations
 
-import base64
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .checkpoint import sign_tree_head, verify_note, verify_tree_head
+from .checkpoint import STH_SCHEMA, sign_tree_head, verify_note, verify_tree_head
 from .keys import get_signer, verification_keys
-from .merkle import Frontier, ProofError, coords_needed, consistency_proof, inclusion_path, leaf_hash, root
+from .merkle import Frontier, ProofError, consistency_proof, coords_needed, inclusion_path, leaf_hash, root
 from .models import LedgerEntry, LedgerNode, LedgerState, TreeHead
 from .signing import SignatureError, canonical_bytes, load_public_pem, verify_envelope
 
@@ -142,8 +141,6 @@ def current_tree_head(covering: int | None = None) -> TreeHead:
 
 
 def tree_head_dict(head: TreeHead) -> dict:
-    from .checkpoint import STH_SCHEMA
-
     return {"schema": STH_SCHEMA, "origin": origin(), "size": head.size, "root_hash": bytes(head.root_hash).hex(),
             "timestamp": head.timestamp, "key_id": head.key_id, "signature": head.signature,
             "checkpoint": head.checkpoint}
@@ -265,10 +262,6 @@ def verify_ledger(batch: int = 5000, progress=None) -> LedgerReport:
 
 def proof_hex(proof: list[bytes]) -> list[str]:
     return [p.hex() for p in proof]
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 __all__ = ["LedgerCorrupt", "ProofError", "do_append_entry", "do_record_event", "inclusion_proof", "consistency",

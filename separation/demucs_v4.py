@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import demucs
 import torch
+import yaml
+from demucs.states import load_model
 
 from .apply import ChunkParams
 from .engine import ModelInfo
@@ -19,26 +22,20 @@ from .hdemucs import normalised_forward, pick_device, pick_precision
 
 
 def bag_spec(name: str) -> dict | None:
-    """The bag layout the `demucs` package ships (demucs/remote/<name>.yaml), if any."""
-    import ast
-
-    import demucs
-
+    """The bag layout the `demucs` package ships (demucs/remote/<name>.yaml), if any: its model
+    `signatures` in bag order and, when the bag has one, its per-model, per-stem `weights`.
+    Read with `yaml.safe_load`, as demucs.repo.BagOnlyRepo reads the same files."""
     path = Path(demucs.__file__).parent / "remote" / f"{name}.yaml"
     if not path.exists():
         return None
-    spec = {}
-    text = path.read_text()
-    models = text.split("models:", 1)[1].split("\n", 1)[0]
-    spec["signatures"] = ast.literal_eval(models.strip())
-    if "weights:" in text:
-        spec["weights"] = ast.literal_eval(text.split("weights:", 1)[1].strip().rstrip(","))
+    bag = yaml.safe_load(path.read_text()) or {}
+    spec = {"signatures": bag["models"]}
+    if bag.get("weights") is not None:
+        spec["weights"] = bag["weights"]
     return spec
 
 
 def load_package(path: Path) -> torch.nn.Module:
-    from demucs.states import load_model
-
     package = torch.load(path, map_location="cpu", weights_only=False)  # pinned by SHA-256 before this
     return load_model(package)
 

@@ -140,7 +140,7 @@ def test_cancel_during_separation_stops_between_chunks(clients, catalog, audio_d
     r = clients["producer"].post(f"/api/v1/jobs/{job.pk}/cancel/")
     assert r.status_code == 200 and r.json()["cancel_requested"] and r.json()["state"] == "separating"
     with pytest.raises(Cancelled):
-        _progress_reporter(job.pk)(0.5)
+        _progress_reporter(job.pk, 1)(0.5)
     # a cancel that arrives while the job is still queued is honoured when a worker claims it
     queued = do_process_job(make_job(clients, audio_dir).pk)
     Job.objects.filter(pk=queued.pk).update(cancel_requested=True)

@@ -4,14 +4,16 @@ reason (a revocation) survives the worker's own ending of the job."""
 from __future__ import annotations
 
 import ast
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from clearstem.jobs.lifecycle import IllegalTransition, transition
 from clearstem.jobs.models import Job
-from clearstem.jobs.separation import _claim, _end
+from clearstem.jobs.separation import Superseded, _claim, _end, _progress_reporter
 from clearstem.jobs.services import do_process_job, do_reconcile_jobs
 from tests.test_jobs import make_job
 
@@ -79,7 +81,25 @@ def test_revocation_mid_separation_ends_with_exactly_revoked(clients, catalog, a
     assert r.status_code == 200
     job = Job.objects.get(pk=job.pk)
     assert job.state == "separating" and job.cancel_requested and job.error_code == "revoked"
-    _end(job.pk, Job.State.CANCELLED, "cancelled", "cancelled during separation")  # the worker stops between chunks
+    _end(job.pk, job.attempts, Job.State.CANCELLED, "cancelled", "cancelled during separation")  # between chunks
     job = Job.objects.get(pk=job.pk)
     assert (job.state, job.error_code) == ("cancelled", "revoked")
     assert job.error_message == "the license was revoked"
+
+
+def test_a_worker_that_missed_its_heartbeat_is_fenced_off(clients, catalog, audio_dir, settings):
+    """The reconciler re-queues a job whose heartbeat is older than the timeout (a minute, not
+    the whole lease); if the first worker was only slow, its attempt stops and writes nothing."""
+    assert settings.CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S <= 60
+    job = do_process_job(make_job(clients, audio_dir).pk)
+    first = _claim(job.pk)
+    stale = timezone.now() - timedelta(seconds=settings.CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S + 1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    assert do_reconcile_jobs()["requeued"] == 1
+    second = _claim(job.pk)
+    assert (first.attempts, second.attempts) == (1, 2)
+    with pytest.raises(Superseded):
+        _progress_reporter(job.pk, first.attempts)(0.5)
+    _progress_reporter(job.pk, second.attempts)(0.5)  # the current attempt goes on
+    _end(job.pk, first.attempts, Job.State.FAILED, "separation_error", "late failure of the old attempt")
+    assert Job.objects.get(pk=job.pk).state == "separating"

@@ -38,7 +38,7 @@ def queue_depths() -> list[dict]:
 def job_overview(now=None) -> dict:
     now = now or timezone.now()
     day = now - timedelta(days=1)
-    lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_LEASE_S)
+    lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S)
     counts = dict.fromkeys([s for s, _ in Job.State.choices], 0)
     counts.update(dict(Job.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n")))
     recent = dict.fromkeys(counts, 0)

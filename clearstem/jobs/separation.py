@@ -1,16 +1,22 @@
 """Running a separation job: claim it, separate, then write the stems and their signed
-provenance atomically (no stem without its record; no half-written stem ever visible)."""
+provenance atomically (no stem without its record; no half-written stem ever visible).
+
+Each claim is one attempt (`Job.attempts`). While it runs, a thread beats every
+CLEARSTEM_JOB_HEARTBEAT_S seconds; a worker that dies stops beating and the reconciler
+re-queues the job after CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S. If the first worker was only slow, not
+dead, its attempt is fenced off: it writes nothing once the job belongs to a newer attempt."""
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from clearstem.storage import delete_quietly, local_path
@@ -32,6 +38,43 @@ class RetryableJobError(Exception):
     """A transient failure: the job went back to `queued` and the message should be retried."""
 
 
+class Superseded(Cancelled):
+    """This attempt no longer owns the job (it was re-queued and claimed again): stop, write
+    nothing, and leave the job to the newer attempt."""
+
+
+def _mine(job_id, attempt: int):
+    return Job.objects.filter(pk=job_id, state=Job.State.SEPARATING, attempts=attempt)
+
+
+class Heartbeat:
+    """Beat for one attempt from a thread of its own, so a long model load or a slow chunk
+    never looks like a dead worker. Database errors are logged and retried at the next beat."""
+
+    def __init__(self, job_id, attempt: int, every_s: float):
+        self.job_id, self.attempt, self.every_s = job_id, attempt, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    _mine(self.job_id, self.attempt).update(heartbeat_at=timezone.now())
+                except DatabaseError:
+                    log.warning("heartbeat of job %s failed; retrying in %.0f s", self.job_id, self.every_s)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def _claim(job_id) -> Job | None:
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -44,7 +87,7 @@ def _claim(job_id) -> Job | None:
     return Job.objects.select_related("upload", "requested_by", "organisation").get(pk=job_id)
 
 
-def _progress_reporter(job_id):
+def _progress_reporter(job_id, attempt: int):
     last = [0.0]
 
     def report(fraction: float) -> None:
@@ -52,20 +95,19 @@ def _progress_reporter(job_id):
         if now - last[0] < 0.5 and fraction < 1.0:
             return
         last[0] = now
-        Job.objects.filter(pk=job_id, state=Job.State.SEPARATING).update(
-            progress=min(max(fraction, 0.0), 0.99), heartbeat_at=timezone.now()
-        )
+        if not _mine(job_id, attempt).update(progress=min(max(fraction, 0.0), 0.99), heartbeat_at=timezone.now()):
+            raise Superseded()
         if Job.objects.filter(pk=job_id, cancel_requested=True).exists():
             raise Cancelled()
 
     return report
 
 
-def _end(job_id, state: str, code: str, message: str) -> None:
-    """End a job this worker was separating (unless something else already moved it)."""
+def _end(job_id, attempt: int, state: str, code: str, message: str) -> None:
+    """End the attempt this worker was running (unless something else already moved the job)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        if job.state == Job.State.SEPARATING:
+        if job.state == Job.State.SEPARATING and job.attempts == attempt:
             transition(job, state, code=code, message=message)
 
 
@@ -74,12 +116,15 @@ def do_separate_job(job_id) -> Job | None:
     if job is None:
         return None
     saved: list[str] = []
+    attempt = job.attempts
     try:
         rows = []
-        with tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp, local_path(job.upload.file.name) as src:
+        with (Heartbeat(job.pk, attempt, settings.CLEARSTEM_JOB_HEARTBEAT_S),
+              tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp,
+              local_path(job.upload.file.name) as src):
             outputs, model_info = separate_to_folder(job.model, src, Path(tmp), stems=list(job.stems),
                                                      source_bits=job.upload.bits_per_sample,
-                                                     progress=_progress_reporter(job.pk))
+                                                     progress=_progress_reporter(job.pk, attempt))
             for out in outputs:
                 with open(out.path, "rb") as fh:
                     stored = default_storage.save(f"stems/{job.pk}/{out.name}.{OUTPUT_FORMAT}", fh)
@@ -91,28 +136,33 @@ def do_separate_job(job_id) -> Job | None:
                 ))
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
-            if locked.state != Job.State.SEPARATING or locked.cancel_requested:
+            if locked.state != Job.State.SEPARATING or locked.attempts != attempt:
+                raise Superseded()
+            if locked.cancel_requested:
                 raise Cancelled()
             for row in rows:
                 row.save()
                 do_record_stem_provenance(job, row, model_info)
             transition(locked, Job.State.DONE)
         return locked
+    except Superseded:
+        delete_quietly(saved)
+        log.warning("job %s: attempt %s was superseded (re-queued meanwhile); it wrote nothing", job.pk, attempt)
     except Cancelled:
         delete_quietly(saved)
-        _end(job.pk, Job.State.CANCELLED, "cancelled", "cancelled during separation")
+        _end(job.pk, attempt, Job.State.CANCELLED, "cancelled", "cancelled during separation")
     except (ModelUnavailable, AudioReadError) as exc:
         delete_quietly(saved)
-        _end(job.pk, Job.State.FAILED, "model_unavailable" if isinstance(exc, ModelUnavailable) else "corrupt_audio",
+        _end(job.pk, attempt, Job.State.FAILED, "model_unavailable" if isinstance(exc, ModelUnavailable) else "corrupt_audio",
              str(exc))
     except Exception as exc:
         delete_quietly(saved)
         if is_out_of_memory(exc):  # even one chunk at a time did not fit: retrying will not help
-            _end(job.pk, Job.State.FAILED, "out_of_memory", f"the model does not fit on this worker's device: {exc}")
+            _end(job.pk, attempt, Job.State.FAILED, "out_of_memory", f"the model does not fit on this worker's device: {exc}")
             return None
         log.exception("separation of job %s failed (attempt %s)", job.pk, job.attempts)
         if job.attempts < settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
-            _end(job.pk, Job.State.QUEUED, "retrying", str(exc))
+            _end(job.pk, attempt, Job.State.QUEUED, "retrying", str(exc))
             raise RetryableJobError(str(exc)) from exc
-        _end(job.pk, Job.State.FAILED, "separation_error", str(exc))
+        _end(job.pk, attempt, Job.State.FAILED, "separation_error", str(exc))
     return None

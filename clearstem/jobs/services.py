@@ -161,14 +161,14 @@ def do_reconcile_jobs(now=None) -> dict:
 
     - received/identifying/cleared or queued longer than CLEARSTEM_JOB_RESEND_AFTER_S since the
       last message: send it again;
-    - separating with no heartbeat for CLEARSTEM_JOB_LEASE_S: the worker died; re-queue while
+    - separating with no heartbeat for CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S: the worker died; re-queue while
       attempts remain, else fail with `worker_lost`;
     - uploads whose identification message was lost: send it again (identification is
       idempotent, and a job's own processing would identify the upload anyway).
     """
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)
-    lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_LEASE_S)
+    lease = now - timedelta(seconds=settings.CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S)
     counts = {"resent_process": 0, "resent_separation": 0, "requeued": 0, "failed": 0, "resent_identify": 0}
     waiting = Job.objects.filter(state__in=["received", "identifying", "cleared"], dispatched_at__lt=stale)
     for job_id in waiting.values_list("id", flat=True):

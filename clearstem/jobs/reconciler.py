@@ -1,0 +1,47 @@
+"""The reconciler's loop, shared by `manage.py reconcile_jobs --every N` and the embedded
+default's thread. It must outlive the things it repairs: a database or broker outage is
+logged and retried with backoff (1, 2, 4 … seconds, at most the interval), never a reason to
+exit, since a job stuck `separating` waits for it."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import dramatiq.errors
+import redis.exceptions
+from django.db import DatabaseError, connections
+
+from .services import do_reconcile_jobs
+
+log = logging.getLogger("clearstem.reconciler")
+
+#: Outages a pass can meet: the database (OperationalError, InterfaceError are DatabaseErrors)
+#: or the broker going away.
+TRANSIENT = (DatabaseError, dramatiq.errors.BrokerConnectionError, redis.exceptions.ConnectionError,
+             redis.exceptions.TimeoutError)
+
+
+def run_reconciler(every_s: float, stop: threading.Event, report: Callable[[dict], None] | None = None) -> None:
+    """Reconcile every `every_s` seconds until `stop` is set."""
+    failures = 0
+    while True:
+        try:
+            counts = do_reconcile_jobs()
+            failures = 0
+            if report:
+                report(counts)
+        except TRANSIENT as exc:
+            failures += 1
+            log.warning("reconciler pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc,
+                        _backoff(failures, every_s))
+            connections.close_all()  # drop the broken connection; the next pass opens a new one
+        except Exception:  # a bug must not stop the repairs either; it is logged in full
+            failures += 1
+            log.exception("reconciler pass failed")
+        if stop.wait(_backoff(failures, every_s) if failures else every_s):
+            return
+
+
+def _backoff(failures: int, every_s: float) -> float:
+    return min(float(2 ** (failures - 1)), max(every_s, 1.0))

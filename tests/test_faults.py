@@ -1,0 +1,104 @@
+"""Faults as an operator meets them, on the real servers: PostgreSQL stops for a few seconds
+while `reconcile_jobs --every 1` runs (it survives), and the separation worker is killed with
+SIGKILL mid-job (the job is re-queued after the heartbeat timeout and ends `done`)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from django.db import connection
+
+from clearstem.jobs.models import Job
+from clearstem.jobs.services import do_process_job
+from tests import servers
+from tests.conftest import upload_file
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict:
+    """The test database (not the cluster's default one) for the subprocesses."""
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return {**os.environ, "DATABASE_URL": f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CLEARSTEM_JOB_HEARTBEAT_S": "1", "CLEARSTEM_JOB_HEARTBEAT_TIMEOUT_S": "5",
+            "CLEARSTEM_JOB_RESEND_AFTER_S": "3", "CLEARSTEM_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - the database may be restarting
+            connection.close()
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_reconciler_survives_a_database_outage_and_a_killed_worker_is_requeued(
+        transactional_db, clients, catalog, audio_dir, tmp_path):
+    song = sf.read(audio_dir / "song11.wav", always_2d=True)[0]
+    long_path = tmp_path / "long.wav"
+    sf.write(long_path, np.tile(song, (5, 1)), 44100, subtype="PCM_16")  # 2 minutes of a licensed song
+    up = upload_file(clients["producer"], long_path).json()
+    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals", "drums"],
+                                                    "purpose": "remix", "territory": "GB"}, format="json")
+    job_id = r.json()["id"]
+    assert do_process_job(job_id).state == "queued"  # the separation message is on Redis now
+
+    reconciler = _spawn(["reconcile_jobs", "--every", "1"], tmp_path / "reconciler.log")
+    worker = _spawn(["rundramatiq", "--queues", "separation", "--processes", "1", "--threads", "1"],
+                    tmp_path / "worker1.log")
+    second = None
+    try:
+        _wait(lambda: Job.objects.filter(pk=job_id, state="separating", progress__gt=0).exists(), 90,
+              "the first worker to make progress")
+        _kill(worker)
+        killed_at = time.monotonic()
+
+        postgres = servers._started[0]
+        postgres.stop()  # a database outage of a few seconds, while the reconciler keeps running
+        time.sleep(4)
+        postgres.start()
+        connection.close()
+        assert reconciler.poll() is None, (tmp_path / "reconciler.log").read_text()
+
+        second = _spawn(["rundramatiq", "--queues", "separation", "--processes", "1", "--threads", "1"],
+                        tmp_path / "worker2.log")
+        job = _wait(lambda: Job.objects.filter(pk=job_id, state__in=["done", "failed", "cancelled"]).first(), 120,
+                    "the job to end")
+        took = time.monotonic() - killed_at
+    finally:
+        for proc in (worker, second, reconciler):
+            if proc is not None:
+                _kill(proc)
+    log = (tmp_path / "reconciler.log").read_text()
+    assert job.state == "done", (job.state, job.error_code, job.error_message, log[-2000:])
+    assert took < 120
+    assert job.attempts == 2 and job.stem_files.count() == 2
+    assert "reconciler pass failed" in log and "retrying in" in log  # it met the outage and went on
+    assert "requeued=1" in log
+    print(f"killed worker -> done in {took:.1f} s")
