@@ -5,7 +5,6 @@ from django.core.management import call_command
 from django.test import Client
 
 
-
 def test_healthz_and_readyz(db):
     web = Client()
     r = web.get("/healthz")
