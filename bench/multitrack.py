@@ -1,5 +1,5 @@
 """A multitrack test set the bench builds itself: MIDI it composes per stem, rendered by
-FluidSynth with a General MIDI soundfont from Debian (fluid-soundfont-gm), mixture = sum.
+FluidSynth with a General MIDI soundfont from Debian (MuseScore General or TimGM6mb), mixture = sum.
 
 Not the held-out data (we never use the openttd-openmsx or simutrans-data packages).
 """
@@ -15,7 +15,9 @@ import mido
 import numpy as np
 import soundfile as sf
 
-SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
+# FluidR3_GM (Debian's fluid-soundfont-*) is reserved for the held-out evaluation and never used
+# here; these two are MIT (MuseScore General) and GPL-2 (TimGM6mb) licensed.
+SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 STEMS = ("vocals", "drums", "bass", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85)  # choir aahs, voice oohs, synth voice, lead voice
 BASS_PROGRAMS = (32, 33, 34, 38, 39)
@@ -24,9 +26,9 @@ OTHER_PROGRAMS = ((0, 48), (4, 49), (24, 50), (1, 89), (16, 48), (25, 91))  # (c
 
 def soundfont() -> str:
     for path in SOUNDFONTS:
-        if Path(path).exists():
+        if Path(path).exists() and "fluidr3" not in Path(path).resolve().name.lower():
             return path
-    raise SystemExit("no GM soundfont: apt-get install fluidsynth fluid-soundfont-gm")
+    raise SystemExit("no GM soundfont: apt-get install fluidsynth musescore-general-soundfont-small timgm6mb-soundfont")
 
 
 def _track(events, tempo, channel=0, program=None):
@@ -108,7 +110,7 @@ def render(mid: mido.MidiFile, rate: int, seconds: float, sf2: str) -> np.ndarra
 
 def build_set(folder: Path, songs: int, seconds: float, rate: int = 44100, seed0: int = 9000) -> list[dict]:
     if not shutil.which("fluidsynth"):
-        raise SystemExit("fluidsynth not found: apt-get install fluidsynth fluid-soundfont-gm")
+        raise SystemExit("fluidsynth not found: apt-get install fluidsynth musescore-general-soundfont-small")
     sf2 = soundfont()
     folder.mkdir(parents=True, exist_ok=True)
     out = []

@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.multitrack import STEMS, build_set  # noqa: E402
+from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
 from separation.registry import get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
 
@@ -118,7 +118,7 @@ def main() -> None:
     songs = build_set(tmp / "set", args.songs, args.seconds)
     results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
-               "set": {"songs": args.songs, "seconds": args.seconds, "source": "MIDI composed per stem, FluidSynth FluidR3_GM"},
+               "set": {"songs": args.songs, "seconds": args.seconds, "source": f"MIDI composed per stem, FluidSynth {Path(soundfont()).name}"},
                "engines": {}}
 
     base = {s: [] for s in STEMS}
