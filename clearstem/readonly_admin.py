@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 
-class ReadOnlyModelAdmin(admin.ModelAdmin):
+class ReadOnly:
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -16,18 +16,11 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+
+class ReadOnlyModelAdmin(ReadOnly, admin.ModelAdmin):
     def get_actions(self, request):
         return {}  # "delete selected" and friends would bypass the services too
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
