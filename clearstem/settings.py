@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -37,6 +38,8 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+if "localhost" not in ALLOWED_HOSTS:  # health probes from inside the container (compose)
+    ALLOWED_HOSTS.append("localhost")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # Behind TLS in production; the embedded default serves plain HTTP on loopback.
@@ -59,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -75,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first: JSON errors and request ids for everything under /api/, whoever fails
+    "clearstem.api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: turns a sign-in lockout into the lockout page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "clearstem.urls"
@@ -123,6 +131,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+# PostgreSQL runs with two roles (clearstem.ops.dbroles): DATABASE_URL is the runtime role (web,
+# workers, reconciler: no DDL, no rewriting of the ledger or of license terms); the owner's
+# DATABASE_OWNER_URL is set only where migrations run — `manage.py migrate` then connects as
+# the owner and grants the runtime role its privileges. SQLite (the embedded default) has no roles.
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
 
 # Files: a local folder by default, an S3-compatible bucket when configured. Web and GPU workers
 # run on different machines in production, so every file goes through this storage.
@@ -203,6 +216,11 @@ CLEARSTEM_VERIFY_KEY_FILES = env.list("CLEARSTEM_VERIFY_KEY_FILES", default=[])
 CLEARSTEM_LEDGER_ORIGIN = env.str("CLEARSTEM_LEDGER_ORIGIN", default="clearstem.local/provenance-ledger")
 # How stale the public tree head may be while the log grows (bundles always get a covering one).
 CLEARSTEM_TREE_HEAD_MAX_AGE_S = env.float("CLEARSTEM_TREE_HEAD_MAX_AGE_S", default=10.0)
+# Witnessed tree heads: every new signed checkpoint is also written, never overwritten, under
+# this prefix of the default storage (media folder or S3 bucket), and POSTed to each witness
+# URL when any are listed (off by default; failures are logged and retried by a worker).
+CLEARSTEM_CHECKPOINT_PREFIX = env.str("CLEARSTEM_CHECKPOINT_PREFIX", default="checkpoints")
+CLEARSTEM_WITNESS_URLS = env.list("CLEARSTEM_WITNESS_URLS", default=[])
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")
@@ -235,20 +253,74 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses of each operation (clearstem.api.schema)
+    "DEFAULT_SCHEMA_CLASS": "clearstem.api.schema.ApiSchema",
     "EXCEPTION_HANDLER": "clearstem.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "clearstem.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # JSON only: no HTML (browsable API) ever comes out under /api/
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, refusing control characters in every text value (clearstem.api.inputs)
+    "DEFAULT_PARSER_CLASSES": [
+        "clearstem.api.parsers.JSONParser",
+        "clearstem.api.parsers.FormParser",
+        "clearstem.api.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["clearstem.api.throttling.WriteRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
+# Limits of the API (README "Limits"): the largest page a list returns (larger `limit`s clamp),
+# and write rates per user and scope ("N/s|min|hour|day"; empty = unlimited), counted in the
+# cache below so every web process shares them.
+CLEARSTEM_API_MAX_PAGE_SIZE = env.int("CLEARSTEM_API_MAX_PAGE_SIZE", default=200)
+CLEARSTEM_THROTTLE_RATES = {
+    "uploads": env.str("CLEARSTEM_THROTTLE_UPLOADS", default="60/min"),
+    "jobs": env.str("CLEARSTEM_THROTTLE_JOBS", default="120/min"),
+    "license-requests": env.str("CLEARSTEM_THROTTLE_LICENSE_REQUESTS", default="60/min"),
+}
+# The cache (throttle counts): Redis when CLEARSTEM_CACHE_URL or the broker is set, else files
+# under the data dir, which every process of the embedded default shares.
+CLEARSTEM_CACHE_URL = env.str("CLEARSTEM_CACHE_URL", default="") or CLEARSTEM_BROKER_URL
+if CLEARSTEM_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CLEARSTEM_CACHE_URL, "KEY_PREFIX": "clearstem"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(DATA_DIR / "cache")}}
+
+# Sign-in throttling (django-axes, state in the database): after SIGNIN_FAILURE_LIMIT wrong
+# passwords for one account within SIGNIN_LOCKOUT_S seconds, or SIGNIN_IP_FAILURE_LIMIT from one
+# address over any accounts, sign-in is refused (the right password too) until those failures
+# are SIGNIN_LOCKOUT_S old; attempts refused meanwhile are not counted, so a lockout ends at
+# most SIGNIN_LOCKOUT_S after it began. Behind a reverse proxy, CLEARSTEM_TRUSTED_PROXY_COUNT says how many proxies
+# append to X-Forwarded-For (0: the client is REMOTE_ADDR, nothing a client sends is trusted).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "clearstem.accounts.signin.SignInLockoutHandler"
+AXES_FAILURE_LIMIT = env.int("CLEARSTEM_SIGNIN_FAILURE_LIMIT", default=5)
+CLEARSTEM_SIGNIN_IP_FAILURE_LIMIT = env.int("CLEARSTEM_SIGNIN_IP_FAILURE_LIMIT", default=50)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("CLEARSTEM_SIGNIN_LOCKOUT_S", default=15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False  # a success must not wipe an address's failures on other accounts
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # hammering cannot keep an account locked
+AXES_LOCKOUT_CALLABLE = "clearstem.web.views.common.signin_locked_out"
+if _proxies := env.int("CLEARSTEM_TRUSTED_PROXY_COUNT", default=0):
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = _proxies
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "ClearStem API",
     "DESCRIPTION": "Rights-aware stem separation with signed provenance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # request and response components apart (a grant's status: draft/active in, any out; files
+    # are binary in, absent out)
+    "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "PurposeEnum": "licensing.engine.PURPOSES",
         "StemEnum": "licensing.engine.STEM_CHOICES",
+        # a grant's status: any in responses, draft or active when creating one
+        "LicenseGrantStatusEnum": "licensing.models.LicenseGrant.Status",
+        "LicenseGrantInitialStatusEnum": ["draft", "active"],
     },
 }
 
@@ -264,8 +336,10 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s%(request_id)s: %(message)s"}},
+    # request_id: " [id]" for lines written while an API request runs (its X-Request-ID)
+    "filters": {"request_id": {"()": "clearstem.api.middleware.RequestIdLogFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("CLEARSTEM_LOG_LEVEL", default="WARNING")},
     "loggers": {"clearstem": {"level": env.str("CLEARSTEM_LOG_LEVEL", default="INFO")}},
 }

@@ -6,6 +6,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from sharedcore.errors import Conflict
+
 from .engine import Terms
 
 
@@ -109,6 +111,33 @@ class LicenseGrant(models.Model):
 
     def __str__(self) -> str:
         return f"grant {self.id} v{self.version} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            self._refuse_thawing(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+
+    def _refuse_thawing(self, update_fields) -> None:
+        """Terms are frozen for good once a version leaves draft: it never returns to draft and
+        its terms never change (amend instead). PostgreSQL's trigger refuses the same; this holds
+        the rule on SQLite too, and says so as a domain error rather than a database one."""
+        names = None if update_fields is None else set(update_fields)
+        fields = [f for f in self._meta.concrete_fields
+                  if (f.attname in TERM_FIELDS or f.name == "status") and (names is None or f.name in names
+                                                                            or f.attname in names)]
+        if not fields:
+            return
+        stored = (type(self)._base_manager.using(self._state.db).filter(pk=self.pk)
+                  .values("status", *[f.attname for f in fields]).first())
+        if stored is None or stored["status"] == self.Status.DRAFT:
+            return
+        for f in fields:
+            if f.name == "status":
+                if self.status == self.Status.DRAFT:
+                    raise Conflict("terms_frozen", "a license that left draft never returns to draft; amend it instead")
+            elif f.to_python(getattr(self, f.attname)) != f.to_python(stored[f.attname]):
+                raise Conflict("terms_frozen",
+                               f"license terms never change once out of draft ({f.name}); amend to create a new version")
 
     def terms(self, separations_used: int = 0, downloads_used: int = 0,
               user_separations_used: int = 0, user_downloads_used: int = 0) -> Terms:

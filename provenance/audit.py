@@ -16,8 +16,11 @@ from django.utils import timezone
 
 from clearstem.storage import local_path
 
+from .checkpoint import parse_checkpoint, verify_note
 from .keys import verification_keys
-from .ledger import verify_ledger
+from .ledger import LedgerCorrupt, consistency, root_at, verify_ledger
+from .ledger import origin as ledger_origin
+from .merkle import ProofError, verify_consistency
 from .models import LedgerVerification
 from .services import stem_bundle
 from .signing import SignatureError, load_public_pem, verify_envelope
@@ -68,11 +71,48 @@ def attestation_check(attestation: dict, keys: dict[str, Ed25519PublicKey] | Non
     return Check.passed(name, "the uploader's statement is signed by the platform")
 
 
-def do_verify_ledger(requested_by: str = "") -> LedgerVerification:
-    """Verify the whole ledger and keep the verdict (for the ledger health page)."""
+def check_against_checkpoint(note: str, size: int) -> str | None:
+    """Is the log of `size` entries (already verified in full) an extension of the log that an
+    earlier, published checkpoint committed to? The checkpoint's signature must verify with one
+    of the platform's keys, and an RFC 9162 consistency proof from its (size, root) to the
+    current root must hold: a rewrite of any entry it covers — hashes recomputed, tree heads
+    re-signed — cannot satisfy it. Returns the problem, or None."""
+    try:
+        origin, old_size, old_root = parse_checkpoint(note)
+    except SignatureError as exc:
+        return str(exc)
+    if origin != ledger_origin():
+        return f"the checkpoint is for log {origin!r}, not {ledger_origin()!r}"
+    problems = []
+    for key in platform_keys().values():
+        try:
+            verify_note(note, origin, key)
+            break
+        except (SignatureError, ValueError) as exc:
+            problems.append(str(exc))
+    else:
+        return f"the checkpoint's signature does not verify with the platform's keys ({problems[-1]})"
+    if old_size > size:
+        return f"the checkpoint commits to {old_size} entries but the log has {size}: entries were removed"
+    try:
+        verify_consistency(old_size, size, old_root, root_at(size), consistency(old_size, size))
+    except (ProofError, LedgerCorrupt) as exc:
+        return (f"the log is not an extension of the checkpoint at size {old_size}: some of its first {old_size} "
+                f"entries were rewritten or removed since it was published ({exc})")
+    return None
+
+
+def do_verify_ledger(requested_by: str = "", checkpoints=()) -> LedgerVerification:
+    """Verify the whole ledger and keep the verdict (for the ledger health page); then check it
+    against each (source, checkpoint text) in `checkpoints` (`verify_ledger --against`)."""
     run = LedgerVerification.objects.create(requested_by=requested_by[:150])
     try:
         report = verify_ledger()
+        if report.ok:
+            for source, note in checkpoints:
+                if (problem := check_against_checkpoint(note, report.size)):
+                    report.ok, report.problem = False, f"against checkpoint {source}: {problem}"
+                    break
     except Exception as exc:  # a crash is a verdict too: record it, then re-raise
         LedgerVerification.objects.filter(pk=run.pk).update(finished_at=timezone.now(), ok=False,
                                                             problem=f"verification crashed: {exc}")
@@ -81,5 +121,8 @@ def do_verify_ledger(requested_by: str = "") -> LedgerVerification:
         run.finished_at, run.ok, run.size = timezone.now(), report.ok, report.size
         run.heads_checked, run.first_bad_index = report.heads_checked, report.first_bad_index
         run.problem, run.elapsed_s = report.problem, report.elapsed_s
-        run.save()
+        run.save(update_fields=VERDICT_FIELDS)  # the runtime role may write only these columns
     return run
+
+
+VERDICT_FIELDS = ["finished_at", "ok", "size", "heads_checked", "first_bad_index", "problem", "elapsed_s"]

@@ -51,6 +51,24 @@ def checkpoint_body(origin: str, size: int, root: bytes) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
 
 
+def parse_checkpoint(note: str) -> tuple[str, int, bytes]:
+    """(origin, size, root hash) of a C2SP checkpoint (signed or not); its signatures are the
+    caller's to check (`verify_note`)."""
+    lines = note.partition("\n\n")[0].split("\n")
+    if len(lines) < 3:
+        raise SignatureError("malformed checkpoint: it needs an origin, a size and a root hash line")
+    origin, size, root_b64 = lines[:3]
+    if not size.isascii() or not size.isdigit() or (len(size) > 1 and size[0] == "0"):
+        raise SignatureError(f"malformed checkpoint: size {size!r} is not a decimal number")
+    try:
+        root = base64.b64decode(root_b64, validate=True)
+    except ValueError:
+        root = b""
+    if len(root) != 32:
+        raise SignatureError("malformed checkpoint: the root hash is not 32 base64-encoded bytes")
+    return origin, int(size), root
+
+
 def note_key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(name.encode() + b"\n" + b"\x01" + raw).digest()[:4]

@@ -19,6 +19,7 @@ from .checkpoint import STH_SCHEMA, sign_tree_head, verify_note, verify_tree_hea
 from .keys import get_signer, verification_keys
 from .merkle import Frontier, ProofError, consistency_proof, coords_needed, inclusion_path, leaf_hash, root
 from .models import LedgerEntry, LedgerNode, LedgerState, TreeHead
+from .publication import publish_on_commit
 from .signing import SignatureError, canonical_bytes, load_public_pem, verify_envelope
 
 ENTRY_SCHEMA = 1
@@ -132,10 +133,12 @@ def current_tree_head(covering: int | None = None) -> TreeHead:
     signed = sign_tree_head(get_signer().private_key, origin(), state.size, frontier.root(), int(time.time() * 1000))
     try:
         with transaction.atomic():
-            return TreeHead.objects.create(
+            head = TreeHead.objects.create(
                 size=state.size, root_hash=frontier.root(), timestamp=signed["timestamp"], key_id=signed["key_id"],
                 signature=signed["signature"], checkpoint=signed["checkpoint"],
             )
+            publish_on_commit(head)  # witnessed outside the database once it commits
+            return head
     except IntegrityError:  # another process signed this size first
         return TreeHead.objects.get(size=state.size)
 

@@ -9,6 +9,7 @@ import dramatiq
 import numpy as np
 import pytest
 import soundfile as sf
+from django.db.backends.postgresql.operations import DatabaseOperations as PgOperations
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -16,6 +17,19 @@ from clearstem.accounts.services import do_create_org, do_create_user
 from clearstem.synth import render_song
 
 SR = 44100
+
+_pg_sql_flush = PgOperations.sql_flush
+
+
+def _sql_flush_past_truncate_triggers(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """pytest-django empties every table between transactional tests with TRUNCATE, which the
+    BEFORE TRUNCATE triggers on the ledger and license tables refuse to every role. The test
+    cluster's superuser lets that one transaction past them (no trigger fires in replica mode)."""
+    sql = _pg_sql_flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    return ["SET LOCAL session_replication_role = replica", *sql] if sql else sql
+
+
+PgOperations.sql_flush = _sql_flush_past_truncate_triggers
 
 
 @pytest.fixture(scope="session")

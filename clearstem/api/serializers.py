@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clearstem.accounts.models import User
@@ -38,9 +39,131 @@ class StemSerializer(serializers.ModelSerializer):
         return f"/api/v1/stems/{obj.id}/provenance/"
 
 
+# --- shapes of JSON the services build (documentation for the schema; nothing is parsed) -----
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error of the API: a machine-readable code and a sentence for people."""
+
+    code = serializers.CharField(help_text="machine-readable, e.g. not_found, invalid, throttled")
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="per-field messages (code invalid)")
+    request_id = serializers.CharField(required=False, help_text="server errors: quote it when reporting")
+
+
+class DecisionReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    recording = serializers.CharField(required=False, help_text="the recording this reason is about")
+    grant = serializers.CharField(required=False)
+    title = serializers.CharField(required=False)
+    isrc = serializers.CharField(required=False, allow_null=True)
+    rights_holder = serializers.CharField(required=False, allow_null=True)
+
+
+class DecisionGrantSerializer(serializers.Serializer):
+    recording = serializers.CharField()
+    grant = serializers.CharField(help_text="the license family")
+    version = serializers.IntegerField()
+    terms_digest = serializers.CharField()
+
+
+class DecisionSerializer(serializers.Serializer):
+    """The rights decision: allowed or not, on what basis, every reason, the grants that allow
+    each identified recording, and the identification it rests on."""
+
+    allowed = serializers.BooleanField()
+    basis = serializers.ChoiceField(choices=["license", "attestation", "none"])
+    reasons = DecisionReasonSerializer(many=True)
+    grants = DecisionGrantSerializer(many=True)
+    matches = serializers.ListField(child=serializers.DictField(), help_text="identified recordings (evidence)")
+    identification_note = serializers.CharField(allow_null=True, required=False)
+
+
+class TreeHeadSerializer(serializers.Serializer):
+    schema = serializers.CharField()
+    origin = serializers.CharField()
+    size = serializers.IntegerField()
+    root_hash = serializers.CharField(help_text="hex")
+    timestamp = serializers.IntegerField(help_text="milliseconds since the Unix epoch")
+    key_id = serializers.CharField()
+    signature = serializers.CharField()
+    checkpoint = serializers.CharField(help_text="the same head as a C2SP checkpoint (signed note)")
+
+
+class ProvenanceLedgerSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    entry = serializers.CharField(help_text="the ledger entry's body, base64")
+    inclusion_proof = serializers.ListField(child=serializers.CharField(), help_text="hex hashes")
+    tree_head = TreeHeadSerializer()
+
+
+class ProvenanceBundleSerializer(serializers.Serializer):
+    """Everything needed to verify a stem offline (`clearstem-verify`)."""
+
+    bundle = serializers.CharField(help_text="bundle format, e.g. clearstem.provenance-bundle/v2")
+    stem_id = serializers.UUIDField()
+    envelope = serializers.DictField(help_text="the signed provenance record (DSSE envelope)")
+    ledger = ProvenanceLedgerSerializer()
+    public_keys = serializers.DictField(child=serializers.CharField(), help_text="key id → PEM")
+
+
+class LedgerKeySerializer(serializers.Serializer):
+    keyid = serializers.CharField()
+    pem = serializers.CharField()
+
+
+class LedgerKeysSerializer(serializers.Serializer):
+    keys = LedgerKeySerializer(many=True)
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField(), help_text="hex hashes")
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    size = serializers.IntegerField()
+    leaf_hash = serializers.CharField(help_text="hex")
+    proof = serializers.ListField(child=serializers.CharField(), help_text="hex hashes")
+
+
+class LedgerEntrySerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    kind = serializers.CharField()
+    subject = serializers.CharField()
+    leaf_hash = serializers.CharField(help_text="hex")
+    body = serializers.DictField()
+
+
+class LedgerEntriesSerializer(serializers.Serializer):
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    size = serializers.IntegerField(help_text="entries in the log now")
+    entries = LedgerEntrySerializer(many=True)
+
+
+class UsageRowsSerializer(serializers.Serializer):
+    results = serializers.ListField(child=serializers.DictField())
+
+
+@extend_schema_field(DecisionSerializer(allow_null=True))
+class DecisionField(serializers.JSONField):
+    """A job's stored decision, documented by DecisionSerializer."""
+
+
+@extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES)))
+class StemListField(serializers.JSONField):
+    """A job's requested stems (stored JSON)."""
+
+
+# --- resources --------------------------------------------------------------------------------
+
 class JobSerializer(serializers.ModelSerializer):
     stems = StemSerializer(source="stem_files", many=True, read_only=True)
-    requested_stems = serializers.JSONField(source="stems", read_only=True)
+    requested_stems = StemListField(source="stems", read_only=True)
+    decision = DecisionField(read_only=True)
     model_fidelity = serializers.SerializerMethodField()
 
     class Meta:
@@ -99,10 +222,18 @@ class RecordingCreateSerializer(serializers.Serializer):
     isrc = serializers.CharField(required=False, max_length=20, allow_blank=True)
 
 
+class GrantStatusField(serializers.ChoiceField):
+    """In: how a grant starts, draft or active. Out: its real status, any of LicenseGrant.Status
+    (the schema documents the two directions apart: clearstem.api.schema)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[LicenseGrant.Status.DRAFT, LicenseGrant.Status.ACTIVE], **kwargs)
+
+
 class LicenseGrantSerializer(serializers.ModelSerializer):
     recordings = serializers.PrimaryKeyRelatedField(many=True, queryset=Recording.objects.all(), allow_empty=False,
                                                     error_messages={"empty": "choose at least one recording"})
-    licensee_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    licensee_org = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     licensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     licensee = serializers.CharField(write_only=True, required=False, help_text="producer organisation slug")
     licensee_user = serializers.SlugRelatedField(
@@ -117,8 +248,7 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
     excluded_territories = CountryCodes(required=False)
     terms_digest = serializers.SerializerMethodField()
     remaining = serializers.SerializerMethodField()
-    status = serializers.ChoiceField(choices=["draft", "active"], default="active",
-                                     help_text="create as a draft, or active at once")
+    status = GrantStatusField(default="active", help_text="create as a draft, or active at once; then the grant's status")
 
     class Meta:
         model = LicenseGrant
@@ -174,7 +304,8 @@ class LicenseAmendSerializer(LicenseGrantSerializer):
 
 
 class LicenseRequestSerializer(serializers.ModelSerializer):
-    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requester = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                             help_text="the producer user who asked (their e-mail)")
     requester_org = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     rights_holder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 

@@ -7,10 +7,10 @@ import io
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,6 +35,11 @@ from provenance.services import stem_bundle
 from sharedcore.errors import DomainError, NotFound, PermissionDenied
 
 from . import serializers as s
+from .parsers import FormParser, JSONParser, MultiPartParser
+
+#: Responses of file uploads beyond the common errors (clearstem.api.schema): too large, not
+#: audio, audio that cannot be used.
+UPLOAD_ERRORS = {413: s.ErrorSerializer, 415: s.ErrorSerializer, 422: s.ErrorSerializer}
 
 
 def require_writer(user, kind: str) -> None:
@@ -51,11 +56,14 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
                     viewsets.GenericViewSet):
     serializer_class = s.UploadSerializer
     parser_classes = [MultiPartParser]
+    throttle_scope = "uploads"
 
     def get_queryset(self):
         return Upload.objects.none() if schema_generation(self) else scope.visible_uploads(self.request.user)
 
-    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                                    "required": ["file"]}},
+                   responses={201: s.UploadSerializer, **UPLOAD_ERRORS})
     def create(self, request, *args, **kwargs):
         require_writer(request.user, Organisation.Kind.PRODUCER)
         upload = do_create_upload(request.user, request.FILES.get("file"))
@@ -65,6 +73,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
 class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.JobSerializer
     parser_classes = [JSONParser, FormParser]
+    throttle_scope = "jobs"
 
     def get_queryset(self):
         if schema_generation(self):
@@ -117,6 +126,7 @@ class StemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return FileResponse(fh, as_attachment=True, filename=f"{stem.job_id}-{stem.name}.{stem.format}",
                             content_type="audio/wav" if stem.format == "wav" else "audio/flac")
 
+    @extend_schema(responses={200: s.ProvenanceBundleSerializer})
     @action(detail=True, methods=["get"])
     def provenance(self, request, pk=None):
         return Response(stem_bundle(self.get_object()))
@@ -126,11 +136,13 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = s.RecordingSerializer
     parser_classes = [MultiPartParser, JSONParser]
+    throttle_scope = "uploads"
 
     def get_queryset(self):
         return Recording.objects.none() if schema_generation(self) else scope.visible_recordings(self.request.user)
 
-    @extend_schema(request={"multipart/form-data": s.RecordingCreateSerializer}, responses={201: s.RecordingSerializer})
+    @extend_schema(request={"multipart/form-data": s.RecordingCreateSerializer},
+                   responses={201: s.RecordingSerializer, 200: s.RecordingSerializer, **UPLOAD_ERRORS})
     def create(self, request, *args, **kwargs):
         require_writer(request.user, Organisation.Kind.LABEL)
         body = s.RecordingCreateSerializer(data=request.data)
@@ -179,6 +191,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         current = self.request.query_params.get("current") in ("1", "true")
         return scope.visible_grants(self.request.user, current_only=current)
 
+    @extend_schema(parameters=[OpenApiParameter("current", bool, description="true: hide superseded versions")])
     def list(self, request, *args, **kwargs):
         """A page of grants; the licensee's caps left are counted for the whole page at once."""
         grants_page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -217,7 +230,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     def activate(self, request, pk=None):
         return self._label_action(grants.do_activate_grant)
 
-    @extend_schema(request=s.LicenseAmendSerializer)
+    @extend_schema(request=s.LicenseAmendSerializer, responses={201: s.LicenseGrantSerializer})
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         """A new version with the changed terms; the current one is superseded."""
@@ -243,7 +256,7 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     def revoke(self, request, pk=None):
         return self._label_action(grants.do_revoke_grant)
 
-    @extend_schema(responses={(200, "application/ld+json"): dict})
+    @extend_schema(responses={(200, "application/ld+json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def odrl(self, request, pk=None):
         """The grant as an ODRL 2.2 Agreement (JSON-LD)."""
@@ -253,7 +266,8 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
                       recordings=[{"id": str(r.id), "isrc": r.isrc} for r in grant.recordings.order_by("id")])
         return Response(doc, content_type="application/ld+json")
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.UsageRowsSerializer, (200, "text/csv"): OpenApiTypes.STR},
+                   parameters=[OpenApiParameter("export", str, enum=["csv"], description="csv: the rows as CSV")])
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         """Usage of this license version per recording; `?export=csv` for CSV."""
@@ -262,7 +276,8 @@ class LicenseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
             return csv_response(rows, f"license-{pk}-usage.csv")
         return Response({"results": rows})
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.UsageRowsSerializer, (200, "text/csv"): OpenApiTypes.STR},
+                   parameters=[OpenApiParameter("export", str, enum=["csv"], description="csv: the rows as CSV")])
     @action(detail=False, methods=["get"], url_path="usage-report")
     def usage_report(self, request):
         """Usage of every visible license per version and recording; `?export=csv` for CSV."""
@@ -278,6 +293,7 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     grant, possibly narrower — or denies with a reason; the producer sees the outcome."""
 
     serializer_class = s.LicenseRequestSerializer
+    throttle_scope = "license-requests"
 
     def get_queryset(self):
         if schema_generation(self):
@@ -337,22 +353,34 @@ class LedgerKeysView(APIView):
     permission_classes = []
     authentication_classes = []
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.LedgerKeysSerializer})
     def get(self, request):
         return Response({"keys": [{"keyid": k, "pem": pem} for k, pem in verification_keys().items()]})
+
+
+#: The largest value an integer query parameter may take (PostgreSQL's bigint).
+MAX_INT_PARAM = 2**63 - 1
 
 
 def _int_param(request, name: str, default: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None and default is not None:
         return default
+    if raw is None:
+        raise DomainError("invalid_range", f"query parameter {name!r} is required")
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except ValueError:
         raise DomainError("invalid_range", f"query parameter {name!r} must be an integer") from None
-    if value < 0:
-        raise DomainError("invalid_range", f"query parameter {name!r} must not be negative")
+    if not 0 <= value <= MAX_INT_PARAM:
+        raise DomainError("invalid_range", f"query parameter {name!r} must be between 0 and {MAX_INT_PARAM}")
     return value
+
+
+def _int_params(*specs: tuple[str, bool, str]) -> list[OpenApiParameter]:
+    """Schema of integer query parameters: (name, required, description)."""
+    return [OpenApiParameter(name, int, required=required, description=description)
+            for name, required, description in specs]
 
 
 class PublicLedgerView(APIView):
@@ -363,7 +391,7 @@ class PublicLedgerView(APIView):
 class LedgerTreeHeadView(PublicLedgerView):
     """The signed tree head for the log's current size."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.TreeHeadSerializer})
     def get(self, request):
         return Response(ledger.tree_head_dict(ledger.current_tree_head()))
 
@@ -379,7 +407,8 @@ class LedgerCheckpointView(PublicLedgerView):
 class LedgerConsistencyView(PublicLedgerView):
     """Consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.ConsistencyProofSerializer}, parameters=_int_params(
+        ("first", True, "the earlier tree size"), ("second", True, "the later tree size, at most the log's size")))
     def get(self, request):
         first, second = _int_param(request, "first"), _int_param(request, "second")
         size = ledger.ledger_size()
@@ -391,7 +420,8 @@ class LedgerConsistencyView(PublicLedgerView):
 class LedgerInclusionView(PublicLedgerView):
     """Inclusion proof of entry `index` in the tree of `size` entries (RFC 9162 §2.1.3)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.InclusionProofSerializer}, parameters=_int_params(
+        ("index", True, "the entry's index"), ("size", False, "the tree size (default: the log's size)")))
     def get(self, request):
         index, size = _int_param(request, "index"), _int_param(request, "size", ledger.ledger_size())
         if not index < size <= ledger.ledger_size():
@@ -409,15 +439,17 @@ class LedgerEntriesView(APIView):
 
     MAX = 1000
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: s.LedgerEntriesSerializer}, parameters=_int_params(
+        ("start", False, "the first index (default 0)"),
+        ("end", False, f"one past the last index (default start + 100; at most start + {MAX})")))
     def get(self, request):
         if not request.user.is_platform:
             raise PermissionDenied("permission_denied", "ledger entries are for platform auditors")
         start = _int_param(request, "start", 0)
-        end = _int_param(request, "end", start + 100)
+        end = _int_param(request, "end", min(start + 100, MAX_INT_PARAM))
         if end < start:
             raise DomainError("invalid_range", "end must not be before start")
-        end = min(end, start + self.MAX)
-        rows = LedgerEntry.objects.filter(index__gte=start, index__lt=end).order_by("index")
-        return Response({"start": start, "end": end, "size": ledger.ledger_size(),
-                         "entries": [ledger.entry_dict(e) for e in rows]})
+        size = ledger.ledger_size()
+        end = max(start, min(end, start + self.MAX, size))  # never past the log: no out-of-range SQL
+        rows = LedgerEntry.objects.filter(index__gte=start, index__lt=end).order_by("index") if end > start else []
+        return Response({"start": start, "end": end, "size": size, "entries": [ledger.entry_dict(e) for e in rows]})

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from functools import wraps
+from math import ceil
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -73,3 +76,20 @@ class SignInView(auth_views.LoginView):
 
 class SignOutView(auth_views.LogoutView):
     pass
+
+
+def signin_locked_out(request, response=None, credentials=None):
+    """django-axes' lockout answer (settings.AXES_LOCKOUT_CALLABLE): the sign-in page again,
+    saying that sign-in is locked and for how long; 429 with Retry-After. The same words for an
+    account that exists and one that does not."""
+    seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    minutes = max(1, ceil(seconds / 60))
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    form = AuthenticationForm(request, initial={"username": username})
+    locked_out = (f"Too many failed sign-in attempts: signing in to this account (or from your network) is "
+                  f"locked for up to {minutes} minute{'s' if minutes != 1 else ''}. Try again later, or ask an "
+                  f"admin of your organisation to reset your password.")
+    page = render(request, SignInView.template_name,
+                  {"form": form, "locked_out": locked_out, "next": request.POST.get("next", "")}, status=429)
+    page["Retry-After"] = str(seconds)
+    return page
