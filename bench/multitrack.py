@@ -15,8 +15,8 @@ import mido
 import numpy as np
 import soundfile as sf
 
-# FluidR3_GM (Debian's fluid-soundfont-*) is reserved for the held-out evaluation and never used
-# here; these two are MIT (MuseScore General) and GPL-2 (TimGM6mb) licensed.
+# Only these two (MIT: MuseScore General; GPL-2: TimGM6mb). The GM soundfont Debian's fluidsynth
+# recommends is reserved for the held-out evaluation and is never used here, not even as a fallback.
 SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 STEMS = ("vocals", "drums", "bass", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85)  # choir aahs, voice oohs, synth voice, lead voice
@@ -26,7 +26,7 @@ OTHER_PROGRAMS = ((0, 48), (4, 49), (24, 50), (1, 89), (16, 48), (25, 91))  # (c
 
 def soundfont() -> str:
     for path in SOUNDFONTS:
-        if Path(path).exists() and "fluidr3" not in Path(path).resolve().name.lower():
+        if Path(path).exists():
             return path
     raise SystemExit("no GM soundfont: apt-get install fluidsynth musescore-general-soundfont-small timgm6mb-soundfont")
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium fonts-liberation)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
-  DEBS+=(fluidsynth musescore-general-soundfont-small timgm6mb-soundfont)  # never FluidR3 (reserved)
+  DEBS+=(fluidsynth musescore-general-soundfont-small timgm6mb-soundfont)  # never the evaluation's reserved soundfont
   EXTRAS="test,bench"
 fi
 missing=()
