@@ -32,6 +32,7 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import grant_body
+from tests.test_e2e import Client as Api
 
 # schemathesis draws from `random` inside its strategies (seeded by Hypothesis)
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
@@ -92,18 +93,6 @@ def test_the_schema_says_what_the_api_does(clients):
     for path in ("/api/v1/uploads/", "/api/v1/jobs/", "/api/v1/license-requests/", "/api/v1/recordings/"):
         assert "429" in paths[path]["post"]["responses"], path
     assert {"413", "415", "422"} <= set(paths["/api/v1/uploads/"]["post"]["responses"])
-
-
-class Api:
-    def __init__(self, base: str, token: str):
-        self.base, self.s = base, requests.Session()
-        self.s.headers["Authorization"] = f"Token {token}"
-
-    def get(self, path, **kw):
-        return self.s.get(self.base + path, timeout=60, **kw)
-
-    def post(self, path, **kw):
-        return self.s.post(self.base + path, timeout=120, **kw)
 
 
 @pytest.fixture
