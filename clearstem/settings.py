@@ -190,6 +190,15 @@ CLEARSTEM_MATCH_MIN_NEAR_FRACTION = env.float("CLEARSTEM_MATCH_MIN_NEAR_FRACTION
 CLEARSTEM_MATCH_SPEED_VARIANTS = env.bool("CLEARSTEM_MATCH_SPEED_VARIANTS", default=True)
 # The catalog's persistent inverted index (one per machine; rebuilt from the database if lost).
 CLEARSTEM_INDEX_DIR = env.str("CLEARSTEM_INDEX_DIR", default=str(DATA_DIR / "fingerprint-index"))
+# Spectral-peak landmarks beside Chromaprint, for catalog songs inside mixtures (issue 17;
+# fingerprint.landmarks / fingerprint.fusion). A landmark match needs score >= MIN_SCORE;
+# candidates from REVIEW_SCORE up, and near-miss Chromaprint runs, send a job to review.
+CLEARSTEM_LANDMARKS = env.bool("CLEARSTEM_LANDMARKS", default=True)
+CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=str(DATA_DIR / "landmark-index"))
+CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.55)
+CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.30)
+# Chromaprint matches at the original speed scoring below this need landmark corroboration (0: off).
+CLEARSTEM_MATCH_CONFIRM_BELOW = env.float("CLEARSTEM_MATCH_CONFIRM_BELOW", default=0.0)
 
 # Separation
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))

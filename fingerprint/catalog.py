@@ -3,6 +3,9 @@ identification index knows them) and take them out again."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 
 from django.conf import settings
@@ -16,17 +19,20 @@ from licensing.models import Recording
 from sharedcore.errors import Conflict, DomainError, NotFound
 from sharedcore.hashing import file_sha256
 
+from .landmarks import PRINT_VERSION, pack_print, unpack_print
 from .models import ReferenceFingerprint
 from .scan import AudioScan, check_identifiable, scan_audio
-from .services import sync_catalog_index
+from .services import sync_indexes
 
 logger = logging.getLogger(__name__)
 
 
-def scan_or_refuse(path: str, speed_variants=()) -> AudioScan:
+def scan_or_refuse(path: str, speed_variants=(), landmarks: str | None = None) -> AudioScan:
     """Scan audio for identification, or raise AudioError (a DomainError): not audio, corrupt,
-    too long, and also silent or too short to identify (see fingerprint.scan.check_identifiable)."""
-    scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speed_variants)
+    too long, and also silent or too short to identify (see fingerprint.scan.check_identifiable).
+    `landmarks` ("reference" / "query") adds the landmark print when landmarks are enabled."""
+    scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speed_variants,
+                      landmarks=landmarks if settings.CLEARSTEM_LANDMARKS else None)
     check_identifiable(scan, settings.CLEARSTEM_MATCH_MIN_SECONDS)
     return scan
 
@@ -48,7 +54,7 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
         if existing.rights_holder_id != label_org.id:
             raise Conflict("isrc_taken", f"ISRC {isrc} is registered by another rights holder")
         return existing, False
-    scan = scan_or_refuse(uploaded_file_path)
+    scan = scan_or_refuse(uploaded_file_path, landmarks="reference")
     rec_id = uuid.uuid4()
     with open(uploaded_file_path, "rb") as fh:
         name = default_storage.save(storage_name("references", rec_id, scan.container), fh)
@@ -62,6 +68,7 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
             ReferenceFingerprint.objects.create(
                 recording=rec, items=scan.fingerprint.astype("<u4").tobytes(),
                 item_count=int(scan.fingerprint.size), algorithm=scan.fingerprint_algorithm,
+                landmarks=pack_print(*scan.landmarks) if scan.landmarks else b"",
             )
     except IntegrityError as exc:
         delete_quietly([name])
@@ -78,7 +85,7 @@ def _sync_index_quietly() -> None:
     """Update the catalog index right after a catalog change, so the next identification does
     not pay for it. A failure here only delays that: identification syncs before matching."""
     try:
-        sync_catalog_index()
+        sync_indexes()
     except Exception:  # noqa: BLE001 - logged; the index catches up on the next identification
         logger.exception("catalog index sync after a catalog change failed")
 
@@ -99,3 +106,36 @@ def do_remove_recording(label_org, recording_id) -> None:
         rec.delete()
         transaction.on_commit(lambda: delete_quietly([name]))
         transaction.on_commit(_sync_index_quietly)
+
+
+def _needs_landmarks(ref: ReferenceFingerprint) -> bool:
+    try:
+        return unpack_print(bytes(ref.landmarks))[0] != "reference"
+    except ValueError:  # none yet, or an older version
+        return True
+
+
+def do_backfill_landmarks(limit: int | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Compute the landmark print of every reference that lacks one (recordings registered
+    before landmarks, or prints of an older PRINT_VERSION) from its stored reference audio,
+    then update the landmark index. Returns (prints computed, [(recording id, error)])."""
+    done, failed = 0, []
+    todo = [r for r in ReferenceFingerprint.objects.select_related("recording").only(
+        "id", "landmarks", "recording__id", "recording__reference_audio").order_by("id") if _needs_landmarks(r)]
+    for ref in todo[:limit]:
+        name = ref.recording.reference_audio.name
+        try:
+            with default_storage.open(name, "rb") as src, tempfile.NamedTemporaryFile(
+                    suffix=os.path.splitext(name)[1]) as tmp:
+                shutil.copyfileobj(src, tmp)
+                tmp.flush()
+                scan = scan_audio(tmp.name, landmarks="reference")
+        except (OSError, DomainError) as exc:
+            failed.append((str(ref.recording.id), f"{getattr(exc, 'code', 'unreadable')}: {exc}"))
+            continue
+        ReferenceFingerprint.objects.filter(pk=ref.pk).update(landmarks=pack_print(*scan.landmarks))
+        done += 1
+    if done:
+        sync_indexes()
+    logger.info("landmark backfill (print version %s): %s computed, %s failed", PRINT_VERSION, done, len(failed))
+    return done, failed

@@ -97,7 +97,7 @@ class Segment:
     def refs(self, exclude: set[int]) -> list[tuple[int, np.ndarray]]:
         return [(int(k), self.items(int(k))) for k in self.keys if int(k) not in exclude]
 
-    def lookup(self, query: np.ndarray):
+    def lookup_local(self, query: np.ndarray):
         """Exact-value hits: (segment-local doc numbers, query positions, reference offsets)."""
         lo = np.searchsorted(self.values, query, side="left")
         hi = np.searchsorted(self.values, query, side="right")
@@ -114,7 +114,11 @@ class Segment:
 
 
 class MultiIndex:
-    """Segments minus tombstones, queried as one index (what the matcher sees)."""
+    """Segments minus tombstones, queried as one index (what the matcher sees).
+
+    Segments of any class with the same protocol as `Segment` (`keys`, `values`, `has`,
+    `lookup_local`, `refs`, `build`, `load`, `save`, `nbytes`): the landmark index
+    (`fingerprint.landmarks.LandmarkIndex`) is stored and merged by the same code."""
 
     def __init__(self, segments: list[Segment], tombstones: set[int] | None = None):
         self.segments = segments
@@ -125,8 +129,8 @@ class MultiIndex:
             self._dead.append(dead if dead.any() else None)
 
     @classmethod
-    def build(cls, refs: list[tuple[int, np.ndarray]]) -> MultiIndex:
-        return cls([Segment.build(refs)])
+    def build(cls, refs: list[tuple[int, np.ndarray]], segment_cls=Segment) -> MultiIndex:
+        return cls([segment_cls.build(refs)])
 
     def __len__(self) -> int:
         return sum(len(s) - (int(dead.sum()) if dead is not None else 0) for s, dead in zip(self.segments, self._dead))
@@ -140,17 +144,20 @@ class MultiIndex:
     def nbytes(self) -> int:
         return sum(s.nbytes() for s in self.segments)
 
-    def items(self, key: int) -> np.ndarray:
+    def segment_of(self, key: int):
         for seg in self.segments:
             if seg.has(key):
-                return seg.items(key)
+                return seg
         raise KeyError(key)
+
+    def items(self, key: int) -> np.ndarray:
+        return self.segment_of(key).items(key)
 
     def lookup(self, query: np.ndarray):
         """(recording keys, query positions, reference offsets) of every exact-value hit."""
         parts = []
         for seg, dead in zip(self.segments, self._dead):
-            doc, q, r = seg.lookup(query)
+            doc, q, r = seg.lookup_local(query)
             if dead is not None and doc.size:
                 alive = ~dead[doc]
                 doc, q, r = doc[alive], q[alive], r[alive]
@@ -164,7 +171,8 @@ class MultiIndex:
 class IndexStore:
     """A directory holding a MultiIndex on disk; see the module docstring."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, segment_cls=Segment):
+        self.segment_cls = segment_cls
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._manifest_stat = None
@@ -195,7 +203,7 @@ class IndexStore:
                 cache = {s.name: s for s in self._index.segments} if self._index else {}
                 segments = []
                 for name in manifest["segments"]:
-                    segments.append(cache.get(name) or Segment.load(self.path / name))
+                    segments.append(cache.get(name) or self.segment_cls.load(self.path / name))
                 tomb = manifest.get("tombstones")
                 tombstones = set(np.load(self.path / tomb).tolist()) if tomb else set()
             except FileNotFoundError:  # a compaction removed a file between manifest and open
@@ -221,15 +229,16 @@ class IndexStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def apply(self, add: list[tuple[int, np.ndarray]] = (), remove: set[int] = frozenset(), meta: dict | None = None):
-        """Add and remove recordings in one new generation (call under `write_lock`)."""
+    def apply(self, add: list[tuple] = (), remove: set[int] = frozenset(), meta: dict | None = None):
+        """Add and remove recordings in one new generation (call under `write_lock`); `add` holds
+        (key, payload) as the segment class builds them (Chromaprint items; landmark prints)."""
         manifest = self._read_manifest()
         gen = int(manifest["generation"]) + 1
         segments = list(manifest["segments"])
         tomb_name = manifest.get("tombstones")
         tombstones = set(np.load(self.path / tomb_name).tolist()) if tomb_name else set()
         present = self.index().keys() if (remove or add) else set()
-        add = [(int(k), items) for k, items in add if int(k) not in present]
+        add = [(int(k), *rest) for k, *rest in add if int(k) not in present]
         if add:
             segments.append(self._write_segment(gen, add))
         new_tomb = None
@@ -267,12 +276,12 @@ class IndexStore:
         tomb = manifest.get("tombstones") if tiered else None
         self._publish(gen, segments, tomb, manifest.get("meta", {}))
 
-    def _write_segment(self, gen: int, refs: list[tuple[int, np.ndarray]]) -> str:
+    def _write_segment(self, gen: int, refs: list[tuple]) -> str:
         """Build a segment in a temporary directory and rename it into place (never half-written)."""
         name = f"seg-{gen:08d}"
         tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
         shutil.rmtree(tmp)
-        Segment.build(refs).save(tmp)
+        self.segment_cls.build(refs).save(tmp)
         os.rename(tmp, self.path / name)
         return name
 

@@ -1,212 +1,309 @@
-"""Spectral-peak landmarks (Wang's Shazam / audfprint) for identification in mixtures.
+"""Spectral-peak landmarks (Wang's Shazam paper, audfprint) to find every catalog recording in a mixture.
 
-EXPERIMENTAL DRAFT (issue 17, slice 1, in progress): peak picking, pair hashing, an in-memory
-index and offset candidates, under measurement on bench/mixtures.py. Nothing in the product
-uses it yet: verification thresholds, the persisted index, decision fusion with Chromaprint
-and the review state are still to come. Speed changes stay Chromaprint's job."""
+Chromaprint (`fingerprint.scan` / `fingerprint.matcher`) describes the whole mixture with chroma
+features, so a second source changes every item. Spectral peaks survive mixing: the louder
+source keeps most of its peaks, a quieter one keeps its strongest partials wherever the other
+source leaves the time-frequency plane free. This module is the landmark core; Chromaprint keeps
+the speed-changed cases (its speed-variant grid covers ±3 %); landmarks are for mixtures and are
+not speed-invariant — a query more than ~0.5 % off speed will not align here.
+
+Plain numpy/scipy, no Django. Input is the PCM that `fingerprint.scan` already produces
+(11025 Hz mono s16), fed block by block in the same decoding pass.
+
+**Spectrogram.** Hann window of `N_FFT` = 1024 samples (93 ms, 10.8 Hz bins), hop `HOP` = 128
+samples (`FRAME_SECONDS` = 11.6 ms); bins 1..512 (10.8 Hz .. 5.5 kHz), log magnitude quantised to
+1/64 dB so every windowed sum is exact and streaming gives the same landmarks as one call.
+The fine frequency resolution is what separates the partials of two tonal songs: on the bench,
+moving from 512 to 1024 points lifted "a song 12 dB under another" from ~78 % to ~95 %.
+
+**Peaks** (the landmark constellation, reference and query alike): local maxima over ±8 frames
+(±93 ms) × ±8 bins (±86 Hz) that stand `contrast_db` (22 dB) above the mean level of their
+neighbourhood (±24 bins × ±16 frames: an adaptive per-band threshold) and lie within 60 dB of the
+loudest bin of the surrounding ±2 s. About 50–70 peaks/s on music. Each peak carries a *tonal*
+flag: its partial (bins f±1) stays within 10 dB for the next 7 frames (80 ms). Drum hits are not
+tonal; the flag matters for verification (below).
+
+**Hashes.** Each anchor peak is paired with the next peaks in time (1..63 frames = 0.73 s ahead,
+|Δf| ≤ 127 bins): the nearest `ref_fanout` (5) for references, `query_fanout` (10) for queries —
+denser queries keep a reference pair even when the other source adds peaks between its two
+peaks. Hash = f1 (9 bits) | Δf + 127 (8 bits) | Δt (6 bits): 23 bits, packed in a uint32 with the
+anchor frame as its time. Finer fields (more bits) split a partial that moves one bin between
+renders; coarser ones (fewer bits) multiply chance collisions at 100k recordings (the bench
+reports the measured value entropy and postings per query at scale).
+
+**Query peak map.** For verification the query also keeps a bitmap of its spectral maxima
+(local max over ±3 frames × ±2 bins, within 50 dB of the ±2 s maximum): 64 bytes per frame.
+
+**Matching** (`match_landmarks`): the caller's `lookup(hashes)` returns exact hits; per
+recording a histogram of (reference frame − query frame) offsets gives the best offset (±1
+frame) and its aligned hashes (candidates need `min_votes`). Each candidate is then *verified*
+on the constellation: the recording's tonal peaks, moved to the query's time at that offset,
+must land on spectral maxima of the query (±1 frame) far more often than they do at six shifted
+offsets (±1.5, 3, 4.6 s: the chance rate for this recording against this query — two pieces in
+the same key and instrumentation share many peaks at any offset). The query is cut into 2 s
+segments; the contiguous run of segments with the largest excess is the matched segment, and
+its excess over chance, as a z-score, is the evidence: score = 1 − exp(−z / 15). A recording is
+reported when score ≥ `min_score`, its aligned hashes number ≥ `min_votes` spread over ≥
+`min_vote_seconds` distinct seconds, and the matched segment lasts ≥ `min_seconds`. Only tonal
+peaks count: a drum pattern at the same tempo (same kit, same loop) lines up peaks of two
+unrelated songs for many seconds and would otherwise be a match. Every candidate recording is
+judged on its own, so every recording present in a mixture is reported, not only the loudest.
+"""
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import maximum_filter, maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 RATE = 11025
-N_FFT = 512
-N_BINS = 256
-Q = 64.0
-FLOOR = -1e6
+N_FFT = 1024
+HOP = 128
+N_BINS = N_FFT // 2
+#: Seconds per landmark frame (the unit of `times`).
+FRAME_SECONDS = HOP / RATE
+#: Log magnitudes are integers in 1/Q dB (exact sums; streaming == one call).
+Q = 64
+_FLOOR = -32768  # int16 1/Q dB below anything a signal gives (log of magnitude + 1 >= 0)
+#: Frames per peak-picking chunk and per FFT batch (fixed, so block sizes never matter).
+CHUNK = 512
+FFT_BATCH = 256
+MAP_BYTES = N_BINS // 8
+F_BITS, DF_BITS, DT_BITS = 9, 8, 6
+#: Packed reference peaks: frame << 10 | tonal << 9 | bin.
+PEAK_T_SHIFT, PEAK_TONAL_BIT = 10, 1 << 9
 
 
 @dataclass(frozen=True)
 class ExtractParams:
-    hop: int = 128
-    peak_dt: int = 8
-    peak_df: int = 4
-    bg_df: int = 12
-    bg_dt: int = 16
-    contrast_db: float = 22.0
-    range_db: float = 60.0
+    peak_dt: int = 8  # local maximum over ±peak_dt frames ...
+    peak_df: int = 8  # ... and ±peak_df bins
+    bg_dt: int = 16  # adaptive threshold: mean level over ±bg_dt frames ...
+    bg_df: int = 24  # ... and ±bg_df bins,
+    contrast_db: float = 22.0  # which a peak must exceed by this much
+    range_db: float = 60.0  # and within this of the loudest bin of ±range_dt frames
     range_dt: int = 172
-    max_per_frame: int = 0
-    persist: int = 0  # tonal: within persist_db for the next `persist` frames (bins f±1); 0 = off
-    persist_db: float = 10.0
-    tonal_frames: int = 7  # flag (not filter): peaks sustained this long are tonal
+    tonal_frames: int = 7  # tonal: bins f±1 stay within tonal_db for this many frames
     tonal_db: float = 10.0
-    # pairing
-    pair_dt_min: int = 1
-    pair_dt_max: int = 63
-    pair_df: int = 63
-    fanout: int = 8
-    f_bits: int = 8
-    df_bits: int = 7
-    dt_bits: int = 6
-    # query presence map
-    map_df: int = 2
-    map_dt: int = 0
-    map_contrast_db: float = 0.0
-    map_range_db: float = 50.0
+    pair_dt_max: int = 63  # target zone: 1..pair_dt_max frames ahead (DT_BITS)
+    pair_df: int = 127  # and |Δf| <= pair_df bins (DF_BITS)
+    ref_fanout: int = 5  # nearest targets per anchor in references
+    query_fanout: int = 10  # and in queries
+    map_dt: int = 3  # query peak map: local maximum over ±map_dt frames ...
+    map_df: int = 2  # ... and ±map_df bins,
+    map_range_db: float = 50.0  # within this of the loudest bin of ±range_dt frames
 
 
 DEFAULT = ExtractParams()
-CHUNK = 512
 
 
 class LandmarkExtractor:
-    def __init__(self, params: ExtractParams = DEFAULT, want_map: bool = True):
+    """Streaming landmark extraction: `feed` s16 (or float in [-1, 1]) mono PCM at 11025 Hz in
+    blocks of any size, then `finish()`. Memory: a few seconds of spectrogram plus the output.
+
+    kind="reference": hashes with `ref_fanout`, plus `peaks()` for verification.
+    kind="query": hashes with `query_fanout`, plus `peak_map()` for verification.
+    """
+
+    def __init__(self, kind: str = "query", params: ExtractParams = DEFAULT):
+        if kind not in ("query", "reference"):
+            raise ValueError(f"kind must be 'query' or 'reference', not {kind!r}")
+        self.kind = kind
         self.p = params
-        self.want_map = want_map
-        self._margin = max(params.peak_dt, params.bg_dt, params.range_dt, params.tonal_frames + 2) + 1
+        self._fanout = params.ref_fanout if kind == "reference" else params.query_fanout
+        self._m2 = max(params.peak_dt, params.bg_dt, params.map_dt, params.tonal_frames + 2) + 1
         self._window = np.hanning(N_FFT + 2)[1:-1].astype(np.float32)
         self._pending = np.empty(0, np.float32)
-        self._spec = np.empty((0, N_BINS), np.float32)
+        self._frames_out = 0  # frames whose spectrum is computed
+        self._spec = np.empty((0, N_BINS), np.int16)  # spectrum of frames [_spec0, _frames_out)
         self._spec0 = 0
-        self._n_frames = 0
-        self._next_chunk = 0
-        self._peak_t: list[np.ndarray] = []
-        self._peak_f: list[np.ndarray] = []
+        self._fmax = np.empty(0, np.int16)  # per-frame maximum of frames [_fmax0, _frames_out)
+        self._fmax0 = 0
+        self._next = 0  # first frame whose peaks are not picked yet
+        self._peaks: list[np.ndarray] = []
         self._map: list[np.ndarray] = []
-        self._tonal: list[np.ndarray] = []
-        self._pt = np.empty(0, np.int64)
+        self._pt = np.empty(0, np.int64)  # peaks still waiting for their pairing
         self._pf = np.empty(0, np.int64)
         self._hashes: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
-        self._finished = False
+        self._samples = 0
+        self._done = False
 
-    def feed(self, pcm: np.ndarray) -> None:
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, pcm) -> None:
+        if self._done:
+            raise RuntimeError("feed() after finish()")
         x = np.asarray(pcm)
-        x = x.astype(np.float32) if x.dtype == np.int16 else (np.asarray(x, np.float32) * 32768)
-        self._pending = np.concatenate([self._pending, x.reshape(-1)])
-        hop = self.p.hop
-        n = (self._pending.size - N_FFT) // hop + 1 if self._pending.size >= N_FFT else 0
-        if n <= 0:
-            return
-        frames = np.lib.stride_tricks.sliding_window_view(self._pending[: (n - 1) * hop + N_FFT], N_FFT)[::hop]
-        self._add_frames(frames)
-        self._pending = self._pending[n * hop:]
-        self._pick(final=False)
+        x = x.astype(np.float32) if x.dtype == np.int16 else np.asarray(x, np.float32) * 32768
+        x = x.reshape(-1)
+        self._samples += x.size
+        self._pending = np.concatenate([self._pending, x]) if self._pending.size else x.copy()
+        self._spectra(final=False)
 
-    def _add_frames(self, frames: np.ndarray) -> None:
-        mag = np.abs(np.fft.rfft(frames * self._window, axis=1))[:, 1:N_BINS + 1]
-        db = np.rint(20 * np.log10(mag + 1.0) * Q).astype(np.float32)
-        self._spec = np.concatenate([self._spec, db]) if self._spec.size else db
-        self._n_frames += frames.shape[0]
-
-    def finish(self):
-        if not self._finished:
-            if self._pending.size:
-                frame = np.zeros(N_FFT, np.float32)
-                frame[: self._pending.size] = self._pending
-                self._add_frames(frame[None])
-                self._pending = np.empty(0, np.float32)
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes uint32, anchor frames uint32), in anchor-time order."""
+        if not self._done:
+            if self._samples:  # the tail: zero padding so the last samples get a frame
+                self._pending = np.concatenate([self._pending, np.zeros(N_FFT - HOP, np.float32)])
+            self._spectra(final=True)
             self._pick(final=True)
-            self._finished = True
-        h = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint32)
-        t = np.concatenate(self._times) if self._times else np.empty(0, np.uint32)
-        return h, t
+            self._done = True
+        return _cat(self._hashes, np.uint32), _cat(self._times, np.uint32)
 
-    def peaks(self):
-        t = np.concatenate(self._peak_t) if self._peak_t else np.empty(0, np.int64)
-        f = np.concatenate(self._peak_f) if self._peak_f else np.empty(0, np.int64)
-        return t, f
+    @property
+    def frames(self) -> int:
+        return self._frames_out
 
-    def tonal(self):
-        return np.concatenate(self._tonal) if self._tonal else np.empty(0, bool)
+    def peaks(self) -> np.ndarray:
+        """The constellation (after `finish`): uint32 frame << 10 | tonal << 9 | bin."""
+        return _cat(self._peaks, np.uint32)
 
     def peak_map(self) -> np.ndarray:
-        """Packed bits, one row of 32 bytes per frame."""
-        return np.concatenate(self._map) if self._map else np.zeros((0, N_BINS // 8), np.uint8)
+        """The query's spectral maxima (after `finish`): uint8 [frames, 64], bits MSB-first per bin."""
+        return np.concatenate(self._map) if self._map else np.zeros((0, MAP_BYTES), np.uint8)
 
+    # -- spectrum ------------------------------------------------------------------------
+    def _spectra(self, final: bool) -> None:
+        """Spectra of the complete frames, FFT_BATCH at a time, each batch followed by the peak
+        picking it allows (so one huge `feed` keeps only seconds of spectrogram)."""
+        avail = (self._pending.size - N_FFT) // HOP + 1 if self._pending.size >= N_FFT else 0
+        used = 0
+        while avail >= FFT_BATCH or (final and avail > 0):
+            n = min(avail, FFT_BATCH)
+            chunk = self._pending[used: used + (n - 1) * HOP + N_FFT]
+            frames = np.lib.stride_tricks.sliding_window_view(chunk, N_FFT)[::HOP]
+            mag = np.abs(np.fft.rfft(frames * self._window, axis=1))[:, 1:N_BINS + 1]
+            db = np.rint(20 * Q * np.log10(mag + 1.0)).astype(np.int16)
+            self._spec = np.concatenate([self._spec, db])
+            self._fmax = np.concatenate([self._fmax, db.max(axis=1)])
+            self._frames_out += n
+            used += n * HOP
+            avail -= n
+            self._pick(final=False)
+        self._pending = self._pending[used:].copy() if used else self._pending
+
+    # -- peaks ---------------------------------------------------------------------------
     def _pick(self, final: bool) -> None:
-        m = self._margin
+        p, m2 = self.p, self._m2
+        need = max(m2, p.range_dt)
         while True:
-            c0 = self._next_chunk
+            c0 = self._next
             c1 = c0 + CHUNK
-            if not final and self._n_frames < c1 + m:
+            if not final and self._frames_out < c1 + need:
                 break
-            c1 = min(c1, self._n_frames)
+            c1 = min(c1, self._frames_out)
             if c1 <= c0:
                 break
-            lo = max(c0 - m, self._spec0)
-            hi = min(c1 + m, self._n_frames)
+            lo, hi = max(c0 - m2, 0), min(c1 + m2, self._frames_out)
             block = self._spec[lo - self._spec0: hi - self._spec0]
-            block = np.pad(block, ((m - (c0 - lo), m - (hi - c1)), (0, 0)), constant_values=FLOOR)
-            t, f, pmap = self._peaks_in(block, m, c1 - c0)
-            self._peak_t.append(t + c0)
-            self._peak_f.append(f)
-            self._tonal.append(self._last_tonal)
-            if pmap is not None:
+            block = np.pad(block, ((m2 - (c0 - lo), m2 - (hi - c1)), (0, 0)), constant_values=_FLOOR)
+            rlo, rhi = max(c0 - p.range_dt, 0), min(c1 + p.range_dt, self._frames_out)
+            fmax = self._fmax[rlo - self._fmax0: rhi - self._fmax0]
+            fmax = np.pad(fmax, (p.range_dt - (c0 - rlo), p.range_dt - (rhi - c1)), constant_values=_FLOOR)
+            loud = _running(fmax, p.range_dt, 0)[p.range_dt: p.range_dt + c1 - c0].astype(np.int32)
+            t, f, tonal, pmap = self._peaks_in(block, m2, c1 - c0, loud)
+            t += c0
+            if self.kind == "reference":
+                self._peaks.append((t.astype(np.uint32) << PEAK_T_SHIFT) | (tonal.astype(np.uint32) << 9)
+                                   | f.astype(np.uint32))
+            else:
                 self._map.append(pmap)
-            self._next_chunk = c1
-            keep_from = max(self._next_chunk - m, 0)
-            if keep_from > self._spec0:
-                self._spec = self._spec[keep_from - self._spec0:]
-                self._spec0 = keep_from
-            self._pair(t + c0, f, final=False)
+            self._next = c1
+            keep = max(c1 - m2, 0)
+            self._spec, self._spec0 = self._spec[keep - self._spec0:], keep
+            keep = max(c1 - p.range_dt, 0)
+            self._fmax, self._fmax0 = self._fmax[keep - self._fmax0:], keep
+            self._pair(t, f, final=False)
         if final:
             self._pair(np.empty(0, np.int64), np.empty(0, np.int64), final=True)
 
-    def _peaks_in(self, s: np.ndarray, m: int, n: int):
+    def _peaks_in(self, s: np.ndarray, m: int, n: int, loud: np.ndarray):
+        """Peaks of frames m..m+n of the padded block `s` (int16 1/Q dB; frames outside the
+        signal hold _FLOOR)."""
         p = self.p
         inner = slice(m, m + n)
         si = s[inner]
-        valid = s > FLOOR / 2
-        fmax = s.max(axis=1)
-        rng_max = maximum_filter1d(fmax, 2 * p.range_dt + 1, mode="nearest")[inner]
-        local = maximum_filter(s, size=(2 * p.peak_dt + 1, 2 * p.peak_df + 1), mode="nearest")
+        valid = s[:, 0] > _FLOOR
+        local = _running(_running(s, p.peak_df, 1), p.peak_dt, 0)
         cand = si >= local[inner]
-        sv = np.where(valid, s, 0.0).astype(np.float64)
-        bg = uniform_filter1d(uniform_filter1d(sv, 2 * p.bg_df + 1, axis=1, mode="nearest"),
-                              2 * p.bg_dt + 1, axis=0, mode="constant")
-        cnt = uniform_filter1d(valid.astype(np.float64), 2 * p.bg_dt + 1, axis=0, mode="constant")
-        bgm = bg[inner] / np.maximum(cnt[inner], 1e-9)
-        cand &= si >= bgm + p.contrast_db * Q
-        cand &= si >= (rng_max - p.range_db * Q)[:, None]
-        cand &= valid[inner]
-        if p.persist:
-            k = p.persist | 1
-            mf = maximum_filter1d(s, 3, axis=1, mode="nearest")
-            mm = minimum_filter1d(mf, k, axis=0, mode="nearest")
-            c = 1 + k // 2
-            fwd = mm[m + c: m + c + n]
-            cand &= fwd >= si - p.persist_db * Q
+        cand &= si >= (loud - p.range_db * Q)[:, None]
+        cand &= valid[inner, None]
+        # adaptive threshold: mean level of the neighbourhood (integer sums: exact)
+        sv = np.where(valid[:, None], s, 0)
+        total = _box_sum(_box_sum(sv, p.bg_df, 1), p.bg_dt, 0)[inner]
+        frames = _box_sum(valid.astype(np.int64), p.bg_dt, 0)[inner]
         t, f = np.nonzero(cand)
-        k = p.tonal_frames | 1
-        mf = maximum_filter1d(s, 3, axis=1, mode="nearest")
-        mm = minimum_filter1d(mf, k, axis=0, mode="nearest")
-        c = 1 + k // 2
-        fwd = mm[m + c: m + c + n]
-        self._last_tonal = fwd[t, f] >= si[t, f] - p.tonal_db * Q
-        pmap = None
-        if self.want_map:
-            if p.map_dt:
-                loc = si >= maximum_filter(s, size=(2 * p.map_dt + 1, 2 * p.map_df + 1), mode="nearest")[inner]
-            else:
-                loc = si >= maximum_filter1d(si, 2 * p.map_df + 1, axis=1, mode="nearest")
-            if p.map_contrast_db:
-                loc &= si >= bgm + p.map_contrast_db * Q
-            loc &= si > (rng_max - p.map_range_db * Q)[:, None]
-            loc &= valid[inner]
+        # level >= mean + contrast, in integers: level * count >= total + contrast * count
+        edge = np.minimum(f + p.bg_df, N_BINS - 1) - np.maximum(f - p.bg_df, 0) + 1  # bins in the band
+        cnt = frames[t] * edge
+        keep = si[t, f].astype(np.int64) * cnt >= total[t, f] + int(p.contrast_db * Q) * cnt
+        t, f = t[keep], f[keep]
+        tonal = pmap = None
+        if self.kind == "reference":
+            # tonal: the partial (bins f±1) holds within tonal_db over the next tonal_frames frames
+            k = p.tonal_frames | 1
+            ahead = _running(_running(s, 1, 1), k // 2, 0, np.minimum, np.iinfo(np.int16).max)
+            ahead = ahead[m + 1 + k // 2: m + 1 + k // 2 + n]
+            tonal = ahead[t, f].astype(np.int32) >= si[t, f].astype(np.int32) - int(p.tonal_db * Q)
+        else:
+            loc = si >= _running(_running(s, p.map_df, 1), p.map_dt, 0)[inner]
+            loc &= si >= (loud - p.map_range_db * Q)[:, None]
+            loc &= valid[inner, None]
             pmap = np.packbits(loc, axis=1)
-        return t.astype(np.int64), f.astype(np.int64), pmap
+        return t.astype(np.int64), f.astype(np.int64), tonal, pmap
 
-    def _pair(self, t, f, final: bool) -> None:
-        p = self.p
+    # -- pairs ---------------------------------------------------------------------------
+    def _pair(self, t: np.ndarray, f: np.ndarray, final: bool) -> None:
         pt = np.concatenate([self._pt, t])
         pf = np.concatenate([self._pf, f])
         if pt.size == 0:
             return
-        n_anchor = pt.size if final else int(np.searchsorted(pt, self._next_chunk - p.pair_dt_max, side="left"))
-        if n_anchor > 0:
-            h, at = pair_hashes(pt, pf, n_anchor, p)
+        # an anchor is paired once every peak within its target zone is known
+        n_anchor = pt.size if final else int(np.searchsorted(pt, self._next - self.p.pair_dt_max, side="left"))
+        if n_anchor:
+            h, at = _pair_hashes(pt, pf, n_anchor, self._fanout, self.p)
             self._hashes.append(h)
             self._times.append(at)
-        self._pt = pt[n_anchor:]
-        self._pf = pf[n_anchor:]
+        self._pt, self._pf = pt[n_anchor:], pf[n_anchor:]
 
 
-def pair_hashes(pt, pf, n_anchor, p: ExtractParams):
-    lo = np.searchsorted(pt, pt[:n_anchor] + p.pair_dt_min, side="left")
+def _running(x: np.ndarray, radius: int, axis: int, op=np.maximum, pad=_FLOOR) -> np.ndarray:
+    """op (max or min) over x[i - radius .. i + radius] along `axis`, ignoring positions outside
+    the array (pad must be neutral for op). Van Herk style by doubling: O(log radius) passes."""
+    if radius <= 0:
+        return x
+    x = np.moveaxis(x, axis, 0)
+    n = x.shape[0]
+    w = 2 * radius + 1
+    span = 1 << (w.bit_length() - 1)  # largest power of two <= w
+    padded = np.concatenate([np.full((radius,) + x.shape[1:], pad, x.dtype), x,
+                             np.full((radius,) + x.shape[1:], pad, x.dtype)])
+    y = padded  # y[j] = op(padded[j .. j + width - 1]) for the current width
+    width = 1
+    while width < span:
+        y = op(y[:-width], y[width:])
+        width *= 2
+    # window of w at i (padded index i .. i + w - 1) = op of two spans covering it
+    out = op(y[:n], y[w - span: w - span + n])
+    return np.moveaxis(out, 0, axis)
+
+
+def _box_sum(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Exact (integer) sums over ±radius along `axis`, positions outside the array count 0."""
+    x = np.moveaxis(x, axis, 0)
+    c = np.concatenate([np.zeros((1,) + x.shape[1:], np.int64), np.cumsum(x, axis=0, dtype=np.int64)])
+    n = x.shape[0]
+    hi = np.minimum(np.arange(n) + radius + 1, n)
+    lo = np.maximum(np.arange(n) - radius, 0)
+    return np.moveaxis(c[hi] - c[lo], 0, axis)
+
+
+def _pair_hashes(pt, pf, n_anchor: int, fanout: int, p: ExtractParams):
+    """Hashes of anchors 0..n_anchor-1 (peaks sorted by time, then bin) with their `fanout`
+    nearest targets (by time, then bin) in the zone 1..pair_dt_max frames, |Δf| <= pair_df."""
+    lo = np.searchsorted(pt, pt[:n_anchor] + 1, side="left")
     hi = np.searchsorted(pt, pt[:n_anchor] + p.pair_dt_max, side="right")
     counts = hi - lo
     a = np.repeat(np.arange(n_anchor), counts)
@@ -214,79 +311,354 @@ def pair_hashes(pt, pf, n_anchor, p: ExtractParams):
     df = pf[b] - pf[a]
     ok = np.abs(df) <= p.pair_df
     a, b, df = a[ok], b[ok], df[ok]
-    if p.fanout:
-        start = np.r_[0, np.flatnonzero(np.diff(a)) + 1] if a.size else np.empty(0, np.int64)
+    if a.size:
+        start = np.r_[0, np.flatnonzero(np.diff(a)) + 1]
         rank = np.arange(a.size) - np.repeat(start, np.diff(np.r_[start, a.size]))
-        keep = rank < p.fanout
+        keep = rank < fanout
         a, b, df = a[keep], b[keep], df[keep]
     dt = pt[b] - pt[a]
-    h = ((pf[a].astype(np.uint32) & ((1 << p.f_bits) - 1)) << (p.df_bits + p.dt_bits)) \
-        | (((df + p.pair_df).astype(np.uint32) & ((1 << p.df_bits) - 1)) << p.dt_bits) \
-        | (dt.astype(np.uint32) & ((1 << p.dt_bits) - 1))
-    return h.astype(np.uint32), pt[a].astype(np.uint32)
+    h = (pf[a].astype(np.uint32) << (DF_BITS + DT_BITS)) | ((df + p.pair_df).astype(np.uint32) << DT_BITS) \
+        | dt.astype(np.uint32)
+    return h, pt[a].astype(np.uint32)
 
 
-def landmarks(pcm, params: ExtractParams = DEFAULT):
-    ex = LandmarkExtractor(params, want_map=False)
+def _cat(parts, dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
+
+def landmarks(pcm, kind: str = "query", params: ExtractParams = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, times) of a whole PCM array in one call."""
+    ex = LandmarkExtractor(kind, params)
     ex.feed(pcm)
     return ex.finish()
 
 
-class LandmarkIndex:
-    MAX_POSTINGS = 5000
+def reference_print(pcm, params: ExtractParams = DEFAULT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What to persist per reference: (hashes, times, peaks)."""
+    ex = LandmarkExtractor("reference", params)
+    ex.feed(pcm)
+    h, t = ex.finish()
+    return h, t, ex.peaks()
 
-    def __init__(self, values, doc, time, keys):
-        self.values, self.doc, self.time, self.keys = values, doc, time, keys
+
+def query_print(pcm, params: ExtractParams = DEFAULT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a query needs for matching: (hashes, times, peak map)."""
+    ex = LandmarkExtractor("query", params)
+    ex.feed(pcm)
+    h, t = ex.finish()
+    return h, t, ex.peak_map()
+
+
+# -------------------------------------------------------------------------------------------
+# storage: one bytes value per print (the database keeps them; the index is rebuilt from them)
+# -------------------------------------------------------------------------------------------
+_MAGIC = b"CSLM"
+#: Bumped when extraction changes in a way that makes stored prints incomparable.
+PRINT_VERSION = 1
+_KINDS = ("reference", "query")
+
+
+def pack_print(kind: str, hashes: np.ndarray, times: np.ndarray, extra: np.ndarray) -> bytes:
+    """A reference print (extra = `peaks()`) or a query print (extra = `peak_map()`, stored
+    zlib-compressed: it is mostly zeros) as bytes, little-endian, with a version header."""
+    hashes, times = np.asarray(hashes, "<u4"), np.asarray(times, "<u4")
+    if kind == "reference":
+        body = np.asarray(extra, "<u4").tobytes()
+        count = int(np.asarray(extra).size)
+    else:
+        extra = np.asarray(extra, np.uint8).reshape(-1, MAP_BYTES)
+        body, count = zlib.compress(extra.tobytes(), 1), int(extra.shape[0])
+    head = _MAGIC + struct.pack("<BBII", PRINT_VERSION, _KINDS.index(kind), hashes.size, count)
+    return head + hashes.tobytes() + times.tobytes() + body
+
+
+def unpack_print(blob: bytes) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """(kind, hashes, times, peaks or peak map) of `pack_print` bytes; ValueError when they are
+    not a print of this version (the caller recomputes it from the audio)."""
+    blob = bytes(blob)
+    if len(blob) < 14 or blob[:4] != _MAGIC:
+        raise ValueError("not a landmark print")
+    version, kind, n, count = struct.unpack_from("<BBII", blob, 4)
+    if version != PRINT_VERSION or kind >= len(_KINDS):
+        raise ValueError(f"landmark print version {version} is not {PRINT_VERSION}")
+    pos = 14
+    hashes = np.frombuffer(blob, "<u4", n, pos).astype(np.uint32)
+    times = np.frombuffer(blob, "<u4", n, pos + 4 * n).astype(np.uint32)
+    rest = blob[pos + 8 * n:]
+    if _KINDS[kind] == "reference":
+        extra = np.frombuffer(rest, "<u4", count).astype(np.uint32)
+    else:
+        extra = np.frombuffer(zlib.decompress(rest), np.uint8).reshape(count, MAP_BYTES)
+    return _KINDS[kind], hashes, times, extra
+
+
+# -------------------------------------------------------------------------------------------
+# the index: an immutable segment, stored and merged by fingerprint.index.IndexStore
+# -------------------------------------------------------------------------------------------
+#: Hash values held more often than this (per segment) are skipped in lookups.
+MAX_POSTINGS = 4000
+
+
+class LandmarkIndex:
+    """One segment of the landmark index, in memory or memory-mapped from .npy files:
+    values (uint32, sorted) / doc (uint32) / time (uint32) are the inverted index, 12 bytes per
+    reference hash; keys (int64) per doc; peaks (uint32, per doc in order, 4 bytes per peak)
+    with peak_starts (int64, len(keys) + 1) for verification. `fingerprint.index.IndexStore`
+    (segment_cls=LandmarkIndex) persists, tombstones and merges them like the Chromaprint index."""
+
+    FILES = ("values", "doc", "time", "keys", "peaks", "peak_starts")
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        for name in self.FILES:
+            setattr(self, name, arrays[name])
+        self._pos = {int(k): i for i, k in enumerate(self.keys)}
+        self.name: str | None = None  # its directory, once saved
 
     @classmethod
-    def build(cls, refs):
-        keys = [k for k, _, _ in refs]
-        vals = [np.asarray(h, np.uint32) for _, h, _ in refs]
-        times = [np.asarray(t, np.uint32) for _, _, t in refs]
-        doc = np.concatenate([np.full(v.size, i, np.uint32) for i, v in enumerate(vals)])
-        values = np.concatenate(vals)
-        time = np.concatenate(times)
+    def build(cls, refs) -> LandmarkIndex:
+        """refs: [(int key, hashes, times, peaks)] — peaks from `reference_print`."""
+        keys = np.array([int(r[0]) for r in refs], np.int64)
+        hs = [np.asarray(r[1], np.uint32) for r in refs]
+        ts = [np.asarray(r[2], np.uint32) for r in refs]
+        pk = [np.asarray(r[3], np.uint32) if len(r) > 3 else np.empty(0, np.uint32) for r in refs]
+        doc = np.concatenate([np.full(h.size, i, np.uint32) for i, h in enumerate(hs)]) if refs else np.empty(0, np.uint32)
+        values, time = _cat(hs, np.uint32), _cat(ts, np.uint32)
         order = np.argsort(values, kind="stable")
-        return cls(values[order], doc[order], time[order], keys)
+        starts = np.r_[0, np.cumsum([p.size for p in pk])].astype(np.int64)
+        return cls({"values": values[order], "doc": doc[order], "time": time[order], "keys": keys,
+                    "peaks": _cat(pk, np.uint32), "peak_starts": starts})
 
-    def lookup(self, hashes):
+    # -- the segment protocol of fingerprint.index (persisted, merged, memory-mapped) --------
+    @classmethod
+    def load(cls, path) -> LandmarkIndex:
+        seg = cls({name: np.load(Path(path) / f"{name}.npy", mmap_mode="r") for name in cls.FILES})
+        seg.name = Path(path).name
+        return seg
+
+    def save(self, path) -> None:
+        Path(path).mkdir(parents=True)
+        for name in self.FILES:
+            np.save(Path(path) / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+
+    def has(self, key: int) -> bool:
+        return int(key) in self._pos
+
+    def refs(self, exclude: set[int]) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every recording's (key, hashes, times, peaks) except `exclude` (for merging segments);
+        hashes come back grouped per recording in time order, as `reference_print` made them."""
+        order = np.lexsort((np.asarray(self.time), np.asarray(self.doc)))
+        doc_sorted = np.asarray(self.doc)[order]
+        bounds = np.searchsorted(doc_sorted, np.arange(len(self) + 1))
+        out = []
+        for i, key in enumerate(self.keys.tolist()):
+            if key in exclude:
+                continue
+            sel = order[bounds[i]:bounds[i + 1]]
+            out.append((int(key), np.asarray(self.values)[sel], np.asarray(self.time)[sel], self.peaks_of(key)))
+        return out
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self.FILES)
+
+    def lookup_local(self, hashes: np.ndarray):
+        """(segment-local recording numbers, query positions, reference frames int64) of every
+        exact hit; hash values with more than MAX_POSTINGS postings are skipped."""
+        hashes = np.asarray(hashes, np.uint32)
         lo = np.searchsorted(self.values, hashes, side="left")
         hi = np.searchsorted(self.values, hashes, side="right")
         counts = hi - lo
-        keep = (counts > 0) & (counts <= self.MAX_POSTINGS)
+        keep = (counts > 0) & (counts <= MAX_POSTINGS)
         counts = counts[keep]
         q = np.repeat(np.flatnonzero(keep), counts)
-        first = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts)
-        post = first + np.arange(q.size)
-        return self.doc[post].astype(np.int64), q, self.time[post].astype(np.int64)
+        post = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts) + np.arange(q.size)
+        return np.asarray(self.doc[post]), q, np.asarray(self.time[post]).astype(np.int64)
+
+    def lookup(self, hashes: np.ndarray):
+        """(recording keys int64, query positions, reference frames int64) of every exact hit."""
+        doc, q, t = self.lookup_local(hashes)
+        return np.asarray(self.keys)[doc], q, t
+
+    def peaks_of(self, key: int) -> np.ndarray:
+        i = self._pos[int(key)]
+        return np.asarray(self.peaks[self.peak_starts[i]:self.peak_starts[i + 1]])
 
 
-def offset_candidates(lookup, q_hashes, q_times, tol=1, min_votes=4, top=32):
-    """[(doc, offset, votes, aligned query times, doc hits, bg per window)] best first."""
-    doc, qi, rt = lookup(q_hashes)
-    if doc.size == 0:
+# -------------------------------------------------------------------------------------------
+# matching
+# -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LandmarkParams:
+    """Decision thresholds (calibrated on the bench's calibration split; see bench/mixtures.py)."""
+
+    min_score: float = 0.55  # 1 - exp(-z / 15): z ≈ 12 over the chance rate of tonal peaks
+    min_votes: int = 4  # aligned hashes at the best offset (±1 frame)
+    min_vote_seconds: int = 2  # distinct seconds of the query holding aligned hashes
+    min_seconds: float = 4.0  # matched segment
+    top_candidates: int = 32  # recordings verified per query (by aligned hashes)
+    rejected: int = 10  # best rejected candidates returned as evidence
+    tol: int = 1  # offset tolerance in frames
+    segment_s: float = 2.0
+    z_scale: float = 15.0
+
+
+#: Offsets (frames) at which the chance rate of a candidate is measured: ±1.5, 3.1, 4.6 s.
+CHANCE_SHIFTS = (-397, -263, -131, 131, 263, 397)
+
+
+@dataclass(frozen=True)
+class LandmarkMatch:
+    key: int
+    votes: int  # aligned hashes at the best offset (distinct query frames)
+    votes_per_s: float  # over the span they occupy
+    vote_span_s: float
+    vote_seconds: int  # distinct seconds of the query holding aligned hashes
+    query_start_s: float  # the matched segment, in the query's time
+    query_end_s: float
+    ref_start_s: float
+    duration_s: float
+    presence: float  # share of the recording's tonal peaks found in the query over the segment
+    chance: float  # the same share at shifted offsets
+    peaks: int  # tonal reference peaks in the segment
+    z: float
+    score: float  # in [0, 1]
+    decided_by: str = "landmarks"
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "score": round(self.score, 4), "z": round(self.z, 2), "votes": self.votes,
+                "votes_per_s": round(self.votes_per_s, 2), "vote_span_s": round(self.vote_span_s, 2),
+                "vote_seconds": self.vote_seconds,
+                "query_start_s": round(self.query_start_s, 2), "query_end_s": round(self.query_end_s, 2),
+                "ref_start_s": round(self.ref_start_s, 2), "duration_s": round(self.duration_s, 2),
+                "presence": round(self.presence, 3), "chance": round(self.chance, 3), "peaks": self.peaks,
+                "decided_by": self.decided_by}
+
+
+def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = LandmarkParams(), *, peaks,
+                    query_map: np.ndarray) -> tuple[list[LandmarkMatch], list[LandmarkMatch]]:
+    """Every recording found in the query, best first, and the best rejected candidates.
+
+    `lookup(hashes) -> (int keys, query positions, reference frames)` (e.g.
+    `LandmarkIndex.lookup`); `peaks(key) -> packed reference peaks` (`LandmarkIndex.peaks_of`);
+    `query_map` is the query's `peak_map()`.
+    """
+    q_hashes = np.asarray(q_hashes, np.uint32)
+    q_times = np.asarray(q_times, np.int64)
+    query_map = np.asarray(query_map, np.uint8)
+    if q_hashes.size == 0 or query_map.shape[0] == 0:
+        return [], []
+    keys, qi, rt = lookup(q_hashes)
+    dmap = _dilate(query_map)
+    matches, rejected = [], []
+    for key, offset, votes, vtimes in _offset_candidates(np.asarray(keys, np.int64), q_times[qi],
+                                                         np.asarray(rt, np.int64), params):
+        c = _verify(int(key), offset, votes, vtimes, peaks(int(key)), dmap, params)
+        if c is None:
+            continue
+        ok = (c.score >= params.min_score and c.votes >= params.min_votes and c.duration_s >= params.min_seconds
+              and c.vote_seconds >= params.min_vote_seconds)
+        (matches if ok else rejected).append(c)
+    matches.sort(key=lambda m: (-m.score, m.key))
+    rejected.sort(key=lambda m: (-m.score, m.key))
+    return matches, rejected[: params.rejected]
+
+
+def _offset_candidates(keys, qt, rt, params: LandmarkParams):
+    """Per recording, the best offset (±tol frames) with at least min_votes aligned hashes;
+    the top_candidates recordings by votes, as (key, offset, votes, aligned query frames)."""
+    if keys.size == 0:
         return []
-    qt = np.asarray(q_times, np.int64)[qi]
+    ukeys, doc = np.unique(keys, return_inverse=True)
     off = rt - qt
-    omin = off.min()
-    code = doc * (1 << 32) + (off - omin)
-    u, c = np.unique(code, return_counts=True)
-    tot = c.astype(np.int64).copy()
-    for d in range(1, tol + 1):
-        for s in (-d, d):
-            j = np.clip(np.searchsorted(u, u + s), 0, u.size - 1)
-            tot += np.where(u[j] == u + s, c[j], 0)
-    udoc = u >> 32
-    order = np.lexsort((-tot, udoc))
-    first = np.r_[True, udoc[order][1:] != udoc[order][:-1]]
-    best = order[first]
-    best = best[tot[best] >= min_votes]
-    best = best[np.argsort(-tot[best], kind="stable")][:top]
-    hits = np.bincount(doc)
+    omin = int(off.min())
+    code = np.sort(doc.astype(np.int64) << 34 | (off - omin))
+    new = np.r_[True, code[1:] != code[:-1]]
+    uc = np.diff(np.r_[np.flatnonzero(new), code.size])
+    ucode = code[new]
+    total = uc.copy()
+    for s in range(-params.tol, params.tol + 1):  # the neighbouring offsets of the same recording
+        if s:
+            j = np.minimum(np.searchsorted(ucode, ucode + s), ucode.size - 1)
+            total += np.where(ucode[j] == ucode + s, uc[j], 0)
+    udoc = ucode >> 34
+    # best offset per recording (first of the highest total within each recording's run)
+    order = np.lexsort((-total, udoc))
+    first = order[np.r_[True, udoc[order][1:] != udoc[order][:-1]]]
+    first = first[total[first] >= params.min_votes]
+    first = first[np.argsort(-total[first], kind="stable")][: params.top_candidates]
+    if first.size == 0:
+        return []
+    best = np.full(ukeys.size, np.iinfo(np.int64).min // 2, np.int64)
+    best[udoc[first]] = (ucode[first] & ((1 << 34) - 1)) + omin
+    aligned = np.abs(off - best[doc]) <= params.tol
+    a_doc, a_qt = doc[aligned], qt[aligned]
+    o = np.lexsort((a_qt, a_doc))
+    a_doc, a_qt = a_doc[o], a_qt[o]
+    bounds = np.searchsorted(a_doc, udoc[first]), np.searchsorted(a_doc, udoc[first], side="right")
     out = []
-    for j in best:
-        d = int(udoc[j])
-        o = int(u[j] & 0xFFFFFFFF) + int(omin)
-        sel = (doc == d) & (np.abs(off - o) <= tol)
-        out.append((d, o, int(tot[j]), np.unique(qt[sel]), int(hits[d])))
+    for j, lo, hi in zip(first.tolist(), *bounds):
+        vt = np.unique(a_qt[lo:hi])
+        out.append((int(ukeys[udoc[j]]), int(best[udoc[j]]), int(vt.size), vt))
     return out
+
+
+def _dilate(query_map: np.ndarray) -> np.ndarray:
+    """Spectral maxima within ±1 frame (the frame grids of query and reference differ)."""
+    out = query_map.copy()
+    out[1:] |= query_map[:-1]
+    out[:-1] |= query_map[1:]
+    return out
+
+
+def _present(dmap: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Whether the (dilated) query map has a spectral maximum at frame t, bin f (t in range)."""
+    return ((dmap[t, f >> 3] >> (7 - (f & 7)).astype(np.uint8)) & 1).astype(bool)
+
+
+def _verify(key, offset, votes, vtimes, packed_peaks, dmap, params: LandmarkParams):
+    packed = np.asarray(packed_peaks, np.uint32)
+    packed = packed[(packed & PEAK_TONAL_BIT) != 0]
+    t_ref = (packed >> PEAK_T_SHIFT).astype(np.int64)
+    f = (packed & 0x1FF).astype(np.int64)
+    n_frames = dmap.shape[0]
+    tq = t_ref - offset
+    inside = (tq >= 0) & (tq < n_frames)
+    if inside.sum() < 8:
+        return None
+    tq, fi = tq[inside], f[inside]
+    hit = _present(dmap, tq, fi)
+    # chance: the same peaks at shifted offsets (all shifts in one lookup)
+    ts = (t_ref[None, :] - offset - np.array(CHANCE_SHIFTS)[:, None]).ravel()
+    fs = np.broadcast_to(f, (len(CHANCE_SHIFTS), f.size)).ravel()
+    ok = (ts >= 0) & (ts < n_frames)
+    chance = float(_present(dmap, ts[ok], fs[ok]).mean()) if ok.any() else 0.0
+    chance = min(max(chance, 0.02), 0.98)
+    # the run of 2 s query segments with the largest excess over chance (Kadane)
+    seg = max(1, int(round(params.segment_s / FRAME_SECONDS)))
+    sidx = tq // seg
+    n_seg = int(sidx.max()) + 1
+    n_per = np.bincount(sidx, minlength=n_seg).astype(np.float64)
+    h_per = np.bincount(sidx, weights=hit, minlength=n_seg)
+    excess = h_per - chance * n_per
+    best, cur, a, b, start = -np.inf, 0.0, 0, 0, 0
+    for i, e in enumerate(excess.tolist()):
+        if cur <= 0:
+            cur, start = e, i
+        else:
+            cur += e
+        if cur > best:
+            best, a, b = cur, start, i
+    n = float(n_per[a:b + 1].sum())
+    h = float(h_per[a:b + 1].sum())
+    z = (h - chance * n) / np.sqrt(n * chance * (1 - chance)) if n else 0.0
+    q0 = max(a * seg, int(tq.min()))
+    q1 = min((b + 1) * seg, n_frames)
+    span = (int(vtimes.max()) - int(vtimes.min())) * FRAME_SECONDS if vtimes.size else 0.0
+    return LandmarkMatch(
+        key=key, votes=votes, votes_per_s=votes / max(span, 1.0), vote_span_s=span,
+        vote_seconds=int(np.unique((vtimes * FRAME_SECONDS).astype(np.int64)).size),
+        query_start_s=q0 * FRAME_SECONDS, query_end_s=q1 * FRAME_SECONDS, ref_start_s=(q0 + offset) * FRAME_SECONDS,
+        duration_s=(q1 - q0) * FRAME_SECONDS, presence=h / n if n else 0.0, chance=chance, peaks=int(n),
+        z=float(z), score=float(1 - np.exp(-max(z, 0.0) / params.z_scale)))

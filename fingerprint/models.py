@@ -5,12 +5,17 @@ from django.db import models
 
 
 class ReferenceFingerprint(models.Model):
-    """The raw Chromaprint items of a catalog recording's reference audio (uint32 LE bytes)."""
+    """A catalog recording's reference prints: the raw Chromaprint items (uint32 LE bytes) and
+    the spectral-peak landmark print. The identification indexes are caches of these rows."""
 
     recording = models.OneToOneField("licensing.Recording", on_delete=models.CASCADE, related_name="fingerprint")
     items = models.BinaryField()
     item_count = models.PositiveIntegerField()
     algorithm = models.PositiveSmallIntegerField(default=1)
+    landmarks = models.BinaryField(
+        default=b"", blank=True,
+        help_text="the landmark print (fingerprint.landmarks.pack_print, kind reference); empty until computed",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def as_array(self) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""One decoding pass per audio file: probe facts, integrity check and Chromaprint fingerprint.
+"""One decoding pass per audio file: probe facts, integrity check, Chromaprint fingerprint and
+(when asked) the spectral-peak landmark print (`fingerprint.landmarks`) from the same PCM.
 
 Uploads can be an hour long, so the file is decoded once, packet by packet (never whole in
 memory), resampled to 11025 Hz mono s16 and fed to libchromaprint as it goes — the same input
@@ -26,6 +27,8 @@ import soundfile as sf
 
 from sharedcore.errors import DomainError
 from sharedcore.media import open_container
+
+from .landmarks import LandmarkExtractor
 
 FP_RATE = 11025
 #: Chromaprint's hop: 4096-sample frames with 2/3 overlap at 11025 Hz.
@@ -56,6 +59,8 @@ class AudioScan:
     fingerprint_algorithm: int = 1
     #: (speed factor, items) for each requested speed variant, 1.0 (= `fingerprint`) first.
     variants: list = field(default_factory=list, repr=False)
+    #: The landmark print, when asked for: (kind, hashes, times, peaks or peak map).
+    landmarks: tuple | None = field(default=None, repr=False)
 
     def facts(self) -> dict:
         return {
@@ -179,10 +184,14 @@ def unpack_variants(blob: bytes) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -> AudioScan:
+def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
+               landmarks: str | None = None) -> AudioScan:
     """Decode `path` once; raise AudioError with a code for anything that is not sound audio.
 
-    `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`.
+    `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`;
+    `landmarks` ("reference" for catalog audio, "query" for uploads) adds the landmark print.
+    The landmark extractor runs on this thread while the Chromaprint contexts hash the same
+    block on the pool's threads.
     """
     try:
         container = open_container(path)
@@ -204,6 +213,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -
         # frame_size batches the output: one numpy conversion per 4 s, not per codec frame
         resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
         fp = _Contexts(speed_variants)
+        lmx = LandmarkExtractor(landmarks) if landmarks else None
         n_samples = 0
         peak = 0
         bad_packets = 0
@@ -225,11 +235,15 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -
                         if pcm.size:
                             peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
                             fp.feed(pcm.tobytes())
+                            if lmx is not None:
+                                lmx.feed(pcm)
             for out in resampler.resample(None):  # the last (partial) block
                 pcm = out.to_ndarray()
                 if pcm.size:
                     peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
                     fp.feed(pcm.tobytes())
+                    if lmx is not None:
+                        lmx.feed(pcm)
         except av.error.FFmpegError as exc:
             raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
 
@@ -244,6 +258,10 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -
             )
         variants = fp.finish()
         _, raw, algorithm = variants[0]
+        print_ = None
+        if lmx is not None:
+            hashes, times = lmx.finish()
+            print_ = (landmarks, hashes, times, lmx.peaks() if landmarks == "reference" else lmx.peak_map())
         return AudioScan(
             container=container.format.name.split(",")[0],
             codec=ctx.name,
@@ -255,6 +273,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=()) -
             fingerprint=raw,
             fingerprint_algorithm=algorithm,
             variants=[(f, items) for f, items, _ in variants],
+            landmarks=print_,
         )
 
 

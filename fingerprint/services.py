@@ -3,6 +3,7 @@ fingerprints against it, returning the evidence (the platform stores it on the u
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -10,12 +11,15 @@ from django.db.models import Count, Sum
 
 from licensing.models import Recording
 
-from .index import IndexStore, MultiIndex
+from .fusion import FusionParams, fuse
+from .index import IndexStore, MultiIndex, Segment
+from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
 from .scan import ITEM_SECONDS
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
+LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
 #: Rejected candidates kept in the evidence (closest first).
 EVIDENCE_CANDIDATES = 10
 _lock = threading.Lock()
@@ -23,43 +27,75 @@ _stores: dict[str, IndexStore] = {}
 
 
 def index_store() -> IndexStore:
-    path = str(settings.CLEARSTEM_INDEX_DIR)
+    return _store(str(settings.CLEARSTEM_INDEX_DIR), Segment)
+
+
+def landmark_store() -> IndexStore:
+    return _store(str(settings.CLEARSTEM_LANDMARK_INDEX_DIR), LandmarkIndex)
+
+
+def _store(path: str, segment_cls) -> IndexStore:
     with _lock:
         if path not in _stores:
-            _stores[path] = IndexStore(path)
+            _stores[path] = IndexStore(path, segment_cls=segment_cls)
         return _stores[path]
 
 
-def _db_state() -> dict:
-    agg = ReferenceFingerprint.objects.aggregate(n=Count("id"), s=Sum("id"))
-    return {"count": agg["n"], "sum": int(agg["s"] or 0)}
+def _with_landmarks():
+    return ReferenceFingerprint.objects.exclude(landmarks=b"")
+
+
+def _chromaprint_refs(ids) -> list[tuple]:
+    return [(r.id, r.as_array()) for r in ReferenceFingerprint.objects.filter(id__in=ids).only("id", "items")]
+
+
+def _landmark_refs(ids) -> list[tuple]:
+    out = []
+    for r in _with_landmarks().filter(id__in=ids).only("id", "landmarks"):
+        try:
+            kind, hashes, times, peaks = unpack_print(r.landmarks)
+        except ValueError:  # an older print version: `backfill_landmarks` recomputes it
+            continue
+        if kind == "reference":
+            out.append((r.id, hashes, times, peaks))
+    return out
 
 
 def sync_catalog_index() -> MultiIndex:
-    """The catalog index, brought in line with the ReferenceFingerprint rows first.
+    """The Chromaprint catalog index, brought in line with the ReferenceFingerprint rows first."""
+    return _sync(index_store(), ReferenceFingerprint.objects.all(), _chromaprint_refs)
+
+
+def sync_landmark_index() -> MultiIndex:
+    """The landmark index, brought in line with the reference rows that have a landmark print."""
+    return _sync(landmark_store(), _with_landmarks(), _landmark_refs)
+
+
+def _sync(store: IndexStore, rows, load_refs) -> MultiIndex:
+    """`store`'s index, brought in line with `rows` (a queryset of ReferenceFingerprint) first.
 
     The database is the source of truth; the index directory is a per-machine cache of it that
     survives restarts. A cheap aggregate (count and sum of row ids) says whether anything was
     added or removed; only then does one process — under the store's file lock, while the
     others wait and then find the work done — index the new rows and tombstone the removed.
     """
-    store = index_store()
-    state = _db_state()
+    agg = rows.aggregate(n=Count("id"), s=Sum("id"))
+    state = {"count": agg["n"], "sum": int(agg["s"] or 0)}
     if store.meta().get("db") == state:
         return store.index()
     with store.write_lock():
         if store.meta().get("db") != state:
             live = store.index().keys()
-            db_ids = set(ReferenceFingerprint.objects.values_list("id", flat=True))
+            db_ids = set(rows.values_list("id", flat=True))
             new_ids = sorted(db_ids - live)
             removed = live - db_ids
             final = (live - removed) | set(new_ids)
             batch = 5000  # bound memory on a first build of a large catalog
             for i in range(0, max(len(new_ids), 1), batch):
                 ids = new_ids[i:i + batch]
-                add = [(r.id, r.as_array()) for r in ReferenceFingerprint.objects.filter(id__in=ids).only("id", "items")]
+                add = load_refs(ids)
                 last = i + batch >= len(new_ids)
-                final -= set(ids) - {k for k, _ in add}  # deleted meanwhile
+                final -= set(ids) - {ref[0] for ref in add}  # deleted meanwhile (or unreadable)
                 store.apply(add=add, remove=removed if i == 0 else set(),
                             meta={"db": {"count": len(final), "sum": sum(final)}} if last else None)
     return store.index()
@@ -72,41 +108,97 @@ def match_params() -> MatchParams:
     )
 
 
-def identify_variants(variants: list[tuple[float, np.ndarray]], rejected: list | None = None) -> list[dict]:
-    """Every catalog recording found in the query (given as speed variants), as evidence rows."""
-    rejected_raw: list[Candidate] = []
-    matches = identify(sync_catalog_index(), variants, match_params(), candidates=rejected_raw)
-    keys = {m.key for m in matches} | {c.key for c in rejected_raw}
+def landmark_params() -> LandmarkParams:
+    return LandmarkParams(min_score=settings.CLEARSTEM_LANDMARK_MIN_SCORE)
+
+
+def fusion_params() -> FusionParams:
+    lm = landmark_params()
+    return FusionParams(landmark_review_score=settings.CLEARSTEM_LANDMARK_REVIEW_SCORE,
+                        landmark_min_votes=lm.min_votes, landmark_min_vote_seconds=lm.min_vote_seconds,
+                        landmark_min_seconds=lm.min_seconds, confirm_below=settings.CLEARSTEM_MATCH_CONFIRM_BELOW)
+
+
+def sync_indexes() -> None:
+    """Bring both identification indexes in line with the catalog (after catalog changes)."""
+    sync_catalog_index()
+    if settings.CLEARSTEM_LANDMARKS:
+        sync_landmark_index()
+
+
+@dataclass
+class Identification:
+    """Evidence rows of one query, keyed to recordings (see `fingerprint.fusion`)."""
+
+    matches: list
+    suspects: list
+    rejected: list  # Chromaprint's closest rejected candidates
+    landmark_rejected: list  # the landmarks' closest rejected candidates
+    landmarks_ran: bool
+
+
+def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tuple | None = None) -> Identification:
+    """Every catalog recording found in the query (Chromaprint speed variants, and the query's
+    landmark print when given), and the recordings only suspected, as evidence rows."""
+    cp_params = match_params()
+    cp_candidates: list[Candidate] = []
+    cp_matches = identify(sync_catalog_index(), variants, cp_params, candidates=cp_candidates)
+    lm_matches: list = []
+    lm_rejected: list = []
+    landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
+    lm_params = landmark_params()
+    if landmarks_ran:
+        _, hashes, times, peak_map = landmark_print
+        index = sync_landmark_index()
+        lm_matches, lm_rejected = match_landmarks(
+            index.lookup, hashes, times, lm_params, peaks=lambda key: index.segment_of(key).peaks_of(key),
+            query_map=peak_map)
+    verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
+                   cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params())
+    keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}
+            | {m.key for m in lm_rejected})
     rec_of = dict(ReferenceFingerprint.objects.filter(id__in=keys).values_list("id", "recording_id"))
     recs = {r.id: r for r in Recording.objects.select_related("rights_holder").filter(id__in=rec_of.values())}
-    out = []
-    for m in matches:
-        rec = recs.get(rec_of.get(m.key))
-        if rec is None:  # removed meanwhile
+
+    def rows(by_key: dict) -> list[dict]:
+        out = []
+        for key, row in by_key.items():
+            rec = recs.get(rec_of.get(key))
+            if rec is None:  # removed meanwhile
+                continue
+            out.append({"recording": str(rec.id), "isrc": rec.isrc, "title": rec.title, "artist": rec.artist,
+                        "rights_holder": rec.rights_holder.slug, **row})
+        return out
+
+    decided = set(verdict.present) | set(verdict.suspects)
+    best: dict = {}
+    for c in cp_candidates:
+        if c.key not in decided and (c.key not in best or c.near_fraction > best[c.key].near_fraction):
+            best[c.key] = c
+    rejected = []
+    for c in sorted(best.values(), key=lambda c: -c.near_fraction)[:EVIDENCE_CANDIDATES]:
+        d = c.as_dict()
+        rejected.append({"recording": str(rec_of[d.pop("key")]) if c.key in rec_of else None, **d})
+    lm_rej = []
+    for m in lm_rejected:
+        if m.key in decided:
             continue
         d = m.as_dict()
-        d.pop("key")
-        out.append({"recording": str(rec.id), "isrc": rec.isrc, "title": rec.title, "artist": rec.artist,
-                    "rights_holder": rec.rights_holder.slug, **d})
-    if rejected is not None:
-        matched = {m.key for m in matches}
-        best: dict = {}
-        for c in rejected_raw:
-            if c.key not in matched and (c.key not in best or c.near_fraction > best[c.key].near_fraction):
-                best[c.key] = c
-        for c in sorted(best.values(), key=lambda c: -c.near_fraction)[:EVIDENCE_CANDIDATES]:
-            rec_id = rec_of.get(c.key)
-            d = c.as_dict()
-            d.pop("key")
-            rejected.append({"recording": str(rec_id) if rec_id else None, **d})
-    return out
+        lm_rej.append({"recording": str(rec_of[d.pop("key")]) if m.key in rec_of else None, **d})
+    return Identification(matches=rows(verdict.present), suspects=rows(verdict.suspects), rejected=rejected,
+                          landmark_rejected=lm_rej[:EVIDENCE_CANDIDATES], landmarks_ran=landmarks_ran)
 
 
-def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarray]], peak_dbfs: float | None) -> dict:
-    """The identification evidence for one query: its matches, the rejected candidates closest
-    to the thresholds, and everything needed to judge the result again later (matcher,
-    thresholds, speed variants, index generation). `variants` includes (1.0, items)."""
+def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarray]], peak_dbfs: float | None,
+                         landmark_print: tuple | None = None) -> dict:
+    """The identification evidence for one query: the recordings present (`matches`, each with
+    `decided_by` and the evidence of both fingerprints), the recordings only suspected
+    (`suspects`: the platform sends such jobs to review), the rejected candidates closest to the
+    thresholds, and everything needed to judge the result again later (matchers, thresholds,
+    speed variants, index generations). `variants` includes (1.0, items)."""
     params = match_params()
+    lm_params = landmark_params()
+    fusion = fusion_params()
     evidence = {
         "matcher": MATCHER_NAME,
         "thresholds": {"max_ber": params.max_ber, "min_seconds": params.min_seconds,
@@ -114,6 +206,16 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
         "speed_variants": [f for f, _ in variants],
         "query_items": int(items.size),
         "query_seconds": round(items.size * ITEM_SECONDS, 2),
+        "landmarks": {
+            "matcher": LANDMARK_MATCHER_NAME, "computed": landmark_print is not None,
+            "enabled": settings.CLEARSTEM_LANDMARKS,
+            "thresholds": {"min_score": lm_params.min_score, "min_votes": lm_params.min_votes,
+                           "min_vote_seconds": lm_params.min_vote_seconds, "min_seconds": lm_params.min_seconds,
+                           "review_score": fusion.landmark_review_score},
+            "query_hashes": int(landmark_print[1].size) if landmark_print is not None else 0,
+        },
+        "fusion": {"confirm_below": fusion.confirm_below},
+        "suspects": [],
     }
     if items.size * ITEM_SECONDS < settings.CLEARSTEM_MATCH_MIN_SECONDS:
         evidence["matches"] = []
@@ -122,8 +224,12 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
         evidence["matches"] = []
         evidence["note"] = "silent: the audio is silent; treated as unmatched"
     else:
-        rejected: list = []
-        evidence["matches"] = identify_variants(variants, rejected)
-        evidence["rejected_candidates"] = rejected
+        found = identify_query(variants, landmark_print)
+        evidence["matches"] = found.matches
+        evidence["suspects"] = found.suspects
+        evidence["rejected_candidates"] = found.rejected
+        evidence["landmarks"]["rejected_candidates"] = found.landmark_rejected
         evidence["index_generation"] = index_store().generation()
+        if found.landmarks_ran:
+            evidence["landmarks"]["index_generation"] = landmark_store().generation()
     return evidence

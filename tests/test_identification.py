@@ -7,8 +7,9 @@ from django.conf import settings
 from clearstem.jobs.services import do_process_job
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_identify_upload
+from fingerprint.landmarks import unpack_print
 from fingerprint.models import ReferenceFingerprint
-from fingerprint.services import index_store, sync_catalog_index
+from fingerprint.services import index_store, landmark_store, sync_catalog_index, sync_landmark_index
 from licensing.isrc import normalise_isrc
 from licensing.models import Recording
 from tests.conftest import upload_file
@@ -64,10 +65,17 @@ def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, cata
     assert len(evidence["speed_variants"]) == 13 and evidence["speed_variants"][0] == 1.0
     (m,) = evidence["matches"]
     assert m["recording"] == catalog["recordings"][11]["id"] and m["isrc"] == "QZAAA2600011"
-    assert m["decided_by"] == "chromaprint" and abs(m["speed"] - 1) < 0.003 and abs(m["ref_start_s"] - 4) < 0.5
+    # an excerpt at the original speed: both fingerprints verify it, and the row keeps both
+    assert m["decided_by"] == "both" and abs(m["speed"] - 1) < 0.003 and abs(m["ref_start_s"] - 4) < 0.5
     assert {"score", "ber", "near_fraction", "votes", "query_start_s", "duration_s"} <= set(m)
-    assert isinstance(evidence["rejected_candidates"], list)
-    assert evidence["index_generation"] >= 1
+    assert abs(m["chromaprint"]["ref_start_s"] - 4) < 0.5 and m["chromaprint"]["ber"] <= settings.CLEARSTEM_MATCH_MAX_BER
+    assert m["landmarks"]["score"] >= settings.CLEARSTEM_LANDMARK_MIN_SCORE
+    assert abs(m["landmarks"]["ref_start_s"] - m["landmarks"]["query_start_s"] - 4) < 0.1
+    assert isinstance(evidence["rejected_candidates"], list) and evidence["suspects"] == [], [(s["reason"], s["chromaprint"], s["landmarks"]) for s in evidence["suspects"]]
+    assert evidence["index_generation"] >= 1 and evidence["landmarks"]["index_generation"] >= 1
+    lm_evidence = evidence["landmarks"]
+    assert lm_evidence["computed"] and lm_evidence["query_hashes"] > 1000
+    assert lm_evidence["thresholds"]["min_score"] == settings.CLEARSTEM_LANDMARK_MIN_SCORE
 
 
 def test_rights_decision_uses_every_matched_recording(clients, catalog, audio_dir, tmp_path):
@@ -97,12 +105,13 @@ def test_index_follows_catalog_additions_and_removals(clients, audio_dir, django
     rec_id = r.json()["id"]
     fp_id = ReferenceFingerprint.objects.get(recording_id=rec_id).id
     assert fp_id in index_store().index().keys()  # synced right after the commit
+    assert fp_id in landmark_store().index().keys()
     assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"][0]["recording"] == rec_id
 
     assert clients["producer"].delete(f"/api/v1/recordings/{rec_id}/").status_code == 404  # not theirs
     with django_capture_on_commit_callbacks(execute=True):
         assert clients["label"].delete(f"/api/v1/recordings/{rec_id}/").status_code == 204
-    assert fp_id not in index_store().index().keys()
+    assert fp_id not in index_store().index().keys() and fp_id not in landmark_store().index().keys()
     assert not Recording.objects.filter(pk=rec_id).exists()
     assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"] == []
 
@@ -118,8 +127,10 @@ def test_recording_with_a_license_cannot_be_removed(clients, catalog):
 def test_index_rebuilt_from_database_when_lost(clients, catalog, audio_dir, settings, tmp_path):
     """The index directory is a cache: a new, empty one is rebuilt from the database."""
     settings.CLEARSTEM_INDEX_DIR = str(tmp_path / "fresh-index")
+    settings.CLEARSTEM_LANDMARK_INDEX_DIR = str(tmp_path / "fresh-landmarks")
     index = sync_catalog_index()
     assert index.keys() == set(ReferenceFingerprint.objects.values_list("id", flat=True)) and len(index) == 2
+    assert sync_landmark_index().keys() == index.keys()
     assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"][0]["recording"] == \
         catalog["recordings"][12]["id"]
 
@@ -149,6 +160,80 @@ def test_identify_command_batches_json_lines(catalog, audio_dir, tmp_path, capsy
     assert exit_.value.code == 1  # one file could not be judged
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["file"] for r in rows] == files
-    assert rows[0]["matches"][0]["isrc"] == "QZAAA2600011" and rows[0]["matches"][0]["decided_by"] == "chromaprint"
+    assert rows[0]["matches"][0]["isrc"] == "QZAAA2600011" and rows[0]["matches"][0]["decided_by"] == "both"
     assert rows[1]["matches"] == [] and rows[2]["error"] == "silent"
     assert all(r["elapsed_ms"] > 0 for r in rows)
+
+
+def _mono(path) -> np.ndarray:
+    return sf.read(path, always_2d=True)[0].mean(axis=1)
+
+
+def _rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def _job(client, upload_id):
+    r = client.post("/api/v1/jobs/", {"upload": str(upload_id), "stems": ["vocals"], "purpose": "remix",
+                                      "commercial": False, "territory": "DE"}, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()["id"]
+
+
+def test_both_songs_of_an_equal_level_overlay_found_and_the_unlicensed_one_refused(clients, catalog, audio_dir,
+                                                                                   tmp_path):
+    """Two catalog songs sounding at once, equally loud: Chromaprint's chroma items describe
+    the blend and match neither; the landmarks find both, and the job is refused for the
+    unlicensed one (song 11 is licensed, song 12 is not)."""
+    a, b = _mono(audio_dir / "song11.wav")[3 * SR: 18 * SR], _mono(audio_dir / "song12.wav")[6 * SR: 21 * SR]
+    mix = a + b * _rms(a) / _rms(b)
+    sf.write(tmp_path / "overlay.wav", 0.5 * mix / np.abs(mix).max(), SR, subtype="PCM_16")
+    r = upload_file(clients["producer"], tmp_path / "overlay.wav")
+    assert r.status_code == 201, r.content
+    upload = do_identify_upload(r.json()["id"])
+    found = {m["recording"]: m for m in upload.identification["matches"]}
+    assert set(found) == {catalog["recordings"][11]["id"], catalog["recordings"][12]["id"]}, upload.identification
+    assert all(m["decided_by"] in ("landmarks", "both") for m in found.values())
+    m12 = found[catalog["recordings"][12]["id"]]
+    assert abs(m12["landmarks"]["ref_start_s"] - m12["landmarks"]["query_start_s"] - 6) < 0.1
+    decided = do_process_job(_job(clients["producer"], upload.id))
+    assert decided.state == "denied"
+    reasons = decided.decision["reasons"]
+    assert reasons[0]["code"] == "multiple_recordings_unlicensed"
+    assert [r["recording"] for r in reasons if r["code"] == "no_license"] == [catalog["recordings"][12]["id"]]
+
+
+def test_catalog_song_with_other_music_6_db_below_found(clients, catalog, audio_dir, tmp_path):
+    a, other = _mono(audio_dir / "song12.wav")[2 * SR: 17 * SR], _mono(audio_dir / "song99.wav")[0: 15 * SR]
+    mix = a + other * _rms(a) / _rms(other) * 10 ** (-6 / 20)
+    sf.write(tmp_path / "bed.flac", 0.5 * mix / np.abs(mix).max(), SR, subtype="PCM_16")
+    evidence = identify_upload(clients["producer"], tmp_path / "bed.flac")
+    assert [m["recording"] for m in evidence["matches"]] == [catalog["recordings"][12]["id"]], evidence
+    assert evidence["suspects"] == []
+
+
+def test_upload_keeps_its_landmark_print_and_old_uploads_fall_back_to_chromaprint(clients, catalog, audio_dir):
+    r = upload_file(clients["producer"], audio_dir / "excerpt12.flac")
+    upload = Upload.objects.get(pk=r.json()["id"])
+    kind, hashes, times, peak_map = unpack_print(bytes(upload.landmarks))
+    assert kind == "query" and hashes.size == times.size > 1000 and peak_map.shape[1] == 64
+    # an upload from before landmarks (no print): Chromaprint alone judges it, and says so
+    Upload.objects.filter(pk=upload.pk).update(landmarks=b"")
+    evidence = do_identify_upload(upload.pk).identification
+    assert evidence["landmarks"]["computed"] is False
+    assert [(m["recording"], m["decided_by"]) for m in evidence["matches"]] == \
+        [(catalog["recordings"][12]["id"], "chromaprint")]
+
+
+def test_backfill_computes_missing_reference_prints(catalog, capsys):
+    from django.core.management import call_command
+
+    ReferenceFingerprint.objects.update(landmarks=b"")
+    assert sync_landmark_index().keys() == set()
+    call_command("backfill_landmarks")
+    assert "2 reference prints computed" in capsys.readouterr().out
+    rows = list(ReferenceFingerprint.objects.all())
+    assert all(unpack_print(bytes(r.landmarks))[0] == "reference" for r in rows)
+    assert sync_landmark_index().keys() == {r.id for r in rows}
+    call_command("backfill_landmarks")  # nothing left to do
+    assert "0 reference prints computed" in capsys.readouterr().out

@@ -34,6 +34,10 @@ class Upload(models.Model):
         editable=False, default=b"", blank=True,
         help_text="the fingerprint at other speeds, for speed-changed copies (fingerprint.scan.pack_variants)",
     )
+    landmarks = models.BinaryField(
+        editable=False, default=b"", blank=True,
+        help_text="the landmark print for finding catalog songs in mixtures (fingerprint.landmarks.pack_print)",
+    )
     identification_status = models.CharField(
         max_length=16, choices=Identification.choices, default=Identification.PENDING
     )

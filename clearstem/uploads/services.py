@@ -14,6 +14,7 @@ from django.utils import timezone
 from clearstem.messaging import send_on_commit
 from clearstem.storage import delete_quietly, storage_name
 from fingerprint.catalog import scan_or_refuse
+from fingerprint.landmarks import pack_print, unpack_print
 from fingerprint.scan import SPEED_VARIANTS, pack_variants, unpack_variants
 from fingerprint.services import identify_fingerprint
 from sharedcore.errors import DomainError
@@ -31,7 +32,7 @@ def do_create_upload(user, uploaded_file) -> Upload:
     if uploaded_file.size > settings.CLEARSTEM_MAX_UPLOAD_BYTES:
         raise DomainError("too_large", "the upload exceeds the size limit")
     path = uploaded_file.temporary_file_path()
-    scan = scan_or_refuse(path, SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ())
+    scan = scan_or_refuse(path, SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else (), landmarks="query")
     sha256 = getattr(uploaded_file, "sha256", None) or file_sha256(path)
     upload_id = uuid.uuid4()
     name = default_storage.save(storage_name("uploads", upload_id, scan.container), uploaded_file)
@@ -45,6 +46,7 @@ def do_create_upload(user, uploaded_file) -> Upload:
                 peak_dbfs=scan.peak_dbfs if scan.peak_dbfs > -1e9 else None,
                 fingerprint=scan.fingerprint.astype("<u4").tobytes(), fingerprint_algorithm=scan.fingerprint_algorithm,
                 fingerprint_variants=pack_variants(scan.variants[1:]),
+                landmarks=pack_print(*scan.landmarks) if scan.landmarks else b"",
             )
             send_on_commit(send_identify_upload, upload.id)
     except BaseException:
@@ -61,8 +63,21 @@ def do_identify_upload(upload_id) -> Upload:
             return upload
         items = np.frombuffer(bytes(upload.fingerprint), dtype="<u4")
         variants = [(1.0, items), *unpack_variants(bytes(upload.fingerprint_variants or b""))]
-        upload.identification = identify_fingerprint(items, variants, upload.peak_dbfs)
+        upload.identification = identify_fingerprint(items, variants, upload.peak_dbfs,
+                                                     _landmark_print(bytes(upload.landmarks or b"")))
         upload.identification_status = Upload.Identification.DONE
         upload.identified_at = timezone.now()
         upload.save(update_fields=["identification", "identification_status", "identified_at"])
         return upload
+
+
+def _landmark_print(blob: bytes):
+    """The upload's stored landmark print, or None (uploads from before landmarks, or a print
+    of an older version: Chromaprint alone judges those, and the evidence says so)."""
+    if not blob:
+        return None
+    try:
+        print_ = unpack_print(blob)
+    except ValueError:
+        return None
+    return print_ if print_[0] == "query" else None

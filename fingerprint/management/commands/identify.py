@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, scan_audio
-from fingerprint.services import identify_variants, sync_catalog_index
+from fingerprint.services import identify_query, sync_indexes
 
 
 class Command(BaseCommand):
@@ -17,20 +17,22 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object per line")
 
     def handle(self, files, as_json: bool, **_):
-        sync_catalog_index()  # open (and if needed update) the index once for the whole batch
+        sync_indexes()  # open (and if needed update) the indexes once for the whole batch
         speeds = SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ()
         failures = 0
         for path in files:
             t0 = time.perf_counter()
             try:
-                scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speeds)
+                scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speeds,
+                                  landmarks="query" if settings.CLEARSTEM_LANDMARKS else None)
                 check_identifiable(scan, settings.CLEARSTEM_MATCH_MIN_SECONDS)
-                matches = identify_variants(scan.variants)
+                found = identify_query(scan.variants, scan.landmarks)
                 row = {"file": path, "matches": [
                     {k: m[k] for k in ("isrc", "recording", "title", "score", "query_start_s", "ref_start_s",
                                        "duration_s", "speed", "decided_by")}
-                    for m in matches
-                ]}
+                    for m in found.matches
+                ], "suspects": [{k: m[k] for k in ("isrc", "recording", "title", "score", "decided_by", "reason")}
+                                for m in found.suspects]}
             except (AudioError, OSError) as exc:
                 failures += 1
                 row = {"file": path, "error": getattr(exc, "code", "unreadable"), "detail": str(exc), "matches": []}

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from clearstem.accounts.models import Organisation
 from fingerprint.catalog import do_register_recording
-from fingerprint.services import sync_catalog_index
+from fingerprint.services import sync_indexes
 from sharedcore.errors import DomainError
 from sharedcore.media import KNOWN_EXTENSIONS
 
@@ -62,9 +62,9 @@ class Command(BaseCommand):
             existing += not new
             self.stdout.write(f"[{i}/{len(files)}] {f}: {'registered' if new else 'already registered'} {rec.id}")
             if created and created % SYNC_EVERY == 0 and new:
-                sync_catalog_index()  # long ingests become identifiable as they go
+                sync_indexes()  # long ingests become identifiable as they go
         if created:
-            sync_catalog_index()
+            sync_indexes()
         self.stdout.write(f"done: {created} registered, {existing} already registered, {len(errors)} failed")
         for f, code, detail in errors:
             self.stdout.write(f"  failed: {f}: {code}: {detail}")
