@@ -1,4 +1,4 @@
-"""EXPERIMENTAL DRAFT, in progress (issue 17). Mixture identification bench: MIDI from the music21 corpus, rendered by FluidSynth.
+"""Mixture identification bench (issue 17): MIDI from the music21 corpus, rendered by FluidSynth.
 
     .venv/bin/python -m bench.mixtures [--quick] [--catalog 100] [--noncatalog 50] [--seed 17]
 
@@ -27,7 +27,13 @@ mixtures: anything reported there is a wrong recording. A wrong recording is any
 recording that is not in the query, over every query.
 
 Matchers: landmarks alone (`fingerprint.landmarks`), Chromaprint alone (`fingerprint.scan` with
-the speed grid + `fingerprint.matcher`), and their union. Latency: decode + landmark extraction
+the speed grid + `fingerprint.matcher`), their union, and the product's verdict
+(`fingerprint.fusion.fuse` with thresholds calibrated on the calibration split): recordings
+present, and recordings only suspected — a job with a suspect waits for review, so the bench
+reports how often that happens wrongly ("false review") and how many missed recordings it catches.
+
+A tune printed in two collections (Ryan's and O'Neill's share reels; Bach set one chorale melody
+in several cantatas) is one composition: a track never uses a tune another track uses. Latency: decode + landmark extraction
 + matching for a 15 s WAV and a 4-minute MP3 against the bench catalog.
 
 Rendered audio is cached under var/bench-cache/mixtures (a rerun skips parsing and rendering).
@@ -35,23 +41,30 @@ Writes bench/results/mixtures.json and prints a summary.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, oaconvolve, sosfilt
+from scipy.signal import lfilter, oaconvolve, resample_poly, sosfilt
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fingerprint import landmarks as lm  # noqa: E402
+from fingerprint.fusion import FusionParams, fuse  # noqa: E402
+from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
 
 SR = 44100
 CACHE = ROOT / "var" / "bench-cache" / "mixtures"
@@ -164,8 +177,21 @@ def _plan_tracks(n_tracks: int, seed: int, min_s: float, max_s: float) -> list[d
     return plans
 
 
+def _tune_signature(parts) -> tuple:
+    """The melody's first 12 pitch intervals (transposition-free): the same tune printed in two
+    collections (Ryan's and O'Neill's share many reels; Bach harmonised one chorale melody in
+    several cantatas) is one composition, and the bench must not call finding it "wrong"."""
+    top = max(parts, key=lambda part: sum(p for _, _, p, _ in part) / max(len(part), 1))
+    onsets: dict = {}
+    for o, _, p, _ in top:
+        onsets[o] = max(onsets.get(o, 0), p)
+    pitches = [onsets[o] for o in sorted(onsets)]
+    return tuple(int(b - a) for a, b in zip(pitches, pitches[1:]))[:12]
+
+
 def _fill_pieces(plan: dict, used: set[str]) -> list[tuple[str, list]]:
-    """Pieces for a track until its duration is covered (at its base tempo)."""
+    """Pieces for a track until its duration is covered (at its base tempo); a piece whose tune
+    another track already uses is skipped (see `_tune_signature`)."""
     pieces, seconds = [], 0.0
     pool = plan["pool"]
     while seconds < plan["seconds"] and pool:
@@ -175,7 +201,11 @@ def _fill_pieces(plan: dict, used: set[str]) -> list[tuple[str, list]]:
         parts = _piece_events(ref)
         if not parts or sum(len(p) for p in parts) < 16:
             continue
+        sig = "tune:" + ",".join(map(str, _tune_signature(parts)))
+        if sig in used:
+            continue
         used.add(ref)
+        used.add(sig)
         length = max(o + d for part in parts for o, d, _, _ in part)
         pieces.append((ref, parts))
         seconds += length * 60 / plan["bpm"] + 1.0
@@ -355,6 +385,7 @@ def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: 
     """Render (or load from the cache) `n_tracks` mastered tracks: dicts with id, style,
     soundfont, pieces, audio (int16 [2, n] at 44.1 kHz)."""
     plans = _plan_tracks(n_tracks, seed, min_s, max_s)
+    _prefetch(plans, workers)
     used: set[str] = set()
     tracks = []
     for plan in plans:
@@ -383,6 +414,24 @@ def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: 
     return tracks
 
 
+#: Pieces parsed ahead per track of a style (tunes and chorales are short, several make a track).
+PIECES_PER_TRACK = {"fiddle": 6, "oneills": 6, "folk": 6, "chorale": 4}
+
+
+def _prefetch(plans: list[dict], workers: int) -> None:
+    """Parse (in parallel) the pieces the tracks will probably use, so `_fill_pieces` mostly
+    reads the cache; music21 parsing is the slow part of a first run."""
+    want: list[str] = []
+    for style in STYLES:
+        mine = [pl for pl in plans if pl["style"] == style]
+        if mine:
+            want += mine[0]["pool"][: len(mine) * PIECES_PER_TRACK.get(style, 2)]
+    todo = [ref for ref in want if not (CACHE / "events" / f"{hashlib.sha1(ref.encode()).hexdigest()[:16]}.json").exists()]
+    if todo:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(_piece_events, todo, chunksize=4))
+
+
 def _render_job(job) -> None:
     sf2, group = job
     midis = [_track_midi(plan, parts) for plan, parts, _ in group]
@@ -404,3 +453,543 @@ def assign_roles(tracks: list[dict]) -> None:
     for t in tracks:
         split, catalog = ROLE_CYCLE[(t["id"] // len(STYLES)) % len(ROLE_CYCLE)]
         t["split"], t["catalog"] = split, catalog
+
+
+# ------------------------------------------------------------------------------------------
+# queries
+# ------------------------------------------------------------------------------------------
+SINGLE = ("mp3_full", "excerpt_30s", "excerpt_15s", "excerpt_8s", "gain_-12dB", "noise_10dB", "mono_22k",
+          "speed_+3%")
+MIXES = ("mix_equal", "mix_minus6", "under_12", "crossfade")
+NON_CONDITIONS = ("mp3_full", "excerpt_15s", "noise_10dB", "mix_equal", "under_12")
+MIX_SECONDS = 15.0
+
+
+def plan_queries(tracks: list[dict], rng: np.random.Generator, mixes_per_track: int) -> list[dict]:
+    """Query specs (no audio yet): per catalog track the single-song transforms and
+    `mixes_per_track` of each mixture; per non-catalog track a few queries that must match
+    nothing. Partners come from the same split."""
+    specs = []
+    by = {(s, c): [t for t in tracks if t["split"] == s and t["catalog"] == c]
+          for s in ("calibration", "test") for c in (True, False)}
+    dur = {t["id"]: t["audio"].shape[1] / SR for t in tracks}
+
+    def start(tid, secs):
+        return float(rng.uniform(0, max(0.0, dur[tid] - secs)))
+
+    def other(pool, not_id):
+        choices = [t["id"] for t in pool if t["id"] != not_id]
+        return int(rng.choice(choices))
+
+    for t in tracks:
+        split, tid = t["split"], t["id"]
+        cats, nons = by[(split, True)], by[(split, False)]
+        if t["catalog"]:
+            for cond in SINGLE:
+                secs = {"excerpt_30s": 30, "excerpt_8s": 8, "mono_22k": 30, "speed_+3%": 30}.get(cond, 15)
+                if cond == "mp3_full":
+                    parts = [(tid, 0.0, dur[tid], 0.0)]
+                else:
+                    parts = [(tid, start(tid, secs), secs, 0.0)]
+                specs.append({"cond": cond, "split": split, "catalog": True, "truth": [tid], "parts": parts})
+            for _ in range(mixes_per_track):
+                b, n = other(cats, tid), other(nons, -1)
+                m = MIX_SECONDS
+                specs.append({"cond": "mix_equal", "split": split, "catalog": True, "truth": [tid, b],
+                              "parts": [(tid, start(tid, m), m, 0.0), (b, start(b, m), m, 0.0)]})
+                specs.append({"cond": "mix_minus6", "split": split, "catalog": True, "truth": [tid],
+                              "parts": [(tid, start(tid, m), m, 0.0), (n, start(n, m), m, -6.0)]})
+                n = other(nons, -1)
+                specs.append({"cond": "under_12", "split": split, "catalog": True, "truth": [tid],
+                              "parts": [(tid, start(tid, m), m, -12.0), (n, start(n, m), m, 0.0)]})
+                b = other(cats, tid)
+                specs.append({"cond": "crossfade", "split": split, "catalog": True, "truth": [tid, b],
+                              "parts": [(tid, start(tid, 16), 16, 0.0), (b, start(b, 16), 16, 0.0)]})
+        else:
+            for cond in NON_CONDITIONS:
+                if cond == "mp3_full":
+                    parts = [(tid, 0.0, dur[tid], 0.0)]
+                elif cond in ("excerpt_15s", "noise_10dB"):
+                    parts = [(tid, start(tid, 15), 15, 0.0)]
+                else:
+                    n = other(nons, tid)
+                    parts = [(tid, start(tid, 15), 15, 0.0 if cond == "mix_equal" else -12.0), (n, start(n, 15), 15, 0.0)]
+                specs.append({"cond": cond, "split": split, "catalog": False, "truth": [], "parts": parts})
+    return specs
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-9)
+
+
+def render_query(spec: dict, audio_of, rng: np.random.Generator):
+    """(audio float32 [2, n] or MP3 bytes, sample rate) for a query spec."""
+    clips = []
+    for tid, st, secs, _ in spec["parts"]:
+        a = audio_of(tid)
+        i = int(st * SR)
+        clips.append(a[:, i:i + int(secs * SR)].astype(np.float32) / 32768)
+    cond = spec["cond"]
+    if cond == "crossfade":  # 12 s of A, a 4 s equal-power crossfade, 12 s of B
+        a, b = clips
+        a, b = a * (_rms(b) / _rms(a)) ** 0.5, b * (_rms(a) / _rms(b)) ** 0.5
+        fade = int(4 * SR)
+        w = np.linspace(0, np.pi / 2, fade, dtype=np.float32)
+        mid = a[:, -fade:] * np.cos(w) + b[:, :fade] * np.sin(w)
+        x = np.concatenate([a[:, :-fade], mid, b[:, fade:]], axis=1)
+    elif len(clips) == 2:
+        (_, _, _, ga), (_, _, _, gb) = spec["parts"]
+        n = min(c.shape[1] for c in clips)
+        a, b = clips[0][:, :n], clips[1][:, :n]
+        ref = max(_rms(a), _rms(b))  # levels are relative RMS
+        x = a * (ref / _rms(a)) * 10 ** (ga / 20) + b * (ref / _rms(b)) * 10 ** (gb / 20)
+    else:
+        x = clips[0]
+    if cond == "gain_-12dB":
+        x = x * 10 ** (-12 / 20)
+    elif cond == "noise_10dB":
+        noise = rng.standard_normal(x.shape).astype(np.float32)
+        x = x + noise * (_rms(x) / _rms(noise)) * 10 ** (-10 / 20)
+    if cond != "gain_-12dB":
+        x = x * min(1.0, 0.95 / max(float(np.abs(x).max()), 1e-9))
+    if cond == "mono_22k":
+        return resample_poly(x.mean(axis=0), 1, 2).astype(np.float32)[None], SR // 2
+    if cond == "speed_+3%":  # turntable-style: 3 % faster and 3 % higher (100 samples played as 97)
+        return resample_poly(x, 97, 100, axis=1).astype(np.float32), SR
+    if cond == "mp3_full":
+        return cached_mp3(spec["parts"][0][0], x), SR
+    return x.astype(np.float32), SR
+
+
+def cached_mp3(tag, audio: np.ndarray) -> bytes:
+    """MP3 of a whole track, cached (LAME runs at ~30x real time here)."""
+    path = CACHE / "mp3" / f"{_STATE.get('tags', {}).get(tag, tag)}.mp3"
+    if path.exists():
+        return path.read_bytes()
+    data = mp3_bytes(audio)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return data
+
+
+def mp3_bytes(audio: np.ndarray, rate: int = SR, bitrate: int = 128_000) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo", options={"compression_level": "7"})
+        stream.bit_rate = bitrate
+        for i in range(0, audio.shape[1], 1152 * 16):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + 1152 * 16], np.float32),
+                                               format="fltp", layout="stereo")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def write_query(folder: Path, name: str, audio, rate: int) -> Path:
+    if isinstance(audio, bytes):
+        path = folder / f"{name}.mp3"
+        path.write_bytes(audio)
+    else:
+        path = folder / f"{name}.wav"
+        sf.write(path, np.clip(audio, -1, 1).T, rate, subtype="PCM_16")
+    return path
+
+
+def decode_blocks(path):
+    """The PCM `fingerprint.scan` fingerprints: 11025 Hz mono s16, in ~4 s blocks."""
+    from fingerprint.scan import BLOCK, FP_RATE
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().reshape(-1)
+        for out in resampler.resample(None):
+            yield out.to_ndarray().reshape(-1)
+
+
+def landmark_query(path, index: lm.LandmarkIndex, params: lm.LandmarkParams):
+    """Decode + extract + match: (matches, rejected, seconds of audio)."""
+    ex = lm.LandmarkExtractor("query")
+    n = 0
+    for block in decode_blocks(path):
+        n += block.size
+        ex.feed(block)
+    h, t = ex.finish()
+    matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=ex.peak_map())
+    return matches, rejected, n / 11025, h.size
+
+
+# ------------------------------------------------------------------------------------------
+# the run (worker state is set before the pool forks)
+# ------------------------------------------------------------------------------------------
+_STATE: dict = {}
+#: Collect every candidate (threshold applied after calibration).
+COLLECT = lm.LandmarkParams(min_score=0.0, rejected=1000)
+
+
+def _run_query(job):
+    i, spec, seed = job
+    from fingerprint.matcher import identify
+    from fingerprint.scan import SPEED_VARIANTS, scan_audio
+
+    tracks = _STATE["tracks"]
+    audio, rate = render_query(spec, lambda tid: tracks[tid]["audio"], np.random.default_rng(seed))
+    folder = Path(_STATE["tmp"]) / f"w{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    path = write_query(folder, f"q{i}", audio, rate)
+    t0 = time.perf_counter()
+    matches, rejected, secs, n_hashes = landmark_query(path, _STATE["lm_index"], COLLECT)
+    t1 = time.perf_counter()
+    cands = [m.as_dict() | {"gates": _gates(m)} for m in matches + rejected]
+    cp, cp_cands = [], []
+    if _STATE["chromaprint"] is not None:
+        scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS)
+        found: list = []
+        cp = [m.as_dict() for m in identify(_STATE["chromaprint"], scan.variants, candidates=found)]
+        cp_cands = [c.as_dict() for c in found]
+    t2 = time.perf_counter()
+    path.unlink()
+    return {"i": i, "cond": spec["cond"], "split": spec["split"], "catalog": spec["catalog"], "truth": spec["truth"],
+            "seconds": secs, "query_hashes": n_hashes, "landmarks": cands, "chromaprint": cp, "cp_candidates": cp_cands,
+            "lm_ms": (t1 - t0) * 1000, "cp_ms": (t2 - t1) * 1000}
+
+
+def _gates(m: lm.LandmarkMatch) -> bool:
+    """Everything but the score threshold (which calibration chooses)."""
+    p = lm.LandmarkParams()
+    return m.votes >= p.min_votes and m.duration_s >= p.min_seconds and m.vote_seconds >= p.min_vote_seconds
+
+
+def _pct(xs, q):
+    xs = sorted(xs)
+    return float(xs[int(round(q * (len(xs) - 1)))]) if xs else float("nan")
+
+
+def _fused(r: dict, min_score: float, fusion: FusionParams):
+    """The product's verdict on one query (fingerprint.fusion.fuse, as the upload path runs it)."""
+    lm_m, lm_r = [], []
+    for c in r["landmarks"]:
+        m = lm.LandmarkMatch(**{k: v for k, v in c.items() if k != "gates"})
+        (lm_m if c["gates"] and c["score"] >= min_score else lm_r).append(m)
+    return fuse([Match(**m) for m in r["chromaprint"]], [Candidate(**c) for c in r["cp_candidates"]], lm_m, lm_r,
+                landmarks_ran=True, cp_params=MatchParams(), lm_min_score=min_score, params=fusion)
+
+
+def _decide(results: list[dict], min_score: float, fusion: FusionParams | None = None) -> None:
+    """Per query: keys reported by landmarks at `min_score`, by Chromaprint, their union, and
+    the product's fused verdict (present, and suspected: the job would wait for review)."""
+    fusion = fusion or FusionParams()
+    for r in results:
+        r["lm_keys"] = {c["key"] for c in r["landmarks"] if c["gates"] and c["score"] >= min_score}
+        r["cp_keys"] = {c["key"] for c in r["chromaprint"]}
+        r["union_keys"] = r["lm_keys"] | r["cp_keys"]
+        verdict = _fused(r, min_score, fusion)
+        r["product_keys"] = set(verdict.present)
+        r["suspect_keys"] = set(verdict.suspects)
+        r["decided_by"] = {k: v["decided_by"] for k, v in verdict.present.items()}
+
+
+def _review_table(results: list[dict]) -> dict:
+    """How often the product would send a job to review: queries with a suspect that is not
+    in them (friction for a licensed producer; every such query is a false review), and catalog
+    recordings missed by the acceptance but caught as suspects (the review's purpose)."""
+    out: dict = {}
+    for cond in SINGLE + MIXES:
+        rs = [r for r in results if r["cond"] == cond]
+        if not rs:
+            continue
+        false_review = sum(1 for r in rs if r["suspect_keys"] - set(r["truth"]))
+        missed = [(r, k) for r in rs for k in r["truth"] if k not in r["product_keys"]]
+        caught = sum(1 for r, k in missed if k in r["suspect_keys"])
+        out[cond] = {"queries": len(rs), "false_review": false_review, "missed": len(missed),
+                     "missed_caught_by_review": caught}
+    return out
+
+
+def _table(results: list[dict], chromaprint: bool) -> dict:
+    """Recall per condition (catalog queries) and wrong recordings (every query)."""
+    out: dict = {"recall": {}, "wrong": {}, "queries": len(results)}
+    matchers = ("landmarks", "chromaprint", "union", "product") if chromaprint else ("landmarks",)
+    for name in matchers:
+        key = {"landmarks": "lm_keys", "chromaprint": "cp_keys", "union": "union_keys", "product": "product_keys"}[name]
+        rec: dict = {}
+        wrong = []
+        for r in results:
+            truth = set(r["truth"])
+            if r["catalog"]:
+                rec.setdefault(r["cond"], []).append(truth <= r[key])
+            for k in r[key] - truth:
+                wrong.append({"cond": r["cond"], "catalog_query": r["catalog"], "truth": r["truth"], "found": k})
+        out["recall"][name] = {c: round(float(np.mean(v)), 4) for c, v in rec.items()}
+        out["wrong"][name] = {"count": len(wrong), "examples": wrong[:10]}
+    out["per_condition_queries"] = {c: sum(1 for r in results if r["catalog"] and r["cond"] == c)
+                                    for c in SINGLE + MIXES}
+    return out
+
+
+def _margin(results: list[dict], min_score: float) -> dict:
+    wrong = [c["score"] for r in results for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]]
+    true_all = []
+    for r in results:
+        best = {}
+        for c in r["landmarks"]:
+            if c["key"] in r["truth"] and c["gates"]:
+                best[c["key"]] = max(best.get(c["key"], 0.0), c["score"])
+        true_all += [best.get(k, 0.0) for k in r["truth"]]
+    found = [s for s in true_all if s >= min_score]
+    return {"max_wrong_score": round(max(wrong, default=0.0), 4), "min_true_score_found": round(min(found, default=0), 4),
+            "true_scores_p05": round(_pct(true_all, 0.05), 4), "threshold": round(min_score, 4),
+            "true_below_threshold": int(sum(s < min_score for s in true_all)), "true_total": len(true_all)}
+
+
+def _index_stats(refs: list[tuple], seconds: float, query_hashes: int, query_seconds: float, hits_per_hash: float,
+                 index: lm.LandmarkIndex) -> dict:
+    n_hashes = sum(r[1].size for r in refs)
+    n_peaks = sum(r[3].size for r in refs)
+    tonal = sum(int(((r[3] & lm.PEAK_TONAL_BIT) != 0).sum()) for r in refs)
+    _, counts = np.unique(index.values, return_counts=True)
+    p = counts / counts.sum()
+    bytes_per_s = (12 * n_hashes + 4 * n_peaks) / seconds
+    out = {"reference_seconds": round(seconds, 1), "ref_peaks_per_s": round(n_peaks / seconds, 1),
+           "ref_tonal_peaks_per_s": round(tonal / seconds, 1), "ref_hashes_per_s": round(n_hashes / seconds, 1),
+           "query_hashes_per_s": round(query_hashes / query_seconds, 1),
+           "bytes_per_reference_second": round(bytes_per_s, 1),
+           "hash_bits": lm.F_BITS + lm.DF_BITS + lm.DT_BITS, "hash_entropy_bits": round(float(-(p * np.log2(p)).sum()), 2),
+           "hits_per_query_hash": round(hits_per_hash, 3), "index_entries": int(index.values.size)}
+    for n_rec in (10_000, 100_000):  # 200 s per recording, hits grow with the index
+        scale = n_rec * 200 / seconds
+        out[f"at_{n_rec}"] = {"index_bytes": int(bytes_per_s * 200 * n_rec),
+                              "hits_per_15s_query_uncapped": int(hits_per_hash * scale * query_hashes / query_seconds * 15)}
+    return out
+
+
+def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> FusionParams:
+    """Fusion thresholds from the calibration split only.
+
+    - landmark review score: the lowest score at which at most `review_rate` of calibration
+      queries would get a suspect that is not in them (never above the acceptance score);
+    - confirm_below: a Chromaprint match at the original speed that landmarks do not
+      corroborate must score above every such wrong match of the calibration split."""
+    base = FusionParams()
+    worst = []
+    for r in cal:
+        scores = [c["score"] for c in r["landmarks"] if c["key"] not in r["truth"] and c["votes"] >= base.landmark_min_votes
+                  and c["vote_seconds"] >= base.landmark_min_vote_seconds and c["duration_s"] >= base.landmark_min_seconds
+                  and c["score"] < min_score]
+        worst.append(max(scores, default=0.0))
+    review = min(min_score, _pct(worst, 1 - review_rate) + 0.01) if worst else min_score
+    wrong_cp = []
+    for r in cal:
+        lm_keys = {c["key"] for c in r["landmarks"] if c["score"] >= review}
+        wrong_cp += [m["score"] for m in r["chromaprint"]
+                     if m["key"] not in r["truth"] and m["key"] not in lm_keys and abs(m["speed"] - 1) < base.same_speed]
+    confirm = min(0.95, max(wrong_cp) + 0.02) if wrong_cp else 0.0
+    return FusionParams(landmark_review_score=round(review, 4), confirm_below=round(confirm, 4))
+
+
+def _decided_by_counts(results: list[dict]) -> dict:
+    out: dict = {}
+    for r in results:
+        for k, by in r["decided_by"].items():
+            if k in r["truth"]:
+                out.setdefault(r["cond"], {}).setdefault(by, 0)
+                out[r["cond"]][by] += 1
+    return out
+
+
+def product_query(path, cp_index, index: lm.LandmarkIndex, params: lm.LandmarkParams, fusion: FusionParams):
+    """What an upload costs: one decoding pass (Chromaprint speed grid + landmark print), both
+    matchers, fusion."""
+    from fingerprint.matcher import identify
+    from fingerprint.scan import SPEED_VARIANTS, scan_audio
+
+    scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS, landmarks="query")
+    found: list = []
+    cp = identify(cp_index, scan.variants, candidates=found)
+    _, h, t, pmap = scan.landmarks
+    lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
+    return fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_min_score=params.min_score,
+                params=fusion)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="40 tracks, one mixture of each kind per track (~2 min)")
+    ap.add_argument("--tracks", type=int, default=160, help="tracks rendered (multiple of 40 keeps the role mix)")
+    ap.add_argument("--mixes", type=int, default=2, help="mixtures of each kind per catalog track")
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-chromaprint", action="store_true")
+    ap.add_argument("--margin", type=float, default=0.02, help="added to the highest wrong score on calibration")
+    ap.add_argument("--review-rate", type=float, default=0.02,
+                    help="share of calibration queries the landmark review threshold may send to review wrongly")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mixtures.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.tracks, args.mixes = 40, 1
+    t_start = time.perf_counter()
+    from fingerprint.index import MultiIndex
+    from fingerprint.scan import scan_audio
+
+    tracks = build_tracks(args.tracks, args.seed, 60, 120, workers=args.workers)
+    assign_roles(tracks)
+    t_render = time.perf_counter() - t_start
+    by_id = {t["id"]: t for t in tracks}
+    catalog = [t for t in tracks if t["catalog"]]
+
+    # references: the same decode path as uploads
+    t0 = time.perf_counter()
+    refs = []
+    for t in catalog:
+        ex = lm.LandmarkExtractor("reference")
+        for block in decode_blocks(t["file"]):
+            ex.feed(block)
+        h, tt = ex.finish()
+        refs.append((t["id"], h, tt, ex.peaks()))
+    index = lm.LandmarkIndex.build(refs)
+    ref_seconds = sum(t["audio"].shape[1] / SR for t in catalog)
+    t_lm_refs = time.perf_counter() - t0
+    cp_index = None
+    if not args.no_chromaprint:
+        cp_index = MultiIndex.build([(t["id"], scan_audio(str(t["file"])).fingerprint) for t in catalog])
+    t_refs = time.perf_counter() - t0
+
+    rng = np.random.default_rng(args.seed)
+    specs = plan_queries(tracks, rng, args.mixes)
+    jobs = [(i, s, args.seed * 100_003 + i) for i, s in enumerate(specs)]
+    _STATE.update(tracks=by_id, lm_index=index, chromaprint=cp_index, tmp=tempfile.mkdtemp(prefix="clearstem-mix-"),
+                  tags={t["id"]: Path(t["file"]).stem for t in tracks})
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(_run_query, jobs, chunksize=4))
+    t_queries = time.perf_counter() - t0
+
+    # calibration: the lowest threshold above every wrong candidate of the calibration split
+    cal = [r for r in results if r["split"] == "calibration"]
+    test = [r for r in results if r["split"] == "test"]
+    wrong_cal = [c["score"] for r in cal for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]]
+    min_score = min(0.99, max(wrong_cal, default=0.0) + args.margin)
+    fusion = calibrate_fusion(cal, min_score, args.review_rate) if cp_index is not None else FusionParams()
+    _decide(results, min_score, fusion)
+    summary = {
+        "set": {"tracks": len(tracks), "styles": list(STYLES), "soundfonts": [Path(s).name for s in SOUNDFONTS],
+                "catalog": {s: sum(1 for t in catalog if t["split"] == s) for s in ("calibration", "test")},
+                "noncatalog": {s: sum(1 for t in tracks if not t["catalog"] and t["split"] == s)
+                               for s in ("calibration", "test")},
+                "seconds_per_track": [60, 120], "mixes_per_track": args.mixes, "seed": args.seed,
+                "splits": "thresholds chosen on 'calibration' queries (their own pieces); every figure under "
+                          "'test' comes from test queries (other pieces); both catalogs are indexed together"},
+        "landmark_params": {"extract": lm.DEFAULT.__dict__, "match": lm.LandmarkParams().__dict__},
+        "calibrated_min_score": round(min_score, 4),
+        "calibrated_fusion": fusion.__dict__,
+        "module_default_min_score": lm.LandmarkParams().min_score,
+        "test": _table(test, cp_index is not None),
+        "calibration": _table(cal, False),
+        "margin_test": _margin(test, min_score),
+        "margin_calibration": _margin(cal, min_score),
+    }
+    if cp_index is not None:
+        summary["test"]["review"] = _review_table(test)
+        summary["calibration"]["review"] = _review_table(cal)
+        summary["test"]["decided_by"] = _decided_by_counts(test)
+    _decide(test, lm.LandmarkParams().min_score)
+    summary["test_at_module_default"] = {"recall": _table(test, False)["recall"]["landmarks"],
+                                         "wrong": _table(test, False)["wrong"]["landmarks"]["count"]}
+    _decide(test, min_score, fusion)
+
+    # index figures (hits per query hash measured on 15 s queries of the bench)
+    q15 = [r for r in results if r["cond"] == "excerpt_15s"]
+    sample = q15[: 20]
+    hits = qh = 0
+    for r in sample:
+        spec = specs[r["i"]]
+        audio, rate = render_query(spec, lambda tid: by_id[tid]["audio"], np.random.default_rng(0))
+        pcm = resample_poly(audio.mean(axis=0), 1, 4)
+        h, _ = lm.landmarks(np.clip(pcm * 32768, -32768, 32767).astype(np.int16))
+        hits += index.lookup(h)[0].size
+        qh += h.size
+    summary["index"] = _index_stats(refs, ref_seconds, sum(r["query_hashes"] for r in q15),
+                                    sum(r["seconds"] for r in q15), hits / max(qh, 1), index)
+
+    # latency, one query at a time: decode + extract + match (landmarks); scan + identify (Chromaprint)
+    params = lm.LandmarkParams(min_score=min_score)
+    tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
+    lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
+    test_cat = [t for t in catalog if t["split"] == "test"]
+    for k in range(3 if args.quick else 20):
+        t = test_cat[k % len(test_cat)]
+        p = write_query(tmp, f"l{k}", t["audio"][:, SR * 20: SR * 35].astype(np.float32) / 32768, SR)
+        t0 = time.perf_counter()
+        landmark_query(p, index, params)
+        lat["15s_wav"].append((time.perf_counter() - t0) * 1000)
+        if cp_index is not None:
+            t0 = time.perf_counter()
+            product_query(p, cp_index, index, params, fusion)
+            lat["cp_15s_wav"].append((time.perf_counter() - t0) * 1000)
+    for k in range(2 if args.quick else 5):
+        parts = [test_cat[(k + j) % len(test_cat)]["audio"] for j in range(4)]
+        long = np.concatenate(parts, axis=1)[:, : 240 * SR].astype(np.float32) / 32768
+        p = write_query(tmp, f"long{k}", cached_mp3("long-" + "-".join(_STATE["tags"][test_cat[(k + j) % len(test_cat)]["id"]]
+                                                                        for j in range(4)), long), SR)
+        t0 = time.perf_counter()
+        landmark_query(p, index, params)
+        lat["4min_mp3"].append((time.perf_counter() - t0) * 1000)
+        if cp_index is not None:
+            t0 = time.perf_counter()
+            product_query(p, cp_index, index, params, fusion)
+            lat["cp_4min_mp3"].append((time.perf_counter() - t0) * 1000)
+    summary["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
+                             for k, v in lat.items() if v}
+    summary["latency_note"] = ("landmarks: decode (PyAV, as fingerprint.scan) + extraction + matching against the "
+                               "bench catalog; cp_*: the product path — one fingerprint.scan.scan_audio pass with "
+                               "the Chromaprint speed grid and the landmark print, both matchers, fusion")
+    summary["timing_s"] = {"render_or_load": round(t_render, 1), "references": round(t_refs, 1),
+                           "landmark_references": round(t_lm_refs, 1), "queries": round(t_queries, 1),
+                           "total": round(time.perf_counter() - t_start, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2, default=str))
+    _print(summary)
+    print(f"results: {args.out}")
+    return json.loads(json.dumps(summary, default=str))
+
+
+def _print(s: dict) -> None:
+    st = s["set"]
+    print(f"{st['tracks']} tracks ({st['catalog']} catalog, {st['noncatalog']} non-catalog), music21 corpus rendered "
+          f"with {', '.join(st['soundfonts'])}; calibrated landmark min_score {s['calibrated_min_score']}")
+    test = s["test"]
+    names = list(test["recall"])
+    print(f"TEST split: {'condition':<13}" + "".join(f"{n:>13}" for n in names) + f"{'queries':>9}")
+    for c in SINGLE + MIXES:
+        if c in test["recall"]["landmarks"]:
+            print(f"            {c:<13}" + "".join(f"{test['recall'][n].get(c, float('nan')):13.1%}" for n in names)
+                  + f"{test['per_condition_queries'][c]:9d}")
+    print("            wrong recordings (all test queries): "
+          + ", ".join(f"{n} {test['wrong'][n]['count']}" for n in names) + f" of {test['queries']} queries")
+    if "review" in test:
+        print("            review (product): " + ", ".join(
+            f"{c} {v['false_review']}/{v['queries']} false, {v['missed_caught_by_review']}/{v['missed']} missed caught"
+            for c, v in test["review"].items() if v["false_review"] or v["missed"]) + " (others: none)")
+        print(f"            calibrated fusion: {s['calibrated_fusion']}")
+    mg = s["margin_test"]
+    print(f"score margin (test): highest wrong {mg['max_wrong_score']}, lowest true found {mg['min_true_score_found']}, "
+          f"threshold {mg['threshold']}; {mg['true_below_threshold']}/{mg['true_total']} true recordings below it")
+    ix = s["index"]
+    print(f"references: {ix['ref_peaks_per_s']} peaks/s ({ix['ref_tonal_peaks_per_s']} tonal), {ix['ref_hashes_per_s']} "
+          f"hashes/s, {ix['bytes_per_reference_second']} B per reference second; queries {ix['query_hashes_per_s']} "
+          f"hashes/s; hash {ix['hash_bits']} bits, entropy {ix['hash_entropy_bits']} bits")
+    for k, v in s["latency_ms"].items():
+        print(f"latency {k:<12} p50 {v['p50']:7.1f} ms  p95 {v['p95']:7.1f} ms  (n={v['n']})")
+    print(f"time: {s['timing_s']}")
+
+
+if __name__ == "__main__":
+    main()

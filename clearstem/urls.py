@@ -13,6 +13,7 @@ router.register("stems", views.StemViewSet, basename="stem")
 router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("licenses", views.LicenseViewSet, basename="license")
 router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
+router.register("reviews", views.ReviewViewSet, basename="review")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -100,8 +100,8 @@ def do_remove_recording(label_org, recording_id) -> None:
         rec = Recording.objects.select_for_update().filter(pk=recording_id, rights_holder=label_org).first()
         if rec is None:
             raise NotFound("not_found", "no such recording in your catalog")
-        if rec.grants.exists() or rec.usage.exists():
-            raise Conflict("recording_in_use", "licenses or usage refer to this recording; revoke instead of removing")
+        if rec.grants.exists() or rec.usage.exists() or rec.reviews.exists():
+            raise Conflict("recording_in_use", "licenses, usage or reviews refer to this recording; revoke instead of removing")
         name = rec.reference_audio.name
         rec.delete()
         transaction.on_commit(lambda: delete_quietly([name]))

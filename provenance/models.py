@@ -39,6 +39,8 @@ class LedgerEntry(models.Model):
         LICENSE_REINSTATED = "license_reinstated"
         DOWNLOAD = "download"
         EXPORT = "export"
+        REVIEW_RELEASED = "review_released"
+        REVIEW_REFUSED = "review_refused"
 
     index = models.BigIntegerField(primary_key=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -1,14 +1,14 @@
 """What each user may see: one function per kind of object, shared by the API and the web UI.
 
-Producers see their organisation's uploads, jobs and stems; labels their catalog, grants and
-incoming requests; platform auditors everything; anyone else nothing. Objects outside the scope
+Producers see their organisation's uploads, jobs and stems; labels their catalog, grants,
+incoming requests and the reviews of their recordings; platform auditors everything; anyone else nothing. Objects outside the scope
 are invisible (404), never merely forbidden.
 """
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from clearstem.jobs.models import Job, Stem
+from clearstem.jobs.models import Job, JobReview, Stem
 from clearstem.uploads.models import Upload
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 
@@ -61,6 +61,20 @@ def visible_license_requests(user) -> QuerySet:
         return qs.filter(rights_holder=user.organisation)
     if user.is_producer:
         return qs.filter(requester_org=user.organisation)
+    return qs.none()
+
+
+def visible_reviews(user) -> QuerySet:
+    """Reviews of suspected recordings: the rights holder sees those of its recordings, the
+    producer those of its own jobs (read-only), the platform all."""
+    qs = JobReview.objects.select_related("job", "job__upload", "job__organisation", "recording", "rights_holder",
+                                          "decided_by")
+    if user.is_platform:
+        return qs
+    if user.is_label:
+        return qs.filter(rights_holder=user.organisation)
+    if user.is_producer:
+        return qs.filter(job__organisation=user.organisation)
     return qs.none()
 
 

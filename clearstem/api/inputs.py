@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 #: Fields whose text is prose written by people: tabs and line breaks are kept there.
-FREE_TEXT_FIELDS = frozenset({"message", "response", "reason", "attribution", "statement"})
+FREE_TEXT_FIELDS = frozenset({"message", "response", "reason", "attribution", "statement", "note"})
 
 # C0 and C1 control characters, DEL, and lone surrogates (JSON can spell them, no encoding can
 # store them); the free-text pattern spares \t \n \r.

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clearstem.accounts.models import User
-from clearstem.jobs.models import Job, Stem
+from clearstem.jobs.models import Job, JobReview, Stem
 from clearstem.uploads.models import Upload
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.metering import remaining_caps
@@ -53,6 +53,7 @@ class ErrorSerializer(serializers.Serializer):
 class DecisionReasonSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
+    reason = serializers.CharField(required=False, help_text="refused_in_review: the rights holder's reason")
     recording = serializers.CharField(required=False, help_text="the recording this reason is about")
     grant = serializers.CharField(required=False)
     title = serializers.CharField(required=False)
@@ -67,16 +68,36 @@ class DecisionGrantSerializer(serializers.Serializer):
     terms_digest = serializers.CharField()
 
 
+class DecisionVerdictSerializer(serializers.Serializer):
+    """A reviewer's verdict on one suspected recording, as the job's decision keeps it."""
+
+    review = serializers.UUIDField()
+    recording = serializers.UUIDField()
+    title = serializers.CharField()
+    isrc = serializers.CharField(allow_null=True)
+    rights_holder = serializers.CharField(help_text="organisation slug")
+    outcome = serializers.ChoiceField(choices=JobReview.Outcome.choices)
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    note = serializers.CharField(allow_blank=True)
+
+
 class DecisionSerializer(serializers.Serializer):
     """The rights decision: allowed or not, on what basis, every reason, the grants that allow
-    each identified recording, and the identification it rests on."""
+    each identified recording, and the identification it rests on. While the job waits for
+    review, `allowed` is null, `pending_review` true and each reason (`review_required`) names
+    a suspected recording and its rights holder."""
 
-    allowed = serializers.BooleanField()
+    allowed = serializers.BooleanField(allow_null=True, help_text="null while the job waits for review")
     basis = serializers.ChoiceField(choices=["license", "attestation", "none"])
     reasons = DecisionReasonSerializer(many=True)
     grants = DecisionGrantSerializer(many=True)
     matches = serializers.ListField(child=serializers.DictField(), help_text="identified recordings (evidence)")
     identification_note = serializers.CharField(allow_null=True, required=False)
+    pending_review = serializers.BooleanField(required=False, help_text="true while suspected recordings await review")
+    suspects = serializers.ListField(child=serializers.DictField(), required=False,
+                                     help_text="recordings suspected below the acceptance threshold (evidence)")
+    reviews = DecisionVerdictSerializer(many=True, required=False, help_text="the reviewers' verdicts")
 
 
 class TreeHeadSerializer(serializers.Serializer):
@@ -160,8 +181,25 @@ class StemListField(serializers.JSONField):
 
 # --- resources --------------------------------------------------------------------------------
 
+class JobReviewBriefSerializer(serializers.ModelSerializer):
+    """A review of the job, as its producer sees it: which recording, whose verdict it awaits."""
+
+    title = serializers.CharField(source="recording.title", read_only=True)
+    isrc = serializers.CharField(source="recording.isrc", read_only=True, allow_null=True)
+    rights_holder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    rights_holder_name = serializers.CharField(source="rights_holder.name", read_only=True)
+
+    class Meta:
+        model = JobReview
+        fields = ["id", "recording", "title", "isrc", "rights_holder", "rights_holder_name", "outcome", "decided_at",
+                  "note"]
+        read_only_fields = fields
+
+
 class JobSerializer(serializers.ModelSerializer):
     stems = StemSerializer(source="stem_files", many=True, read_only=True)
+    reviews = JobReviewBriefSerializer(many=True, read_only=True,
+                                       help_text="suspected recordings and their rights holders' verdicts")
     requested_stems = StemListField(source="stems", read_only=True)
     decision = DecisionField(read_only=True)
     model_fidelity = serializers.SerializerMethodField()
@@ -171,7 +209,7 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "upload", "state", "progress", "requested_stems", "purpose", "commercial", "territory",
             "model", "model_fidelity", "decision", "error_code", "error_message", "attempts", "cancel_requested",
-            "created_at", "decided_at", "queued_at", "started_at", "finished_at", "stems",
+            "created_at", "decided_at", "queued_at", "started_at", "finished_at", "stems", "reviews",
         ]
 
     def get_model_fidelity(self, obj) -> str | None:
@@ -347,3 +385,51 @@ class LicenseApproveSerializer(serializers.Serializer):
 
 class LicenseDenySerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=4000)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "properties": {
+    "source": {"type": "string", "enum": ["landmarks", "chromaprint"]},
+    "score": {"type": "number", "minimum": 0, "maximum": 1},
+    "reason": {"type": "string"}, "query_start_s": {"type": "number"}, "query_end_s": {"type": "number"},
+    "ref_start_s": {"type": "number"}}})
+class EvidenceField(serializers.JSONField):
+    """What identification found of the suspected recording (stored JSON; more fields may follow)."""
+
+
+class JobReviewSerializer(serializers.ModelSerializer):
+    """A suspected recording of a job, the evidence, and the rights holder's verdict."""
+
+    job_state = serializers.CharField(source="job.state", read_only=True)
+    producer = serializers.SlugRelatedField(source="job.organisation", slug_field="slug", read_only=True,
+                                            help_text="the producer organisation whose job it is")
+    upload_sha256 = serializers.CharField(source="job.upload.sha256", read_only=True)
+    title = serializers.CharField(source="recording.title", read_only=True)
+    artist = serializers.CharField(source="recording.artist", read_only=True)
+    isrc = serializers.CharField(source="recording.isrc", read_only=True, allow_null=True)
+    rights_holder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    rights_holder_name = serializers.CharField(source="rights_holder.name", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    evidence = EvidenceField(read_only=True)
+    awaiting = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobReview
+        fields = ["id", "job", "job_state", "producer", "upload_sha256", "recording", "title", "artist", "isrc",
+                  "rights_holder", "rights_holder_name", "evidence", "outcome", "awaiting", "decided_by",
+                  "decided_at", "note", "created_at"]
+        read_only_fields = fields
+
+    def get_awaiting(self, obj) -> bool:
+        """Pending and its job still in review: someone has to decide it."""
+        return obj.outcome == JobReview.Outcome.PENDING and obj.job.state == Job.State.REVIEW
+
+
+class ReviewReleaseSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="",
+                                 help_text="optional; the producer sees it")
+
+
+class ReviewRefuseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="",
+                                   help_text="required: why the job is refused (the producer sees it); "
+                                             "missing or blank answers 400 reason_required")

@@ -6,6 +6,7 @@ import csv
 import io
 
 from django.core.files.storage import default_storage
+from django.db.models import Prefetch
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +18,8 @@ from rest_framework.views import APIView
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
 from clearstem.jobs.delivery import do_authorize_download, do_export_job
-from clearstem.jobs.models import Job, Stem
+from clearstem.jobs.models import Job, JobReview, Stem
+from clearstem.jobs.reviews import do_refuse_review, do_release_review
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_request_licenses
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
@@ -78,7 +80,8 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
     def get_queryset(self):
         if schema_generation(self):
             return Job.objects.none()
-        return scope.visible_jobs(self.request.user).prefetch_related("stem_files")
+        return scope.visible_jobs(self.request.user).prefetch_related(
+            "stem_files", Prefetch("reviews", JobReview.objects.select_related("recording", "rights_holder")))
 
     @extend_schema(request=s.JobCreateSerializer, responses={201: s.JobSerializer})
     def create(self, request):
@@ -345,6 +348,59 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         require_writer(request.user, Organisation.Kind.PRODUCER)
         req = license_requests.do_withdraw_license_request(request_id, request.user.organisation)
         return Response(self.get_serializer(req).data)
+
+
+REVIEW_OUTCOMES = [o.value for o in JobReview.Outcome]
+
+
+class ReviewViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Suspected recordings of jobs held for review. The rights holder (and platform staff)
+    release — the recording is judged not present, and the job is decided on what
+    identification accepted — or refuse, which denies the job with the reason. Producers see
+    the reviews of their own jobs, read-only."""
+
+    serializer_class = s.JobReviewSerializer
+    parser_classes = [JSONParser, FormParser]
+
+    def get_queryset(self):
+        if schema_generation(self):
+            return JobReview.objects.none()
+        qs = scope.visible_reviews(self.request.user)
+        if self.action != "list":
+            return qs
+        outcome = self.request.query_params.get("outcome")
+        if outcome is None:
+            return qs
+        if outcome not in REVIEW_OUTCOMES:
+            raise DomainError("invalid", f"outcome must be one of {REVIEW_OUTCOMES}")
+        return qs.awaiting() if outcome == JobReview.Outcome.PENDING else qs.filter(outcome=outcome)
+
+    @extend_schema(parameters=[OpenApiParameter(
+        "outcome", str, enum=REVIEW_OUTCOMES,
+        description="pending: awaiting a decision (its job still in review); released or refused: decided so")])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=s.ReviewReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        """The suspected recording is not in the upload: once every review of the job is
+        released, the job is decided (and queued when cleared)."""
+        review_id = self.get_object().pk
+        body = s.ReviewReleaseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = do_release_review(review_id, request.user, body.validated_data["note"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=review.pk)).data)
+
+    @extend_schema(request=s.ReviewRefuseSerializer)
+    @action(detail=True, methods=["post"])
+    def refuse(self, request, pk=None):
+        """The suspected recording is in the upload: the job is denied (`refused_in_review`)."""
+        review_id = self.get_object().pk
+        body = s.ReviewRefuseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = do_refuse_review(review_id, request.user, body.validated_data["reason"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=review.pk)).data)
 
 
 class LedgerKeysView(APIView):

@@ -1,6 +1,8 @@
 """The job lifecycle: `transition()` is the only writer of `Job.state`.
 
     received → identifying → cleared | denied
+    identifying → review → cleared | denied   (evidence below the acceptance threshold:
+                                              the suspected recordings' rights holders decide)
     cleared → queued → separating → done | failed | cancelled
     separating → queued  (a retry, or a worker that stopped heart-beating)
     any unfinished state → cancelled | failed
@@ -20,7 +22,8 @@ from .models import Job
 S = Job.State
 ALLOWED: dict[str, frozenset] = {
     S.RECEIVED: frozenset({S.IDENTIFYING, S.CANCELLED, S.FAILED}),
-    S.IDENTIFYING: frozenset({S.CLEARED, S.DENIED, S.CANCELLED, S.FAILED}),
+    S.IDENTIFYING: frozenset({S.REVIEW, S.CLEARED, S.DENIED, S.CANCELLED, S.FAILED}),
+    S.REVIEW: frozenset({S.CLEARED, S.DENIED, S.CANCELLED, S.FAILED}),
     S.CLEARED: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
     S.QUEUED: frozenset({S.SEPARATING, S.CANCELLED, S.FAILED}),
     S.SEPARATING: frozenset({S.DONE, S.FAILED, S.CANCELLED, S.QUEUED}),

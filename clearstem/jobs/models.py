@@ -1,6 +1,8 @@
 """Jobs and their stems. The database is the source of truth for every state; broker
 messages only wake workers. `clearstem.jobs.lifecycle.transition` is the only writer of
-`Job.state` and holds the allowed moves."""
+`Job.state` and holds the allowed moves. A job whose upload holds plausible but unproven
+evidence of a catalog recording waits in `review` for that recording's rights holder
+(`JobReview`, decided in `clearstem.jobs.reviews`)."""
 from __future__ import annotations
 
 import uuid
@@ -8,13 +10,16 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-JOB_STATES = ["received", "identifying", "cleared", "denied", "queued", "separating", "done", "failed", "cancelled"]
+JOB_STATES = ["received", "identifying", "review", "cleared", "denied", "queued", "separating", "done", "failed",
+              "cancelled"]
+REVIEW_OUTCOMES = ["pending", "released", "refused"]
 
 
 class Job(models.Model):
     class State(models.TextChoices):
         RECEIVED = "received"
         IDENTIFYING = "identifying"
+        REVIEW = "review"
         CLEARED = "cleared"
         DENIED = "denied"
         QUEUED = "queued"
@@ -94,3 +99,54 @@ class Stem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} of {self.job_id}"
+
+
+class JobReviewQuerySet(models.QuerySet):
+    def awaiting(self):
+        """Reviews someone still has to decide: pending, of a job still in review (a job
+        refused over another suspect, or cancelled, leaves its other reviews pending)."""
+        return self.filter(outcome=JobReview.Outcome.PENDING, job__state=Job.State.REVIEW)
+
+
+class JobReview(models.Model):
+    """One suspected recording of a job in review, and the rights holder's verdict on it.
+
+    Identification reported evidence below its acceptance threshold (a `suspect`): too weak to
+    refuse the producer on, too strong to let an ownership statement through. The recording's
+    rights holder (or platform staff) looks at `evidence` and releases it (judged not present)
+    or refuses the job. The row is kept after the decision: it is what the ledger entry and the
+    job's decision refer to."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        RELEASED = "released"
+        REFUSED = "refused"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="reviews")
+    recording = models.ForeignKey("licensing.Recording", on_delete=models.PROTECT, related_name="reviews")
+    rights_holder = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="reviews")
+    evidence = models.JSONField(help_text="the suspect as identification reported it (source, score, segment, reason)")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="reviews_decided")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, help_text="the refusal's reason, or the releasing reviewer's note")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = JobReviewQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "recording"], name="job_review_unique_recording"),
+            models.CheckConstraint(condition=models.Q(outcome__in=REVIEW_OUTCOMES), name="job_review_outcome_valid"),
+            models.CheckConstraint(
+                condition=models.Q(outcome="pending", decided_at__isnull=True)
+                | (~models.Q(outcome="pending") & models.Q(decided_at__isnull=False)),
+                name="job_review_decided_at_iff_decided",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of {self.recording_id} in {self.job_id} ({self.outcome})"

@@ -50,7 +50,7 @@ def job_overview(now=None) -> dict:
         "failed": jobs.filter(state=Job.State.FAILED).order_by("-finished_at")[:50],
         "retried": jobs.filter(attempts__gt=1).order_by("-created_at")[:50],
         "stalled": jobs.filter(state=Job.State.SEPARATING, heartbeat_at__lt=lease),
-        "active": jobs.filter(state__in=["received", "identifying", "cleared", "queued", "separating"])
+        "active": jobs.filter(state__in=["received", "identifying", "review", "cleared", "queued", "separating"])
                       .order_by("created_at")[:50],
         "max_attempts": settings.CLEARSTEM_JOB_MAX_ATTEMPTS,
     }

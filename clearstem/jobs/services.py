@@ -1,9 +1,10 @@
-"""The job pipeline's write paths: create, identify-and-decide, cancel, stop under a license
-that ended, reconcile, and license requests from a refused job. Every state change goes
-through `lifecycle.transition`."""
+"""The job pipeline's write paths: create, identify-and-decide (or hold for review), cancel,
+stop under a license that ended, reconcile, and license requests from a refused job. Every
+state change goes through `lifecycle.transition`; reviewers' verdicts are in `reviews`."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from sharedcore.errors import Conflict, DomainError, PermissionDenied
 
 from .dispatch import send_process_job, send_separate_job
 from .lifecycle import request_stop, transition
-from .models import Job
+from .models import Job, JobReview
 
 log = logging.getLogger("clearstem.jobs")
 
@@ -91,10 +92,12 @@ def _decision_record(decision, upload: Upload) -> dict:
 
 
 def do_process_job(job_id) -> Job | None:
-    """Identify the upload (once), decide rights, and queue separation — or deny with reasons.
+    """Identify the upload (once), decide rights, and queue separation — or deny with reasons,
+    or hold the job for review when identification suspects catalog recordings it could not
+    prove (see `enter_review`).
 
     Idempotent by job id: a repeated message picks up where the last one stopped (a `cleared`
-    job whose queueing was lost is queued now)."""
+    job whose queueing was lost is queued now; a job in review waits for its reviewers)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state not in (Job.State.RECEIVED, Job.State.IDENTIFYING, Job.State.CLEARED):
@@ -108,18 +111,91 @@ def do_process_job(job_id) -> Job | None:
                    .get(pk=job_id))
             if job.state != Job.State.IDENTIFYING:
                 return job
-            matches = upload.identification.get("matches", [])
-            decision = do_decide_separation(
-                job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
-                purpose=job.purpose, commercial=job.commercial, territory=job.territory,
-                attested=bool(job.attestation), job_id=job.pk)
-            record = _decision_record(decision, upload)
-            if not decision.allowed:
-                first = decision.reasons[0]
-                return transition(job, Job.State.DENIED, code=first.code, message=first.detail, decision=record,
-                                  decided_at=timezone.now())
-            transition(job, Job.State.CLEARED, decision=record, decided_at=timezone.now())
+            # suspects go to review before the licensing decision: no cap is spent on a job that
+            # may be refused, and no ownership statement stands in for the rights holder's judgement
+            job = enter_review(job, upload) if suspects_of(upload) else decide_job(job, upload)
+            if job.state != Job.State.CLEARED:
+                return job
     return _queue(job_id)
+
+
+def suspects_of(upload: Upload) -> list[dict]:
+    """Recordings identification found plausible but did not accept (none on old uploads), one
+    per recording, never one it accepted as present."""
+    ident = upload.identification or {}
+    matched = {m["recording"] for m in ident.get("matches", [])}
+    out, seen = [], set()
+    for suspect in ident.get("suspects") or []:
+        rec = suspect.get("recording")
+        if rec and rec not in matched and rec not in seen:
+            seen.add(rec)
+            out.append(suspect)
+    return out
+
+
+def enter_review(job: Job, upload: Upload) -> Job:
+    """identifying → review (job locked by the caller): one pending `JobReview` per suspected
+    recording, for its rights holder, created in the same transaction as the move. The decision
+    names the suspects and whom the job waits for.
+
+    A suspect whose recording left the catalog since identification has nobody to review it and
+    is dropped; if none is left the job is decided as if there had been none."""
+    suspects = {key: s for s in suspects_of(upload) if (key := _uuid(s["recording"])) is not None}
+    recordings = Recording.objects.select_related("rights_holder").in_bulk(list(suspects))
+    reviews = []
+    for rec_id, suspect in suspects.items():
+        rec = recordings.get(rec_id)
+        if rec is None:
+            log.warning("job %s: suspected recording %s is no longer in the catalog", job.pk, rec_id)
+            continue
+        reviews.append(JobReview(job=job, recording=rec, rights_holder=rec.rights_holder, evidence=suspect))
+    if not reviews:
+        return decide_job(job, upload)
+    JobReview.objects.bulk_create(reviews)
+    reasons = [{"code": "review_required", "recording": str(r.recording_id), "title": r.recording.title,
+                "isrc": r.recording.isrc, "rights_holder": r.rights_holder.slug,
+                "detail": f"waiting for review by {r.rights_holder.name}: {r.evidence.get('reason') or 'partial evidence'}"}
+               for r in reviews]
+    record = {"allowed": None, "basis": "none", "pending_review": True, "reasons": reasons, "grants": [],
+              "matches": upload.identification.get("matches", []), "suspects": [r.evidence for r in reviews],
+              "identification_note": upload.identification.get("note")}
+    return transition(job, Job.State.REVIEW, decision=record)
+
+
+def _uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def decide_job(job: Job, upload: Upload, *, reviews: list[dict] | None = None) -> Job:
+    """The licensing decision (job locked by the caller, inside its transaction): identifying
+    or review → cleared (a separation use metered per recording) or denied with every reason.
+
+    Decides on the recordings identification accepted as present, only: suspects that reviewers
+    released were judged not present. `reviews` (their verdicts) is kept in the decision."""
+    matches = upload.identification.get("matches", [])
+    decision = do_decide_separation(
+        job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
+        purpose=job.purpose, commercial=job.commercial, territory=job.territory,
+        attested=bool(job.attestation), job_id=job.pk)
+    record = _decision_record(decision, upload)
+    if reviews:
+        record["reviews"] = reviews
+    if not decision.allowed:
+        first = decision.reasons[0]
+        return transition(job, Job.State.DENIED, code=first.code, message=first.detail, decision=record,
+                          decided_at=timezone.now())
+    return transition(job, Job.State.CLEARED, decision=record, decided_at=timezone.now())
+
+
+def queue_cleared(job: Job) -> Job:
+    """cleared → queued (job locked by the caller, `upload` loaded); the separation message is
+    sent when the transaction commits."""
+    transition(job, Job.State.QUEUED)
+    send_on_commit(send_separate_job, job.pk, job.upload.duration_s)
+    return job
 
 
 def _queue(job_id) -> Job:
@@ -128,9 +204,7 @@ def _queue(job_id) -> Job:
         job = Job.objects.select_for_update(of=("self",)).select_related("upload").get(pk=job_id)
         if job.state != Job.State.CLEARED:
             return job
-        transition(job, Job.State.QUEUED)
-        send_on_commit(send_separate_job, job.pk, job.upload.duration_s)
-    return job
+        return queue_cleared(job)
 
 
 def do_cancel_job(job_id, user) -> Job:
@@ -165,6 +239,8 @@ def do_reconcile_jobs(now=None) -> dict:
       attempts remain, else fail with `worker_lost`;
     - uploads whose identification message was lost: send it again (identification is
       idempotent, and a job's own processing would identify the upload anyway).
+
+    Jobs in `review` are left alone: they wait for people, not for a message.
     """
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)

@@ -1,8 +1,10 @@
-"""The navigation each persona sees (labels also see how many requests wait for them)."""
+"""The navigation each persona sees (labels also see how many requests and reviews wait for
+them, auditors how many reviews)."""
 from __future__ import annotations
 
 from django.urls import reverse
 
+from clearstem.accounts.scoping import visible_reviews
 from licensing.models import LicenseRequest
 
 
@@ -14,10 +16,13 @@ def navigation(request) -> dict:
         items = [("Studio", "web:studio"), ("Licenses", "web:studio-licenses")]
     elif user.is_label:
         pending = LicenseRequest.objects.filter(rights_holder=user.organisation, status="pending").count()
+        reviews = visible_reviews(user).awaiting().count()
         items = [("Catalog", "web:catalog"), ("Licenses", "web:label-licenses"),
-                 ("Requests", "web:requests", pending), ("Usage", "web:usage")]
+                 ("Requests", "web:requests", pending), ("Reviews", "web:reviews", reviews), ("Usage", "web:usage")]
     elif user.is_platform:
-        items = [("Find a stem", "web:audit"), ("Ledger", "web:ledger"), ("Jobs", "web:job-monitor")]
+        reviews = visible_reviews(user).awaiting().count()
+        items = [("Find a stem", "web:audit"), ("Ledger", "web:ledger"), ("Jobs", "web:job-monitor"),
+                 ("Reviews", "web:reviews", reviews)]
     else:
         items = []
     nav = [{"label": label, "url": reverse(name), "badge": badge[0] if badge else None, "active": False}

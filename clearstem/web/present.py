@@ -70,6 +70,35 @@ def describe_match(m: dict) -> dict:
             "confidence": f"{100 * m.get('score', 0):.0f} %"}
 
 
+#: Evidence fields shown in their own words; the rest is listed as it was stored.
+EVIDENCE_SHOWN = {"recording", "isrc", "title", "artist", "rights_holder", "source", "score", "reason",
+                  "query_start_s", "query_end_s", "ref_start_s", "ref_end_s", "duration_s"}
+
+
+def describe_evidence(e: dict) -> dict:
+    """A suspected recording's evidence for its reviewer: which fingerprint saw it, how
+    strongly, where in the upload and where in the recording, and everything else stored."""
+    e = e or {}
+    q0 = e.get("query_start_s")
+    q1 = e.get("query_end_s")
+    if q1 is None and q0 is not None and e.get("duration_s") is not None:
+        q1 = q0 + e["duration_s"]
+    r0 = e.get("ref_start_s")
+    r1 = e.get("ref_end_s")
+    if r1 is None and r0 is not None and q0 is not None and q1 is not None:
+        r1 = r0 + (q1 - q0)
+    score = e.get("score")
+    return {
+        "source": {"landmarks": "spectral-peak landmarks", "chromaprint": "Chromaprint"}.get(e.get("source"),
+                                                                                             e.get("source") or "—"),
+        "score": f"{100 * float(score):.0f} %" if isinstance(score, int | float) else "—",
+        "where": f"{mmss(q0)}–{mmss(q1)} of the upload" if q0 is not None else None,
+        "source_segment": f"{mmss(r0)}–{mmss(r1)} of the recording" if r0 is not None else None,
+        "reason": e.get("reason") or "",
+        "other": sorted((k, v) for k, v in e.items() if k not in EVIDENCE_SHOWN),
+    }
+
+
 def explain_decision(job) -> dict:
     """The rights decision on a job, for the producer: a headline, the reasons in plain words,
     and whether asking the rights holder for a license could help."""
@@ -79,6 +108,14 @@ def explain_decision(job) -> dict:
     if not d:
         return {"state": "pending", "headline": "Checking your upload against the licensed catalog…",
                 "matches": matches, "reasons": [], "can_request": False}
+    if d.get("pending_review") and job.state == Job.State.REVIEW:
+        waiting = [r for r in job.reviews.all() if r.outcome == "pending"]
+        holders = sorted({r.rights_holder.name for r in waiting})
+        return {"state": "review", "headline": f"Waiting for review by {', '.join(holders) or 'the rights holder'}.",
+                "detail": "Identification found partial evidence of these catalog recordings. Their rights holder "
+                          "checks it: if they release it, your job is decided on your licenses as usual; "
+                          "no separation runs and nothing is counted against your licenses until then.",
+                "matches": matches, "reviews": list(job.reviews.all()), "reasons": [], "can_request": False}
     if d.get("allowed"):
         if d.get("basis") == "attestation":
             headline = "Cleared on your ownership statement: the audio matches nothing in the licensed catalog."

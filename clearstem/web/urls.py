@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, common, label, producer
+from .views import audit, common, label, producer, reviews
 
 app_name = "web"
 
@@ -38,6 +38,9 @@ urlpatterns = [
     path("requests/<uuid:request_id>/", label.request_decide, name="request"),
     path("usage/", label.usage, name="usage"),
     path("usage.csv", label.usage_csv, name="usage-csv"),
+    # rights holders and platform staff
+    path("reviews/", reviews.reviews_inbox, name="reviews"),
+    path("reviews/<uuid:review_id>/", reviews.review_decide, name="review"),
     # platform auditors
     path("audit/", audit.find, name="audit"),
     path("audit/stems/<uuid:stem_id>/", audit.stem_detail, name="audit-stem"),

@@ -16,14 +16,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from sharedcore.errors import DomainError
 
 
-def persona(kind: str):
-    """Pages of one persona: others get 404, as the API hides other organisations' objects."""
+def persona(*kinds: str):
+    """Pages of one persona (or a few): others get 404, as the API hides other organisations'
+    objects."""
 
     def deco(view):
         @login_required
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            if request.user.org_kind != kind:
+            if request.user.org_kind not in kinds:
                 raise Http404("not available to your organisation")
             return view(request, *args, **kwargs)
 

@@ -112,7 +112,7 @@ def recording_detail(request, recording_id):
     return render(request, "web/label/recording.html", {
         "rec": rec, "chart": _chart(events, f"Daily usage of {rec.title}, last {USAGE_DAYS} days"),
         "grants": rec.grants.exclude(status="superseded").select_related("licensee_org", "licensee_user"),
-        "in_use": rec.grants.exists() or rec.usage.exists(),
+        "in_use": rec.grants.exists() or rec.usage.exists() or rec.reviews.exists(),
     })
 
 

@@ -9,6 +9,7 @@ import tempfile
 from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
+from django.db.models import Prefetch
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +19,7 @@ from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
 from clearstem.jobs.delivery import check_stem_preview, do_authorize_download, do_export_job
-from clearstem.jobs.models import Job
+from clearstem.jobs.models import Job, JobReview
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
 from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload
@@ -149,7 +150,9 @@ def _steps(job):
     order = ["received", "identifying", "queued", "separating", "done"]
     labels = {"received": "Received", "identifying": "Identifying & clearing", "queued": "Queued",
               "separating": "Separating", "done": "Stems ready"}
-    state = {"cleared": "queued"}.get(job.state, job.state)
+    if job.state == Job.State.REVIEW:
+        labels["identifying"] = "Waiting for review"
+    state = {"cleared": "queued", "review": "identifying"}.get(job.state, job.state)
     reached = order.index(state) if state in order else None
     out = []
     for i, key in enumerate(order):
@@ -161,16 +164,22 @@ def _steps(job):
     return out
 
 
+def _job(request, job_id):
+    jobs = scope.visible_jobs(request.user).prefetch_related(
+        Prefetch("reviews", JobReview.objects.select_related("recording", "rights_holder")))
+    return get_object_or_404(jobs, pk=job_id)
+
+
 @producer_page
 def job_detail(request, job_id):
-    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    job = _job(request, job_id)
     return render(request, "web/producer/job.html", _job_context(request, job))
 
 
 @producer_page
 def job_status(request, job_id):
     """The live part of the job page (polled until the job ends)."""
-    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    job = _job(request, job_id)
     if job.state in Job.TERMINAL and request.headers.get("HX-Request"):
         # finished: reload the whole page once (stems, request form), instead of swapping
         # controls under a keyboard user's focus every second
