@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fingerprint import landmarks as lm  # noqa: E402
-from fingerprint.fusion import FusionParams, fuse  # noqa: E402
+from fingerprint.fusion import FusionParams, check_alignments, fuse  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
 
 SR = 44100
@@ -623,8 +623,9 @@ def landmark_query(path, index: lm.LandmarkIndex, params: lm.LandmarkParams):
         n += block.size
         ex.feed(block)
     h, t = ex.finish()
-    matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=ex.peak_map())
-    return matches, rejected, n / 11025, h.size
+    pmap = ex.peak_map()
+    matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
+    return matches, rejected, n / 11025, h.size, pmap
 
 
 # ------------------------------------------------------------------------------------------
@@ -646,19 +647,24 @@ def _run_query(job):
     folder.mkdir(exist_ok=True)
     path = write_query(folder, f"q{i}", audio, rate)
     t0 = time.perf_counter()
-    matches, rejected, secs, n_hashes = landmark_query(path, _STATE["lm_index"], COLLECT)
+    matches, rejected, secs, n_hashes, pmap = landmark_query(path, _STATE["lm_index"], COLLECT)
     t1 = time.perf_counter()
     cands = [m.as_dict() | {"gates": _gates(m)} for m in matches + rejected]
-    cp, cp_cands = [], []
+    cp, cp_cands, alignment = [], [], {}
     if _STATE["chromaprint"] is not None:
         scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS)
         found: list = []
-        cp = [m.as_dict() for m in identify(_STATE["chromaprint"], scan.variants, candidates=found)]
+        cp_m = identify(_STATE["chromaprint"], scan.variants, candidates=found)
+        cp = [m.as_dict() for m in cp_m]
         cp_cands = [c.as_dict() for c in found]
+        index = _STATE["lm_index"]
+        checks = check_alignments(cp_m, index.peaks_of, pmap)
+        alignment = {k: (v.as_dict() if v is not None else None) for k, v in checks.items()}
     t2 = time.perf_counter()
     path.unlink()
     return {"i": i, "cond": spec["cond"], "split": spec["split"], "catalog": spec["catalog"], "truth": spec["truth"],
             "seconds": secs, "query_hashes": n_hashes, "landmarks": cands, "chromaprint": cp, "cp_candidates": cp_cands,
+            "alignment": alignment,
             "lm_ms": (t1 - t0) * 1000, "cp_ms": (t2 - t1) * 1000}
 
 
@@ -679,8 +685,9 @@ def _fused(r: dict, min_score: float, fusion: FusionParams):
     for c in r["landmarks"]:
         m = lm.LandmarkMatch(**{k: v for k, v in c.items() if k != "gates"})
         (lm_m if c["gates"] and c["score"] >= min_score else lm_r).append(m)
+    alignment = {int(k): (lm.LandmarkMatch(**v) if v is not None else None) for k, v in r["alignment"].items()}
     return fuse([Match(**m) for m in r["chromaprint"]], [Candidate(**c) for c in r["cp_candidates"]], lm_m, lm_r,
-                landmarks_ran=True, cp_params=MatchParams(), lm_min_score=min_score, params=fusion)
+                landmarks_ran=True, cp_params=MatchParams(), lm_min_score=min_score, params=fusion, alignment=alignment)
 
 
 def _decide(results: list[dict], min_score: float, fusion: FusionParams | None = None) -> None:
@@ -776,8 +783,8 @@ def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> F
 
     - landmark review score: the lowest score at which at most `review_rate` of calibration
       queries would get a suspect that is not in them (never above the acceptance score);
-    - confirm_below: a Chromaprint match at the original speed that landmarks do not
-      corroborate must score above every such wrong match of the calibration split."""
+    - corroborate_score: a Chromaprint match needs the landmark alignment check to score above
+      every wrong Chromaprint match's check on the calibration split (at least 0.30)."""
     base = FusionParams()
     worst = []
     for r in cal:
@@ -786,13 +793,11 @@ def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> F
                   and c["score"] < min_score]
         worst.append(max(scores, default=0.0))
     review = min(min_score, _pct(worst, 1 - review_rate) + 0.01) if worst else min_score
-    wrong_cp = []
-    for r in cal:
-        lm_keys = {c["key"] for c in r["landmarks"] if c["score"] >= review}
-        wrong_cp += [m["score"] for m in r["chromaprint"]
-                     if m["key"] not in r["truth"] and m["key"] not in lm_keys and abs(m["speed"] - 1) < base.same_speed]
-    confirm = min(0.95, max(wrong_cp) + 0.02) if wrong_cp else 0.0
-    return FusionParams(landmark_review_score=round(review, 4), confirm_below=round(confirm, 4))
+    wrong_checks = [(v or {}).get("score", 0.0) for r in cal for k, v in r["alignment"].items()
+                    if int(k) not in r["truth"]]
+    corroborate = min(0.9, max(0.30, max(wrong_checks, default=0.0) + 0.02))
+    return FusionParams(landmark_review_score=round(review, 4), corroborate_score=round(corroborate, 4),
+                        reject_below=min(base.reject_below, corroborate))
 
 
 def _decided_by_counts(results: list[dict]) -> dict:
@@ -817,7 +822,7 @@ def product_query(path, cp_index, index: lm.LandmarkIndex, params: lm.LandmarkPa
     _, h, t, pmap = scan.landmarks
     lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
     return fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_min_score=params.min_score,
-                params=fusion)
+                params=fusion, alignment=check_alignments(cp, index.peaks_of, pmap, params))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -832,6 +837,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--review-rate", type=float, default=0.02,
                     help="share of calibration queries the landmark review threshold may send to review wrongly")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mixtures.json")
+    ap.add_argument("--dump", type=Path, default=None, help="also write every query's raw candidates (JSON)")
     args = ap.parse_args(argv)
     if args.quick:
         args.tracks, args.mixes = 40, 1
@@ -956,6 +962,9 @@ def main(argv: list[str] | None = None) -> dict:
                            "total": round(time.perf_counter() - t_start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2, default=str))
+    if args.dump:
+        keep = ("i", "cond", "split", "catalog", "truth", "landmarks", "chromaprint", "cp_candidates", "alignment")
+        args.dump.write_text(json.dumps([{k: r[k] for k in keep} for r in results], default=str))
     _print(summary)
     print(f"results: {args.out}")
     return json.loads(json.dumps(summary, default=str))

@@ -197,8 +197,13 @@ CLEARSTEM_LANDMARKS = env.bool("CLEARSTEM_LANDMARKS", default=True)
 CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=str(DATA_DIR / "landmark-index"))
 CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.55)
 CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.30)
-# Chromaprint matches at the original speed scoring below this need landmark corroboration (0: off).
-CLEARSTEM_MATCH_CONFIRM_BELOW = env.float("CLEARSTEM_MATCH_CONFIRM_BELOW", default=0.0)
+# Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the
+# recording's peaks at Chromaprint's alignment and speed score >= CORROBORATE_SCORE), or they
+# become suspects; > 1 = every match, 0 = none (fingerprint.fusion).
+CLEARSTEM_MATCH_CONFIRM_BELOW = env.float("CLEARSTEM_MATCH_CONFIRM_BELOW", default=1.01)
+CLEARSTEM_MATCH_CORROBORATE_SCORE = env.float("CLEARSTEM_MATCH_CORROBORATE_SCORE", default=0.30)
+# ... and below REJECT_BELOW the peaks contradict the match: rejected, not suspected.
+CLEARSTEM_MATCH_REJECT_BELOW = env.float("CLEARSTEM_MATCH_REJECT_BELOW", default=0.15)
 
 # Separation
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))

@@ -7,14 +7,20 @@ find songs in mixtures, including one 12 dB under another, but only at the origi
 - A recording is **present** when either verifies it with enough evidence: `decided_by` is
   `chromaprint`, `landmarks` or `both`, and the row keeps the evidence of each.
 - Evidence that is plausible but below the acceptance threshold makes the recording a
-  **suspect**: the platform sends such a job to review instead of letting the ownership
+  **suspect** (landmark candidates between the review and acceptance scores; Chromaprint
+  matches the landmarks neither corroborate nor contradict; Chromaprint near misses when the
+  query has no landmark print): the platform sends such a job to review instead of letting the ownership
   statement through (a producer could otherwise bury a catalog song under other music and tick
   the box). A suspect is never also present.
 - **Secondary matches clear the same bar as primary ones**: every recording is judged on its own
   evidence, never relative to the best one in the query.
-- Optionally (`confirm_below` > 0), a weak Chromaprint match at the original speed that the
-  landmarks — which could have seen it — do not corroborate is demoted to a suspect: at the
-  original speed the landmark verification measures its chance rate, Chromaprint's BER does not.
+- **Chromaprint matches are checked on the constellation** when the query has a landmark print:
+  the caller verifies each one's alignment (`landmarks.verify_alignment`: the recording's
+  sustained peaks moved to Chromaprint's offset *and speed* must land on the query's spectral
+  maxima well above their chance rate). A match scoring below `confirm_below` that neither the
+  landmark hashes nor that check corroborate is demoted to a suspect: Chromaprint's bit error
+  rate alone lets unrelated music with the same harmony and rhythm through on long queries and
+  at speed variants; the check measures its own chance rate, at any speed.
 
 Keys are the indexes' recording keys (ReferenceFingerprint ids in the product); plain Python,
 no Django.
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .landmarks import LandmarkMatch
+from .landmarks import LandmarkMatch, LandmarkParams, verify_alignment
 from .matcher import Candidate, Match, MatchParams
 
 
@@ -41,24 +47,34 @@ class FusionParams:
     #: with this share of the acceptance's near-identical items and of its minimum length.
     review_near_share: float = 0.67
     review_length_share: float = 0.6
-    #: Chromaprint matches below this score at the original speed need landmark corroboration
-    #: (0 = off). See the module docstring.
-    confirm_below: float = 0.0
-    #: |speed - 1| under which landmarks can see what Chromaprint saw.
-    same_speed: float = 0.006
+    #: Chromaprint matches scoring below this need the landmarks' corroboration (0 = never,
+    #: above 1 = always) when it can be had; see the module docstring.
+    confirm_below: float = 1.01
+    #: The alignment check's score that corroborates a Chromaprint match; below `reject_below`
+    #: the recording's peaks are no more there than by chance: the match is contradicted and
+    #: rejected (kept as evidence), not merely unproven (a suspect).
+    corroborate_score: float = 0.30
+    reject_below: float = 0.15
 
 
 @dataclass
 class Verdict:
-    """Per recording key: `present` rows and `suspects` rows (evidence dicts, best first)."""
+    """Per recording key: `present` rows and `suspects` rows (evidence dicts, best first), and
+    the Chromaprint matches the landmark check contradicted (kept as evidence)."""
 
     present: dict
     suspects: dict
+    contradicted: dict
 
 
 def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: list[LandmarkMatch],
          lm_rejected: list[LandmarkMatch], *, landmarks_ran: bool, cp_params: MatchParams,
-         lm_min_score: float, params: FusionParams = FusionParams()) -> Verdict:
+         lm_min_score: float, params: FusionParams = FusionParams(),
+         alignment: dict | None = None) -> Verdict:
+    """`alignment`: key -> `landmarks.verify_alignment` of that key's best Chromaprint match
+    (None where it could not be judged: no reference peaks in the segment); keys missing from it
+    (references without a landmark print) keep Chromaprint's word."""
+    alignment = alignment or {}
     lm_best = {m.key: m for m in lm_matches}
     lm_weak = {}
     for m in lm_rejected:
@@ -66,6 +82,7 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
             lm_weak[m.key] = m
     present: dict = {}
     suspects: dict = {}
+    rejected: dict = {}
 
     cp_best: dict = {}
     for m in cp_matches:
@@ -73,21 +90,25 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
             cp_best[m.key] = m
     for key, m in cp_best.items():
         lm = lm_best.get(key)
-        weak = lm_weak.get(key)
-        uncorroborated = (
-            params.confirm_below > 0 and landmarks_ran and lm is None and m.score < params.confirm_below
-            and abs(m.speed - 1.0) < params.same_speed
-            and (weak is None or weak.score < params.landmark_review_score)
-        )
-        if uncorroborated:
-            suspects[key] = _row("chromaprint", m.score, _cp_where(m), chromaprint=_cp(m), landmarks=_lm(weak),
-                                 reason=f"chromaprint: {m.duration_s:.1f} s at score {m.score:.2f} (BER "
-                                        f"{m.ber:.3f}) not corroborated by landmarks at the same speed; "
-                                        f"accepted alone from {params.confirm_below:.2f}")
+        check = alignment.get(key)
+        corroborated = lm is not None or (check is not None and check.score >= params.corroborate_score)
+        judged = landmarks_ran and key in alignment
+        if judged and not corroborated and check is not None and check.score < params.reject_below:
+            rejected[key] = _row("chromaprint", m.score, _cp_where(m), chromaprint=_cp(m), landmarks=_lm(check),
+                                 reason=f"chromaprint: {m.duration_s:.1f} s at score {m.score:.2f}, contradicted: "
+                                        f"the recording's peaks at that alignment score {check.score:.2f} "
+                                        f"(rejected below {params.reject_below:.2f})")
             continue
-        decided_by = "both" if lm is not None else "chromaprint"
+        if judged and not corroborated and m.score < params.confirm_below:
+            got = f"{check.score:.2f}" if check is not None else "too few reference peaks to judge"
+            suspects[key] = _row("chromaprint", m.score, _cp_where(m), chromaprint=_cp(m), landmarks=_lm(check),
+                                 reason=f"chromaprint: {m.duration_s:.1f} s at score {m.score:.2f} (BER {m.ber:.3f}, "
+                                        f"speed {m.speed:.3f}); the recording's peaks at that alignment: {got} "
+                                        f"(corroboration from {params.corroborate_score:.2f})")
+            continue
+        decided_by = "both" if corroborated else "chromaprint"
         present[key] = _row(decided_by, max(m.score, lm.score if lm else 0.0), _cp_where(m), chromaprint=_cp(m),
-                            landmarks=_lm(lm or weak))
+                            landmarks=_lm(lm or check or lm_weak.get(key)))
     for key, lm in lm_best.items():
         if key in present or key in suspects:
             continue
@@ -107,8 +128,8 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
         if c.key not in best_cand or c.ber < best_cand[c.key].ber:
             best_cand[c.key] = c
     for key, c in best_cand.items():
-        if key in present or key in suspects:
-            continue
+        if landmarks_ran or key in present or key in suspects or key in rejected:
+            continue  # with a landmark print, the landmarks' own review bar judges near misses
         if (c.ber <= cp_params.max_ber + params.review_ber_margin
                 and c.near_fraction >= params.review_near_share * cp_params.min_near_fraction
                 and c.duration_s >= params.review_length_share * cp_params.min_seconds):
@@ -121,14 +142,35 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
                                         f"{100 * cp_params.min_near_fraction:.0f} %)")
     order = sorted(present, key=lambda k: -present[k]["score"])
     return Verdict(present={k: present[k] for k in order},
-                   suspects=dict(sorted(suspects.items(), key=lambda kv: -kv[1]["score"])))
+                   suspects=dict(sorted(suspects.items(), key=lambda kv: -kv[1]["score"])),
+                   contradicted=rejected)
+
+
+def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None) -> dict:
+    """`fuse`'s `alignment`: each recording's best Chromaprint match verified on the landmark
+    constellation. `peaks_of(key)` gives the reference's packed peaks, or None when the
+    reference has no landmark print (that key is then left out: Chromaprint's word stands)."""
+    params = params or LandmarkParams()
+    best: dict = {}
+    for m in cp_matches:
+        if m.key not in best or m.score > best[m.key].score:
+            best[m.key] = m
+    out = {}
+    for key, m in best.items():
+        peaks = peaks_of(key)
+        if peaks is None:
+            continue
+        out[key] = verify_alignment(key, peaks, query_map, query_start_s=m.query_start_s, ref_start_s=m.ref_start_s,
+                                    duration_s=m.duration_s, speed=m.speed, params=params)
+    return out
 
 
 def _row(decided_by: str, score: float, where: dict, *, chromaprint, landmarks, reason: str | None = None) -> dict:
     row = {"decided_by": decided_by, "score": round(float(score), 4), **where,
            "chromaprint": chromaprint, "landmarks": landmarks}
-    if reason:
+    if reason:  # a suspect: `source` names the fingerprint whose partial evidence it is
         row["reason"] = reason
+        row["source"] = decided_by
     return row
 
 
@@ -142,11 +184,13 @@ def _cp(m: Match | None) -> dict | None:
 
 
 def _lm(m: LandmarkMatch | None) -> dict | None:
+    """Landmark evidence; `method` says whether it came from the landmark hashes or from
+    checking another matcher's alignment on the peaks (`verify_alignment`)."""
     if m is None:
         return None
     d = m.as_dict()
     d.pop("key")
-    d.pop("decided_by")
+    d["method"] = "alignment" if d.pop("decided_by") == "landmarks-alignment" else "hashes"
     return d
 
 

@@ -11,7 +11,7 @@ from django.db.models import Count, Sum
 
 from licensing.models import Recording
 
-from .fusion import FusionParams, fuse
+from .fusion import FusionParams, check_alignments, fuse
 from .index import IndexStore, MultiIndex, Segment
 from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
 from .matcher import Candidate, MatchParams, identify
@@ -115,6 +115,8 @@ def landmark_params() -> LandmarkParams:
 def fusion_params() -> FusionParams:
     lm = landmark_params()
     return FusionParams(landmark_review_score=settings.CLEARSTEM_LANDMARK_REVIEW_SCORE,
+                        corroborate_score=settings.CLEARSTEM_MATCH_CORROBORATE_SCORE,
+                        reject_below=settings.CLEARSTEM_MATCH_REJECT_BELOW,
                         landmark_min_votes=lm.min_votes, landmark_min_vote_seconds=lm.min_vote_seconds,
                         landmark_min_seconds=lm.min_seconds, confirm_below=settings.CLEARSTEM_MATCH_CONFIRM_BELOW)
 
@@ -134,7 +136,15 @@ class Identification:
     suspects: list
     rejected: list  # Chromaprint's closest rejected candidates
     landmark_rejected: list  # the landmarks' closest rejected candidates
+    contradicted: list  # Chromaprint matches the recording's peaks contradict (fingerprint.fusion)
     landmarks_ran: bool
+
+
+def _peaks_or_none(index: MultiIndex, key: int):
+    try:
+        return index.segment_of(key).peaks_of(key)
+    except KeyError:  # a reference without a landmark print (see backfill_landmarks)
+        return None
 
 
 def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tuple | None = None) -> Identification:
@@ -147,14 +157,16 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     lm_rejected: list = []
     landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
     lm_params = landmark_params()
+    alignment: dict = {}
     if landmarks_ran:
         _, hashes, times, peak_map = landmark_print
         index = sync_landmark_index()
         lm_matches, lm_rejected = match_landmarks(
             index.lookup, hashes, times, lm_params, peaks=lambda key: index.segment_of(key).peaks_of(key),
             query_map=peak_map)
+        alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
-                   cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params())
+                   cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}
             | {m.key for m in lm_rejected})
     rec_of = dict(ReferenceFingerprint.objects.filter(id__in=keys).values_list("id", "recording_id"))
@@ -170,7 +182,7 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
                         "rights_holder": rec.rights_holder.slug, **row})
         return out
 
-    decided = set(verdict.present) | set(verdict.suspects)
+    decided = set(verdict.present) | set(verdict.suspects) | set(verdict.contradicted)
     best: dict = {}
     for c in cp_candidates:
         if c.key not in decided and (c.key not in best or c.near_fraction > best[c.key].near_fraction):
@@ -186,7 +198,8 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
         d = m.as_dict()
         lm_rej.append({"recording": str(rec_of[d.pop("key")]) if m.key in rec_of else None, **d})
     return Identification(matches=rows(verdict.present), suspects=rows(verdict.suspects), rejected=rejected,
-                          landmark_rejected=lm_rej[:EVIDENCE_CANDIDATES], landmarks_ran=landmarks_ran)
+                          landmark_rejected=lm_rej[:EVIDENCE_CANDIDATES], contradicted=rows(verdict.contradicted),
+                          landmarks_ran=landmarks_ran)
 
 
 def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarray]], peak_dbfs: float | None,
@@ -214,7 +227,8 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
                            "review_score": fusion.landmark_review_score},
             "query_hashes": int(landmark_print[1].size) if landmark_print is not None else 0,
         },
-        "fusion": {"confirm_below": fusion.confirm_below},
+        "fusion": {"confirm_below": fusion.confirm_below, "corroborate_score": fusion.corroborate_score,
+                   "reject_below": fusion.reject_below},
         "suspects": [],
     }
     if items.size * ITEM_SECONDS < settings.CLEARSTEM_MATCH_MIN_SECONDS:
@@ -229,6 +243,7 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
         evidence["suspects"] = found.suspects
         evidence["rejected_candidates"] = found.rejected
         evidence["landmarks"]["rejected_candidates"] = found.landmark_rejected
+        evidence["contradicted"] = found.contradicted
         evidence["index_generation"] = index_store().generation()
         if found.landmarks_ran:
             evidence["landmarks"]["index_generation"] = landmark_store().generation()

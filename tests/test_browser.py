@@ -342,7 +342,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     page.get_by_role("link", name="Requests 1").click()
     assert "For a club remix." in page.inner_text("main")
     shot(page, "label-requests")
-    page.get_by_role("link", name="Review").click()
+    page.get_by_role("link", name="Review", exact=True).click()
     assert page.get_by_label("Drums", exact=True).is_checked() and page.get_by_label("Vocals", exact=True).is_checked()
     assert not page.get_by_label("Bass", exact=True).is_checked()
     shot(page, "label-request-review")

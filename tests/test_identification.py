@@ -237,3 +237,43 @@ def test_backfill_computes_missing_reference_prints(catalog, capsys):
     assert sync_landmark_index().keys() == {r.id for r in rows}
     call_command("backfill_landmarks")  # nothing left to do
     assert "0 reference prints computed" in capsys.readouterr().out
+
+
+def test_speed_changed_copy_found_by_chromaprint_and_checked_on_the_peaks(clients, catalog, audio_dir, tmp_path):
+    """+3 % speed (turntable-style, pitch up too): the landmark hashes cannot align it, Chromaprint's
+    speed variants can; its match is then checked on the recording's peaks moved to that speed
+    and offset, so it is decided by both, with the alignment check as the landmark evidence."""
+    from scipy.signal import resample_poly
+
+    x = sf.read(audio_dir / "song12.wav", always_2d=True)[0][2 * SR: 20 * SR]
+    sf.write(tmp_path / "fast.wav", resample_poly(x, 100, 103, axis=0), SR, subtype="PCM_16")
+    evidence = identify_upload(clients["producer"], tmp_path / "fast.wav")
+    (m,) = evidence["matches"]
+    assert m["recording"] == catalog["recordings"][12]["id"] and abs(m["speed"] - 1.03) < 0.004, m
+    assert m["decided_by"] == "both" and m["landmarks"]["method"] == "alignment"
+    assert m["landmarks"]["score"] >= settings.CLEARSTEM_MATCH_CORROBORATE_SCORE
+    assert m["landmarks"]["presence"] > 3 * m["landmarks"]["chance"]
+    assert evidence["suspects"] == []
+
+
+def test_an_uncorroborated_chromaprint_match_is_only_a_suspect_and_the_job_waits_for_review(
+        clients, catalog, audio_dir, settings):
+    """A Chromaprint match that the landmarks do not corroborate is not accepted on Chromaprint's
+    word: it becomes a suspect, and the job waits for the rights holder instead of clearing on
+    an ownership statement. (Forced here by bars no evidence can clear; the bench measures
+    where real matches and wrong ones fall.)"""
+    settings.CLEARSTEM_MATCH_CORROBORATE_SCORE = 1.5
+    settings.CLEARSTEM_LANDMARK_MIN_SCORE = 1.5
+    settings.CLEARSTEM_LANDMARK_REVIEW_SCORE = 1.5
+    r = upload_file(clients["producer"], audio_dir / "excerpt12.flac")
+    evidence = do_identify_upload(r.json()["id"]).identification
+    assert evidence["matches"] == []
+    (s,) = evidence["suspects"]
+    assert s["recording"] == catalog["recordings"][12]["id"] and s["decided_by"] == "chromaprint"
+    assert s["chromaprint"]["ber"] <= settings.CLEARSTEM_MATCH_MAX_BER and "corroboration" in s["reason"]
+    assert s["landmarks"]["method"] == "alignment" and s["landmarks"]["score"] > 0.9
+    job = clients["producer"].post("/api/v1/jobs/", {
+        "upload": r.json()["id"], "stems": ["vocals"], "purpose": "remix", "commercial": False, "territory": "DE",
+        "attestation": {"accepted": True}}, format="json")
+    assert job.status_code == 201, job.content
+    assert do_process_job(job.json()["id"]).state == "review"

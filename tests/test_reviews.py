@@ -343,3 +343,12 @@ def test_a_recording_under_review_cannot_be_removed(held, clients, catalog):
     r = clients["label"].delete(f"/api/v1/recordings/{review.recording_id}/")
     assert r.status_code == 409 and r.json()["code"] == "recording_in_use", r.content
     assert JobReview.objects.filter(pk=review.pk, recording_id=review.recording_id).exists()
+
+
+def test_the_upload_page_names_the_suspects_and_what_happens_next(clients, catalog, audio_dir, users):
+    recs = catalog["recordings"]
+    job = job_with_evidence(clients, audio_dir, [], [suspect(recs[12])])
+    page = browser(users["producer"][0]).get(f"/studio/uploads/{job.upload_id}/").content.decode()
+    assert "may also contain" in page and "Song 12" in page and "waits for their review" in page
+    assert "landmarks: 5.2 s aligned at 0.41 (acceptance 0.55)" in page
+    assert 'name="attest"' in page  # released suspects leave the ownership statement to stand on

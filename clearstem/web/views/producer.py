@@ -83,6 +83,7 @@ def _upload_context(request, up, form=None, errors=None):
             covering.append({"match": m, "grants": [{"grant": g, "remaining": remaining_caps(g, user)} for g in grants]})
     return {
         "upload": up, "matches": matches, "covering": covering,
+        "suspects": present.describe_matches(up.identification.get("suspects", [])),
         "identified": up.identification_status != "pending",
         "jobs": up.jobs.order_by("-created_at"),
         "stem_choices": [(s, present.STEM_LABELS[s]) for s in STEM_CHOICES],
