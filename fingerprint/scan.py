@@ -108,9 +108,12 @@ def _riff_truncation(path: str) -> str | None:
 
 
 class _Contexts:
-    """Chromaprint contexts for the base fingerprint and each speed variant, fed block-wise."""
+    """Chromaprint contexts for the base fingerprint and each speed variant, and the landmark
+    extractor when there is one, fed block-wise on the pool's threads (libchromaprint and
+    numpy's FFT and reductions release the GIL) while this thread decodes the next block."""
 
-    def __init__(self, factors):
+    def __init__(self, factors, landmarks: LandmarkExtractor | None = None):
+        self.landmarks = landmarks
         self.factors = [1.0, *factors]
         self.contexts = []
         for f in self.factors:
@@ -125,14 +128,18 @@ class _Contexts:
             fut.result()
         self.pending = []
 
-    def feed(self, pcm: bytes) -> None:
-        """Hand a block to every context; returns at once so decoding overlaps with hashing
-        (a context is never fed two blocks at a time: the previous block is awaited first)."""
-        if len(self.contexts) == 1:
-            self.contexts[0].feed(pcm)
+    def feed(self, pcm: np.ndarray) -> None:
+        """Hand a block (s16 mono) to every context; returns at once so decoding overlaps with
+        hashing (a context is never fed two blocks at a time: the previous block is awaited)."""
+        data = pcm.tobytes()
+        if len(self.contexts) == 1 and self.landmarks is None:
+            self.contexts[0].feed(data)
             return
         self._wait()
-        self.pending = [_pool.submit(ctx.feed, pcm) for ctx in self.contexts]
+        self.pending = []
+        if self.landmarks is not None:  # first in line: it is the longest task of the block
+            self.pending.append(_pool.submit(self.landmarks.feed, pcm.reshape(-1).copy()))
+        self.pending += [_pool.submit(ctx.feed, data) for ctx in self.contexts]
 
     def finish(self) -> list[tuple[float, np.ndarray, int]]:
         self._wait()
@@ -212,8 +219,8 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
 
         # frame_size batches the output: one numpy conversion per 4 s, not per codec frame
         resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
-        fp = _Contexts(speed_variants)
         lmx = LandmarkExtractor(landmarks) if landmarks else None
+        fp = _Contexts(speed_variants, lmx)
         n_samples = 0
         peak = 0
         bad_packets = 0
@@ -234,16 +241,12 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
                         pcm = out.to_ndarray()
                         if pcm.size:
                             peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
-                            fp.feed(pcm.tobytes())
-                            if lmx is not None:
-                                lmx.feed(pcm)
+                            fp.feed(pcm)
             for out in resampler.resample(None):  # the last (partial) block
                 pcm = out.to_ndarray()
                 if pcm.size:
                     peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
-                    fp.feed(pcm.tobytes())
-                    if lmx is not None:
-                        lmx.feed(pcm)
+                    fp.feed(pcm)
         except av.error.FFmpegError as exc:
             raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
 

@@ -185,3 +185,27 @@ def test_prints_pack_and_unpack(songs):
     for bad in (b"", b"RIFF0000", blob[:4] + bytes([lm.PRINT_VERSION + 1]) + blob[5:]):
         with pytest.raises(ValueError):
             lm.unpack_print(bad)
+
+
+def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs):
+    """fingerprint.scan feeds the landmark extractor on the pool's threads, block by block, beside
+    the Chromaprint contexts: the print equals one call on the same decoded PCM."""
+    import av
+    import soundfile as sf
+
+    from fingerprint.scan import BLOCK, FP_RATE, SPEED_VARIANTS, scan_audio
+
+    path = tmp_path / "song.wav"
+    sf.write(path, songs[22][: 30 * RATE] * 0.5, RATE, subtype="PCM_16")
+    scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS, landmarks="query")
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
+        blocks = [out.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
+                  for out in resampler.resample(frame)]
+        blocks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    kind, h, t, pmap = scan.landmarks
+    h1, t1, pmap1 = lm.query_print(np.concatenate(blocks))
+    assert kind == "query" and h.size > 1000 and len(scan.variants) == 1 + len(SPEED_VARIANTS)
+    np.testing.assert_array_equal(h, h1)
+    np.testing.assert_array_equal(t, t1)
+    np.testing.assert_array_equal(pmap, pmap1)
