@@ -189,6 +189,9 @@ def test_stem_pages_follow_the_license_and_the_audit_catches_tampering(web, clie
     audit = web["platform"]
     page = html(audit.get(f"/audit/stems/{stem.id}/"))
     assert "chain verified" in page and 'class="bad"' not in page
+    # the identification evidence of both fingerprints, and who decided
+    assert "decided by <strong>both</strong>" in page and "Chromaprint: BER" in page
+    assert "Landmarks (aligned hashes)" in page and "query hashes" in page
     assert audit.get(f"/audit/?q={stem.sha256}")["Location"] == f"/audit/stems/{stem.id}/"
     with default_storage.open(stem.file.name, "rb") as fh:
         assert audit.post("/audit/", {"file": fh})["Location"] == f"/audit/stems/{stem.id}/"
