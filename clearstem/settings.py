@@ -195,8 +195,8 @@ CLEARSTEM_INDEX_DIR = env.str("CLEARSTEM_INDEX_DIR", default=str(DATA_DIR / "fin
 # candidates from REVIEW_SCORE up, and near-miss Chromaprint runs, send a job to review.
 CLEARSTEM_LANDMARKS = env.bool("CLEARSTEM_LANDMARKS", default=True)
 CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=str(DATA_DIR / "landmark-index"))
-CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.55)
-CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.30)
+CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.78)
+CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.62)
 # Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the
 # recording's peaks at Chromaprint's alignment and speed score >= CORROBORATE_SCORE), or they
 # become suspects; > 1 = every match, 0 = none (fingerprint.fusion).
