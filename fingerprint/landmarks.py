@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -508,6 +508,10 @@ class LandmarkParams:
     z_scale: float = 15.0
 
 
+#: Queries longer than this (frames, 60 s) are matched in windows, WINDOW_HOP (45 s) apart:
+#: a segment of up to 15 s lies whole in one window.
+WINDOW_FRAMES = int(round(60 / FRAME_SECONDS))
+WINDOW_HOP = int(round(45 / FRAME_SECONDS))
 #: verify_alignment searches this many frames either side of the alignment it is given.
 ALIGN_SEARCH = 12
 #: Offsets (frames) at which the chance rate of a candidate is measured: ±1.5, 3.1, 4.6 s.
@@ -553,7 +557,37 @@ def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = Landmark
     q_hashes = np.asarray(q_hashes, np.uint32)
     q_times = np.asarray(q_times, np.int64)
     query_map = np.asarray(query_map, np.uint8)
-    if q_hashes.size == 0 or query_map.shape[0] == 0:
+    n_frames = query_map.shape[0]
+    if q_hashes.size == 0 or n_frames == 0:
+        return [], []
+    if n_frames <= WINDOW_FRAMES:
+        return _match_window(lookup, q_hashes, q_times, params, peaks, query_map)
+    # a long query, window by window: memory stays bounded (every hit of a 2-hour upload at once
+    # would not), and each window is judged as a query of its own; per recording the best wins
+    best: dict = {}
+    best_rejected: dict = {}
+    order = np.argsort(q_times, kind="stable")
+    q_hashes, q_times = q_hashes[order], q_times[order]
+    for start in range(0, n_frames, WINDOW_HOP):
+        end = min(start + WINDOW_FRAMES, n_frames)
+        lo, hi = np.searchsorted(q_times, [start, end])
+        shift = start * FRAME_SECONDS
+        found, missed = _match_window(lookup, q_hashes[lo:hi], q_times[lo:hi] - start, params, peaks,
+                                      query_map[start:end])
+        for pool, results in ((best, found), (best_rejected, missed)):
+            for m in results:
+                m = replace(m, query_start_s=m.query_start_s + shift, query_end_s=m.query_end_s + shift)
+                if m.key not in pool or m.score > pool[m.key].score:
+                    pool[m.key] = m
+        if end == n_frames:
+            break
+    matches = sorted(best.values(), key=lambda m: (-m.score, m.key))
+    rejected = sorted((m for k, m in best_rejected.items() if k not in best), key=lambda m: (-m.score, m.key))
+    return matches, rejected[: params.rejected]
+
+
+def _match_window(lookup, q_hashes, q_times, params: LandmarkParams, peaks, query_map):
+    if q_hashes.size == 0:
         return [], []
     keys, qi, rt = lookup(q_hashes)
     dmap = _dilate(query_map)
@@ -691,8 +725,13 @@ def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s:
     t_ref, f_ref = t_ref[inside], f_ref[inside]
     if t_ref.size < 8:
         return None
-    bits = np.unpackbits(np.asarray(query_map, np.uint8), axis=1).astype(bool)  # [frames, N_BINS]
+    # only the frames the check can reach are unpacked (a 2-hour query's whole map would not fit)
+    reach = ALIGN_SEARCH + max(abs(c) for c in CHANCE_SHIFTS) + 2
+    first = max(int((query_start_s - 1.0) / FRAME_SECONDS) - reach, 0)
+    last = int((query_start_s + duration_s + 1.0) / FRAME_SECONDS) + reach
+    bits = np.unpackbits(np.asarray(query_map[first:last], np.uint8), axis=1).astype(bool)  # [frames, N_BINS]
     n_frames = bits.shape[0]
+    query_start_s -= first * FRAME_SECONDS
     near = bits.copy()  # ±1 frame (frame grids differ) and, off speed, ±1 bin (rounding of f * speed)
     near[1:] |= bits[:-1]
     near[:-1] |= bits[1:]
@@ -732,7 +771,7 @@ def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s:
     tq = tq + fine
     n, h = float(hits.size), float(hits.sum())
     z = (h - chance * n) / np.sqrt(n * chance * (1 - chance))
-    q0, q1 = int(tq.min()), int(tq.max()) + 1
+    q0, q1 = int(tq.min()) + first, int(tq.max()) + 1 + first
     return LandmarkMatch(
         key=key, votes=0, votes_per_s=0.0, vote_span_s=0.0, vote_seconds=0,
         query_start_s=q0 * FRAME_SECONDS, query_end_s=q1 * FRAME_SECONDS, ref_start_s=ref_start_s,

@@ -209,3 +209,39 @@ def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs)
     np.testing.assert_array_equal(h, h1)
     np.testing.assert_array_equal(t, t1)
     np.testing.assert_array_equal(pmap, pmap1)
+
+
+def test_long_queries_are_matched_window_by_window(index, songs, monkeypatch):
+    """A query longer than a window is judged window by window (bounded memory for hour-long
+    uploads): a song in its second half is still found, where it sits in the query."""
+    monkeypatch.setattr(lm, "WINDOW_FRAMES", int(round(12 / lm.FRAME_SECONDS)))
+    monkeypatch.setattr(lm, "WINDOW_HOP", int(round(8 / lm.FRAME_SECONDS)))
+    long = np.concatenate([clip(songs[31], 0, 20), clip(songs[23], 6, 10), clip(songs[32], 0, 10)])
+    matches, _ = identify(index, pcm(long))
+    assert [m.key for m in matches] == [23]
+    m = matches[0]
+    assert 20 - 0.5 <= m.query_start_s and m.query_end_s <= 30 + 0.5
+    assert m.ref_start_s - m.query_start_s == pytest.approx(6 - 20, abs=2 * lm.FRAME_SECONDS)
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.03])
+def test_alignment_check_confirms_the_right_recording_and_contradicts_others(songs, speed):
+    """verify_alignment (the check every Chromaprint match must pass): the recording's peaks
+    moved to a given alignment and speed are there for the right recording, at chance level for
+    the others — also deep inside a longer query, and off by a Chromaprint frame or two."""
+    from scipy.signal import resample_poly
+
+    excerpt = clip(songs[22], 5, 15 * speed)
+    if speed != 1.0:  # turntable-style: faster and higher
+        excerpt = resample_poly(excerpt, 100, int(round(100 * speed)))
+    query = np.concatenate([clip(songs[31], 0, 30), excerpt, clip(songs[32], 0, 10)])
+    _, _, pmap = lm.query_print(pcm(query))
+    prints = {seed: lm.reference_print(pcm(songs[seed]))[2] for seed in (21, 22, 23)}
+    for seed, peaks in prints.items():
+        check = lm.verify_alignment(seed, peaks, pmap, query_start_s=30.08, ref_start_s=5.0, duration_s=15.0,
+                                    speed=speed)
+        if seed == 22:
+            assert check.score > 0.9 and check.presence > 3 * check.chance
+            assert check.query_start_s == pytest.approx(30, abs=0.3)
+        else:
+            assert check.score < 0.15
