@@ -8,8 +8,11 @@ Base references are the bench.mixtures tracks already rendered under var/bench-c
 up or down by k frequency bins (its hashes' f1 field and its peaks; Δf and Δt unchanged), so the
 hash-value distribution stays that of real music, unlike random hashes — but derived references
 are more alike than a real catalog's recordings, so collisions are if anything overstated.
-Queries are 15 s excerpts of base tracks (each true recording is in the index) extracted as the
-product does; matching time excludes extraction (measured by bench.mixtures). Sizes that do not
+Queries are 15 s excerpts of base tracks, two base tracks overlaid at equal level (both must be
+found) and a base track 12 dB under another (the quiet one must be found), extracted as the
+product does; matching time excludes extraction (measured by bench.mixtures). `--budgets`
+repeats the matching with `landmarks.HIT_BUDGET` set (hits per lookup; the rarest hash values
+kept first), to see what bounding a query's cost does to recall. Sizes that do not
 fit in memory are extrapolated from the measured bytes per reference second, and say so.
 
 Writes bench/results/landmark_scale.json and prints a summary.
@@ -61,6 +64,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--queries", type=int, default=40)
     ap.add_argument("--bases", type=int, default=60, help="rendered tracks used as base references")
     ap.add_argument("--max-entries", type=float, default=1.2e9, help="largest index built in memory (entries)")
+    ap.add_argument("--budgets", type=int, nargs="*", default=[], help="HIT_BUDGET values to try besides none")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
     args = ap.parse_args(argv)
     files = sorted(CACHE.glob("*.flac"))[: args.bases]
@@ -75,15 +79,27 @@ def main(argv=None) -> dict:
     peaks_per_s = sum(r[2].size for r in refs) / seconds.sum()
     bytes_per_s = 12 * hashes_per_s + 4 * peaks_per_s
     rng = np.random.default_rng(5)
-    queries = []
+    n15 = 15 * lm.RATE
+
+    def clip15(b):
+        start = int(rng.uniform(0, max(1, pcm[b].size - n15)))
+        x = pcm[b][start: start + n15].astype(np.float32)
+        return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
+
+    def as_pcm(x):
+        return np.clip(x / np.abs(x).max() * 0.5 * 32767, -32768, 32767).astype(np.int16)
+
+    queries = []  # (kind, truth, print)
     for _ in range(args.queries):
-        b = int(rng.integers(0, len(pcm)))
-        start = int(rng.uniform(0, max(1, pcm[b].size - 15 * lm.RATE)))
-        queries.append((b, lm.query_print(pcm[b][start: start + 15 * lm.RATE])))
+        a, b = (int(v) for v in rng.choice(len(pcm), 2, replace=False))
+        xa, xb = clip15(a), clip15(b)
+        queries.append(("excerpt_15s", [a], lm.query_print(as_pcm(xa))))
+        queries.append(("mix_equal", [a, b], lm.query_print(as_pcm(xa + xb))))
+        queries.append(("under_12", [a], lm.query_print(as_pcm(xa * 10 ** (-12 / 20) + xb))))
     summary = {"base_references": len(files), "base_seconds": round(float(seconds.sum()), 1),
                "ref_hashes_per_s": round(hashes_per_s, 1), "ref_peaks_per_s": round(peaks_per_s, 1),
                "bytes_per_reference_second": round(bytes_per_s, 1),
-               "query_hashes_per_s": round(float(np.mean([q[1][0].size for q in queries])) / 15, 1),
+               "query_hashes_per_s": round(float(np.mean([q[2][0].size for q in queries])) / 15, 1),
                "max_postings": lm.MAX_POSTINGS, "sizes": {}}
     avg_s = float(seconds.mean())
     for n in args.sizes:
@@ -106,25 +122,32 @@ def main(argv=None) -> dict:
         index = lm.LandmarkIndex.build(members)
         del members
         build_s = time.perf_counter() - t1
-        times, hits, found = [], [], 0
-        for b, (h, t, pmap) in queries:
-            t2 = time.perf_counter()
-            keys, _, _ = index.lookup(h)
-            matches, _ = lm.match_landmarks(index.lookup, h, t, peaks=index.peaks_of, query_map=pmap)
-            times.append((time.perf_counter() - t2) * 1000)
-            hits.append(int(keys.size))
-            found += any(m.key == b for m in matches)
         _, counts = np.unique(np.asarray(index.values), return_counts=True)
         row.update(built=True, index_bytes=int(index.nbytes()), build_s=round(build_s, 1),
-                   match_ms_p50=round(float(np.percentile(times, 50)), 1),
-                   match_ms_p95=round(float(np.percentile(times, 95)), 1),
-                   hits_per_query_p50=int(np.median(hits)), recall_15s_excerpts=round(found / len(queries), 3),
                    values_over_max_postings=int((counts > lm.MAX_POSTINGS).sum()),
-                   entries_in_capped_values=round(float(counts[counts > lm.MAX_POSTINGS].sum() / counts.sum()), 3))
+                   entries_in_capped_values=round(float(counts[counts > lm.MAX_POSTINGS].sum() / counts.sum()), 3),
+                   by_budget={})
+        for budget in [None, *args.budgets]:
+            lm.HIT_BUDGET = budget
+            times, hits, found = [], [], {}
+            for kind, truth, (h, t, pmap) in queries:
+                t2 = time.perf_counter()
+                keys, _, _ = index.lookup(h)
+                matches, _ = lm.match_landmarks(index.lookup, h, t, peaks=index.peaks_of, query_map=pmap)
+                times.append((time.perf_counter() - t2) * 1000)
+                hits.append(int(keys.size))
+                keys_found = {m.key for m in matches}
+                found.setdefault(kind, []).append(set(truth) <= keys_found)
+            res = {"match_ms_p50": round(float(np.percentile(times, 50)), 1),
+                   "match_ms_p95": round(float(np.percentile(times, 95)), 1),
+                   "hits_per_query_p50": int(np.median(hits)),
+                   "recall": {k: round(float(np.mean(v)), 3) for k, v in found.items()}}
+            row["by_budget"][str(budget)] = res
+            print(f"{n:>7} recordings, hit budget {budget}: index {row['index_bytes'] / 2**30:.2f} GiB, match p50 "
+                  f"{res['match_ms_p50']} ms p95 {res['match_ms_p95']} ms, {res['hits_per_query_p50']} hits/query, "
+                  f"recall {res['recall']}")
+        lm.HIT_BUDGET = None
         summary["sizes"][str(n)] = row
-        print(f"{n:>7} recordings: index {row['index_bytes'] / 2**30:.2f} GiB, match p50 {row['match_ms_p50']} ms "
-              f"p95 {row['match_ms_p95']} ms, {row['hits_per_query_p50']} hits/query, recall {row['recall_15s_excerpts']:.0%}"
-              f", {row['entries_in_capped_values']:.0%} of entries in values over the postings cap")
         del index
     print(f"bytes per reference second {bytes_per_s:.0f} ({hashes_per_s:.0f} hashes/s x 12 B + {peaks_per_s:.0f} peaks/s x 4 B)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -401,6 +401,10 @@ def unpack_print(blob: bytes) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
 # -------------------------------------------------------------------------------------------
 #: Hash values held more often than this (per segment) are skipped in lookups.
 MAX_POSTINGS = 4000
+#: At most this many hits per lookup and segment (None: no bound): beyond it the query's most
+#: common hash values are left out first — the rarest say the most about which recording it
+#: is — so a query's cost stops growing with the catalog. See bench.landmark_scale.
+HIT_BUDGET: int | None = None
 
 
 class LandmarkIndex:
@@ -475,6 +479,11 @@ class LandmarkIndex:
         hi = np.searchsorted(self.values, hashes, side="right")
         counts = hi - lo
         keep = (counts > 0) & (counts <= MAX_POSTINGS)
+        if HIT_BUDGET is not None and int(counts[keep].sum()) > HIT_BUDGET:
+            held = np.flatnonzero(keep)
+            rarest = held[np.argsort(counts[held], kind="stable")]
+            keep = np.zeros_like(keep)
+            keep[rarest[np.cumsum(counts[rarest]) <= HIT_BUDGET]] = True
         counts = counts[keep]
         q = np.repeat(np.flatnonzero(keep), counts)
         post = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts) + np.arange(q.size)

@@ -245,3 +245,16 @@ def test_alignment_check_confirms_the_right_recording_and_contradicts_others(son
             assert check.query_start_s == pytest.approx(30, abs=0.3)
         else:
             assert check.score < 0.15
+
+
+def test_hit_budget_keeps_the_rarest_hash_values(monkeypatch, index, songs):
+    h, _, _ = lm.query_print(pcm(clip(songs[21], 0, 10)))
+    keys, q, _ = index.lookup(h)
+    budget = keys.size // 3
+    monkeypatch.setattr(lm, "HIT_BUDGET", budget)
+    keys_b, q_b, _ = index.lookup(h)
+    assert 0 < keys_b.size <= budget
+    postings = np.bincount(q, minlength=h.size)  # hits per query hash without a budget
+    kept = np.unique(q_b)
+    dropped = np.setdiff1d(np.unique(q), kept)
+    assert postings[kept].max() <= postings[dropped].min()  # the common values went first
