@@ -74,19 +74,21 @@ def current_terms(grant: LicenseGrant, user, action: str):
     return grant.terms(downloads_used=overall, user_downloads_used=mine)
 
 
+def check_separation(user, recordings: list[str], *, stems, purpose: str, commercial: bool, territory: str,
+                     attested: bool) -> RequestDecision:
+    """The same decision as `do_decide_separation`, spending nothing and locking nothing: what
+    the decision would be now (a job held for review asks whether it could clear at all)."""
+    return _decide_separation(user, recordings, stems=stems, purpose=purpose, commercial=commercial,
+                              territory=territory, attested=attested, lock=False)[0]
+
+
 def do_decide_separation(user, recordings: list[str], *, stems, purpose: str, commercial: bool, territory: str,
                          attested: bool, job_id) -> RequestDecision:
     """The rights decision for separating audio in which `recordings` were identified; call
     inside the job's transaction. Records one separation use per (grant, recording) when
     allowed, so the cap is spent in the same transaction that clears the job."""
-    by_rec = grants_for(user, recordings, lock=True)
-    all_grants = {g.id: g for gs in by_rec.values() for g in gs}
-    terms = {rec: [current_terms(g, user, "separate") for g in gs] for rec, gs in by_rec.items()}
-    held = {str(r.id): frozenset(t.upper() for t in r.territories)
-            for r in Recording.objects.filter(id__in=recordings)}
-    ctx = RequestContext(action="separate", stems=requested_stems(stems), purpose=purpose,
-                         commercial=commercial, territory=territory, at=timezone.now())
-    decision = decide_request(recordings, terms, ctx, attested=attested, held_territories=held)
+    decision, all_grants = _decide_separation(user, recordings, stems=stems, purpose=purpose, commercial=commercial,
+                                              territory=territory, attested=attested, lock=True)
     if decision.allowed:
         act = uuid.uuid4()
         for rec, d in decision.grants.items():
@@ -95,6 +97,17 @@ def do_decide_separation(user, recordings: list[str], *, stems, purpose: str, co
                 recording_id=rec, job_id=job_id, user=user, act=act,
             )
     return decision
+
+
+def _decide_separation(user, recordings, *, stems, purpose, commercial, territory, attested, lock: bool):
+    by_rec = grants_for(user, recordings, lock=lock)
+    all_grants = {g.id: g for gs in by_rec.values() for g in gs}
+    terms = {rec: [current_terms(g, user, "separate") for g in gs] for rec, gs in by_rec.items()}
+    held = {str(r.id): frozenset(t.upper() for t in r.territories)
+            for r in Recording.objects.filter(id__in=recordings)}
+    ctx = RequestContext(action="separate", stems=requested_stems(stems), purpose=purpose,
+                         commercial=commercial, territory=territory, at=timezone.now())
+    return decide_request(recordings, terms, ctx, attested=attested, held_territories=held), all_grants
 
 
 def separation_job_ids(family) -> list:

@@ -20,7 +20,8 @@ from clearstem.jobs.monitor import queue_depths
 from clearstem.jobs.reviews import do_refuse_review, do_release_review
 from clearstem.jobs.services import do_process_job
 from clearstem.uploads.models import Upload
-from licensing.models import Recording, UsageEvent
+from licensing.grants import do_revoke_grant
+from licensing.models import LicenseGrant, Recording, UsageEvent
 from provenance.ledger import verify_ledger
 from provenance.models import LedgerEntry
 from sharedcore.errors import Conflict, DomainError, NotFound, PermissionDenied
@@ -246,15 +247,24 @@ def test_a_suspect_no_longer_in_the_catalog_holds_nothing(clients, catalog, audi
     assert UsageEvent.objects.filter(job=job).count() == 1
 
 
-def test_release_can_still_deny_on_the_licenses(clients, catalog, audio_dir, users):
-    """Released, the job gets the ordinary decision: song 12 identified (unlicensed) is refused."""
+def test_a_job_refused_on_its_accepted_recordings_anyway_is_refused_at_once(clients, catalog, audio_dir):
+    """Song 12 is identified and unlicensed: the job cannot clear whatever a reviewer says about
+    the suspected song 11, so it is refused now and nobody is asked to review it."""
     recs = catalog["recordings"]
     job = do_process_job(job_with_evidence(clients, audio_dir, [match(recs[12])], [suspect(recs[11])]).pk)
-    assert job.state == "review"
-    review = do_release_review(job.reviews.get().pk, users["label"][0])
+    assert job.state == "denied" and job.error_code == "no_license"
+    assert not JobReview.objects.filter(job=job).exists() and not UsageEvent.objects.exists()
+
+
+def test_release_can_still_deny_on_the_licenses(held, users, orgs):
+    """Released, the job gets the ordinary decision at that moment: the license for song 11 was
+    revoked while the job waited, so it is refused, and nothing is metered."""
+    job, review = held["job"], held["review"]
+    do_revoke_grant(LicenseGrant.objects.get(recordings=held["recs"][11]["id"]).pk, orgs["label"])
+    review = do_release_review(review.pk, users["label"][0])
     assert review.outcome == "released"
     job = Job.objects.get(pk=job.pk)
-    assert job.state == "denied" and job.error_code == "no_license" and not UsageEvent.objects.exists()
+    assert job.state == "denied" and job.error_code and not UsageEvent.objects.filter(job=job).exists()
     with pytest.raises(DomainError) as err:
         do_refuse_review(review.pk, users["label"][0], "")
     assert err.value.code == "reason_required"

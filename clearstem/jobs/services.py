@@ -16,7 +16,7 @@ from clearstem.uploads.dispatch import send_identify_upload
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_identify_upload
 from licensing.engine import ALL_STEMS, PURPOSES
-from licensing.metering import do_decide_separation
+from licensing.metering import check_separation, do_decide_separation
 from licensing.models import Recording
 from licensing.requests import do_create_license_requests
 from provenance.services import sign_statement
@@ -113,10 +113,21 @@ def do_process_job(job_id) -> Job | None:
                 return job
             # suspects go to review before the licensing decision: no cap is spent on a job that
             # may be refused, and no ownership statement stands in for the rights holder's judgement
-            job = enter_review(job, upload) if suspects_of(upload) else decide_job(job, upload)
+            held = suspects_of(upload) and _could_clear(job, upload)
+            job = enter_review(job, upload) if held else decide_job(job, upload)
             if job.state != Job.State.CLEARED:
                 return job
     return _queue(job_id)
+
+
+def _could_clear(job: Job, upload: Upload) -> bool:
+    """Whether the recordings accepted as present would let the job clear now (nothing spent):
+    a job that is refused on them anyway is refused at once, not put before a reviewer."""
+    matches = upload.identification.get("matches", [])
+    return check_separation(
+        job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
+        purpose=job.purpose, commercial=job.commercial, territory=job.territory,
+        attested=bool(job.attestation)).allowed
 
 
 def suspects_of(upload: Upload) -> list[dict]:
