@@ -25,6 +25,8 @@ bench:
 	$(PY) -m bench.separate
 	$(PY) -m bench.ledger
 	$(PY) -m bench.identify
+	$(PY) -m bench.mixtures
+	$(PY) -m bench.landmark_scale
 
 serve: bootstrap
 	$(PY) manage.py migrate --noinput && $(PY) manage.py runserver 127.0.0.1:8000
