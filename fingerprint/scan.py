@@ -196,9 +196,8 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
     """Decode `path` once; raise AudioError with a code for anything that is not sound audio.
 
     `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`;
-    `landmarks` ("reference" for catalog audio, "query" for uploads) adds the landmark print.
-    The landmark extractor runs on this thread while the Chromaprint contexts hash the same
-    block on the pool's threads.
+    `landmarks` ("reference" for catalog audio, "query" for uploads) adds the landmark print,
+    computed on the pool's threads beside the Chromaprint contexts (see `_Contexts`).
     """
     try:
         container = open_container(path)
