@@ -614,24 +614,34 @@ def _match_window(lookup, q_hashes, q_times, params: LandmarkParams, peaks, quer
     return matches, rejected[: params.rejected]
 
 
+#: Bits of the packed (recording, offset) code that hold the offset: 2**34 frames is 6 years.
+_OFF_BITS = 34
+
+
 def _offset_candidates(keys, qt, rt, params: LandmarkParams):
     """Per recording, the best offset (±tol frames) with at least min_votes aligned hashes;
-    the top_candidates recordings by votes, as (key, offset, votes, aligned query frames)."""
+    the top_candidates recordings by votes, as (key, offset, votes, aligned query frames).
+
+    One sort of the hits packed as key << 34 | offset does all the counting (keys are
+    non-negative and below 2**29: database ids); neighbouring offsets of the same recording are
+    adjacent in that order, so the ±tol smoothing needs no search."""
     if keys.size == 0:
         return []
-    ukeys, doc = np.unique(keys, return_inverse=True)
     off = rt - qt
     omin = int(off.min())
-    code = np.sort(doc.astype(np.int64) << 34 | (off - omin))
+    code = np.sort(keys.astype(np.int64) << _OFF_BITS | (off - omin))
     new = np.r_[True, code[1:] != code[:-1]]
     uc = np.diff(np.r_[np.flatnonzero(new), code.size])
     ucode = code[new]
     total = uc.copy()
-    for s in range(-params.tol, params.tol + 1):  # the neighbouring offsets of the same recording
-        if s:
-            j = np.minimum(np.searchsorted(ucode, ucode + s), ucode.size - 1)
-            total += np.where(ucode[j] == ucode + s, uc[j], 0)
-    udoc = ucode >> 34
+    # the neighbouring offsets of the same recording: code + d (d <= tol), if present, sits at
+    # most d places further on in the sorted unique codes (offsets never wrap into another key)
+    for d in range(1, params.tol + 1):
+        for p in range(1, min(d, ucode.size - 1) + 1):
+            pair = ucode[p:] - ucode[:-p] == d
+            total[:-p] += np.where(pair, uc[p:], 0)
+            total[p:] += np.where(pair, uc[:-p], 0)
+    udoc = ucode >> _OFF_BITS
     # best offset per recording (first of the highest total within each recording's run)
     order = np.lexsort((-total, udoc))
     first = order[np.r_[True, udoc[order][1:] != udoc[order][:-1]]]
@@ -639,17 +649,21 @@ def _offset_candidates(keys, qt, rt, params: LandmarkParams):
     first = first[np.argsort(-total[first], kind="stable")][: params.top_candidates]
     if first.size == 0:
         return []
-    best = np.full(ukeys.size, np.iinfo(np.int64).min // 2, np.int64)
-    best[udoc[first]] = (ucode[first] & ((1 << 34) - 1)) + omin
-    aligned = np.abs(off - best[doc]) <= params.tol
-    a_doc, a_qt = doc[aligned], qt[aligned]
-    o = np.lexsort((a_qt, a_doc))
-    a_doc, a_qt = a_doc[o], a_qt[o]
-    bounds = np.searchsorted(a_doc, udoc[first]), np.searchsorted(a_doc, udoc[first], side="right")
+    chosen = udoc[first]
+    best_off = (ucode[first] & ((1 << _OFF_BITS) - 1)) + omin
+    by_key = np.argsort(chosen)
+    pos = np.searchsorted(chosen[by_key], keys)
+    pos = np.minimum(pos, chosen.size - 1)
+    hit_chosen = chosen[by_key][pos] == keys
+    aligned = hit_chosen & (np.abs(off - best_off[by_key][pos]) <= params.tol)
+    a_key, a_qt = keys[aligned], qt[aligned]
+    o = np.lexsort((a_qt, a_key))
+    a_key, a_qt = a_key[o], a_qt[o]
+    bounds = np.searchsorted(a_key, chosen), np.searchsorted(a_key, chosen, side="right")
     out = []
-    for j, lo, hi in zip(first.tolist(), *bounds):
+    for key, offset, lo, hi in zip(chosen.tolist(), best_off.tolist(), *bounds):
         vt = np.unique(a_qt[lo:hi])
-        out.append((int(ukeys[udoc[j]]), int(best[udoc[j]]), int(vt.size), vt))
+        out.append((int(key), int(offset), int(vt.size), vt))
     return out
 
 
