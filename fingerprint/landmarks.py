@@ -13,9 +13,9 @@ Plain numpy/scipy, no Django. Input is the PCM that `fingerprint.scan` already p
 **Spectrogram.** Hann window of `N_FFT` = 1024 samples (93 ms, 10.8 Hz bins), hop `HOP` = 128
 samples (`FRAME_SECONDS` = 11.6 ms); bins 1..512 (10.8 Hz .. 5.5 kHz), log magnitude quantised to
 1/64 dB so every windowed sum is exact and streaming gives the same landmarks as one call.
-The fine frequency resolution is what separates the partials of two tonal songs: on the bench,
-in development runs of bench.mixtures (the quick set, not the reported test split), moving
-from 512 to 1024 points is what made songs 12 dB under another findable at all often.
+The fine frequency resolution is what separates the partials of two tonal songs: in
+development runs of bench.mixtures (its quick set, not the reported test split), moving from
+512 to 1024 points is what made songs 12 dB under another song findable most of the time.
 
 **Peaks** (the landmark constellation, reference and query alike): local maxima over ±8 frames
 (±93 ms) × ±8 bins (±86 Hz) that stand `contrast_db` (22 dB) above the mean level of their
