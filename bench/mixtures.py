@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import re
@@ -62,6 +61,7 @@ from scipy.signal import lfilter, oaconvolve, resample_poly, sosfilt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
 from fingerprint.fusion import FusionParams, check_alignments, fuse  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
@@ -572,22 +572,6 @@ def cached_mp3(tag, audio: np.ndarray) -> bytes:
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return data
-
-
-def mp3_bytes(audio: np.ndarray, rate: int = SR, bitrate: int = 128_000) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp3") as out:
-        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo", options={"compression_level": "7"})
-        stream.bit_rate = bitrate
-        for i in range(0, audio.shape[1], 1152 * 16):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + 1152 * 16], np.float32),
-                                               format="fltp", layout="stereo")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
 
 
 def write_query(folder: Path, name: str, audio, rate: int) -> Path:
