@@ -226,6 +226,15 @@ CLEARSTEM_SIGNING_KEY_FILE = env.str(
 CLEARSTEM_SIGNING_KEY_PEM = env.str("CLEARSTEM_SIGNING_KEY_PEM", default="")
 CLEARSTEM_AUTO_CREATE_DEV_KEY = env.bool("CLEARSTEM_AUTO_CREATE_DEV_KEY", default=True)
 CLEARSTEM_VERIFY_KEY_FILES = env.list("CLEARSTEM_VERIFY_KEY_FILES", default=[])
+# C2PA content credentials in every delivered stem, signed with the same key. Production: the
+# operator's chain for it (leaf first; see the README); the embedded default makes a dev CA and
+# leaf beside the dev key. Trust anchors: what our own checks (audit page, verifier) trust.
+CLEARSTEM_C2PA = env.bool("CLEARSTEM_C2PA", default=True)
+CLEARSTEM_C2PA_CERT_CHAIN_FILE = env.str(
+    "CLEARSTEM_C2PA_CERT_CHAIN_FILE", default=str(DATA_DIR / "keys" / "c2pa-signing-chain.pem")
+)
+CLEARSTEM_C2PA_DEV_CA = CLEARSTEM_AUTO_CREATE_DEV_KEY and not env.str("CLEARSTEM_C2PA_CERT_CHAIN_FILE", default="")
+CLEARSTEM_C2PA_TRUST_ANCHORS_FILE = env.str("CLEARSTEM_C2PA_TRUST_ANCHORS_FILE", default="")
 # The log's name in its checkpoints (C2SP tlog-checkpoint origin).
 CLEARSTEM_LEDGER_ORIGIN = env.str("CLEARSTEM_LEDGER_ORIGIN", default="clearstem.local/provenance-ledger")
 # How stale the public tree head may be while the log grows (bundles always get a covering one).

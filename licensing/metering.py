@@ -128,6 +128,8 @@ class Delivery:
     purpose: str
     commercial: bool
     territory: str
+    #: the file handed out: {"format", "sha256", "size"} (a rendition, with its content credentials)
+    delivered: dict | None = None
 
 
 def _check_delivery(user, delivery: Delivery, action: str) -> list[tuple[str, LicenseGrant, str]]:
@@ -174,16 +176,23 @@ def do_meter_delivery(user, delivery: Delivery, kind: str = UsageEvent.Kind.DOWN
              "organisation": user.organisation.slug if user.organisation_id else None,
              "basis": (delivery.decision or {}).get("basis"),
              "grants": [{"grant": gid, "recording": rec} for gid, _, rec in grants],
+             **({"delivered": delivery.delivered} if delivery.delivered else {}),
              "at": timezone.now().isoformat()},
         )
+
+
+def check_delivery(user, delivery: Delivery, action: str = "download") -> None:
+    """Would the delivery be allowed now? Nothing is metered: `do_meter_delivery` decides again
+    under the row locks. Callers ask first when preparing the file costs work (a rendition)."""
+    with transaction.atomic():
+        _check_delivery(user, delivery, action)
 
 
 def check_preview(user, delivery: Delivery) -> None:
     """May `user` listen to a low-quality preview of the stem in the browser? The same terms as a
     download (license in force, stem, purpose, territory) but no cap is spent and nothing is
-    metered: a preview is a lossy mono rendition, not the deliverable."""
-    with transaction.atomic():
-        _check_delivery(user, delivery, "preview")
+    metered: a preview is a lossy rendition, not the deliverable."""
+    check_delivery(user, delivery, "preview")
 
 
 def _left(cap, used):

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import base64
+import importlib.metadata
+import json
 
 from django.utils import timezone
 
-from .keys import get_signer, verification_keys
+from . import credentials
+from .keys import c2pa_credentials, get_signer, verification_keys
 from .ledger import current_tree_head, do_append_entry, inclusion_proof, tree_head_dict
 from .models import LedgerEntry, ProvenanceRecord
 from .signing import canonical_bytes, sha256_hex
@@ -85,3 +88,32 @@ def stem_bundle(stem) -> dict:
 def sign_statement(statement: dict) -> dict:
     """Sign something a user declared (e.g. an ownership attestation) with the platform key."""
     return get_signer().sign_envelope(statement, payload_type="application/vnd.clearstem.attestation+json")
+
+
+def software_version() -> str:
+    try:
+        return importlib.metadata.version("clearstem")
+    except importlib.metadata.PackageNotFoundError:  # running from a checkout that was not installed
+        return "unknown"
+
+
+def signed_record(stem) -> dict:
+    """The stem's provenance record as signed (the envelope's payload)."""
+    return json.loads(base64.b64decode(stem.provenance.envelope["payload"]))
+
+
+def embed_content_credentials(stem, src, dst, delivered_format: str, title: str, parent=None) -> None:
+    """Write `src` (the stem encoded as `delivered_format`) to `dst` with a signed C2PA manifest
+    of the stem's provenance (`provenance.credentials`). `parent`: (path, MIME type, title) of
+    the upload, the parent ingredient."""
+    creds = c2pa_credentials()
+    manifest = credentials.manifest_definition(stem_bundle(stem), signed_record(stem),
+                                               delivered_format=delivered_format, title=title,
+                                               software_version=software_version())
+    mime = credentials.MIME_TYPES["wav" if delivered_format.startswith("wav") else delivered_format]
+    credentials.embed(src, dst, mime, manifest, creds.chain_pem, creds.key_pem, parent=parent)
+
+
+def read_content_credentials(path) -> credentials.Credentials:
+    """Read a file's C2PA manifest, trusting the platform's configured anchors."""
+    return credentials.read(path, c2pa_credentials().trust_anchors_pem or None)

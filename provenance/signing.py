@@ -110,21 +110,26 @@ def load_private_pem(pem: bytes | str) -> Ed25519PrivateKey:
 
 
 def create_key_file(path: Path) -> bool:
-    """Create an Ed25519 key at `path` (mode 0600) unless one exists; True when created.
+    """Create an Ed25519 key at `path` (mode 0600) unless one exists; True when created."""
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return write_new_file(path, pem)
 
-    The key is written to a temporary file and hard-linked into place, so concurrent workers
-    racing on first start end up sharing one complete key.
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Write `data` to `path` unless a file is there; True when this call wrote it.
+
+    The data goes to a temporary file that is hard-linked into place, so concurrent workers
+    racing on first start end up sharing one complete file (keys, dev certificates).
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists():
         return False
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".new-")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, pem)
+        os.fchmod(fd, mode)
+        os.write(fd, data)
         os.close(fd)
         try:
             os.link(tmp, path)

@@ -3,6 +3,8 @@ no Django)."""
 from __future__ import annotations
 
 import av
+import numpy as np
+import soundfile as sf
 
 #: File name extensions of audio formats we accept (folders are scanned for these).
 KNOWN_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".m4a", ".aac", ".wma", ".webm"}
@@ -69,4 +71,83 @@ def encode_preview(src, dst) -> None:
                 out.mux(stream.encode(out_frame))
         for out_frame in resampler.resample(None):
             out.mux(stream.encode(out_frame))
+        out.mux(stream.encode(None))
+
+
+#: What a stem can be delivered as: key -> (container, bits or None for lossy, MIME type, extension).
+#: "wav" and "flac" keep the master's bit depth; the explicit depths convert (with TPDF dither
+#: when reducing). MP3 is 320 kb/s CBR via libmp3lame, the highest rate the format has.
+DELIVERY_FORMATS = {
+    "wav": ("wav", None, "audio/wav", ".wav"),
+    "wav16": ("wav", 16, "audio/wav", ".wav"),
+    "wav24": ("wav", 24, "audio/wav", ".wav"),
+    "flac": ("flac", None, "audio/flac", ".flac"),
+    "mp3": ("mp3", None, "audio/mpeg", ".mp3"),
+}
+MP3_BITRATE = 320_000
+#: Sample rates MPEG-1 Layer III can carry; other masters are resampled to 48 kHz for MP3.
+MP3_RATES = (32000, 44100, 48000)
+_BLOCK = 1 << 16
+
+
+class DeliveryFormatError(ValueError):
+    pass
+
+
+def delivery_format(name: str | None) -> str:
+    """The canonical key of a requested format ("" or None: the master's own WAV)."""
+    key = (name or "wav").strip().lower()
+    if key not in DELIVERY_FORMATS:
+        raise DeliveryFormatError(f"unknown format {name!r}: choose one of {', '.join(DELIVERY_FORMATS)}")
+    return key
+
+
+def delivery_bits(fmt: str, master_bits: int) -> int | None:
+    """Bit depth of a lossless delivery (None for MP3)."""
+    container, bits, _, _ = DELIVERY_FORMATS[fmt]
+    if container == "mp3":
+        return None
+    return bits or (24 if master_bits >= 24 else 16)
+
+
+def encode_delivery(src, dst, fmt: str, master_bits: int, seed: int = 0) -> None:
+    """Write the lossless master `src` (WAV/FLAC) as delivery format `fmt` at `dst`, block by
+    block (memory does not grow with length). Reducing 24 → 16 bits adds TPDF dither (±1 LSB,
+    seeded so a rendition is reproducible) rather than truncating, as mastering tools do."""
+    container, _, _, _ = DELIVERY_FORMATS[fmt]
+    with sf.SoundFile(str(src)) as inp:
+        rate, channels = inp.samplerate, inp.channels
+        if container == "mp3":
+            _encode_mp3(inp, dst, rate, channels)
+            return
+        bits = delivery_bits(fmt, master_bits)
+        dither = bits < master_bits
+        rng = np.random.default_rng(seed)
+        lsb = 1.0 / (1 << (bits - 1))
+        with sf.SoundFile(str(dst), "w", samplerate=rate, channels=channels, format=container.upper(),
+                          subtype=f"PCM_{bits}") as out:
+            for block in inp.blocks(blocksize=_BLOCK, dtype="float64", always_2d=True):
+                if dither:
+                    block = block + (rng.random(block.shape) - rng.random(block.shape)) * lsb
+                out.write(np.clip(block, -1.0, 1.0 - lsb))
+
+
+def _encode_mp3(inp, dst, rate: int, channels: int) -> None:
+    out_rate = rate if rate in MP3_RATES else 48000
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(dst), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=out_rate)
+        stream.bit_rate = MP3_BITRATE
+        try:
+            stream.layout = layout
+        except AttributeError:  # older PyAV names it on the codec context
+            stream.codec_context.layout = layout
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=out_rate)
+        for block in inp.blocks(blocksize=_BLOCK, dtype="float32", always_2d=True):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, :2].T), format="fltp", layout=layout)
+            frame.sample_rate = rate
+            for f in resampler.resample(frame):
+                out.mux(stream.encode(f))
+        for f in resampler.resample(None):
+            out.mux(stream.encode(f))
         out.mux(stream.encode(None))

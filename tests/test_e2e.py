@@ -88,7 +88,16 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     data[len(data) // 2] ^= 0x01
     stem_path.write_bytes(bytes(data))
     bad = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 1 and "hash mismatch" in bad.stdout
+    assert bad.returncode == 1 and "changed after it was signed" in bad.stdout
+    # the delivered file alone (no bundle) verifies by its embedded content credentials
+    stem_path.write_bytes(audio.content)
+    trust = requests.get(live_server.url + "/api/v1/ledger/content-credentials/", timeout=30).json()
+    ca_path = tmp_path / "c2pa-ca.pem"
+    ca_path.write_text(trust["trust_anchors"])
+    alone = subprocess.run([sys.executable, "-m", "provenance.verify", str(stem_path), "--pubkey", str(pem_path),
+                            "--c2pa-trust", str(ca_path), "-v"], cwd=ROOT, capture_output=True, text=True)
+    assert alone.returncode == 0 and "VERIFIED" in alone.stdout, alone.stdout + alone.stderr
+    assert "chains to a trusted root" in alone.stdout and "delivered as wav" in alone.stdout
 
     # the offline verifier also rejects a bundle whose signed tree head was altered
     bundle = json.loads(bundle_path.read_text())
@@ -107,9 +116,10 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     with zipfile.ZipFile(io.BytesIO(export.content)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         assert {s["name"] for s in manifest["stems"]} == {"vocals", "drums"}
-        zf.extract("drums.wav", tmp_path)
+        drums = next(s["file"] for s in manifest["stems"] if s["name"] == "drums")
+        zf.extract(drums, tmp_path)
         zf.extract("drums.provenance.json", tmp_path)
-    zipped = subprocess.run([sys.executable, "-m", "provenance.verify", str(tmp_path / "drums.wav"),
+    zipped = subprocess.run([sys.executable, "-m", "provenance.verify", str(tmp_path / drums),
                              str(tmp_path / "drums.provenance.json"), "--pubkey", str(pem_path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert zipped.returncode == 0 and "included in the signed tree" in zipped.stdout, zipped.stdout

@@ -137,6 +137,13 @@ class LedgerKeysSerializer(serializers.Serializer):
     keys = LedgerKeySerializer(many=True)
 
 
+class ContentCredentialsTrustSerializer(serializers.Serializer):
+    chain = serializers.CharField(help_text="PEM: the certificate chain that signs stems' C2PA manifests, leaf first")
+    trust_anchors = serializers.CharField(
+        help_text="PEM: the roots our own checks trust (the development CA in the embedded default; empty when "
+                  "the chain is anchored in a public C2PA trust list)")
+
+
 class ConsistencyProofSerializer(serializers.Serializer):
     first = serializers.IntegerField()
     second = serializers.IntegerField()

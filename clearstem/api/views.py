@@ -17,8 +17,9 @@ from rest_framework.views import APIView
 
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
-from clearstem.jobs.delivery import do_authorize_download, do_export_job
+from clearstem.jobs.delivery import do_deliver_stem, do_export_job
 from clearstem.jobs.models import Job, JobReview, Stem
+from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.reviews import do_refuse_review, do_release_review
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_request_licenses
 from clearstem.uploads.models import Upload
@@ -30,11 +31,12 @@ from licensing.metering import remaining_caps_many
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from licensing.odrl import to_odrl
 from provenance import ledger
-from provenance.keys import verification_keys
+from provenance.keys import c2pa_credentials, verification_keys
 from provenance.merkle import ProofError
 from provenance.models import LedgerEntry
 from provenance.services import stem_bundle
 from sharedcore.errors import DomainError, NotFound, PermissionDenied
+from sharedcore.media import DELIVERY_FORMATS
 
 from . import serializers as s
 from .parsers import FormParser, JSONParser, MultiPartParser
@@ -52,6 +54,11 @@ def require_writer(user, kind: str) -> None:
 def schema_generation(view) -> bool:
     """drf-spectacular builds the schema with no user: it gets empty querysets."""
     return getattr(view, "swagger_fake_view", False)
+
+
+FORMAT_PARAMETER = OpenApiParameter(
+    "format", str, enum=list(DELIVERY_FORMATS),
+    description="wav (the master's bit depth, the default), wav16, wav24, flac (the master's depth) or mp3 (320 kb/s)")
 
 
 class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
@@ -106,11 +113,12 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
         job = do_cancel_job(job_id, request.user)
         return Response(self.get_serializer(job).data)
 
-    @extend_schema(responses={(200, "application/zip"): bytes})
+    @extend_schema(responses={(200, "application/zip"): bytes}, parameters=[FORMAT_PARAMETER])
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        """The job's stems and provenance bundles as one zip (enforced and metered like downloads)."""
-        archive = do_export_job(request.user, self.get_object().pk)
+        """The job's stems (in `?format=`, each with its content credentials) and provenance
+        bundles as one zip (enforced and metered like downloads)."""
+        archive = do_export_job(request.user, self.get_object().pk, request.query_params.get("format"))
         return FileResponse(archive, as_attachment=True, filename=f"clearstem-{pk}.zip", content_type="application/zip")
 
 
@@ -120,14 +128,19 @@ class StemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return Stem.objects.none() if schema_generation(self) else scope.visible_stems(self.request.user)
 
-    @extend_schema(responses={(200, "audio/wav"): bytes})
+    @extend_schema(responses={(200, "audio/wav"): bytes, (200, "audio/flac"): bytes, (200, "audio/mpeg"): bytes},
+                   parameters=[FORMAT_PARAMETER])
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
+        """The stem in `?format=` with its C2PA content credentials embedded; metered, and
+        ledgered with the delivered file's SHA-256 (also in the `X-Content-SHA256` header)."""
         stem = self.get_object()
-        do_authorize_download(request.user, stem)
-        fh = default_storage.open(stem.file.name, "rb")
-        return FileResponse(fh, as_attachment=True, filename=f"{stem.job_id}-{stem.name}.{stem.format}",
-                            content_type="audio/wav" if stem.format == "wav" else "audio/flac")
+        rendition = do_deliver_stem(request.user, stem, request.query_params.get("format"))
+        resp = FileResponse(default_storage.open(rendition.file.name, "rb"), as_attachment=True,
+                            filename=delivery_name(stem, rendition.format),
+                            content_type=DELIVERY_FORMATS[rendition.format][2])
+        resp["X-Content-SHA256"] = rendition.sha256
+        return resp
 
     @extend_schema(responses={200: s.ProvenanceBundleSerializer})
     @action(detail=True, methods=["get"])
@@ -412,6 +425,19 @@ class LedgerKeysView(APIView):
     @extend_schema(responses={200: s.LedgerKeysSerializer})
     def get(self, request):
         return Response({"keys": [{"keyid": k, "pem": pem} for k, pem in verification_keys().items()]})
+
+
+class ContentCredentialsTrustView(APIView):
+    """The certificates behind the C2PA manifests in delivered stems: give `trust_anchors` to a
+    C2PA reader (or `python -m provenance.verify --c2pa-trust`) to see stems as Trusted."""
+
+    permission_classes = []
+    authentication_classes = []
+
+    @extend_schema(responses={200: s.ContentCredentialsTrustSerializer})
+    def get(self, request):
+        creds = c2pa_credentials()
+        return Response({"chain": creds.chain_pem, "trust_anchors": creds.trust_anchors_pem})
 
 
 #: The largest value an integer query parameter may take (PostgreSQL's bigint).

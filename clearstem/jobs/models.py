@@ -10,6 +10,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from sharedcore.media import DELIVERY_FORMATS
+
 JOB_STATES = ["received", "identifying", "review", "cleared", "denied", "queued", "separating", "done", "failed",
               "cancelled"]
 REVIEW_OUTCOMES = ["pending", "released", "refused"]
@@ -150,3 +152,33 @@ class JobReview(models.Model):
 
     def __str__(self) -> str:
         return f"review of {self.recording_id} in {self.job_id} ({self.outcome})"
+
+
+DELIVERY_FORMAT_KEYS = list(DELIVERY_FORMATS)
+
+
+class StemRendition(models.Model):
+    """A stem as delivered in one format, with its C2PA content credentials embedded; made on
+    the first delivery in that format and reused, so every delivery of (stem, format) hands out
+    the same bytes, whose hash the delivery's ledger entry records (`clearstem.jobs.renditions`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    stem = models.ForeignKey(Stem, on_delete=models.PROTECT, related_name="renditions")
+    format = models.CharField(max_length=8)
+    file = models.FileField(max_length=500)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    bits_per_sample = models.PositiveSmallIntegerField(null=True, blank=True, help_text="None for MP3")
+    content_credentials = models.BooleanField(help_text="a signed C2PA manifest is embedded")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["stem", "format"]
+        constraints = [
+            models.UniqueConstraint(fields=["stem", "format"], name="stem_rendition_unique_format"),
+            models.CheckConstraint(condition=models.Q(format__in=DELIVERY_FORMAT_KEYS), name="stem_rendition_format_valid"),
+            models.CheckConstraint(condition=models.Q(size__gt=0), name="stem_rendition_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stem} as {self.format}"

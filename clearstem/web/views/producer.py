@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
-from clearstem.jobs.delivery import check_stem_preview, do_authorize_download, do_export_job
+from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job
 from clearstem.jobs.models import Job, JobReview
+from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
 from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload
@@ -29,7 +30,7 @@ from licensing.requests import do_withdraw_license_request
 from provenance.services import stem_bundle
 from separation.registry import list_models
 from sharedcore.errors import DomainError
-from sharedcore.media import encode_preview
+from sharedcore.media import DELIVERY_FORMATS, encode_preview
 
 from .. import present
 from ..forms import bind, error_dict, form_data
@@ -224,11 +225,12 @@ def _stem(request, stem_id):
 def stem_download(request, stem_id):
     stem = _stem(request, stem_id)
     try:
-        do_authorize_download(request.user, stem)
+        rendition = do_deliver_stem(request.user, stem, request.GET.get("format"))
     except DomainError as exc:
         return refuse(request, exc, "web:job", stem.job_id)
-    return FileResponse(default_storage.open(stem.file.name, "rb"), as_attachment=True,
-                        filename=f"{stem.name}-{str(stem.job_id)[:8]}.{stem.format}")
+    return FileResponse(default_storage.open(rendition.file.name, "rb"), as_attachment=True,
+                        filename=delivery_name(stem, rendition.format),
+                        content_type=DELIVERY_FORMATS[rendition.format][2])
 
 
 @producer_page
@@ -266,7 +268,7 @@ def stem_provenance(request, stem_id):
 def job_export(request, job_id):
     job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
     try:
-        archive = do_export_job(request.user, job.pk)
+        archive = do_export_job(request.user, job.pk, request.GET.get("format"))
     except DomainError as exc:
         return refuse(request, exc, "web:job", job.pk)
     return FileResponse(archive, as_attachment=True, filename=f"clearstem-{str(job.pk)[:8]}.zip",
