@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -54,6 +55,14 @@ def require_writer(user, kind: str) -> None:
 def schema_generation(view) -> bool:
     """drf-spectacular builds the schema with no user: it gets empty querysets."""
     return getattr(view, "swagger_fake_view", False)
+
+
+class AudioFormatNegotiation(DefaultContentNegotiation):
+    """On deliveries `?format=` names the audio format (wav, flac, mp3...), not a DRF renderer;
+    responses are files, and errors JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 FORMAT_PARAMETER = OpenApiParameter(
@@ -114,7 +123,7 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
         return Response(self.get_serializer(job).data)
 
     @extend_schema(responses={(200, "application/zip"): bytes}, parameters=[FORMAT_PARAMETER])
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], content_negotiation_class=AudioFormatNegotiation)
     def export(self, request, pk=None):
         """The job's stems (in `?format=`, each with its content credentials) and provenance
         bundles as one zip (enforced and metered like downloads)."""
@@ -130,7 +139,7 @@ class StemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={(200, "audio/wav"): bytes, (200, "audio/flac"): bytes, (200, "audio/mpeg"): bytes},
                    parameters=[FORMAT_PARAMETER])
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], content_negotiation_class=AudioFormatNegotiation)
     def download(self, request, pk=None):
         """The stem in `?format=` with its C2PA content credentials embedded; metered, and
         ledgered with the delivered file's SHA-256 (also in the `X-Content-SHA256` header)."""
