@@ -195,6 +195,10 @@ CLEARSTEM_INDEX_DIR = env.str("CLEARSTEM_INDEX_DIR", default=str(DATA_DIR / "fin
 # candidates from REVIEW_SCORE up, and near-miss Chromaprint runs, send a job to review.
 CLEARSTEM_LANDMARKS = env.bool("CLEARSTEM_LANDMARKS", default=True)
 CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=str(DATA_DIR / "landmark-index"))
+# Every stem the platform makes is landmark-printed into its own index, so an auditor can find
+# it from a re-encoded, cut or overdubbed copy (clearstem.jobs.stem_prints).
+CLEARSTEM_STEM_PRINTS = env.bool("CLEARSTEM_STEM_PRINTS", default=True)
+CLEARSTEM_STEM_INDEX_DIR = env.str("CLEARSTEM_STEM_INDEX_DIR", default=str(DATA_DIR / "stem-index"))
 CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.78)
 CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.62)
 # Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the

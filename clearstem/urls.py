@@ -21,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/ledger/keys/", views.LedgerKeysView.as_view(), name="ledger-keys"),
+    path("api/v1/audit/find/", views.AuditFindView.as_view(), name="audit-find"),
     path("api/v1/ledger/content-credentials/", views.ContentCredentialsTrustView.as_view(),
          name="ledger-content-credentials"),
     path("api/v1/ledger/tree-head/", views.LedgerTreeHeadView.as_view(), name="ledger-tree-head"),

@@ -34,6 +34,12 @@ def landmark_store() -> IndexStore:
     return _store(str(settings.CLEARSTEM_LANDMARK_INDEX_DIR), LandmarkIndex)
 
 
+def stem_store() -> IndexStore:
+    """The landmark index of the stems the platform made (finding a stem from a copy in the wild:
+    kept apart from the catalog's, which identification must not confuse with stems)."""
+    return _store(str(settings.CLEARSTEM_STEM_INDEX_DIR), LandmarkIndex)
+
+
 def _store(path: str, segment_cls) -> IndexStore:
     with _lock:
         if path not in _stores:
@@ -49,9 +55,9 @@ def _chromaprint_refs(ids) -> list[tuple]:
     return [(r.id, r.as_array()) for r in ReferenceFingerprint.objects.filter(id__in=ids).only("id", "items")]
 
 
-def _landmark_refs(ids) -> list[tuple]:
+def _landmark_refs(ids, rows=None) -> list[tuple]:
     out = []
-    for r in _with_landmarks().filter(id__in=ids).only("id", "landmarks"):
+    for r in (_with_landmarks() if rows is None else rows).filter(id__in=ids).only("id", "landmarks"):
         try:
             kind, hashes, times, peaks = unpack_print(r.landmarks)
         except ValueError:  # an older print version: `backfill_landmarks` recomputes it
@@ -71,8 +77,23 @@ def sync_landmark_index() -> MultiIndex:
     return _sync(landmark_store(), _with_landmarks(), _landmark_refs)
 
 
+def sync_print_index(store: IndexStore, rows) -> MultiIndex:
+    """`store` brought in line with `rows`: any queryset of rows with an integer `id` and a
+    `landmarks` reference print (e.g. the platform's stem prints, in `stem_store()`)."""
+    rows = rows.exclude(landmarks=b"")
+    return _sync(store, rows, lambda ids: _landmark_refs(ids, rows))
+
+
+def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):
+    """(matches, rejected) of a query landmark print — `scan_audio(..., landmarks="query")` —
+    in a landmark index, best first (`fingerprint.landmarks.match_landmarks`)."""
+    _, hashes, times, peak_map = query_print
+    return match_landmarks(index.lookup, hashes, times, params or landmark_params(),
+                           peaks=lambda key: index.segment_of(key).peaks_of(key), query_map=peak_map)
+
+
 def _sync(store: IndexStore, rows, load_refs) -> MultiIndex:
-    """`store`'s index, brought in line with `rows` (a queryset of ReferenceFingerprint) first.
+    """`store`'s index, brought in line with `rows` (a queryset of rows with integer ids) first.
 
     The database is the source of truth; the index directory is a per-machine cache of it that
     survives restarts. A cheap aggregate (count and sum of row ids) says whether anything was
@@ -159,11 +180,9 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     lm_params = landmark_params()
     alignment: dict = {}
     if landmarks_ran:
-        _, hashes, times, peak_map = landmark_print
+        peak_map = landmark_print[3]
         index = sync_landmark_index()
-        lm_matches, lm_rejected = match_landmarks(
-            index.lookup, hashes, times, lm_params, peaks=lambda key: index.segment_of(key).peaks_of(key),
-            query_map=peak_map)
+        lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
         alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
                    cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params(), alignment=alignment)

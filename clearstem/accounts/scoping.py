@@ -25,6 +25,16 @@ def visible_stems(user) -> QuerySet:
     return _producer_scoped(user, Stem.objects.select_related("job", "job__upload"), "job__organisation")
 
 
+def findable_stems(user) -> QuerySet:
+    """Stems a copy found in the wild may be traced to: the platform all; a label the stems made
+    under its licenses (separations metered against its recordings); a producer its own."""
+    qs = Stem.objects.select_related("job", "job__upload", "job__organisation")
+    if user.is_label:
+        made = Job.objects.filter(usage__kind="separation", usage__recording__rights_holder=user.organisation)
+        return qs.filter(job__in=made.values("pk"))
+    return _producer_scoped(user, qs, "job__organisation")
+
+
 def visible_recordings(user) -> QuerySet:
     qs = Recording.objects.select_related("rights_holder")
     if user.is_platform:

@@ -440,3 +440,27 @@ class ReviewRefuseSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="",
                                    help_text="required: why the job is refused (the producer sees it); "
                                              "missing or blank answers 400 reason_required")
+
+
+class FoundStemSerializer(serializers.Serializer):
+    stem = serializers.UUIDField()
+    name = serializers.CharField()
+    job = serializers.UUIDField()
+    organisation = serializers.CharField(help_text="the producer organisation that made it")
+    upload_sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    evidence = serializers.ListField(child=serializers.ChoiceField(["sha256", "content_credentials", "sound"]),
+                                     help_text="how the file leads to this stem, strongest first")
+    sound = serializers.DictField(allow_null=True, help_text="the landmark match: score, segment in the file and "
+                                                             "in the stem, aligned hashes (None unless found by sound)")
+    basis = serializers.CharField(allow_null=True, help_text="license | attestation")
+    grants = serializers.ListField(child=serializers.DictField(), help_text="license id, version, terms digest, recording")
+    provenance_url = serializers.CharField()
+    audit_url = serializers.CharField()
+
+
+class AuditFindSerializer(serializers.Serializer):
+    sha256 = serializers.CharField()
+    seconds = serializers.FloatField(help_text="length of the audio sent")
+    content_credentials = serializers.DictField(help_text="found, state (Trusted/Valid/Invalid), binding_ok, stem, problem")
+    stems = FoundStemSerializer(many=True)

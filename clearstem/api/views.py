@@ -23,6 +23,7 @@ from clearstem.jobs.models import Job, JobReview, Stem
 from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.reviews import do_refuse_review, do_release_review
 from clearstem.jobs.services import do_cancel_job, do_create_job, do_request_licenses
+from clearstem.jobs.stem_prints import find_stems_by_file
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_create_upload
 from fingerprint.catalog import do_register_recording, do_remove_recording
@@ -434,6 +435,48 @@ class LedgerKeysView(APIView):
     @extend_schema(responses={200: s.LedgerKeysSerializer})
     def get(self, request):
         return Response({"keys": [{"keyid": k, "pem": pem} for k, pem in verification_keys().items()]})
+
+
+class AuditFindView(APIView):
+    """Find the stems a file found in the wild came from: by its bytes, its content credentials
+    or its sound (a re-encode, an excerpt, a stem under other audio), among the stems the caller
+    may trace (platform: all; labels: made under their licenses; producers: their own)."""
+
+    parser_classes = [MultiPartParser]
+    throttle_scope = "uploads"
+
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                                    "required": ["file"]}},
+                   responses={200: s.AuditFindSerializer, **UPLOAD_ERRORS})
+    def post(self, request):
+        found = find_stems_by_file(scope.findable_stems(request.user), request.FILES.get("file"))
+        return Response(present_findings(request, found))
+
+
+def present_findings(request, found) -> dict:
+    sound = {m.stem.pk: m.evidence for m in found.sound}
+    exact = {s.pk for s in found.exact}
+    creds = found.credentials
+    rows = []
+    for stem in found.stems():
+        decision = stem.job.decision or {}
+        evidence = [k for k, hit in (("sha256", stem.pk in exact), ("sound", stem.pk in sound),
+                                     ("content_credentials", found.credentials_stem is not None
+                                      and found.credentials_stem.pk == stem.pk)) if hit]
+        rows.append({
+            "stem": stem.pk, "name": stem.name, "job": stem.job_id, "organisation": stem.job.organisation.slug,
+            "upload_sha256": stem.job.upload.sha256, "created_at": stem.created_at,
+            "evidence": sorted(evidence, key=["sha256", "content_credentials", "sound"].index),
+            "sound": sound.get(stem.pk), "basis": decision.get("basis"), "grants": decision.get("grants", []),
+            "provenance_url": request.build_absolute_uri(f"/api/v1/stems/{stem.pk}/provenance/"),
+            "audit_url": request.build_absolute_uri(f"/audit/stems/{stem.pk}/"),
+        })
+    return {"sha256": found.sha256, "seconds": round(found.seconds, 3), "stems": rows,
+            "content_credentials": {
+                "found": bool(creds and creds.found), "state": creds.state if creds else None,
+                "binding_ok": creds.binding_ok if creds else None,
+                "stem": found.credentials_stem.pk if found.credentials_stem else None,
+                "problem": creds.problem if creds else ""}}
 
 
 class ContentCredentialsTrustView(APIView):

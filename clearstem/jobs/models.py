@@ -154,6 +154,20 @@ class JobReview(models.Model):
         return f"review of {self.recording_id} in {self.job_id} ({self.outcome})"
 
 
+class StemFingerprint(models.Model):
+    """A stem's landmark print (`fingerprint.landmarks`, reference kind), indexed in the stems
+    index so that a copy found in the wild leads back to it (`clearstem.jobs.stem_prints`).
+    The integer id is the index key."""
+
+    id = models.BigAutoField(primary_key=True)
+    stem = models.OneToOneField(Stem, on_delete=models.PROTECT, related_name="fingerprint")
+    landmarks = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"print of {self.stem}"
+
+
 DELIVERY_FORMAT_KEYS = list(DELIVERY_FORMATS)
 
 

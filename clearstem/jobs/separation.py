@@ -29,7 +29,8 @@ from separation.services import OUTPUT_FORMAT, separate_to_folder
 from sharedcore.hashing import file_sha256
 
 from .lifecycle import transition
-from .models import Job, Stem
+from .models import Job, Stem, StemFingerprint
+from .stem_prints import stem_print
 
 log = logging.getLogger("clearstem.separation")
 
@@ -118,7 +119,7 @@ def do_separate_job(job_id) -> Job | None:
     saved: list[str] = []
     attempt = job.attempts
     try:
-        rows = []
+        rows, prints = [], {}
         with (Heartbeat(job.pk, attempt, settings.CLEARSTEM_JOB_HEARTBEAT_S),
               tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp,
               local_path(job.upload.file.name) as src):
@@ -126,6 +127,8 @@ def do_separate_job(job_id) -> Job | None:
                                                      source_bits=job.upload.bits_per_sample,
                                                      progress=_progress_reporter(job.pk, attempt))
             for out in outputs:
+                if settings.CLEARSTEM_STEM_PRINTS:
+                    prints[out.name] = stem_print(out.path)
                 with open(out.path, "rb") as fh:
                     stored = default_storage.save(f"stems/{job.pk}/{out.name}.{OUTPUT_FORMAT}", fh)
                 saved.append(stored)
@@ -143,6 +146,8 @@ def do_separate_job(job_id) -> Job | None:
             for row in rows:
                 row.save()
                 do_record_stem_provenance(job, row, model_info)
+                if prints.get(row.name):
+                    StemFingerprint.objects.create(stem=row, landmarks=prints[row.name])
             transition(locked, Job.State.DONE)
         return locked
     except Superseded:

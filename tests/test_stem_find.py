@@ -1,0 +1,81 @@
+"""Finding a stem from a copy in the wild (POST /api/v1/audit/find/): by its bytes, by its
+content credentials, and by its sound when the copy was re-encoded, cut and overdubbed."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from clearstem.jobs.models import Job, StemFingerprint
+from clearstem.jobs.separation import do_separate_job
+from clearstem.jobs.services import do_process_job
+from sharedcore.media import encode_delivery
+from tests.test_jobs import make_job
+
+
+@pytest.fixture
+def stems(clients, catalog, audio_dir):
+    job = do_process_job(make_job(clients, audio_dir, stems=["vocals", "drums"]).pk)
+    do_separate_job(job.pk)
+    return {s.name: s for s in Job.objects.get(pk=job.pk).stem_files.all()}
+
+
+def _find(client, path):
+    with open(path, "rb") as fh:
+        return client.post("/api/v1/audit/find/", {"file": fh}, format="multipart")
+
+
+def test_every_stem_is_printed(stems):
+    assert StemFingerprint.objects.filter(stem__in=stems.values()).count() == 2
+
+
+def test_reencoded_excerpt_is_found_by_sound(clients, stems, tmp_path):
+    vocals = stems["vocals"]
+    audio, rate = sf.read(vocals.file.path)
+    excerpt = tmp_path / "excerpt.wav"
+    sf.write(str(excerpt), audio[rate * 2: rate * 14], rate, subtype="PCM_16")
+    mp3 = tmp_path / "found.mp3"
+    encode_delivery(excerpt, mp3, "mp3", 16)  # 320 kb/s; the bench covers 128 kb/s
+    r = _find(clients["platform"], mp3)
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["content_credentials"]["found"] is False
+    top = body["stems"][0]
+    assert top["stem"] == str(vocals.pk) and top["evidence"] == ["sound"]
+    assert top["sound"]["score"] >= 0.78 and abs(top["sound"]["ref_start_s"] - 2.0) < 0.5
+    assert top["basis"] == "license" and top["grants"][0]["grant"]
+    # the label whose recording it is finds it too; another label and another producer do not
+    assert _find(clients["label"], mp3).json()["stems"][0]["stem"] == str(vocals.pk)
+    assert _find(clients["label_b"], mp3).json()["stems"] == []
+    assert _find(clients["producer_b"], mp3).json()["stems"] == []
+
+
+def test_delivered_file_is_found_by_bytes_and_credentials(clients, stems, tmp_path):
+    vocals = stems["vocals"]
+    data = b"".join(clients["producer"].get(f"/api/v1/stems/{vocals.pk}/download/?format=flac").streaming_content)
+    path = tmp_path / "vocals.flac"
+    path.write_bytes(data)
+    body = _find(clients["platform"], path).json()
+    top = body["stems"][0]
+    assert top["stem"] == str(vocals.pk) and top["evidence"][:2] == ["sha256", "content_credentials"]
+    assert body["content_credentials"]["state"] == "Trusted" and body["content_credentials"]["binding_ok"]
+
+
+def test_unrelated_audio_finds_nothing(clients, stems, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = tmp_path / "noise.wav"
+    sf.write(str(noise), rng.standard_normal((44100 * 10, 2)) * 0.1, 44100)
+    body = _find(clients["platform"], noise).json()
+    assert body["stems"] == [] and body["sha256"]
+
+
+def test_bad_input(clients, stems, tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all" * 100)
+    r = _find(clients["platform"], junk)
+    assert r.status_code in (415, 422) and r.json()["code"] == "not_audio"
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    r = _find(clients["platform"], empty)
+    assert r.status_code == 400 and r.json()["code"] in ("empty_file", "invalid")
+    r = clients["platform"].post("/api/v1/audit/find/", {}, format="multipart")
+    assert r.status_code == 400 and r.json()["code"] == "invalid"
+    assert clients["anonymous"].post("/api/v1/audit/find/", {}, format="multipart").status_code in (401, 403)
