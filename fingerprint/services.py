@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -17,6 +18,7 @@ from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landm
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
 from .scan import ITEM_SECONDS
+from .stems import rank_stem_matches
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
 LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
@@ -34,10 +36,12 @@ def landmark_store() -> IndexStore:
     return _store(str(settings.CLEARSTEM_LANDMARK_INDEX_DIR), LandmarkIndex)
 
 
-def stem_store() -> IndexStore:
-    """The landmark index of the stems the platform made (finding a stem from a copy in the wild:
-    kept apart from the catalog's, which identification must not confuse with stems)."""
-    return _store(str(settings.CLEARSTEM_STEM_INDEX_DIR), LandmarkIndex)
+def stem_stores() -> tuple[IndexStore, IndexStore]:
+    """The Chromaprint and landmark indexes of the stems the platform made (finding a stem from
+    a copy in the wild), kept apart from the catalog's, which identification must not confuse
+    with stems."""
+    base = Path(settings.CLEARSTEM_STEM_INDEX_DIR)
+    return _store(str(base / "chromaprint"), Segment), _store(str(base / "landmarks"), LandmarkIndex)
 
 
 def _store(path: str, segment_cls) -> IndexStore:
@@ -82,6 +86,25 @@ def sync_print_index(store: IndexStore, rows) -> MultiIndex:
     `landmarks` reference print (e.g. the platform's stem prints, in `stem_store()`)."""
     rows = rows.exclude(landmarks=b"")
     return _sync(store, rows, lambda ids: _landmark_refs(ids, rows))
+
+
+def sync_item_index(store: IndexStore, rows) -> MultiIndex:
+    """`store` brought in line with `rows`: any queryset of rows with an integer `id` and raw
+    Chromaprint `items` (uint32 LE bytes)."""
+    rows = rows.exclude(items=b"")
+
+    def load(ids):
+        return [(r.id, np.frombuffer(bytes(r.items), dtype="<u4")) for r in rows.filter(id__in=ids).only("id", "items")]
+
+    return _sync(store, rows, load)
+
+
+def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple):
+    """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
+    re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
+    cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
+    lm = match_print(lm_index, query_print)[0] if len(lm_index) else []
+    return rank_stem_matches(cp, lm)
 
 
 def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):

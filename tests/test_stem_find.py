@@ -3,10 +3,14 @@ content credentials, and by its sound when the copy was re-encoded, cut and over
 import numpy as np
 import pytest
 import soundfile as sf
+from django.core.management import call_command
 
 from clearstem.jobs.models import Job, StemFingerprint
 from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
+from fingerprint.landmarks import LandmarkMatch
+from fingerprint.matcher import Match
+from fingerprint.stems import rank_stem_matches
 from sharedcore.media import encode_delivery
 from tests.test_jobs import make_job
 
@@ -79,3 +83,28 @@ def test_bad_input(clients, stems, tmp_path):
     r = clients["platform"].post("/api/v1/audit/find/", {}, format="multipart")
     assert r.status_code == 400 and r.json()["code"] == "invalid"
     assert clients["anonymous"].post("/api/v1/audit/find/", {}, format="multipart").status_code in (401, 403)
+
+
+def test_backfill_prints_stems_made_before(clients, stems, tmp_path):
+    StemFingerprint.objects.filter(stem=stems["drums"]).delete()
+    call_command("backfill_stem_prints")
+    assert StemFingerprint.objects.filter(stem=stems["drums"]).exists()
+    audio, rate = sf.read(stems["drums"].file.path)
+    path = tmp_path / "drums-copy.mp3"
+    sf.write(str(tmp_path / "d.wav"), audio[: rate * 15], rate)
+    encode_delivery(tmp_path / "d.wav", path, "mp3", 16)
+    body = _find(clients["platform"], path).json()
+    assert body["stems"][0]["stem"] == str(stems["drums"].pk)
+    assert body["stems"][0]["sound"]["decided_by"] in ("chromaprint", "both")
+
+
+def test_ranking_puts_chromaprint_runs_first():
+    cp = [Match(key=2, ber=0.1, score=0.8, query_start_s=0, ref_start_s=10, duration_s=12, speed=1.0,
+                near_fraction=0.9, votes=40)]
+    lms = [LandmarkMatch(key=k, votes=50, votes_per_s=5, vote_span_s=10, vote_seconds=10, query_start_s=0,
+                         query_end_s=10, ref_start_s=3, duration_s=10, presence=0.5, chance=0.01, peaks=100, z=40,
+                         score=s) for k, s in ((1, 0.95), (2, 0.9))]
+    ranked = rank_stem_matches(cp, lms)
+    assert [k for k, _ in ranked] == [2, 1]
+    assert ranked[0][1]["decided_by"] == "both" and ranked[0][1]["ref_start_s"] == 10
+    assert ranked[1][1]["decided_by"] == "landmarks" and "chromaprint" not in ranked[1][1]

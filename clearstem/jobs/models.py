@@ -155,13 +155,14 @@ class JobReview(models.Model):
 
 
 class StemFingerprint(models.Model):
-    """A stem's landmark print (`fingerprint.landmarks`, reference kind), indexed in the stems
-    index so that a copy found in the wild leads back to it (`clearstem.jobs.stem_prints`).
-    The integer id is the index key."""
+    """A stem's Chromaprint items and landmark print, indexed in the stems indexes so that a
+    copy found in the wild leads back to it (`clearstem.jobs.stem_prints`). The integer id is
+    the index key."""
 
     id = models.BigAutoField(primary_key=True)
     stem = models.OneToOneField(Stem, on_delete=models.PROTECT, related_name="fingerprint")
-    landmarks = models.BinaryField()
+    items = models.BinaryField(help_text="raw Chromaprint items, uint32 LE")
+    landmarks = models.BinaryField(help_text="fingerprint.landmarks.pack_print, kind reference")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

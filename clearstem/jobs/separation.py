@@ -30,7 +30,7 @@ from sharedcore.hashing import file_sha256
 
 from .lifecycle import transition
 from .models import Job, Stem, StemFingerprint
-from .stem_prints import stem_print
+from .stem_prints import stem_prints
 
 log = logging.getLogger("clearstem.separation")
 
@@ -128,7 +128,7 @@ def do_separate_job(job_id) -> Job | None:
                                                      progress=_progress_reporter(job.pk, attempt))
             for out in outputs:
                 if settings.CLEARSTEM_STEM_PRINTS:
-                    prints[out.name] = stem_print(out.path)
+                    prints[out.name] = stem_prints(out.path)
                 with open(out.path, "rb") as fh:
                     stored = default_storage.save(f"stems/{job.pk}/{out.name}.{OUTPUT_FORMAT}", fh)
                 saved.append(stored)
@@ -147,7 +147,7 @@ def do_separate_job(job_id) -> Job | None:
                 row.save()
                 do_record_stem_provenance(job, row, model_info)
                 if prints.get(row.name):
-                    StemFingerprint.objects.create(stem=row, landmarks=prints[row.name])
+                    StemFingerprint.objects.create(stem=row, **prints[row.name])
             transition(locked, Job.State.DONE)
         return locked
     except Superseded:

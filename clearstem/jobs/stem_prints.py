@@ -1,9 +1,10 @@
 """Find a stem from a copy found in the wild.
 
 A content credential travels inside the delivered file but not through a re-encode, a cut or
-an overdub. So every stem the platform makes is landmark-printed when it is made (the spectral-
-peak print that finds catalog songs inside mixtures, `fingerprint.landmarks`) into a stems
-index of its own (`fingerprint.services.stem_store`), kept apart from the catalog's. Dropping a
+an overdub. So every stem the platform makes is fingerprinted when it is made, with both of
+identification's prints (Chromaprint for re-encodes and excerpts; the spectral-peak landmarks
+that find songs inside mixtures for a stem under other audio, `fingerprint.stems`), into stems
+indexes of their own (`fingerprint.services.stem_stores`), kept apart from the catalog's. Dropping a
 file on the audit page (or `POST /api/v1/audit/find/`) looks it up three ways, strongest first:
 its bytes (a stem or a delivered rendition, unchanged), its embedded C2PA manifest, its sound.
 """
@@ -17,12 +18,13 @@ from django.db.models import Q
 
 from fingerprint.landmarks import pack_print
 from fingerprint.scan import AudioError, scan_audio
-from fingerprint.services import match_print, stem_store, sync_print_index
+from fingerprint.services import find_copies, stem_stores, sync_item_index, sync_print_index
 from provenance.credentials import Credentials
 from provenance.services import read_content_credentials
 from sharedcore.errors import DomainError
 from sharedcore.hashing import file_sha256
 
+from ..storage import local_path
 from .models import Stem, StemFingerprint
 
 log = logging.getLogger("clearstem.jobs")
@@ -30,25 +32,28 @@ log = logging.getLogger("clearstem.jobs")
 MAX_SOUND_MATCHES = 20
 
 
-def stem_print(path) -> bytes | None:
-    """The landmark print of a stem file, or None when it cannot be made (logged: the stem stays
-    valid, only unfindable by sound until `manage.py backfill_stem_prints`)."""
+def stem_prints(path) -> dict | None:
+    """A stem file's prints (StemFingerprint fields: Chromaprint `items`, `landmarks`), or None
+    when they cannot be made (logged: the stem stays valid, only unfindable by sound)."""
     try:
         scan = scan_audio(str(path), landmarks="reference")
     except AudioError as exc:
-        log.warning("no landmark print for stem file %s: %s", path, exc)
+        log.warning("no prints for stem file %s: %s", path, exc)
         return None
-    return pack_print(*scan.landmarks)
+    return {"items": scan.fingerprint.astype("<u4").tobytes(), "landmarks": pack_print(*scan.landmarks)}
 
 
-def sync_stem_index():
-    return sync_print_index(stem_store(), StemFingerprint.objects.all())
+def sync_stem_indexes():
+    """(Chromaprint, landmark) indexes of the stems, brought in line with the database."""
+    cp_store, lm_store = stem_stores()
+    rows = StemFingerprint.objects.all()
+    return sync_item_index(cp_store, rows), sync_print_index(lm_store, rows)
 
 
 @dataclass
 class SoundMatch:
     stem: Stem
-    evidence: dict  # the landmark match (`LandmarkMatch.as_dict`, key dropped)
+    evidence: dict  # `fingerprint.stems.rank_stem_matches`: decided_by, score, segments, each matcher's row
 
 
 @dataclass
@@ -97,16 +102,27 @@ def find_stems(stems, path) -> Findings:
         found.credentials_stem = stems.filter(pk=(creds.clearstem.get("stem") or {}).get("id")).first()
     scan = scan_audio(str(path), max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, landmarks="query")
     found.seconds = scan.duration_s
-    index = sync_stem_index()
-    if len(index):
-        matches, _ = match_print(index, scan.landmarks)
-        by_key = {m.key: m for m in matches[:MAX_SOUND_MATCHES * 2]}
-        prints = StemFingerprint.objects.filter(id__in=by_key).values_list("id", "stem_id")
-        visible = {s.pk: s for s in stems.filter(pk__in=[sid for _, sid in prints])}
-        for pid, sid in prints:
-            if sid in visible:
-                ev = {k: v for k, v in by_key[pid].as_dict().items() if k != "key"}
-                found.sound.append(SoundMatch(visible[sid], ev))
-        found.sound.sort(key=lambda m: -m.evidence["score"])
-        del found.sound[MAX_SOUND_MATCHES:]
+    ranked = find_copies(*sync_stem_indexes(), scan.fingerprint, scan.landmarks)
+    stem_of = dict(StemFingerprint.objects.filter(id__in=[k for k, _ in ranked]).values_list("id", "stem_id"))
+    visible = {s.pk: s for s in stems.filter(pk__in=stem_of.values())}
+    for key, evidence in ranked:
+        stem = visible.get(stem_of.get(key))
+        if stem is not None and len(found.sound) < MAX_SOUND_MATCHES:
+            found.sound.append(SoundMatch(stem, evidence))
     return found
+
+
+def do_backfill_stem_prints(limit: int | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Prints for stems made before stems were fingerprinted (or whose print failed): (done,
+    [(stem id, why) failed]). Each stem is read from storage and its row added on its own."""
+    todo = Stem.objects.filter(fingerprint__isnull=True).order_by("created_at")
+    done, failed = 0, []
+    for stem in todo[:limit] if limit else todo:
+        with local_path(stem.file.name) as path:
+            prints = stem_prints(path)
+        if prints is None:
+            failed.append((str(stem.pk), "the stem file could not be decoded"))
+            continue
+        StemFingerprint.objects.get_or_create(stem=stem, defaults=prints)
+        done += 1
+    return done, failed
