@@ -158,6 +158,9 @@ def check_stem_file(stem_path: Path, record: dict | None, c2pa_anchors: str | No
         problems.append(f"stem size mismatch: file {size}, record {stem.get('size')}")
     if problems and (rendition := _rendition_by_credentials(stem_path, record, c2pa_anchors)):
         return rendition
+    if problems and credentials.c2pa is None:
+        problems.append("a delivered stem carries content credentials, so its hash differs from the record's: "
+                        "install c2pa-python (pip install 'clearstem-verify[c2pa]') to check it by them")
     if problems:
         return Check.failed(STEM_FILE, f"file SHA-256 {actual[:16]}… ({size} bytes) differs from the signed record",
                             *problems)
