@@ -49,23 +49,24 @@ def read_tags(path) -> dict[str, str]:
 
 
 PREVIEW_RATE = 44100
-PREVIEW_BITRATE = 96_000
+PREVIEW_BITRATE = 128_000
 
 
 def encode_preview(src, dst) -> None:
-    """A lossy mono MP3 (96 kb/s) of `src` for listening in the browser.
+    """A lossy MP3 (128 kb/s, stereo for a stereo source) of `src` for listening in the browser.
 
     The deliverable stem stays lossless and metered; the preview is what a page may play
     without spending a download. Streams frame by frame, so memory does not grow with length.
     """
     with open_container(src) as inp, av.open(str(dst), "w", format="mp3") as out:
+        layout = "mono" if inp.streams.audio[0].codec_context.channels == 1 else "stereo"
         stream = out.add_stream("libmp3lame", rate=PREVIEW_RATE)
         stream.bit_rate = PREVIEW_BITRATE
         try:
-            stream.layout = "mono"
+            stream.layout = layout
         except AttributeError:  # older PyAV names it on the codec context
-            stream.codec_context.layout = "mono"
-        resampler = av.AudioResampler(format="s16p", layout="mono", rate=PREVIEW_RATE)
+            stream.codec_context.layout = layout
+        resampler = av.AudioResampler(format="s16p", layout=layout, rate=PREVIEW_RATE)
         for frame in inp.decode(audio=0):
             for out_frame in resampler.resample(frame):
                 out.mux(stream.encode(out_frame))

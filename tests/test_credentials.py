@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import c2pa
+import numpy as np
 import pytest
 import soundfile as sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,6 +27,7 @@ from provenance.credentials import ASSERTION, TRAINING_MINING
 from provenance.keys import c2pa_credentials, get_signer
 from provenance.models import LedgerEntry
 from provenance.verify import verify_embedded
+from sharedcore.media import encode_preview
 from tests.test_jobs import make_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +184,12 @@ def test_signing_chain_rules():
     with pytest.raises(certs.CertificateError, match="not a PEM"):
         certs.check_signing_chain("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n", key.public_key())
     assert ExtendedKeyUsageOID.EMAIL_PROTECTION in certs.C2PA_EKUS
+
+
+def test_preview_is_stereo_for_a_stereo_stem(tmp_path):
+    src = tmp_path / "stereo.wav"
+    t = np.arange(44100 * 2) / 44100
+    sf.write(str(src), np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], axis=1) * 0.3, 44100)
+    encode_preview(src, tmp_path / "p.mp3")
+    with av.open(str(tmp_path / "p.mp3")) as c:
+        assert c.streams.audio[0].codec_context.channels == 2 and c.streams.audio[0].bit_rate == 128_000

@@ -241,7 +241,7 @@ def stem_listen(request, stem_id):
         check_stem_preview(request.user, stem)
     except DomainError as exc:
         return HttpResponse(str(exc.detail), status=http_status(exc), content_type="text/plain")
-    name = f"previews/{stem.id}.mp3"
+    name = f"previews/{stem.id}-v2.mp3"  # v2: stereo 128 kb/s (v1 previews were mono)
     if not default_storage.exists(name):
         fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
         os.close(fd)
