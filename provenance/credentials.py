@@ -155,22 +155,34 @@ def _container(delivered_format: str) -> str:
     return "wav" if delivered_format.startswith("wav") else delivered_format
 
 
+def parent_ingredient(title: str, record: dict) -> dict:
+    """The upload as C2PA's parent ingredient: its name, its SHA-256 (as the instance id) and
+    the catalog match, so a C2PA reader shows what the stem came from without ClearStem's
+    assertion."""
+    source = record.get("source") or {}
+    matches = (record.get("identification") or {}).get("matches") or []
+    found = "; ".join(f"{m.get('title')} ({m.get('isrc') or m.get('recording')})" for m in matches)
+    return {"title": title, "relationship": "parentOf", "label": "upload",
+            "instance_id": f"urn:sha256:{source.get('sha256')}",
+            "description": f"catalog match: {found}" if found else "no catalog recording matched"}
+
+
 def embed(src: str | Path, dst: str | Path, mime: str, manifest: dict, chain_pem: str, key_pem: str,
-          parent: tuple[str | Path, str, str] | None = None) -> None:
+          parent: tuple[str | Path, str, dict] | None = None) -> None:
     """Sign `manifest` into a copy of `src` at `dst` with the Ed25519 key and its chain.
 
-    `parent` = (path, MIME type, title) of the upload: it becomes the parent ingredient (c2pa
-    reads it for a manifest of its own, so a producer's credentials carry through)."""
+    `parent` = (path, MIME type, `parent_ingredient(...)`) of the upload: it becomes the parent
+    ingredient (c2pa reads the file for a manifest of its own, so a producer's credentials
+    carry through)."""
     lib = _require_c2pa()
     signer = lib.Signer.from_info(lib.C2paSignerInfo(lib.C2paSigningAlg.ED25519, chain_pem.encode(),
                                                      key_pem.encode(), None))
     try:
         builder = lib.Builder(manifest)
         if parent is not None:
-            path, parent_mime, parent_title = parent
+            path, parent_mime, ingredient = parent
             with open(path, "rb") as fh:
-                builder.add_ingredient({"title": parent_title, "relationship": "parentOf", "label": "upload"},
-                                       parent_mime, fh)
+                builder.add_ingredient(ingredient, parent_mime, fh)
         with open(src, "rb") as inp, open(dst, "w+b") as out:
             builder.sign(signer, mime, inp, out)
     finally:

@@ -107,10 +107,13 @@ def embed_content_credentials(stem, src, dst, delivered_format: str, title: str,
     of the stem's provenance (`provenance.credentials`). `parent`: (path, MIME type, title) of
     the upload, the parent ingredient."""
     creds = c2pa_credentials()
-    manifest = credentials.manifest_definition(stem_bundle(stem), signed_record(stem),
-                                               delivered_format=delivered_format, title=title,
-                                               software_version=software_version())
+    record = signed_record(stem)
+    manifest = credentials.manifest_definition(stem_bundle(stem), record, delivered_format=delivered_format,
+                                               title=title, software_version=software_version())
     mime = credentials.MIME_TYPES["wav" if delivered_format.startswith("wav") else delivered_format]
+    if parent is not None:
+        path, parent_mime, parent_title = parent
+        parent = (path, parent_mime, credentials.parent_ingredient(parent_title, record))
     credentials.embed(src, dst, mime, manifest, creds.chain_pem, creds.key_pem, parent=parent)
 
 

@@ -65,6 +65,8 @@ def test_every_format_carries_trusted_credentials(clients, catalog, done_stem, f
     assert actions[1]["softwareAgent"]["name"] == "ClearStem"
     [parent] = manifest["ingredients"]
     assert parent["relationship"] == "parentOf" and parent["title"] == done_stem.job.upload.original_name
+    assert parent["instance_id"] == f"urn:sha256:{done_stem.job.upload.sha256}"
+    assert parent["description"].startswith("catalog match: ") and "QZ" in parent["description"]
     cs = labels[ASSERTION]
     grant = catalog["grant"]
     assert cs["basis"] == "license" and cs["grants"][0]["grant"] == grant["id"] and cs["grants"][0]["terms_digest"]
