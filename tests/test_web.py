@@ -1,21 +1,28 @@
 """The web UI through Django's test client: sign-in, organisation scoping, read-only roles,
 forms that validate like the API with errors next to their fields, refusals that change
-nothing, CSV exports, and the audit chain catching a tampered stem. (The browser flows are in
+nothing, CSV exports, the audit chain catching a tampered stem, and the audit page finding a
+stem from a copy (by its bytes, content credentials or sound). (The browser flows are in
 test_browser.py.)"""
 from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 
 import pytest
+import soundfile as sf
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import Client
 
 from clearstem.jobs.models import Job
+from clearstem.jobs.separation import do_separate_job
+from clearstem.jobs.services import do_process_job
 from licensing.models import LicenseGrant, Recording
+from sharedcore.media import encode_delivery
 from tests.conftest import upload_file
+from tests.test_jobs import make_job
 
 
 def browser(user) -> Client:
@@ -170,7 +177,7 @@ def test_stem_pages_follow_the_license_and_the_audit_catches_tampering(web, clie
     assert job.state == "done" and job.territory == "GB"
     stem = job.stem_files.get()
     live = html(web["producer"].get(f"/studio/jobs/{job.id}/live/"))
-    assert "hx-trigger" not in live and "Download all as zip" in live  # finished: polling stops
+    assert "hx-trigger" not in live and "Download zip" in live  # finished: polling stops
 
     preview = web["producer"].get(f"/studio/stems/{stem.id}/listen/")
     assert preview.status_code == 200 and preview["Content-Type"] == "audio/mpeg"
@@ -285,3 +292,71 @@ def test_unmatched_audio_needs_the_ownership_statement(web, clients, catalog, au
     assert job.state == "queued" and job.decision["basis"] == "attestation"
     assert job.attestation["upload_sha256"] == up["sha256"] and job.attestation["envelope"]["signatures"]
     assert "Cleared on your ownership statement" in html(web["producer"].get(f"/studio/jobs/{job.id}/"))
+
+
+@pytest.fixture
+def stems(clients, catalog, audio_dir):
+    job = do_process_job(make_job(clients, audio_dir, stems=["vocals", "drums"]).pk)
+    do_separate_job(job.pk)
+    return {s.name: s for s in Job.objects.get(pk=job.pk).stem_files.all()}
+
+
+def _find_page(client, path):
+    with open(path, "rb") as fh:
+        return client.post("/audit/", {"file": fh})
+
+
+def test_audit_finds_a_delivered_file_by_bytes_and_credentials(web, stems, catalog, tmp_path):
+    vocals = stems["vocals"]
+    dl = web["producer"].get(f"/studio/stems/{vocals.id}/download/?format=flac")
+    path = tmp_path / "vocals.flac"
+    path.write_bytes(b"".join(dl.streaming_content))
+    r = _find_page(web["platform"], path)
+    assert r.status_code == 200
+    page = html(r)
+    creds = page[page.index('id="credentials"'):page.index('id="findings"')]
+    assert 'id="credentials-state">Trusted<' in creds and "ok: these bytes are the ones that were signed" in creds
+    assert f'href="/audit/stems/{vocals.id}/"' in creds  # the stem the manifest names
+    top = page[page.index('id="findings"'):].split("</li>\n")[0]
+    assert f'href="/audit/stems/{vocals.id}/"' in top
+    assert "Same bytes: as its delivered FLAC" in top and "Content credentials: the file&#x27;s C2PA manifest (Trusted)" in top
+    assert "Producer A" in top and str(vocals.job_id) in top and "<dd>license</dd>" in top
+    assert f"“Song 11”: Label A → Producer A, version 1 <code>{catalog['grant']['id'][:8]}" in top
+
+
+def test_audit_finds_a_reencoded_excerpt_by_sound(web, stems, tmp_path):
+    vocals = stems["vocals"]
+    audio, rate = sf.read(vocals.file.path)
+    excerpt = tmp_path / "excerpt.wav"
+    sf.write(str(excerpt), audio[rate * 2: rate * 14], rate, subtype="PCM_16")
+    mp3 = tmp_path / "found-online.mp3"
+    encode_delivery(excerpt, mp3, "mp3", 16)
+    r = _find_page(web["platform"], mp3)
+    assert r.status_code == 200
+    page = html(r)
+    assert "No content credentials — this copy was re-encoded or stripped; matched by sound below." in page
+    top = page[page.index('id="findings"'):].split("</li>\n")[0]
+    assert f'href="/audit/stems/{vocals.id}/"' in top and "Same bytes" not in top
+    # the segment found in the copy lies 2 s further into the stem (the excerpt starts at 2 s)
+    score, q0, q1, r0 = re.search(r"Sound, score ([\d.]+): ([\d.]+)–([\d.]+) s of this file is ([\d.]+)–", top).groups()
+    assert float(score) >= 0.78 and float(q1) - float(q0) > 5 and abs(float(r0) - float(q0) - 2.0) < 0.5
+    assert "Producer A" in top and "Label A → Producer A" in top
+    # the producer's own page is not the audit page
+    assert _find_page(web["producer"], mp3).status_code == 404
+
+
+def test_audit_find_refuses_what_is_not_audio(web, stems, tmp_path):
+    junk = tmp_path / "notes.wav"
+    junk.write_bytes(b"not audio at all\n" * 200)
+    r = _find_page(web["platform"], junk)
+    assert r.status_code == 415
+    page = html(r)
+    assert "“notes.wav” could not be looked up: this file is not audio ClearStem can read" in page
+    assert 'role="alert"' in page and 'aria-invalid="true"' in page
+    assert "Error" not in page and "Traceback" not in page
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    r = _find_page(web["platform"], empty)
+    assert r.status_code == 400 and "the file is empty" in html(r)
+    r = web["platform"].post("/audit/", {})
+    assert r.status_code == 400 and "Choose a file to look up." in html(r)

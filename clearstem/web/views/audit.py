@@ -1,6 +1,11 @@
 """Audit pages (platform organisations, read-only): find a stem by id or by the file itself,
 its chain checked live, ledger health, and the job monitor.
 
+Finding by file (`clearstem.jobs.stem_prints.find_stems`) looks the dropped file up three ways:
+its bytes (a stem master or a delivered rendition, unchanged, or an upload), the C2PA content
+credentials it carries, and its sound (a re-encode or an excerpt); the page lists every stem
+found, strongest evidence first, with how it was found.
+
 A stem's chain is the offline verifier's checks (`provenance.audit.stem_chain`), then the links
 only the platform can show: each license version the job relied on (do its stored terms still
 hash to the digest the job recorded?) and the ownership attestation's signature."""
@@ -15,16 +20,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
-from clearstem.jobs.models import Stem
+from clearstem.api.errors import http_status
+from clearstem.jobs.models import Stem, StemRendition
 from clearstem.jobs.monitor import job_overview, queue_depths
+from clearstem.jobs.stem_prints import Findings, find_stems_by_file
 from clearstem.uploads.models import Upload
-from licensing.models import LicenseGrant
+from licensing.models import LicenseGrant, Recording
 from provenance import ledger
 from provenance.actors import verify_ledger
 from provenance.audit import Chain, attestation_check, stem_chain
 from provenance.models import LedgerEntry, LedgerVerification
 from provenance.verify import Check
-from sharedcore.hashing import file_sha256
+from sharedcore.errors import DomainError
 
 from .. import present
 from .common import persona
@@ -66,21 +73,108 @@ def audit_chain(stem) -> tuple[Chain, list[dict]]:
     return chain, grants
 
 
+#: What the page says when a dropped file cannot be looked up, by error code, where the
+#: service's own detail is not for people (the scanner's names the decoder's exception).
+FIND_ERRORS = {
+    "not_audio": "This file is not audio ClearStem can read (WAV, FLAC, MP3, AAC, Ogg…), so there is nothing "
+                 "to look up.",
+    "corrupt_audio": "This file's audio is damaged and could not be decoded, so it could not be looked up.",
+}
+FORMAT_LABELS = {"wav": "WAV", "wav16": "16-bit WAV", "wav24": "24-bit WAV", "flac": "FLAC", "mp3": "MP3"}
+DECIDED_BY = {"chromaprint": "Chromaprint", "landmarks": "landmark hashes", "both": "Chromaprint and landmark hashes"}
+BASIS_LABELS = {"license": "license", "attestation": "the uploader's ownership statement", "none": "none"}
+
+
+def _grants_shown(jobs) -> tuple[dict, dict]:
+    """{grant id: LicenseGrant} and {recording id: title} for the grants these jobs relied on."""
+    grants = [g for job in jobs for g in (job.decision or {}).get("grants", [])]
+    objs = LicenseGrant.objects.filter(id__in={g["grant"] for g in grants}).select_related(
+        "licensor", "licensee_org", "licensee_user")
+    titles = dict(Recording.objects.filter(id__in={g.get("recording") for g in grants if g.get("recording")})
+                  .values_list("id", "title"))
+    return {str(g.id): g for g in objs}, {str(k): v for k, v in titles.items()}
+
+
+def describe_findings(found: Findings) -> list[dict]:
+    """Each stem found, strongest evidence first, with how it was found and the rights it was
+    made under, as the find page lists them."""
+    stems = found.stems()
+    by_sound = {m.stem.pk: m.evidence for m in found.sound}
+    exact = {s.pk for s in found.exact}
+    formats = dict(StemRendition.objects.filter(stem__in=exact, sha256=found.sha256).values_list("stem_id", "format"))
+    named = found.credentials_stem.pk if found.credentials_stem else None
+    state = found.credentials.state if found.credentials else None
+    grant_objs, titles = _grants_shown([s.job for s in stems])
+    rows = []
+    for stem in stems:
+        how = []
+        if stem.pk in exact:
+            fmt = formats.get(stem.pk)
+            how.append({"kind": "bytes", "label": "same bytes",
+                        "detail": f"as its delivered {FORMAT_LABELS.get(fmt, fmt)}" if fmt
+                        else "as the stem master" if stem.sha256 == found.sha256 else "as a delivered rendition"})
+        if stem.pk == named:
+            how.append({"kind": "credentials", "label": "content credentials",
+                        "detail": f"the file's C2PA manifest ({state}) names this stem"})
+        if (ev := by_sound.get(stem.pk)) is not None:
+            q0, r0, span = ev["query_start_s"], ev["ref_start_s"], ev["duration_s"]
+            by = DECIDED_BY.get(ev.get("decided_by"), "")
+            how.append({"kind": "sound", "label": f"sound, score {ev['score']:.2f}",
+                        "detail": f"{q0:.1f}–{q0 + span:.1f} s of this file is {r0:.1f}–{r0 + span:.1f} s of the stem"
+                                  + (f" (found by {by})" if by else ""),
+                        "evidence": ev})
+        decision = stem.job.decision or {}
+        grants = []
+        for g in decision.get("grants", []):
+            obj = grant_objs.get(str(g["grant"]))
+            licensee = ((obj.licensee_org.name if obj.licensee_org else None)
+                        or (obj.licensee_user.username if obj.licensee_user else "verified producers")) if obj else ""
+            grants.append({**g, "obj": obj, "licensee": licensee, "title": titles.get(str(g.get("recording")), "")})
+        rows.append({"stem": stem, "job": stem.job, "how": how, "grants": grants,
+                     "basis": BASIS_LABELS.get(decision.get("basis"), decision.get("basis") or "none")})
+    return rows
+
+
+def _find_by_file(request, ctx):
+    """The find page's answer to a dropped file: a redirect, or the status to render ctx with."""
+    f = request.FILES.get("file")
+    if f is None:
+        ctx["error"] = "Choose a file to look up."
+        return 400
+    try:
+        found = find_stems_by_file(scope.findable_stems(request.user), f)
+    except DomainError as exc:
+        detail = FIND_ERRORS.get(exc.code) or str(exc.detail)
+        ctx["error"] = f"“{f.name}” could not be looked up: {detail[:1].lower()}{detail[1:]}".rstrip(".") + "."
+        return http_status(exc)
+    uploads = list(Upload.objects.filter(sha256=found.sha256).prefetch_related("jobs__stem_files"))
+    creds = found.credentials
+    if len(found.exact) == 1 and not uploads and not (creds and creds.found):
+        return redirect("web:audit-stem", found.exact[0].id)  # the stem's own bytes: nothing more to show
+    named = ((creds.clearstem or {}).get("stem") or {}) if creds and creds.found else {}
+    ctx["results"] = {"sha256": found.sha256, "name": f.name, "seconds": found.seconds, "credentials": creds,
+                      "credentials_stem": found.credentials_stem, "named_stem_id": named.get("id"),
+                      "master_copy": any(s.sha256 == found.sha256 for s in found.exact),
+                      "by_sound": bool(found.sound), "stems": describe_findings(found), "uploads": uploads}
+    if not ctx["results"]["stems"] and not uploads:
+        ctx["error"] = ("Nothing found: no stem or upload has these bytes, no content credentials name a stem, "
+                        "and the sound matches no stem. This file did not come out of ClearStem, or not from a "
+                        "stem you may trace.")
+        return 404
+    return 200
+
+
 @audit_page
 def find(request):
-    """Find a stem by its id, or by uploading the file (its SHA-256 is looked up, the file is
-    not kept)."""
-    ctx = {"health": _health(), "query": "", "results": None, "error": ""}
-    if request.method == "POST" and request.FILES.get("file"):
-        f = request.FILES["file"]
-        sha = getattr(f, "sha256", None) or file_sha256(f.temporary_file_path())
-        stems = list(scope.visible_stems(request.user).filter(sha256=sha))
-        uploads = list(Upload.objects.filter(sha256=sha).prefetch_related("jobs__stem_files"))
-        if len(stems) == 1 and not uploads:
-            return redirect("web:audit-stem", stems[0].id)
-        ctx.update(results={"sha256": sha, "name": f.name, "stems": stems, "uploads": uploads})
-        if not stems and not uploads:
-            ctx["error"] = f"No stem or upload has SHA-256 {sha}: this file did not come out of ClearStem unchanged."
+    """Find a stem by its id or hash, or by uploading the file (looked up by its bytes, its
+    content credentials and its sound; the file is not kept)."""
+    ctx = {"health": _health(), "query": "", "results": None, "error": "", "file_error": False}
+    status = 200
+    if request.method == "POST":
+        answer = _find_by_file(request, ctx)
+        if not isinstance(answer, int):
+            return answer
+        status, ctx["file_error"] = answer, bool(ctx["error"])
     elif (q := request.GET.get("q", "").strip()):
         ctx["query"] = q
         try:
@@ -93,7 +187,8 @@ def find(request):
         if stem:
             return redirect("web:audit-stem", stem.id)
         ctx["error"] = f"No stem with id or SHA-256 “{q}”."
-    return render(request, "web/audit/find.html", ctx, status=404 if ctx["error"] else 200)
+        status = 404
+    return render(request, "web/audit/find.html", ctx, status=status)
 
 
 @audit_page
