@@ -111,6 +111,29 @@ def wait_job_state(page, states: tuple[str, ...]) -> str:
     return page.inner_text("#job-state").strip()
 
 
+def container(path: Path) -> str:
+    """wav, flac or mp3 by the file's first bytes, past an ID3v2 tag (where C2PA puts the
+    manifest of a FLAC or MP3 file)."""
+    data = path.read_bytes()[:1 << 20]
+    if data[:3] == b"ID3":
+        size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10])) + (10 if data[5] & 0x10 else 0)
+        data = data[size:]
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    return "mp3" if data[:1] == b"\xff" and data[1] & 0xE0 == 0xE0 else data[:8].hex()
+
+
+def assert_trusted(path: Path, trust_anchors_pem: str) -> None:
+    """The file's embedded C2PA manifest validates against these anchors and binds its bytes."""
+    from provenance.credentials import read
+
+    creds = read(path, trust_anchors_pem)
+    assert creds.found and creds.state == "Trusted" and creds.binding_ok, (path.name, creds.state, creds.problem,
+                                                                          creds.failures)
+
+
 def register_catalog(clients, audio_dir, licensed=(11,), **grant_terms):
     recs = {}
     for seed in (11, 12):
@@ -129,9 +152,10 @@ def register_catalog(clients, audio_dir, licensed=(11,), **grant_terms):
 
 
 def test_producer_uploads_separates_listens_and_downloads(page, people, clients, audio_dir, tmp_path):
-    from clearstem.jobs.models import Job, Stem
+    from clearstem.jobs.models import Job, Stem, StemRendition
     from licensing.models import UsageEvent
     from provenance.verify import verify_bundle
+    from sharedcore.hashing import file_sha256
 
     register_catalog(clients, audio_dir, max_downloads=10)
     sign_in(page, people["producer"])
@@ -168,33 +192,43 @@ def test_producer_uploads_separates_listens_and_downloads(page, people, clients,
     assert duration > 10, duration
     assert not UsageEvent.objects.filter(kind__in=["download", "export"]).exists()
 
-    with page.expect_download() as dl:
-        page.locator(".stem").filter(has_text="Vocals").get_by_role("link", name="WAV").click()
-    stem_path = tmp_path / dl.value.suggested_filename
-    dl.value.save_as(stem_path)
-    assert stem_path.read_bytes()[:4] == b"RIFF"
+    # one stem in each format, from the links on the job page: every file carries content
+    # credentials that the platform's published trust anchors see as Trusted, bound to its bytes
+    anchors = page.request.get("/api/v1/ledger/content-credentials/").json()["trust_anchors"]
     vocals = Stem.objects.get(name="vocals")
-    from sharedcore.hashing import file_sha256
+    row = page.locator(".stem").filter(has_text="Vocals")
+    for link, fmt in (("WAV", "wav"), ("FLAC", "flac"), ("MP3 320", "mp3")):
+        with page.expect_download() as dl:
+            row.get_by_role("link", name=link).click()
+        path = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(path)
+        assert container(path) == fmt, (fmt, path.read_bytes()[:16])
+        assert_trusted(path, anchors)
+        assert file_sha256(path) == StemRendition.objects.get(stem=vocals, format=fmt).sha256
+    assert UsageEvent.objects.filter(kind="download").count() == 3
 
-    assert file_sha256(stem_path) == vocals.sha256
-    assert UsageEvent.objects.filter(kind="download").count() == 1
-
+    # the zip in a format other than the default, chosen in the select
+    page.get_by_label("Zip of all stems as").select_option("flac")
+    shot(page, "producer-job-zip-format", full_page=False)
     with page.expect_download() as dl:
-        page.get_by_role("link", name="Download all as zip").click()
+        page.get_by_role("button", name="Download zip").click()
     zip_path = tmp_path / "stems.zip"
     dl.value.save_as(zip_path)
     with zipfile.ZipFile(zip_path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
-        assert {s["name"] for s in manifest["stems"]} == {"vocals", "other"}
-        zf.extract("other.wav", tmp_path)
-        bundle = json.loads(zf.read("other.provenance.json"))
-    verdict = verify_bundle(tmp_path / "other.wav", bundle)
-    assert verdict.ok, verdict.problems
+        assert manifest["format"] == "flac" and {s["name"] for s in manifest["stems"]} == {"vocals", "other"}
+        for entry in manifest["stems"]:
+            zf.extract(entry["file"], tmp_path / "zip")
+            path = tmp_path / "zip" / entry["file"]
+            assert container(path) == "flac" and file_sha256(path) == entry["sha256"]
+            assert_trusted(path, anchors)
+            verdict = verify_bundle(path, json.loads(zf.read(entry["bundle"])), c2pa_trust_pems=[anchors])
+            assert verdict.ok, verdict.problems
 
-    # remaining caps: 10 downloads, 1 download + 2 exported stems spent
+    # remaining caps: 10 downloads, 3 downloads + 2 exported stems spent
     page.goto("/studio/licenses/")
     row = page.locator("tbody tr").filter(has_text="Song 11")
-    assert row.locator("td").nth(5).inner_text().startswith("7")
+    assert row.locator("td").nth(5).inner_text().startswith("5")
     shot(page, "producer-licenses")
 
     # phone width: nothing scrolls sideways
@@ -423,14 +457,32 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
         shutil.copyfileobj(src, dst)
     page.goto("/audit/")
     page.set_input_files("#audit-file", str(local))
-    page.get_by_role("button", name="Look up its hash").click()
+    page.get_by_role("button", name="Find where it came from").click()
     page.wait_for_url(f"**/audit/stems/{stem.id}/")
+
+    # a delivered FLAC: its content credentials and the stems found, ranked, at phone width too
+    delivered = tmp_path / "drums-delivered.flac"
+    r = clients["producer"].get(f"/api/v1/stems/{stem.id}/download/?format=flac")
+    delivered.write_bytes(b"".join(r.streaming_content))
+    page.goto("/audit/")
+    page.set_input_files("#audit-file", str(delivered))
+    page.get_by_role("button", name="Find where it came from").click()
+    page.locator("#findings").wait_for()
+    assert page.inner_text("#credentials-state") == "Trusted"
+    top = page.locator("#findings > li").first
+    assert "same bytes" in top.inner_text() and "content credentials" in top.inner_text()
+    assert top.get_by_role("link").first.get_attribute("href") == f"/audit/stems/{stem.id}/"
+    shot(page, "audit-find-by-file")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert fits_phone(page)
+    shot(page, "audit-find-by-file-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # a file that never came out of ClearStem
     page.goto("/audit/")
     page.set_input_files("#audit-file", str(audio_dir / "original.wav"))
-    page.get_by_role("button", name="Look up its hash").click()
-    page.get_by_text("did not come out of ClearStem unchanged").wait_for()
+    page.get_by_role("button", name="Find where it came from").click()
+    page.get_by_text("This file did not come out of ClearStem").wait_for()
 
     # ledger health: a full verification runs on the worker and its verdict shows
     page.get_by_role("link", name="Ledger", exact=True).click()
