@@ -84,7 +84,14 @@ def test_demo_runs_on_the_embedded_default(tmp_path):
     assert "all checks passed" in out
     assert "decision: DENIED" in out and "no_license" in out
     assert out.count("provenance VERIFIED") == 8
-    assert "verify_ledger: OK" in out and "NOT VERIFIED (stem hash mismatch" in out
+    # a delivered WAV carries content credentials: a flipped byte breaks their binding
+    assert "verify_ledger: OK" in out and "NOT VERIFIED (stem: the file was changed after it was signed)" in out
+    # one stem downloaded as FLAC, checked by its embedded C2PA manifest alone
+    c2pa = out[out.index("downloaded as FLAC, checked from the file alone (C2PA)"):]
+    for name in ("Content credentials", "Hard binding", "Record signature", "Rendition of the stem", "Ledger entry",
+                 "Signed tree head", "Inclusion proof"):
+        assert f"     {name}: ok — " in c2pa, c2pa
+    assert "chains to a trusted root" in c2pa and "FAILED" not in c2pa and "     verdict: VERIFIED" in c2pa
     key = tmp_path / "instance" / "keys" / "signing-ed25519.pem"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     assert (tmp_path / "instance" / "clearstem.sqlite3").exists()

@@ -4,7 +4,8 @@ Creates demo organisations and users, synthesises a small catalog (no copyrighte
 registers it as the label, grants a license, then — as the producer, through the real API of a
 local server with an in-process worker — uploads a licensed catalog excerpt, an unlicensed
 catalog excerpt and an original track with an ownership attestation, and prints what
-happened: match, decision, stems with hashes, provenance verified.
+happened: match, decision, stems with hashes, provenance verified; then the ledger, and one
+stem downloaded as FLAC and checked by the content credentials (C2PA) embedded in it alone.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from clearstem.accounts.services import do_create_org, do_create_user
 from clearstem.synth import render_song
 from clearstem.worker import start_reconciler, start_worker
 from provenance.ledger import verify_ledger
-from provenance.verify import verify_bundle
+from provenance.verify import Verdict, verify_bundle, verify_embedded
 
 LABEL, PRODUCER, PLATFORM = "northwind-records", "studio-fern", "clearstem-ops"
 CATALOG = [  # seed, title, artist, ISRC
@@ -87,6 +88,8 @@ class Command(BaseCommand):
         self.out(f"license: grant {grant['id']} to {PRODUCER} for {recs[0]['title']!r} (remix, non-commercial, worldwide)")
 
         pub = {k["keyid"]: k["pem"] for k in requests.get(f"{base}/ledger/keys/", timeout=30).json()["keys"]}
+        # what a distributor fetches once to check content credentials: the platform's C2PA roots
+        anchors = requests.get(f"{base}/ledger/content-credentials/", timeout=30).json()["trust_anchors"]
         cases = [
             ("licensed catalog excerpt", files["licensed"], None),
             ("unlicensed catalog excerpt", files["unlicensed"], None),
@@ -121,6 +124,7 @@ class Command(BaseCommand):
                 verdict = verify_bundle(tmp, bundle, list(pub.values()))
                 if example is None and verdict.ok:
                     example = self.save_example(songs_dir / "verify-example", stem["name"], audio, bundle, pub)
+                    example["download_url"] = stem["download_url"]
                 tmp.unlink()
                 failures += not verdict.ok
                 self.out(f"   stem {stem['name']:<6} {stem['sha256'][:16]}…  provenance "
@@ -137,6 +141,7 @@ class Command(BaseCommand):
         if example:
             self.out(f"   offline check of a stem, as a distributor would run it:\n     {example['command']}")
             self.out(f"   the same check on a copy with one byte changed: {example['tampered']}")
+            failures += not self.check_content_credentials(producer, example, pub, anchors).ok
         self.out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; "
                  f"{'all checks passed' if not failures else f'{failures} checks FAILED'}")
         if failures:
@@ -170,10 +175,28 @@ class Command(BaseCommand):
         (folder / f"{name}-tampered.wav").write_bytes(bytes(tampered))
         verdict = verify_bundle(folder / f"{name}-tampered.wav", bundle, list(pub.values()))
         return {
+            "folder": folder, "name": name,
             "command": f"python -m provenance.verify {folder / (name + '.wav')} {folder / (name + '.provenance.json')} "
                        f"--pubkey {folder / 'clearstem-ledger.pub.pem'}",
             "tampered": "NOT VERIFIED (" + "; ".join(verdict.problems) + ")" if not verdict.ok else "unexpectedly verified",
         }
+
+    def check_content_credentials(self, api: Api, example: dict, pub: dict, anchors: str) -> Verdict:
+        """Download the example stem as FLAC and check it by its embedded C2PA manifest alone (no
+        bundle), with the platform's public key and C2PA trust anchors; print every check."""
+        folder, name = example["folder"], example["name"]
+        path = folder / f"{name}.flac"
+        path.write_bytes(api.get_bytes(example["download_url"] + "?format=flac"))
+        trust = folder / "clearstem-c2pa-trust.pem"
+        trust.write_text(anchors)
+        verdict = verify_embedded(path, trusted_pems=list(pub.values()), c2pa_trust_pems=[anchors])
+        self.out(f"   content credentials of the {name} stem downloaded as FLAC, checked from the file alone (C2PA):")
+        for check in verdict.checks:
+            self.out(f"     {check.name}: {'ok' if check.ok else 'FAILED'} — {check.detail}")
+        self.out("     verdict: " + ("VERIFIED" if verdict.ok else "NOT VERIFIED (" + "; ".join(verdict.problems) + ")"))
+        self.out(f"     python -m provenance.verify {path} --pubkey {folder / 'clearstem-ledger.pub.pem'} "
+                 f"--c2pa-trust {trust}")
+        return verdict
 
     def ensure_accounts(self) -> dict:
         orgs = {
