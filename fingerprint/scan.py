@@ -201,8 +201,10 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
     """
     try:
         container = open_container(path)
+    except FileNotFoundError as exc:
+        raise AudioError("not_found", f"no such file: {path}") from exc
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise AudioError("not_audio", f"not a recognised audio file ({exc.__class__.__name__})") from exc
+        raise AudioError("not_audio", "not a recognised audio file (no decoder recognises its contents)") from exc
     with container:
         if not container.streams.audio:
             raise AudioError("not_audio", "the file has no audio stream")

@@ -61,13 +61,18 @@ def _require_c2pa():
     return c2pa
 
 
-def sniff_mime(head: bytes, name: str = "") -> str | None:
-    """The MIME type C2PA needs, from the file's first bytes (its name only as a fallback)."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+def sniff_mime(data: bytes, name: str = "") -> str | None:
+    """The MIME type C2PA needs, from the file's bytes (its name only as a fallback). An ID3v2
+    tag is skipped first: c2pa-rs stores a FLAC file's manifest in one, ahead of `fLaC`."""
+    if data[:3] == b"ID3" and len(data) >= 10:
+        size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
+        rest = data[10 + size + (10 if data[5] & 0x10 else 0):]
+        return "audio/flac" if rest[:4] == b"fLaC" else "audio/mpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         return "audio/wav"
-    if head[:4] == b"fLaC":
+    if data[:4] == b"fLaC":
         return "audio/flac"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
         return "audio/mpeg"
     return _MIME_BY_SUFFIX.get(Path(name).suffix.lower())
 
@@ -214,7 +219,7 @@ def read(path: str | Path, trust_anchors_pem: str | None = None) -> Credentials:
     """Read and validate the C2PA manifest of the file at `path` (see `Credentials`)."""
     lib = _require_c2pa()
     data = Path(path).read_bytes()
-    mime = sniff_mime(data[:16], str(path))
+    mime = sniff_mime(data, str(path))
     if mime is None:
         return Credentials(found=False, problem="not a WAV, FLAC or MP3 file")
     settings = {"version": 1, "verify": {"verify_trust": bool(trust_anchors_pem)}}

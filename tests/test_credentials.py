@@ -23,7 +23,7 @@ from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
 from licensing.models import UsageEvent
 from provenance import certificates as certs
-from provenance.credentials import ASSERTION, TRAINING_MINING
+from provenance.credentials import ASSERTION, TRAINING_MINING, sniff_mime
 from provenance.keys import c2pa_credentials, get_signer
 from provenance.models import LedgerEntry
 from provenance.verify import verify_embedded
@@ -53,6 +53,7 @@ def test_every_format_carries_trusted_credentials(clients, catalog, done_stem, f
     assert r.status_code == 200, r.content
     data = b"".join(r.streaming_content)
     assert r["Content-Type"] == MIME[fmt] and r["X-Content-SHA256"] == hashlib.sha256(data).hexdigest()
+    assert sniff_mime(data) == MIME[fmt]  # a FLAC's manifest sits in an ID3 tag ahead of fLaC
     reader = _reader(data, MIME[fmt])
     assert reader.get_validation_state() == "Trusted", reader.get_validation_results()
     assert not (reader.get_validation_results()["activeManifest"].get("failure"))
