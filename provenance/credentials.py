@@ -77,6 +77,14 @@ def sniff_mime(data: bytes, name: str = "") -> str | None:
     return _MIME_BY_SUFFIX.get(Path(name).suffix.lower())
 
 
+def has_jumbf(path: str | Path) -> bool:
+    """Does the file seem to carry a C2PA manifest store (a JUMBF box labelled c2pa)? A cheap
+    scan for where c2pa-python is not installed; `read` is the real check."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return b"jumb" in data and b"c2pa" in data
+
+
 def training_mining(record: dict) -> dict:
     """The C2PA training-and-data-mining assertion for a stem, from the rights it was made under.
 

@@ -158,7 +158,7 @@ def check_stem_file(stem_path: Path, record: dict | None, c2pa_anchors: str | No
         problems.append(f"stem size mismatch: file {size}, record {stem.get('size')}")
     if problems and (rendition := _rendition_by_credentials(stem_path, record, c2pa_anchors)):
         return rendition
-    if problems and credentials.c2pa is None:
+    if problems and credentials.c2pa is None and credentials.has_jumbf(stem_path):
         problems.append("a delivered stem carries content credentials, so its hash differs from the record's: "
                         "install c2pa-python (pip install 'clearstem-verify[c2pa]') to check it by them")
     if problems:
