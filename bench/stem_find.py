@@ -33,12 +33,13 @@ import numpy as np
 import soundfile as sf
 
 from bench.identify import mp3_bytes
-from bench.mixtures import SR, build_tracks
+from bench.mixtures import CACHE, SR, build_tracks
 from fingerprint import landmarks as lm
+from fingerprint.fusion import check_alignments
 from fingerprint.index import MultiIndex
 from fingerprint.matcher import MatchParams, identify
 from fingerprint.scan import scan_audio
-from fingerprint.stems import rank_stem_matches
+from fingerprint.stems import StemFindParams, rank_stem_matches
 from separation.registry import get_engine
 from separation.run import separate_file
 
@@ -46,6 +47,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXCERPT_S = 20.0
 SILENT_DBFS = -40.0
 CONDITIONS = ("mp3_20s", "under_music_6dB", "overdub_0dB")
+STEM_NAMES = ("vocals", "drums", "bass", "other")
+#: Separated stems per track (the dsp engine is deterministic), so reruns skip separation.
+STEM_CACHE = CACHE / "stems-dsp"
+DEFAULT_OUT = ROOT / "bench" / "results" / "stem_find.json"
 
 
 def _rms_db(x: np.ndarray) -> float:
@@ -65,7 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--others", type=int, default=16, help="non-indexed tracks used as the music over a stem")
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--quick", action="store_true", help="10 tracks, 6 others")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stem_find.json")
+    ap.add_argument("--split", choices=("test", "calibration"), default="test",
+                    help="calibration: other tracks, and the Chromaprint acceptance score they suggest "
+                         "(fingerprint.stems.StemFindParams); test: the product's defaults, reported")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     if args.quick:
         args.songs, args.others = 10, 6
@@ -73,28 +81,35 @@ def main(argv: list[str] | None = None) -> dict:
     tracks = build_tracks(160, 17, 60, 120)  # bench.mixtures' set (cached), of which we use a slice
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(tracks))
-    songs = [tracks[i] for i in order[: args.songs]]
-    others = [tracks[i] for i in order[args.songs: args.songs + args.others]]
+    base = 0 if args.split == "test" else args.songs + args.others  # calibration: the tracks after test's
+    songs = [tracks[i] for i in order[base: base + args.songs]]
+    others = [tracks[i] for i in order[base + args.songs: base + args.songs + args.others]]
+    if args.split == "calibration" and args.out == DEFAULT_OUT:
+        args.out = DEFAULT_OUT.with_name("stem_find_calibration.json")
     engine = get_engine("dsp")
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-stemfind-"))
     stems, refs, cp_refs = [], [], []
     t0 = time.perf_counter()
     for si, song in enumerate(songs):
-        src = tmp / f"song{si}.wav"
-        sf.write(src, song["audio"].T, SR, subtype="PCM_16")
-        outputs, _ = separate_file(engine, src, tmp / f"stems{si}", fmt="wav", bits=16)
-        for out in outputs:
+        folder = STEM_CACHE / song["file"].stem  # the track's tag: same audio, same stems
+        if not all((folder / f"{name}.wav").exists() for name in STEM_NAMES):
+            src = tmp / f"song{si}.wav"
+            sf.write(src, song["audio"].T, SR, subtype="PCM_16")
+            separate_file(engine, src, folder, fmt="wav", bits=16)
+        for name in STEM_NAMES:
+            out = folder / f"{name}.wav"
             key = len(stems)
-            scan = scan_audio(str(out.path), landmarks="reference")
+            scan = scan_audio(str(out), landmarks="reference")
             _, hashes, times, peaks = scan.landmarks
             refs.append((key, hashes, times, peaks))
             cp_refs.append((key, scan.fingerprint))
-            audio, _ = sf.read(out.path, always_2d=True, dtype="float32")
-            stems.append({"key": key, "song": si, "name": out.name, "audio": audio.T})
+            audio, _ = sf.read(out, always_2d=True, dtype="float32")
+            stems.append({"key": key, "song": si, "name": name, "audio": audio.T})
     t_index = time.perf_counter() - t0
     index = lm.LandmarkIndex.build(refs)
     cp_index = MultiIndex.build(cp_refs)
     params = lm.LandmarkParams()  # the product's default thresholds
+    find_params = StemFindParams()
 
     results, skipped = [], 0
     n = int(EXCERPT_S * SR)
@@ -125,8 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
             _, h, t, pmap = scan.landmarks
             matches, _ = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
             cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
+            alignment = check_alignments(cp, index.peaks_of, pmap, params)
+            ranked = rank_stem_matches(cp, matches, alignment, find_params)
             ms = (time.perf_counter() - t0) * 1000
-            ranked = rank_stem_matches(cp, matches)
             found = [stems[k] for k, _ in ranked]
             results.append({
                 "stem": stem["key"], "cond": cond, "ms": ms, "start_s": start / SR,
@@ -135,7 +151,13 @@ def main(argv: list[str] | None = None) -> dict:
                 "chromaprint_top": cp[0].key if cp else None,
                 "true_score": next((round(m.score, 3) for m in matches if m.key == stem["key"]), None),
                 "true_found": any(k == stem["key"] for k, _ in ranked),
-                "wrong": [f["key"] for f in found if f["song"] != stem["song"]],
+                "wrong": [{"key": k, "name": stems[k]["name"], "song": stems[k]["song"], **{
+                    x: ev.get(x) for x in ("decided_by", "score", "query_start_s", "ref_start_s", "duration_s")}}
+                    for k, ev in ranked if stems[k]["song"] != stem["song"]],
+                "name": stem["name"],
+                "cp_raw": [{"score": m.score, "alignment": alignment[m.key].score if alignment.get(m.key) else None,
+                            "true": m.key == stem["key"], "wrong": stems[m.key]["song"] != stem["song"]}
+                           for m in cp],
                 "siblings": [f["key"] for f in found if f["song"] == stem["song"] and f["key"] != stem["key"]],
                 "offset_ok": bool(ranked) and ranked[0][0] == stem["key"]
                 and abs(ranked[0][1]["ref_start_s"] - start / SR) < 1.0,
@@ -167,6 +189,21 @@ def main(argv: list[str] | None = None) -> dict:
         for name in ("vocals", "drums", "bass", "other")}
     summary["index"] = {"bytes": int(index.nbytes()), "reference_seconds": round(sum(s["audio"].shape[1] for s in stems) / SR, 1)}
     summary["timing_s"] = {"separate_and_index": round(t_index, 1), "total": round(time.perf_counter() - t_start, 1)}
+    raw = [c for r in results for c in r["cp_raw"]]
+    loose = [c for c in raw if c["alignment"] is None or c["alignment"] < find_params.corroborate_score]
+    worst = max((c["score"] for c in loose if c["wrong"]), default=0.0)
+    summary["chromaprint_calibration"] = {
+        "uncorroborated_wrong_max_score": round(worst, 4),
+        "suggested_min_score": round(worst + 0.02, 4),
+        "in_use_min_score": find_params.chromaprint_min_score,
+        "uncorroborated_true_matches": sum(c["true"] for c in loose),
+        "uncorroborated_true_below_in_use": sum(c["true"] and c["score"] < find_params.chromaprint_min_score
+                                                for c in loose),
+        "wrong_corroborated": sum(c["wrong"] and c not in loose for c in raw),
+    }
+    summary["split"] = args.split
+    summary["wrong_examples"] = [{"query_stem": r["stem"], "query_name": r["name"], "cond": r["cond"], "wrong": r["wrong"]}
+                                 for r in results if r["wrong"]][:30]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
     print(f"{summary['stems_indexed']} stems of {summary['songs']} tracks indexed ({summary['engine']}); "
@@ -175,6 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{cond:<16} found {c['found_top1']:.1%} (anywhere {c['found_anywhere']:.1%})  wrong-stem queries "
               f"{c['queries_with_wrong_stem']}  with siblings {c['queries_with_sibling_stems']}  "
               f"p50 {c['latency_ms_p50']} ms  p95 {c['latency_ms_p95']} ms")
+    cc = summary["chromaprint_calibration"]
+    print(f"Chromaprint matches the landmarks could not corroborate: wrong ones up to {cc['uncorroborated_wrong_max_score']}"
+          f" (suggests min score {cc['suggested_min_score']}; in use {cc['in_use_min_score']}, which drops "
+          f"{cc['uncorroborated_true_below_in_use']} of {cc['uncorroborated_true_matches']} true ones); "
+          f"corroborated wrong: {cc['wrong_corroborated']}")
     print(f"results: {args.out}")
     return summary
 

@@ -18,7 +18,7 @@ from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landm
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
 from .scan import ITEM_SECONDS
-from .stems import rank_stem_matches
+from .stems import StemFindParams, rank_stem_matches
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
 LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
@@ -104,7 +104,8 @@ def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, q
     re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
     cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
     lm = match_print(lm_index, query_print)[0] if len(lm_index) else []
-    return rank_stem_matches(cp, lm)
+    alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], landmark_params())
+    return rank_stem_matches(cp, lm, alignment, StemFindParams(corroborate_score=settings.CLEARSTEM_MATCH_CORROBORATE_SCORE))
 
 
 def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):

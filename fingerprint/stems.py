@@ -3,20 +3,52 @@
 A stem is looked up with both fingerprints, as a catalog song is: Chromaprint finds re-encodes
 and excerpts of any material, drums and bass included (the landmark print keeps tonal peaks
 only, which a drum stem has few of); landmarks find a stem with other music over it, where
-Chromaprint's chroma describes the mixture, not the stem. Both use their product thresholds.
-Chromaprint matches rank first (an aligned run of near-identical items is the stronger
-evidence), then landmark-only matches, each by score.
+Chromaprint's chroma describes the mixture, not the stem.
+
+Stems are less distinctive than songs: a separator's drum stem of music without drums is
+mostly transients and noise, alike across songs, and Chromaprint matched such stems to other
+songs' (scores up to 0.80 at the catalog's acceptance BER). So a Chromaprint match counts only
+when the landmark constellation corroborates its alignment (`fusion.check_alignments`, the
+identification fusion's corroboration score) or, where the stem has too few tonal peaks to
+judge, when its own score clears `chromaprint_min_score`, calibrated on `bench.stem_find
+--split calibration` (other tracks than the ones it reports). Chromaprint matches rank first
+(an aligned run of near-identical items is the stronger evidence), then landmark-only ones.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-def rank_stem_matches(chromaprint: list, landmarks: list) -> list[tuple[int, dict]]:
+
+@dataclass(frozen=True)
+class StemFindParams:
+    #: a Chromaprint match the landmarks cannot corroborate needs this score (calibration split)
+    chromaprint_min_score: float = 0.85
+    #: landmark alignment score that corroborates a Chromaprint match (as `fusion.FusionParams`)
+    corroborate_score: float = 0.30
+
+
+def accepts(m, alignment, params: StemFindParams) -> bool:
+    """Does Chromaprint match `m` count, given its alignment check (a LandmarkMatch or None)?"""
+    if alignment is not None and alignment.score >= params.corroborate_score:
+        return True
+    return m.score >= params.chromaprint_min_score
+
+
+def rank_stem_matches(chromaprint: list, landmarks: list, alignment: dict | None = None,
+                      params: StemFindParams = StemFindParams()) -> list[tuple[int, dict]]:
     """(index key, evidence) per matched stem, best first. Evidence: `decided_by`
     (chromaprint | landmarks | both), `score` (the deciding matcher's), the segment in the copy
-    (`query_start_s`, `duration_s`) and in the stem (`ref_start_s`), and each matcher's row."""
+    (`query_start_s`, `duration_s`) and in the stem (`ref_start_s`), and each matcher's row
+    (`alignment`: the landmark check of Chromaprint's alignment, when it could be judged)."""
+    alignment = alignment or {}
     lm_by_key = {m.key: m for m in landmarks}
     out: list[tuple[int, dict]] = []
+    seen: set = set()
     for m in sorted(chromaprint, key=lambda m: -m.score):
+        al = alignment.get(m.key)
+        if m.key in seen or not accepts(m, al, params):
+            continue
+        seen.add(m.key)
         row = {k: v for k, v in m.as_dict().items() if k != "key"}
         lm = lm_by_key.pop(m.key, None)
         ev = {"decided_by": "both" if lm else "chromaprint", "score": row["score"],
@@ -24,6 +56,8 @@ def rank_stem_matches(chromaprint: list, landmarks: list) -> list[tuple[int, dic
               "duration_s": row["duration_s"], "chromaprint": row}
         if lm:
             ev["landmarks"] = {k: v for k, v in lm.as_dict().items() if k != "key"}
+        if al is not None:
+            ev["alignment"] = {k: v for k, v in al.as_dict().items() if k != "key"}
         out.append((m.key, ev))
     for m in sorted(lm_by_key.values(), key=lambda m: -m.score):
         row = {k: v for k, v in m.as_dict().items() if k != "key"}

@@ -10,7 +10,7 @@ from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
 from fingerprint.landmarks import LandmarkMatch
 from fingerprint.matcher import Match
-from fingerprint.stems import rank_stem_matches
+from fingerprint.stems import StemFindParams, rank_stem_matches
 from sharedcore.media import encode_delivery
 from tests.test_jobs import make_job
 
@@ -98,13 +98,30 @@ def test_backfill_prints_stems_made_before(clients, stems, tmp_path):
     assert body["stems"][0]["sound"]["decided_by"] in ("chromaprint", "both")
 
 
-def test_ranking_puts_chromaprint_runs_first():
-    cp = [Match(key=2, ber=0.1, score=0.8, query_start_s=0, ref_start_s=10, duration_s=12, speed=1.0,
-                near_fraction=0.9, votes=40)]
-    lms = [LandmarkMatch(key=k, votes=50, votes_per_s=5, vote_span_s=10, vote_seconds=10, query_start_s=0,
+def _cp(key, score):
+    return Match(key=key, ber=(1 - score) / 2, score=score, query_start_s=0, ref_start_s=10, duration_s=12, speed=1.0,
+                 near_fraction=0.9, votes=40)
+
+
+def _lm(key, score):
+    return LandmarkMatch(key=key, votes=50, votes_per_s=5, vote_span_s=10, vote_seconds=10, query_start_s=0,
                          query_end_s=10, ref_start_s=3, duration_s=10, presence=0.5, chance=0.01, peaks=100, z=40,
-                         score=s) for k, s in ((1, 0.95), (2, 0.9))]
-    ranked = rank_stem_matches(cp, lms)
+                         score=score)
+
+
+def test_ranking_puts_chromaprint_runs_first():
+    ranked = rank_stem_matches([_cp(2, 0.9)], [_lm(1, 0.95), _lm(2, 0.9)])
     assert [k for k, _ in ranked] == [2, 1]
     assert ranked[0][1]["decided_by"] == "both" and ranked[0][1]["ref_start_s"] == 10
     assert ranked[1][1]["decided_by"] == "landmarks" and "chromaprint" not in ranked[1][1]
+
+
+def test_weak_chromaprint_matches_need_the_landmarks():
+    params = StemFindParams(chromaprint_min_score=0.85, corroborate_score=0.3)
+    weak = [_cp(3, 0.7), _cp(4, 0.7)]
+    # key 3: the constellation corroborates Chromaprint's alignment; key 4: it contradicts it
+    ranked = rank_stem_matches(weak, [], {3: _lm(3, 0.5), 4: _lm(4, 0.1)}, params)
+    assert [k for k, _ in ranked] == [3] and ranked[0][1]["alignment"]["score"] == 0.5
+    # no constellation to judge by (too few tonal peaks): the score alone decides
+    assert rank_stem_matches(weak, [], {}, params) == []
+    assert [k for k, _ in rank_stem_matches([_cp(5, 0.9)], [], {}, params)] == [5]
