@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     readable, source_bits = [], []
     failures = 0
     for path in args.inputs:
+        try:  # a file FFmpeg cannot open is reported and skipped; the others still run
+            AudioStream(path).container.close()
+        except AudioReadError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
         try:
             info = sf.info(str(path))
             source_bits.append({"PCM_24": 24, "PCM_32": 32, "FLOAT": 32}.get(info.subtype, 16))
@@ -78,21 +84,25 @@ def main(argv: list[str] | None = None) -> int:
         segment = int(args.segment * rate) if args.segment else base.segment
         overlap = int(segment * args.overlap) if args.overlap is not None else min(base.overlap, segment - 1)
         chunk = ChunkParams(segment, overlap, args.batch or base.batch)
+    if not readable:
+        print(f"error: none of the {failures} files could be read", file=sys.stderr)
+        return 1
     t0 = time.perf_counter()
     if len(readable) > 1:  # one model pass over all files: batches mix chunks of several files
         try:
             results = separate_files(engine, readable, [args.out / p.stem for p in readable], stems=args.stems,
                                      fmt=args.format, bits=args.bits, source_bits=source_bits, chunk=chunk)
         except (AudioReadError, OSError, RuntimeError) as exc:
-            print(f"error: cannot separate ({exc}); retry the files one by one to find the bad one", file=sys.stderr)
-            return 1
+            # a file broke mid-way: go one by one, so the good ones still come out and the bad one is named
+            print(f"note: batch stopped ({exc}); separating the files one by one", file=sys.stderr)
+            return _one_by_one(engine, readable, source_bits, args, chunk, failures)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         total = sum(r[0].duration_s for r in results)
         el = time.perf_counter() - t0
         print(f"{len(readable)} files, {total:.1f} s of audio in {el:.2f} s ({total / el:.1f}x real time) -> {args.out}")
-        return 0
+        return 1 if failures else 0
     path = readable[0]
     try:
         outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
@@ -106,6 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     secs = outputs[0].duration_s
     el = time.perf_counter() - t0
     print(f"{path}: {secs:.1f} s of audio in {el:.2f} s ({secs / el:.1f}x real time) -> {args.out / path.stem}")
+    return 1 if failures else 0
+
+
+def _one_by_one(engine, paths, source_bits, args, chunk, failures: int) -> int:
+    for path, bits in zip(paths, source_bits):
+        try:
+            outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
+                                       bits=args.bits, source_bits=bits, chunk=chunk)
+        except (AudioReadError, OSError, RuntimeError) as exc:
+            print(f"error: {path}: cannot separate ({exc})", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{path}: {outputs[0].duration_s:.1f} s of audio -> {args.out / path.stem}")
     return 1 if failures else 0
 
 

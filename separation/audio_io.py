@@ -15,6 +15,15 @@ class AudioReadError(Exception):
     pass
 
 
+def describe_av_error(exc: Exception) -> str:
+    """FFmpeg's complaint in words for people (no errno numbers, no exception class names)."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "not a recognised audio file"
+    return (getattr(exc, "strerror", None) or "the audio could not be decoded").rstrip(".").lower()
+
+
 SUBTYPES = {("wav", 16): "PCM_16", ("wav", 24): "PCM_24", ("flac", 16): "PCM_16", ("flac", 24): "PCM_24"}
 
 
@@ -37,8 +46,8 @@ class AudioStream:
     def __init__(self, path, rate: int | None = None, channels: int | None = None):
         try:
             self.container = open_container(path)
-        except av.error.FFmpegError as exc:
-            raise AudioReadError(str(exc)) from exc
+        except (av.error.FFmpegError, FileNotFoundError) as exc:
+            raise AudioReadError(describe_av_error(exc)) from exc
         if not self.container.streams.audio:
             self.container.close()
             raise AudioReadError("no audio stream")
@@ -65,7 +74,7 @@ class AudioStream:
             for out in self._resampler.resample(None):
                 pending.append(out.to_ndarray())
         except av.error.FFmpegError as exc:
-            raise AudioReadError(str(exc)) from exc
+            raise AudioReadError(f"decoding failed: {describe_av_error(exc)}") from exc
         finally:
             self.container.close()
         if pending:

@@ -124,6 +124,20 @@ def test_cli_separates_and_lists(model_dir, tmp_path):
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 
 
+def test_cli_goes_past_bad_files_and_names_them(tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, render_song(36, seconds=3).mixture.T, 44100)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"junk" * 200)
+    run = subprocess.run([sys.executable, "-m", "separation", str(bad), str(good), str(tmp_path / "missing.mp3"),
+                          "--model", "dsp", "--out", str(tmp_path / "out"), "--stems", "vocals"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert f"{bad}: not a recognised audio file" in run.stderr and "missing.mp3: no such file" in run.stderr
+    assert "Errno" not in run.stderr and "Error" not in run.stderr.replace("error:", "")
+    assert (tmp_path / "out" / "good" / "vocals.wav").exists()
+
+
 def test_non_commercial_model_refused_for_commercial_jobs(clients, catalog, audio_dir, model_dir, settings):
     from tests.conftest import upload_file
 
