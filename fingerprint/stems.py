@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StemFindParams:
-    #: a Chromaprint match the landmarks cannot corroborate needs this score (calibration split)
-    chromaprint_min_score: float = 0.85
+    #: a Chromaprint match the landmarks cannot corroborate needs this score: `bench.stem_find
+    #: --split calibration` saw wrong uncorroborated matches up to 0.869; +0.02 margin
+    chromaprint_min_score: float = 0.89
     #: landmark alignment score that corroborates a Chromaprint match (as `fusion.FusionParams`)
     corroborate_score: float = 0.30
 
