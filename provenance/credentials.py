@@ -47,6 +47,8 @@ MIME_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
 _MIME_BY_SUFFIX = {".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg"}
 #: IPTC digital source type of audio made by a trained model from other media.
 TRAINED_COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+#: ... and of audio made by an algorithm that was not trained on data (the `dsp` separator).
+ALGORITHMIC = "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia"
 TDM_USES = ("c2pa.ai_training", "c2pa.ai_generative_training", "c2pa.ai_inference", "c2pa.data_mining")
 
 
@@ -107,8 +109,12 @@ def training_mining(record: dict) -> dict:
 
 
 def manifest_definition(bundle: dict, record: dict, *, delivered_format: str, title: str,
-                        software_version: str, bundle_url: str = "") -> dict:
-    """The C2PA manifest definition of one delivered stem (see the module docstring)."""
+                        software_version: str, bundle_url: str = "", with_parent: bool = True) -> dict:
+    """The C2PA manifest definition of one delivered stem (see the module docstring).
+
+    `with_parent`: the upload will be added as the parent ingredient (`embed`'s `parent`). An
+    upload in a format C2PA cannot take as an ingredient (Ogg, AIFF…) is named only in the
+    ClearStem assertion, and the first action is then `c2pa.created`."""
     model = record.get("model") or {}
     rights = record.get("rights") or {}
     stem = record.get("stem") or {}
@@ -147,13 +153,16 @@ def manifest_definition(bundle: dict, record: dict, *, delivered_format: str, ti
     }
     if bundle_url:
         clearstem["bundle_url"] = bundle_url
+    first = ({"action": "c2pa.opened", "parameters": {"ingredientIds": ["upload"]}} if with_parent else
+             {"action": "c2pa.created", "digitalSourceType": TRAINED_COMPOSITE if model.get("weights_sha256")
+              else ALGORITHMIC, "description": "made from an upload whose format cannot be a C2PA ingredient; "
+                                              "its SHA-256 is in org.clearstem.provenance"})
     return {
         "claim_generator_info": [{"name": "ClearStem", "version": software_version}],
         "title": title,
         "format": MIME_TYPES[_container(delivered_format)],
         "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": [
-                {"action": "c2pa.opened", "parameters": {"ingredientIds": ["upload"]}}, edited]}},
+            {"label": "c2pa.actions.v2", "data": {"actions": [first, edited]}},
             {"label": ASSERTION, "data": clearstem},
             training_mining(record),
         ],

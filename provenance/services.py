@@ -109,7 +109,8 @@ def embed_content_credentials(stem, src, dst, delivered_format: str, title: str,
     creds = c2pa_credentials()
     record = signed_record(stem)
     manifest = credentials.manifest_definition(stem_bundle(stem), record, delivered_format=delivered_format,
-                                               title=title, software_version=software_version())
+                                               title=title, software_version=software_version(),
+                                               with_parent=parent is not None)
     mime = credentials.MIME_TYPES["wav" if delivered_format.startswith("wav") else delivered_format]
     if parent is not None:
         path, parent_mime, parent_title = parent

@@ -15,6 +15,7 @@ import c2pa
 import numpy as np
 import pytest
 import soundfile as sf
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -23,6 +24,7 @@ from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
 from licensing.models import UsageEvent
 from provenance import certificates as certs
+from provenance import credentials
 from provenance.credentials import ASSERTION, TRAINING_MINING, sniff_mime
 from provenance.keys import c2pa_credentials, get_signer
 from provenance.models import LedgerEntry
@@ -196,3 +198,26 @@ def test_preview_is_stereo_for_a_stereo_stem(tmp_path):
     encode_preview(src, tmp_path / "p.mp3")
     with av.open(str(tmp_path / "p.mp3")) as c:
         assert c.streams.audio[0].codec_context.channels == 2 and c.streams.audio[0].bit_rate == 128_000
+
+
+def test_upload_that_cannot_be_an_ingredient_still_gets_credentials(tmp_path):
+    """An Ogg or AIFF upload cannot be a C2PA ingredient: the manifest says `created` and names
+    the upload in the ClearStem assertion only."""
+    ca_key, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    ca = certs.make_dev_ca(ca_key)
+    chain = certs.pem(certs.issue_signing_certificate(ca_key, ca, key.public_key())) + certs.pem(ca)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    src = tmp_path / "stem.wav"
+    sf.write(str(src), np.zeros((44100, 2)), 44100)
+    record = {"stem": {"id": "s", "name": "vocals", "sha256": "0" * 64}, "model": {"name": "dsp"},
+              "rights": {"basis": "attestation", "grants": [], "attestation": {"accepted": True}},
+              "job": {"purpose": "remix", "stems": ["vocals"]}, "source": {"sha256": "1" * 64}}
+    manifest = credentials.manifest_definition({"x": 1}, record, delivered_format="wav", title="stem.wav",
+                                               software_version="test", with_parent=False)
+    credentials.embed(src, tmp_path / "signed.wav", "audio/wav", manifest, chain, key_pem)
+    found = credentials.read(tmp_path / "signed.wav", certs.pem(ca))
+    assert found.state == "Trusted" and not found.failures and found.binding_ok
+    actions = found.assertions["c2pa.actions.v2"]["actions"]
+    assert actions[0]["action"] == "c2pa.created" and found.clearstem["upload_sha256"] == "1" * 64
+    assert found.assertions[TRAINING_MINING]["entries"]["c2pa.ai_training"]["use"] == "constrained"

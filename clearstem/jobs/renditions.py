@@ -23,7 +23,7 @@ from ..storage import delete_quietly, local_path
 from .models import Stem, StemRendition
 
 #: MIME type of the upload by the container our decoder found, for the parent ingredient.
-_UPLOAD_MIME = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
+_UPLOAD_MIME = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
 
 
 def delivery_name(stem: Stem, fmt: str) -> str:
