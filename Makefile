@@ -28,6 +28,7 @@ bench:
 	$(PY) -m bench.mixtures
 	$(PY) -m bench.landmark_scale
 	$(PY) -m bench.stem_find
+	$(PY) -m bench.renditions
 
 serve: bootstrap
 	$(PY) manage.py migrate --noinput && $(PY) manage.py runserver 127.0.0.1:8000
