@@ -219,6 +219,10 @@ def test_stem_pages_follow_the_license_and_the_audit_catches_tampering(web, clie
     assert web["producer"].get(f"/studio/stems/{stem.id}/listen/").status_code == 403
     r = web["producer"].get(f"/studio/stems/{stem.id}/download/", follow=True)
     assert "revoked" in html(r) and r.redirect_chain[-1][0] == f"/studio/jobs/{job.id}/"
+    # the job page says so instead of offering buttons that cannot work
+    page = html(web["producer"].get(f"/studio/jobs/{job.id}/"))
+    assert "Downloads are stopped" in page and "revoked" in page
+    assert f"/studio/stems/{stem.id}/download/" not in page and "Download zip" not in page
 
 
 def test_ledger_health_and_job_monitor(web, users, clients, catalog, audio_dir):

@@ -52,6 +52,16 @@ def do_deliver_stem(user, stem: Stem, fmt: str | None = None,
     return rendition
 
 
+def download_refusal(user, stem: Stem) -> DomainError | None:
+    """Why `user` could not download `stem` now (license revoked, suspended, expired, cap used,
+    territory...), or None: pages show the reason instead of a button that cannot work."""
+    try:
+        check_delivery(user, delivery_of(stem), "download")
+    except DomainError as exc:
+        return exc
+    return None
+
+
 def check_stem_preview(user, stem: Stem) -> None:
     check_preview(user, delivery_of(stem))
 

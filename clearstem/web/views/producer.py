@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
-from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job
+from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job, download_refusal
 from clearstem.jobs.models import Job, JobReview
 from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
@@ -143,7 +143,9 @@ def _job_context(request, job):
         if grant is not None:
             current = scope.visible_grants(user, current_only=True).filter(family=grant.family).first() or grant
             grants.append({"grant": current, "remaining": remaining_caps(current, user)})
+    refusal = download_refusal(user, stems[0]) if stems else None  # the stems of a job share its terms
     return {"job": job, "explained": present.explain_decision(job), "stems": stems, "grants": grants,
+            "download_refusal": refusal.detail if refusal else "",
             "terminal": job.state in Job.TERMINAL, "requests": job.license_requests.all(),
             "steps": _steps(job)}
 
