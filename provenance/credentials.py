@@ -28,7 +28,6 @@ it cannot check content credentials).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,15 +234,29 @@ class Credentials:
 def read(path: str | Path, trust_anchors_pem: str | None = None) -> Credentials:
     """Read and validate the C2PA manifest of the file at `path` (see `Credentials`)."""
     lib = _require_c2pa()
-    data = Path(path).read_bytes()
-    mime = sniff_mime(data, str(path))
-    if mime is None:
-        return Credentials(found=False, problem="not a WAV, FLAC or MP3 file")
+    with open(path, "rb") as fh:  # streamed: a stem can be an hour of 24-bit audio
+        mime = sniff_mime(_head(fh), str(path))
+        if mime is None:
+            return Credentials(found=False, problem="not a WAV, FLAC or MP3 file")
+        fh.seek(0)
+        return _read(lib, fh, mime, trust_anchors_pem)
+
+
+def _head(fh) -> bytes:
+    """The bytes `sniff_mime` needs: the first 16, or past an ID3v2 tag when there is one."""
+    head = fh.read(16)
+    if head[:3] == b"ID3" and len(head) >= 10:
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+        head += fh.read(size + 20)
+    return head
+
+
+def _read(lib, stream, mime: str, trust_anchors_pem: str | None) -> Credentials:
     settings = {"version": 1, "verify": {"verify_trust": bool(trust_anchors_pem)}}
     if trust_anchors_pem:
         settings["trust"] = {"trust_anchors": trust_anchors_pem}
     try:
-        reader = lib.Reader(mime, io.BytesIO(data), context=lib.Context.from_dict(settings))
+        reader = lib.Reader(mime, stream, context=lib.Context.from_dict(settings))
     except lib.C2paError as exc:
         if "ManifestNotFound" in type(exc).__name__ or "no JUMBF" in str(exc):
             return Credentials(found=False, mime=mime, problem="no content credentials in this file")
