@@ -109,14 +109,24 @@ def check_bundle(stem_path: Path, bundle: dict, keys: dict[str, Ed25519PublicKey
     stem itself or a delivered rendition of it (another format, or with content credentials):
     then its C2PA manifest must bind its bytes and name the record's stem."""
     v = Verdict(ok=False)
+    _check_chain(v, bundle, keys, lambda record: check_stem_file(stem_path, record, c2pa_anchors))
+    return _conclude(v)
+
+
+def _check_chain(v: Verdict, bundle: dict, keys: dict[str, Ed25519PublicKey], file_check) -> None:
+    """The record's signature, the file against it (`file_check(claimed record) -> Check`), and
+    the ledger links, appended to `v`."""
     envelope = bundle.get("envelope")
     record_check, v.record, kid = check_record(envelope, keys)
     v.claimed_record = v.record if v.record is not None else unverified_payload(envelope)
     v.checks.append(record_check)
-    v.checks.append(check_stem_file(stem_path, v.claimed_record, c2pa_anchors))
+    v.checks.append(file_check(v.claimed_record))
     v.checks.extend(check_ledger(bundle, keys, v.notes))
     if kid:
         v.notes.append(f"record signed by key {kid}")
+
+
+def _conclude(v: Verdict) -> Verdict:
     v.problems = [p for c in v.checks for p in c.problems]
     v.ok = all(c.ok for c in v.checks)
     return v
@@ -253,16 +263,8 @@ def verify_embedded(stem_path: Path, trusted_pems: list[str] | None = None,
         v.checks.append(Check.failed(RECORD, missing, f"provenance: {missing}"))
     else:
         keys = _keys(trusted_pems, bundle, v.notes)
-        record_check, v.record, kid = check_record(bundle.get("envelope"), keys)
-        v.claimed_record = v.record if v.record is not None else unverified_payload(bundle.get("envelope"))
-        v.checks.append(record_check)
-        v.checks.append(_check_rendition(creds.clearstem or {}, v.claimed_record))
-        v.checks.extend(check_ledger(bundle, keys, v.notes))
-        if kid:
-            v.notes.append(f"record signed by key {kid}")
-    v.problems = [p for c in v.checks for p in c.problems]
-    v.ok = all(c.ok for c in v.checks)
-    return v
+        _check_chain(v, bundle, keys, lambda record: _check_rendition(creds.clearstem or {}, record))
+    return _conclude(v)
 
 
 def _rendition_by_credentials(stem_path: Path, record: dict, c2pa_anchors: str | None) -> Check | None:

@@ -60,12 +60,7 @@ def encode_preview(src, dst) -> None:
     """
     with open_container(src) as inp, av.open(str(dst), "w", format="mp3") as out:
         layout = "mono" if inp.streams.audio[0].codec_context.channels == 1 else "stereo"
-        stream = out.add_stream("libmp3lame", rate=PREVIEW_RATE)
-        stream.bit_rate = PREVIEW_BITRATE
-        try:
-            stream.layout = layout
-        except AttributeError:  # older PyAV names it on the codec context
-            stream.codec_context.layout = layout
+        stream = _mp3_stream(out, PREVIEW_RATE, PREVIEW_BITRATE, layout)
         resampler = av.AudioResampler(format="s16p", layout=layout, rate=PREVIEW_RATE)
         for frame in inp.decode(audio=0):
             for out_frame in resampler.resample(frame):
@@ -133,16 +128,22 @@ def encode_delivery(src, dst, fmt: str, master_bits: int, seed: int = 0) -> None
                 out.write(np.clip(block, -1.0, 1.0 - lsb))
 
 
+def _mp3_stream(out, rate: int, bit_rate: int, layout: str):
+    """A libmp3lame stream in `out` (previews and MP3 deliveries)."""
+    stream = out.add_stream("libmp3lame", rate=rate)
+    stream.bit_rate = bit_rate
+    try:
+        stream.layout = layout
+    except AttributeError:  # older PyAV names it on the codec context
+        stream.codec_context.layout = layout
+    return stream
+
+
 def _encode_mp3(inp, dst, rate: int, channels: int) -> None:
     out_rate = rate if rate in MP3_RATES else 48000
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(dst), "w", format="mp3") as out:
-        stream = out.add_stream("libmp3lame", rate=out_rate)
-        stream.bit_rate = MP3_BITRATE
-        try:
-            stream.layout = layout
-        except AttributeError:  # older PyAV names it on the codec context
-            stream.codec_context.layout = layout
+        stream = _mp3_stream(out, out_rate, MP3_BITRATE, layout)
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=out_rate)
         for block in inp.blocks(blocksize=_BLOCK, dtype="float32", always_2d=True):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, :2].T), format="fltp", layout=layout)
