@@ -249,6 +249,17 @@ CLEARSTEM_TREE_HEAD_MAX_AGE_S = env.float("CLEARSTEM_TREE_HEAD_MAX_AGE_S", defau
 CLEARSTEM_CHECKPOINT_PREFIX = env.str("CLEARSTEM_CHECKPOINT_PREFIX", default="checkpoints")
 CLEARSTEM_WITNESS_URLS = env.list("CLEARSTEM_WITNESS_URLS", default=[])
 
+# E-mail (invitations, password resets, notifications). The embedded default prints messages
+# to the console; production sets EMAIL_URL, e.g. smtp+tls://user:pass@smtp.example.com:587.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+for _k, _v in _email.items():
+    if _k != "EMAIL_BACKEND" and _v not in (None, ""):
+        globals()[_k] = _v
+DEFAULT_FROM_EMAIL = env.str("CLEARSTEM_FROM_EMAIL", default="ClearStem <no-reply@clearstem.local>")
+# Absolute links in e-mails and webhooks (the web server does not know its public name).
+CLEARSTEM_PUBLIC_URL = env.str("CLEARSTEM_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")
 _dramatiq_middleware = [
