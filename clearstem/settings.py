@@ -74,7 +74,6 @@ INSTALLED_APPS = [
     "licensing",
     "separation",
     "provenance",
-    "clearstem.notifications",
     "clearstem.ops",
     "clearstem.web",
 ]
@@ -260,14 +259,6 @@ for _k, _v in _email.items():
 DEFAULT_FROM_EMAIL = env.str("CLEARSTEM_FROM_EMAIL", default="ClearStem <no-reply@clearstem.local>")
 # Absolute links in e-mails and webhooks (the web server does not know its public name).
 CLEARSTEM_PUBLIC_URL = env.str("CLEARSTEM_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
-
-# Webhooks (clearstem.notifications): each POST waits at most TIMEOUT_S; a delivery the receiver
-# does not answer with a 2xx is tried up to MAX_ATTEMPTS times, BACKOFF_S after the first try,
-# doubling each time up to MAX_BACKOFF_S (30 s, 1, 2, 4, 8 min by default).
-CLEARSTEM_WEBHOOK_TIMEOUT_S = env.float("CLEARSTEM_WEBHOOK_TIMEOUT_S", default=5.0)
-CLEARSTEM_WEBHOOK_MAX_ATTEMPTS = env.int("CLEARSTEM_WEBHOOK_MAX_ATTEMPTS", default=6)
-CLEARSTEM_WEBHOOK_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_BACKOFF_S", default=30.0)
-CLEARSTEM_WEBHOOK_MAX_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_MAX_BACKOFF_S", default=3600.0)
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")

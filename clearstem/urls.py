@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from clearstem import health
-from clearstem.api import views, webhooks
+from clearstem.api import views
 
 router = DefaultRouter()
 router.register("uploads", views.UploadViewSet, basename="upload")
@@ -14,7 +14,6 @@ router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("licenses", views.LicenseViewSet, basename="license")
 router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 router.register("reviews", views.ReviewViewSet, basename="review")
-router.register("webhooks", webhooks.WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

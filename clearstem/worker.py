@@ -14,8 +14,7 @@ import dramatiq
 from clearstem.jobs.reconciler import run_reconciler
 
 log = logging.getLogger("clearstem.worker")
-ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors",
-                 "clearstem.notifications.actors")
+ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors")
 
 
 def import_actors() -> None:

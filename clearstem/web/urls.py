@@ -1,7 +1,6 @@
 from django.urls import path
 
 from .views import audit, common, label, producer, reviews
-from .views import notifications as notification_views
 
 app_name = "web"
 
@@ -9,14 +8,6 @@ urlpatterns = [
     path("", common.home, name="home"),
     path("signin/", common.SignInView.as_view(), name="signin"),
     path("signout/", common.SignOutView.as_view(), name="signout"),
-    # every organisation: webhooks and e-mail notifications
-    path("settings/notifications/", notification_views.notifications, name="notifications"),
-    path("settings/notifications/email/", notification_views.email_preferences, name="notifications-email"),
-    path("settings/notifications/webhooks/", notification_views.webhook_create, name="webhook-create"),
-    path("settings/notifications/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/resend/",
-         notification_views.delivery_resend, name="delivery-resend"),
-    path("settings/notifications/webhooks/<uuid:webhook_id>/<slug:action>/", notification_views.webhook_action,
-         name="webhook-action"),
     # producers
     path("studio/", producer.studio, name="studio"),
     path("studio/upload/", producer.upload, name="studio-upload"),
