@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from clearstem import health
 from clearstem.api import views
+from clearstem.api.audit import AuditLookupView
 
 router = DefaultRouter()
 router.register("uploads", views.UploadViewSet, basename="upload")
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/ledger/keys/", views.LedgerKeysView.as_view(), name="ledger-keys"),
     path("api/v1/audit/find/", views.AuditFindView.as_view(), name="audit-find"),
+    path("api/v1/audit/lookup/", AuditLookupView.as_view(), name="audit-lookup"),
     path("api/v1/ledger/content-credentials/", views.ContentCredentialsTrustView.as_view(),
          name="ledger-content-credentials"),
     path("api/v1/ledger/tree-head/", views.LedgerTreeHeadView.as_view(), name="ledger-tree-head"),

@@ -96,7 +96,7 @@ class Stem(models.Model):
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="stem_files")
     name = models.CharField(max_length=32)
     file = models.FileField(max_length=500)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, db_index=True)  # auditors find stems by hash prefix (a range scan)
     size = models.BigIntegerField()
     format = models.CharField(max_length=8)
     sample_rate = models.PositiveIntegerField()

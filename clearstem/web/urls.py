@@ -47,4 +47,10 @@ urlpatterns = [
     path("audit/ledger/", audit.ledger_health, name="ledger"),
     path("audit/ledger/verify/", audit.ledger_verify, name="ledger-verify"),
     path("audit/jobs/", audit.job_monitor, name="job-monitor"),
+    path("audit/jobs/<uuid:job_id>/", audit.job_detail, name="audit-job"),
+    path("audit/uploads/<uuid:upload_id>/", audit.upload_detail, name="audit-upload"),
+    path("audit/grants/<uuid:grant_id>/", audit.grant_detail, name="audit-grant"),
+    path("audit/ledger/live/", audit.ledger_live, name="ledger-live"),
+    path("audit/ledger/entries/<int:index>/", audit.ledger_entry, name="audit-ledger-entry"),
+    path("audit/ledger/consistency/", audit.consistency_proof, name="audit-consistency"),
 ]

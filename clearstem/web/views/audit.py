@@ -11,17 +11,21 @@ only the platform can show: each license version the job relied on (do its store
 hash to the digest the job recorded?) and the ownership attestation's signature."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
 from django.contrib import messages
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
-from clearstem.jobs.models import Stem, StemRendition
+from clearstem.jobs.lookup import Candidate, lookup
+from clearstem.jobs.models import Job, Stem, StemRendition
 from clearstem.jobs.monitor import job_overview, queue_depths
 from clearstem.jobs.stem_prints import Findings, find_stems_by_file
 from clearstem.uploads.models import Upload
@@ -29,6 +33,7 @@ from licensing.models import LicenseGrant, Recording
 from provenance import ledger
 from provenance.actors import verify_ledger
 from provenance.audit import Chain, attestation_check, stem_chain
+from provenance.consistency import check_consistency, check_inclusion, recent_heads
 from provenance.models import LedgerEntry, LedgerVerification
 from provenance.verify import Check
 from sharedcore.errors import DomainError
@@ -166,9 +171,10 @@ def _find_by_file(request, ctx):
 
 @audit_page
 def find(request):
-    """Find a stem by its id or hash, or by uploading the file (looked up by its bytes, its
-    content credentials and its sound; the file is not kept)."""
-    ctx = {"health": _health(), "query": "", "results": None, "error": "", "file_error": False}
+    """Find anything by an id or hash prefix of 8+ hex characters (one match opens it, several
+    are listed), or a stem by uploading the file (looked up by its bytes, its content credentials
+    and its sound; the file is not kept)."""
+    ctx = {"health": _health(), "query": "", "results": None, "error": "", "file_error": False, "candidates": None}
     status = 200
     if request.method == "POST":
         answer = _find_by_file(request, ctx)
@@ -178,16 +184,21 @@ def find(request):
     elif (q := request.GET.get("q", "").strip()):
         ctx["query"] = q
         try:
-            stem = Stem.objects.filter(pk=uuid.UUID(q)).first()
-        except ValueError:
-            stem = None
-            by_hash = list(Stem.objects.filter(sha256=q.lower())) if len(q) == 64 else []
-            if len(by_hash) == 1:
-                return redirect("web:audit-stem", by_hash[0].id)
-        if stem:
-            return redirect("web:audit-stem", stem.id)
-        ctx["error"] = f"No stem with id or SHA-256 “{q}”."
-        status = 404
+            found = lookup(q)
+        except DomainError as exc:
+            ctx["error"], status = exc.detail, http_status(exc)
+        else:
+            if len(found.candidates) == 1:
+                return redirect(candidate_url(found.candidates[0]))
+            ctx["candidates"] = [{"c": c, "url": candidate_url(c), "kind": KIND_LABELS[c.kind]}
+                                 for c in found.candidates]
+            ctx["truncated"] = found.truncated
+            if not found.candidates:
+                ctx["error"] = (f"Nothing has an id or hash starting with “{found.prefix}”: no stem, job, upload, "
+                                "license grant or ledger entry.")
+                status = 404
+    ctx["recent_stems"] = Stem.objects.select_related("job__upload", "job__organisation").order_by("-created_at")[:10]
+    ctx["recent_jobs"] = Job.objects.select_related("upload", "organisation").order_by("-created_at")[:10]
     return render(request, "web/audit/find.html", ctx, status=status)
 
 
@@ -206,12 +217,29 @@ def stem_detail(request, stem_id):
     })
 
 
+def _ledger_state() -> dict:
+    health = _health()
+    runs = list(LedgerVerification.objects.all()[:10])
+    # what the page shows changes only with these: the poll answers 204 (no swap, focus kept) otherwise
+    version = "-".join(str(x) for x in (health["size"], health["head"].size, *[f"{r.pk}.{r.ok}" for r in runs[:1]]))
+    return {"health": health, "runs": runs, "version": version,
+            "entries": [{"e": e, "subject_url": subject_url(e.subject)}
+                        for e in LedgerEntry.objects.order_by("-index")[:25]]}
+
+
 @audit_page
 def ledger_health(request):
-    entries = LedgerEntry.objects.order_by("-index")[:25]
-    return render(request, "web/audit/ledger.html", {
-        "health": _health(), "entries": entries, "runs": LedgerVerification.objects.all()[:10],
-    })
+    return render(request, "web/audit/ledger.html", _ledger_state())
+
+
+@audit_page
+def ledger_live(request):
+    """The ledger page's changing parts, polled by the page itself (htmx) every few seconds;
+    204 when nothing changed since the state the page holds (`since`)."""
+    state = _ledger_state()
+    if request.GET.get("since") == state["version"]:
+        return HttpResponse(status=204)
+    return render(request, "web/audit/_ledger_live.html", state)
 
 
 @audit_page
@@ -229,3 +257,103 @@ def ledger_verify(request):
 @audit_page
 def job_monitor(request):
     return render(request, "web/audit/jobs.html", {"overview": job_overview(), "queues": queue_depths()})
+
+
+KIND_LABELS = {"stem": "Stem", "job": "Job", "upload": "Upload", "grant": "License grant",
+               "ledger_entry": "Ledger entry"}
+_PAGES = {"stem": "web:audit-stem", "job": "web:audit-job", "upload": "web:audit-upload", "grant": "web:audit-grant",
+          "ledger_entry": "web:audit-ledger-entry"}
+
+
+def candidate_url(c: Candidate) -> str:
+    return reverse(_PAGES[c.kind], args=[int(c.key) if c.kind == "ledger_entry" else c.key])
+
+
+def subject_url(subject: str) -> str | None:
+    """The audit page of a ledger entry's subject ("stem:<id>", "grant:<id>", "job:<id>")."""
+    kind, _, key = subject.partition(":")
+    page = {"stem": "web:audit-stem", "grant": "web:audit-grant", "job": "web:audit-job"}.get(kind)
+    try:
+        return reverse(page, args=[uuid.UUID(key)]) if page else None
+    except ValueError:
+        return None
+
+
+@audit_page
+def job_detail(request, job_id):
+    """One job as an auditor sees it: the request, the decision and its reasons, the stems."""
+    job = get_object_or_404(Job.objects.select_related("upload", "organisation", "requested_by"), pk=job_id)
+    _, grants = license_checks(job.decision)
+    return render(request, "web/audit/job.html", {
+        "job": job, "upload": job.upload, "explained": present.explain_decision(job), "grants": grants,
+        "stems": job.stem_files.all(),
+        "entries": LedgerEntry.objects.filter(subject__in=[f"job:{job.pk}"] + [f"stem:{s.pk}" for s in
+                                                                               job.stem_files.all()]).order_by("index"),
+    })
+
+
+@audit_page
+def upload_detail(request, upload_id):
+    upload = get_object_or_404(Upload.objects.select_related("owner", "organisation"), pk=upload_id)
+    return render(request, "web/audit/upload.html", {
+        "upload": upload, "jobs": upload.jobs.select_related("requested_by").prefetch_related("stem_files"),
+    })
+
+
+@audit_page
+def grant_detail(request, grant_id):
+    grant = get_object_or_404(LicenseGrant.objects.select_related("licensor", "licensee_org", "licensee_user"),
+                              pk=grant_id)
+    return render(request, "web/audit/grant.html", {
+        "grant": grant, "recordings": grant.recordings.all(),
+        "versions": LicenseGrant.objects.filter(family=grant.family).order_by("version"),
+        "entries": LedgerEntry.objects.filter(subject=f"grant:{grant.pk}").order_by("index"),
+    })
+
+
+@audit_page
+def ledger_entry(request, index):
+    """One ledger entry, its body, and its inclusion in the current signed tree head, checked now."""
+    try:
+        inclusion = check_inclusion(index)
+    except DomainError as exc:
+        raise Http404(exc.detail) from exc
+    entry = inclusion.entry
+    return render(request, "web/audit/entry.html", {
+        "entry": entry, "inclusion": inclusion, "leaf_hex": bytes(entry.leaf_hash).hex(),
+        "root_hex": bytes(inclusion.head.root_hash).hex(),
+        "body": json.dumps(json.loads(bytes(entry.body)), indent=2, ensure_ascii=False),
+        "proof": [p.hex() for p in inclusion.proof], "subject_url": subject_url(entry.subject),
+    })
+
+
+def _size(raw: str | None, name: str) -> int:
+    try:
+        return int((raw or "").strip())
+    except ValueError:
+        raise DomainError("invalid_range", f"The {name} size must be a whole number of entries.") from None
+
+
+@audit_page
+def consistency_proof(request):
+    """The consistency proof between two tree sizes, verified: does the later log extend the
+    earlier one? Defaults to the two latest signed tree heads."""
+    heads = recent_heads()
+    sizes = [h.size for h in heads] + [0]
+    ctx = {"pairs": list(zip(sizes[1:], sizes[:-1], strict=True)), "size": ledger.ledger_size(), "check": None,
+           "error": ""}
+    status = 200
+    first_raw, second_raw = request.GET.get("first"), request.GET.get("second")
+    if first_raw is None and second_raw is None:
+        first_raw = str(heads[1].size if len(heads) > 1 else 0)
+        second_raw = str(heads[0].size if heads else 0)
+    ctx["first"], ctx["second"] = first_raw or "", second_raw or ""
+    try:
+        ctx["check"] = check_consistency(_size(first_raw, "first"), _size(second_raw, "second"))
+        check = ctx["check"]
+        ctx["proof"] = [p.hex() for p in check.proof]
+        ctx["heads_shown"] = [{"size": h.size, "root_hex": h.root.hex(), "signed": h.signed,
+                               "signature_problem": h.signature_problem} for h in (check.first, check.second)]
+    except DomainError as exc:
+        ctx["error"], status = exc.detail, http_status(exc)
+    return render(request, "web/audit/consistency.html", ctx, status=status)

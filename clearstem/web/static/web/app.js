@@ -106,7 +106,28 @@
     form.addEventListener("submit", function (e) { e.preventDefault(); take(input.files); });
   }
 
+  // At phone width tables stack their cells (app.css): each cell shows its column's name from
+  // data-label, filled in here from the header where the template did not set one.
+  function labelCells(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".table-wrap table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (tr) {
+        var col = 0;
+        Array.prototype.forEach.call(tr.children, function (td) {
+          if (!td.hasAttribute("data-label") && !td.hasAttribute("colspan") && heads[col]) {
+            td.setAttribute("data-label", heads[col]);
+          }
+          col += td.colSpan || 1;
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-upload]").forEach(wire);
+    labelCells(document);
   });
+  document.addEventListener("htmx:load", function (e) { labelCells(e.target.closest(".table-wrap") || e.target); });
 })();
