@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "licensing",
     "separation",
     "provenance",
+    "clearstem.notifications",
     "clearstem.ops",
     "clearstem.web",
 ]
@@ -259,6 +260,17 @@ for _k, _v in _email.items():
 DEFAULT_FROM_EMAIL = env.str("CLEARSTEM_FROM_EMAIL", default="ClearStem <no-reply@clearstem.local>")
 # Absolute links in e-mails and webhooks (the web server does not know its public name).
 CLEARSTEM_PUBLIC_URL = env.str("CLEARSTEM_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# How long an invitation link works (password-reset links: PASSWORD_RESET_TIMEOUT, in seconds).
+CLEARSTEM_INVITATION_DAYS = env.int("CLEARSTEM_INVITATION_DAYS", default=7)
+PASSWORD_RESET_TIMEOUT = env.int("CLEARSTEM_PASSWORD_RESET_S", default=24 * 3600)
+
+# Webhooks (clearstem.notifications): each POST waits at most TIMEOUT_S; a delivery the receiver
+# does not answer with a 2xx is tried up to MAX_ATTEMPTS times, BACKOFF_S after the first try,
+# doubling each time up to MAX_BACKOFF_S (30 s, 1, 2, 4, 8 min by default).
+CLEARSTEM_WEBHOOK_TIMEOUT_S = env.float("CLEARSTEM_WEBHOOK_TIMEOUT_S", default=5.0)
+CLEARSTEM_WEBHOOK_MAX_ATTEMPTS = env.int("CLEARSTEM_WEBHOOK_MAX_ATTEMPTS", default=6)
+CLEARSTEM_WEBHOOK_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_BACKOFF_S", default=30.0)
+CLEARSTEM_WEBHOOK_MAX_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_MAX_BACKOFF_S", default=3600.0)
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")
@@ -315,6 +327,9 @@ CLEARSTEM_THROTTLE_RATES = {
     "uploads": env.str("CLEARSTEM_THROTTLE_UPLOADS", default="60/min"),
     "jobs": env.str("CLEARSTEM_THROTTLE_JOBS", default="120/min"),
     "license-requests": env.str("CLEARSTEM_THROTTLE_LICENSE_REQUESTS", default="60/min"),
+    # invitations sent per admin, and accept attempts per client address (no sign-in there)
+    "invitations": env.str("CLEARSTEM_THROTTLE_INVITATIONS", default="60/hour"),
+    "invitations-accept": env.str("CLEARSTEM_THROTTLE_INVITATION_ACCEPTS", default="20/min"),
 }
 # The cache (throttle counts): Redis when CLEARSTEM_CACHE_URL or the broker is set, else files
 # under the data dir, which every process of the embedded default shares.

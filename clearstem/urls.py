@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from clearstem import health
-from clearstem.api import views
+from clearstem.api import accounts as account_views
+from clearstem.api import views, webhooks
 from clearstem.api.audit import AuditLookupView
 
 router = DefaultRouter()
@@ -15,6 +16,8 @@ router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("licenses", views.LicenseViewSet, basename="license")
 router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 router.register("reviews", views.ReviewViewSet, basename="review")
+router.register("webhooks", webhooks.WebhookViewSet, basename="webhook")
+router.register("invitations", account_views.InvitationViewSet, basename="invitation")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -14,7 +14,8 @@ import dramatiq
 from clearstem.jobs.reconciler import run_reconciler
 
 log = logging.getLogger("clearstem.worker")
-ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors")
+ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors",
+                 "clearstem.notifications.actors")
 
 
 def import_actors() -> None:

@@ -15,7 +15,7 @@ from sharedcore.errors import Conflict, DomainError, PermissionDenied
 
 from .metering import separation_job_ids
 from .models import LicenseGrant
-from .signals import license_stopped
+from .signals import license_granted, license_stopped
 
 
 def license_event(grant: LicenseGrant, event: str) -> dict:
@@ -65,6 +65,7 @@ def do_create_grant(licensor_org, recordings, status: str = LicenseGrant.Status.
     grant.recordings.set(recordings)
     if status == LicenseGrant.Status.ACTIVE:
         _record(grant, LedgerEntry.Kind.LICENSE_GRANTED, "granted")
+        license_granted.send(sender=LicenseGrant, grant=grant)
     return grant
 
 
@@ -92,8 +93,11 @@ def _make_active(grant_id, licensor_org, from_status: str, code: str, kind: str,
 
 
 def do_activate_grant(grant_id, licensor_org) -> LicenseGrant:
-    return _make_active(grant_id, licensor_org, LicenseGrant.Status.DRAFT, "not_a_draft",
-                        LedgerEntry.Kind.LICENSE_GRANTED, "granted")
+    with transaction.atomic():
+        grant = _make_active(grant_id, licensor_org, LicenseGrant.Status.DRAFT, "not_a_draft",
+                             LedgerEntry.Kind.LICENSE_GRANTED, "granted")
+        license_granted.send(sender=LicenseGrant, grant=grant)
+    return grant
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from sharedcore.errors import Conflict, DomainError, PermissionDenied
 
 from .grants import do_create_grant
 from .models import LicenseRequest
+from .signals import license_request_answered, license_request_created
 
 
 def do_create_license_requests(user, *, recordings, stems, purpose, commercial, territory, message: str = "",
@@ -36,6 +37,7 @@ def do_create_license_requests(user, *, recordings, stems, purpose, commercial, 
             )
             req.recordings.set(recs)
             created.append(req)
+        license_request_created.send(sender=LicenseRequest, requests=created)
     return created
 
 
@@ -59,6 +61,7 @@ def do_approve_license_request(request_id, label_org, response: str = "", **over
     req.status, req.grant, req.decided_at = LicenseRequest.Status.APPROVED, grant, timezone.now()
     req.response = response or req.response
     req.save(update_fields=["status", "grant", "decided_at", "response"])
+    license_request_answered.send(sender=LicenseRequest, request=req)
     return req
 
 
@@ -69,6 +72,7 @@ def do_deny_license_request(request_id, label_org, reason: str) -> LicenseReques
     req = _lock_request(request_id, rights_holder=label_org)
     req.status, req.response, req.decided_at = LicenseRequest.Status.DENIED, reason.strip(), timezone.now()
     req.save(update_fields=["status", "response", "decided_at"])
+    license_request_answered.send(sender=LicenseRequest, request=req)
     return req
 
 

@@ -32,8 +32,15 @@ def do_create_user(
         raise DomainError("invalid_role", f"unknown role {role!r}; use one of {User.Role.values}")
     if User.objects.filter(username=email).exists():
         raise Conflict("user_exists", f"user {email!r} already exists")
+    return new_user(org, username=email, email=email, role=role, password=password, with_token=with_token)
+
+
+def new_user(org: Organisation, *, username: str, email: str, role: str, password: str | None,
+             with_token: bool = False) -> tuple[User, str | None]:
+    """A user of `org` (inside the caller's transaction): platform users are staff and auditors;
+    no password means none can be used until one is set."""
     user = User.objects.create_user(
-        username=email, email=email, password=password, organisation=org, role=role,
+        username=username, email=email, password=password, organisation=org, role=role,
         is_staff=org.kind == Organisation.Kind.PLATFORM,
     )
     if password is None:

@@ -22,6 +22,7 @@ STATUS_BY_CODE = {
     "too_long": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "too_short": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "silent": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "email_failed": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 #: Status per kind of domain error, most specific first.
 STATUS_BY_KIND = (

@@ -18,6 +18,7 @@ from django.utils import timezone
 from sharedcore.errors import Conflict
 
 from .models import Job
+from .signals import job_state_changed
 
 S = Job.State
 ALLOWED: dict[str, frozenset] = {
@@ -48,7 +49,7 @@ def transition(job: Job, to_state: str, *, code: str = "", message: str = "", **
     if not can_move(job, to_state):
         raise IllegalTransition(job, to_state)
     now = timezone.now()
-    job.state = to_state
+    previous, job.state = job.state, to_state
     changed = {"state"}
     if to_state == S.SEPARATING:
         job.started_at = job.heartbeat_at = now
@@ -74,6 +75,7 @@ def transition(job: Job, to_state: str, *, code: str = "", message: str = "", **
         setattr(job, name, value)
         changed.add(name)
     job.save(update_fields=sorted(changed))
+    job_state_changed.send(sender=Job, job=job, state=to_state, previous=previous)
     return job
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from .views import audit, common, label, producer, reviews
+from .views import account, audit, common, label, producer, reviews
+from .views import notifications as notification_views
 
 app_name = "web"
 
@@ -8,6 +9,24 @@ urlpatterns = [
     path("", common.home, name="home"),
     path("signin/", common.SignInView.as_view(), name="signin"),
     path("signout/", common.SignOutView.as_view(), name="signout"),
+    # every organisation: webhooks and e-mail notifications
+    path("settings/notifications/", notification_views.notifications, name="notifications"),
+    path("settings/notifications/email/", notification_views.email_preferences, name="notifications-email"),
+    path("settings/notifications/webhooks/", notification_views.webhook_create, name="webhook-create"),
+    path("settings/notifications/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/resend/",
+         notification_views.delivery_resend, name="delivery-resend"),
+    path("settings/notifications/webhooks/<uuid:webhook_id>/<slug:action>/", notification_views.webhook_action,
+         name="webhook-action"),
+    # accounts: one's own, the organisation's team (admins), invitations, password reset
+    path("account/", account.account, name="account"),
+    path("account/password/", account.PasswordChangeView.as_view(), name="password-change"),
+    path("account/team/", account.team, name="team"),
+    path("account/team/invitations/<uuid:invitation_id>/revoke/", account.invitation_revoke, name="invitation-revoke"),
+    path("invitations/<str:token>/", account.invitation_accept, name="invitation-accept"),
+    path("password-reset/", account.PasswordResetView.as_view(), name="password-reset"),
+    path("password-reset/sent/", account.PasswordResetSentView.as_view(), name="password-reset-sent"),
+    path("password-reset/done/", account.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
+    path("password-reset/<uidb64>/<token>/", account.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
     # producers
     path("studio/", producer.studio, name="studio"),
     path("studio/upload/", producer.upload, name="studio-upload"),

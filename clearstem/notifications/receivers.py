@@ -1,0 +1,61 @@
+"""Where events come from: the job lifecycle's and licensing's signals. Each receiver only
+schedules work for after the commit (nothing is told of a change that rolls back); the
+event is then read from the database as committed. A failure here is logged, never raised
+into the change that was announced."""
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.db import transaction
+
+from clearstem.jobs.signals import job_state_changed
+from licensing.signals import license_granted, license_request_answered, license_request_created, license_stopped
+
+from . import payloads
+from .services import do_publish_event
+
+log = logging.getLogger("clearstem.notifications")
+JOB_EVENTS = {"done": "job.finished", "failed": "job.failed", "denied": "job.denied"}
+
+
+def publish(build, event_type: str, object_id) -> None:
+    organisation_id, summary, data = build(event_type, object_id)
+    if organisation_id is not None:
+        do_publish_event(event_type, organisation_id, summary, data)
+
+
+def later(build, event_type: str, object_id) -> None:
+    transaction.on_commit(partial(publish, build, event_type, object_id), robust=True)
+
+
+def on_job_state(sender, *, job, state: str, **_) -> None:
+    if state in JOB_EVENTS:
+        later(payloads.job_event, JOB_EVENTS[state], job.pk)
+
+
+def on_requests_created(sender, *, requests, **_) -> None:
+    for req in requests:
+        later(payloads.request_event, "license_request.created", req.pk)
+
+
+def on_request_answered(sender, *, request, **_) -> None:
+    later(payloads.request_event, "license_request.answered", request.pk)
+
+
+def on_granted(sender, *, grant, **_) -> None:
+    later(payloads.grant_event, "license.granted", grant.pk)
+
+
+def on_stopped(sender, *, grant, code: str, **_) -> None:
+    if code in ("revoked", "suspended"):
+        later(payloads.grant_event, f"license.{code}", grant.pk)
+
+
+def connect() -> None:
+    uid = "clearstem.notifications."
+    job_state_changed.connect(on_job_state, dispatch_uid=uid + "job")
+    license_request_created.connect(on_requests_created, dispatch_uid=uid + "request_created")
+    license_request_answered.connect(on_request_answered, dispatch_uid=uid + "request_answered")
+    license_granted.connect(on_granted, dispatch_uid=uid + "granted")
+    license_stopped.connect(on_stopped, dispatch_uid=uid + "stopped")

@@ -1,0 +1,357 @@
+"""Notifications: signed webhooks delivered by the real worker to a real local HTTP receiver
+(verified with the README's snippet), retries and their log, re-sends, e-mail with per-user
+opt-outs, organisation scoping, bad input."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.test import Client
+from django.utils import timezone
+
+from clearstem.jobs.lifecycle import transition
+from clearstem.jobs.models import Job
+from clearstem.notifications import signing
+from clearstem.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
+from clearstem.uploads.models import Upload
+from licensing.models import Recording
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_verifier():
+    """The verification snippet exactly as the README documents it."""
+    text = README.read_text()
+    section = text[text.index("### Webhooks"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace["verify_clearstem_signature"]
+
+
+class Receiver:
+    """A real HTTP server on loopback that answers with the next status of `statuses` (the
+    last one repeats) and keeps every request it got."""
+
+    def __init__(self, statuses=(200,)):
+        self.statuses = list(statuses)
+        self.got: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.got.append({"headers": dict(self.headers), "body": body})
+                code = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                answer = json.dumps({"received": True, "code": code}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/clearstem"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.CLEARSTEM_WEBHOOK_MAX_ATTEMPTS = 3
+    settings.CLEARSTEM_WEBHOOK_BACKOFF_S = 0.05
+    settings.CLEARSTEM_WEBHOOK_TIMEOUT_S = 2
+    return settings
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def add_webhook(client, url, **extra):
+    r = client.post("/api/v1/webhooks/", {"url": url, **extra}, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def settled(client, hook_id, n=1):
+    def check():
+        rows = client.get(f"/api/v1/webhooks/{hook_id}/deliveries/").json()["results"]
+        done = [d for d in rows if d["status"] != "pending"]
+        return rows if len(done) >= n else None
+    return wait_for(check, what=f"{n} settled deliveries")
+
+
+def recording(org, title="Night Drive"):
+    return Recording.objects.create(rights_holder=org, title=title, artist="The Testers", isrc=None,
+                                    reference_audio="ref.wav", audio_sha256=uuid.uuid4().hex * 2, duration_s=30,
+                                    territories=["WW"])
+
+
+def grant_to_producer(clients, rec):
+    body = {"licensee": "producer-a", "recordings": [str(rec.id)], "stems": ["vocals", "drums"],
+            "purposes": ["remix"], "commercial": False, "territories": ["WW"],
+            "valid_from": (timezone.now() - timedelta(days=1)).isoformat(),
+            "valid_until": (timezone.now() + timedelta(days=30)).isoformat()}
+    r = clients["label"].post("/api/v1/licenses/", body, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+def test_signature_verifies_and_refuses_tampering_and_replays():
+    verify = readme_verifier()
+    body = b'{"id":"x"}'
+    header = signing.header_value("whsec_test", body)
+    assert verify("whsec_test", header, body) and signing.verify("whsec_test", header, body)
+    assert not verify("whsec_test", header, body + b" ")
+    assert not verify("whsec_other", header, body)
+    old = signing.header_value("whsec_test", body, timestamp=int(time.time()) - 3600)
+    assert not verify("whsec_test", old, body) and not signing.verify("whsec_test", old, body)
+    assert not verify("whsec_test", "garbage", body)
+
+
+# --- delivery through the worker -----------------------------------------------------------
+
+def test_test_event_reaches_a_real_receiver_signed(clients, worker, receiver):
+    hook = add_webhook(clients["producer"], receiver.url, description="CI")
+    assert hook["secret"].startswith("whsec_") and hook["events"] == []
+    assert "secret" not in clients["producer"].get(f"/api/v1/webhooks/{hook['id']}/").json()
+
+    r = clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
+    assert r.status_code == 202, r.content
+    [delivery] = settled(clients["producer"], hook["id"])
+    assert delivery["status"] == "succeeded" and delivery["event_type"] == "webhook.test"
+    [attempt] = delivery["attempt_log"]
+    assert attempt["status_code"] == 200 and '"received": true' in attempt["response_excerpt"]
+
+    [got] = receiver.got
+    headers = {k.lower(): v for k, v in got["headers"].items()}
+    assert readme_verifier()(hook["secret"], headers["clearstem-signature"], got["body"])
+    event = json.loads(got["body"])
+    assert event["type"] == "webhook.test" and event["organisation"]["slug"] == "producer-a"
+    assert headers["clearstem-delivery"] == delivery["id"] and headers["clearstem-event"] == "webhook.test"
+
+
+def test_failing_receiver_is_retried_logged_and_resent(clients, worker, fast_retries):
+    failing = Receiver(statuses=(500,))
+    try:
+        hook = add_webhook(clients["producer"], failing.url)
+        clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
+        [delivery] = settled(clients["producer"], hook["id"])
+        assert delivery["status"] == "failed" and delivery["attempts"] == 3
+        assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 500, 500]
+        assert all(a["duration_ms"] >= 0 and '"code": 500' in a["response_excerpt"] for a in delivery["attempt_log"])
+        assert len(failing.got) == 3
+
+        failing.statuses = [503, 200]  # down once more, then back
+        r = clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}/resend/")
+        assert r.status_code == 202, r.content
+        assert r.json()["resend_of"] == delivery["id"]
+        rows = settled(clients["producer"], hook["id"], n=2)
+        resent = next(d for d in rows if d["id"] == r.json()["id"])
+        assert resent["status"] == "succeeded" and [a["status_code"] for a in resent["attempt_log"]] == [503, 200]
+        ids = {json.loads(g["body"])["id"] for g in failing.got}
+        assert ids == {delivery["event_id"]}  # the same event, so receivers can de-duplicate
+    finally:
+        failing.close()
+
+
+def test_unreachable_receiver_logs_the_error(clients, worker, fast_retries):
+    receiver = Receiver()
+    url = receiver.url
+    receiver.close()  # nothing listens there any more
+    hook = add_webhook(clients["producer"], url)
+    clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
+    [delivery] = settled(clients["producer"], hook["id"])
+    assert delivery["status"] == "failed"
+    assert {a["error"] for a in delivery["attempt_log"]} == {"could not connect to the receiver"}
+    assert all(a["status_code"] is None for a in delivery["attempt_log"])
+
+
+def test_license_events_are_posted_and_emailed_with_opt_outs(clients, users, orgs, worker, receiver):
+    hook = add_webhook(clients["producer"], receiver.url, events=["license.granted", "license.revoked"])
+    label_hook = add_webhook(clients["label"], receiver.url, events=["license_request.created"])
+    viewer = users["producer_viewer"][0]
+    web = Client()
+    web.force_login(viewer)
+    # the viewer keeps e-mail on but not about grants
+    r = web.post("/settings/notifications/email/", {"all": "on", "email": ["license.revoked", "job.finished"]})
+    assert r.status_code == 302
+
+    grant = grant_to_producer(clients, recording(orgs["label"]))
+    wait_for(lambda: len(receiver.got) >= 1, what="license.granted delivery")
+    granted = json.loads(receiver.got[0]["body"])
+    assert granted["type"] == "license.granted" and granted["data"]["license"]["id"] == grant["id"]
+    assert granted["data"]["license"]["recordings"][0]["title"] == "Night Drive"
+    assert granted["data"]["license"]["api_url"].endswith(f"/api/v1/licenses/{grant['id']}/")
+    wait_for(lambda: mail.outbox, what="the grant's e-mail")
+    assert [m.to for m in mail.outbox] == [["producer@example.test"]]  # not the opted-out viewer
+    assert "Night Drive" in mail.outbox[0].subject and "/settings/notifications/" in mail.outbox[0].body
+
+    assert clients["label"].post(f"/api/v1/licenses/{grant['id']}/revoke/").status_code == 200
+    wait_for(lambda: len(receiver.got) >= 2, what="license.revoked delivery")
+    assert json.loads(receiver.got[1]["body"])["type"] == "license.revoked"
+    wait_for(lambda: len(mail.outbox) >= 3, what="the revocation's e-mails")
+    assert sorted(m.to[0] for m in mail.outbox[1:]) == ["producer@example.test", "producer_viewer@example.test"]
+    # the label's webhook only wants requests: it got nothing of these
+    assert clients["label"].get(f"/api/v1/webhooks/{label_hook['id']}/deliveries/").json()["count"] == 0
+    assert clients["producer"].get(f"/api/v1/webhooks/{hook['id']}/deliveries/").json()["count"] == 2
+
+
+def test_all_opt_out_stops_every_email(clients, users, orgs, worker):
+    for key in ("producer", "producer_viewer"):
+        web = Client()
+        web.force_login(users[key][0])
+        assert web.post("/settings/notifications/email/", {"email": ["license.granted"]}).status_code == 302
+    grant_to_producer(clients, recording(orgs["label"]))
+    event = wait_for(lambda: NotificationEvent.objects.filter(type="license.granted").first(), what="the event")
+    time.sleep(0.5)
+    assert mail.outbox == [] and event.deliveries.count() == 0
+
+
+def test_job_events_follow_the_lifecycle_and_only_after_commit(users, orgs, worker):
+    producer = users["producer"][0]
+    upload = Upload.objects.create(owner=producer, organisation=orgs["producer"], file="u.wav", original_name="demo.wav",
+                                   size=10, sha256="0" * 64, container="wav", codec="pcm_s16le", sample_rate=44100,
+                                   channels=2, duration_s=12.0, fingerprint=b"")
+    job = Job.objects.create(upload=upload, requested_by=producer, organisation=orgs["producer"], stems=["vocals"],
+                             purpose="remix", territory="GB", model="dsp")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        transition(Job.objects.select_for_update().get(pk=job.pk), Job.State.FAILED, code="boom", message="rolled back")
+        raise RuntimeError("the change rolls back")
+    time.sleep(0.3)
+    assert not NotificationEvent.objects.exists()
+
+    with transaction.atomic():
+        transition(Job.objects.select_for_update().get(pk=job.pk), Job.State.FAILED, code="worker_lost",
+                   message="the worker stopped answering")
+    event = NotificationEvent.objects.get()
+    assert event.type == "job.failed" and event.organisation_id == orgs["producer"].id
+    assert event.data["job"]["id"] == str(job.id) and event.data["job"]["error_code"] == "worker_lost"
+    assert event.data["job"]["url"].endswith(f"/studio/jobs/{job.id}/")
+    wait_for(lambda: len(mail.outbox) == 2, what="job e-mails")
+    assert all("Job failed: demo.wav" in m.subject and "the worker stopped answering" in m.body for m in mail.outbox)
+
+
+def test_license_requests_notify_the_label_then_the_producer(clients, orgs, worker, receiver):
+    hook = add_webhook(clients["label"], receiver.url, events=["license_request.created"])
+    rec = recording(orgs["label"], title="Open Song")
+    r = clients["producer"].post("/api/v1/license-requests/", {
+        "recordings": [str(rec.id)], "stems": ["vocals"], "purpose": "remix", "territory": "GB",
+        "commercial": False, "message": "for a bootleg"}, format="json")
+    assert r.status_code == 201, r.content
+    [delivery] = settled(clients["label"], hook["id"])
+    created = json.loads(receiver.got[0]["body"])
+    assert created["type"] == "license_request.created" and created["data"]["message"] == "for a bootleg"
+    assert created["data"]["license_request"]["recordings"][0]["title"] == "Open Song"
+    req_id = r.json()[0]["id"]
+    assert clients["label"].post(f"/api/v1/license-requests/{req_id}/deny/", {"reason": "not this one"},
+                                 format="json").status_code == 200
+    answered = wait_for(lambda: NotificationEvent.objects.filter(type="license_request.answered").first(),
+                        what="the answer event")
+    assert answered.organisation_id == orgs["producer"].id and answered.data["message"] == "not this one"
+    assert delivery["status"] == "succeeded"
+
+
+# --- who may do what, and bad input --------------------------------------------------------
+
+def test_other_organisations_cannot_see_or_touch_a_webhook(clients, users, receiver):
+    hook = add_webhook(clients["producer"], receiver.url)
+    hid = hook["id"]
+    other = clients["producer_b"]
+    assert other.get("/api/v1/webhooks/").json()["count"] == 0
+    for method, path in (("get", f"/api/v1/webhooks/{hid}/"), ("patch", f"/api/v1/webhooks/{hid}/"),
+                         ("delete", f"/api/v1/webhooks/{hid}/"), ("get", f"/api/v1/webhooks/{hid}/deliveries/"),
+                         ("post", f"/api/v1/webhooks/{hid}/test/")):
+        r = getattr(other, method)(path, {"active": False} if method == "patch" else None, format="json")
+        assert r.status_code == 404 and r.json()["code"] == "not_found", (method, path)
+    web = Client()
+    web.force_login(users["producer_b"][0])
+    assert web.post(f"/settings/notifications/webhooks/{hid}/remove/").status_code == 404
+    assert hook["url"] not in web.get("/settings/notifications/").content.decode()
+    assert WebhookEndpoint.objects.get(pk=hid).active
+
+    # same organisation: members read, only admins write
+    viewer = clients["producer_viewer"]
+    assert viewer.get(f"/api/v1/webhooks/{hid}/").status_code == 200
+    r = viewer.post(f"/api/v1/webhooks/{hid}/test/")
+    assert r.status_code == 403 and r.json()["code"] == "admin_required"
+    r = viewer.post("/api/v1/webhooks/", {"url": "https://example.com/x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "admin_required"
+    assert clients["producer"].patch(f"/api/v1/webhooks/{hid}/", {"active": False}, format="json").json()["active"] is False
+    assert clients["producer"].delete(f"/api/v1/webhooks/{hid}/").status_code == 204
+    assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "javascript:alert(1)", "http://", "example.com/hook",
+                                 "https://user:pw@example.com/", "http://example.com:99999/", "file:///etc/passwd"])
+def test_bad_urls_are_refused(clients, url):
+    r = clients["producer"].post("/api/v1/webhooks/", {"url": url}, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_url", r.content
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_bad_events_and_updates_are_refused(clients, receiver):
+    r = clients["producer"].post("/api/v1/webhooks/", {"url": receiver.url, "events": ["job.exploded"]}, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "invalid" and "events" in r.json()["errors"]
+    hook = add_webhook(clients["producer"], receiver.url)
+    r = clients["producer"].patch(f"/api/v1/webhooks/{hook['id']}/", {"url": "gopher://x"}, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_url"
+    assert WebhookEndpoint.objects.get().url == receiver.url
+    r = clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/deliveries/{uuid.uuid4()}/resend/")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+# --- the page --------------------------------------------------------------------------------
+
+def test_page_adds_a_webhook_shows_its_secret_once_and_refuses_bad_urls(users, receiver):
+    web = Client()
+    web.force_login(users["producer"][0])
+    page = web.get("/settings/notifications/")
+    assert page.status_code == 200 and b"No webhooks yet." in page.content and b"Job finished" in page.content
+    bad = web.post("/settings/notifications/webhooks/", {"url": "ftp://example.com/hook"})
+    assert bad.status_code == 400 and b"must start with http:// or https://" in bad.content
+    assert not WebhookEndpoint.objects.exists()
+
+    made = web.post("/settings/notifications/webhooks/", {"url": receiver.url, "events": ["job.finished"]})
+    assert made.status_code == 201
+    hook = WebhookEndpoint.objects.get()
+    assert hook.events == ["job.finished"] and hook.secret.encode() in made.content
+    again = web.get("/settings/notifications/")
+    assert hook.secret.encode() not in again.content and receiver.url.encode() in again.content
+
+    viewer = Client()
+    viewer.force_login(users["producer_viewer"][0])
+    page = viewer.get("/settings/notifications/").content.decode()
+    assert receiver.url in page and "Add a webhook" not in page and "Send test event" not in page
+    r = viewer.post(f"/settings/notifications/webhooks/{hook.id}/remove/")
+    assert r.status_code == 302 and WebhookEndpoint.objects.exists()
