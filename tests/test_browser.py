@@ -310,9 +310,9 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
 
     recs, _ = register_catalog(clients, audio_dir, licensed=(11,))
     # some usage to chart: a separation and a download under the Song 11 license
-    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", stems=["vocals"])
+    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals"])
     assert job["state"] == "done", job
-    assert clients["producer"].get(job["stems"][0]["download_url"]).status_code == 200
+    assert clients["producer"].get(job["files"][0]["download_url"]).status_code == 200
     do_create_license_requests(people["producer"], recordings=[Recording.objects.get(id=recs[12]["id"])],
                                stems=["vocals", "drums"], purpose="remix", commercial=False, territory="GB",
                                message="For a club remix.")

@@ -77,6 +77,19 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"job {self.id} ({self.state})"
 
+    def reasons(self) -> list[dict]:
+        """Every reason the job was refused, held or stopped, each with a `code` and a `message`
+        (and the recording, title and rights holder it is about, where known): the decision's
+        reasons, led by `error_code` when the job stopped for a reason the decision does not hold
+        (a failure, a cancellation, a license stopped mid-run)."""
+        decision = self.decision or {}
+        out = [{"code": r["code"], "message": r.get("detail", ""),
+                **{k: v for k, v in r.items() if k not in ("code", "detail")}}
+               for r in decision.get("reasons", []) if not decision.get("allowed")]
+        if self.error_code and not (out and out[0]["code"] == self.error_code):
+            out.insert(0, {"code": self.error_code, "message": self.error_message})
+        return out
+
 
 class Stem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
