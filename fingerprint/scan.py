@@ -202,7 +202,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
     try:
         container = open_container(path)
     except FileNotFoundError as exc:
-        raise AudioError("not_found", f"no such file: {path}") from exc
+        raise AudioError("not_found", f"file not found: {path}") from exc
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise AudioError("not_audio", "not a recognised audio file (no decoder recognises its contents)") from exc
     with container:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 ALL_STEMS = ("vocals", "drums", "bass", "other")
 STEM_CHOICES = (*ALL_STEMS, "instrumental")
@@ -121,6 +121,24 @@ class RequestDecision:
         }
 
 
+def human_datetime(at: datetime) -> str:
+    """A moment as people read it in a message: "1 March 2027, 14:00 UTC" (never a raw
+    timestamp with microseconds)."""
+    at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return f"{at.day} {at:%B %Y, %H:%M} UTC"
+
+
+def grant_status(status: str, valid_from: datetime | None, valid_until: datetime | None, at: datetime) -> str:
+    """A grant's status as it stands at `at`: an active grant whose window has not opened yet is
+    `scheduled`, one whose window has closed is `expired` (derived: nothing stored changes)."""
+    if status == "active":
+        if valid_until is not None and at >= valid_until:
+            return "expired"
+        if valid_from is not None and at < valid_from:
+            return "scheduled"
+    return status
+
+
 def requested_stems(stems: Iterable[str]) -> frozenset[str]:
     out = set()
     for s in stems:
@@ -145,11 +163,11 @@ def decide(terms: Terms, ctx: RequestContext, recording: str | None = None,
     elif terms.status == "suspended":
         fail("suspended", "the license is suspended")
     elif terms.status == "expired" or (terms.valid_until and ctx.at >= terms.valid_until):
-        fail("expired", f"the license expired on {terms.valid_until.date() if terms.valid_until else 'an earlier date'}")
+        fail("expired", f"the license expired on {human_datetime(terms.valid_until) if terms.valid_until else 'an earlier date'}")
     elif terms.status != "active":
         fail("no_license", f"the license is not active (status {terms.status})")
     if terms.valid_from and ctx.at < terms.valid_from:
-        fail("not_yet_valid", f"the license is valid from {terms.valid_from.isoformat()}")
+        fail("not_yet_valid", f"the license is valid from {human_datetime(terms.valid_from)}")
     missing = sorted(set(ctx.stems) - terms.covered_stems())
     if missing:
         fail("stem_not_licensed", f"stems not covered: {', '.join(missing)}")

@@ -18,7 +18,7 @@ from provenance.ledger import do_record_event
 from provenance.models import LedgerEntry
 from sharedcore.errors import RightsRefused
 
-from .engine import RequestContext, RequestDecision, decide, decide_request, requested_stems
+from .engine import Reason, RequestContext, RequestDecision, decide, decide_request, requested_stems
 from .models import LicenseGrant, Recording, UsageEvent
 
 OFFERED = ("active", "suspended", "revoked", "expired")  # drafts are unpublished; superseded versions are history
@@ -149,12 +149,24 @@ def _check_delivery(user, delivery: Delivery, action: str) -> list[tuple[str, Li
     for entry in entries:
         grant = current.get(entry["grant"])
         if grant is None:
-            raise RightsRefused("no_license", "the license this stem was made under no longer exists")
+            raise _refused(entry["recording"], [
+                Reason("no_license", "the license this stem was made under no longer exists", entry["recording"])])
         d = decide(current_terms(grant, user, action), ctx, entry["recording"])
         if not d.allowed:
-            r = d.reasons[0]
-            raise RightsRefused(r.code, r.detail, extra={"reasons": [x.as_dict() for x in d.reasons]})
+            raise _refused(entry["recording"], d.reasons)
     return [(e["grant"], current[e["grant"]], e["recording"]) for e in entries]
+
+
+def _refused(recording_id, reasons) -> RightsRefused:
+    """A refused delivery that names the recording and its rights holder (whom to ask), in the
+    message and beside every reason."""
+    rec = Recording.objects.select_related("rights_holder").filter(pk=recording_id).first()
+    about = {} if rec is None else {"recording": str(rec.pk), "title": rec.title, "isrc": rec.isrc,
+                                    "rights_holder": rec.rights_holder.slug,
+                                    "rights_holder_name": rec.rights_holder.name}
+    first = reasons[0]
+    detail = first.detail if rec is None else f"{first.detail} (“{rec.title}”, rights holder {rec.rights_holder.name})"
+    return RightsRefused(first.code, detail, extra={**about, "reasons": [{**r.as_dict(), **about} for r in reasons]})
 
 
 def do_meter_delivery(user, delivery: Delivery, kind: str = UsageEvent.Kind.DOWNLOAD) -> None:

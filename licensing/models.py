@@ -5,10 +5,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from sharedcore.errors import Conflict
 
-from .engine import Terms
+from .engine import Terms, grant_status
 
 
 class Recording(models.Model):
@@ -138,6 +139,12 @@ class LicenseGrant(models.Model):
             elif f.to_python(getattr(self, f.attname)) != f.to_python(stored[f.attname]):
                 raise Conflict("terms_frozen",
                                f"license terms never change once out of draft ({f.name}); amend to create a new version")
+
+    @property
+    def current_status(self) -> str:
+        """The status as it stands now, the validity window included: `scheduled` before it
+        opens, `expired` after it closes (what the API and pages show)."""
+        return grant_status(self.status, self.valid_from, self.valid_until, timezone.now())
 
     def terms(self, separations_used: int = 0, downloads_used: int = 0,
               user_separations_used: int = 0, user_downloads_used: int = 0) -> Terms:

@@ -13,6 +13,34 @@ CONTAINER_EXTENSIONS = {"wav": ".wav", "flac": ".flac", "mp3": ".mp3", "ogg": ".
                         "aac": ".aac", "asf": ".wma", "matroska": ".webm", "webm": ".webm", "w64": ".w64"}
 
 
+#: FFmpeg's decoder names -> the codec's name as people know it ("mp3float" is FFmpeg's MP3 decoder).
+CODEC_LABELS = {
+    "mp3": "MP3", "mp3float": "MP3", "mp2": "MP2", "mp2float": "MP2", "aac": "AAC", "aac_fixed": "AAC",
+    "aac_latm": "AAC", "flac": "FLAC", "alac": "ALAC", "vorbis": "Vorbis", "libvorbis": "Vorbis", "opus": "Opus",
+    "libopus": "Opus", "wmav1": "WMA", "wmav2": "WMA", "wmapro": "WMA Pro", "wmalossless": "WMA Lossless",
+    "ac3": "Dolby Digital (AC-3)", "eac3": "Dolby Digital Plus (E-AC-3)", "dts": "DTS", "wavpack": "WavPack",
+    "ape": "Monkey's Audio", "tta": "TTA", "amrnb": "AMR", "amrwb": "AMR-WB",
+}
+
+
+def codec_label(codec: str | None) -> str:
+    """A decoder's name as people read it: "MP3" for mp3float, "PCM 24-bit" for pcm_s24le."""
+    if not codec:
+        return "unknown"
+    name = codec.lower()
+    if name in CODEC_LABELS:
+        return CODEC_LABELS[name]
+    if name.startswith("pcm_"):
+        kind = name[4:]
+        digits = "".join(ch for ch in kind if ch.isdigit())
+        if kind.startswith("f"):
+            return f"PCM {digits}-bit float" if digits else "PCM float"
+        if kind in ("alaw", "mulaw"):
+            return "G.711 " + ("A-law" if kind == "alaw" else "µ-law")
+        return f"PCM {digits}-bit" if digits else "PCM"
+    return codec.upper()
+
+
 def extension_for(container: str) -> str:
     """The file extension for a detected container (".bin" for one we have no name for)."""
     return CONTAINER_EXTENSIONS.get(container.split(",")[0].lower(), ".bin")

@@ -206,7 +206,7 @@ def test_control_characters_are_refused_in_every_text_field(clients, catalog, us
     _bad(label.post(f"/api/v1/license-requests/{req['id']}/deny/", {"reason": "no\x00"}, format="json"), "reason")
 
     # form-encoded and multipart bodies, file names, query strings
-    form = urlencode({"upload": rec_id, "stems": "vocals", "purpose": "remix", "territory": "G\x00"})
+    form = urlencode({"upload": rec_id, "requested_stems": "vocals", "purpose": "remix", "territory": "G\x00"})
     _bad(producer.post("/api/v1/jobs/", form, content_type="application/x-www-form-urlencoded"), "territory")
     with open(audio_dir / "song13.wav", "rb") as fh:
         _bad(label.post("/api/v1/recordings/", {"file": fh, "title": "\x1b[31mred"}, format="multipart"), "title")

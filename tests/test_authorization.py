@@ -11,7 +11,7 @@ ROLES = ["label", "label_viewer", "label_b", "producer", "producer_viewer", "pro
 def world(clients, catalog, audio_dir):
     """One of everything, owned by label-a and producer-a."""
     up = upload_file(clients["producer"], audio_dir / "excerpt12.flac").json()
-    job = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals"], "purpose": "remix",
+    job = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix",
                                                     "territory": "GB"}, format="json").json()
     (req,) = clients["producer"].post("/api/v1/license-requests/", {
         "recordings": [catalog["recordings"][12]["id"]], "stems": ["vocals"], "purpose": "remix",

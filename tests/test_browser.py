@@ -426,7 +426,7 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
 
     register_catalog(clients, audio_dir)
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
-    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals", "drums"], "purpose": "remix",
+    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix",
                                                    "territory": "GB"}, format="json")
     assert r.status_code == 201, r.content
     deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000

@@ -137,7 +137,7 @@ def test_the_app_works_as_the_runtime_role(runtime_role, clients, catalog, audio
     grant_id = catalog["grant"]["id"]
     with running_worker():
         up = upload_file(producer, audio_dir / "excerpt11.flac").json()
-        r = producer.post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals", "drums"], "purpose": "remix",
+        r = producer.post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix",
                                             "territory": "GB"}, format="json")
         assert r.status_code == 201, r.content
         job = wait_for(r.json()["id"], timeout=120)

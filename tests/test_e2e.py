@@ -54,7 +54,7 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     # 1. licensed excerpt: identified, cleared under the grant, separated, stems signed
     with open(audio_dir / "excerpt11.flac", "rb") as fh:
         up = producer.post("/api/v1/uploads/", files={"file": fh}).json()
-    job = producer.post("/api/v1/jobs/", json={"upload": up["id"], "stems": ["vocals", "drums"], "purpose": "remix",
+    job = producer.post("/api/v1/jobs/", json={"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix",
                                                 "territory": "GB"}).json()
     assert job["state"] == "received"
     job = producer.wait(job["id"])
@@ -62,12 +62,12 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     assert job["decision"]["allowed"] and job["decision"]["basis"] == "license"
     (match,) = job["decision"]["matches"]
     assert match["isrc"] == "QZAAA2600011" and abs(match["ref_start_s"] - 4) < 0.5
-    assert {s["name"] for s in job["stems"]} == {"vocals", "drums"}
+    assert {s["name"] for s in job["files"]} == {"vocals", "drums"}
     assert job["model"] == "dsp" and job["model_fidelity"] == "low"
     up_after = producer.get(f"/api/v1/uploads/{up['id']}/").json()
     assert up_after["identification_status"] == "done" and up_after["identification"]["matches"]
 
-    stem = job["stems"][0]
+    stem = job["files"][0]
     audio = producer.get(stem["download_url"].replace("/api", "/api", 1))
     assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
     stem_path = tmp_path / "stem.wav"
@@ -133,21 +133,21 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     # 2. unlicensed catalog excerpt: denied before any separation, with the reason
     with open(audio_dir / "excerpt12.flac", "rb") as fh:
         up2 = producer.post("/api/v1/uploads/", files={"file": fh}).json()
-    job2 = producer.wait(producer.post("/api/v1/jobs/", json={"upload": up2["id"], "stems": ["vocals"],
+    job2 = producer.wait(producer.post("/api/v1/jobs/", json={"upload": up2["id"], "requested_stems": ["vocals"],
                                                              "purpose": "remix", "territory": "GB"}).json()["id"])
-    assert job2["state"] == "denied" and job2["error_code"] == "no_license" and job2["stems"] == []
+    assert job2["state"] == "denied" and job2["error_code"] == "no_license" and job2["files"] == []
     assert job2["decision"]["reasons"][0]["recording"] == recs[12]["id"]
     assert job2["started_at"] is None
 
     # 3. original audio: needs the attestation, then runs
     with open(audio_dir / "original.wav", "rb") as fh:
         up3 = producer.post("/api/v1/uploads/", files={"file": fh}).json()
-    body = {"upload": up3["id"], "stems": ["instrumental"], "purpose": "remix", "territory": "US"}
+    body = {"upload": up3["id"], "requested_stems": ["instrumental"], "purpose": "remix", "territory": "US"}
     job3 = producer.wait(producer.post("/api/v1/jobs/", json=body).json()["id"])
     assert job3["state"] == "denied" and job3["error_code"] == "attestation_required"
     job4 = producer.wait(producer.post("/api/v1/jobs/", json={**body, "attestation": {"accepted": True}}).json()["id"])
     assert job4["state"] == "done" and job4["decision"]["basis"] == "attestation"
-    assert {s["name"] for s in job4["stems"]} == {"drums", "bass", "other"}
+    assert {s["name"] for s in job4["files"]} == {"drums", "bass", "other"}
 
     # every stem, license event and delivery is in one ledger that verifies end to end
     from provenance.ledger import verify_ledger

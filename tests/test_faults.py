@@ -64,7 +64,7 @@ def test_reconciler_survives_a_database_outage_and_a_killed_worker_is_requeued(
     long_path = tmp_path / "long.wav"
     sf.write(long_path, np.tile(song, (5, 1)), 44100, subtype="PCM_16")  # 2 minutes of a licensed song
     up = upload_file(clients["producer"], long_path).json()
-    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals", "drums"],
+    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals", "drums"],
                                                     "purpose": "remix", "territory": "GB"}, format="json")
     job_id = r.json()["id"]
     assert do_process_job(job_id).state == "queued"  # the separation message is on Redis now

@@ -88,7 +88,7 @@ def test_rights_decision_uses_every_matched_recording(clients, catalog, audio_di
     upload = do_identify_upload(r.json()["id"])
     found = {m["recording"] for m in upload.identification["matches"]}
     assert found == {catalog["recordings"][11]["id"], catalog["recordings"][12]["id"]}
-    job = clients["producer"].post("/api/v1/jobs/", {"upload": str(upload.id), "stems": ["vocals"], "purpose": "remix",
+    job = clients["producer"].post("/api/v1/jobs/", {"upload": str(upload.id), "requested_stems": ["vocals"], "purpose": "remix",
                                                     "commercial": False, "territory": "DE"}, format="json")
     assert job.status_code == 201, job.content
     decided = do_process_job(job.json()["id"])
@@ -174,7 +174,7 @@ def _rms(x) -> float:
 
 
 def _job(client, upload_id):
-    r = client.post("/api/v1/jobs/", {"upload": str(upload_id), "stems": ["vocals"], "purpose": "remix",
+    r = client.post("/api/v1/jobs/", {"upload": str(upload_id), "requested_stems": ["vocals"], "purpose": "remix",
                                       "commercial": False, "territory": "DE"}, format="json")
     assert r.status_code == 201, r.content
     return r.json()["id"]
@@ -273,7 +273,7 @@ def test_an_uncorroborated_chromaprint_match_is_only_a_suspect_and_the_job_waits
     assert s["chromaprint"]["ber"] <= settings.CLEARSTEM_MATCH_MAX_BER and "corroboration" in s["reason"]
     assert s["landmarks"]["method"] == "alignment" and s["landmarks"]["score"] > 0.9
     job = clients["producer"].post("/api/v1/jobs/", {
-        "upload": r.json()["id"], "stems": ["vocals"], "purpose": "remix", "commercial": False, "territory": "DE",
+        "upload": r.json()["id"], "requested_stems": ["vocals"], "purpose": "remix", "commercial": False, "territory": "DE",
         "attestation": {"accepted": True}}, format="json")
     assert job.status_code == 201, job.content
     assert do_process_job(job.json()["id"]).state == "review"

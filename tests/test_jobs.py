@@ -15,7 +15,7 @@ from tests.conftest import running_worker, upload_file
 
 def make_job(clients, audio_dir, name="excerpt11.flac", **extra):
     up = upload_file(clients["producer"], audio_dir / name).json()
-    body = {"upload": up["id"], "stems": ["vocals"], "purpose": "remix", "territory": "GB", **extra}
+    body = {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix", "territory": "GB", **extra}
     r = clients["producer"].post("/api/v1/jobs/", body, format="json")
     assert r.status_code == 201, r.content
     return Job.objects.get(pk=r.json()["id"])
@@ -76,8 +76,8 @@ def test_revocation_cancels_queued_jobs_and_blocks_downloads(clients, catalog, a
 def test_invalid_job_requests(clients, catalog, audio_dir):
     up = upload_file(clients["producer"], audio_dir / "original.wav").json()
     post = lambda body: clients["producer"].post("/api/v1/jobs/", body, format="json")  # noqa: E731
-    base = {"upload": up["id"], "stems": ["vocals"], "purpose": "remix", "territory": "GB"}
-    assert post({**base, "stems": ["kazoo"]}).json()["code"] == "invalid"
+    base = {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix", "territory": "GB"}
+    assert post({**base, "requested_stems": ["kazoo"]}).json()["code"] == "invalid"
     assert post({**base, "purpose": "piracy"}).json()["code"] == "invalid"
     assert post({**base, "territory": "GBR"}).json()["code"] == "invalid"
     r = post({**base, "model": "nope"})

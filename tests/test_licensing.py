@@ -23,7 +23,7 @@ from tests.conftest import grant_body, running_worker, upload_file
 
 def job_for(client, audio_dir, name="excerpt11.flac", **extra):
     up = upload_file(client, name if isinstance(name, Path) else audio_dir / name).json()
-    body = {"upload": up["id"], "stems": ["vocals", "drums"], "purpose": "remix", "territory": "GB", **extra}
+    body = {"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix", "territory": "GB", **extra}
     r = client.post("/api/v1/jobs/", body, format="json")
     assert r.status_code == 201, r.content
     return r.json()["id"]
@@ -45,7 +45,7 @@ def test_amendment_is_a_new_version(clients, catalog, audio_dir):
     # new jobs run under version 2 and its narrower stems
     denied = do_process_job(job_for(clients["producer"], audio_dir))
     assert denied.state == "denied" and denied.error_code == "stem_not_licensed"
-    drums = do_process_job(job_for(clients["producer"], audio_dir, stems=["drums"]))
+    drums = do_process_job(job_for(clients["producer"], audio_dir, requested_stems=["drums"]))
     assert drums.state == "queued" and drums.decision["grants"][0]["version"] == 2
     # stems made under v1 are delivered under the terms in force now (v2: drums only, 1 download)
     do_separate_job(done.pk)
@@ -118,7 +118,7 @@ def test_request_workflow_from_a_denied_job(clients, catalog, audio_dir):
     assert grant.stems == ["vocals"] and grant.territories == ["GB"] and grant.licensee_org.slug == "producer-a"
     outcome = clients["producer"].get(f"/api/v1/license-requests/{req['id']}/").json()
     assert outcome["status"] == "approved" and outcome["response"] == "vocals only"
-    assert do_process_job(job_for(clients["producer"], audio_dir, name="excerpt12.flac", stems=["vocals"])).state == "queued"
+    assert do_process_job(job_for(clients["producer"], audio_dir, name="excerpt12.flac", requested_stems=["vocals"])).state == "queued"
     assert do_process_job(job_for(clients["producer"], audio_dir, name="excerpt12.flac")).error_code == "stem_not_licensed"
     closed = clients["label"].post(f"/api/v1/license-requests/{req['id']}/deny/", {"reason": "late"}, format="json")
     assert closed.status_code == 409 and closed.json()["code"] == "request_closed"
@@ -191,13 +191,13 @@ def test_download_cap_holds_under_concurrent_requests(live_server, worker, users
     s.headers["Authorization"] = f"Token {producer}"
     with open(audio_dir / "excerpt11.flac", "rb") as fh:
         up = s.post(live_server.url + "/api/v1/uploads/", files={"file": fh}).json()
-    job = s.post(live_server.url + "/api/v1/jobs/", json={"upload": up["id"], "stems": ["bass"], "purpose": "remix",
+    job = s.post(live_server.url + "/api/v1/jobs/", json={"upload": up["id"], "requested_stems": ["bass"], "purpose": "remix",
                                                           "territory": "GB"}).json()
     deadline = time.monotonic() + 60
     while (state := s.get(f"{live_server.url}/api/v1/jobs/{job['id']}/").json())["state"] != "done":
         assert time.monotonic() < deadline and state["state"] not in ("failed", "denied")
         time.sleep(0.2)
-    url = live_server.url + state["stems"][0]["download_url"]
+    url = live_server.url + state["files"][0]["download_url"]
     barrier = threading.Barrier(24)
 
     def fetch(_):

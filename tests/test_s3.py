@@ -36,7 +36,7 @@ def test_upload_to_stems_on_s3(s3, clients, catalog, audio_dir):
     assert type(default_storage._wrapped).__name__ == "S3Storage"
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac")
     assert up.status_code == 201, up.content
-    body = {"upload": up.json()["id"], "stems": ["vocals", "bass"], "purpose": "remix", "territory": "GB"}
+    body = {"upload": up.json()["id"], "requested_stems": ["vocals", "bass"], "purpose": "remix", "territory": "GB"}
     job_id = clients["producer"].post("/api/v1/jobs/", body, format="json").json()["id"]
     assert do_process_job(job_id).state == "queued"
     job = do_separate_job(job_id)

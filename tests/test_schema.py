@@ -63,7 +63,7 @@ def test_the_schema_says_what_the_api_does(clients):
     assert provenance["schema"] == {"$ref": ref + "ProvenanceBundle"}
     assert schemas["RecordingCreateRequest"]["properties"]["file"] == {"type": "string", "format": "binary"}
     assert set(schemas["LicenseGrantStatusEnum"]["enum"]) == {
-        "draft", "active", "suspended", "revoked", "superseded", "expired"}
+        "draft", "active", "suspended", "revoked", "superseded", "expired", "scheduled"}
     assert schemas["LicenseGrantRequest"]["properties"]["status"]["allOf"] == [{"$ref": ref + "LicenseGrantInitialStatusEnum"}]
     assert schemas["LicenseGrantInitialStatusEnum"]["enum"] == ["draft", "active"]
     assert "201" in paths["/api/v1/licenses/{id}/amend/"]["post"]["responses"]
@@ -110,7 +110,7 @@ def world(live_server, worker, users, audio_dir):
     assert grant.status_code == 201, grant.text
     with open(audio_dir / "excerpt11.flac", "rb") as fh:
         upload = producer.post("/api/v1/uploads/", files={"file": fh}).json()
-    job = producer.post("/api/v1/jobs/", json={"upload": upload["id"], "stems": ["vocals"], "purpose": "remix",
+    job = producer.post("/api/v1/jobs/", json={"upload": upload["id"], "requested_stems": ["vocals"], "purpose": "remix",
                                                "territory": "GB"}).json()
     deadline = time.monotonic() + 120
     while job["state"] not in ("done", "denied", "failed", "cancelled") and time.monotonic() < deadline:
@@ -120,7 +120,7 @@ def world(live_server, worker, users, audio_dir):
     (req,) = producer.post("/api/v1/license-requests/", json={
         "recordings": [recs[12]], "stems": ["vocals"], "purpose": "remix", "territory": "GB"}).json()
     return {"recording": recs[11], "grant": grant.json()["id"], "upload": upload["id"], "job": job["id"],
-            "stem": job["stems"][0]["id"], "request": req["id"],
+            "stem": job["files"][0]["id"], "request": req["id"],
             "references": {"upload": upload["id"], "job": job["id"], "recordings": [recs[11]],
                            "licensee": "producer-a", "licensee_user": users["producer"][0].username}}
 

@@ -143,7 +143,7 @@ def test_non_commercial_model_refused_for_commercial_jobs(clients, catalog, audi
 
     settings.CLEARSTEM_MODEL_DIR = str(model_dir)
     up = upload_file(clients["producer"], audio_dir / "original.wav").json()
-    body = {"upload": up["id"], "stems": ["vocals"], "purpose": "remix", "territory": "GB", "model": "tiny_hdemucs",
+    body = {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix", "territory": "GB", "model": "tiny_hdemucs",
             "attestation": {"accepted": True}}
     r = clients["producer"].post("/api/v1/jobs/", {**body, "commercial": True}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "model_not_licensed_for_commercial_use"

@@ -17,7 +17,7 @@ from tests.test_jobs import make_job
 
 @pytest.fixture
 def stems(clients, catalog, audio_dir):
-    job = do_process_job(make_job(clients, audio_dir, stems=["vocals", "drums"]).pk)
+    job = do_process_job(make_job(clients, audio_dir, requested_stems=["vocals", "drums"]).pk)
     do_separate_job(job.pk)
     return {s.name: s for s in Job.objects.get(pk=job.pk).stem_files.all()}
 

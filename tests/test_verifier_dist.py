@@ -54,7 +54,7 @@ def run_in(venv: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
 def finished_stem(clients, audio_dir: Path):
     """A stem separated by the product (the pipeline's services, in this process)."""
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
-    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "stems": ["vocals"], "purpose": "remix",
+    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix",
                                                    "territory": "GB", "model": "dsp"}, format="json")
     assert r.status_code == 201, r.content
     assert do_process_job(r.json()["id"]).state == "queued"

@@ -300,7 +300,7 @@ def test_unmatched_audio_needs_the_ownership_statement(web, clients, catalog, au
 
 @pytest.fixture
 def stems(clients, catalog, audio_dir):
-    job = do_process_job(make_job(clients, audio_dir, stems=["vocals", "drums"]).pk)
+    job = do_process_job(make_job(clients, audio_dir, requested_stems=["vocals", "drums"]).pk)
     do_separate_job(job.pk)
     return {s.name: s for s in Job.objects.get(pk=job.pk).stem_files.all()}
 

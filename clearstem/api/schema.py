@@ -6,7 +6,8 @@ drf-spectacular's AutoSchema, told what it cannot see for itself:
   and 403 where a token is needed, 404 where the path names an object or a write names others,
   409 where a state can refuse, 415 for request bodies, 429 for throttled writes;
 - only GET lists are paginated (a create that answers a list returns a plain array);
-- a grant's `status` is draft/active in a request and any LicenseGrant.Status in a response.
+- a grant's `status` is draft/active in a request and any LicenseGrant.Status (or the derived
+  `scheduled`) in a response.
 """
 from __future__ import annotations
 
@@ -63,5 +64,5 @@ class GrantStatusFieldExtension(OpenApiSerializerFieldExtension):
     target_class = GrantStatusField
 
     def map_serializer_field(self, auto_schema, direction):
-        values = list(self.target.choices) if direction == "request" else list(LicenseGrant.Status.values)
+        values = list(self.target.choices) if direction == "request" else [*LicenseGrant.Status.values, "scheduled"]
         return {"type": "string", "enum": values}

@@ -11,16 +11,25 @@ from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.metering import remaining_caps
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from separation.registry import ModelUnavailable, model_info
+from sharedcore.errors import DomainError
+from sharedcore.media import codec_label
 
 
 class UploadSerializer(serializers.ModelSerializer):
+    codec_name = serializers.SerializerMethodField()
+
     class Meta:
         model = Upload
         fields = [
-            "id", "original_name", "size", "sha256", "container", "codec", "sample_rate", "channels",
+            "id", "original_name", "size", "sha256", "container", "codec", "codec_name", "sample_rate", "channels",
             "bits_per_sample", "duration_s", "peak_dbfs", "identification_status", "identification",
             "identified_at", "created_at",
         ]
+        extra_kwargs = {"codec": {"help_text": "FFmpeg's decoder name (e.g. mp3float); codec_name is for people"}}
+
+    def get_codec_name(self, obj) -> str:
+        """The codec as people know it: "MP3", "FLAC", "PCM 24-bit"."""
+        return codec_label(obj.codec)
 
 
 class StemSerializer(serializers.ModelSerializer):
@@ -203,8 +212,37 @@ class JobReviewBriefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobReasonSerializer(serializers.Serializer):
+    """One reason a job was refused, held for review or stopped."""
+
+    code = serializers.CharField(help_text="machine-readable, e.g. no_license, stem_not_licensed, revoked")
+    message = serializers.CharField(help_text="the reason in plain words")
+    recording = serializers.CharField(required=False, help_text="the recording this reason is about")
+    title = serializers.CharField(required=False)
+    isrc = serializers.CharField(required=False, allow_null=True)
+    rights_holder = serializers.CharField(required=False, allow_null=True, help_text="organisation slug")
+    grant = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, help_text="refused_in_review: the rights holder's reason")
+
+
+class RenamedFields:
+    """Refuses input that uses a field's old name, so old clients fail loudly (400
+    `renamed_field`) instead of having the key silently ignored."""
+
+    renamed: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        for old, new in self.renamed.items():
+            if hasattr(data, "__contains__") and old in data:
+                raise DomainError("renamed_field", f"the field {old} was renamed to {new}: send {new} instead",
+                                  extra={"field": old, "renamed_to": new})
+        return super().to_internal_value(data)
+
+
 class JobSerializer(serializers.ModelSerializer):
-    stems = StemSerializer(source="stem_files", many=True, read_only=True)
+    files = StemSerializer(source="stem_files", many=True, read_only=True,
+                           help_text="the stem files the separation produced")
+    reasons = serializers.SerializerMethodField()
     reviews = JobReviewBriefSerializer(many=True, read_only=True,
                                        help_text="suspected recordings and their rights holders' verdicts")
     requested_stems = StemListField(source="stems", read_only=True)
@@ -215,9 +253,15 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "upload", "state", "progress", "requested_stems", "purpose", "commercial", "territory",
-            "model", "model_fidelity", "decision", "error_code", "error_message", "attempts", "cancel_requested",
-            "created_at", "decided_at", "queued_at", "started_at", "finished_at", "stems", "reviews",
+            "model", "model_fidelity", "decision", "reasons", "error_code", "error_message", "attempts",
+            "cancel_requested", "created_at", "decided_at", "queued_at", "started_at", "finished_at", "files", "reviews",
         ]
+        extra_kwargs = {"error_code": {"help_text": "the first reason's code (see reasons)"}}
+
+    @extend_schema_field(JobReasonSerializer(many=True))
+    def get_reasons(self, obj) -> list[dict]:
+        """Every reason, not only the first (`error_code`)."""
+        return obj.reasons()
 
     def get_model_fidelity(self, obj) -> str | None:
         try:
@@ -231,10 +275,12 @@ class AttestationSerializer(serializers.Serializer):
     statement = serializers.CharField(required=False, max_length=2000)
 
 
-class JobCreateSerializer(serializers.Serializer):
+class JobCreateSerializer(RenamedFields, serializers.Serializer):
+    renamed = {"stems": "requested_stems"}
+
     upload = serializers.UUIDField()
-    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1,
-                                  error_messages={"min_length": "choose at least one stem"})
+    requested_stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), min_length=1,
+                                            error_messages={"min_length": "choose at least one stem"})
     purpose = serializers.ChoiceField(choices=PURPOSES)
     commercial = serializers.BooleanField(default=False)
     territory = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2 country code",
@@ -323,7 +369,9 @@ class LicenseGrantSerializer(serializers.ModelSerializer):
 
     def to_representation(self, obj):
         data = super().to_representation(obj)
-        data["status"] = obj.status  # the real status (the input field only offers draft/active)
+        # the real status, derived from the validity window too (scheduled, expired); the input
+        # field only offers draft/active
+        data["status"] = obj.current_status
         return data
 
     def validate(self, attrs):

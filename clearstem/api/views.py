@@ -110,7 +110,7 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
         if upload is None:
             raise NotFound("not_found", "no such upload")
         job = do_create_job(
-            request.user, upload, stems=data["stems"], purpose=data["purpose"], commercial=data["commercial"],
+            request.user, upload, stems=data["requested_stems"], purpose=data["purpose"], commercial=data["commercial"],
             territory=data["territory"], attestation=data.get("attestation"), model=data.get("model"),
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)

@@ -3,6 +3,7 @@ from datetime import UTC
 from django import template
 
 from clearstem.web import present
+from sharedcore.media import codec_label
 
 register = template.Library()
 
@@ -40,6 +41,12 @@ def humansize(n):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+@register.filter
+def codec_name(codec):
+    """FFmpeg's decoder name as people know the codec ("MP3", not "mp3float")."""
+    return codec_label(codec)
 
 
 @register.filter

@@ -33,14 +33,22 @@ class Command(BaseCommand):
                     for m in found.matches
                 ], "suspects": [{k: m[k] for k in ("isrc", "recording", "title", "score", "decided_by", "reason")}
                                 for m in found.suspects]}
-            except (AudioError, OSError) as exc:
+            except AudioError as exc:
                 failures += 1
-                row = {"file": path, "error": getattr(exc, "code", "unreadable"), "detail": str(exc), "matches": []}
+                row = {"file": path, "error": exc.code, "detail": str(exc), "matches": []}
+            except OSError as exc:  # in words: no errno number, no exception class
+                failures += 1
+                row = {"file": path, "error": "unreadable",
+                       "detail": f"cannot read {path}: {(exc.strerror or 'input/output error').lower()}", "matches": []}
             row["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 1)
             if as_json:
                 self.stdout.write(json.dumps(row, separators=(",", ":")))
+            elif "error" in row:  # said, and on to the next file
+                detail = row["detail"]
+                self.stderr.write(detail if path in detail else f"{path}: {detail}")
             else:
-                found = ", ".join(f"{m['title']} ({m['score']:.2f})" for m in row["matches"]) or row.get("error", "no match")
+                found = ", ".join(f"{m['title']} ({m['score']:.2f})" for m in row["matches"]) or "no match"
                 self.stdout.write(f"{path}: {found}")
         if failures:
+            self.stderr.write(f"{failures} of {len(files)} files could not be identified")
             raise SystemExit(1)

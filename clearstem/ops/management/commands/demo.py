@@ -100,8 +100,8 @@ class Command(BaseCommand):
         for name, path, attestation in cases:
             self.out(f"\n== {name}: {path.name}")
             up = producer.post("/uploads/", files={"file": path.open("rb")})
-            self.out(f"   upload {up['id']}: {up['duration_s']:.1f} s {up['codec']} {up['sample_rate']} Hz, sha256 {up['sha256'][:16]}…")
-            body = {"upload": up["id"], "stems": ["vocals", "drums", "bass", "other"], "purpose": "remix",
+            self.out(f"   upload {up['id']}: {up['duration_s']:.1f} s {up['codec_name']} {up['sample_rate']} Hz, sha256 {up['sha256'][:16]}…")
+            body = {"upload": up["id"], "requested_stems": ["vocals", "drums", "bass", "other"], "purpose": "remix",
                     "commercial": False, "territory": "GB"}
             if attestation:
                 body["attestation"] = attestation
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             self.out(f"   decision: {'ALLOWED' if d.get('allowed') else 'DENIED'} (basis {d.get('basis')})"
                      + "".join(f"\n     - {r['code']}: {r['detail']}" for r in d.get("reasons", [])))
             self.out(f"   job: {job['state']}" + (f" ({job['error_code']})" if job["error_code"] else ""))
-            for stem in job["stems"]:
+            for stem in job["files"]:
                 audio = producer.get_bytes(stem["download_url"])
                 bundle = producer.get(stem["provenance_url"])
                 tmp = songs_dir / f"check-{stem['id']}.wav"
