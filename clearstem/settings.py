@@ -179,6 +179,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_TEMP_DIR = env.str("CLEARSTEM_UPLOAD_TEMP_DIR", default="") or None
 CLEARSTEM_MAX_UPLOAD_BYTES = env.int("CLEARSTEM_MAX_UPLOAD_BYTES", default=1024**3)
 CLEARSTEM_MAX_UPLOAD_SECONDS = env.float("CLEARSTEM_MAX_UPLOAD_SECONDS", default=2 * 3600)
+# How much of an open catalog recording producers may hear before asking for a license.
+CLEARSTEM_EXCERPT_SECONDS = env.float("CLEARSTEM_EXCERPT_SECONDS", default=8.0)
 
 # Identification (fingerprint.matcher.MatchParams): a match is a run of aligned items whose
 # smoothed bit error rate stays <= MAX_BER for MIN_SECONDS, in which at least MIN_NEAR_FRACTION

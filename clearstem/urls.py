@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from clearstem import health
 from clearstem.api import accounts as account_views
-from clearstem.api import views, webhooks
+from clearstem.api import catalog, views, webhooks
 from clearstem.api.audit import AuditLookupView
 
 router = DefaultRouter()
@@ -15,6 +15,7 @@ router.register("stems", views.StemViewSet, basename="stem")
 router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("licenses", views.LicenseViewSet, basename="license")
 router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
+router.register("catalog", catalog.CatalogViewSet, basename="catalog")
 router.register("reviews", views.ReviewViewSet, basename="review")
 router.register("webhooks", webhooks.WebhookViewSet, basename="webhook")
 router.register("invitations", account_views.InvitationViewSet, basename="invitation")

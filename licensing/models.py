@@ -23,15 +23,44 @@ class Recording(models.Model):
     duration_s = models.FloatField()
     territories = models.JSONField(default=list, blank=True, help_text='where the rights are held; ["WW"] = worldwide')
     created_at = models.DateTimeField(auto_now_add=True)
+    revision = models.PositiveIntegerField(default=1, help_text="title/artist/ISRC version; older ones in RecordingRevision")
+    # Open for remix requests: producers find it in the catalog and may ask before uploading.
+    # The offer's terms are what the label usually grants (the request form starts from them).
+    open_for_requests = models.BooleanField(default=False, db_index=True)
+    offer_stems = models.JSONField(default=list, blank=True)
+    offer_purposes = models.JSONField(default=list, blank=True)
+    offer_commercial = models.BooleanField(default=False)
+    offer_territories = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["title"]
         constraints = [
             models.UniqueConstraint(fields=["rights_holder", "audio_sha256"], name="recording_unique_audio_per_holder"),
+            models.CheckConstraint(condition=models.Q(revision__gte=1), name="recording_revision_positive"),
         ]
 
     def __str__(self) -> str:
         return f"{self.title} [{self.isrc or 'no ISRC'}]"
+
+
+class RecordingRevision(models.Model):
+    """A recording's title, artist and ISRC as they were before an edit: revision n holds the
+    values that revision n + 1 replaced. Rows are only ever added (the edit is ledgered too)."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    title = models.CharField(max_length=300)
+    artist = models.CharField(max_length=300, blank=True)
+    isrc = models.CharField(max_length=12, null=True, blank=True)
+    replaced_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "revision"], name="recording_revision_unique"),
+        ]
 
 
 GRANT_STATUSES = ["draft", "active", "suspended", "revoked", "expired", "superseded"]

@@ -41,6 +41,7 @@ class LedgerEntry(models.Model):
         EXPORT = "export"
         REVIEW_RELEASED = "review_released"
         REVIEW_REFUSED = "review_refused"
+        RECORDING_EDITED = "recording_edited"
 
     index = models.BigIntegerField(primary_key=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -326,8 +326,16 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     song13 = tmp_path / "track13.flac"  # title, artist and ISRC come from the file's tags
     subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(audio_dir / "song13.wav"), "-metadata", "title=Song 13",
                     "-metadata", "artist=The Synths", "-metadata", "ISRC=QZAAA2600013", str(song13)], check=True)
+    # territories come first: the files wait for Register (nothing is sent while they are blank)
+    page.get_by_label("1. Territories you hold").fill("")
     page.set_input_files("#bulk-files", [str(song13), str(bad)])
-    page.get_by_text("1 registered, 1 refused.").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Register 2 files").click()
+    page.get_by_text("Set Territories you hold first: nothing was sent.").wait_for()
+    assert Recording.objects.count() == 2
+    page.get_by_label("1. Territories you hold").fill("WW")
+    page.get_by_role("button", name="Register 2 files").click()
+    page.get_by_text("1 registered, 0 already registered, 1 refused.").wait_for(timeout=60_000)
+    assert page.inner_text("#recording-total") == "3"  # the count is live
     rows = page.locator("[data-filelist] li")
     assert "registered as “Song 13”" in rows.nth(0).inner_text()
     assert Recording.objects.get(title="Song 13").isrc == "QZAAA2600013"
@@ -515,3 +523,119 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
     page.goto("/audit/")
     assert "/signin/" in page.url
     shot(page, "signin")
+
+
+def test_invitation_accepted_and_password_reset_through_the_email(chromium, page, people, live_server, settings,
+                                                                   mailoutbox):
+    """A label admin invites by e-mail; the invitee opens the link on a phone, chooses a password and
+    lands signed in; later they forget it and reset it through the e-mail's link."""
+    import re
+
+    settings.CLEARSTEM_PUBLIC_URL = live_server.url  # the links in the e-mails point at this server
+
+    def link_in(message) -> str:
+        (url,) = re.findall(r"https?://\S+", message.body)
+        assert url.startswith(live_server.url + "/"), url
+        return url
+
+    sign_in(page, people["label"])
+    page.get_by_role("link", name="Account", exact=True).click()
+    page.get_by_role("link", name="Team and invitations").click()
+    page.get_by_label("E-mail").fill("sam@example.test")
+    page.get_by_label("Role").select_option("member")
+    page.get_by_role("button", name="Send invitation").click()
+    page.get_by_text("Invitation sent to sam@example.test.").wait_for()
+    assert "sam@example.test" in page.inner_text("#pending-invitations")
+    shot(page, "account-team")
+    (invite,) = mailoutbox
+
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, base_url=live_server.url)
+    try:
+        sam = phone.new_page()
+        sam.goto(link_in(invite))
+        assert "Join Label A" in sam.inner_text("h1") and fits_phone(sam)
+        assert sam.get_by_label("User name").input_value() == "sam@example.test"
+        sam.get_by_label("Password", exact=True).fill(PASSWORD)
+        sam.get_by_label("Password again").fill(PASSWORD)
+        shot(sam, "invitation-accept-phone")
+        sam.get_by_role("button", name="Create my account").click()
+        sam.wait_for_url("**/catalog/")
+        assert "Welcome to Label A" in sam.inner_text(".messages") and "sam@example.test" in sam.inner_text(".who")
+        sam.get_by_role("button", name="Sign out").click()
+        sam.wait_for_url("**/signin/")
+
+        # forgot the password: the sign-in page's link, the e-mail, a new password
+        sam.get_by_role("link", name="Forgot password?").click()
+        sam.get_by_label("E-mail").fill("sam@example.test")
+        sam.get_by_role("button", name="Send the link").click()
+        sam.get_by_text("Check your e-mail").wait_for()
+        reset = mailoutbox[-1]
+        assert len(mailoutbox) == 2 and reset.to == ["sam@example.test"]
+        sam.goto(link_in(reset))
+        new_password = "a-brand-new-passphrase-9"
+        sam.get_by_label("New password", exact=True).fill(new_password)
+        sam.get_by_label("New password confirmation").fill(new_password)
+        sam.get_by_role("button", name="Set password").click()
+        sam.get_by_text("Your new password is saved.").wait_for()
+        assert fits_phone(sam)
+        sam.get_by_role("link", name="Sign in").click()
+        sam.get_by_label("E-mail").fill("sam@example.test")
+        sam.get_by_label("Password").fill(new_password)
+        sam.get_by_role("button", name="Sign in").click()
+        sam.wait_for_url("**/catalog/")
+        sam.goto(link_in(invite))  # the invitation worked once
+        assert "already been used" in sam.inner_text("#invitation-problem")
+    finally:
+        phone.close()
+
+
+def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, clients, audio_dir):
+    """At 390 × 844 no page is wider than the screen: hashes and key ids wrap, tables stack."""
+    from clearstem.jobs.models import Job, Stem
+    from licensing.models import LicenseGrant, Recording
+    from licensing.requests import do_create_license_requests
+
+    recs, grant = register_catalog(clients, audio_dir, licensed=(11,))
+    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals", "drums"])
+    assert job["state"] == "done", job
+    do_create_license_requests(people["producer"], recordings=[Recording.objects.get(id=recs[12]["id"])],
+                               stems=["vocals", "drums"], purpose="remix", commercial=False, territory="GB",
+                               message="For a club remix.")
+    job_obj = Job.objects.get(pk=job["id"])
+    stem = Stem.objects.filter(job=job_obj).first()
+    pages = {
+        "producer": ["/studio/", "/studio/upload/", f"/studio/uploads/{job_obj.upload_id}/", f"/studio/jobs/{job_obj.pk}/",
+                     "/studio/licenses/"],
+        "label": ["/catalog/", f"/catalog/{recs[11]['id']}/", "/licenses/",
+                  f"/licenses/{LicenseGrant.objects.get(pk=grant['id']).pk}/", "/requests/", "/usage/", "/reviews/"],
+        "platform": ["/audit/", f"/audit/stems/{stem.pk}/", "/audit/ledger/", "/audit/jobs/",
+                     f"/audit/jobs/{job_obj.pk}/", "/audit/ledger/consistency/?first=1&second=3",
+                     f"/audit/?q={stem.sha256[:8]}"],
+    }
+    too_wide = []
+    for who, paths in pages.items():
+        context = chromium.new_context(viewport={"width": 390, "height": 844}, base_url=live_server.url)
+        context.set_default_timeout(30_000)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+        sign_in(pg, people[who])
+        for path in paths:
+            response = pg.goto(path)
+            assert response.status < 400, (path, response.status)
+            pg.wait_for_load_state("networkidle")
+            width = pg.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                too_wide.append((path, width))
+            if path == f"/studio/jobs/{job_obj.pk}/":
+                shot(pg, "phone-producer-job")
+            if path == f"/audit/stems/{stem.pk}/":
+                shot(pg, "phone-audit-stem")
+        # stacked tables keep every column's value in view, each under its column's name
+        if who == "label":
+            pg.goto("/licenses/")
+            cell = pg.locator(".table-wrap td[data-label]").first
+            assert cell.is_visible() and cell.get_attribute("data-label")
+        context.close()
+        assert not errors, f"JavaScript errors on {who}'s pages: {errors}"
+    assert not too_wide, f"pages wider than a 390 px phone: {too_wide}"

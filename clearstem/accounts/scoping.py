@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 
 from clearstem.jobs.models import Job, JobReview, Stem
 from clearstem.uploads.models import Upload
+from licensing.catalog import open_catalog
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 
 
@@ -42,6 +43,14 @@ def visible_recordings(user) -> QuerySet:
     if user.is_label:
         return qs.filter(rights_holder=user.organisation)
     return qs.none()
+
+
+def visible_catalog(user, q: str = "") -> QuerySet:
+    """The open catalog: recordings their labels opened for remix requests (any member of an
+    organisation may browse it; closed recordings stay invisible, 404)."""
+    if user.organisation_id is None:
+        return Recording.objects.none()
+    return open_catalog(q)
 
 
 def visible_grants(user, current_only: bool = False) -> QuerySet:

@@ -289,12 +289,26 @@ class JobCreateSerializer(RenamedFields, serializers.Serializer):
     model = serializers.CharField(required=False, max_length=64)
 
 
+class RemixOfferTermsSerializer(serializers.Serializer):
+    """What the label usually grants for a recording open for remix requests."""
+
+    stems = serializers.ListField(child=serializers.ChoiceField(choices=STEM_CHOICES), source="offer_stems")
+    purposes = serializers.ListField(child=serializers.ChoiceField(choices=PURPOSES), source="offer_purposes")
+    commercial = serializers.BooleanField(source="offer_commercial")
+    territories = serializers.ListField(child=serializers.CharField(), source="offer_territories",
+                                        help_text="ISO 3166-1 alpha-2 codes, or WW for worldwide")
+
+
 class RecordingSerializer(serializers.ModelSerializer):
     rights_holder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    offer = RemixOfferTermsSerializer(source="*", read_only=True,
+                                      help_text="the usual terms, when open_for_requests (see /recordings/offer/)")
 
     class Meta:
         model = Recording
-        fields = ["id", "rights_holder", "isrc", "title", "artist", "audio_sha256", "duration_s", "territories", "created_at"]
+        fields = ["id", "rights_holder", "isrc", "title", "artist", "audio_sha256", "duration_s", "territories",
+                  "revision", "open_for_requests", "offer", "created_at"]
+        read_only_fields = ["revision", "open_for_requests"]
 
 
 COUNTRY_CODE_ERROR = "use two-letter country codes (ISO 3166-1 alpha-2) such as GB, or WW for worldwide"

@@ -29,6 +29,7 @@ from clearstem.uploads.services import do_create_upload
 from fingerprint.catalog import do_register_recording, do_remove_recording
 from licensing import grants, reports
 from licensing import requests as license_requests
+from licensing.catalog import do_edit_recording, do_set_remix_offer
 from licensing.metering import remaining_caps_many
 from licensing.models import LicenseGrant, LicenseRequest, Recording
 from licensing.odrl import to_odrl
@@ -40,6 +41,7 @@ from provenance.services import stem_bundle
 from sharedcore.errors import DomainError, NotFound, PermissionDenied
 from sharedcore.media import DELIVERY_FORMATS
 
+from . import catalog as catalog_api
 from . import serializers as s
 from .parsers import FormParser, JSONParser, MultiPartParser
 
@@ -189,6 +191,38 @@ class RecordingViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixin
         require_writer(request.user, Organisation.Kind.LABEL)
         do_remove_recording(request.user.organisation, rec.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=catalog_api.RecordingEditSerializer, responses={200: s.RecordingSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        """Edit title, artist and/or ISRC as a new revision (old values kept, the edit ledgered)."""
+        rec_id = self.get_object().pk
+        require_writer(request.user, Organisation.Kind.LABEL)
+        body = catalog_api.RecordingEditSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        rec = do_edit_recording(rec_id, request.user.organisation, request.user,
+                                expected_revision=data.pop("revision", None), **data)
+        return Response(self.get_serializer(rec).data)
+
+    @extend_schema(responses={200: catalog_api.RecordingRevisionSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def revisions(self, request, pk=None):
+        """Earlier titles, artists and ISRCs, newest first."""
+        rec = self.get_object()
+        return Response(catalog_api.RecordingRevisionSerializer(rec.revisions.select_related("replaced_by"),
+                                                                many=True).data)
+
+    @extend_schema(request=catalog_api.RemixOfferSerializer, responses={200: catalog_api.RemixOfferResultSerializer})
+    @action(detail=False, methods=["post"])
+    def offer(self, request):
+        """Open recordings (or, without `recordings`, the whole catalog) for remix requests with
+        the terms you usually grant, or close them."""
+        require_writer(request.user, Organisation.Kind.LABEL)
+        body = catalog_api.RemixOfferSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        changed = do_set_remix_offer(request.user.organisation, data.pop("recordings", None), **data)
+        return Response({"changed": changed})
 
 
 def csv_response(rows: list[dict], filename: str, fieldnames: list[str] | None = None):

@@ -13,7 +13,7 @@ def navigation(request) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     if user.is_producer:
-        items = [("Studio", "web:studio"), ("Licenses", "web:studio-licenses")]
+        items = [("Studio", "web:studio"), ("Catalog", "web:studio-catalog"), ("Licenses", "web:studio-licenses")]
     elif user.is_label:
         pending = LicenseRequest.objects.filter(rights_holder=user.organisation, status="pending").count()
         reviews = visible_reviews(user).awaiting().count()

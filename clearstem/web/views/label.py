@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
 from clearstem.accounts.models import Organisation
+from clearstem.api.catalog import RecordingEditSerializer, RemixOfferSerializer
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import (
     LicenseAmendSerializer,
@@ -23,6 +24,7 @@ from clearstem.api.serializers import (
 )
 from clearstem.api.views import csv_response
 from fingerprint.catalog import do_register_recording, do_remove_recording
+from licensing import catalog as catalog_edits
 from licensing import grants, reports
 from licensing import requests as license_requests
 from licensing.engine import PURPOSES, STEM_CHOICES
@@ -60,10 +62,17 @@ def catalog(request):
         separations=Count("usage", filter=Q(usage__kind="separation"), distinct=True))
     if q:
         recs = recs.filter(Q(title__icontains=q) | Q(artist__icontains=q) | Q(isrc__icontains=q.replace("-", "")))
-    ctx = {"recordings": recs.order_by("title")[:200], "q": q, "total": scope.visible_recordings(request.user).count()}
+    ctx = {**_catalog_context(request), "recordings": recs.order_by("title")[:200], "q": q}
     if request.headers.get("HX-Request"):  # live search: only the results
         return render(request, "web/label/_recording_rows.html", ctx)
     return render(request, "web/label/catalog.html", ctx)
+
+
+def _catalog_context(request) -> dict:
+    mine = scope.visible_recordings(request.user)
+    return {"recordings": mine.order_by("title")[:200], "total": mine.count(),
+            "open_count": mine.filter(open_for_requests=True).count(), "offer": _offer_initial(),
+            "offer_errors": {}, **_offer_choices()}
 
 
 @label_page
@@ -86,9 +95,12 @@ def recording_create(request):
                 request.user.organisation, f.temporary_file_path(), f.name, title=title,
                 artist=valid.get("artist") or tags.get("artist", ""), isrc=valid.get("isrc") or tags.get("isrc") or None,
                 territories=valid.get("territories") or ["WW"])
-            if wants_json(request):
+            if wants_json(request):  # the drop zone counts each verdict and shows the catalog's size
                 return JsonResponse({"id": str(rec.id), "title": rec.title, "created": created,
-                                     "duration_s": rec.duration_s}, status=201 if created else 200)
+                                     "verdict": "registered" if created else "already_registered",
+                                     "duration_s": rec.duration_s,
+                                     "total": scope.visible_recordings(request.user).count()},
+                                    status=201 if created else 200)
             messages.success(request, f"Registered “{rec.title}”." if created else f"“{rec.title}” was already registered.")
             return redirect("web:recording", rec.id)
         except DomainError as exc:
@@ -100,20 +112,86 @@ def recording_create(request):
         field, detail = next(iter(errors.items()))
         return JsonResponse({"code": code, "detail": detail if field == "__all__" else f"{field}: {detail}",
                              "errors": errors}, status=status)
-    ctx = {"recordings": scope.visible_recordings(request.user)[:200], "form": request.POST, "errors": errors,
-           "total": scope.visible_recordings(request.user).count()}
+    ctx = {**_catalog_context(request), "form": request.POST, "errors": errors}
     return render(request, "web/label/catalog.html", ctx, status=status)
+
+
+def _recording_context(request, rec, edit_form=None, errors=None, offer_form=None, offer_errors=None):
+    events = UsageEvent.objects.filter(recording=rec)
+    return {
+        "rec": rec, "chart": _chart(events, f"Daily usage of {rec.title}, last {USAGE_DAYS} days"),
+        "grants": rec.grants.exclude(status="superseded").select_related("licensee_org", "licensee_user"),
+        "in_use": rec.grants.exists() or rec.usage.exists() or rec.reviews.exists(),
+        "revisions": rec.revisions.select_related("replaced_by"),
+        "edit": edit_form or {"title": rec.title, "artist": rec.artist, "isrc": rec.isrc or "", "revision": rec.revision},
+        "errors": errors or {}, "offer": offer_form or _offer_initial(rec), "offer_errors": offer_errors or {},
+        **_offer_choices(),
+    }
+
+
+def _offer_initial(rec=None):
+    if rec is not None and rec.offer_stems:
+        return {"stems": rec.offer_stems, "purposes": rec.offer_purposes, "commercial": rec.offer_commercial,
+                "territories": rec.offer_territories}
+    return {"stems": ["vocals", "drums", "bass", "other"], "purposes": ["remix"], "commercial": False,
+            "territories": []}
+
+
+def _offer_choices():
+    return {"stem_choices": [(s, present.STEM_LABELS[s]) for s in STEM_CHOICES],
+            "purposes": [(p, present.PURPOSE_LABELS[p]) for p in PURPOSES]}
 
 
 @label_page
 def recording_detail(request, recording_id):
     rec = get_object_or_404(scope.visible_recordings(request.user), pk=recording_id)
-    events = UsageEvent.objects.filter(recording=rec)
-    return render(request, "web/label/recording.html", {
-        "rec": rec, "chart": _chart(events, f"Daily usage of {rec.title}, last {USAGE_DAYS} days"),
-        "grants": rec.grants.exclude(status="superseded").select_related("licensee_org", "licensee_user"),
-        "in_use": rec.grants.exists() or rec.usage.exists() or rec.reviews.exists(),
-    })
+    return render(request, "web/label/recording.html", _recording_context(request, rec))
+
+
+@label_page
+@require_POST
+@writer
+def recording_edit(request, recording_id):
+    """Title, artist and ISRC as a new revision (the old values stay, the edit is ledgered)."""
+    rec = get_object_or_404(scope.visible_recordings(request.user), pk=recording_id)
+    data = form_data(request.POST)
+    valid, errors = bind(RecordingEditSerializer, data)
+    if valid:
+        try:
+            new = catalog_edits.do_edit_recording(rec.pk, request.user.organisation, request.user,
+                                                  expected_revision=valid.pop("revision", None), **valid)
+            messages.success(request, f"Saved as revision {new.revision}." if new.revision != rec.revision
+                             else "Nothing changed.")
+            return redirect("web:recording", rec.pk)
+        except DomainError as exc:
+            errors = error_dict(exc)
+    return render(request, "web/label/recording.html", _recording_context(request, rec, data, errors), status=400)
+
+
+@label_page
+@require_POST
+@writer
+def recording_offer(request):
+    """Open recordings for remix requests (one, or the whole catalog) with the usual terms, or
+    close them."""
+    data = form_data(request.POST, lists=("stems", "purposes"), codes=("territories",), booleans=("commercial",))
+    one = data.pop("recording", "")
+    data["open"] = data.pop("action", "open") != "close"
+    rec = get_object_or_404(scope.visible_recordings(request.user), pk=one) if one else None
+    valid, errors = bind(RemixOfferSerializer, data)
+    if valid:
+        try:
+            n = catalog_edits.do_set_remix_offer(request.user.organisation, [rec.pk] if rec else None, **valid)
+            what = f"“{rec.title}”" if rec else f"{n} recording{'s' if n != 1 else ''}"
+            messages.success(request, f"{what} {'opened for remix requests' if valid['open'] else 'closed to requests'}.")
+            return redirect("web:recording", rec.pk) if rec else redirect("web:catalog")
+        except DomainError as exc:
+            errors = error_dict(exc)
+    if rec is not None:
+        return render(request, "web/label/recording.html",
+                      _recording_context(request, rec, offer_form=data, offer_errors=errors), status=400)
+    return render(request, "web/label/catalog.html", {**_catalog_context(request), "offer": data,
+                                                      "offer_errors": errors}, status=400)
 
 
 @label_page

@@ -5,25 +5,29 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.db.models import Prefetch
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
+from clearstem.api.catalog import CatalogRequestSerializer
 from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
+from clearstem.excerpts import excerpt_name
 from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job, download_refusal
 from clearstem.jobs.models import Job, JobReview
 from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
 from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload
+from licensing.catalog import covered_stems, job_terms_under
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.metering import grants_for, remaining_caps
 from licensing.requests import do_withdraw_license_request
@@ -52,8 +56,10 @@ def _licenses(user):
 def studio(request):
     user = request.user
     uploads = scope.visible_uploads(user).prefetch_related("jobs")[:20]
+    license_id = _license_param(request.GET)
     return render(request, "web/producer/studio.html", {
         "uploads": uploads, "licenses": _licenses(user)[:6],
+        "license": scope.visible_grants(user, current_only=True).filter(pk=license_id).first() if license_id else None,
         "max_mb": settings.CLEARSTEM_MAX_UPLOAD_BYTES // (1024 * 1024),
     })
 
@@ -70,10 +76,38 @@ def upload(request):
             return JsonResponse({"code": exc.code, "detail": str(exc.detail)}, status=http_status(exc))
         return refuse(request, exc, "web:studio")
     url = reverse("web:upload", args=[up.id])
+    if (license_id := _license_param(request.POST)):
+        url += f"?license={license_id}"
     return JsonResponse({"id": str(up.id), "redirect": url}, status=201) if wants_json(request) else redirect(url)
 
 
-def _upload_context(request, up, form=None, errors=None):
+def _license_param(data):
+    """A `license` (grant id) from a query string or form, when it is a well-formed id."""
+    raw = (data.get("license") or "").strip()
+    try:
+        return str(uuid.UUID(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def _form_license(request, source, covering):
+    """The license the job form starts from: the one named (`?license=`, or the form's hidden
+    field), else the active license that covers every recording identified in the upload;
+    `license=none` asks for the form without one."""
+    if (source.get("license") or "") == "none":
+        return None
+    if (license_id := _license_param(source)):
+        return get_object_or_404(scope.visible_grants(request.user, current_only=True), pk=license_id)
+    common = None
+    for c in covering:
+        ids = {g["grant"].id for g in c["grants"]}
+        common = ids if common is None else common & ids
+    if not common:
+        return None
+    return next(g["grant"] for g in covering[0]["grants"] if g["grant"].id in common)
+
+
+def _upload_context(request, up, form=None, errors=None, source=None):
     user = request.user
     matches = present.describe_matches(up.identification.get("matches", []))
     covering = []
@@ -82,17 +116,22 @@ def _upload_context(request, up, form=None, errors=None):
         for m in matches:
             grants = [g for g in by_rec.get(m["recording"], []) if g.status == "active"]
             covering.append({"match": m, "grants": [{"grant": g, "remaining": remaining_caps(g, user)} for g in grants]})
+    grant = _form_license(request, request.GET if source is None else source, covering)
+    stems, purposes = list(STEM_CHOICES), list(PURPOSES)
+    initial = {"stems": ["vocals", "drums", "bass", "other"], "purpose": "remix", "territory": ""}
+    if grant is not None:  # offer only what the license covers, pre-filled from it
+        stems, purposes = covered_stems(grant.stems), list(grant.purposes)
+        initial = job_terms_under(grant)
     return {
-        "upload": up, "matches": matches, "covering": covering,
+        "upload": up, "matches": matches, "covering": covering, "license": grant,
         "suspects": present.describe_matches(up.identification.get("suspects", [])),
         "identified": up.identification_status != "pending",
         "jobs": up.jobs.order_by("-created_at"),
-        "stem_choices": [(s, present.STEM_LABELS[s]) for s in STEM_CHOICES],
-        "purposes": [(p, present.PURPOSE_LABELS[p]) for p in PURPOSES],
+        "stem_choices": [(s, present.STEM_LABELS[s]) for s in stems],
+        "purposes": [(p, present.PURPOSE_LABELS[p]) for p in purposes],
         "models": [m for m in list_models(settings.CLEARSTEM_MODEL_DIR) if m.available],
         "attestation_text": ATTESTATION_TEXT,
-        "form": form or {"stems": ["vocals", "drums", "bass", "other"], "purpose": "remix", "territory": "",
-                         "model": settings.CLEARSTEM_DEFAULT_MODEL},
+        "form": form or {**initial, "model": settings.CLEARSTEM_DEFAULT_MODEL},
         "errors": errors or {},
     }
 
@@ -118,20 +157,25 @@ def separate(request, upload_id):
     up = get_object_or_404(scope.visible_uploads(request.user), pk=upload_id)
     data = form_data(request.POST, lists=("stems",), booleans=("commercial", "attest"), optional=("model",))
     attest = data.pop("attest")
-    data["upload"] = str(up.id)
+    data.pop("license", None)
+    stems = data.pop("stems")
+    body = {**data, "upload": str(up.id), "requested_stems": stems}  # the API's name for the field
     if attest:
-        data["attestation"] = {"accepted": True}
-    valid, errors = bind(JobCreateSerializer, data)
+        body["attestation"] = {"accepted": True}
+    valid, errors = bind(JobCreateSerializer, body)
+    errors = {("stems" if k == "requested_stems" else k): v for k, v in errors.items()}
     if valid:
         try:
             job = do_create_job(
-                request.user, up, stems=valid["stems"], purpose=valid["purpose"], commercial=valid["commercial"],
-                territory=valid["territory"], attestation=valid.get("attestation"), model=valid.get("model"))
+                request.user, up, stems=valid["requested_stems"], purpose=valid["purpose"],
+                commercial=valid["commercial"], territory=valid["territory"], attestation=valid.get("attestation"),
+                model=valid.get("model"))
             return redirect("web:job", job.id)
         except DomainError as exc:
             errors = error_dict(exc)
-    form = {**data, "attest": attest}
-    return render(request, "web/producer/upload.html", _upload_context(request, up, form, errors), status=400)
+    form = {**data, "stems": stems, "attest": attest}
+    return render(request, "web/producer/upload.html", _upload_context(request, up, form, errors, request.POST),
+                  status=400)
 
 
 def _job_context(request, job):
@@ -147,7 +191,25 @@ def _job_context(request, job):
     return {"job": job, "explained": present.explain_decision(job), "stems": stems, "grants": grants,
             "download_refusal": refusal.detail if refusal else "",
             "terminal": job.state in Job.TERMINAL, "requests": job.license_requests.all(),
-            "steps": _steps(job)}
+            "steps": _steps(job), "separate_under": _licenses_for_retry(user, job)}
+
+
+def _licenses_for_retry(user, job) -> list[dict]:
+    """For a denied job: the active licenses that cover every recording that blocked it, each
+    with the job it would run (the asked terms, narrowed to what the license covers)."""
+    if job.state != Job.State.DENIED:
+        return []
+    blocked = {r["recording"] for r in (job.decision or {}).get("reasons", []) if r.get("recording")}
+    if not blocked:
+        return []
+    out = []
+    for grant in scope.visible_grants(user, current_only=True).filter(status="active", recordings__in=blocked).distinct():
+        if blocked <= {str(r.id) for r in grant.recordings.all()}:
+            terms = job_terms_under(grant, stems=job.stems, purpose=job.purpose, commercial=job.commercial,
+                                    territory=job.territory)
+            if terms["territory"]:
+                out.append({"grant": grant, "terms": terms})
+    return out
 
 
 def _steps(job):
@@ -217,6 +279,83 @@ def request_license(request, job_id):
     holders = ", ".join(sorted({r.rights_holder.name for r in reqs}))
     messages.success(request, f"License request sent to {holders}. You will see the answer here and under Licenses.")
     return redirect("web:job", job.pk)
+
+
+@producer_page
+@require_POST
+@writer
+def separate_under(request, job_id, grant_id):
+    """"Separate now under license …": one click from a denied job, with the license's terms."""
+    job = get_object_or_404(scope.visible_jobs(request.user), pk=job_id)
+    choice = next((c for c in _licenses_for_retry(request.user, job) if str(c["grant"].id) == str(grant_id)), None)
+    if choice is None:
+        raise Http404("no license covers this job")
+    try:
+        new = do_create_job(request.user, job.upload, model=job.model, **choice["terms"])
+    except DomainError as exc:
+        return refuse(request, exc, "web:job", job.pk)
+    return redirect("web:job", new.id)
+
+
+# --- the open catalog -------------------------------------------------------------------------
+
+@producer_page
+def catalog(request):
+    """Recordings labels opened for remix requests: search, listen, ask before uploading."""
+    q = request.GET.get("q", "").strip()
+    recs = scope.visible_catalog(request.user, q)
+    ctx = {"recordings": recs[:200], "q": q, "total": recs.count()}
+    if request.headers.get("HX-Request"):  # live search: only the results
+        return render(request, "web/producer/_catalog_rows.html", ctx)
+    return render(request, "web/producer/catalog.html", ctx)
+
+
+def _request_initial(rec) -> dict:
+    territories = [t for t in rec.offer_territories if t != "WW"]
+    return {"stems": [s for s in rec.offer_stems if s != "instrumental"] or rec.offer_stems,
+            "purpose": (rec.offer_purposes or ["remix"])[0], "commercial": rec.offer_commercial,
+            "territory": territories[0] if len(territories) == 1 else ""}
+
+
+def _catalog_context(request, rec, form, errors=None) -> dict:
+    return {"rec": rec, "form": form, "errors": errors or {},
+            "stem_choices": [(s, present.STEM_LABELS[s]) for s in STEM_CHOICES],
+            "purposes": [(p, present.PURPOSE_LABELS[p]) for p in PURPOSES],
+            "requests": scope.visible_license_requests(request.user).filter(recordings=rec)[:10]}
+
+
+@producer_page
+def catalog_recording(request, recording_id):
+    """One open recording: its usual terms, an excerpt, and the license request form."""
+    rec = get_object_or_404(scope.visible_catalog(request.user), pk=recording_id)
+    return render(request, "web/producer/catalog_recording.html", _catalog_context(request, rec, _request_initial(rec)))
+
+
+@producer_page
+@require_POST
+@writer
+def catalog_request(request, recording_id):
+    """Ask the label for a license on an open recording, before uploading anything."""
+    rec = get_object_or_404(scope.visible_catalog(request.user), pk=recording_id)
+    data = form_data(request.POST, lists=("stems",), booleans=("commercial",))
+    valid, errors = bind(CatalogRequestSerializer, data)
+    if valid:
+        try:
+            do_request_licenses(request.user, recordings=[rec], **valid)
+            messages.success(request, f"License request for “{rec.title}” sent to {rec.rights_holder.name}. "
+                                      "You will see the answer under Licenses.")
+            return redirect("web:studio-licenses")
+        except DomainError as exc:
+            errors = error_dict(exc)
+    return render(request, "web/producer/catalog_recording.html", _catalog_context(request, rec, data, errors),
+                  status=400)
+
+
+@producer_page
+def catalog_excerpt(request, recording_id):
+    """A few seconds of an open recording (stereo MP3), nothing more."""
+    rec = get_object_or_404(scope.visible_catalog(request.user), pk=recording_id)
+    return FileResponse(default_storage.open(excerpt_name(rec), "rb"), content_type="audio/mpeg")
 
 
 def _stem(request, stem_id):

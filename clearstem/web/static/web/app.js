@@ -56,10 +56,16 @@
       list.appendChild(li);
       return {file: file, li: li};
     });
-    var ok = 0, bad = 0;
+    // each verdict counted exactly: a file already in the catalog is not "registered"
+    var counts = {registered: 0, already: 0, refused: 0};
+    var total = document.querySelector("[data-total]");
+    function tally(done) {
+      summary.textContent = (done ? "" : "Registering " + rows.length + " file(s): ") + counts.registered +
+        " registered, " + counts.already + " already registered, " + counts.refused + " refused.";
+    }
     form.setAttribute("aria-busy", "true");
     summary.className = "hint";
-    summary.textContent = "Registering " + rows.length + " file(s)…";
+    tally(false);
     rows.reduce(function (chain, row) {
       return chain.then(function () {
         var st = row.li.querySelector(".status");
@@ -69,32 +75,70 @@
           if (f >= 1) st.textContent = "fingerprinting…";
         }, rows.length > 1 ? ["title", "artist", "isrc"] : []).then(function (r) {
           if (r.status === 200 || r.status === 201) {
-            ok += 1;
+            counts[r.status === 201 ? "registered" : "already"] += 1;
             st.className = "status ok";
             st.textContent = (r.status === 201 ? "registered as “" : "already registered as “") + r.body.title + "”";
+            if (total && typeof r.body.total === "number") total.textContent = r.body.total;
           } else {
-            bad += 1;
+            counts.refused += 1;
             setBar(row.li.querySelector(".progress > span"), 0);
             st.className = "status bad";
             st.textContent = "refused: " + (r.body.detail || "error") + (r.body.code ? " (" + r.body.code + ")" : "");
           }
+          tally(false);
         });
       });
     }, Promise.resolve()).then(function () {
       form.removeAttribute("aria-busy");
-      summary.className = bad ? "error" : "hint";
-      summary.textContent = ok + " registered, " + bad + " refused.";
+      summary.className = counts.refused ? "error" : "hint";
+      tally(true);
       var target = document.querySelector(form.dataset.refresh || "#none");
-      if (target && window.htmx && ok) htmx.ajax("GET", target.dataset.src, {target: target, swap: "innerHTML"});
+      if (target && window.htmx && counts.registered) htmx.ajax("GET", target.dataset.src, {target: target, swap: "innerHTML"});
     });
+  }
+
+  // Fields a form marked data-require="a b" needs before anything is sent (the label's
+  // territories apply to every file, so they are set first).
+  function missing(form) {
+    var names = (form.dataset.require || "").split(" ").filter(Boolean);
+    for (var i = 0; i < names.length; i++) {
+      var field = form.elements[names[i]];
+      if (field && !field.value.trim()) return field;
+    }
+    return null;
   }
 
   function wire(form) {
     var zone = form.querySelector(".dropzone");
     var input = form.querySelector("input[type=file]");
     var handle = form.dataset.upload === "bulk" ? bulk : single;
+    var staged = null;
     form.querySelectorAll("[data-nojs]").forEach(function (el) { el.hidden = true; });
-    function take(files) { if (files && files.length) handle(form, files); }
+    function start(files) {
+      var field = missing(form);
+      var status = form.querySelector("[data-status]");
+      if (field) {
+        status.className = "error";
+        status.textContent = "Set " + (field.labels && field.labels[0] ? field.labels[0].textContent.replace(/^\d+\.\s*/, "") : field.name) +
+          " first: nothing was sent.";
+        field.setAttribute("aria-invalid", "true");
+        field.focus();
+        return;
+      }
+      staged = null;
+      handle(form, files);
+    }
+    function take(files) {
+      if (!files || !files.length) return;
+      if (form.dataset.upload !== "bulk") { start(files); return; }
+      // bulk: stage the files; Register sends them, once the fields above are right
+      staged = files;
+      var status = form.querySelector("[data-status]");
+      status.className = "hint";
+      status.textContent = files.length + " file(s) ready. Check the territories, then press Register.";
+      var button = form.querySelector("[data-register]");
+      if (button) button.textContent = "Register " + files.length + " file" + (files.length === 1 ? "" : "s");
+    }
     ["dragenter", "dragover"].forEach(function (ev) {
       zone.addEventListener(ev, function (e) { e.preventDefault(); zone.classList.add("over"); });
     });
@@ -103,7 +147,11 @@
     });
     zone.addEventListener("drop", function (e) { take(e.dataTransfer.files); });
     input.addEventListener("change", function () { take(input.files); });
-    form.addEventListener("submit", function (e) { e.preventDefault(); take(input.files); });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (form.dataset.upload === "bulk") { if (staged || input.files.length) start(staged || input.files); return; }
+      take(input.files);
+    });
   }
 
   // At phone width tables stack their cells (app.css): each cell shows its column's name from

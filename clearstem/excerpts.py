@@ -1,0 +1,74 @@
+"""Short excerpts of catalog recordings, for producers browsing the open catalog.
+
+A producer hears a few seconds (stereo MP3, the page's preview quality) before asking for a
+license; never the whole reference audio, which is the label's master. Rendered once per
+recording and audio, then served from storage."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import av
+import numpy as np
+import soundfile as sf
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from sharedcore.media import encode_preview, open_container
+
+from .storage import local_path
+
+
+def excerpt_window(duration_s: float, seconds: float) -> tuple[float, float]:
+    """Where the excerpt starts and how long it is: from a third of the way in (past most
+    intros), never running off the end."""
+    length = min(seconds, duration_s)
+    start = max(0.0, min(duration_s / 3, duration_s - length))
+    return start, length
+
+
+def _cut(src: str, dst_wav: str, start_s: float, length_s: float) -> None:
+    """Decode `length_s` seconds from `start_s` into a float WAV (the source's rate, mono or stereo)."""
+    with open_container(src) as inp:
+        stream = inp.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        channels = 1 if stream.codec_context.channels == 1 else 2
+        resampler = av.AudioResampler(format="flt", layout="mono" if channels == 1 else "stereo", rate=rate)
+        first, last = int(start_s * rate), int((start_s + length_s) * rate)
+        pieces, seen = [], 0
+        for frame in inp.decode(stream):
+            for out in resampler.resample(frame):
+                pcm = out.to_ndarray().reshape(-1, channels)
+                a, b = max(first - seen, 0), min(last - seen, len(pcm))
+                if b > a:
+                    pieces.append(pcm[a:b])
+                seen += len(pcm)
+            if seen >= last:
+                break
+    if not pieces:
+        raise ValueError("no audio in the excerpt window")
+    sf.write(dst_wav, np.concatenate(pieces), rate, subtype="FLOAT")
+
+
+def excerpt_name(recording) -> str:
+    """The storage name of the recording's excerpt, rendered now if it is not there yet."""
+    seconds = settings.CLEARSTEM_EXCERPT_SECONDS
+    name = f"excerpts/{recording.id}-{recording.audio_sha256[:16]}-{seconds:g}s.mp3"
+    if default_storage.exists(name):
+        return name
+    start, length = excerpt_window(recording.duration_s, seconds)
+    fd, wav = tempfile.mkstemp(suffix=".wav", prefix="clearstem-excerpt-")
+    os.close(fd)
+    mp3 = wav[:-4] + ".mp3"
+    try:
+        with local_path(recording.reference_audio.name) as src:
+            _cut(src, wav, start, length)
+        encode_preview(wav, mp3)
+        with open(mp3, "rb") as fh:
+            if not default_storage.exists(name):
+                default_storage.save(name, fh)
+    finally:
+        for path in (wav, mp3):
+            if os.path.exists(path):
+                os.unlink(path)
+    return name
