@@ -256,6 +256,23 @@ def test_a_job_refused_on_its_accepted_recordings_anyway_is_refused_at_once(clie
     assert not JobReview.objects.filter(job=job).exists() and not UsageEvent.objects.exists()
 
 
+def test_a_suspect_the_producers_license_covers_is_not_reviewed(clients, catalog, audio_dir):
+    """Song 11, licensed to Producer A, is only suspected: nobody needs to judge whether a
+    recording the producer may separate anyway is there. The job clears at once, metered under
+    that license as if the song were present, and the decision names the suspect."""
+    recs = catalog["recordings"]
+    job = do_process_job(job_with_evidence(clients, audio_dir, [], [suspect(recs[11])]).pk)
+    assert job.state == "queued" and job.decision["allowed"] and not JobReview.objects.exists()
+    assert [s["recording"] for s in job.decision["licensed_suspects"]] == [recs[11]["id"]]
+    (use,) = UsageEvent.objects.filter(job=job)
+    assert str(use.recording_id) == recs[11]["id"] and use.kind == "separation"
+    # one suspect the license does not cover (song 12) still holds the whole job for review
+    job = do_process_job(job_with_evidence(clients, audio_dir, [], [suspect(recs[11]), suspect(recs[12])],
+                                           attestation={"accepted": True}).pk)
+    assert job.state == "review" and JobReview.objects.filter(job=job).count() == 2
+    assert not UsageEvent.objects.filter(job=job).exists()
+
+
 def test_release_can_still_deny_on_the_licenses(held, users, orgs):
     """Released, the job gets the ordinary decision at that moment: the license for song 11 was
     revoked while the job waited, so it is refused, and nothing is metered."""

@@ -113,8 +113,15 @@ def do_process_job(job_id) -> Job | None:
                 return job
             # suspects go to review before the licensing decision: no cap is spent on a job that
             # may be refused, and no ownership statement stands in for the rights holder's judgement
-            held = suspects_of(upload) and _could_clear(job, upload)
-            job = enter_review(job, upload) if held else decide_job(job, upload)
+            suspects = suspects_of(upload)
+            if suspects and _licensed_for(job, upload, suspects):
+                # the producer's license covers every suspected recording for these terms:
+                # decided (and metered) as if they were present, with no reviewer to wait for
+                job = decide_job(job, upload, with_suspects=suspects)
+            elif suspects and _could_clear(job, upload):
+                job = enter_review(job, upload)
+            else:
+                job = decide_job(job, upload)
             if job.state != Job.State.CLEARED:
                 return job
     return _queue(job_id)
@@ -123,11 +130,23 @@ def do_process_job(job_id) -> Job | None:
 def _could_clear(job: Job, upload: Upload) -> bool:
     """Whether the recordings accepted as present would let the job clear now (nothing spent):
     a job that is refused on them anyway is refused at once, not put before a reviewer."""
-    matches = upload.identification.get("matches", [])
     return check_separation(
-        job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
+        job.requested_by, _present_recordings(upload), stems=job.stems,
         purpose=job.purpose, commercial=job.commercial, territory=job.territory,
         attested=bool(job.attestation)).allowed
+
+
+def _licensed_for(job: Job, upload: Upload, suspects: list[dict]) -> bool:
+    """Whether licenses the producer holds cover every suspected recording (and the accepted
+    ones) for this job's terms, judged without the ownership statement: a reviewer would only
+    be asked whether a recording the producer may separate anyway is there."""
+    return check_separation(
+        job.requested_by, _present_recordings(upload, [s["recording"] for s in suspects]), stems=job.stems,
+        purpose=job.purpose, commercial=job.commercial, territory=job.territory, attested=False).allowed
+
+
+def _present_recordings(upload: Upload, extra=()) -> list[str]:
+    return list(dict.fromkeys([*(m["recording"] for m in upload.identification.get("matches", [])), *extra]))
 
 
 def suspects_of(upload: Upload) -> list[dict]:
@@ -180,20 +199,24 @@ def _uuid(value):
         return None
 
 
-def decide_job(job: Job, upload: Upload, *, reviews: list[dict] | None = None) -> Job:
+def decide_job(job: Job, upload: Upload, *, reviews: list[dict] | None = None,
+               with_suspects: list[dict] = ()) -> Job:
     """The licensing decision (job locked by the caller, inside its transaction): identifying
     or review → cleared (a separation use metered per recording) or denied with every reason.
 
-    Decides on the recordings identification accepted as present, only: suspects that reviewers
-    released were judged not present. `reviews` (their verdicts) is kept in the decision."""
-    matches = upload.identification.get("matches", [])
+    Decides on the recordings identification accepted as present: suspects that reviewers
+    released were judged not present. `with_suspects` are suspected recordings the producer's
+    licenses cover (see `_licensed_for`): decided and metered as present, and named in the
+    decision as `licensed_suspects`. `reviews` (their verdicts) is kept in the decision."""
     decision = do_decide_separation(
-        job.requested_by, list(dict.fromkeys(m["recording"] for m in matches)), stems=job.stems,
+        job.requested_by, _present_recordings(upload, [s["recording"] for s in with_suspects]), stems=job.stems,
         purpose=job.purpose, commercial=job.commercial, territory=job.territory,
         attested=bool(job.attestation), job_id=job.pk)
     record = _decision_record(decision, upload)
     if reviews:
         record["reviews"] = reviews
+    if with_suspects:
+        record["licensed_suspects"] = list(with_suspects)
     if not decision.allowed:
         first = decision.reasons[0]
         return transition(job, Job.State.DENIED, code=first.code, message=first.detail, decision=record,
