@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.password_validation import password_validators_help_texts
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
@@ -107,7 +108,8 @@ def invitation_accept(request, token):
                 return redirect("web:home")
         status = 400
     return render(request, "web/account/invitation_accept.html",
-                  {"invitation": invitation, "values": values, "errors": errors}, status=status)
+                  {"invitation": invitation, "values": values, "errors": errors,
+                   "password_rules": " ".join(password_validators_help_texts())}, status=status)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
