@@ -4,6 +4,7 @@ opt-outs, organisation scoping, bad input."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -355,3 +356,76 @@ def test_page_adds_a_webhook_shows_its_secret_once_and_refuses_bad_urls(users, r
     assert receiver.url in page and "Add a webhook" not in page and "Send test event" not in page
     r = viewer.post(f"/settings/notifications/webhooks/{hook.id}/remove/")
     assert r.status_code == 302 and WebhookEndpoint.objects.exists()
+
+
+# --- in a browser ----------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CLEARSTEM_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def browser_page(live_server, worker):
+    from playwright.sync_api import sync_playwright
+
+    # as tests/test_browser.py: Playwright's event loop lives in this thread meanwhile
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as p:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.mark.slow
+def test_admin_adds_a_webhook_in_the_browser_and_a_test_event_arrives_signed(browser_page, users, receiver):
+    page, admin = browser_page, users["producer"][0]
+    admin.set_password(PASSWORD)
+    admin.save(update_fields=["password"])
+    page.goto("/signin/")
+    page.fill("input[name=username]", admin.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/signin/" not in url)
+
+    page.get_by_role("link", name="Notifications").click()
+    add = page.get_by_role("form", name="Add a webhook")
+    add.get_by_label("URL (http or https)").fill("ftp://example.com/nope")
+    add.get_by_role("button", name="Add webhook").click()
+    assert "must start with http:// or https://" in page.inner_text("#err-url")
+    add.get_by_label("URL (http or https)").fill(receiver.url)
+    add.get_by_label("Job finished").check()
+    add.get_by_role("button", name="Add webhook").click()
+    secret = page.inner_text("#new-secret").strip()
+    assert secret.startswith("whsec_")
+
+    page.get_by_role("button", name="Send test event").click()
+    wait_for(lambda: receiver.got, what="the test delivery")
+    got = receiver.got[0]
+    signature = {k.lower(): v for k, v in got["headers"].items()}["clearstem-signature"]
+    assert readme_verifier()(secret, signature, got["body"])
+
+    def shows_success():
+        page.reload()
+        return page.locator(".delivery .pill", has_text="succeeded").count() == 1
+    wait_for(shows_success, what="the delivery logged as succeeded")
+    page.locator(".delivery summary", has_text="Attempts").click()
+    assert "HTTP 200" in page.inner_text(".delivery")
+
+    # e-mail opt-out with the keyboard-usable checkboxes
+    email = page.get_by_role("form", name="E-mail to you")
+    email.get_by_label("License revoked").uncheck()
+    email.get_by_role("button", name="Save e-mail preferences").click()
+    assert "E-mail preferences saved." in page.inner_text(".messages")
+    assert not email.get_by_label("License revoked").is_checked() and email.get_by_label("License granted").is_checked()
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "phone-notifications.png"), full_page=True)
