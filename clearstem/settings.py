@@ -265,6 +265,8 @@ CLEARSTEM_PUBLIC_URL = env.str("CLEARSTEM_PUBLIC_URL", default="http://127.0.0.1
 # How long an invitation link works (password-reset links: PASSWORD_RESET_TIMEOUT, in seconds).
 CLEARSTEM_INVITATION_DAYS = env.int("CLEARSTEM_INVITATION_DAYS", default=7)
 PASSWORD_RESET_TIMEOUT = env.int("CLEARSTEM_PASSWORD_RESET_S", default=24 * 3600)
+# At most one reset e-mail per address this often (0: no limit; the form answers the same either way).
+CLEARSTEM_PASSWORD_RESET_EVERY_S = env.int("CLEARSTEM_PASSWORD_RESET_EVERY_S", default=60)
 
 # Webhooks (clearstem.notifications): each POST waits at most TIMEOUT_S; a delivery the receiver
 # does not answer with a 2xx is tried up to MAX_ATTEMPTS times, BACKOFF_S after the first try,

@@ -7,12 +7,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.sites import site
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
 from clearstem.accounts.models import Invitation
+from clearstem.web.views.account import reset_throttle_key
 from tests.test_web import browser, html
 
 PASSWORD = "a-long-and-unusual-passphrase"
@@ -175,12 +178,15 @@ def test_password_reset_by_email_sets_a_new_password(users):
     user = users["producer"][0]
     user.set_password("the-old-passphrase")
     user.save()
+    cache.delete(reset_throttle_key(user.email))
     anon = Client()
     assert "Forgot password?" in html(anon.get("/signin/"))
     r = anon.post("/password-reset/", {"email": "nobody@example.test"})
     assert r.status_code == 302 and r["Location"] == "/password-reset/sent/" and not mail.outbox  # same answer
     r = anon.post("/password-reset/", {"email": user.email})
     assert r["Location"] == "/password-reset/sent/"
+    again = anon.post("/password-reset/", {"email": user.email.upper()})  # one e-mail a minute per address
+    assert again["Location"] == "/password-reset/sent/"
     (message,) = mail.outbox
     path = link_in(message)
     form = anon.get(path, follow=True)
@@ -211,3 +217,12 @@ def test_password_change_when_signed_in(users):
     assert ok.redirect_chain[-1][0] == "/account/" and "Your password was changed." in html(ok)
     assert web.get("/catalog/").status_code == 200  # still signed in
     assert signs_in(user.username, PASSWORD)
+
+
+def test_the_admin_shows_invitations_and_changes_none(admin_user, rf):
+    model_admin = site._registry[Invitation]
+    request = rf.get("/admin/")
+    request.user = admin_user
+    assert not (model_admin.has_add_permission(request) or model_admin.has_change_permission(request)
+                or model_admin.has_delete_permission(request) or model_admin.get_actions(request))
+    assert "token_hash" in model_admin.exclude

@@ -3,12 +3,16 @@ invite people and revoke invitations, accepting an invitation, and password rese
 (Django's auth views with the site's templates)."""
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.password_validation import password_validators_help_texts
+from django.core.cache import cache
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
@@ -129,10 +133,22 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "web/account/password_reset_subject.txt"
     success_url = reverse_lazy("web:password-reset-sent")
 
+    def form_valid(self, form):
+        """One e-mail per address per CLEARSTEM_PASSWORD_RESET_EVERY_S, so the form cannot be used
+        to flood someone's mailbox; the page says the same either way."""
+        every = settings.CLEARSTEM_PASSWORD_RESET_EVERY_S
+        if every > 0 and not cache.add(reset_throttle_key(form.cleaned_data["email"]), 1, timeout=every):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
     @property
     def extra_email_context(self):
         """Absolute links from CLEARSTEM_PUBLIC_URL, read when sending (not the request's host)."""
         return {"public_url": settings.CLEARSTEM_PUBLIC_URL}
+
+
+def reset_throttle_key(email: str) -> str:
+    return "password-reset:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class PasswordResetSentView(auth_views.PasswordResetDoneView):
