@@ -639,3 +639,56 @@ def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, cli
         context.close()
         assert not errors, f"JavaScript errors on {who}'s pages: {errors}"
     assert not too_wide, f"pages wider than a 390 px phone: {too_wide}"
+
+
+def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromium, page, people, clients, audio_dir,
+                                                                        live_server):
+    """License first: the producer finds Song 12 in the open catalog, hears an excerpt, asks before
+    uploading; the label approves in its own browser; the upload's job form starts from the
+    license and the job clears."""
+    from licensing.models import LicenseRequest
+
+    recs, _ = register_catalog(clients, audio_dir, licensed=())
+    r = clients["label"].post("/api/v1/recordings/offer/", {"open": True, "recordings": [recs[12]["id"]],
+                                                             "stems": ["vocals", "drums", "bass", "other"],
+                                                             "purposes": ["remix"], "territories": ["GB", "FR"]},
+                              format="json")
+    assert r.status_code == 200, r.content
+    sign_in(page, people["producer"])
+    page.get_by_role("link", name="Catalog", exact=True).click()
+    page.get_by_label("Title, artist, ISRC or label").fill("QZ-AAA-26-00012")
+    page.wait_for_function("() => document.querySelectorAll('#catalog-rows .catalog-item').length === 1")
+    assert "Song 11" not in page.inner_text("#catalog-rows")  # closed recordings are not listed
+    excerpt = page.locator("#catalog-rows audio").get_attribute("src")
+    heard = page.request.get(excerpt)
+    assert heard.status == 200 and heard.headers["content-type"] == "audio/mpeg" and len(heard.body()) < 400_000
+    shot(page, "producer-catalog")
+    page.get_by_role("link", name="Request a license for Song 12").click()
+    page.get_by_label("Bass", exact=True).uncheck()
+    page.get_by_label("Other (everything else)").uncheck()
+    page.get_by_label("Where you will use it").fill("GB")
+    page.get_by_role("button", name="Request a license").click()
+    page.wait_for_url("**/studio/licenses/")
+    req = LicenseRequest.objects.get()
+    assert req.job_id is None and req.stems == ["vocals", "drums"] and req.territory == "GB"
+
+    label = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    try:
+        lp = label.new_page()
+        sign_in(lp, people["label"])
+        lp.goto(f"/requests/{req.pk}/")
+        lp.get_by_role("button", name="Approve with these terms").click()
+        lp.wait_for_url("**/licenses/*/")
+    finally:
+        label.close()
+
+    page.reload()
+    page.get_by_role("link", name="Upload and separate under it").click()
+    page.set_input_files("#upload-file", str(audio_dir / "excerpt12.flac"))
+    page.wait_for_url("**/studio/uploads/*/?license=*")
+    assert page.get_by_label("Vocals", exact=True).is_checked() and page.get_by_label("Drums", exact=True).is_checked()
+    assert page.get_by_label("Bass", exact=True).count() == 0  # only what the license covers is offered
+    assert page.get_by_label("Where you will use it").input_value() == "GB"
+    shot(page, "producer-job-form-from-license")
+    page.get_by_role("button", name="Separate", exact=True).click()
+    assert wait_job_state(page, ("done", "denied", "failed")) == "done"
