@@ -98,6 +98,38 @@ def encode_preview(src, dst) -> None:
         out.mux(stream.encode(None))
 
 
+def _resampled(inp, resampler):
+    for frame in inp.decode(audio=0):
+        yield from resampler.resample(frame)
+    yield from resampler.resample(None)
+
+
+def waveform_peaks(src, bins: int = 360) -> list[float]:
+    """The loudest absolute sample of each of `bins` equal slices of `src` (any format PyAV
+    decodes), 0..1, for drawing a waveform. Streams frame by frame: memory holds one peak per
+    1024 samples of mono audio, not the audio."""
+    block = 1024
+    peaks: list[np.ndarray] = []
+    carry = np.zeros(0, dtype=np.float32)
+    with open_container(src) as inp:
+        resampler = av.AudioResampler(format="flt", layout="mono")
+        for frame in _resampled(inp, resampler):
+            samples = np.abs(frame.to_ndarray().reshape(-1))
+            carry = np.concatenate([carry, samples]) if carry.size else samples
+            whole = carry.size - carry.size % block
+            if whole:
+                peaks.append(carry[:whole].reshape(-1, block).max(axis=1))
+                carry = carry[whole:]
+    if carry.size:
+        peaks.append(carry.max(keepdims=True))
+    fine = np.concatenate(peaks) if peaks else np.zeros(0, dtype=np.float32)
+    if fine.size == 0:
+        return [0.0] * bins
+    edges = np.linspace(0, fine.size, bins + 1).astype(int)
+    out = [float(fine[a:max(b, a + 1)].max()) if a < fine.size else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [round(min(x, 1.0), 3) for x in out]
+
+
 #: What a stem can be delivered as: key -> (container, bits or None for lossy, MIME type, extension).
 #: "wav" and "flac" keep the master's bit depth; the explicit depths convert (with TPDF dither
 #: when reducing). MP3 is 320 kb/s CBR via libmp3lame, the highest rate the format has.

@@ -692,3 +692,45 @@ def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromiu
     shot(page, "producer-job-form-from-license")
     page.get_by_role("button", name="Separate", exact=True).click()
     assert wait_job_state(page, ("done", "denied", "failed")) == "done"
+
+
+def test_producer_listens_with_waveforms_solo_and_mute(page, people, clients, audio_dir):
+    """A finished job's page: waveforms of the upload and each stem, one transport for every
+    stem, solo and mute by keyboard (the player keeps each stem's gain in data-gain)."""
+    register_catalog(clients, audio_dir)
+    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals", "drums"])
+    assert job["state"] == "done", job
+    sign_in(page, people["producer"])
+    page.goto(f"/studio/jobs/{job['id']}/")
+    assert page.locator(".stem .wave svg path").count() == 2 and page.locator("#original .wave svg").is_visible()
+    assert page.locator(".stem .wave").first.bounding_box()["width"] > 300
+    mixer = page.locator("#mixer")
+    assert mixer.is_visible() and not page.locator(".stem audio[data-single]").first.is_visible()
+
+    page.get_by_role("button", name="Play all stems").click()
+    page.wait_for_function("document.querySelector('#mixer').mixer.position() > 0.5", timeout=30_000)
+    assert mixer.get_attribute("data-state") == "playing"
+    assert page.get_by_role("button", name="Pause").get_attribute("aria-pressed") == "true"
+
+    solo = page.get_by_role("button", name="Solo drums")
+    solo.focus()
+    page.keyboard.press("Space")
+    assert solo.get_attribute("aria-pressed") == "true"
+    vocals, drums = page.locator('.stem[data-name="vocals"]'), page.locator('.stem[data-name="drums"]')
+    assert vocals.get_attribute("data-gain") == "0" and drums.get_attribute("data-gain") == "1"
+    shot(page, "producer-job-player")
+    page.get_by_role("button", name="Mute drums").click()
+    assert drums.get_attribute("data-gain") == "0"
+    page.get_by_role("button", name="Mute drums").click()
+    page.get_by_label("Drums volume").fill("0.5")
+    assert drums.get_attribute("data-gain") == "0.5" and vocals.get_attribute("data-gain") == "0"
+    solo.click()  # solo off: every stem heard again
+    assert vocals.get_attribute("data-gain") == "1"
+
+    page.get_by_role("button", name="Pause").click()
+    assert mixer.get_attribute("data-state") == "paused"
+    page.get_by_label("Position").fill("5")
+    assert abs(page.evaluate("document.querySelector('#mixer').mixer.position()") - 5) < 0.2
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert fits_phone(page)
+    shot(page, "producer-job-player-phone")

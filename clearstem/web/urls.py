@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, audit, common, label, producer, reviews
+from .views import account, audit, common, label, listening, producer, reviews
 from .views import notifications as notification_views
 
 app_name = "web"
@@ -32,6 +32,7 @@ urlpatterns = [
     path("studio/upload/", producer.upload, name="studio-upload"),
     path("studio/uploads/<uuid:upload_id>/", producer.upload_detail, name="upload"),
     path("studio/uploads/<uuid:upload_id>/identification/", producer.upload_identification, name="upload-identification"),
+    path("studio/uploads/<uuid:upload_id>/listen/", listening.upload_listen, name="upload-listen"),
     path("studio/uploads/<uuid:upload_id>/separate/", producer.separate, name="separate"),
     path("studio/jobs/<uuid:job_id>/", producer.job_detail, name="job"),
     path("studio/jobs/<uuid:job_id>/live/", producer.job_status, name="job-live"),

@@ -1,6 +1,7 @@
 from datetime import UTC
 
 from django import template
+from django.utils import timezone
 
 from clearstem.web import present
 from sharedcore.media import codec_label
@@ -47,6 +48,23 @@ def humansize(n):
 def codec_name(codec):
     """FFmpeg's decoder name as people know the codec ("MP3", not "mp3float")."""
     return codec_label(codec)
+
+
+@register.filter
+def eta(job):
+    """Time left for a separating job at the rate it has made progress so far ("about 2 min
+    left"), or "" until there is a rate to go by."""
+    progress = float(job.progress or 0)
+    if job.state != "separating" or not job.started_at or not 0.02 <= progress < 1:
+        return ""
+    elapsed = (timezone.now() - job.started_at).total_seconds()
+    if elapsed < 2:
+        return ""
+    left = round(elapsed * (1 - progress) / progress)
+    if left < 60:
+        return f"about {max(5, 5 * round(left / 5))} s left"
+    minutes = round(left / 60)
+    return f"about {minutes} min left" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min left"
 
 
 @register.filter

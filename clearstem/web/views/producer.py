@@ -22,6 +22,7 @@ from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
 from clearstem.excerpts import excerpt_name
 from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job, download_refusal
+from clearstem.jobs.listening import job_listening
 from clearstem.jobs.models import Job, JobReview
 from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
@@ -191,7 +192,8 @@ def _job_context(request, job):
     return {"job": job, "explained": present.explain_decision(job), "stems": stems, "grants": grants,
             "download_refusal": refusal.detail if refusal else "",
             "terminal": job.state in Job.TERMINAL, "requests": job.license_requests.all(),
-            "steps": _steps(job), "separate_under": _licenses_for_retry(user, job)}
+            "steps": _steps(job), "separate_under": _licenses_for_retry(user, job),
+            **(job_listening(job, stems) if stems else {})}  # waveforms for the player
 
 
 def _licenses_for_retry(user, job) -> list[dict]:

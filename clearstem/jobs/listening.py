@@ -1,0 +1,85 @@
+"""What the job page needs to be listened to: waveform peaks of the upload and of each stem,
+and a preview of the upload itself. Both are made once and kept in storage (peaks as JSON,
+previews as MP3), so a page view decodes nothing after the first; neither is a delivery, so
+nothing is metered or ledgered."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+
+import av
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from clearstem.storage import local_path
+from sharedcore.media import encode_preview, waveform_peaks
+
+log = logging.getLogger("clearstem.jobs")
+
+#: Slices per waveform: about one per pixel of a phone-width row, a few kB of SVG.
+WAVEFORM_BINS = 240
+#: The SVG's height in its own units; peaks are drawn about the middle line.
+WAVEFORM_HEIGHT = 48
+
+
+def _peaks(file_name: str, cache_name: str) -> list[float]:
+    """Peaks of a stored audio file, computed on first use and kept in storage."""
+    if default_storage.exists(cache_name):
+        with default_storage.open(cache_name, "rb") as fh:
+            return json.loads(fh.read())
+    try:
+        with local_path(file_name) as src:
+            peaks = waveform_peaks(src, WAVEFORM_BINS)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:  # drawn without: the page still works
+        log.warning("no waveform for %s: %s", file_name, exc)
+        return []
+    if not default_storage.exists(cache_name):
+        default_storage.save(cache_name, ContentFile(json.dumps(peaks).encode()))
+    return peaks
+
+
+def stem_peaks(stem) -> list[float]:
+    return _peaks(stem.file.name, f"waveforms/stem-{stem.id}-v1.json")
+
+
+def upload_peaks(upload) -> list[float]:
+    return _peaks(upload.file.name, f"waveforms/upload-{upload.id}-v1.json")
+
+
+def svg_path(peaks: list[float]) -> str:
+    """The waveform as one closed SVG path (viewBox 0 0 len(peaks) WAVEFORM_HEIGHT): the upper
+    envelope left to right, the lower one back; mirrored about the middle as editors draw it."""
+    if not peaks:
+        return ""
+    mid = WAVEFORM_HEIGHT / 2
+    top = [f"{i + 0.5:g},{mid - max(p, 0.01) * (mid - 1):.1f}" for i, p in enumerate(peaks)]
+    bottom = [f"{i + 0.5:g},{mid + max(p, 0.01) * (mid - 1):.1f}" for i, p in reversed(list(enumerate(peaks)))]
+    return "M" + " L".join(top + bottom) + " Z"
+
+
+def upload_preview(upload) -> str:
+    """The storage name of an MP3 preview of the producer's own upload (made once)."""
+    name = f"previews/upload-{upload.id}-v1.mp3"
+    if default_storage.exists(name):
+        return name
+    fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
+    os.close(fd)
+    try:
+        with local_path(upload.file.name) as src:
+            encode_preview(src, tmp)
+        with open(tmp, "rb") as fh:
+            if not default_storage.exists(name):
+                default_storage.save(name, fh)
+    finally:
+        os.unlink(tmp)
+    return name
+
+
+def job_listening(job, stems) -> dict:
+    """Waveforms for the job page: the upload's path, and each stem's set as `stem.wave`."""
+    for stem in stems:
+        stem.wave = svg_path(stem_peaks(stem))
+    return {"upload_wave": svg_path(upload_peaks(job.upload)), "wave_bins": WAVEFORM_BINS,
+            "wave_height": WAVEFORM_HEIGHT}

@@ -1,0 +1,67 @@
+"""Listening on the job page, server side: waveforms drawn once and kept, the original upload's
+preview, the player's markup (usable without its script), and the progress ETA."""
+from datetime import timedelta
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from clearstem.jobs import listening
+from clearstem.jobs.models import Job
+from clearstem.jobs.separation import do_separate_job
+from clearstem.jobs.services import do_process_job
+from clearstem.web.templatetags.web import eta
+from tests.conftest import upload_file
+from tests.test_web import browser
+
+
+def _done_job(clients, audio_dir, stems=("vocals", "drums")) -> Job:
+    up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
+    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": list(stems),
+                                                   "purpose": "remix", "territory": "GB"}, format="json")
+    job = do_process_job(r.json()["id"])
+    do_separate_job(job.pk)
+    return Job.objects.get(pk=job.pk)
+
+
+def test_the_job_page_draws_waveforms_once_and_offers_the_player(clients, users, catalog, audio_dir, monkeypatch):
+    job = _done_job(clients, audio_dir)
+    web = browser(users["producer"][0])
+    page = web.get(f"/studio/jobs/{job.pk}/").content.decode()
+    assert page.count('<svg viewBox="0 0 240 48"') == 3  # the upload and two stems
+    assert 'aria-label="Waveform of the vocals stem"' in page and 'aria-label="Waveform of your upload"' in page
+    assert "data-mixer" in page and 'data-gain="1"' in page
+    assert 'aria-label="Solo drums"' in page and 'aria-label="Mute vocals"' in page and 'aria-pressed="false"' in page
+    assert 'aria-label="Vocals volume"' in page and 'for="mixer-seek"' in page
+    # without the script the plain players and downloads are there
+    assert page.count("data-single") == 2 and f"/studio/jobs/{job.pk}/".rstrip("/") in page
+    assert f"/studio/uploads/{job.upload_id}/listen/" in page
+    for stem in job.stem_files.all():
+        assert default_storage.exists(f"waveforms/stem-{stem.id}-v1.json")
+    # kept: a second view decodes nothing
+    monkeypatch.setattr(listening, "waveform_peaks", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    assert web.get(f"/studio/jobs/{job.pk}/").content.decode().count("<svg viewBox") == 3
+    # a license that stops downloads stops the player too (previews are judged like downloads)
+    clients["label"].post(f"/api/v1/licenses/{catalog['grant']['id']}/revoke/")
+    page = web.get(f"/studio/jobs/{job.pk}/").content.decode()
+    assert "data-mixer" not in page and "data-single" not in page and "Downloads are stopped" in page
+
+
+def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):
+    up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
+    r = browser(users["producer"][0]).get(f"/studio/uploads/{up['id']}/listen/")
+    body = b"".join(r.streaming_content)
+    assert r.status_code == 200 and r["Content-Type"] == "audio/mpeg" and len(body) > 10_000
+    assert body[:3] == b"ID3" or body[0] == 0xFF
+    assert default_storage.exists(f"previews/upload-{up['id']}-v1.mp3")  # made once
+    assert browser(users["producer_b"][0]).get(f"/studio/uploads/{up['id']}/listen/").status_code == 404
+    assert browser(users["label"][0]).get(f"/studio/uploads/{up['id']}/listen/").status_code == 404
+
+
+def test_progress_eta_from_the_rate_so_far():
+    now = timezone.now()
+    job = Job(state="separating", progress=0.5, started_at=now - timedelta(seconds=30))
+    assert eta(job) == "about 30 s left"
+    job.progress, job.started_at = 0.25, now - timedelta(minutes=4)
+    assert eta(job) == "about 12 min left"
+    assert eta(Job(state="separating", progress=0.01, started_at=now - timedelta(seconds=30))) == ""  # no rate yet
+    assert eta(Job(state="queued", progress=0.0)) == ""
