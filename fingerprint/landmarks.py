@@ -47,7 +47,8 @@ its excess over chance, as a z-score, is the evidence: score = 1 − exp(−z / 
 reported when score ≥ `min_score`, its aligned hashes number ≥ `min_votes` spread over ≥
 `min_vote_seconds` distinct seconds, and the matched segment lasts ≥ `min_seconds`. Only tonal
 peaks count: a drum pattern at the same tempo (same kit, same loop) lines up peaks of two
-unrelated songs for many seconds and would otherwise be a match. Every candidate recording is
+unrelated songs for many seconds and would otherwise be a match; nor do peaks below 27 Hz
+(`MIN_VERIFY_BIN`: DC offset, rumble and codec artefacts, not music). Every candidate recording is
 judged on its own, so every recording present in a mixture is reported, not only the loudest.
 """
 from __future__ import annotations
@@ -526,6 +527,12 @@ WINDOW_HOP = int(round(45 / FRAME_SECONDS))
 ALIGN_SEARCH = 12
 #: Offsets (frames) at which the chance rate of a candidate is measured: ±1.5, 3.1, 4.6 s.
 CHANCE_SHIFTS = (-397, -263, -131, 131, 263, 397)
+#: Verification ignores reference peaks in bins below this (0 and 1: 10.8 and 21.5 Hz, under the
+#: lowest musical note, A0 at 27.5 Hz). That band holds DC offset, rumble and codec artefacts,
+#: which unrelated files share: a sustained sub-audio line there lands on the query's maxima at
+#: the aligned offset and not at the shifted ones, so it looks like evidence. It made the one
+#: wrong match of bench.mixtures' last full run (119 of its 126 hits were in bin 0).
+MIN_VERIFY_BIN = 2
 
 
 @dataclass(frozen=True)
@@ -681,9 +688,14 @@ def _present(dmap: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
     return ((dmap[t, f >> 3] >> (7 - (f & 7)).astype(np.uint8)) & 1).astype(bool)
 
 
-def _verify(key, offset, votes, vtimes, packed_peaks, dmap, params: LandmarkParams):
+def _tonal_peaks(packed_peaks) -> np.ndarray:
+    """The reference peaks verification counts: tonal, and at or above MIN_VERIFY_BIN."""
     packed = np.asarray(packed_peaks, np.uint32)
-    packed = packed[(packed & PEAK_TONAL_BIT) != 0]
+    return packed[((packed & PEAK_TONAL_BIT) != 0) & ((packed & 0x1FF) >= MIN_VERIFY_BIN)]
+
+
+def _verify(key, offset, votes, vtimes, packed_peaks, dmap, params: LandmarkParams):
+    packed = _tonal_peaks(packed_peaks)
     t_ref = (packed >> PEAK_T_SHIFT).astype(np.int64)
     f = (packed & 0x1FF).astype(np.int64)
     n_frames = dmap.shape[0]
@@ -741,8 +753,7 @@ def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s:
     harmony and rhythm well enough on its own (wrong matches at 0.55–0.79 on long queries and
     speed variants); this check is what its matches must also pass when the query has a
     landmark print. Returns None when the segment holds too few reference peaks to judge."""
-    packed = np.asarray(packed_peaks, np.uint32)
-    packed = packed[(packed & PEAK_TONAL_BIT) != 0]
+    packed = _tonal_peaks(packed_peaks)
     t_ref = (packed >> PEAK_T_SHIFT).astype(np.float64) * FRAME_SECONDS
     f_ref = (packed & 0x1FF).astype(np.float64)
     inside = (t_ref >= ref_start_s) & (t_ref < ref_start_s + duration_s * speed)

@@ -258,3 +258,33 @@ def test_hit_budget_keeps_the_rarest_hash_values(monkeypatch, index, songs):
     kept = np.unique(q_b)
     dropped = np.setdiff1d(np.unique(q), kept)
     assert postings[kept].max() <= postings[dropped].min()  # the common values went first
+
+
+def test_a_shared_sub_audio_hum_is_not_evidence(songs, monkeypatch):
+    """Two unrelated songs that share only a 10.8 Hz hum (DC drift, rumble, a codec's artefact),
+    switched on and off in the same pattern for 10 s: its peaks pair into identical hashes that
+    line up at that offset and not at shifted ones. Verification does not count that band
+    (`MIN_VERIFY_BIN`), so the hum is no evidence; counted, it would pass as a match."""
+    rng = np.random.default_rng(5)
+    n = int(10 * RATE)
+    gate, pos, on = np.zeros(n, np.float32), 0, True
+    while pos < n:
+        length = int(rng.uniform(0.3, 0.9) * RATE)
+        gate[pos: pos + length] = on
+        pos, on = pos + length, not on
+    hum = (0.5 * np.sin(2 * np.pi * 10.8 * np.arange(n) / RATE) * gate).astype(np.float32)
+
+    def with_hum(x, at_s):
+        x = x / max(float(np.abs(x).max()), 1e-9) * 0.5
+        x[int(at_s * RATE): int(at_s * RATE) + n] += hum
+        return pcm(x, peak=0.9)
+
+    h, times, peaks = lm.reference_print(with_hum(songs[31].copy(), 2.0))
+    assert ((peaks & 0x1FF) < lm.MIN_VERIFY_BIN).sum() > 30  # the hum does make peaks and hashes
+    index = lm.LandmarkIndex.build([(31, h, times, peaks)])
+    query = with_hum(songs[32].copy(), 20.0)
+    found, rejected = identify(index, query, min_score=0.5)
+    assert found == [] and all(m.score < 0.3 for m in rejected)
+    monkeypatch.setattr(lm, "MIN_VERIFY_BIN", 0)
+    found, _ = identify(index, query, min_score=0.5)
+    assert [m.key for m in found] == [31] and found[0].query_start_s == pytest.approx(20.0, abs=1.0)
