@@ -198,6 +198,33 @@ def test_unreachable_receiver_logs_the_error(clients, worker, fast_retries):
     assert all(a["status_code"] is None for a in delivery["attempt_log"])
 
 
+def test_the_reconciler_resends_what_a_lost_message_left_pending(clients, orgs, worker, receiver, monkeypatch):
+    """A broker that lost the messages: the delivery stays pending and the e-mail unsent until
+    a reconciler pass, once they are overdue, wakes the worker again."""
+    from clearstem.jobs.reconciler import reconcile_once
+    from clearstem.notifications import services
+
+    hook = add_webhook(clients["producer"], receiver.url)
+    with monkeypatch.context() as lost:  # the broker loses both messages on the way
+        lost.setattr(services, "send_deliver_webhook", lambda _id: None)
+        lost.setattr(services, "send_email_event", lambda _id: None)
+        event = services.do_publish_event("job.failed", orgs["producer"].id, "Job failed: lost.wav",
+                                          {"message": "lost"})
+    delivery = WebhookDelivery.objects.get(event=event)
+    reconcile_once()
+    time.sleep(0.3)
+    assert receiver.got == [] and mail.outbox == []  # not overdue yet: nothing re-sent
+
+    long_ago = timezone.now() - timedelta(minutes=10)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=long_ago)
+    NotificationEvent.objects.filter(pk=event.pk).update(created_at=long_ago)
+    reconcile_once()
+    [row] = settled(clients["producer"], hook["id"])
+    assert row["status"] == "succeeded" and json.loads(receiver.got[0]["body"])["id"] == str(event.id)
+    wait_for(lambda: len(mail.outbox) == 2, what="the re-sent e-mails")
+    assert reconcile_once() is not None and len(mail.outbox) == 2  # settled: never sent twice
+
+
 def test_license_events_are_posted_and_emailed_with_opt_outs(clients, users, orgs, worker, receiver):
     hook = add_webhook(clients["producer"], receiver.url, events=["license.granted", "license.revoked"])
     label_hook = add_webhook(clients["label"], receiver.url, events=["license_request.created"])

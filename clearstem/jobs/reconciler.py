@@ -13,6 +13,7 @@ import redis.exceptions
 from django.db import DatabaseError, connections
 
 from .services import do_reconcile_jobs
+from .signals import reconciler_pass
 
 log = logging.getLogger("clearstem.reconciler")
 
@@ -22,12 +23,19 @@ TRANSIENT = (DatabaseError, dramatiq.errors.BrokerConnectionError, redis.excepti
              redis.exceptions.TimeoutError)
 
 
+def reconcile_once() -> dict:
+    """One pass: the jobs, then whatever listens to `reconciler_pass` (webhook deliveries)."""
+    counts = do_reconcile_jobs()
+    reconciler_pass.send(sender=None)
+    return counts
+
+
 def run_reconciler(every_s: float, stop: threading.Event, report: Callable[[dict], None] | None = None) -> None:
     """Reconcile every `every_s` seconds until `stop` is set."""
     failures = 0
     while True:
         try:
-            counts = do_reconcile_jobs()
+            counts = reconcile_once()
             failures = 0
             if report:
                 report(counts)

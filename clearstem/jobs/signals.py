@@ -7,3 +7,7 @@ new state is saved: receivers that act outside the database must wait for the co
 from django.dispatch import Signal
 
 job_state_changed = Signal()
+
+#: Sent after each reconciler pass over the jobs (`reconciler.reconcile_once`), so other parts of
+#: the platform re-send work a broker lost (webhook deliveries) on the same schedule. No arguments.
+reconciler_pass = Signal()

@@ -48,7 +48,7 @@ class NotificationEvent(models.Model):
     summary = models.CharField(max_length=300, help_text="one line for people (e-mail subject)")
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
-    emailed_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True, help_text="e-mails sent (or none were due)")
 
     class Meta:
         ordering = ["-created_at"]

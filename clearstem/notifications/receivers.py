@@ -9,11 +9,11 @@ from functools import partial
 
 from django.db import transaction
 
-from clearstem.jobs.signals import job_state_changed
+from clearstem.jobs.signals import job_state_changed, reconciler_pass
 from licensing.signals import license_granted, license_request_answered, license_request_created, license_stopped
 
 from . import payloads
-from .services import do_publish_event
+from .services import do_publish_event, do_resend_stale_deliveries
 
 log = logging.getLogger("clearstem.notifications")
 JOB_EVENTS = {"done": "job.finished", "failed": "job.failed", "denied": "job.denied"}
@@ -52,6 +52,12 @@ def on_stopped(sender, *, grant, code: str, **_) -> None:
         later(payloads.grant_event, f"license.{code}", grant.pk)
 
 
+def on_reconciler_pass(sender, **_) -> None:
+    counts = do_resend_stale_deliveries()
+    if any(counts.values()):
+        log.warning("re-sent notifications a lost message left pending: %s", counts)
+
+
 def connect() -> None:
     uid = "clearstem.notifications."
     job_state_changed.connect(on_job_state, dispatch_uid=uid + "job")
@@ -59,3 +65,4 @@ def connect() -> None:
     license_request_answered.connect(on_request_answered, dispatch_uid=uid + "request_answered")
     license_granted.connect(on_granted, dispatch_uid=uid + "granted")
     license_stopped.connect(on_stopped, dispatch_uid=uid + "stopped")
+    reconciler_pass.connect(on_reconciler_pass, dispatch_uid=uid + "reconciler")

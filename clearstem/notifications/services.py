@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -117,7 +118,7 @@ def do_send_test_event(user, webhook_id) -> WebhookDelivery:
     require_admin(user)
     endpoint = _endpoint(user, webhook_id)
     event = NotificationEvent.objects.create(
-        organisation_id=user.organisation_id, type=TEST_EVENT, summary="Test event",
+        organisation_id=user.organisation_id, type=TEST_EVENT, summary="Test event", emailed_at=timezone.now(),
         data={"webhook": str(endpoint.id), "message": f"A test sent by {user.username}; nothing happened."})
     return _deliver(endpoint, event)
 
@@ -154,7 +155,29 @@ def do_publish_event(event_type: str, organisation_id, summary: str, data: dict)
             _deliver(endpoint, event)
     if recipients(organisation_id, event_type).exists():
         send_on_commit(send_email_event, event.id)
+    else:  # nobody to write to: settled now, so the reconciler never looks at it again
+        event.emailed_at = event.created_at
+        event.save(update_fields=["emailed_at"])
     return event
+
+
+def do_resend_stale_deliveries() -> dict:
+    """Wake the workers again for what a lost message left undone (broker restart, worker
+    killed): deliveries pending CLEARSTEM_JOB_RESEND_AFTER_S past their due time, e-mails of the
+    last day not sent that long after their event. Run by every reconciler pass; a delivery
+    woken twice may be posted twice (receivers de-duplicate by event id), never lost."""
+    now = timezone.now()
+    overdue = now - timedelta(seconds=settings.CLEARSTEM_JOB_RESEND_AFTER_S)
+    deliveries = list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).filter(
+        Q(attempts=0, created_at__lt=overdue) | Q(next_attempt_at__lt=overdue)).values_list("id", flat=True)[:1000])
+    for delivery_id in deliveries:
+        send_deliver_webhook(delivery_id)
+    events = list(NotificationEvent.objects.filter(
+        emailed_at__isnull=True, created_at__lt=overdue, created_at__gt=now - timedelta(days=1)).exclude(
+        type=TEST_EVENT).values_list("id", flat=True)[:1000])
+    for event_id in events:
+        send_email_event(event_id)
+    return {"resent_deliveries": len(deliveries), "resent_emails": len(events)}
 
 
 def payload(event: NotificationEvent) -> dict:

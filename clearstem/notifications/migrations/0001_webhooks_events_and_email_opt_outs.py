@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('summary', models.CharField(help_text='one line for people (e-mail subject)', max_length=300)),
                 ('data', models.JSONField()),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('emailed_at', models.DateTimeField(blank=True, null=True)),
+                ('emailed_at', models.DateTimeField(blank=True, help_text='e-mails sent (or none were due)', null=True)),
                 ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='accounts.organisation')),
             ],
             options={

@@ -3,8 +3,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from clearstem.jobs.reconciler import TRANSIENT, run_reconciler
-from clearstem.jobs.services import do_reconcile_jobs
+from clearstem.jobs.reconciler import TRANSIENT, reconcile_once, run_reconciler
 
 
 class Command(BaseCommand):
@@ -17,7 +16,7 @@ class Command(BaseCommand):
     def handle(self, every, **_):
         if not every:
             try:
-                self.report(do_reconcile_jobs())
+                self.report(reconcile_once())
             except TRANSIENT as exc:
                 what = "database" if isinstance(exc, DatabaseError) else "broker"
                 raise CommandError(f"unavailable: the {what} cannot be reached ({exc})") from exc
