@@ -54,3 +54,14 @@ def test_identify_names_no_exception_class_for_a_file_that_is_not_audio(orgs, tm
     with pytest.raises(SystemExit):
         call_command("identify", str(bad), stdout=StringIO(), stderr=err)
     assert "not a recognised audio file" in err.getvalue() and not LEAKS.search(err.getvalue())
+
+
+def test_catalog_ingest_reports_a_missing_file_in_words_and_goes_on(orgs, audio_dir, tmp_path):
+    out = StringIO()
+    with pytest.raises(SystemExit) as exc:
+        call_command("catalog_ingest", str(tmp_path / "gone.wav"), str(audio_dir / "song11.wav"), "--label", "label-a",
+                     stdout=out)
+    assert exc.value.code == 1
+    text = out.getvalue()
+    assert "gone.wav: ERROR" in text and "file not found" in text and "1 registered" in text
+    assert not LEAKS.search(text)

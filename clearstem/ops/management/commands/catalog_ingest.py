@@ -54,9 +54,10 @@ class Command(BaseCommand):
                 errors.append((f, exc.code, str(exc.detail)))
                 self.stdout.write(f"[{i}/{len(files)}] {f}: ERROR {exc.code}: {exc.detail}")
                 continue
-            except OSError as exc:
-                errors.append((f, "unreadable", str(exc)))
-                self.stdout.write(f"[{i}/{len(files)}] {f}: ERROR unreadable: {exc}")
+            except OSError as exc:  # in words: no errno number
+                detail = "file not found" if isinstance(exc, FileNotFoundError) else (exc.strerror or "cannot be read").lower()
+                errors.append((f, "unreadable", detail))
+                self.stdout.write(f"[{i}/{len(files)}] {f}: ERROR unreadable: {detail}")
                 continue
             created += new
             existing += not new
