@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from clearstem.readonly_admin import ReadOnlyModelAdmin
 
-from .models import LicenseGrant, LicenseRequest, Recording, UsageEvent
+from .models import LicenseGrant, LicenseRequest, Recording, RecordingRevision, UsageEvent
 
 
 @admin.register(Recording)
@@ -30,3 +30,9 @@ class UsageEventAdmin(ReadOnlyModelAdmin):
 class LicenseRequestAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "requester_org", "rights_holder", "purpose", "status", "created_at")
     list_filter = ("status", "purpose")
+
+
+@admin.register(RecordingRevision)
+class RecordingRevisionAdmin(ReadOnlyModelAdmin):
+    list_display = ("recording", "revision", "title", "artist", "isrc", "replaced_by", "replaced_at")
+    search_fields = ("title", "artist", "isrc", "recording__title")

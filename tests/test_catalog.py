@@ -4,6 +4,7 @@ import io
 
 import av
 import pytest
+from django.db import DatabaseError, transaction
 from django.test import Client
 
 from clearstem.jobs.models import Job
@@ -140,6 +141,51 @@ def test_separate_now_on_a_denied_job(clients, users, open_catalog, audio_dir):
     assert other.post(f"/studio/jobs/{denied.pk}/separate-under/{grant_id}/").status_code == 404
 
 
+def test_catalog_pages_and_forms(clients, users, catalog, audio_dir):
+    label, producer = web_client(users, "label"), web_client(users, "producer")
+    rec11, rec12 = catalog["recordings"][11]["id"], catalog["recordings"][12]["id"]
+    # the label opens the whole catalog from its page; bad terms are a form error and change nothing
+    bad = label.post("/catalog/offer/", {"action": "open", "purposes": ["remix"], "territories": "GB"})
+    assert bad.status_code == 400 and "name the stems" in bad.content.decode()
+    assert not Recording.objects.filter(open_for_requests=True).exists()
+    r = label.post("/catalog/offer/", {"action": "open", "stems": ["vocals", "drums"], "purposes": ["remix"],
+                                       "territories": ""})
+    assert r.status_code == 302 and Recording.objects.filter(open_for_requests=True).count() == 2
+    r = label.post("/catalog/offer/", {"action": "close", "recording": rec11})
+    assert r.status_code == 302 and not Recording.objects.get(pk=rec11).open_for_requests
+    assert web_client(users, "label_b").post("/catalog/offer/", {"action": "close", "recording": rec12}).status_code == 404
+    # producers: the catalog page and its live search list open recordings only; closed ones are 404
+    page = producer.get("/studio/catalog/").content.decode()
+    assert "Song 12" in page and "Song 11" not in page and 'href="/studio/catalog/"' in page
+    rows = producer.get("/studio/catalog/", {"q": "nothing like it"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "No open recording matches" in rows
+    assert producer.get(f"/studio/catalog/{rec11}/").status_code == 404
+    assert producer.post(f"/studio/catalog/{rec11}/request/", {"stems": ["vocals"], "purpose": "remix",
+                                                               "territory": "GB"}).status_code == 404
+    form = producer.get(f"/studio/catalog/{rec12}/").content.decode()
+    assert 'name="stems" value="vocals" checked' in form and 'name="stems" value="bass" >' in form
+    # a request without a territory is a form error; nothing is filed
+    r = producer.post(f"/studio/catalog/{rec12}/request/", {"stems": ["vocals"], "purpose": "remix", "territory": ""})
+    assert r.status_code == 400 and 'id="err-territory"' in r.content.decode()
+    r = producer.post(f"/studio/catalog/{rec12}/request/", {"stems": ["vocals"], "purpose": "nope", "territory": "GB"})
+    assert r.status_code == 400 and 'id="err-purpose"' in r.content.decode()
+    assert not clients["producer"].get("/api/v1/license-requests/").json()["results"]
+    r = producer.post(f"/studio/catalog/{rec12}/request/", {"stems": ["vocals"], "purpose": "remix", "territory": "gb"})
+    assert r.status_code == 302 and r["Location"] == "/studio/licenses/"
+    (req,) = clients["producer"].get("/api/v1/license-requests/").json()["results"]
+    assert req["territory"] == "GB" and req["rights_holder"] == "label-a" and req["job"] is None
+    assert "Song 12" in producer.get(f"/studio/catalog/{rec12}/").content.decode()
+    # read-only members may browse, not ask
+    viewer = web_client(users, "producer_viewer")
+    assert viewer.get("/studio/catalog/").status_code == 200
+    viewer.post(f"/studio/catalog/{rec12}/request/", {"stems": ["vocals"], "purpose": "remix", "territory": "GB"})
+    assert len(clients["producer"].get("/api/v1/license-requests/").json()["results"]) == 1
+    # the bulk drop zone's verdicts are exact: a file already registered is not "registered"
+    with open(audio_dir / "song12.wav", "rb") as fh:
+        again = label.post("/catalog/new/", {"file": fh, "territories": "WW"}, HTTP_ACCEPT="application/json")
+    assert again.status_code == 200 and again.json()["verdict"] == "already_registered" and again.json()["total"] == 2
+
+
 # --- versioned catalog edits -----------------------------------------------------------------------
 
 def test_edit_title_and_isrc_keeps_the_old_revision_and_ledgers(clients, users, catalog):
@@ -170,6 +216,9 @@ def test_edit_title_and_isrc_keeps_the_old_revision_and_ledgers(clients, users, 
     assert Recording.objects.get(pk=rec["id"]).revision == 3
     page = web.get(f"/catalog/{rec['id']}/").content.decode()
     assert "Song Twelve" in page and "Song 12 (2026 remaster)" in page
+    # history is never rewritten, by any role (PostgreSQL trigger)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        RecordingRevision.objects.filter(recording_id=rec["id"]).update(title="rewritten")
 
 
 def test_bad_edits_are_refused_and_change_nothing(clients, users, catalog):
