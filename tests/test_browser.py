@@ -603,9 +603,11 @@ def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, cli
                                message="For a club remix.")
     job_obj = Job.objects.get(pk=job["id"])
     stem = Stem.objects.filter(job=job_obj).first()
+    assert clients["label"].post("/api/v1/recordings/offer/", {"open": True, "stems": ["vocals"], "purposes": ["remix"]},
+                                 format="json").status_code == 200
     pages = {
         "producer": ["/studio/", f"/studio/uploads/{job_obj.upload_id}/", f"/studio/jobs/{job_obj.pk}/",
-                     "/studio/licenses/"],
+                     "/studio/licenses/", "/studio/catalog/", f"/studio/catalog/{recs[12]['id']}/"],
         "label": ["/catalog/", f"/catalog/{recs[11]['id']}/", "/licenses/",
                   f"/licenses/{LicenseGrant.objects.get(pk=grant['id']).pk}/", "/requests/", "/usage/", "/reviews/"],
         "platform": ["/audit/", f"/audit/stems/{stem.pk}/", "/audit/ledger/", "/audit/jobs/",
