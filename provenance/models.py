@@ -53,6 +53,8 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["index"]
         constraints = [models.CheckConstraint(condition=models.Q(index__gte=0), name="ledger_entry_index_nonnegative")]
+        # auditors find an entry by a prefix of its leaf hash: a range scan on this index
+        indexes = [models.Index(fields=["leaf_hash"], name="ledger_entry_leaf_hash")]
 
 
 class LedgerNode(models.Model):
