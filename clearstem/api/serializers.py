@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -233,7 +235,7 @@ class RenamedFields:
 
     def to_internal_value(self, data):
         for old, new in self.renamed.items():
-            if hasattr(data, "__contains__") and old in data:
+            if isinstance(data, Mapping) and old in data:
                 raise DomainError("renamed_field", f"the field {old} was renamed to {new}: send {new} instead",
                                   extra={"field": old, "renamed_to": new})
         return super().to_internal_value(data)
