@@ -642,6 +642,20 @@ def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, cli
             pg.goto("/licenses/")
             cell = pg.locator(".table-wrap td[data-label]").first
             assert cell.is_visible() and cell.get_attribute("data-label")
+        # the ledger page follows the ledger by itself: a new entry shows without a reload
+        if who == "platform":
+            from django.db import transaction
+            from playwright.sync_api import expect
+
+            from provenance import ledger
+
+            pg.goto("/audit/ledger/")
+            size = int(pg.inner_text("#ledger-size"))
+            with transaction.atomic():
+                entry = ledger.do_record_event("stem", f"stem:{stem.pk}", {"note": "phone check"})
+            expect(pg.locator("#ledger-size")).to_have_text(str(size + 1), timeout=15_000)
+            pg.get_by_role("link", name=str(entry.index), exact=True).click()
+            expect(pg.locator("#inclusion-verdict")).to_have_text("included")
         context.close()
         assert not errors, f"JavaScript errors on {who}'s pages: {errors}"
     assert not too_wide, f"pages wider than a 390 px phone: {too_wide}"
