@@ -72,6 +72,12 @@ class Receiver:
         self.server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def loopback_receivers(settings):
+    """The receivers here listen on 127.0.0.1, which production settings refuse."""
+    settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = True
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()
@@ -186,16 +192,29 @@ def test_failing_receiver_is_retried_logged_and_resent(clients, worker, fast_ret
         failing.close()
 
 
-def test_unreachable_receiver_logs_the_error(clients, worker, fast_retries):
-    receiver = Receiver()
-    url = receiver.url
-    receiver.close()  # nothing listens there any more
-    hook = add_webhook(clients["producer"], url)
+def test_unreachable_and_refused_receivers_log_why(clients, worker, fast_retries):
+    """No answer at all: each attempt says why (nothing listening; in production, a name that
+    resolves to loopback is refused when posting, even if it was accepted when added)."""
+    gone = Receiver()
+    gone.close()  # nothing listens there any more
+    hook = add_webhook(clients["producer"], gone.url)
     clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
     [delivery] = settled(clients["producer"], hook["id"])
-    assert delivery["status"] == "failed"
+    assert delivery["status"] == "failed" and delivery["attempts"] == 3
     assert {a["error"] for a in delivery["attempt_log"]} == {"could not connect to the receiver"}
     assert all(a["status_code"] is None for a in delivery["attempt_log"])
+
+    listening = Receiver()
+    try:
+        hook = add_webhook(clients["producer"], listening.url.replace("127.0.0.1", "localhost"))
+        fast_retries.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = False
+        clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
+        [delivery] = settled(clients["producer"], hook["id"])
+        assert delivery["status"] == "failed" and listening.got == []
+        assert {a["error"] for a in delivery["attempt_log"]} == {
+            "refused: the URL resolves to a loopback, private or link-local address"}
+    finally:
+        listening.close()
 
 
 def test_the_reconciler_resends_what_a_lost_message_left_pending(clients, orgs, worker, receiver, monkeypatch):
@@ -340,12 +359,19 @@ def test_other_organisations_cannot_see_or_touch_a_webhook(clients, users, recei
     assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/hook", "javascript:alert(1)", "http://", "example.com/hook",
-                                 "https://user:pw@example.com/", "http://example.com:99999/", "file:///etc/passwd"])
-def test_bad_urls_are_refused(clients, url):
-    r = clients["producer"].post("/api/v1/webhooks/", {"url": url}, format="json")
-    assert r.status_code == 400 and r.json()["code"] == "invalid_url", r.content
+def test_bad_and_private_urls_are_refused(clients, settings):
+    for url in ("ftp://example.com/hook", "javascript:alert(1)", "http://", "example.com/hook", "",
+                "https://user:pw@example.com/", "http://example.com:99999/", "file:///etc/passwd"):
+        r = clients["producer"].post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert r.status_code == 400 and r.json()["code"] in ("invalid_url", "invalid"), (url, r.content)
+    settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = False  # the production default
+    for url in ("http://127.0.0.1:8000/hook", "http://localhost/hook", "http://10.1.2.3/", "https://[::1]/hook",
+                "http://169.254.169.254/latest/meta-data/", "http://api.localhost/"):
+        r = clients["producer"].post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert r.status_code == 400 and r.json()["code"] == "private_address", (url, r.content)
     assert not WebhookEndpoint.objects.exists()
+    assert clients["producer"].post("/api/v1/webhooks/", {"url": "https://hooks.example.com/cs"},
+                                    format="json").status_code == 201
 
 
 def test_bad_events_and_updates_are_refused(clients, receiver):

@@ -2,9 +2,11 @@
 messages to the workers are sent after commit, so a rolled-back change notifies no one."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -54,7 +56,31 @@ def clean_url(url: str) -> str:
         raise DomainError("invalid_url", "webhook URLs must start with http:// or https://")
     if not parts.hostname or parts.username or parts.password:
         raise DomainError("invalid_url", "the URL needs a host name (and no user name or password)")
+    if not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE and _names_private(parts.hostname):
+        raise DomainError("private_address", "webhooks cannot be sent to loopback, private or link-local addresses")
     return url
+
+
+def _names_private(host: str) -> bool:
+    """An address literal that is not globally routable, or a localhost name. Names are not
+    resolved here (a slow DNS would hold the request); `_post` checks what they resolve to."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
+
+
+def _resolves_private(url: str) -> bool:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # the POST will say it cannot connect
+    return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
 
 
 def clean_events(events) -> list[str]:
@@ -202,6 +228,10 @@ def _post(endpoint: WebhookEndpoint, event: NotificationEvent, delivery_id) -> d
                "ClearStem-Delivery": str(delivery_id), signing.HEADER: signing.header_value(endpoint.secret, body)}
     started = time.monotonic()
     out = {"status_code": None, "response_excerpt": "", "error": ""}
+    if not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE and _resolves_private(endpoint.url):
+        # checked at each attempt: a name may point elsewhere than when the webhook was added
+        return {**out, "error": "refused: the URL resolves to a loopback, private or link-local address",
+                "duration_ms": int((time.monotonic() - started) * 1000)}
     try:
         # no redirects: a 3xx is an answer to log, not a new address to post signed events to
         with requests.post(endpoint.url, data=body, headers=headers, timeout=settings.CLEARSTEM_WEBHOOK_TIMEOUT_S,
