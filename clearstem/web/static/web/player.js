@@ -115,8 +115,7 @@
 
     function setPlaying(on) {
       root.dataset.state = on ? "playing" : "paused";
-      playBtn.setAttribute("aria-pressed", on ? "true" : "false");
-      playBtn.textContent = on ? "Pause" : "Play all stems";
+      playBtn.textContent = on ? "Pause all stems" : "Play all stems";  // the name says the state
     }
 
     function play() {
