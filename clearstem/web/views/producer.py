@@ -206,7 +206,7 @@ def _licenses_for_retry(user, job) -> list[dict]:
         return []
     out = []
     for grant in scope.visible_grants(user, current_only=True).filter(status="active", recordings__in=blocked).distinct():
-        if blocked <= {str(r.id) for r in grant.recordings.all()}:
+        if grant.current_status == "active" and blocked <= {str(r.id) for r in grant.recordings.all()}:
             terms = job_terms_under(grant, stems=job.stems, purpose=job.purpose, commercial=job.commercial,
                                     territory=job.territory)
             if terms["territory"]:
