@@ -53,6 +53,9 @@ class NotificationEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=models.Q(type__in=ALL_TYPES), name="event_type_valid")]
+        # the reconciler's question every pass: which e-mails are still due?
+        indexes = [models.Index(fields=["created_at"], condition=models.Q(emailed_at__isnull=True),
+                                name="event_email_due")]
 
     def __str__(self) -> str:
         return f"{self.type} for {self.organisation_id}"

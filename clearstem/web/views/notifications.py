@@ -6,7 +6,6 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_POST
 from clearstem.api.webhooks import WebhookWriteSerializer
 from clearstem.notifications import services
 from clearstem.notifications.events import ALL, EVENT_TYPES, types_for
-from clearstem.notifications.models import WebhookDelivery, WebhookEndpoint
+from clearstem.notifications.models import WebhookEndpoint
 from sharedcore.errors import DomainError
 
 from ..forms import bind, form_data
@@ -38,11 +37,9 @@ def _org_user(view):
 
 def _page(request, *, status=200, form=None, errors=None, created=None):
     user = request.user
-    recent = WebhookDelivery.objects.select_related("event").prefetch_related("attempt_log")
-    hooks = list(WebhookEndpoint.objects.filter(organisation_id=user.organisation_id).prefetch_related(
-        Prefetch("deliveries", recent)))
-    for hook in hooks:
-        hook.recent = list(hook.deliveries.all()[:RECENT_DELIVERIES])
+    hooks = list(WebhookEndpoint.objects.filter(organisation_id=user.organisation_id))
+    for hook in hooks:  # an organisation has a few webhooks, each many deliveries: the newest only
+        hook.recent = list(hook.deliveries.select_related("event").prefetch_related("attempt_log")[:RECENT_DELIVERIES])
     opted_out = services.email_opt_outs(user)
     mine = types_for(user.org_kind)
     return render(request, "web/notifications.html", {
