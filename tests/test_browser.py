@@ -446,7 +446,7 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
     sign_in(page, people["platform"])
     assert page.url.endswith("/audit/")
     shot(page, "audit-find")
-    page.get_by_label("Id or hash").fill(str(stem.id))
+    page.get_by_role("searchbox", name="Id or hash").fill(str(stem.id))
     page.get_by_role("button", name="Find", exact=True).click()
     page.wait_for_url(f"**/audit/stems/{stem.id}/")
     assert page.inner_text("#chain-verdict") == "chain verified"
