@@ -43,8 +43,9 @@ class Receiver:
     """A real HTTP server on loopback that answers with the next status of `statuses` (the
     last one repeats) and keeps every request it got."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), delay_s: float = 0.0):
         self.statuses = list(statuses)
+        self.delay_s = delay_s
         self.got: list[dict] = []
         receiver = self
 
@@ -52,6 +53,7 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.got.append({"headers": dict(self.headers), "body": body})
+                time.sleep(receiver.delay_s)
                 code = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
                 answer = json.dumps({"received": True, "code": code}).encode()
                 self.send_response(code)
@@ -193,7 +195,7 @@ def test_failing_receiver_is_retried_logged_and_resent(clients, worker, fast_ret
 
 
 def test_unreachable_and_refused_receivers_log_why(clients, worker, fast_retries):
-    """No answer at all: each attempt says why (nothing listening; in production, a name that
+    """No answer: each attempt says why (nothing listening; too slow; in production, a name that
     resolves to loopback is refused when posting, even if it was accepted when added)."""
     gone = Receiver()
     gone.close()  # nothing listens there any more
@@ -203,6 +205,18 @@ def test_unreachable_and_refused_receivers_log_why(clients, worker, fast_retries
     assert delivery["status"] == "failed" and delivery["attempts"] == 3
     assert {a["error"] for a in delivery["attempt_log"]} == {"could not connect to the receiver"}
     assert all(a["status_code"] is None for a in delivery["attempt_log"])
+
+    slow = Receiver(delay_s=1.0)
+    fast_retries.CLEARSTEM_WEBHOOK_TIMEOUT_S = 0.3
+    try:
+        hook = add_webhook(clients["producer"], slow.url)
+        clients["producer"].post(f"/api/v1/webhooks/{hook['id']}/test/")
+        [delivery] = settled(clients["producer"], hook["id"])
+        assert delivery["status"] == "failed" and len(slow.got) == 3
+        assert {a["error"] for a in delivery["attempt_log"]} == {"no answer within 0.3 s"}
+        assert all(250 <= a["duration_ms"] < 1000 for a in delivery["attempt_log"])
+    finally:
+        slow.close()
 
     listening = Receiver()
     try:

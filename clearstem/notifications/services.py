@@ -237,14 +237,19 @@ def _post(endpoint: WebhookEndpoint, event: NotificationEvent, delivery_id) -> d
         with requests.post(endpoint.url, data=body, headers=headers, timeout=settings.CLEARSTEM_WEBHOOK_TIMEOUT_S,
                            allow_redirects=False, stream=True) as resp:
             out["status_code"] = resp.status_code
-            raw = resp.raw.read(EXCERPT_BYTES, decode_content=True) or b""
-            out["response_excerpt"] = raw.decode("utf-8", "replace")[:EXCERPT_BYTES]
+            try:
+                raw = resp.raw.read(EXCERPT_BYTES, decode_content=True) or b""
+                out["response_excerpt"] = raw.decode("utf-8", "replace")[:EXCERPT_BYTES]
+            except Exception:  # noqa: BLE001 - the status is the answer; a body we cannot read is only noted
+                out["error"] = "the answer's body could not be read"
     except requests.Timeout:
         out["error"] = f"no answer within {settings.CLEARSTEM_WEBHOOK_TIMEOUT_S:g} s"
+    except requests.exceptions.SSLError:
+        out["error"] = "the receiver's TLS certificate was not accepted"
     except requests.ConnectionError:
         out["error"] = "could not connect to the receiver"
-    except requests.RequestException as exc:
-        out["error"] = f"the request failed: {exc}"[:500]
+    except requests.RequestException:
+        out["error"] = "the request could not be sent (the receiver broke the connection or answered nonsense)"
     out["duration_ms"] = int((time.monotonic() - started) * 1000)
     return out
 
