@@ -642,6 +642,12 @@ def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, cli
             pg.goto("/licenses/")
             cell = pg.locator(".table-wrap td[data-label]").first
             assert cell.is_visible() and cell.get_attribute("data-label")
+        if who == "producer":  # status, caps left and Withdraw are on screen, not past a sideways scroll
+            pg.goto("/studio/licenses/")
+            for target in (pg.get_by_role("button", name="Withdraw").first,
+                           pg.locator("td[data-label='Downloads left']").first, pg.locator("td .pill").first):
+                box = target.bounding_box()
+                assert target.is_visible() and box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
         # the ledger page follows the ledger by itself: a new entry shows without a reload
         if who == "platform":
             from django.db import transaction
