@@ -11,6 +11,7 @@ rewrite or remove:
 | the ledger state (the append frontier) | SELECT, INSERT, UPDATE (size, frontier) |
 | license grants (one row per version) | SELECT, INSERT, UPDATE (status, status_changed_at) |
 | a grant's recordings | SELECT, INSERT, DELETE (rows of a grant out of draft: refused by a trigger) |
+| a recording's earlier revisions | SELECT, INSERT, DELETE (only with their recording; UPDATE refused by a trigger) |
 | ledger verifications | SELECT, INSERT, UPDATE of the verdict columns (final once recorded: a trigger) |
 | django_migrations | SELECT |
 | every other table | SELECT, INSERT, UPDATE, DELETE |
@@ -35,7 +36,7 @@ import environ
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from licensing.models import LicenseGrant, UsageEvent
+from licensing.models import LicenseGrant, RecordingRevision, UsageEvent
 from provenance.models import LedgerEntry, LedgerNode, LedgerState, LedgerVerification, ProvenanceRecord, TreeHead
 from sharedcore.errors import DomainError
 
@@ -67,6 +68,8 @@ def _restricted() -> dict[str, Privileges]:
     # Django's delete collector clears a removed recording's links in one statement (even when
     # there are none), so DELETE is granted; a trigger refuses it for grants out of draft.
     out[LicenseGrant.recordings.through._meta.db_table] = Privileges(("SELECT", "INSERT", "DELETE"))
+    # history of a recording's title/artist/ISRC: added, never rewritten; removed with its recording
+    out[RecordingRevision._meta.db_table] = Privileges(("SELECT", "INSERT", "DELETE"))
     out[LedgerVerification._meta.db_table] = Privileges(read_add, _columns(
         LedgerVerification, "finished_at", "ok", "size", "heads_checked", "first_bad_index", "problem", "elapsed_s"))
     out["django_migrations"] = Privileges(("SELECT",))
