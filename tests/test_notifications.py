@@ -496,3 +496,12 @@ def test_admin_adds_a_webhook_in_the_browser_and_a_test_event_arrives_signed(bro
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "phone-notifications.png"), full_page=True)
+
+
+def test_operators_read_webhooks_in_the_admin_without_the_secret(admin_client, clients, receiver):
+    hook = add_webhook(clients["producer"], receiver.url)
+    page = admin_client.get(f"/admin/notifications/webhookendpoint/{hook['id']}/change/")
+    assert page.status_code == 200 and receiver.url.encode() in page.content
+    assert hook["secret"].encode() not in page.content
+    assert admin_client.post(f"/admin/notifications/webhookendpoint/{hook['id']}/delete/").status_code == 403
+    assert WebhookEndpoint.objects.filter(pk=hook["id"]).exists()
