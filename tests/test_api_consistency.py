@@ -60,6 +60,10 @@ def test_a_denied_job_lists_every_reason_led_by_error_code(clients, catalog, aud
     for reason in body["reasons"]:
         assert reason["message"] and reason["title"] == "Song 12" and reason["rights_holder"] == "label-a"
     assert body["reasons"][0]["message"] == body["error_message"]
+    # the job.denied notification carries the same reasons in the same words
+    from clearstem.notifications.payloads import job_event
+
+    assert job_event("job.denied", job.pk)[2]["job"]["reasons"] == body["reasons"]
 
 
 def test_grant_status_is_derived_from_the_validity_window(clients, catalog):

@@ -28,8 +28,7 @@ JOB_SUMMARIES = {"job.finished": "Stems ready: {name}", "job.failed": "Job faile
 def job_event(event_type: str, job_id) -> tuple[int, str, dict]:
     """(organisation id, summary, data) of a job that finished, failed or was denied."""
     job = Job.objects.select_related("upload").get(pk=job_id)
-    reasons = [{k: r[k] for k in ("code", "detail", "title", "recording") if r.get(k)}
-               for r in (job.decision or {}).get("reasons", [])]
+    reasons = job.reasons()  # the same list, in the same words, as GET /api/v1/jobs/{id}/
     data = {"job": {
         "id": str(job.id), "state": job.state, "url": public(reverse("web:job", args=[job.id])),
         "api_url": public(f"/api/v1/jobs/{job.id}/"),
@@ -39,7 +38,7 @@ def job_event(event_type: str, job_id) -> tuple[int, str, dict]:
         "files": [{"id": str(s.id), "name": s.name, "download_url": public(f"/api/v1/stems/{s.id}/download/")}
                   for s in job.stem_files.order_by("name")],
     }}
-    message = job.error_message or "; ".join(r["detail"] for r in reasons)
+    message = job.error_message or "; ".join(r["message"] for r in reasons)
     if event_type == "job.finished":
         message = "Stems: " + ", ".join(f["name"] for f in data["job"]["files"])
     data["message"] = message
