@@ -65,3 +65,14 @@ def test_catalog_ingest_reports_a_missing_file_in_words_and_goes_on(orgs, audio_
     text = out.getvalue()
     assert "gone.wav: ERROR" in text and "file not found" in text and "1 registered" in text
     assert not LEAKS.search(text)
+
+
+def test_a_separation_failure_reads_without_errno_or_class_names():
+    from clearstem.jobs.separation import failure_in_words
+
+    disk = failure_in_words(OSError(28, "No space left on device"))
+    assert disk == "the worker could not read or write a file (no space left on device)"
+    assert failure_in_words(KeyError("vocals")) == "an unexpected error on the worker (its log has the details)"
+    assert failure_in_words(RuntimeError("the chunk could not be decoded")) == "the chunk could not be decoded"
+    for exc in (FileNotFoundError(2, "No such file or directory"), RuntimeError("ValueError: bad"), ValueError("")):
+        assert not LEAKS.search(failure_in_words(exc))

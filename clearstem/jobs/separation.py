@@ -167,7 +167,18 @@ def do_separate_job(job_id) -> Job | None:
             return None
         log.exception("separation of job %s failed (attempt %s)", job.pk, job.attempts)
         if job.attempts < settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
-            _end(job.pk, attempt, Job.State.QUEUED, "retrying", str(exc))
+            _end(job.pk, attempt, Job.State.QUEUED, "retrying", failure_in_words(exc))
             raise RetryableJobError(str(exc)) from exc
-        _end(job.pk, attempt, Job.State.FAILED, "separation_error", str(exc))
+        _end(job.pk, attempt, Job.State.FAILED, "separation_error", failure_in_words(exc))
     return None
+
+
+def failure_in_words(exc: Exception) -> str:
+    """An unexpected failure as the job page and the API say it: no errno numbers, no exception
+    class names (the worker's log keeps the traceback)."""
+    if isinstance(exc, OSError):
+        return f"the worker could not read or write a file ({(exc.strerror or 'input/output error').lower()})"
+    text = str(exc).strip()
+    if not text or text.startswith(("[Errno", "<", "'")) or "Error:" in text:
+        return "an unexpected error on the worker (its log has the details)"
+    return text
