@@ -25,8 +25,13 @@ def _done_job(clients, audio_dir, stems=("vocals", "drums")) -> Job:
 
 def test_the_job_page_draws_waveforms_once_and_offers_the_player(clients, users, catalog, audio_dir, monkeypatch):
     job = _done_job(clients, audio_dir)
+    stems = list(job.stem_files.all())
+    for stem in stems:  # drawn on the worker when the job finished
+        assert default_storage.exists(f"waveforms/stem-{stem.id}-v1.json")
+    assert default_storage.exists(f"waveforms/upload-{job.upload_id}-v1.json")
+    monkeypatch.setattr(listening, "waveform_peaks", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     web = browser(users["producer"][0])
-    page = web.get(f"/studio/jobs/{job.pk}/").content.decode()
+    page = web.get(f"/studio/jobs/{job.pk}/").content.decode()  # kept: the page decodes nothing
     assert page.count('<svg viewBox="0 0 240 48"') == 3  # the upload and two stems
     assert 'aria-label="Waveform of the vocals stem"' in page and 'aria-label="Waveform of your upload"' in page
     assert "data-mixer" in page and 'data-gain="1"' in page
@@ -35,11 +40,11 @@ def test_the_job_page_draws_waveforms_once_and_offers_the_player(clients, users,
     # without the script the plain players and downloads are there
     assert page.count("data-single") == 2 and f"/studio/jobs/{job.pk}/".rstrip("/") in page
     assert f"/studio/uploads/{job.upload_id}/listen/" in page
-    for stem in job.stem_files.all():
-        assert default_storage.exists(f"waveforms/stem-{stem.id}-v1.json")
-    # kept: a second view decodes nothing
-    monkeypatch.setattr(listening, "waveform_peaks", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    # one lost (or made before waveforms existed) is drawn by the page and kept again
+    monkeypatch.undo()
+    default_storage.delete(f"waveforms/stem-{stems[0].id}-v1.json")
     assert web.get(f"/studio/jobs/{job.pk}/").content.decode().count("<svg viewBox") == 3
+    assert default_storage.exists(f"waveforms/stem-{stems[0].id}-v1.json")
     # a license that stops downloads stops the player too (previews are judged like downloads)
     clients["label"].post(f"/api/v1/licenses/{catalog['grant']['id']}/revoke/")
     page = web.get(f"/studio/jobs/{job.pk}/").content.decode()

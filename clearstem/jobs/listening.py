@@ -48,6 +48,17 @@ def upload_peaks(upload) -> list[float]:
     return _peaks(upload.file.name, f"waveforms/upload-{upload.id}-v1.json")
 
 
+def warm_waveforms(job) -> None:
+    """Compute and keep the waveforms of a finished job (best effort: a page draws any missing
+    one itself), so that the first view of a long upload does not wait for a decode."""
+    try:
+        for stem in job.stem_files.all():
+            stem_peaks(stem)
+        upload_peaks(job.upload)
+    except Exception:  # noqa: BLE001 - a waveform never fails a separation
+        log.exception("waveforms of job %s", job.pk)
+
+
 def svg_path(peaks: list[float]) -> str:
     """The waveform as one closed SVG path (viewBox 0 0 len(peaks) WAVEFORM_HEIGHT): the upper
     envelope left to right, the lower one back; mirrored about the middle as editors draw it."""

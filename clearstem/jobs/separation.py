@@ -29,6 +29,7 @@ from separation.services import OUTPUT_FORMAT, separate_to_folder
 from sharedcore.hashing import file_sha256
 
 from .lifecycle import transition
+from .listening import warm_waveforms
 from .models import Job, Stem, StemFingerprint
 from .stem_prints import stem_prints
 
@@ -149,6 +150,7 @@ def do_separate_job(job_id) -> Job | None:
                 if prints.get(row.name):
                     StemFingerprint.objects.create(stem=row, **prints[row.name])
             transition(locked, Job.State.DONE)
+        warm_waveforms(locked)  # drawn here, on the worker, not on the first view of the job page
         return locked
     except Superseded:
         delete_quietly(saved)
