@@ -784,6 +784,21 @@ def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> F
                         reject_below=min(base.reject_below, corroborate))
 
 
+def at_shipped_defaults(test: list[dict], chromaprint: bool = True) -> dict:
+    """The test split judged at the thresholds the product ships with (LandmarkParams and
+    FusionParams defaults = the settings' defaults, chosen on earlier runs' calibration splits),
+    not at this run's own calibration: what a deployment with default settings would decide."""
+    _decide(test, lm.LandmarkParams().min_score, FusionParams())
+    table = _table(test, chromaprint)
+    out = {"landmark_min_score": lm.LandmarkParams().min_score,
+           "landmark_review_score": FusionParams().landmark_review_score,
+           "recall": table["recall"], "wrong": {k: v["count"] for k, v in table["wrong"].items()},
+           "wrong_examples": {k: v["examples"][:3] for k, v in table["wrong"].items() if v["count"]}}
+    if chromaprint:
+        out["review"] = _review_table(test)
+    return out
+
+
 def _decided_by_counts(results: list[dict]) -> dict:
     out: dict = {}
     for r in results:
@@ -890,9 +905,7 @@ def main(argv: list[str] | None = None) -> dict:
         summary["test"]["review"] = _review_table(test)
         summary["calibration"]["review"] = _review_table(cal)
         summary["test"]["decided_by"] = _decided_by_counts(test)
-    _decide(test, lm.LandmarkParams().min_score)
-    summary["test_at_module_default"] = {"recall": _table(test, False)["recall"]["landmarks"],
-                                         "wrong": _table(test, False)["wrong"]["landmarks"]["count"]}
+    summary["test_at_shipped_defaults"] = at_shipped_defaults(test, cp_index is not None)
     _decide(test, min_score, fusion)
 
     # index figures (hits per query hash measured on 15 s queries of the bench)
@@ -972,6 +985,11 @@ def _print(s: dict) -> None:
             f"{c} {v['false_review']}/{v['queries']} false, {v['missed_caught_by_review']}/{v['missed']} missed caught"
             for c, v in test["review"].items() if v["false_review"] or v["missed"]) + " (others: none)")
         print(f"            calibrated fusion: {s['calibrated_fusion']}")
+    if (d := s.get("test_at_shipped_defaults")) and "product" in d["recall"]:
+        print(f"SHIPPED DEFAULTS (landmark min {d['landmark_min_score']}, review {d['landmark_review_score']}), "
+              "test split, product: " + ", ".join(f"{c} {v:.1%}" for c, v in d["recall"]["product"].items())
+              + f"; wrong: {d['wrong']['product']}; false reviews: "
+              + str(sum(v["false_review"] for v in d.get("review", {}).values())))
     mg = s["margin_test"]
     print(f"score margin (test): highest wrong {mg['max_wrong_score']}, lowest true found {mg['min_true_score_found']}, "
           f"threshold {mg['threshold']}; {mg['true_below_threshold']}/{mg['true_total']} true recordings below it")
