@@ -2,8 +2,11 @@
 
 `/healthz`: the process answers (no database, no broker: a restart would not help them).
 `/readyz`: the database, the broker and the storage are reachable; 503 with each component's
-state otherwise, so traffic goes elsewhere until they are back. No authentication, no data."""
+state otherwise, so traffic goes elsewhere until they are back. No authentication, no data: a
+failure is named in words, and its exception (class, host, message) goes to the log only."""
 from __future__ import annotations
+
+import logging
 
 import dramatiq
 from django.core.files.storage import default_storage
@@ -13,6 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 PROBE_NAME = "health/readyz-probe"
+log = logging.getLogger("clearstem.health")
+#: What /readyz says when a component's check fails.
+DOWN = {"database": "the database did not answer", "broker": "the message broker did not answer",
+        "storage": "the file storage did not answer"}
 
 
 def _database() -> str:
@@ -45,8 +52,9 @@ def readiness() -> tuple[bool, dict]:
     for name, check in CHECKS.items():
         try:
             out[name] = {"ok": True, "detail": check()}
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
-            out[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        except Exception:  # noqa: BLE001 - any failure means not ready; say which
+            log.warning("readiness: %s check failed", name, exc_info=True)
+            out[name] = {"ok": False, "detail": DOWN[name]}
     return all(c["ok"] for c in out.values()), out
 
 

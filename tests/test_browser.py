@@ -669,10 +669,11 @@ def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, cli
 
 
 def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromium, page, people, clients, audio_dir,
-                                                                        live_server):
-    """License first: the producer finds Song 12 in the open catalog, hears an excerpt, asks before
-    uploading; the label approves in its own browser; the upload's job form starts from the
-    license and the job clears."""
+                                                                        live_server, tmp_path):
+    """The whole walk, license first: the producer finds Song 12 in the open catalog, hears an
+    excerpt, asks before uploading; the label approves in its own browser; the upload's job
+    form starts from the license and the job clears; the producer listens with solo and mute,
+    downloads MP3, FLAC and a zip; the label revokes and the job page shows why downloads stopped."""
     from licensing.models import LicenseRequest
 
     recs, _ = register_catalog(clients, audio_dir, licensed=())
@@ -719,6 +720,51 @@ def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromiu
     shot(page, "producer-job-form-from-license")
     page.get_by_role("button", name="Separate", exact=True).click()
     assert wait_job_state(page, ("done", "denied", "failed")) == "done"
+
+    # the rest of the walk: listen with solo and mute, take MP3, FLAC and a zip, then the label
+    # revokes and the same page turns its downloads into the reason
+    page.get_by_role("button", name="Play all stems").click()
+    page.wait_for_function("document.querySelector('#mixer').mixer.position() > 0.3", timeout=30_000)
+    solo = page.get_by_role("button", name="Solo vocals")
+    solo.focus()
+    page.keyboard.press("Space")
+    vocals, drums = page.locator('.stem[data-name="vocals"]'), page.locator('.stem[data-name="drums"]')
+    assert vocals.get_attribute("data-gain") == "1" and drums.get_attribute("data-gain") == "0"
+    page.get_by_role("button", name="Mute vocals").click()
+    assert vocals.get_attribute("data-gain") == "0"
+    page.get_by_role("button", name="Pause all stems").click()
+    row = page.locator(".stem").filter(has_text="Vocals")
+    for link, fmt in (("FLAC", "flac"), ("MP3 320", "mp3")):
+        with page.expect_download() as dl:
+            row.get_by_role("link", name=link).click()
+        path = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(path)
+        assert container(path) == fmt, (fmt, path.read_bytes()[:16])
+    page.get_by_label("Zip of all stems as").select_option("mp3")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download zip").click()
+    dl.value.save_as(tmp_path / "stems.zip")
+    with zipfile.ZipFile(tmp_path / "stems.zip") as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["format"] == "mp3" and {s["name"] for s in manifest["stems"]} == {"vocals", "drums"}
+    shot(page, "walk-listened-and-downloaded")
+
+    req.refresh_from_db()
+    label = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    try:
+        lp = label.new_page()
+        sign_in(lp, people["label"])
+        lp.goto(f"/licenses/{req.grant_id}/revoke/")
+        lp.get_by_role("button", name="Yes, revoke").click()
+        lp.wait_for_url(f"**/licenses/{req.grant_id}/")
+    finally:
+        label.close()
+    page.reload()
+    body = page.inner_text("main")
+    assert "Downloads are stopped" in body and "revoked" in body
+    assert page.get_by_role("link", name="MP3 320").count() == 0
+    assert page.get_by_role("button", name="Download zip").count() == 0
+    shot(page, "walk-revoked")
 
 
 def test_producer_listens_with_waveforms_solo_and_mute(page, people, clients, audio_dir):
