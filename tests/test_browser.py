@@ -723,6 +723,7 @@ def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromiu
 
     # the rest of the walk: listen with solo and mute, take MP3, FLAC and a zip, then the label
     # revokes and the same page turns its downloads into the reason
+    assert "version 1: unlimited separations, unlimited downloads." in page.inner_text("main")
     page.get_by_role("button", name="Play all stems").click()
     page.wait_for_function("document.querySelector('#mixer').mixer.position() > 0.3", timeout=30_000)
     solo = page.get_by_role("button", name="Solo vocals")
@@ -761,7 +762,7 @@ def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromiu
         label.close()
     page.reload()
     body = page.inner_text("main")
-    assert "Downloads are stopped" in body and "revoked" in body
+    assert "Downloads are stopped" in body and "is revoked: nothing more can be separated or downloaded" in body
     assert page.get_by_role("link", name="MP3 320").count() == 0
     assert page.get_by_role("button", name="Download zip").count() == 0
     shot(page, "walk-revoked")
