@@ -168,3 +168,36 @@ def test_recent_lists_and_job_monitor_link_to_pages(rows, auditor):
     assert f'href="/audit/jobs/{job.pk}/"' in monitor
     page = auditor.get(f"/audit/jobs/{job.pk}/").content.decode()
     assert "separation_failed" in page and f'href="/audit/stems/{rows["stem"].pk}/"' in page
+
+
+def test_recordings_and_license_requests_are_found_by_id_and_hash(rows, auditor, users, orgs, clients):
+    """Any id means any: a recording (by id or its reference audio's SHA-256, after an edit its
+    earlier title shown) and a license request lead to their own audit pages."""
+    from licensing.catalog import do_edit_recording
+    from licensing.models import LicenseRequest, Recording
+
+    rec = Recording.objects.create(id=uuid.UUID("c0ffee00-3333-4333-8333-333333333333"), rights_holder=orgs["label"],
+                                   title="Old Title", isrc="QZAAA2600077", reference_audio="r.wav",
+                                   audio_sha256=_hex("decade0042"), duration_s=30.0)
+    do_edit_recording(rec.pk, orgs["label"], users["label"][0], title="New Title")
+    rows["grant"].recordings.add(rec)
+    req = LicenseRequest.objects.create(id=uuid.UUID("beadfeed-4444-4444-8444-444444444444"),
+                                        requester=users["producer"][0], requester_org=orgs["producer"],
+                                        rights_holder=orgs["label"], stems=["vocals"], purpose="remix", territory="GB")
+    req.recordings.add(rec)
+    for q, target in (("c0ffee00-33", f"/audit/recordings/{rec.pk}/"), ("decade0042", f"/audit/recordings/{rec.pk}/"),
+                      ("beadfeed", f"/audit/license-requests/{req.pk}/")):
+        r = auditor.get("/audit/", {"q": q})
+        assert r.status_code == 302 and r["Location"] == target, (q, r.status_code)
+    page = auditor.get(f"/audit/recordings/{rec.pk}/").content.decode()
+    assert "“New Title”" in page and "r1: “Old Title”" in page and "recording_edited" in page
+    assert f'href="/audit/grants/{rows["grant"].pk}/"' in page and f'href="/audit/license-requests/{req.pk}/"' in page
+    page = auditor.get(f"/audit/license-requests/{req.pk}/").content.decode()
+    assert "asked from the catalog" in page and f'href="/audit/recordings/{rec.pk}/"' in page
+    body = clients["platform"].get("/api/v1/audit/lookup/", {"q": "beadfeed"}).json()
+    (row,) = body["candidates"]
+    assert row["kind"] == "license_request" and row["url"].endswith(f"/api/v1/license-requests/{req.pk}/")
+    assert clients["platform"].get(row["url"]).status_code == 200
+    c = Client()
+    c.force_login(users["label"][0])
+    assert c.get(f"/audit/recordings/{rec.pk}/").status_code == 404  # auditors' pages only

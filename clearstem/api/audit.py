@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clearstem.jobs.lookup import KINDS, Candidate, lookup
+from clearstem.jobs.lookup import AUDIT_PAGES, KINDS, Candidate, lookup
 from sharedcore.errors import PermissionDenied
 
 from .serializers import ErrorSerializer
@@ -32,9 +32,8 @@ class AuditLookupSerializer(serializers.Serializer):
 
 
 _API = {"stem": "/api/v1/stems/{}/", "job": "/api/v1/jobs/{}/", "upload": "/api/v1/uploads/{}/",
-        "grant": "/api/v1/licenses/{}/", "ledger_entry": "/api/v1/ledger/entries/?start={}"}
-_PAGES = {"stem": "web:audit-stem", "job": "web:audit-job", "upload": "web:audit-upload", "grant": "web:audit-grant",
-          "ledger_entry": "web:audit-ledger-entry"}
+        "recording": "/api/v1/recordings/{}/", "grant": "/api/v1/licenses/{}/",
+        "license_request": "/api/v1/license-requests/{}/", "ledger_entry": "/api/v1/ledger/entries/?start={}"}
 
 
 def _row(request, c: Candidate) -> dict:
@@ -42,13 +41,13 @@ def _row(request, c: Candidate) -> dict:
     url = _API[c.kind].format(key) + (f"&end={key + 1}" if c.kind == "ledger_entry" else "")
     return {"kind": c.kind, "key": c.key, "matched": c.matched, "label": c.label, "created_at": c.created_at,
             "url": request.build_absolute_uri(url),
-            "audit_url": request.build_absolute_uri(reverse(_PAGES[c.kind], args=[key]))}
+            "audit_url": request.build_absolute_uri(reverse(AUDIT_PAGES[c.kind], args=[key]))}
 
 
 class AuditLookupView(APIView):
-    """Everything whose id or hash starts with `q` (8+ hex characters): stems, jobs, uploads and
-    license grants by id; uploads, stems and delivered files by SHA-256; ledger entries by leaf
-    hash. For platform auditors."""
+    """Everything whose id or hash starts with `q` (8+ hex characters): stems, jobs, uploads,
+    recordings, license grants and requests by id; uploads, stems, delivered files and reference
+    audio by SHA-256; ledger entries by leaf hash. For platform auditors."""
 
     @extend_schema(
         parameters=[OpenApiParameter("q", str, required=True,

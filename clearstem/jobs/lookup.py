@@ -1,8 +1,9 @@
 """Find anything by an id or hash prefix, for auditors: pages show ids and hashes cut to 8 or 16
 characters, and an auditor holding only that piece must still reach the object.
 
-A prefix of 8+ hex characters is matched against stem, job, upload and license-grant ids, upload
-and stem SHA-256s (and the SHA-256 of each delivered rendition), and ledger leaf hashes. Every
+A prefix of 8+ hex characters is matched against stem, job, upload, recording, license-grant and
+license-request ids, upload, stem and reference-audio SHA-256s (and the SHA-256 of each delivered
+rendition), and ledger leaf hashes. Every
 match is listed: a prefix is ambiguous by nature, and picking one for the auditor would hide the
 others.
 
@@ -19,14 +20,18 @@ from datetime import datetime
 
 from clearstem.jobs.models import Job, Stem, StemRendition
 from clearstem.uploads.models import Upload
-from licensing.models import LicenseGrant
+from licensing.models import LicenseGrant, LicenseRequest, Recording
 from provenance.models import LedgerEntry
 from sharedcore.errors import DomainError
 
 MIN_PREFIX = 8
 #: Candidates listed per kind of object (a real ambiguity is two or three; more says "be longer").
 PER_KIND = 20
-KINDS = ("stem", "job", "upload", "grant", "ledger_entry")
+KINDS = ("stem", "job", "upload", "recording", "grant", "license_request", "ledger_entry")
+#: The auditors' page of each kind (URL names of clearstem.web, which the web and the API both link).
+AUDIT_PAGES = {"stem": "web:audit-stem", "job": "web:audit-job", "upload": "web:audit-upload",
+               "recording": "web:audit-recording", "grant": "web:audit-grant",
+               "license_request": "web:audit-license-request", "ledger_entry": "web:audit-ledger-entry"}
 _HEX = re.compile(r"[0-9a-f]*")
 
 
@@ -91,6 +96,7 @@ def lookup(query: str) -> Lookup:
     stems = Stem.objects.select_related("job__upload")
     uploads = Upload.objects.all()
     grants = LicenseGrant.objects.select_related("licensor")
+    recordings = Recording.objects.select_related("rights_holder")
     if len(prefix) <= 32:  # an id
         lo, hi = _uuid_range(prefix)
         take(stems.filter(pk__range=(lo, hi)), lambda s: _stem(s, "id"))
@@ -98,6 +104,11 @@ def lookup(query: str) -> Lookup:
             "job", str(j.pk), "id", f"{j.state} job on “{j.upload.original_name}”", j.created_at))
         take(uploads.filter(pk__range=(lo, hi)), lambda u: _upload(u, "id"))
         take(grants.filter(pk__range=(lo, hi)), lambda g: _grant(g, "id"))
+        take(recordings.filter(pk__range=(lo, hi)), lambda r: _recording(r, "id"))
+        take(LicenseRequest.objects.select_related("requester_org", "rights_holder").filter(pk__range=(lo, hi)),
+             lambda q: Candidate("license_request", str(q.pk), "id",
+                                 f"{q.status} request from {q.requester_org.name} to {q.rights_holder.name}",
+                                 q.created_at))
     lo, hi = _hex_range(prefix)
     # the range uses the index; startswith repeats it exactly, whatever the database's collation
     take(stems.filter(sha256__range=(lo, hi), sha256__startswith=prefix), lambda s: _stem(s, "SHA-256"))
@@ -105,6 +116,8 @@ def lookup(query: str) -> Lookup:
          .filter(sha256__range=(lo, hi), sha256__startswith=prefix),
          lambda r: _stem(r.stem, f"delivered {r.format.upper()} SHA-256"))
     take(uploads.filter(sha256__range=(lo, hi), sha256__startswith=prefix), lambda u: _upload(u, "SHA-256"))
+    take(recordings.filter(audio_sha256__range=(lo, hi), audio_sha256__startswith=prefix),
+         lambda r: _recording(r, "reference audio SHA-256"))
     take(LedgerEntry.objects.filter(leaf_hash__range=(_bytes(lo), _bytes(hi))).only(
         "index", "kind", "subject", "leaf_hash", "created_at"), lambda e: Candidate(
         "ledger_entry", str(e.index), "leaf hash", f"#{e.index} {e.kind} · {e.subject}", e.created_at))
@@ -121,6 +134,11 @@ def _stem(s: Stem, matched: str) -> Candidate:
 
 def _upload(u: Upload, matched: str) -> Candidate:
     return Candidate("upload", str(u.pk), matched, f"upload “{u.original_name}”", u.created_at)
+
+
+def _recording(r: Recording, matched: str) -> Candidate:
+    return Candidate("recording", str(r.pk), matched, f"recording “{r.title}” ({r.isrc or 'no ISRC'}) of "
+                                                      f"{r.rights_holder.name}", r.created_at)
 
 
 def _grant(g: LicenseGrant, matched: str) -> Candidate:

@@ -24,12 +24,12 @@ from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
 from clearstem.api.errors import http_status
-from clearstem.jobs.lookup import Candidate, lookup
+from clearstem.jobs.lookup import AUDIT_PAGES, Candidate, lookup
 from clearstem.jobs.models import Job, Stem, StemRendition
 from clearstem.jobs.monitor import job_overview, queue_depths
 from clearstem.jobs.stem_prints import Findings, find_stems_by_file
 from clearstem.uploads.models import Upload
-from licensing.models import LicenseGrant, Recording
+from licensing.models import LicenseGrant, LicenseRequest, Recording
 from provenance import ledger
 from provenance.actors import verify_ledger
 from provenance.audit import Chain, attestation_check, stem_chain
@@ -259,20 +259,19 @@ def job_monitor(request):
     return render(request, "web/audit/jobs.html", {"overview": job_overview(), "queues": queue_depths()})
 
 
-KIND_LABELS = {"stem": "Stem", "job": "Job", "upload": "Upload", "grant": "License grant",
-               "ledger_entry": "Ledger entry"}
-_PAGES = {"stem": "web:audit-stem", "job": "web:audit-job", "upload": "web:audit-upload", "grant": "web:audit-grant",
-          "ledger_entry": "web:audit-ledger-entry"}
+KIND_LABELS = {"stem": "Stem", "job": "Job", "upload": "Upload", "recording": "Recording", "grant": "License grant",
+               "license_request": "License request", "ledger_entry": "Ledger entry"}
 
 
 def candidate_url(c: Candidate) -> str:
-    return reverse(_PAGES[c.kind], args=[int(c.key) if c.kind == "ledger_entry" else c.key])
+    return reverse(AUDIT_PAGES[c.kind], args=[int(c.key) if c.kind == "ledger_entry" else c.key])
 
 
 def subject_url(subject: str) -> str | None:
     """The audit page of a ledger entry's subject ("stem:<id>", "grant:<id>", "job:<id>")."""
     kind, _, key = subject.partition(":")
-    page = {"stem": "web:audit-stem", "grant": "web:audit-grant", "job": "web:audit-job"}.get(kind)
+    page = {"stem": "web:audit-stem", "grant": "web:audit-grant", "job": "web:audit-job",
+            "recording": "web:audit-recording"}.get(kind)
     try:
         return reverse(page, args=[uuid.UUID(key)]) if page else None
     except ValueError:
@@ -309,6 +308,26 @@ def grant_detail(request, grant_id):
         "versions": LicenseGrant.objects.filter(family=grant.family).order_by("version"),
         "entries": LedgerEntry.objects.filter(subject=f"grant:{grant.pk}").order_by("index"),
     })
+
+
+@audit_page
+def recording_detail(request, recording_id):
+    """A catalog recording as an auditor sees it: who holds it, its earlier titles/ISRCs, the
+    licenses that name it, the requests for it and its ledger entries."""
+    rec = get_object_or_404(Recording.objects.select_related("rights_holder"), pk=recording_id)
+    return render(request, "web/audit/recording.html", {
+        "rec": rec, "revisions": rec.revisions.select_related("replaced_by"),
+        "grants": rec.grants.select_related("licensor", "licensee_org").order_by("-created_at")[:50],
+        "requests": rec.license_requests.select_related("requester_org").order_by("-created_at")[:50],
+        "entries": LedgerEntry.objects.filter(subject=f"recording:{rec.pk}").order_by("index"),
+    })
+
+
+@audit_page
+def license_request_detail(request, request_id):
+    req = get_object_or_404(LicenseRequest.objects.select_related(
+        "requester", "requester_org", "rights_holder", "grant", "job"), pk=request_id)
+    return render(request, "web/audit/license_request.html", {"req": req, "recordings": req.recordings.all()})
 
 
 @audit_page
