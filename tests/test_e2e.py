@@ -143,8 +143,12 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     with open(audio_dir / "original.wav", "rb") as fh:
         up3 = producer.post("/api/v1/uploads/", files={"file": fh}).json()
     body = {"upload": up3["id"], "requested_stems": ["instrumental"], "purpose": "remix", "territory": "US"}
-    job3 = producer.wait(producer.post("/api/v1/jobs/", json=body).json()["id"])
-    assert job3["state"] == "denied" and job3["error_code"] == "attestation_required"
+    deadline = time.monotonic() + 60  # identification runs on the worker after the upload
+    while producer.get(f"/api/v1/uploads/{up3['id']}/").json()["identification_status"] != "done":
+        assert time.monotonic() < deadline, "upload never identified"
+        time.sleep(0.2)
+    r = producer.post("/api/v1/jobs/", json=body)  # known to match nothing: refused before a job exists
+    assert r.status_code == 400 and r.json()["code"] == "attestation_required", r.text
     job4 = producer.wait(producer.post("/api/v1/jobs/", json={**body, "attestation": {"accepted": True}}).json()["id"])
     assert job4["state"] == "done" and job4["decision"]["basis"] == "attestation"
     assert {s["name"] for s in job4["files"]} == {"drums", "bass", "other"}

@@ -282,13 +282,13 @@ def test_unmatched_audio_needs_the_ownership_statement(web, clients, catalog, au
     do_identify_upload(up["id"])
     page = html(web["producer"].get(f"/studio/uploads/{up['id']}/"))
     assert "No catalog recording found." in page and 'name="attest"' in page
+    # without the statement: a form error on the statement itself, and no job is made
     r = web["producer"].post(f"/studio/uploads/{up['id']}/separate/",
                              {"stems": ["instrumental"], "purpose": "remix", "territory": "US", "model": "dsp"})
-    job = do_process_job(r["Location"].rstrip("/").rsplit("/", 1)[1])
-    assert job.state == "denied" and job.error_code == "attestation_required"
-    page = html(web["producer"].get(f"/studio/jobs/{job.id}/"))
-    assert "matches nothing in the licensed catalog" in page and "Confirm ownership and try again" in page
-    assert "Request a license" not in page  # nobody to ask
+    page = html(r)
+    assert r.status_code == 400 and 'id="err-attestation"' in page and "matches nothing in the licensed catalog" in page
+    assert 'name="territory"' in page and 'value="US"' in page  # the form keeps what was entered
+    assert not Job.objects.exists()
     r = web["producer"].post(f"/studio/uploads/{up['id']}/separate/",
                              {"stems": ["instrumental"], "purpose": "remix", "territory": "US", "model": "dsp",
                               "attest": "on"})

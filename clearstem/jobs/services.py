@@ -60,6 +60,11 @@ def do_create_job(user, upload, *, stems, purpose, commercial, territory, attest
     if commercial and not info.commercial_use:
         raise PermissionDenied("model_not_licensed_for_commercial_use",
                                f"model {model!r} is licensed for non-commercial use only ({info.weights_licence})")
+    if not attestation and _identified_as_unmatched(upload):
+        # known now, so said now (a form error), rather than a job created only to be denied
+        raise DomainError("attestation_required",
+                          "This audio matches nothing in the licensed catalog: confirm that you own or control "
+                          "it (the ownership statement) to separate it.")
     signed_attestation = None
     if attestation:
         if not attestation.get("accepted"):
@@ -78,6 +83,14 @@ def do_create_job(user, upload, *, stems, purpose, commercial, territory, attest
         )
         send_on_commit(send_process_job, job.pk)
     return job
+
+
+def _identified_as_unmatched(upload: Upload) -> bool:
+    """Identification has run and found no catalog recording, not even a suspected one: only
+    the uploader's ownership statement can clear a job on it."""
+    ident = upload.identification or {}
+    return (upload.identification_status == Upload.Identification.DONE
+            and not ident.get("matches") and not ident.get("suspects"))
 
 
 def _decision_record(decision, upload: Upload) -> dict:

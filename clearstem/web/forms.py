@@ -16,6 +16,7 @@ FIELD_OF_CODE = {
     "model_unavailable": "model",
     "model_not_licensed_for_commercial_use": "commercial",
     "invalid_attestation": "attestation",
+    "attestation_required": "attestation",
     "reason_required": "reason",
     "isrc_taken": "isrc",
     "invalid_isrc": "isrc",
