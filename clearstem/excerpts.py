@@ -2,9 +2,11 @@
 
 A producer hears a few seconds (stereo MP3, the page's preview quality) before asking for a
 license; never the whole reference audio, which is the label's master. Rendered once per
-recording and audio, then served from storage."""
+recording and audio, then served from storage. A recording whose reference audio is gone or
+cannot be decoded has no excerpt: NotFound `excerpt_unavailable`, never a server error."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -14,9 +16,13 @@ import soundfile as sf
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from sharedcore.media import encode_preview, open_container
+from sharedcore.errors import NotFound
+from sharedcore.media import open_container
 
+from .jobs.listening import save_preview
 from .storage import local_path
+
+log = logging.getLogger("clearstem.excerpts")
 
 
 def excerpt_window(duration_s: float, seconds: float) -> tuple[float, float]:
@@ -30,6 +36,8 @@ def excerpt_window(duration_s: float, seconds: float) -> tuple[float, float]:
 def _cut(src: str, dst_wav: str, start_s: float, length_s: float) -> None:
     """Decode `length_s` seconds from `start_s` into a float WAV (the source's rate, mono or stereo)."""
     with open_container(src) as inp:
+        if not inp.streams.audio:
+            raise ValueError("no audio stream")
         stream = inp.streams.audio[0]
         rate = stream.codec_context.sample_rate
         channels = 1 if stream.codec_context.channels == 1 else 2
@@ -51,24 +59,26 @@ def _cut(src: str, dst_wav: str, start_s: float, length_s: float) -> None:
 
 
 def excerpt_name(recording) -> str:
-    """The storage name of the recording's excerpt, rendered now if it is not there yet."""
+    """The storage name of the recording's excerpt, rendered now if it is not there yet.
+
+    Raises NotFound `excerpt_unavailable` when the reference audio is missing or undecodable."""
     seconds = settings.CLEARSTEM_EXCERPT_SECONDS
     name = f"excerpts/{recording.id}-{recording.audio_sha256[:16]}-{seconds:g}s.mp3"
     if default_storage.exists(name):
         return name
+    unavailable = NotFound("excerpt_unavailable", "no excerpt of this recording can be played right now")
+    if not recording.reference_audio:
+        raise unavailable
     start, length = excerpt_window(recording.duration_s, seconds)
     fd, wav = tempfile.mkstemp(suffix=".wav", prefix="clearstem-excerpt-")
     os.close(fd)
-    mp3 = wav[:-4] + ".mp3"
     try:
         with local_path(recording.reference_audio.name) as src:
             _cut(src, wav, start, length)
-        encode_preview(wav, mp3)
-        with open(mp3, "rb") as fh:
-            if not default_storage.exists(name):
-                default_storage.save(name, fh)
+        save_preview(wav, name)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:  # gone, unreadable, or no audio there
+        log.warning("no excerpt of recording %s: %s", recording.id, exc)
+        raise unavailable from exc
     finally:
-        for path in (wav, mp3):
-            if os.path.exists(path):
-                os.unlink(path)
+        os.unlink(wav)
     return name

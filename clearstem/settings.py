@@ -275,10 +275,10 @@ CLEARSTEM_WEBHOOK_TIMEOUT_S = env.float("CLEARSTEM_WEBHOOK_TIMEOUT_S", default=5
 CLEARSTEM_WEBHOOK_MAX_ATTEMPTS = env.int("CLEARSTEM_WEBHOOK_MAX_ATTEMPTS", default=6)
 CLEARSTEM_WEBHOOK_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_BACKOFF_S", default=30.0)
 CLEARSTEM_WEBHOOK_MAX_BACKOFF_S = env.float("CLEARSTEM_WEBHOOK_MAX_BACKOFF_S", default=3600.0)
-# Whether webhooks may target loopback, private or link-local addresses (internal services, cloud
-# metadata): refused in production (checked again when posting, after DNS), allowed by default
-# in the embedded mode, whose receivers usually run on the same machine.
-CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = env.bool("CLEARSTEM_WEBHOOK_ALLOW_PRIVATE", default=not env.str("CLEARSTEM_BROKER_URL", default=""))
+# Whether webhooks may target loopback and private addresses (internal services): off unless set
+# (a receiver on the same machine or network needs it). Checked when added and, after DNS, when
+# posting; link-local (cloud metadata) and unspecified addresses are refused even when on.
+CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = env.bool("CLEARSTEM_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # Dramatiq: Redis in production; a stub broker with an in-process worker otherwise.
 CLEARSTEM_BROKER_URL = env.str("CLEARSTEM_BROKER_URL", default="")

@@ -117,7 +117,7 @@ def test_api_invite_accept_and_refusals(users, clients):
         bad = clients["producer"].post("/api/v1/invitations/", body, format="json")
         assert bad.status_code == 400 and bad.json()["code"] == "invalid", body
     viewer = clients["producer_viewer"].post("/api/v1/invitations/", {"email": "v@example.test"}, format="json")
-    assert viewer.status_code == 403 and viewer.json()["code"] == "not_admin"
+    assert viewer.status_code == 403 and viewer.json()["code"] == "admin_required"
     assert clients["producer_viewer"].get("/api/v1/invitations/").status_code == 403
     assert len(mail.outbox) == 1  # nothing refused sent anything
 

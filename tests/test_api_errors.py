@@ -19,6 +19,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from clearstem.api.pagination import BoundedLimitOffsetPagination
+from licensing.models import Recording
 from tests.conftest import grant_body
 
 BIGINT_OVERFLOW = str(2**63)  # 9223372036854775808
@@ -195,6 +196,7 @@ def test_control_characters_are_refused_in_every_text_field(clients, catalog, us
 
     request = {"recordings": [catalog["recordings"][12]["id"]], "stems": ["vocals"], "purpose": "remix",
                "territory": "GB"}
+    Recording.objects.filter(pk=catalog["recordings"][12]["id"]).update(open_for_requests=True)
     _bad(producer.post("/api/v1/license-requests/", {**request, "message": "hi\x00"}, format="json"), "message")
     _bad(producer.post("/api/v1/license-requests/", {**request, "message": "next\u0085line"}, format="json"), "message")
     raw = json.dumps({**request, "message": "x"}).replace('"x"', '"\\ud800"')  # a lone surrogate

@@ -13,6 +13,10 @@ def world(clients, catalog, audio_dir):
     up = upload_file(clients["producer"], audio_dir / "excerpt12.flac").json()
     job = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals"], "purpose": "remix",
                                                     "territory": "GB"}, format="json").json()
+    offer = clients["label"].post("/api/v1/recordings/offer/", {  # open to requests before any upload
+        "open": True, "recordings": [catalog["recordings"][12]["id"]], "stems": ["vocals"], "purposes": ["remix"],
+        "territories": ["GB"]}, format="json")
+    assert offer.status_code == 200, offer.content
     (req,) = clients["producer"].post("/api/v1/license-requests/", {
         "recordings": [catalog["recordings"][12]["id"]], "stems": ["vocals"], "purpose": "remix",
         "territory": "GB"}, format="json").json()

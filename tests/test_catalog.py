@@ -4,6 +4,8 @@ import io
 
 import av
 import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 from django.test import Client
 
@@ -86,6 +88,22 @@ def test_excerpt_is_a_short_stereo_mp3(clients, open_catalog):
         assert 6 <= c.duration / 1e6 <= 9
 
 
+def test_an_excerpt_that_cannot_be_made_is_not_found_not_a_server_error(clients, users, open_catalog):
+    rec = Recording.objects.get(pk=open_catalog["open"])
+    default_storage.delete(rec.reference_audio.name)  # the label's master is gone from storage
+    r = clients["producer"].get(f"/api/v1/catalog/{rec.pk}/excerpt/", HTTP_ACCEPT="audio/mpeg")
+    assert r.status_code == 404 and r.json()["code"] == "excerpt_unavailable"
+    page = web_client(users, "producer").get(f"/studio/catalog/{rec.pk}/excerpt/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/plain")
+    assert b"no excerpt" in page.content
+    # a reference file that is there but not audio is refused the same way
+    with default_storage.open(rec.reference_audio.name, "wb") as fh:
+        fh.write(b"not audio at all" * 100)
+    r = clients["producer"].get(f"/api/v1/catalog/{rec.pk}/excerpt/", HTTP_ACCEPT="audio/mpeg")
+    assert r.status_code == 404 and r.json()["code"] == "excerpt_unavailable"
+    assert not default_storage.exists(f"excerpts/{rec.pk}-{rec.audio_sha256[:16]}-{settings.CLEARSTEM_EXCERPT_SECONDS:g}s.mp3")
+
+
 def test_request_from_the_catalog_without_an_upload_then_license_first_job(clients, users, open_catalog, audio_dir):
     producer = clients["producer"]
     body = {"recordings": [open_catalog["open"]], "stems": ["vocals"], "purpose": "remix", "territory": "GB",
@@ -154,6 +172,9 @@ def test_catalog_pages_and_forms(clients, users, catalog, audio_dir):
     r = label.post("/catalog/offer/", {"action": "close", "recording": rec11})
     assert r.status_code == 302 and not Recording.objects.get(pk=rec11).open_for_requests
     assert web_client(users, "label_b").post("/catalog/offer/", {"action": "close", "recording": rec12}).status_code == 404
+    # a recording id that is not an id at all names nothing: 404, not a server error
+    assert label.post("/catalog/offer/", {"action": "close", "recording": "not-a-uuid"}).status_code == 404
+    assert label.get("/usage.csv", {"recording": "nope"}).status_code == 404
     # producers: the catalog page and its live search list open recordings only; closed ones are 404
     page = producer.get("/studio/catalog/").content.decode()
     assert "Song 12" in page and "Song 11" not in page and 'href="/studio/catalog/"' in page

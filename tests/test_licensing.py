@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection, transaction
 from clearstem.jobs.models import Job
 from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
-from licensing.models import LicenseGrant, LicenseRequest, UsageEvent
+from licensing.models import LicenseGrant, LicenseRequest, Recording, UsageEvent
 from licensing.odrl import from_odrl
 from provenance.ledger import verify_ledger
 from provenance.models import LedgerEntry
@@ -127,6 +127,10 @@ def test_request_workflow_from_a_denied_job(clients, catalog, audio_dir):
 def test_deny_and_withdraw(clients, catalog):
     rec = catalog["recordings"][12]["id"]
     body = {"recordings": [rec], "stems": ["drums"], "purpose": "sample", "territory": "US"}
+    # a recording closed to requests cannot be asked for by id (nor its existence probed)
+    r = clients["producer"].post("/api/v1/license-requests/", body, format="json")
+    assert r.status_code == 404 and r.json()["code"] == "not_found" and not LicenseRequest.objects.exists()
+    Recording.objects.filter(pk=rec).update(open_for_requests=True)
     (a,) = clients["producer"].post("/api/v1/license-requests/", body, format="json").json()
     (b,) = clients["producer"].post("/api/v1/license-requests/", body, format="json").json()
     r = clients["label"].post(f"/api/v1/license-requests/{a['id']}/deny/", {"reason": ""}, format="json")

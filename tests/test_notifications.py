@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from clearstem.jobs.lifecycle import transition
 from clearstem.jobs.models import Job
-from clearstem.notifications import signing
+from clearstem.notifications import services, signing
 from clearstem.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from clearstem.uploads.models import Upload
 from licensing.models import Recording
@@ -118,10 +119,10 @@ def settled(client, hook_id, n=1):
     return wait_for(check, what=f"{n} settled deliveries")
 
 
-def recording(org, title="Night Drive"):
+def recording(org, title="Night Drive", **extra):
     return Recording.objects.create(rights_holder=org, title=title, artist="The Testers", isrc=None,
                                     reference_audio="ref.wav", audio_sha256=uuid.uuid4().hex * 2, duration_s=30,
-                                    territories=["WW"])
+                                    territories=["WW"], **extra)
 
 
 def grant_to_producer(clients, rec):
@@ -299,23 +300,57 @@ def test_all_opt_out_stops_every_email(clients, users, orgs, worker):
     assert mail.outbox == [] and event.deliveries.count() == 0
 
 
-def test_job_events_follow_the_lifecycle_and_only_after_commit(users, orgs, worker):
+def test_email_subjects_are_one_line_and_a_retry_writes_only_to_whom_was_missed(orgs, users, monkeypatch):
+    event = services.do_publish_event("job.failed", orgs["producer"].id, "Job failed:\r\nBcc: all@evil.test\n x",
+                                      {"message": "m"})
+    real_send = mail.EmailMessage.send
+
+    def flaky(message, *args, **kwargs):
+        if message.to == ["producer_viewer@example.test"]:
+            raise OSError("the mail server hung up")
+        return real_send(message, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(mail.EmailMessage, "send", flaky)
+        with pytest.raises(RuntimeError):  # so the actor retries
+            services.do_email_event(event.id)
+    assert [m.to for m in mail.outbox] == [["producer@example.test"]]  # the failure held back no one else
+    assert mail.outbox[0].subject == "[ClearStem] Job failed: Bcc: all@evil.test x"
+    event.refresh_from_db()
+    assert event.emailed_at is None
+
+    assert services.do_email_event(event.id) == 1  # the retry: only the one missed
+    assert [m.to for m in mail.outbox] == [["producer@example.test"], ["producer_viewer@example.test"]]
+    event.refresh_from_db()
+    assert event.emailed_at is not None
+    assert services.do_email_event(event.id) == 0 and len(mail.outbox) == 2
+
+
+def test_job_events_follow_the_lifecycle_and_only_after_commit(users, orgs, worker, receiver):
     producer = users["producer"][0]
     upload = Upload.objects.create(owner=producer, organisation=orgs["producer"], file="u.wav", original_name="demo.wav",
                                    size=10, sha256="0" * 64, container="wav", codec="pcm_s16le", sample_rate=44100,
                                    channels=2, duration_s=12.0, fingerprint=b"")
     job = Job.objects.create(upload=upload, requested_by=producer, organisation=orgs["producer"], stems=["vocals"],
                              purpose="remix", territory="GB", model="dsp")
+    hook = WebhookEndpoint.objects.create(organisation=orgs["producer"], url=receiver.url, secret="whsec_x")
     with pytest.raises(RuntimeError), transaction.atomic():
         transition(Job.objects.select_for_update().get(pk=job.pk), Job.State.FAILED, code="boom", message="rolled back")
+        # recorded inside the change's transaction (a crash after its commit loses nothing) ...
+        assert NotificationEvent.objects.filter(type="job.failed").count() == 1
+        assert WebhookDelivery.objects.filter(endpoint=hook).count() == 1
         raise RuntimeError("the change rolls back")
     time.sleep(0.3)
-    assert not NotificationEvent.objects.exists()
+    # ... so they roll back with it: nobody is told
+    assert not NotificationEvent.objects.exists() and not WebhookDelivery.objects.exists()
+    assert receiver.got == [] and mail.outbox == []
 
     with transaction.atomic():
         transition(Job.objects.select_for_update().get(pk=job.pk), Job.State.FAILED, code="worker_lost",
                    message="the worker stopped answering")
     event = NotificationEvent.objects.get()
+    wait_for(lambda: receiver.got, what="the job.failed delivery")
+    assert json.loads(receiver.got[0]["body"])["id"] == str(event.id)
     assert event.type == "job.failed" and event.organisation_id == orgs["producer"].id
     assert event.data["job"]["id"] == str(job.id) and event.data["job"]["error_code"] == "worker_lost"
     assert event.data["job"]["url"].endswith(f"/studio/jobs/{job.id}/")
@@ -325,7 +360,7 @@ def test_job_events_follow_the_lifecycle_and_only_after_commit(users, orgs, work
 
 def test_license_requests_notify_the_label_then_the_producer(clients, orgs, worker, receiver):
     hook = add_webhook(clients["label"], receiver.url, events=["license_request.created"])
-    rec = recording(orgs["label"], title="Open Song")
+    rec = recording(orgs["label"], title="Open Song", open_for_requests=True)  # producers may ask for it
     r = clients["producer"].post("/api/v1/license-requests/", {
         "recordings": [str(rec.id)], "stems": ["vocals"], "purpose": "remix", "territory": "GB",
         "commercial": False, "message": "for a bootleg"}, format="json")
@@ -386,6 +421,75 @@ def test_bad_and_private_urls_are_refused(clients, settings):
     assert not WebhookEndpoint.objects.exists()
     assert clients["producer"].post("/api/v1/webhooks/", {"url": "https://hooks.example.com/cs"},
                                     format="json").status_code == 201
+    settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = True  # a local receiver: still never these
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/hook", "http://0.0.0.0:8000/",
+                "http://[::]/hook", "http://[::ffff:169.254.169.254]/", "http://224.0.0.1/"):
+        r = clients["producer"].post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert r.status_code == 400 and r.json()["code"] == "private_address", (url, r.content)
+    assert clients["producer"].post("/api/v1/webhooks/", {"url": "http://127.0.0.1:8000/hook"},
+                                    format="json").status_code == 201
+
+
+def test_the_private_setting_is_off_unless_set():
+    from clearstem import settings as project_settings
+    if "CLEARSTEM_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
+        assert project_settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE is False
+
+
+def resolving(monkeypatch, answers: dict):
+    """getaddrinfo as a DNS that answers `answers[name]` (a list: the next answer each lookup,
+    the last one repeating); other names and address literals as usual. Returns the lookups."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def fake(host, port, *args, **kwargs):
+        if host in answers:
+            asked.append(host)
+            queue = answers[host]
+            address = queue.pop(0) if len(queue) > 1 else queue[0]
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return asked
+
+
+def attempt_test_delivery(user, url):
+    """A test delivery posted here, once (its broker message waits for a commit that a `db`
+    test never makes); the attempt logged."""
+    hook = WebhookEndpoint.objects.create(organisation_id=user.organisation_id, url=url, secret="whsec_t")
+    delivery = services.do_send_test_event(user, hook.id)
+    services.do_attempt_delivery(delivery.id)
+    return delivery.attempt_log.get()
+
+
+def test_the_post_goes_to_the_address_that_was_checked(users, receiver, monkeypatch, settings):
+    """DNS rebinding: the name resolves to an allowed address when checked, to the metadata
+    service after; the POST still goes to the address checked, with the name as its Host."""
+    admin = users["producer"][0]
+    port = receiver.server.server_port
+    asked = resolving(monkeypatch, {"hooks.rebind.test": ["127.0.0.1", "169.254.169.254"]})
+    attempt = attempt_test_delivery(admin, f"http://hooks.rebind.test:{port}/hooks/clearstem")
+    assert attempt.status_code == 200 and asked == ["hooks.rebind.test"]
+    [got] = receiver.got
+    assert {k.lower(): v for k, v in got["headers"].items()}["host"] == f"hooks.rebind.test:{port}"
+
+    # the next attempt looks again, and refuses link-local whatever ALLOW_PRIVATE says
+    attempt = attempt_test_delivery(admin, f"http://hooks.rebind.test:{port}/hooks/clearstem")
+    assert attempt.status_code is None and attempt.error == services.REFUSED_ADDRESS and len(receiver.got) == 1
+
+    # https goes to the checked address too, TLS naming the host (this receiver speaks no TLS)
+    asked = resolving(monkeypatch, {"tls.rebind.test": ["127.0.0.1"]})
+    attempt = attempt_test_delivery(admin, f"https://tls.rebind.test:{port}/hooks/clearstem")
+    assert attempt.status_code is None and asked == ["tls.rebind.test"], attempt.error
+    assert attempt.error in ("the receiver's TLS certificate was not accepted", "could not connect to the receiver",
+                             "the request could not be sent (the receiver broke the connection or answered nonsense)")
+
+    settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE = False
+    resolving(monkeypatch, {"private.rebind.test": ["10.0.0.7"]})
+    attempt = attempt_test_delivery(admin, "http://private.rebind.test/hook")
+    assert attempt.error == services.REFUSED_ADDRESS
 
 
 def test_bad_events_and_updates_are_refused(clients, receiver):

@@ -117,6 +117,9 @@ def world(live_server, worker, users, audio_dir):
         time.sleep(0.2)
         job = producer.get(f"/api/v1/jobs/{job['id']}/").json()
     assert job["state"] == "done", job
+    offer = label.post("/api/v1/recordings/offer/", json={"open": True, "recordings": [recs[12]], "stems": ["vocals"],
+                                                           "purposes": ["remix"], "territories": ["GB"]})
+    assert offer.status_code == 200, offer.text
     (req,) = producer.post("/api/v1/license-requests/", json={
         "recordings": [recs[12]], "stems": ["vocals"], "purpose": "remix", "territory": "GB"}).json()
     return {"recording": recs[11], "grant": grant.json()["id"], "upload": upload["id"], "job": job["id"],

@@ -24,10 +24,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from sharedcore.errors import Conflict, DomainError, NotFound, PermissionDenied
+from sharedcore.errors import Conflict, DomainError, NotFound
 
 from .models import Invitation, User
-from .services import new_user
+from .services import new_user, require_admin
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ def token_hash(token: str) -> str:
 def accept_url(token: str) -> str:
     """The absolute link in the e-mail (the web server does not know its public name)."""
     return settings.CLEARSTEM_PUBLIC_URL + reverse("web:invitation-accept", args=[token])
-
-
-def require_admin(user) -> None:
-    if not (user.is_active and user.organisation_id and user.role == User.Role.ADMIN):
-        raise PermissionDenied("not_admin", "only an admin of your organisation can manage invitations")
 
 
 def visible_invitations(user):

@@ -5,9 +5,21 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from sharedcore.errors import Conflict, DomainError, NotFound
+from sharedcore.errors import Conflict, DomainError, NotFound, PermissionDenied
 
 from .models import Organisation, User
+
+
+def require_admin(user) -> None:
+    """The one check for "an admin of their organisation" (invitations, webhooks, the pages that
+    offer them): raises PermissionDenied `admin_required` otherwise."""
+    if not is_admin(user):
+        raise PermissionDenied("admin_required", "only an admin of your organisation can do this")
+
+
+def is_admin(user) -> bool:
+    return bool(getattr(user, "is_active", False) and getattr(user, "organisation_id", None)
+                and user.role == User.Role.ADMIN)
 
 
 @transaction.atomic

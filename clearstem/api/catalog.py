@@ -117,6 +117,7 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(responses={(200, "audio/mpeg"): bytes})
     @action(detail=True, methods=["get"], content_negotiation_class=FileNegotiation)
     def excerpt(self, request, pk=None):
-        """A few seconds of the recording (stereo MP3) to hear before asking for a license."""
+        """A few seconds of the recording (stereo MP3) to hear before asking for a license; 404
+        `excerpt_unavailable` when its reference audio cannot be read."""
         rec = self.get_object()
         return FileResponse(default_storage.open(excerpt_name(rec), "rb"), content_type="audio/mpeg")

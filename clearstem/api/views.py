@@ -371,10 +371,7 @@ class LicenseRequestViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
             job = Job.objects.filter(pk=data.pop("job"), organisation=request.user.organisation).first()
             if job is None:
                 raise NotFound("not_found", "no such job")
-        recordings = None
-        if data.get("recordings"):
-            recordings = list(Recording.objects.filter(id__in=data.pop("recordings")))
-        reqs = do_request_licenses(request.user, job=job, recordings=recordings, **{
+        reqs = do_request_licenses(request.user, job=job, recordings=data.pop("recordings", None), **{
             k: data.get(k) for k in ("stems", "purpose", "commercial", "territory", "message")})
         return Response(self.get_serializer(reqs, many=True).data, status=status.HTTP_201_CREATED)
 

@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clearstem.accounts.services import require_admin
 from clearstem.notifications import services
 from clearstem.notifications.events import EVENT_TYPES, TEST_EVENT
 from clearstem.notifications.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -73,7 +74,7 @@ class WebhookViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
 
     @extend_schema(request=WebhookWriteSerializer, responses={201: WebhookCreatedSerializer})
     def create(self, request, *args, **kwargs):
-        services.require_admin(request.user)
+        require_admin(request.user)
         body = WebhookWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         endpoint = services.do_create_webhook(request.user, **body.validated_data)

@@ -70,22 +70,39 @@ def svg_path(peaks: list[float]) -> str:
     return "M" + " L".join(top + bottom) + " Z"
 
 
-def upload_preview(upload) -> str:
-    """The storage name of an MP3 preview of the producer's own upload (made once)."""
-    name = f"previews/upload-{upload.id}-v1.mp3"
-    if default_storage.exists(name):
-        return name
+def save_preview(src, name: str) -> str:
+    """Encode the local audio file `src` as an MP3 preview (`encode_preview`) through a temporary
+    file and keep it in storage as `name`, unless a racing request kept one first; returns `name`.
+    The one way previews (uploads, stems, catalog excerpts) reach storage."""
     fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
     os.close(fd)
     try:
-        with local_path(upload.file.name) as src:
-            encode_preview(src, tmp)
+        encode_preview(src, tmp)
         with open(tmp, "rb") as fh:
             if not default_storage.exists(name):
                 default_storage.save(name, fh)
     finally:
         os.unlink(tmp)
     return name
+
+
+def stored_preview(file_name: str, name: str) -> str:
+    """The storage name `name` of an MP3 preview of the stored audio `file_name`, made on first use."""
+    if not default_storage.exists(name):
+        with local_path(file_name) as src:
+            save_preview(src, name)
+    return name
+
+
+def upload_preview(upload) -> str:
+    """The storage name of an MP3 preview of the producer's own upload (made once)."""
+    return stored_preview(upload.file.name, f"previews/upload-{upload.id}-v1.mp3")
+
+
+def stem_preview(stem) -> str:
+    """The storage name of a stem's MP3 preview for the job page's player (made once; v2: stereo
+    128 kb/s, v1 previews were mono). Not a delivery: the caller judges it like one first."""
+    return stored_preview(stem.file.name, f"previews/{stem.id}-v2.mp3")
 
 
 def job_listening(job, stems) -> dict:

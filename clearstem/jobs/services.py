@@ -15,13 +15,14 @@ from clearstem.messaging import send_on_commit
 from clearstem.uploads.dispatch import send_identify_upload
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_identify_upload
+from licensing.catalog import open_catalog
 from licensing.engine import ALL_STEMS, PURPOSES
 from licensing.metering import check_separation, do_decide_separation
 from licensing.models import Recording
 from licensing.requests import do_create_license_requests
 from provenance.services import sign_statement
 from separation.registry import ModelUnavailable, model_info
-from sharedcore.errors import Conflict, DomainError, PermissionDenied
+from sharedcore.errors import Conflict, DomainError, NotFound, PermissionDenied
 
 from .dispatch import send_process_job, send_separate_job
 from .lifecycle import request_stop, transition
@@ -254,6 +255,21 @@ def _queue(job_id) -> Job:
         return queue_cleared(job)
 
 
+def _requestable(user, job: Job | None, recordings) -> list[Recording]:
+    ids = {str(getattr(r, "pk", r)) for r in recordings}
+    if job is not None:
+        ident = job.upload.identification or {}
+        named = {str(m.get("recording")) for key in ("matches", "suspects") for m in ident.get(key) or []}
+        named |= {str(r.get("recording")) for r in (job.decision or {}).get("reasons", []) if r.get("recording")}
+        found = list(Recording.objects.filter(id__in=ids & named))
+    else:
+        found = list(open_catalog().filter(id__in=ids))
+    if len(found) != len(ids):
+        raise NotFound("not_found", "no such recording: name recordings open for requests in the catalog, or "
+                                    "identified in the job's upload")
+    return found
+
+
 def do_cancel_job(job_id, user) -> Job:
     """The producer cancels: at once if not yet separating, else between two chunks."""
     with transaction.atomic():
@@ -328,7 +344,14 @@ def do_reconcile_jobs(now=None) -> dict:
 def do_request_licenses(user, *, job: Job | None = None, recordings=None, stems=None, purpose=None,
                         commercial=None, territory=None, message: str = "") -> list:
     """License requests, one per rights holder. From a denied job, everything defaults to what
-    the job asked for and the recordings that blocked it."""
+    the job asked for and the recordings that blocked it.
+
+    `recordings` (objects or ids) may name only what the producer can know of: recordings
+    identified in the job's upload, or, without a job, recordings open for requests in the
+    catalog. Anything else is NotFound, so closed recordings are neither requestable nor
+    probed by id."""
+    if recordings:
+        recordings = _requestable(user, job, recordings)
     if job is not None:
         blocked = [r["recording"] for r in (job.decision or {}).get("reasons", []) if r.get("recording")]
         recordings = recordings or list(Recording.objects.filter(id__in=blocked))

@@ -118,3 +118,14 @@ class EmailOptOut(models.Model):
             models.UniqueConstraint(fields=["user", "event_type"], name="opt_out_unique"),
             models.CheckConstraint(condition=models.Q(event_type__in=[*EVENT_TYPES, ALL]), name="opt_out_type_valid"),
         ]
+
+
+class EmailReceipt(models.Model):
+    """An event's e-mail was sent to this user: a retry after a partial failure skips them."""
+
+    event = models.ForeignKey(NotificationEvent, on_delete=models.CASCADE, related_name="email_receipts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "user"], name="email_receipt_unique")]

@@ -1,5 +1,5 @@
 """What each event says: ids, titles and absolute links (CLEARSTEM_PUBLIC_URL, since workers
-do not know the site's public name), read from the database after the change committed."""
+do not know the site's public name), read from the database inside the transaction that made the change."""
 from __future__ import annotations
 
 from django.conf import settings

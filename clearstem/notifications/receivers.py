@@ -1,11 +1,12 @@
-"""Where events come from: the job lifecycle's and licensing's signals. Each receiver only
-schedules work for after the commit (nothing is told of a change that rolls back); the
-event is then read from the database as committed. A failure here is logged, never raised
-into the change that was announced."""
+"""Where events come from: the job lifecycle's and licensing's signals. The signals are sent
+inside the transaction that made the change, so each receiver records the event and its
+deliveries there: they commit with the change or roll back with it (nothing is told of a
+change that rolls back, and a crash after the commit loses nothing: the reconciler finds what
+was not sent). Only the broker messages wait for the commit (`send_on_commit`). A failure here
+is logged and rolled back to a savepoint, never raised into the change that was announced."""
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.db import transaction
 
@@ -25,31 +26,38 @@ def publish(build, event_type: str, object_id) -> None:
         do_publish_event(event_type, organisation_id, summary, data)
 
 
-def later(build, event_type: str, object_id) -> None:
-    transaction.on_commit(partial(publish, build, event_type, object_id), robust=True)
+def record(build, event_type: str, object_id) -> None:
+    """In the announcing transaction, in a savepoint of its own."""
+    try:
+        with transaction.atomic():
+            publish(build, event_type, object_id)
+    except Exception:
+        log.exception("could not record the %s event of %s", event_type, object_id)
 
 
 def on_job_state(sender, *, job, state: str, **_) -> None:
     if state in JOB_EVENTS:
-        later(payloads.job_event, JOB_EVENTS[state], job.pk)
+        record(payloads.job_event, JOB_EVENTS[state], job.pk)
 
 
 def on_requests_created(sender, *, requests, **_) -> None:
     for req in requests:
-        later(payloads.request_event, "license_request.created", req.pk)
+        record(payloads.request_event, "license_request.created", req.pk)
 
 
 def on_request_answered(sender, *, request, **_) -> None:
-    later(payloads.request_event, "license_request.answered", request.pk)
+    record(payloads.request_event, "license_request.answered", request.pk)
 
 
 def on_granted(sender, *, grant, **_) -> None:
-    later(payloads.grant_event, "license.granted", grant.pk)
+    record(payloads.grant_event, "license.granted", grant.pk)
 
 
 def on_stopped(sender, *, grant, code: str, **_) -> None:
+    # licensing sends this one after its commit (the jobs are stopped then): the event is
+    # recorded in a transaction of its own, right after the change
     if code in ("revoked", "suspended"):
-        later(payloads.grant_event, f"license.{code}", grant.pk)
+        record(payloads.grant_event, f"license.{code}", grant.pk)
 
 
 def on_reconciler_pass(sender, **_) -> None:

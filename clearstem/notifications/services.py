@@ -9,7 +9,7 @@ import secrets
 import socket
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -19,26 +19,24 @@ from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
 
+from clearstem.accounts.services import require_admin
 from clearstem.messaging import send_on_commit
-from sharedcore.errors import DomainError, NotFound, PermissionDenied
+from sharedcore.errors import DomainError, NotFound
 
 from . import signing
 from .dispatch import send_deliver_webhook, send_email_event
 from .events import ALL, EVENT_TYPES, TEST_EVENT
-from .models import DeliveryAttempt, EmailOptOut, NotificationEvent, WebhookDelivery, WebhookEndpoint
+from .models import DeliveryAttempt, EmailOptOut, EmailReceipt, NotificationEvent, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("clearstem.notifications")
 USER_AGENT = "ClearStem-Webhooks/1"
 EXCERPT_BYTES = 500
+REFUSED_ADDRESS = "refused: the URL resolves to a loopback, private or link-local address"
 
 
 # --- webhook endpoints ---------------------------------------------------------------------
-
-def require_admin(user) -> None:
-    if not (user.organisation_id and user.can_write and user.role == get_user_model().Role.ADMIN):
-        raise PermissionDenied("admin_required", "only an admin of your organisation can change its notifications")
-
 
 def clean_url(url: str) -> str:
     """http(s) with a host, nothing else: a webhook POSTs signed events to whatever is named."""
@@ -56,31 +54,76 @@ def clean_url(url: str) -> str:
         raise DomainError("invalid_url", "webhook URLs must start with http:// or https://")
     if not parts.hostname or parts.username or parts.password:
         raise DomainError("invalid_url", "the URL needs a host name (and no user name or password)")
-    if not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE and _names_private(parts.hostname):
+    if _names_refused(parts.hostname):
         raise DomainError("private_address", "webhooks cannot be sent to loopback, private or link-local addresses")
     return url
 
 
-def _names_private(host: str) -> bool:
-    """An address literal that is not globally routable, or a localhost name. Names are not
-    resolved here (a slow DNS would hold the request); `_post` checks what they resolve to."""
+def _refused(address: str) -> bool:
+    """Whether a webhook may not be posted to this IP address. Link-local (169.254.0.0/16: cloud
+    metadata; fe80::/10), unspecified (0.0.0.0, ::) and multicast addresses never; loopback and
+    private ones only with CLEARSTEM_WEBHOOK_ALLOW_PRIVATE."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+        return True
+    return not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE and not ip.is_global
+
+
+def _names_refused(host: str) -> bool:
+    """An address literal `_refused` refuses, or a localhost name (unless private addresses are
+    allowed). Names are not resolved here (a slow DNS would hold the request); `_post` checks
+    what they resolve to, and connects to the address it checked."""
     host = host.strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
-        return True
+        return not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE
     try:
-        return not ipaddress.ip_address(host).is_global
+        return _refused(host)
     except ValueError:
         return False
 
 
-def _resolves_private(url: str) -> bool:
-    parts = urlsplit(url)
+def _resolve(parts) -> tuple[str | None, str]:
+    """(the address to connect to, "") or (None, why not). Every address the name resolves to
+    must be allowed, so which one a retry gets does not matter."""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return False  # the POST will say it cannot connect
-    return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
+    except (OSError, UnicodeError):
+        return None, "could not connect to the receiver (its host name does not resolve)"
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    try:
+        if not addresses or any(_refused(a) for a in addresses):
+            return None, REFUSED_ADDRESS
+    except ValueError:
+        return None, REFUSED_ADDRESS
+    return addresses[0], ""
+
+
+def _pinned_url(parts, address: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path or "/",
+                       parts.query, ""))
+
+
+class _PinnedTLS(HTTPAdapter):
+    """HTTPS to the address that was checked (the URL names it) while TLS still uses the
+    webhook's host name: SNI and the certificate check. So a name that resolves elsewhere
+    between the check and the connection (DNS rebinding) changes nothing."""
+
+    def __init__(self, hostname: str):
+        self.hostname = hostname
+        super().__init__()
+
+    def _tls_names(self) -> dict:
+        return {"server_hostname": self.hostname, "assert_hostname": self.hostname}
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs, **self._tls_names())
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        return super().proxy_manager_for(proxy, **proxy_kwargs, **self._tls_names())
 
 
 def clean_events(events) -> list[str]:
@@ -228,20 +271,27 @@ def _post(endpoint: WebhookEndpoint, event: NotificationEvent, delivery_id) -> d
                "ClearStem-Delivery": str(delivery_id), signing.HEADER: signing.header_value(endpoint.secret, body)}
     started = time.monotonic()
     out = {"status_code": None, "response_excerpt": "", "error": ""}
-    if not settings.CLEARSTEM_WEBHOOK_ALLOW_PRIVATE and _resolves_private(endpoint.url):
-        # checked at each attempt: a name may point elsewhere than when the webhook was added
-        return {**out, "error": "refused: the URL resolves to a loopback, private or link-local address",
-                "duration_ms": int((time.monotonic() - started) * 1000)}
+    parts = urlsplit(endpoint.url)
+    # checked at each attempt (a name may point elsewhere than when the webhook was added), and
+    # the POST goes to the address checked, not to what a second lookup would answer
+    address, refusal = _resolve(parts)
+    if address is None:
+        return {**out, "error": refusal, "duration_ms": int((time.monotonic() - started) * 1000)}
+    headers["Host"] = parts.netloc
     try:
-        # no redirects: a 3xx is an answer to log, not a new address to post signed events to
-        with requests.post(endpoint.url, data=body, headers=headers, timeout=settings.CLEARSTEM_WEBHOOK_TIMEOUT_S,
-                           allow_redirects=False, stream=True) as resp:
-            out["status_code"] = resp.status_code
-            try:
-                raw = resp.raw.read(EXCERPT_BYTES, decode_content=True) or b""
-                out["response_excerpt"] = raw.decode("utf-8", "replace")[:EXCERPT_BYTES]
-            except Exception:  # noqa: BLE001 - the status is the answer; a body we cannot read is only noted
-                out["error"] = "the answer's body could not be read"
+        with requests.Session() as session:
+            if parts.scheme == "https":
+                session.mount("https://", _PinnedTLS(parts.hostname))
+            # no redirects: a 3xx is an answer to log, not a new address to post signed events to
+            with session.post(_pinned_url(parts, address), data=body, headers=headers,
+                              timeout=settings.CLEARSTEM_WEBHOOK_TIMEOUT_S, allow_redirects=False,
+                              stream=True) as resp:
+                out["status_code"] = resp.status_code
+                try:
+                    raw = resp.raw.read(EXCERPT_BYTES, decode_content=True) or b""
+                    out["response_excerpt"] = raw.decode("utf-8", "replace")[:EXCERPT_BYTES]
+                except Exception:  # noqa: BLE001 - the status is the answer; a body we cannot read is only noted
+                    out["error"] = "the answer's body could not be read"
     except requests.Timeout:
         out["error"] = f"no answer within {settings.CLEARSTEM_WEBHOOK_TIMEOUT_S:g} s"
     except requests.exceptions.SSLError:
@@ -262,7 +312,8 @@ def do_attempt_delivery(delivery_id) -> float | None:
         pk=delivery_id).first()
     if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
         return None
-    if not delivery.endpoint.active and delivery.event.type != TEST_EVENT:
+    disabled = not delivery.endpoint.active and delivery.event.type != TEST_EVENT
+    if disabled:
         result = {"status_code": None, "response_excerpt": "", "error": "the webhook is disabled", "duration_ms": 0}
     else:
         result = _post(delivery.endpoint, delivery.event, delivery.id)  # no transaction held while waiting
@@ -276,7 +327,7 @@ def do_attempt_delivery(delivery_id) -> float | None:
         wait = None
         if attempt.ok:
             delivery.status, delivery.finished_at, delivery.next_attempt_at = "succeeded", now, None
-        elif attempt.number >= settings.CLEARSTEM_WEBHOOK_MAX_ATTEMPTS or result["error"] == "the webhook is disabled":
+        elif disabled or attempt.number >= settings.CLEARSTEM_WEBHOOK_MAX_ATTEMPTS:
             delivery.status, delivery.finished_at, delivery.next_attempt_at = "failed", now, None
         else:
             wait = backoff_s(attempt.number)
@@ -300,22 +351,38 @@ def _email_body(event: NotificationEvent, org_name: str) -> str:
     return "\n".join(lines)
 
 
+def email_subject(summary: str) -> str:
+    """One header line: a title with a newline in it would make the message unsendable."""
+    return " ".join(f"[ClearStem] {summary}".split())[:250]
+
+
 def do_email_event(event_id) -> int:
-    """E-mail the event to its organisation's users (minus opt-outs), once: the event row is
-    locked while sending and stamped after, so a repeated message sends nothing."""
-    with transaction.atomic():
-        event = NotificationEvent.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.emailed_at or event.type == TEST_EVENT:
-            return 0
-        org = event.organisation
-        body = _email_body(event, org.name)
-        messages = [mail.EmailMessage(f"[ClearStem] {event.summary}", body, to=[u.email])
-                    for u in recipients(event.organisation_id, event.type)]
-        if messages:
-            mail.get_connection().send_messages(messages)
-        event.emailed_at = timezone.now()
-        event.save(update_fields=["emailed_at"])
-    return len(messages)
+    """E-mail the event to its organisation's users (minus opt-outs), once each: every message
+    is sent on its own, outside any transaction, and a receipt recorded right after it, so a
+    retry (the actor's, or the reconciler's) writes only to those not reached yet. The event
+    is stamped `emailed_at` once everyone was; if anyone was not, this raises (so it is
+    retried) after trying all the others. At least once per person: a worker dying between a
+    send and its receipt sends that one again. Returns the number of messages sent now."""
+    event = NotificationEvent.objects.select_related("organisation").filter(pk=event_id).first()
+    if event is None or event.emailed_at or event.type == TEST_EVENT:
+        return 0
+    subject, body = email_subject(event.summary), _email_body(event, event.organisation.name)
+    done = set(EmailReceipt.objects.filter(event=event).values_list("user_id", flat=True))
+    sent, failed = 0, []
+    with mail.get_connection() as connection:  # one SMTP session for all of them
+        for user in recipients(event.organisation_id, event.type).exclude(pk__in=done):
+            try:
+                mail.EmailMessage(subject, body, to=[user.email], connection=connection).send()
+            except Exception:  # noqa: BLE001 - one address that fails must not hold back the others
+                log.exception("event %s: the e-mail to user %s could not be sent", event.id, user.pk)
+                failed.append(user.pk)
+                continue
+            EmailReceipt.objects.get_or_create(event=event, user=user)
+            sent += 1
+    if failed:
+        raise RuntimeError(f"event {event.id}: {len(failed)} e-mails could not be sent (retried)")
+    NotificationEvent.objects.filter(pk=event.pk, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    return sent
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ rewrite or remove:
 | table | runtime privileges |
 |---|---|
 | ledger entries, ledger nodes, tree heads, provenance records, usage events | SELECT, INSERT |
+| webhook delivery attempts (a log) | SELECT, INSERT, DELETE (only with their delivery, when a webhook is removed) |
 | the ledger state (the append frontier) | SELECT, INSERT, UPDATE (size, frontier) |
 | license grants (one row per version) | SELECT, INSERT, UPDATE (status, status_changed_at) |
 | a grant's recordings | SELECT, INSERT, DELETE (rows of a grant out of draft: refused by a trigger) |
@@ -36,6 +37,7 @@ import environ
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from clearstem.notifications.models import DeliveryAttempt
 from licensing.models import LicenseGrant, RecordingRevision, UsageEvent
 from provenance.models import LedgerEntry, LedgerNode, LedgerState, LedgerVerification, ProvenanceRecord, TreeHead
 from sharedcore.errors import DomainError
@@ -72,6 +74,8 @@ def _restricted() -> dict[str, Privileges]:
     out[RecordingRevision._meta.db_table] = Privileges(("SELECT", "INSERT", "DELETE"))
     out[LedgerVerification._meta.db_table] = Privileges(read_add, _columns(
         LedgerVerification, "finished_at", "ok", "size", "heads_checked", "first_bad_index", "problem", "elapsed_s"))
+    # the log of each webhook POST: added, never rewritten; removed with its webhook (cascade)
+    out[DeliveryAttempt._meta.db_table] = Privileges(("SELECT", "INSERT", "DELETE"))
     out["django_migrations"] = Privileges(("SELECT",))
     return out
 

@@ -16,9 +16,11 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
+from rest_framework.authtoken.models import Token
 
 from clearstem.accounts import invitations
 from clearstem.accounts.models import User
+from clearstem.accounts.services import is_admin
 from clearstem.api.accounts import InvitationCreateSerializer
 from sharedcore.errors import DomainError
 
@@ -31,20 +33,12 @@ ACCEPT_FIELD = {"invalid_username": "username", "username_taken": "username", "i
 
 @login_required
 def account(request):
-    return render(request, "web/account/account.html", {"is_admin": request.user.role == User.Role.ADMIN})
-
-
-def _is_admin(user) -> bool:
-    try:
-        invitations.require_admin(user)
-    except DomainError:
-        return False
-    return True
+    return render(request, "web/account/account.html", {"is_admin": is_admin(request.user)})
 
 
 @login_required
 def team(request):
-    if not _is_admin(request.user):
+    if not is_admin(request.user):
         return render(request, "web/account/not_admin.html", status=403)
     values, errors, status = {"role": User.Role.MEMBER}, {}, 200
     if request.method == "POST":
@@ -121,8 +115,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("web:account")
 
     def form_valid(self, form):
-        messages.success(self.request, "Your password was changed.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        revoked = revoke_api_tokens(form.user)
+        messages.success(self.request, "Your password was changed." + (
+            " Your API token was revoked with the old password." if revoked else ""))
+        return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -158,6 +155,18 @@ class PasswordResetSentView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "web/account/password_reset_confirm.html"
     success_url = reverse_lazy("web:password-reset-complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        revoke_api_tokens(form.user)
+        return response
+
+
+def revoke_api_tokens(user) -> int:
+    """A new password ends the old credentials: the API token (DRF's, which would otherwise
+    outlive a reset done because the account was taken over) is deleted with it. How many were."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    return deleted
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):

@@ -2,11 +2,12 @@
 reinstate, revoke), the request inbox, and usage over time."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -44,6 +45,15 @@ GRANT_OPTIONAL = ("valid_from", "valid_until", "max_separations", "max_downloads
                   "max_downloads_per_user", "licensee", "licensee_user", "revenue_share_pct")
 USAGE_DAYS = 30
 USAGE_CSV_FIELDS = ["date", "license", "version", "grant", "recording", "isrc", "title", "kind", "user", "count"]
+
+
+def _id_or_404(raw: str) -> uuid.UUID:
+    """An object id from a form or query string: one that is not a well-formed id names nothing
+    (404), rather than reaching the database as a malformed UUID (a server error)."""
+    try:
+        return uuid.UUID(str(raw).strip())
+    except ValueError:
+        raise Http404("no such object") from None
 
 
 def _chart(events, title):
@@ -177,7 +187,7 @@ def recording_offer(request):
     data = form_data(request.POST, lists=("stems", "purposes"), codes=("territories",), booleans=("commercial",))
     one = data.pop("recording", "")
     data["open"] = data.pop("action", "open") != "close"
-    rec = get_object_or_404(scope.visible_recordings(request.user), pk=one) if one else None
+    rec = get_object_or_404(scope.visible_recordings(request.user), pk=_id_or_404(one)) if one else None
     valid, errors = bind(RemixOfferSerializer, data)
     if valid:
         try:
@@ -409,10 +419,10 @@ def usage_csv(request):
     events = UsageEvent.objects.filter(grant__in=scope.visible_grants(request.user))
     name = "usage"
     if (grant_id := request.GET.get("grant")):
-        grant = get_object_or_404(scope.visible_grants(request.user), pk=grant_id)
+        grant = get_object_or_404(scope.visible_grants(request.user), pk=_id_or_404(grant_id))
         events, name = events.filter(grant__family=grant.family), f"license-{str(grant.family)[:8]}-usage"
     if (rec_id := request.GET.get("recording")):
-        rec = get_object_or_404(scope.visible_recordings(request.user), pk=rec_id)
+        rec = get_object_or_404(scope.visible_recordings(request.user), pk=_id_or_404(rec_id))
         events, name = events.filter(recording=rec), f"recording-{rec.isrc or str(rec.id)[:8]}-usage"
     return csv_response(reports.usage_event_rows(events), f"{name}.csv", fieldnames=USAGE_CSV_FIELDS)
 

@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from clearstem.accounts.services import is_admin
 from clearstem.api.webhooks import WebhookWriteSerializer
 from clearstem.notifications import services
 from clearstem.notifications.events import ALL, EVENT_TYPES, types_for
@@ -43,18 +44,10 @@ def _page(request, *, status=200, form=None, errors=None, created=None):
     opted_out = services.email_opt_outs(user)
     mine = types_for(user.org_kind)
     return render(request, "web/notifications.html", {
-        "hooks": hooks, "event_types": list(EVENT_TYPES.items()), "is_admin": _is_admin(user),
+        "hooks": hooks, "event_types": list(EVENT_TYPES.items()), "is_admin": is_admin(user),
         "email_types": [(t, EVENT_TYPES[t], t not in opted_out) for t in mine], "all_off": ALL in opted_out,
         "form": form or {"events": []}, "errors": errors or {}, "created": created,
     }, status=status)
-
-
-def _is_admin(user) -> bool:
-    try:
-        services.require_admin(user)
-    except DomainError:
-        return False
-    return True
 
 
 @_org_user

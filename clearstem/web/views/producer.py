@@ -3,8 +3,6 @@ listen to and download the stems, follow licenses and requests."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 
 from django.conf import settings
@@ -14,6 +12,7 @@ from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clearstem.accounts import scoping as scope
@@ -22,20 +21,20 @@ from clearstem.api.errors import http_status
 from clearstem.api.serializers import JobCreateSerializer
 from clearstem.excerpts import excerpt_name
 from clearstem.jobs.delivery import check_stem_preview, do_deliver_stem, do_export_job, download_refusal
-from clearstem.jobs.listening import job_listening
+from clearstem.jobs.listening import job_listening, stem_preview
 from clearstem.jobs.models import Job, JobReview
 from clearstem.jobs.renditions import delivery_name
 from clearstem.jobs.services import ATTESTATION_TEXT, do_cancel_job, do_create_job, do_request_licenses
-from clearstem.storage import local_path
 from clearstem.uploads.services import do_create_upload
 from licensing.catalog import covered_stems, job_terms_under
 from licensing.engine import PURPOSES, STEM_CHOICES
 from licensing.metering import grants_for, remaining_caps
+from licensing.models import LicenseGrant
 from licensing.requests import do_withdraw_license_request
 from provenance.services import stem_bundle
 from separation.registry import list_models
 from sharedcore.errors import DomainError
-from sharedcore.media import DELIVERY_FORMATS, encode_preview
+from sharedcore.media import DELIVERY_FORMATS
 
 from .. import present
 from ..forms import bind, error_dict, form_data
@@ -57,10 +56,11 @@ def _licenses(user):
 def studio(request):
     user = request.user
     uploads = scope.visible_uploads(user).prefetch_related("jobs")[:20]
-    license_id = _license_param(request.GET)
+    grant, note = None, ""
+    if (license_id := _license_param(request.GET)):
+        grant, note = _license_in_force(user, license_id)
     return render(request, "web/producer/studio.html", {
-        "uploads": uploads, "licenses": _licenses(user)[:6],
-        "license": scope.visible_grants(user, current_only=True).filter(pk=license_id).first() if license_id else None,
+        "uploads": uploads, "licenses": _licenses(user)[:6], "license": grant, "license_note": note,
         "max_mb": settings.CLEARSTEM_MAX_UPLOAD_BYTES // (1024 * 1024),
     })
 
@@ -91,21 +91,57 @@ def _license_param(data):
         return None
 
 
+#: Why a license named on a page does not shape the job form, after "Your license from X (version N)".
+NOT_IN_FORCE = {
+    "revoked": "is revoked", "suspended": "is suspended", "expired": "has expired",
+    "scheduled": "is not in force yet", "superseded": "has been replaced by a newer version",
+}
+
+
+def _license_in_force(user, license_id):
+    """(grant, note) for a license named by id (`?license=`, the form's hidden field): its family's
+    current version when it was amended since the id was taken, and only while that version is in
+    force; else (None, a sentence saying why). (None, "") when the user holds no such license."""
+    grant = scope.visible_grants(user).filter(pk=license_id).first()
+    if grant is None:
+        return None, ""
+    note = ""
+    if grant.status == LicenseGrant.Status.SUPERSEDED:
+        current = (scope.visible_grants(user, current_only=True).filter(family=grant.family)
+                   .order_by("-version").first())
+        if current is not None:
+            note = (f"Your license from {grant.licensor.name} was amended since (version {grant.version} → "
+                    f"{current.version}): the form follows version {current.version}.")
+            grant = current
+    status = grant.current_status
+    if status == LicenseGrant.Status.ACTIVE:
+        return grant, note
+    why = NOT_IN_FORCE.get(status, f"is {status}")
+    if status == "scheduled" and grant.valid_from:
+        why += f" (it starts on {timezone.localtime(grant.valid_from):%d %B %Y})"
+    return None, (f"Your license from {grant.licensor.name} (version {grant.version}) {why}: "
+                  "the form below is not limited to it, and a separation needs a license in force.")
+
+
 def _form_license(request, source, covering):
-    """The license the job form starts from: the one named (`?license=`, or the form's hidden
-    field), else the active license that covers every recording identified in the upload;
-    `license=none` asks for the form without one."""
+    """(license, note): the license the job form starts from: the one named (`?license=`, or the
+    form's hidden field) while it is in force, else the active license that covers every
+    recording identified in the upload; `license=none` asks for the form without one. The note
+    says why a named license does not apply (revoked, expired, …) or that it was amended."""
     if (source.get("license") or "") == "none":
-        return None
+        return None, ""
     if (license_id := _license_param(source)):
-        return get_object_or_404(scope.visible_grants(request.user, current_only=True), pk=license_id)
+        grant, note = _license_in_force(request.user, license_id)
+        if grant is None and not note:
+            raise Http404("no such license")
+        return grant, note
     common = None
     for c in covering:
         ids = {g["grant"].id for g in c["grants"]}
         common = ids if common is None else common & ids
     if not common:
-        return None
-    return next(g["grant"] for g in covering[0]["grants"] if g["grant"].id in common)
+        return None, ""
+    return next(g["grant"] for g in covering[0]["grants"] if g["grant"].id in common), ""
 
 
 def _upload_context(request, up, form=None, errors=None, source=None):
@@ -115,16 +151,16 @@ def _upload_context(request, up, form=None, errors=None, source=None):
     if matches:
         by_rec = grants_for(user, [m["recording"] for m in matches])
         for m in matches:
-            grants = [g for g in by_rec.get(m["recording"], []) if g.status == "active"]
+            grants = [g for g in by_rec.get(m["recording"], []) if g.current_status == "active"]
             covering.append({"match": m, "grants": [{"grant": g, "remaining": remaining_caps(g, user)} for g in grants]})
-    grant = _form_license(request, request.GET if source is None else source, covering)
+    grant, license_note = _form_license(request, request.GET if source is None else source, covering)
     stems, purposes = list(STEM_CHOICES), list(PURPOSES)
     initial = {"stems": ["vocals", "drums", "bass", "other"], "purpose": "remix", "territory": ""}
     if grant is not None:  # offer only what the license covers, pre-filled from it
         stems, purposes = covered_stems(grant.stems), list(grant.purposes)
         initial = job_terms_under(grant)
     return {
-        "upload": up, "matches": matches, "covering": covering, "license": grant,
+        "upload": up, "matches": matches, "covering": covering, "license": grant, "license_note": license_note,
         "suspects": present.describe_matches(up.identification.get("suspects", [])),
         "identified": up.identification_status != "pending",
         "jobs": up.jobs.order_by("-created_at"),
@@ -357,7 +393,11 @@ def catalog_request(request, recording_id):
 def catalog_excerpt(request, recording_id):
     """A few seconds of an open recording (stereo MP3), nothing more."""
     rec = get_object_or_404(scope.visible_catalog(request.user), pk=recording_id)
-    return FileResponse(default_storage.open(excerpt_name(rec), "rb"), content_type="audio/mpeg")
+    try:
+        name = excerpt_name(rec)
+    except DomainError as exc:  # the reference audio is gone or unreadable: the player says so
+        return HttpResponse(str(exc.detail), status=http_status(exc), content_type="text/plain")
+    return FileResponse(default_storage.open(name, "rb"), content_type="audio/mpeg")
 
 
 def _stem(request, stem_id):
@@ -384,19 +424,7 @@ def stem_listen(request, stem_id):
         check_stem_preview(request.user, stem)
     except DomainError as exc:
         return HttpResponse(str(exc.detail), status=http_status(exc), content_type="text/plain")
-    name = f"previews/{stem.id}-v2.mp3"  # v2: stereo 128 kb/s (v1 previews were mono)
-    if not default_storage.exists(name):
-        fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
-        os.close(fd)
-        try:
-            with local_path(stem.file.name) as src:
-                encode_preview(src, tmp)
-            with open(tmp, "rb") as fh:
-                if not default_storage.exists(name):
-                    default_storage.save(name, fh)
-        finally:
-            os.unlink(tmp)
-    return FileResponse(default_storage.open(name, "rb"), content_type="audio/mpeg")
+    return FileResponse(default_storage.open(stem_preview(stem), "rb"), content_type="audio/mpeg")
 
 
 @producer_page
