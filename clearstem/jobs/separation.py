@@ -165,7 +165,9 @@ def do_separate_job(job_id) -> Job | None:
     except Exception as exc:
         delete_quietly(saved)
         if is_out_of_memory(exc):  # even one chunk at a time did not fit: retrying will not help
-            _end(job.pk, attempt, Job.State.FAILED, "out_of_memory", f"the model does not fit on this worker's device: {exc}")
+            log.warning("job %s: out of memory on the worker's device: %s", job.pk, exc)
+            _end(job.pk, attempt, Job.State.FAILED, "out_of_memory",
+                 "the model does not fit in this worker's memory, even one chunk at a time")
             return None
         log.exception("separation of job %s failed (attempt %s)", job.pk, job.attempts)
         if job.attempts < settings.CLEARSTEM_JOB_MAX_ATTEMPTS:
