@@ -216,6 +216,11 @@ CLEARSTEM_MATCH_REJECT_BELOW = env.float("CLEARSTEM_MATCH_REJECT_BELOW", default
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))
 CLEARSTEM_DEFAULT_MODEL = env.str("CLEARSTEM_DEFAULT_MODEL", default="dsp")
 CLEARSTEM_SEPARATION_DEVICE = env.str("CLEARSTEM_SEPARATION_DEVICE", default="auto")
+# A worker process keeps one separation pipeline per model: decoder processes (0: one per spare
+# core, at most 12, on a GPU; 1 on CPU) and chunks per forward pass (0: the engine's default).
+# Jobs running at once on the worker's threads share its batches.
+CLEARSTEM_SEPARATION_DECODERS = env.int("CLEARSTEM_SEPARATION_DECODERS", default=0)
+CLEARSTEM_SEPARATION_BATCH = env.int("CLEARSTEM_SEPARATION_BATCH", default=0)
 
 # Jobs: retries, leases and the reconciler that re-sends work a broker lost.
 CLEARSTEM_JOB_MAX_ATTEMPTS = env.int("CLEARSTEM_JOB_MAX_ATTEMPTS", default=3)

@@ -15,8 +15,10 @@ import soundfile as sf
 
 from .apply import ChunkParams
 from .audio_io import AudioReadError, AudioStream
+from .engine import Cancelled
+from .pipeline import PipelineConfig, Request, separate_many
 from .registry import ModelUnavailable, get_engine, list_models
-from .run import separate_file, separate_files
+from .run import separate_file
 
 
 def bar(name: str):
@@ -88,20 +90,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: none of the {failures} files could be read", file=sys.stderr)
         return 1
     t0 = time.perf_counter()
-    if len(readable) > 1:  # one model pass over all files: batches mix chunks of several files
+    if len(readable) > 1:  # one resident model for all files: batches mix chunks of several files
         try:
-            results = separate_files(engine, readable, [args.out / p.stem for p in readable], stems=args.stems,
-                                     fmt=args.format, bits=args.bits, source_bits=source_bits, chunk=chunk)
-        except (AudioReadError, OSError, RuntimeError) as exc:
-            # a file broke mid-way: go one by one, so the good ones still come out and the bad one is named
-            print(f"note: batch stopped ({exc}); separating the files one by one", file=sys.stderr)
-            return _one_by_one(engine, readable, source_bits, args, chunk, failures)
+            results = separate_many(engine, [Request(p, args.out / p.stem, stems=args.stems, fmt=args.format,
+                                                     bits=args.bits, source_bits=b)
+                                             for p, b in zip(readable, source_bits)],
+                                    PipelineConfig(chunk=chunk))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        total = sum(r[0].duration_s for r in results)
+        total = 0.0
+        for path, result in zip(readable, results):
+            if isinstance(result, BaseException):  # this file failed; the others are written
+                reason = "cancelled" if isinstance(result, Cancelled) else str(result)
+                print(f"error: {path}: cannot separate ({reason})", file=sys.stderr)
+                failures += 1
+            else:
+                total += result[0][0].duration_s
         el = time.perf_counter() - t0
-        print(f"{len(readable)} files, {total:.1f} s of audio in {el:.2f} s ({total / el:.1f}x real time) -> {args.out}")
+        done = len(readable) - sum(isinstance(r, BaseException) for r in results)
+        print(f"{done} files, {total:.1f} s of audio in {el:.2f} s ({total / el:.1f}x real time) -> {args.out}")
         return 1 if failures else 0
     path = readable[0]
     try:
@@ -116,19 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     secs = outputs[0].duration_s
     el = time.perf_counter() - t0
     print(f"{path}: {secs:.1f} s of audio in {el:.2f} s ({secs / el:.1f}x real time) -> {args.out / path.stem}")
-    return 1 if failures else 0
-
-
-def _one_by_one(engine, paths, source_bits, args, chunk, failures: int) -> int:
-    for path, bits in zip(paths, source_bits):
-        try:
-            outputs, _ = separate_file(engine, path, args.out / path.stem, stems=args.stems, fmt=args.format,
-                                       bits=args.bits, source_bits=bits, chunk=chunk)
-        except (AudioReadError, OSError, RuntimeError) as exc:
-            print(f"error: {path}: cannot separate ({exc})", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"{path}: {outputs[0].duration_s:.1f} s of audio -> {args.out / path.stem}")
     return 1 if failures else 0
 
 

@@ -7,6 +7,11 @@ outputs are blended with a transition window (weights normalised, so any window 
 the blend exact) and emitted as soon as no later segment can touch them. Memory is
 O(batch × segment), whatever the input length; chunk boundaries depend only on sample
 positions, so streaming and whole-array processing give identical results.
+
+The buffers are torch tensors on the model's device, so on a GPU the chunks are cut, blended
+and normalised where the model runs and only finished output leaves the device
+(`separation.pipeline` relies on it). The numpy functions at the bottom are the same algorithm
+for callers that hold arrays.
 """
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 # [B, C, T] float32 at the model's rate -> [B, S, C, T]
 BatchFn = Callable[[np.ndarray], np.ndarray]
+# the same on tensors that stay on the model's device
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ class ChunkParams:
     @property
     def stride(self) -> int:
         return self.segment - self.overlap
+
+    def with_batch(self, batch: int) -> ChunkParams:
+        return ChunkParams(self.segment, self.overlap, batch, self.transition_power)
 
     def as_dict(self) -> dict:
         return {"segment": self.segment, "overlap": self.overlap, "batch": self.batch,
@@ -51,32 +62,38 @@ def transition_window(params: ChunkParams) -> np.ndarray:
     return w
 
 
-class StreamingSeparator:
-    """One input's chunking and blending. `push` queues the chunks that became complete,
-    `take` hands queued chunks to whoever runs the model (possibly in a batch with other
-    inputs' chunks), `absorb` blends results back, `ready` yields finished output [S, C, n].
-    `push_and_run` / `finish` do all of it for a single input."""
+def numpy_fn(fn: BatchFn) -> TensorFn:
+    """A numpy batch function as a tensor one (CPU tensors; no copies)."""
+    return lambda x: torch.from_numpy(np.ascontiguousarray(fn(x.cpu().numpy()), dtype=np.float32))
 
-    def __init__(self, fn: BatchFn | None, params: ChunkParams, channels: int,
-                 progress: Callable[[int], None] | None = None):
+
+class StreamingSeparator:
+    """One input's chunking and blending on `device`. `push` queues the chunks that became
+    complete, `take` hands queued chunks to whoever runs the model (possibly in a batch with
+    other inputs' chunks), `absorb` blends results back, `ready` yields finished output
+    [S, C, n] as tensors on the device. `push_and_run` / `finish` do all of it for one input."""
+
+    def __init__(self, fn: TensorFn | None, params: ChunkParams, channels: int,
+                 progress: Callable[[int], None] | None = None, device: torch.device | str = "cpu"):
         self.fn, self.p, self.channels, self.progress = fn, params, channels, progress
-        self.window = transition_window(params).astype(np.float32)
-        self.inbuf = np.zeros((channels, 0), np.float32)  # input from `in_start` on
+        self.device = torch.device(device)
+        self.window = torch.from_numpy(transition_window(params).astype(np.float32)).to(self.device)
+        self.inbuf = torch.zeros((channels, 0), device=self.device)  # input from `in_start` on
         self.in_start = 0
         self.next_chunk = 0  # start sample of the next chunk to queue
         self.covered = 0  # end of the last queued chunk
         self.out = None  # accumulated weighted output from `out_start`, [S, C, n]
-        self.weight = np.zeros(0, np.float32)
+        self.weight = torch.zeros(0, device=self.device)
         self.out_start = 0
         self.total = 0
         self.closed = False
-        self.pending: list[tuple[int, np.ndarray]] = []  # queued (start, chunk)
+        self.pending: list[tuple[int, torch.Tensor]] = []  # queued (start, chunk)
         self.running = 0  # chunks taken but not yet absorbed
 
     # -- the steps ---------------------------------------------------------------------------
-    def push(self, block: np.ndarray) -> None:
-        block = np.asarray(block, np.float32)
-        self.inbuf = np.concatenate([self.inbuf, block], axis=1)
+    def push(self, block) -> None:
+        block = torch.as_tensor(block, dtype=torch.float32).to(self.device)
+        self.inbuf = torch.cat([self.inbuf, block], dim=1)
         self.total += block.shape[1]
         while self.next_chunk + self.p.segment <= self.total:
             self._queue_chunk()
@@ -87,28 +104,29 @@ class StreamingSeparator:
         while self.covered < self.total:
             self._queue_chunk()
 
-    def take(self, n: int) -> list[tuple[int, np.ndarray]]:
+    def take(self, n: int) -> list[tuple[int, torch.Tensor]]:
         items, self.pending = self.pending[:n], self.pending[n:]
         self.running += len(items)
         return items
 
-    def absorb(self, starts: list[int], results: np.ndarray) -> None:
+    def absorb(self, starts: list[int], results: torch.Tensor) -> None:
+        results = torch.as_tensor(results, dtype=torch.float32).to(self.device)
+        end = max(starts) + self.p.segment if starts else 0
+        if self.out is None and starts:
+            self.out = torch.zeros((results.shape[1], self.channels, 0), device=self.device)
+        grow = end - (self.out_start + (self.out.shape[2] if self.out is not None else 0))
+        if grow > 0:
+            self.out = torch.cat([self.out, self.out.new_zeros((*self.out.shape[:2], grow))], dim=2)
+            self.weight = torch.cat([self.weight, self.weight.new_zeros(grow)])
         for start, est in zip(starts, results):
-            end = start + self.p.segment
-            if self.out is None:
-                self.out = np.zeros((est.shape[0], self.channels, 0), np.float32)
-            grow = end - (self.out_start + self.out.shape[2])
-            if grow > 0:
-                self.out = np.concatenate([self.out, np.zeros((*self.out.shape[:2], grow), np.float32)], axis=2)
-                self.weight = np.concatenate([self.weight, np.zeros(grow, np.float32)])
             a = start - self.out_start
-            self.out[:, :, a:a + self.p.segment] += est * self.window
-            self.weight[a:a + self.p.segment] += self.window
+            self.out[:, :, a:a + self.p.segment].add_(est * self.window)
+            self.weight[a:a + self.p.segment].add_(self.window)
         self.running -= len(starts)
         if self.progress:
             self.progress(min(self.next_chunk, self.total))
 
-    def ready(self) -> Iterator[np.ndarray]:
+    def ready(self) -> Iterator[torch.Tensor]:
         """Output no queued, running or future chunk can still change."""
         if self.out is None:
             return
@@ -122,25 +140,31 @@ class StreamingSeparator:
         self.out_start += n
         yield block
 
+    def drop(self) -> None:
+        """Forget everything queued and accumulated (a cancelled or failed input)."""
+        self.pending, self.running, self.closed = [], 0, True
+        self.out, self.inbuf = None, self.inbuf[:, :0]
+        self.out_start = self.total
+
     @property
     def done(self) -> bool:
         return self.closed and not self.pending and not self.running and self.out_start >= self.total
 
     # -- one input on its own ------------------------------------------------------------------
-    def push_and_run(self, block: np.ndarray) -> Iterator[np.ndarray]:
+    def push_and_run(self, block) -> Iterator[torch.Tensor]:
         self.push(block)
         while len(self.pending) >= self.p.batch:
             self._run(self.take(self.p.batch))
             yield from self.ready()
 
-    def finish(self) -> Iterator[np.ndarray]:
+    def finish(self) -> Iterator[torch.Tensor]:
         self.close()
         while self.pending:
             self._run(self.take(self.p.batch))
         yield from self.ready()
 
     def _run(self, items) -> None:
-        results = np.asarray(self.fn(np.stack([c for _, c in items])), np.float32)  # [B, S, C, T]
+        results = self.fn(torch.stack([c for _, c in items]))  # [B, S, C, T]
         self.absorb([s for s, _ in items], results)
 
     def _queue_chunk(self) -> None:
@@ -148,7 +172,7 @@ class StreamingSeparator:
         rel = start - self.in_start
         chunk = self.inbuf[:, rel:rel + self.p.segment]
         if chunk.shape[1] < self.p.segment:  # the tail: zero-padded, trimmed after
-            chunk = np.pad(chunk, ((0, 0), (0, self.p.segment - chunk.shape[1])))
+            chunk = torch.nn.functional.pad(chunk, (0, self.p.segment - chunk.shape[1]))
         self.pending.append((start, chunk))
         self.covered = start + self.p.segment
         self.next_chunk += self.p.stride
@@ -158,51 +182,20 @@ class StreamingSeparator:
             self.in_start += drop
 
 
-def apply_many(fn: BatchFn, inputs: list[Iterable[np.ndarray]], params: ChunkParams, channels: list[int],
-               progress: list | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Several inputs through one model, batches filled from all of them (short files keep a
-    GPU busy). Yields (input index, finished output block) in each input's order."""
-    streams = [StreamingSeparator(None, params, c, (progress or [None] * len(inputs))[i]) for i, c in enumerate(channels)]
-    iters = [iter(x) for x in inputs]
-    while not all(s.done for s in streams):
-        for stream, it in zip(streams, iters):  # read until a batch is queued overall
-            if stream.closed or sum(len(s.pending) for s in streams) >= params.batch:
-                continue
-            block = next(it, None)
-            if block is None:
-                stream.close()
-            else:
-                stream.push(block)
-        queued = sum(len(s.pending) for s in streams)
-        if queued >= params.batch or (queued and all(s.closed for s in streams)):  # full, or the last
-            taken = []
-            for i, s in enumerate(streams):
-                room = params.batch - len(taken)
-                if room <= 0:
-                    break
-                taken += [(i, start, chunk) for start, chunk in s.take(room)]
-            results = np.asarray(fn(np.stack([c for _, _, c in taken])), np.float32)
-            for i, s in enumerate(streams):
-                mine = [k for k, (j, _, _) in enumerate(taken) if j == i]
-                if mine:
-                    s.absorb([taken[k][1] for k in mine], results[mine])
-        for i, s in enumerate(streams):
-            for block in s.ready():
-                yield i, block
-
+# -- numpy in, numpy out ------------------------------------------------------------------------
 
 def apply_chunked(fn: BatchFn, audio: np.ndarray, params: ChunkParams) -> np.ndarray:
     """The same algorithm on an in-memory array: [C, T] -> [S, C, T]."""
     if audio.shape[1] == 0:
         raise ValueError("no audio to separate")
-    stream = StreamingSeparator(fn, params, audio.shape[0])
-    blocks = list(stream.push_and_run(audio)) + list(stream.finish())
-    return np.concatenate(blocks, axis=2)
+    return np.concatenate(list(apply_stream(fn, [audio], params, audio.shape[0])), axis=2)
 
 
 def apply_stream(fn: BatchFn, blocks: Iterable[np.ndarray], params: ChunkParams, channels: int,
                  progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
-    stream = StreamingSeparator(fn, params, channels, progress)
+    stream = StreamingSeparator(numpy_fn(fn), params, channels, progress)
     for block in blocks:
-        yield from stream.push_and_run(block)
-    yield from stream.finish()
+        for out in stream.push_and_run(block):
+            yield out.numpy()
+    for out in stream.finish():
+        yield out.numpy()

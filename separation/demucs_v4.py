@@ -18,7 +18,7 @@ from demucs.states import load_model
 
 from .apply import ChunkParams
 from .engine import ModelInfo
-from .hdemucs import normalised_forward, pick_device, pick_precision
+from .hdemucs import GPU_BATCH, numpy_runner, pick_device, pick_precision, tensor_runner
 
 
 def bag_spec(name: str) -> dict | None:
@@ -58,9 +58,9 @@ class DemucsEngine:
     def chunking(self, rate: int, batch: int | None = None) -> ChunkParams:
         segment = int(self.segment_s * rate)
         return ChunkParams(segment=segment, overlap=int(segment * self.overlap),
-                           batch=batch or (8 if self.device.type == "cuda" else 1))
+                           batch=batch or (GPU_BATCH if self.device.type == "cuda" else 1))
 
-    def batch_fn(self, rate: int):
+    def _bag(self, rate: int):
         if rate != self.info.sample_rate:
             raise ValueError(f"{self.info.name} runs at {self.info.sample_rate} Hz, got {rate}")
         totals = self.weights.sum(dim=0)[None, :, None, None].clamp_min(1e-8)
@@ -69,5 +69,10 @@ class DemucsEngine:
             mixed = sum(model(x).float() * w[None, :, None, None] for model, w in zip(self.models, self.weights))
             return mixed / totals
 
-        return lambda batch: normalised_forward(batch, self.device, self.precision, bag)
+        return bag
 
+    def tensor_fn(self, rate: int):
+        return tensor_runner(self.device, self.precision, self._bag(rate))
+
+    def batch_fn(self, rate: int):
+        return numpy_runner(self.device, self.precision, self._bag(rate))

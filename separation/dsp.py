@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from .apply import ChunkParams
+from .apply import ChunkParams, numpy_fn
 from .engine import ModelInfo, ProgressFn
 
 N_FFT = 4096
@@ -44,8 +44,13 @@ class DSPSeparator:
         only what the cross-fade blends."""
         return ChunkParams(segment=30 * rate, overlap=2 * rate, batch=batch or 1)
 
+    device = torch.device("cpu")  # numpy and scipy: no accelerator
+
     def batch_fn(self, rate: int):
         return lambda batch: np.stack([np.stack([s for s in self.separate(chunk, rate).values()]) for chunk in batch])
+
+    def tensor_fn(self, rate: int):
+        return numpy_fn(self.batch_fn(rate))
 
     def separate(self, audio: np.ndarray, rate: int, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         audio = np.asarray(audio, dtype=np.float32)
