@@ -120,7 +120,7 @@ class StreamingSeparator:
             self.weight = torch.cat([self.weight, self.weight.new_zeros(grow)])
         for start, est in zip(starts, results):
             a = start - self.out_start
-            self.out[:, :, a:a + self.p.segment].add_(est * self.window)
+            self.out[:, :, a:a + self.p.segment].addcmul_(est, self.window)  # one pass, no temporary
             self.weight[a:a + self.p.segment].add_(self.window)
         self.running -= len(starts)
         if self.progress:
