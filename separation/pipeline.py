@@ -120,24 +120,26 @@ class Handle:
 # -- decoding processes ---------------------------------------------------------------------------
 
 class DecoderPool:
-    """`size` decoder processes; files go to whichever is idle, in submission order. Every
-    message ends up on `messages` as (fid, header, payload)."""
+    """Up to `size` decoder processes, started as files need them (one long file starts one);
+    files go to whichever is idle, in submission order. Every message ends up on `messages`
+    as (fid, header, payload)."""
 
     def __init__(self, size: int, queued_blocks: int):
+        self.size = size
         self.messages: queue.Queue = queue.Queue(maxsize=queued_blocks)
         self._waiting: collections.deque = collections.deque()
         self._idle: list[subprocess.Popen] = []
         self._owner: dict[int, subprocess.Popen] = {}
         self._lock = threading.Lock()
-        self.procs = []
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        for _ in range(size):
-            proc = subprocess.Popen([sys.executable, "-m", "separation.decoder"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, cwd=str(Path(__file__).resolve().parent.parent),
-                                    env=env, text=False, bufsize=0)
-            self.procs.append(proc)
-            self._idle.append(proc)
-            threading.Thread(target=self._read, args=(proc,), daemon=True, name="decoder-reader").start()
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "separation.decoder"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, cwd=str(Path(__file__).resolve().parent.parent),
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, bufsize=0)
+        self.procs.append(proc)
+        threading.Thread(target=self._read, args=(proc,), daemon=True, name="decoder-reader").start()
+        return proc
 
     def submit(self, task: dict) -> None:
         with self._lock:
@@ -159,6 +161,8 @@ class DecoderPool:
             pass
 
     def _dispatch(self) -> None:
+        while self._waiting and not self._idle and len(self.procs) < self.size:
+            self._idle.append(self._start())
         while self._idle and self._waiting:
             proc, task = self._idle.pop(), self._waiting.popleft()
             self._owner[task["fid"]] = proc
@@ -182,16 +186,19 @@ class DecoderPool:
                 del self._owner[fid]
             if proc in self._idle:
                 self._idle.remove(proc)
+            self.procs.remove(proc)  # a new one starts when a file needs it
         for fid in lost:
             self.messages.put((fid, {"kind": "error", "message": "the decoder process stopped"}, b""))
 
     def close(self) -> None:
-        for proc in self.procs:
+        with self._lock:
+            procs = list(self.procs)
+        for proc in procs:
             try:
                 proc.stdin.close()
             except OSError:
                 pass
-        for proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -153,3 +153,20 @@ def test_out_of_memory_halves_the_batch_and_keeps_going(tmp_path):
     assert used["batch"] == 1
     x = sf.read(src)[0]
     assert all(snr_db(x, sf.read(o.path)[0]) > 100 for o in outputs)
+
+
+def test_a_decoder_that_dies_fails_its_file_and_a_new_one_takes_the_next(tmp_path):
+    slow = SlowNull(segment_s=1.0, overlap_s=0.1, batch=1)
+    pipeline = SeparationPipeline(slow, PipelineConfig(decoders=1, block_seconds=0.5, queued_blocks=2))
+    try:
+        handle = pipeline.submit(Request(_write(tmp_path / "long.wav", 49, 20), tmp_path / "out"))
+        while handle.fraction == 0:
+            time.sleep(0.02)
+        pipeline.decoders.procs[0].kill()
+        with pytest.raises(AudioReadError, match="decoder process stopped"):
+            handle.result()
+        after = separate_many(slow, [Request(_write(tmp_path / "short.wav", 50, 1), tmp_path / "next")], pipeline=pipeline)
+    finally:
+        pipeline.close()
+    assert not list((tmp_path / "out").iterdir())
+    assert [o.name for o in after[0][0]] == STEMS
