@@ -55,6 +55,7 @@ class PipelineConfig:
     batch: int | None = None  # chunks per forward pass; None: the engine's default
     chunk: ChunkParams | None = None  # segment/overlap/batch in samples, instead of the engine's
     write_backlog_mb: int = 256  # converted output waiting for the writers, at most
+    stage_kib: int = 8192  # one host staging buffer; output is copied back in pieces of this size
     pad_batches: bool | None = None  # None: on CUDA (one shape, so cudnn tunes once)
 
     def resolved(self, device: torch.device) -> PipelineConfig:
@@ -63,7 +64,7 @@ class PipelineConfig:
         return PipelineConfig(
             decoders=decoders, writers=self.writers or max(2, min(8, spare)), block_seconds=self.block_seconds,
             queued_blocks=self.queued_blocks or max(4, 2 * decoders), batch=self.batch, chunk=self.chunk,
-            write_backlog_mb=self.write_backlog_mb,
+            write_backlog_mb=self.write_backlog_mb, stage_kib=self.stage_kib,
             pad_batches=device.type == "cuda" if self.pad_batches is None else self.pad_batches)
 
 
@@ -205,22 +206,34 @@ class DecoderPool:
                 proc.kill()
 
 
-class ByteBudget:
-    """At most `limit` bytes handed out at once (one oversized request may go alone)."""
+class StagingRing:
+    """Fixed host buffers for copies between host and device, reused. On CUDA they are pinned
+    once, up front: a pinned allocation inside the loop (what `pin_memory()` does for a size
+    it has not cached) can stall the device, and cached blocks of many sizes pile up in the
+    process's memory. `get` waits for a free buffer, which bounds what waits for the writers."""
 
-    def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
-        self._cond = threading.Condition()
+    def __init__(self, count: int, nbytes: int, pin: bool, allocate: bool = True):
+        self.nbytes = nbytes
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(count):  # without `allocate` the buffers are only permits (CPU: no copy needed)
+            self._free.put(torch.empty(nbytes if allocate else 0, dtype=torch.uint8, pin_memory=pin))
 
-    def acquire(self, n: int) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
-            self.used += n
+    def get(self) -> torch.Tensor:
+        return self._free.get()
 
-    def release(self, n: int) -> None:
-        with self._cond:
-            self.used -= n
-            self._cond.notify_all()
+    def try_get(self) -> torch.Tensor | None:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return None
+
+    def put(self, buf: torch.Tensor) -> None:
+        self._free.put(buf)
+
+
+def staged(buf: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A view of `buf` with `like`'s dtype and shape."""
+    return buf[: like.numel() * like.element_size()].view(like.dtype).view(like.shape)
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -429,7 +442,12 @@ class SeparationPipeline:
         self.profile = Profile()
         self.decoders = DecoderPool(self.config.decoders, self.config.queued_blocks)
         self.lanes = SerialLanes(self.config.writers)
-        self._backlog = ByteBudget(self.config.write_backlog_mb << 20)
+        stage = self.config.stage_kib << 10
+        self._d2h_ring = StagingRing(max(2, (self.config.write_backlog_mb << 20) // stage), stage, pin=self.cuda,
+                                     allocate=self.cuda)
+        if self.cuda:  # a decoded block is at most `block` + one decoder read (65536 samples), stereo float32
+            block_bytes = (int(self.config.block_seconds * (engine.info.sample_rate or 48000)) + 2 * 65536) * 2 * 4
+            self._h2d_ring = StagingRing(max(4, self.config.queued_blocks), block_bytes, pin=True)
         self._starved_since: float | None = None
         self._files: dict[int, _File] = {}
         self._next_fid = 0
@@ -580,7 +598,17 @@ class SeparationPipeline:
         if not self.cuda:
             return host
         t0 = time.perf_counter()
-        pinned = host.pin_memory()
+        if host.numel() * 4 > self._h2d_ring.nbytes:  # never expected; correct, only slower
+            buf, pinned = None, host.pin_memory()
+        else:
+            while True:  # a buffer whose copy has finished goes back to the ring
+                while self._inflight_h2d and self._inflight_h2d[0][0].query():
+                    self._h2d_ring.put(self._inflight_h2d.popleft()[1])
+                buf = self._h2d_ring.try_get()
+                if buf is not None:
+                    break
+                self._inflight_h2d[0][0].synchronize()
+            pinned = staged(buf, host).copy_(host)
         self.profile.add("pin", time.perf_counter() - t0)
         with torch.cuda.stream(self.h2d_stream), self.profile.timed("h2d", self.device):
             dev = pinned.to(self.device, non_blocking=True)
@@ -588,9 +616,8 @@ class SeparationPipeline:
             done.record(self.h2d_stream)
         torch.cuda.current_stream(self.device).wait_event(done)
         dev.record_stream(torch.cuda.current_stream(self.device))
-        self._inflight_h2d.append((done, pinned))  # the pinned buffer lives until its copy is done
-        while self._inflight_h2d and self._inflight_h2d[0][0].query():
-            self._inflight_h2d.popleft()
+        if buf is not None:
+            self._inflight_h2d.append((done, buf))
         return dev
 
     def _run_ready_batch(self, force: bool) -> bool:
@@ -678,32 +705,38 @@ class SeparationPipeline:
                 if f.mono_out:
                     out = out.mean(dim=1, keepdim=True)
                 out = to_pcm(out, f.bits)
-        nbytes = out.numel() * out.element_size()
-        t0 = time.perf_counter()
-        self._backlog.acquire(nbytes)  # bounded host memory: wait for the writers
-        self.profile.add("wait_writers", time.perf_counter() - t0)
+        # integers are [stems, n, C], floats [stems, C, n]: cut along time into ring-sized pieces
+        axis = 1 if not f.writer.resampled else 2
+        per_sample = out.numel() // out.shape[axis] * out.element_size()
+        step = max(1, self._d2h_ring.nbytes // per_sample)
         if self.cuda:
-            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
             self.d2h_stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self.d2h_stream), self.profile.timed("d2h", self.device):
-                host.copy_(out, non_blocking=True)
-                ready = torch.cuda.Event()
-                ready.record(self.d2h_stream)
             out.record_stream(self.d2h_stream)
-        else:
-            host, ready = out, None
+        for a in range(0, out.shape[axis], step):
+            piece = out.narrow(axis, a, min(step, out.shape[axis] - a))
+            t0 = time.perf_counter()
+            buf = self._d2h_ring.get()  # bounded host memory: wait for the writers
+            self.profile.add("wait_writers", time.perf_counter() - t0)
+            if self.cuda:
+                host = staged(buf, piece)
+                with torch.cuda.stream(self.d2h_stream), self.profile.timed("d2h", self.device):
+                    host.copy_(piece, non_blocking=True)
+                    ready = torch.cuda.Event()
+                    ready.record(self.d2h_stream)
+            else:  # already in host memory: the writer takes the piece itself
+                host, ready = piece, None
 
-        def write(f=f, host=host, ready=ready, nbytes=nbytes):
-            try:
-                if ready is not None:
-                    ready.synchronize()
-                t0 = time.perf_counter()
-                f.writer.write(host.numpy())
-                self.profile.add("write", time.perf_counter() - t0)
-            finally:
-                self._backlog.release(nbytes)
+            def write(f=f, host=host, ready=ready, buf=buf):
+                try:
+                    if ready is not None:
+                        ready.synchronize()
+                    t0 = time.perf_counter()
+                    f.writer.write(host.numpy())
+                    self.profile.add("write", time.perf_counter() - t0)
+                finally:
+                    self._d2h_ring.put(buf)
 
-        self.lanes.submit(f.handle.fid, write)
+            self.lanes.submit(f.handle.fid, write)
 
     def _finish_file(self, f: _File) -> None:
         self._forget(f)

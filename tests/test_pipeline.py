@@ -13,7 +13,15 @@ from clearstem.synth import render_song
 from separation.audio_io import AudioReadError
 from separation.engine import Cancelled, NullEngine
 from separation.hdemucs import build
-from separation.pipeline import PipelineConfig, Request, SeparationPipeline, separate_many, to_pcm
+from separation.pipeline import (
+    PipelineConfig,
+    Request,
+    SeparationPipeline,
+    StagingRing,
+    separate_many,
+    staged,
+    to_pcm,
+)
 from separation.registry import get_engine, install_model
 from separation.run import separate_file
 
@@ -66,10 +74,11 @@ def test_pipeline_equals_the_per_file_path(tiny, tmp_path):
 
 def test_identity_model_gives_the_input_back(tmp_path):
     """With every stem = the input, the stems are the input to within one 16-bit step (the
-    same float→integer scaling libsndfile uses), at the input's exact length."""
+    same float→integer scaling libsndfile uses), at the input's exact length — also when output
+    goes back in 64 KiB pieces through a 1 MiB backlog."""
     src = _write(tmp_path / "in.flac", 44, 7, subtype="PCM_16")
     (outputs, used), = separate_many(NullEngine(segment_s=2.0, overlap_s=0.5, batch=3), [Request(src, tmp_path / "out")],
-                                     PipelineConfig(decoders=1, block_seconds=0.7))
+                                     PipelineConfig(decoders=1, block_seconds=0.7, stage_kib=64, write_backlog_mb=1))
     x = sf.read(src, dtype="int16")[0]
     for o in outputs:
         y = sf.read(o.path, dtype="int16")[0]
@@ -170,3 +179,16 @@ def test_a_decoder_that_dies_fails_its_file_and_a_new_one_takes_the_next(tmp_pat
         pipeline.close()
     assert not list((tmp_path / "out").iterdir())
     assert [o.name for o in after[0][0]] == STEMS
+
+
+def test_staging_buffers_hold_pieces_of_any_layout():
+    """What the CUDA path does with its pinned ring, on CPU: a time slice of [stems, n, C]
+    integers (not contiguous) copied into a reused buffer reads back equal."""
+    ring = StagingRing(2, 1 << 12, pin=False)
+    out = torch.arange(4 * 300 * 2, dtype=torch.int16).view(4, 300, 2)
+    piece = out.narrow(1, 100, 50)
+    buf = ring.get()
+    host = staged(buf, piece).copy_(piece)
+    assert host.shape == piece.shape and torch.equal(host, piece) and host.data_ptr() == buf.data_ptr()
+    ring.put(buf)
+    assert ring.try_get() is not None and ring.try_get() is not None and ring.try_get() is None
