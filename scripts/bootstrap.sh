@@ -6,10 +6,13 @@ VENV=${1:-.venv}
 cd "$(dirname "$0")/.."
 
 # chromium: the browser tests drive Debian's headless Chromium with Playwright (no browser download)
-DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium fonts-liberation)
+# fluidsynth + the Csound GM bank (public domain) + TimGM6mb + espeak-ng: separation.training renders
+# its per-stem training songs with them (tests/test_training_data.py)
+DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium fonts-liberation
+      fluidsynth csound-soundfont timgm6mb-soundfont espeak-ng)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
-  DEBS+=(fluidsynth musescore-general-soundfont-small timgm6mb-soundfont)  # never the evaluation's reserved soundfont
+  DEBS+=(musescore-general-soundfont-small)  # never the evaluation's reserved soundfont
   EXTRAS="test,bench"
 fi
 missing=()
@@ -38,7 +41,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python dependencies (torch comes from the local cache when present)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs, playwright.sync_api" \
+  "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs, playwright.sync_api, xdist" \
     || { echo "bootstrap: dependency install failed" >&2; exit 1; }
   touch "$stamp"
 fi

@@ -1,0 +1,315 @@
+"""Render the training set per stem and write its manifest.
+
+    python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
+        [--train-soundfonts csound-gm[,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
+        [--espeak-vocals FRACTION] [--allow-noncommercial]
+    python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
+
+Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
+and `mixture.flac` (24-bit FLAC, 44.1 kHz stereo; stems are quantised to the 24-bit grid first
+and the mixture is their integer sum, so stems sum to the mixture *exactly*; `--sample-format
+float32` writes float WAV instead, ~3x larger), `manifest.json`
+(RFC 8785 canonical JSON) and `manifest.sha256` (its hash: the `training_data` reference a model
+card and the registry quote). Same arguments → byte-identical files and manifest.
+
+Split (SPLIT_POLICY): songs are composed from per-song seeds; the last ~20 % of songs are
+**val** — compositions never trained on, rendered only with a soundfont never used in training
+(TimGM6mb by default); the ~10 % before them are **select** — unseen compositions rendered with
+the training banks, for checkpoint selection, so early stopping never looks at the val bank;
+the rest are **train**. Rendering is dry (FluidSynth reverb/chorus off); augmentation happens at
+training time (`augment.py`).
+
+`commercial_use` (top level) describes the weights: true only if every input of the splits that
+shape them (train, select) has a licence in `licences.LICENCES` with `commercial_ok`. Val audio is
+measurement only; it is listed with its own `commercial_use` (false for the GPL-2.0 bank).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import rfc8785
+import soundfile as sf
+from scipy.io import wavfile
+
+from sharedcore.hashing import file_sha256
+
+from . import compose as composer
+from . import voice
+from .augment import AUGMENT_VERSION
+from .licences import LICENCES, commercial_ok, find_soundfont, resolve_soundfont
+
+FORMAT = "clearstem-training-data/1"
+STEMS = composer.STEMS
+RATE = 44100
+PEAK = 0.9
+FLUIDSYNTH_FLAGS = ["-n", "-i", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-O", "float", "-T", "wav"]
+SPLIT_POLICY = ("songs [0, N - n_val - n_select): train; next n_select = N // 10: select (unseen compositions, "
+                "training banks); last n_val = max(1, N // 5) when N >= 2: val (unseen compositions, a soundfont "
+                "never used by train or select)")
+OWN = "LicenseRef-ClearStem-own-work"
+
+
+def fluidsynth_version(binary: str = "fluidsynth") -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].strip()
+
+
+def song_seed(seed: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def splits_for(n: int) -> list[str]:
+    n_val = max(1, n // 5) if n >= 2 else 0
+    n_select = n // 10
+    n_train = n - n_val - n_select
+    return ["train"] * n_train + ["select"] * n_select + ["val"] * n_val
+
+
+def render_stem(midi_path: Path, soundfont: Path, n: int, rate: int = RATE) -> np.ndarray:
+    """One stem's MIDI through FluidSynth (dry), as float32 [2, n]."""
+    real, _ = resolve_soundfont(soundfont)  # every render re-checks the allow-list
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.wav"
+        subprocess.run(["fluidsynth", *FLUIDSYNTH_FLAGS, "-r", str(rate), "-F", str(out), str(real), str(midi_path)],
+                       check=True, capture_output=True)
+        audio, got = sf.read(out, always_2d=True, dtype="float32")
+    if got != rate:
+        raise RuntimeError(f"fluidsynth rendered at {got} Hz, asked {rate}")
+    audio = audio.T[:2, :n]
+    return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+
+
+SAMPLE_FORMATS = {"flac24": ("flac", "24-bit FLAC; stems on the 24-bit grid, mixture their exact sum"),
+                  "float32": ("wav", "float32 WAV; mixture the float32-rounded sum of the float32 stems")}
+
+
+def quantise24(x: np.ndarray) -> np.ndarray:
+    """Round to the 24-bit grid (kept as float64: sums of grid values stay exact)."""
+    return np.clip(np.round(x * 2 ** 23), -(2 ** 23), 2 ** 23 - 1) / 2 ** 23
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, sample_format: str) -> None:
+    if sample_format == "flac24":
+        ints = np.round(audio.T * 2 ** 23).astype(np.int32)
+        if np.abs(ints).max(initial=0) >= 2 ** 23:
+            raise ValueError(f"{path}: a sample is outside the 24-bit range")
+        sf.write(path, ints << 8, rate, subtype="PCM_24", format="FLAC")  # libsndfile keeps the top 24 bits
+    else:
+        write_wav(path, audio, rate)
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """float32 WAV with no timestamped chunk (libsndfile's PEAK chunk carries the write time, which
+    would make identical renders hash differently)."""
+    wavfile.write(path, rate, np.ascontiguousarray(audio.T, dtype=np.float32))
+
+
+def _file(path: Path, root: Path) -> dict:
+    return {"path": path.relative_to(root).as_posix(), "sha256": file_sha256(path)}
+
+
+def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
+          val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
+          sample_format: str = "flac24", espeak_vocals: float = 0.0, log=print) -> dict:
+    if not shutil.which("fluidsynth"):
+        raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
+    if espeak_vocals > 0 and not voice.available():
+        raise SystemExit("espeak-ng not found: apt-get install espeak-ng")
+    if espeak_vocals > 0 and not commercial_ok("LicenseRef-espeak-ng-output") and not allow_noncommercial:
+        raise ValueError("espeak-ng vocals are not claimed commercial-clean; pass allow_noncommercial "
+                         "(--allow-noncommercial) to use them, and the manifest will say commercial_use false")
+    ext = SAMPLE_FORMATS[sample_format][0]
+    banks = {b: find_soundfont(b) for b in (*train_banks, val_bank)}
+    if val_bank in train_banks:
+        raise ValueError("the validation soundfont must not be a training soundfont")
+    for b in train_banks:
+        if not banks[b][1].commercial_ok and not allow_noncommercial:
+            raise ValueError(f"{b} ({banks[b][1].licence}) is not commercial-clean; pass allow_noncommercial "
+                             "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
+    out.mkdir(parents=True, exist_ok=True)
+    n = int(round(seconds * rate))
+    split_of = splits_for(songs)
+    sources, renders = [], []
+    for i in range(songs):
+        sid = f"song{i:05d}"
+        comp = composer.compose(song_seed(seed, i), seconds)
+        midi_dir = out / "midi" / sid
+        midi_dir.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for stem in STEMS:
+            path = midi_dir / f"{stem}.mid"
+            comp.midi(stem).save(path)
+            files[stem] = _file(path, out)
+        source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
+                  "origin": f"separation.training.compose.compose(seed={comp.seed}, seconds={seconds})",
+                  "composition": comp.describe(), "files": files, "split": split_of[i]}
+        vrng = np.random.default_rng(comp.seed)
+        sung = None
+        if espeak_vocals > 0 and vrng.random() < espeak_vocals:
+            mono, source["vocals"] = voice.sing(comp, n, vrng, rate)
+            source["vocals"]["kind"] = "espeak-ng syllables on the melody (separation.training.voice)"
+            source["vocals"]["level"] = float(vrng.uniform(0.7, 1.4))
+            source["licences"].append("LicenseRef-espeak-ng-output")
+            sung = np.stack([mono, mono])
+        else:
+            source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)"}
+        source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
+        sources.append(source)
+        for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
+            sf_path, sf_entry = banks[bank]
+            stems = {stem: render_stem(midi_dir / f"{stem}.mid", sf_path, n, rate).astype(np.float64)
+                     for stem in STEMS if not (stem == "vocals" and sung is not None)}
+            if sung is not None:  # at the accompaniment's mean RMS times the song's drawn level
+                ref = np.mean([np.sqrt(np.mean(v ** 2)) for v in stems.values()])
+                level = source["vocals"]["level"] * ref / max(float(np.sqrt(np.mean(sung ** 2))), 1e-9)
+                stems["vocals"] = sung * level
+            peak = float(np.abs(sum(stems.values())).max())
+            gain = PEAK / peak if peak > 1e-9 else 1.0
+            if sample_format == "flac24":
+                stems32 = {k: quantise24(v * gain) for k, v in stems.items()}
+                mix = np.sum([stems32[k] for k in STEMS], axis=0)  # exact: integers below 2**26
+            else:
+                stems32 = {k: (v * gain).astype(np.float32) for k, v in stems.items()}
+                mix = np.sum([stems32[k] for k in STEMS], axis=0, dtype=np.float64).astype(np.float32)
+            folder = out / "audio" / split_of[i] / f"{sid}.{bank}"
+            folder.mkdir(parents=True, exist_ok=True)
+            entry = {"song": sid, "split": split_of[i], "soundfont": bank, "gain": gain, "stems": {}}
+            for stem in STEMS:
+                path = folder / f"{stem}.{ext}"
+                write_audio(path, stems32[stem], rate, sample_format)
+                rms = float(np.sqrt(np.mean(stems32[stem].astype(np.float64) ** 2)))
+                entry["stems"][stem] = {**_file(path, out), "rms_dbfs": round(20 * np.log10(max(rms, 1e-10)), 2)}
+            path = folder / f"mixture.{ext}"
+            write_audio(path, mix, rate, sample_format)
+            entry["mixture"] = _file(path, out)
+            renders.append(entry)
+        log(f"{sid} {split_of[i]:6s} {comp.style:7s} {comp.bpm:5.1f} bpm")
+    manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
+                             seconds=seconds, rate=rate, sample_format=sample_format)
+    write_manifest(manifest, out)
+    return manifest
+
+
+def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -> dict:
+    used = {}
+    for r in renders:
+        used.setdefault(r["soundfont"], set()).add(r["split"])
+    soundfonts = []
+    for bank, (path, entry) in sorted(banks.items()):
+        soundfonts.append({"id": bank, "file": path.name, "path": str(path), "package": entry.package,
+                           "licence": entry.licence, "attribution": entry.attribution,
+                           "licence_note": LICENCES[entry.licence].why, "sha256": entry.sha256,
+                           "commercial_use": entry.commercial_ok, "splits": sorted(used.get(bank, ()))})
+    splits = {}
+    for split in ("train", "select", "val"):
+        srcs = [s for s in sources if s["split"] == split]
+        sfs = [s for s in soundfonts if split in s["splits"]]
+        blockers = sorted({f"source {s['id']}: {lic}" for s in srcs for lic in s["licences"] if not commercial_ok(lic)}
+                          | {f"soundfont {s['id']}: {s['licence']}" for s in sfs if not s["commercial_use"]})
+        splits[split] = {"songs": [s["id"] for s in srcs], "soundfonts": [s["id"] for s in sfs],
+                         "commercial_use": not blockers, "not_commercial_because": blockers}
+    weights_splits = ("train", "select")
+    commercial = all(splits[s]["commercial_use"] for s in weights_splits) and bool(splits["train"]["songs"])
+    licences = sorted({lic for s in sources if s["split"] in weights_splits for lic in s["licences"]}
+                      | {s["licence"] for s in soundfonts if set(s["splits"]) & set(weights_splits)})
+    return {
+        "format": FORMAT,
+        "generator": {"code": "separation.training.data", **generator},
+        "render": {"engine": fluidsynth_version(), "flags": FLUIDSYNTH_FLAGS, "sample_rate": generator["rate"],
+                   "channels": 2, "sample_format": SAMPLE_FORMATS[generator.get("sample_format", "flac24")][1],
+                   "normalisation": f"mixture peak {PEAK}, one gain per song",
+                   "mixture": "sum of the stored stems"},
+        "stems": {"drums": "GM channel 10", "bass": "GM bass programs 32-39",
+                  "vocals": "the melody on GM voice programs 52/53/54/85 (choir aahs, voice oohs, synth voice, "
+                            "lead voice) from the soundfont; where a source's vocals.kind says espeak-ng, the melody "
+                            "as espeak-ng syllables instead; never a human voice",
+                  "other": "every other melodic program (chords, arpeggios, pads, counter-lines)"},
+        "augmentation": {"applied": "at training time, seeded per (seed, epoch, example)",
+                         "code": "separation.training.augment", "version": AUGMENT_VERSION},
+        "split_policy": SPLIT_POLICY,
+        "sources": sources,
+        "soundfonts": soundfonts,
+        "renders": renders,
+        "splits": splits,
+        "weights_licence_inputs": licences,
+        "commercial_use": commercial,
+        "commercial_use_basis": "true only if every source and soundfont of the train and select splits has a "
+                                "licence allowing commercial use (separation.training.licences); val audio is "
+                                "measurement only and never enters the weights",
+    }
+
+
+def canonical(manifest: dict) -> bytes:
+    return rfc8785.dumps(manifest)
+
+
+def write_manifest(manifest: dict, out: Path) -> str:
+    data = canonical(manifest)
+    (out / "manifest.json").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    (out / "manifest.sha256").write_text(f"{digest}  manifest.json\n")
+    return digest
+
+
+def verify(out: Path) -> list[str]:
+    """Problems with a rendered set: every listed file present with its hash, the manifest's own hash."""
+    data = (out / "manifest.json").read_bytes()
+    problems = []
+    if (out / "manifest.sha256").read_text().split()[0] != hashlib.sha256(data).hexdigest():
+        problems.append("manifest.sha256 does not match manifest.json")
+    manifest = json.loads(data)
+    files = [f for s in manifest["sources"] for f in s["files"].values()]
+    files += [f for r in manifest["renders"] for f in (*r["stems"].values(), r["mixture"])]
+    for f in files:
+        path = out / f["path"]
+        if not path.is_file():
+            problems.append(f"{f['path']}: missing")
+        elif file_sha256(path) != f["sha256"]:
+            problems.append(f"{f['path']}: SHA-256 differs")
+    for s in manifest["soundfonts"]:
+        if Path(s["path"]).is_file() and file_sha256(s["path"]) != s["sha256"]:
+            problems.append(f"soundfont {s['id']}: SHA-256 differs from the one rendered with")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m separation.training.data", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--songs", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--train-soundfonts", default="csound-gm")
+    ap.add_argument("--val-soundfont", default="timgm6mb")
+    ap.add_argument("--allow-noncommercial", action="store_true")
+    ap.add_argument("--sample-format", choices=sorted(SAMPLE_FORMATS), default="flac24")
+    ap.add_argument("--espeak-vocals", type=float, default=0.0,
+                    help="fraction of songs whose vocals are espeak-ng syllables (their licence is not claimed commercial)")
+    ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
+    args = ap.parse_args(argv)
+    if args.verify:
+        problems = verify(args.out)
+        print("\n".join(problems) or "ok")
+        return 1 if problems else 0
+    if args.songs is None or args.seed is None:
+        ap.error("--songs and --seed are required to build a set")
+    try:
+        manifest = build(args.out, args.songs, args.seed, args.seconds, tuple(args.train_soundfonts.split(",")),
+                         args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
+                         espeak_vocals=args.espeak_vocals)
+    except ValueError as exc:  # SoundfontRefused included
+        raise SystemExit(f"refused: {exc}") from exc
+    digest = (args.out / "manifest.sha256").read_text().split()[0]
+    print(f"manifest {args.out / 'manifest.json'} sha256 {digest}; commercial_use {manifest['commercial_use']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Training data for the rights-clean separator (issue 16): rendering, manifest, licences, split,
+augmentation. Renders two songs of two seconds (FluidSynth + the Csound GM bank and TimGM6mb)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from separation.training import data, voice
+from separation.training.augment import augment
+from separation.training.compose import PPQ, STEMS, compose
+from separation.training.licences import (
+    ALLOWED_SOUNDFONTS,
+    SoundfontRefused,
+    commercial_ok,
+    find_soundfont,
+    resolve_soundfont,
+)
+
+SECONDS = 2.0
+
+
+def _need(*ids):
+    if not shutil.which("fluidsynth"):
+        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth)")
+    for i in ids:
+        try:
+            find_soundfont(i)
+        except SoundfontRefused as exc:
+            pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    _need("csound-gm", "timgm6mb")
+    out = tmp_path_factory.mktemp("train-a")
+    assert data.main(["--out", str(out), "--songs", "2", "--seed", "11", "--seconds", str(SECONDS)]) == 0
+    return out, json.loads((out / "manifest.json").read_bytes())
+
+
+def test_stems_sum_to_the_mixture(built):
+    out, manifest = built
+    assert len(manifest["renders"]) == 2
+    for render in manifest["renders"]:
+        stems = {}
+        for name in STEMS:
+            audio, rate = sf.read(out / render["stems"][name]["path"], always_2d=True, dtype="float32")
+            assert rate == 44100 and audio.shape == (int(SECONDS * 44100), 2)
+            assert np.sqrt(np.mean(audio.astype(np.float64) ** 2)) > 1e-4, f"{render['song']} {name} is silent"
+            stems[name] = audio.astype(np.float64)
+        assert render["mixture"]["path"].endswith(".flac") and sf.info(out / render["mixture"]["path"]).subtype == "PCM_24"
+        mix, _ = sf.read(out / render["mixture"]["path"], always_2d=True, dtype="float32")
+        # 24-bit stems and their integer sum: exact, not merely close
+        np.testing.assert_array_equal(sum(stems.values()), mix.astype(np.float64))
+        assert 0.85 < np.abs(mix).max() <= 0.9 + 1e-6
+
+
+def test_manifest_lists_every_file_with_its_hash(built):
+    out, manifest = built
+    listed = {f["path"]: f["sha256"] for s in manifest["sources"] for f in s["files"].values()}
+    listed |= {f["path"]: f["sha256"] for r in manifest["renders"] for f in (*r["stems"].values(), r["mixture"])}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json", "manifest.sha256"}
+    assert on_disk == set(listed)
+    for path, digest in listed.items():
+        assert hashlib.sha256((out / path).read_bytes()).hexdigest() == digest, path
+    raw = (out / "manifest.json").read_bytes()
+    assert (out / "manifest.sha256").read_text().split()[0] == hashlib.sha256(raw).hexdigest()
+    assert raw == data.canonical(json.loads(raw))  # stored canonical (RFC 8785)
+    for s in manifest["sources"]:
+        assert s["licence"] == "LicenseRef-ClearStem-own-work" and s["commercial_use"] is True
+    assert {s["id"]: s["sha256"] for s in manifest["soundfonts"]} == {
+        "csound-gm": ALLOWED_SOUNDFONTS["sf_GMbank.sf2"].sha256, "timgm6mb": ALLOWED_SOUNDFONTS["TimGM6mb.sf2"].sha256}
+    assert data.verify(out) == []
+    # a changed stem is caught
+    victim = out / manifest["renders"][0]["stems"]["bass"]["path"]
+    original = victim.read_bytes()
+    try:
+        victim.write_bytes(original[:-4] + b"\0\0\0\1")
+        assert data.verify(out) == [f"{manifest['renders'][0]['stems']['bass']['path']}: SHA-256 differs"]
+    finally:
+        victim.write_bytes(original)
+
+
+def test_split_keeps_compositions_and_a_soundfont_out_of_training(built):
+    _, manifest = built
+    splits = manifest["splits"]
+    assert splits["train"]["songs"] == ["song00000"] and splits["val"]["songs"] == ["song00001"]
+    assert splits["train"]["soundfonts"] == ["csound-gm"] and splits["val"]["soundfonts"] == ["timgm6mb"]
+    # GPL-2.0 bank: validation only, flagged; the weights' inputs stay commercial-clean
+    assert splits["val"]["commercial_use"] is False
+    assert splits["val"]["not_commercial_because"] == ["soundfont timgm6mb: GPL-2.0-only"]
+    assert manifest["commercial_use"] is True
+    assert manifest["weights_licence_inputs"] == ["LicenseRef-ClearStem-own-work", "LicenseRef-PublicDomain"]
+    assert data.splits_for(10) == ["train"] * 7 + ["select"] + ["val"] * 2
+    assert data.splits_for(1) == ["train"]
+
+
+def test_same_seed_same_bytes_other_seed_other_songs(built, tmp_path):
+    out, _ = built
+    again = tmp_path / "again"
+    data.build(again, 2, 11, SECONDS, log=lambda *_: None)
+    assert (again / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+    other = tmp_path / "other"
+    m = data.build(other, 2, 12, SECONDS, log=lambda *_: None)
+    assert m["sources"][0]["files"]["vocals"]["sha256"] != json.loads(
+        (out / "manifest.json").read_bytes())["sources"][0]["files"]["vocals"]["sha256"]
+
+
+def test_soundfont_allow_list(tmp_path):
+    # unknown names are refused, whatever they are
+    fake = tmp_path / "FluidR3_GM.sf2"
+    fake.write_bytes(b"RIFF")
+    with pytest.raises(SoundfontRefused, match="not on the soundfont allow-list"):
+        resolve_soundfont(fake)
+    # a symlink with an allowed name is judged by what it points to
+    link = tmp_path / "TimGM6mb.sf2"
+    os.symlink(fake, link)
+    with pytest.raises(SoundfontRefused, match="FluidR3_GM.sf2: not on the soundfont allow-list"):
+        resolve_soundfont(link)
+    # an allowed name on a different file is refused by its hash
+    renamed = tmp_path / "real" / "sf_GMbank.sf2"
+    renamed.parent.mkdir()
+    renamed.write_bytes(b"RIFF....sfbk")
+    with pytest.raises(SoundfontRefused, match="is not the pinned"):
+        resolve_soundfont(renamed)
+    # MuseScore General (Fluid R3-derived) by name, also through a default-GM style link
+    ms = tmp_path / "MuseScore_General_Lite.sf3"
+    ms.write_bytes(b"RIFF")
+    default = tmp_path / "default-GM.sf3"
+    os.symlink(ms, default)
+    with pytest.raises(SoundfontRefused, match=r"derived from Fluid \(R3\)"):
+        resolve_soundfont(default)
+    with pytest.raises(SoundfontRefused, match="unknown soundfont id"):
+        find_soundfont("fluid")
+
+
+def test_commercial_use_logic(tmp_path):
+    assert commercial_ok("LicenseRef-PublicDomain") and commercial_ok("MIT") and commercial_ok("CC0-1.0")
+    assert not commercial_ok("GPL-2.0-only") and not commercial_ok("CC-BY-SA-4.0")
+    assert not commercial_ok("LicenseRef-unstated") and not commercial_ok("Apache-2.0-but-unlisted")
+    if not shutil.which("fluidsynth"):
+        pytest.skip("fluidsynth is not installed")
+    files = {}
+    for name, entry in ALLOWED_SOUNDFONTS.items():
+        (tmp_path / name).write_bytes(b"x")
+        files[entry.id] = (tmp_path / name, entry)
+
+    def manifest(train_banks, val_bank, source_licence="LicenseRef-ClearStem-own-work", select=False):
+        own = "LicenseRef-ClearStem-own-work"
+        sources = [{"id": "a", "split": "train", "licences": [source_licence]}, {"id": "b", "split": "val", "licences": [own]}]
+        renders = [{"song": "a", "split": "train", "soundfont": b} for b in train_banks]
+        renders += [{"song": "b", "split": "val", "soundfont": val_bank}]
+        if select:
+            sources.append({"id": "c", "split": "select", "licences": [own]})
+            renders.append({"song": "c", "split": "select", "soundfont": select})
+        banks = {b: files[b] for b in {*train_banks, val_bank, *([select] if select else [])}}
+        return data.make_manifest(sources, renders, banks, train_banks, val_bank, seed=0, songs=2, seconds=1, rate=44100)
+
+    assert manifest(["csound-gm"], "timgm6mb")["commercial_use"] is True
+    m = manifest(["csound-gm", "opl3-fm"], "timgm6mb")
+    assert m["commercial_use"] is False
+    assert m["splits"]["train"]["not_commercial_because"] == ["soundfont opl3-fm: CC-BY-SA-4.0"]
+    assert manifest(["timgm6mb"], "csound-gm")["commercial_use"] is False
+    assert manifest(["csound-gm"], "timgm6mb", source_licence="LicenseRef-unstated")["commercial_use"] is False
+    # checkpoint selection shapes the weights too: a GPL bank there makes them non-commercial
+    assert manifest(["csound-gm"], "opl3-fm", select="timgm6mb")["commercial_use"] is False
+
+
+def test_builder_refuses_a_noncommercial_training_bank_unless_told(tmp_path):
+    _need("csound-gm", "timgm6mb")
+    with pytest.raises(ValueError, match="not commercial-clean"):
+        data.build(tmp_path / "x", 2, 0, 1.0, train_banks=("timgm6mb",), val_bank="csound-gm")
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="must not be a training soundfont"):
+        data.build(tmp_path / "y", 2, 0, 1.0, train_banks=("csound-gm",), val_bank="csound-gm")
+
+
+def test_composer_covers_styles_and_stem_roles():
+    styles = {compose(s, 20.0).style for s in range(60)}
+    assert len(styles) == 8
+    c = compose(5, 10.0, "swing")
+    assert [p.channel for p in c.stems["drums"]] == [9]
+    assert all(32 <= p.program <= 39 for p in c.stems["bass"])
+    assert all(p.program in (52, 53, 54, 85) for p in c.stems["vocals"])
+    assert all(p.channel != 9 and not 32 <= p.program <= 39 and p.program not in (52, 53, 54, 85)
+               for p in c.stems["other"])
+
+
+def test_augmentation_is_seeded_and_additive():
+    rng = np.random.default_rng(0)
+    n = 44100
+    stems = {k: (rng.standard_normal((2, n)) * 0.1).astype(np.float32) for k in STEMS}
+    pool = [{k: (rng.standard_normal((2, n // 3)) * 0.1).astype(np.float32) for k in STEMS} for _ in range(3)]
+    a, mix_a, pa = augment(stems, np.random.default_rng(42), pool=pool, p_swap=0.5)
+    b, mix_b, pb = augment(stems, np.random.default_rng(42), pool=pool, p_swap=0.5)
+    c, _, pc = augment(stems, np.random.default_rng(43), pool=pool, p_swap=0.5)
+    assert pa == pb and all(np.array_equal(a[k], b[k]) for k in STEMS) and np.array_equal(mix_a, mix_b)
+    assert pa != pc and not np.array_equal(a["bass"], c["bass"])
+    assert all(a[k].shape == (2, n) and a[k].dtype == np.float32 for k in STEMS)
+    np.testing.assert_allclose(sum(a[k].astype(np.float64) for k in STEMS), mix_a, atol=1e-6)
+    assert 10 ** (-6 / 20) - 1e-6 <= np.abs(mix_a).max() <= 10 ** (-0.5 / 20) + 1e-6
+    assert any("swapped_from" in s for s in pa["stems"].values())
+    assert {"eq", "compressor", "placement", "gain_db", "reverb_send"} <= set(pa["stems"]["vocals"])
+
+
+def test_espeak_vocals_sing_the_melody_in_tune_and_are_not_claimed_commercial(tmp_path):
+    if not voice.available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    comp, sr = compose(7, 6.0), 44100
+    n = 6 * sr
+    sung, info = voice.sing(comp, n, np.random.default_rng(7), sr)
+    assert sung.shape == (n,) and not info["voice"].startswith("mb")
+    sec_per_tick, cents = 60 / comp.bpm / PPQ, []
+    for tick, dur, pitch, _ in comp.stems["vocals"][0].notes:
+        a, b = int(tick * sec_per_tick * sr), min(n, int((tick + dur) * sec_per_tick * sr))
+        if b - a > 0.2 * sr:
+            f0 = voice._f0(sung[a + sr // 20: b - sr // 20], sr)
+            cents.append(1200 * np.log2(f0 / (440 * 2 ** ((pitch + info["transpose"] - 69) / 12))))
+    assert len(cents) >= 4 and max(abs(c) for c in cents) < 35, cents
+    _need("csound-gm", "timgm6mb")
+    with pytest.raises(ValueError, match="espeak-ng vocals are not claimed commercial-clean"):
+        data.build(tmp_path / "x", 2, 0, 1.0, espeak_vocals=0.5)
