@@ -12,7 +12,6 @@ import torch
 from clearstem.synth import render_song
 from separation.audio_io import AudioReadError
 from separation.engine import Cancelled, NullEngine
-from separation.hdemucs import build
 from separation.pipeline import (
     PipelineConfig,
     Request,
@@ -22,26 +21,15 @@ from separation.pipeline import (
     staged,
     to_pcm,
 )
-from separation.registry import get_engine, install_model
+from separation.registry import get_engine
 from separation.run import separate_file
-
-TINY = {"channels": 8, "depth": 4, "nfft": 1024}
-STEMS = ["drums", "bass", "other", "vocals"]
-
-
-def snr_db(ref, est):
-    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30))
+from tests.tiny_models import STEMS, install_tiny_hdemucs, snr_db
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    (d / "staging").mkdir()
-    torch.save(build(STEMS, TINY).state_dict(), d / "staging" / "tiny.pt")
-    install_model(d / "staging" / "tiny.pt", "tiny_pipe", d, TINY, architecture="hdemucs", stems=STEMS,
-                  sample_rate=44100, weights_licence="test weights", training_data="none (random)")
-    return get_engine("tiny_pipe", str(d), device="cpu", precision="fp32")
+    return get_engine("tiny_pipe", str(install_tiny_hdemucs(tmp_path_factory.mktemp("models"), "tiny_pipe")),
+                      device="cpu", precision="fp32")
 
 
 def _write(path: Path, seed: int, seconds: float, rate: int = 44100, mono: bool = False, subtype="PCM_24"):

@@ -12,30 +12,17 @@ import torch
 from clearstem.synth import render_song
 from separation.apply import ChunkParams, apply_chunked, apply_stream
 from separation.audio_io import AudioStream
-from separation.hdemucs import build
 from separation.registry import ModelUnavailable, get_engine, install_model, list_models, model_info
 from separation.run import separate_file
+from tests.tiny_models import STEMS, install_tiny_hdemucs, snr_db
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"channels": 8, "depth": 4, "nfft": 1024}
-STEMS = ["drums", "bass", "other", "vocals"]
-
-
-def snr_db(ref, est):
-    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30))
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny HDemucs with random weights, installed and pinned like real weights."""
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    weights = d / "staging" / "tiny.pt"
-    weights.parent.mkdir()
-    torch.save(build(STEMS, TINY).state_dict(), weights)
-    install_model(weights, "tiny_hdemucs", d, TINY, architecture="hdemucs", stems=STEMS, sample_rate=44100,
-                  weights_licence="test weights", training_data="none (random)", commercial_use=False)
-    return d
+    return install_tiny_hdemucs(tmp_path_factory.mktemp("models"), "tiny_hdemucs")
 
 
 @pytest.fixture(scope="module")
