@@ -80,14 +80,14 @@ def test_missing_or_tampered_weights_are_refused(model_dir, tmp_path):
     assert {s.name: s.available for s in list_models(str(d))} == {"dsp": True, "tiny_hdemucs": True}
     info = model_info("tiny_hdemucs", str(d))
     assert info.weights_sha256 == json.loads((d / "models.json").read_text())["models"][0]["sha256"]
-    data = bytearray((d / "tiny.pt").read_bytes())
+    data = bytearray((d / "tiny_hdemucs.pt").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (d / "tiny.pt").write_bytes(bytes(data))
+    (d / "tiny_hdemucs.pt").write_bytes(bytes(data))
     status = {s.name: s for s in list_models(str(d))}["tiny_hdemucs"]
     assert not status.available and "pinned" in status.reason
     with pytest.raises(ModelUnavailable, match="pinned"):
         get_engine("tiny_hdemucs", str(d), device="cpu")
-    (d / "tiny.pt").unlink()
+    (d / "tiny_hdemucs.pt").unlink()
     with pytest.raises(ModelUnavailable, match="missing"):
         get_engine("tiny_hdemucs", str(d), device="cpu")
     with pytest.raises(ModelUnavailable, match="unknown model"):
