@@ -5,15 +5,21 @@ and whether the true recording is still found, with derived references.
 
 Base references are the bench.mixtures tracks already rendered under var/bench-cache/mixtures
 (run `python -m bench.mixtures --quick` first). A *derived* reference is a base reference moved
-up or down by k frequency bins (its hashes' f1 field and its peaks; Δf and Δt unchanged), so the
-hash-value distribution stays that of real music, unlike random hashes — but derived references
-are more alike than a real catalog's recordings, so collisions are if anything overstated.
+up or down by k frequency bins (its hashes' f1 field and its peaks; Δf unchanged) and played at
+a tempo between 0.9 and 1.1 (Δt and times scaled), so the hash-value distribution stays that of
+real music, unlike random hashes — but derived references are more alike than a real catalog's
+recordings, so collisions are if anything overstated. The index is built by counting sort
+(`build_index`, the same segment as `LandmarkIndex.build`), so 100k recordings (billions of
+hashes) build in minutes where memory allows: `--save-inputs` writes the base and query prints,
+`--inputs` reads them on a machine with the memory (it needs numpy and scipy, no audio).
 Queries are 15 s excerpts of base tracks, two base tracks overlaid at equal level (both must be
 found) and a base track 12 dB under another (the quiet one must be found), extracted as the
-product does; matching time excludes extraction (measured by bench.mixtures). `--budgets`
-repeats the matching with `landmarks.HIT_BUDGET` set (hits per lookup; the rarest hash values
-kept first), to see what bounding a query's cost does to recall. Sizes that do not
-fit in memory are extrapolated from the measured bytes per reference second, and say so.
+product does; matching time excludes extraction (measured by bench.mixtures). Matching runs
+at the product's hit bound (`landmarks.HITS_PER_HASH`: the rarest hash values of the query kept
+first, at most that many hits per query hash on average, so a query's cost stops growing with
+the catalog); `--hits-per-hash` and `--budgets` (`landmarks.HIT_BUDGET`, hits per lookup) repeat
+it at other bounds (0 = none). Sizes that do not fit in memory are extrapolated from the
+measured bytes per reference second, and say so.
 
 Writes bench/results/landmark_scale.json and prints a summary.
 """
@@ -26,8 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,47 +41,47 @@ from fingerprint import landmarks as lm  # noqa: E402
 CACHE = ROOT / "var" / "bench-cache" / "mixtures" / "audio"
 F_SHIFT = lm.DF_BITS + lm.DT_BITS
 F_MASK = (1 << lm.F_BITS) - 1
+DT_MASK = (1 << lm.DT_BITS) - 1
+DF_FIELD = ((1 << lm.DF_BITS) - 1) << lm.DT_BITS
+#: Tempi of derived references (with 120 bin shifts and 60 bases: 151k distinct references,
+#: so 100k derived ones are not copies of each other, whose identical postings would
+#: overstate how common every value is).
+TEMPI = tuple(round(0.9 + 0.01 * i, 2) for i in range(21))
 
 
 def mono11k(path: Path) -> np.ndarray:
+    import soundfile as sf  # only where audio is read (not on a machine given --inputs)
+    from scipy.signal import resample_poly
+
     audio, rate = sf.read(path, always_2d=True, dtype="float32")
     x = resample_poly(audio.mean(axis=1), 1, rate // 11025 if rate % 11025 == 0 else 4)
     return np.clip(x * 32768, -32768, 32767).astype(np.int16)
 
 
-def derive(ref: tuple, k: int) -> tuple:
-    """The reference moved by k bins: f1 of every hash and the bin of every peak (dropped where
-    they leave the band)."""
+def derive(ref: tuple, k: int, tempo: float = 1.0) -> tuple:
+    """The reference moved by k bins (f1 of every hash and the bin of every peak) and played at
+    `tempo` (Δt of every hash, times of hashes and peaks); entries that leave the band or the
+    target zone are dropped."""
     h, t, peaks = ref
     f = (h >> F_SHIFT).astype(np.int64) + k
-    ok = (f >= 0) & (f <= F_MASK)
-    h2 = (f[ok].astype(np.uint32) << F_SHIFT) | (h[ok] & ((1 << F_SHIFT) - 1))
+    dt = np.rint((h & DT_MASK) * tempo).astype(np.int64)
+    ok = (f >= 0) & (f <= F_MASK) & (dt >= 1) & (dt <= DT_MASK)
+    h2 = (f[ok].astype(np.uint32) << F_SHIFT) | (h[ok] & np.uint32(DF_FIELD)) | dt[ok].astype(np.uint32)
+    t2 = np.rint(t[ok] * tempo).astype(np.uint32)
     pb = (peaks & 0x1FF).astype(np.int64) + k
     pok = (pb >= 0) & (pb < lm.N_BINS)
-    p2 = (peaks[pok] & ~np.uint32(0x1FF)) | pb[pok].astype(np.uint32)
-    return h2, t[ok], p2
+    frames = np.rint((peaks[pok] >> lm.PEAK_T_SHIFT) * tempo).astype(np.uint32)
+    p2 = (frames << lm.PEAK_T_SHIFT) | (peaks[pok] & np.uint32(lm.PEAK_TONAL_BIT)) | pb[pok].astype(np.uint32)
+    return h2, t2, p2
 
-
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--queries", type=int, default=40)
-    ap.add_argument("--bases", type=int, default=60, help="rendered tracks used as base references")
-    ap.add_argument("--max-entries", type=float, default=1.2e9, help="largest index built in memory (entries)")
-    ap.add_argument("--budgets", type=int, nargs="*", default=[], help="HIT_BUDGET values to try besides none")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
-    args = ap.parse_args(argv)
-    files = sorted(CACHE.glob("*.flac"))[: args.bases]
+def make_inputs(bases: int, n_queries: int):
+    """Base reference prints, their seconds, and the query prints, from the rendered tracks."""
+    files = sorted(CACHE.glob("*.flac"))[:bases]
     if len(files) < 4:
         raise SystemExit("no rendered tracks under var/bench-cache/mixtures: run `python -m bench.mixtures --quick` first")
-    t0 = time.perf_counter()
     pcm = [mono11k(f) for f in files]
     refs = [lm.reference_print(x) for x in pcm]
     seconds = np.array([x.size / lm.RATE for x in pcm])
-    print(f"{len(files)} base references, {seconds.sum():.0f} s, prints in {time.perf_counter() - t0:.1f} s")
-    hashes_per_s = sum(r[0].size for r in refs) / seconds.sum()
-    peaks_per_s = sum(r[2].size for r in refs) / seconds.sum()
-    bytes_per_s = 12 * hashes_per_s + 4 * peaks_per_s
     rng = np.random.default_rng(5)
     n15 = 15 * lm.RATE
 
@@ -90,17 +94,106 @@ def main(argv=None) -> dict:
         return np.clip(x / np.abs(x).max() * 0.5 * 32767, -32768, 32767).astype(np.int16)
 
     queries = []  # (kind, truth, print)
-    for _ in range(args.queries):
+    for _ in range(n_queries):
         a, b = (int(v) for v in rng.choice(len(pcm), 2, replace=False))
         xa, xb = clip15(a), clip15(b)
         queries.append(("excerpt_15s", [a], lm.query_print(as_pcm(xa))))
         queries.append(("mix_equal", [a, b], lm.query_print(as_pcm(xa + xb))))
         queries.append(("under_12", [a], lm.query_print(as_pcm(xa * 10 ** (-12 / 20) + xb))))
-    summary = {"base_references": len(files), "base_seconds": round(float(seconds.sum()), 1),
+    return refs, seconds, queries
+
+
+def save_inputs(path: Path, refs, seconds, queries) -> None:
+    arrays = {"seconds": seconds, "kinds": np.array([q[0] for q in queries]),
+              "truths": np.array([q[1] + [-1] * (2 - len(q[1])) for q in queries])}
+    for i, (h, t, p) in enumerate(refs):
+        arrays |= {f"ref{i}_h": h, f"ref{i}_t": t, f"ref{i}_p": p}
+    for i, (_, _, (h, t, m)) in enumerate(queries):
+        arrays |= {f"q{i}_h": h, f"q{i}_t": t, f"q{i}_m": m}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+def load_inputs(path: Path):
+    z = np.load(path)
+    seconds = z["seconds"]
+    refs = [(z[f"ref{i}_h"], z[f"ref{i}_t"], z[f"ref{i}_p"]) for i in range(seconds.size)]
+    queries = [(str(kind), [int(x) for x in truth if x >= 0], (z[f"q{i}_h"], z[f"q{i}_t"], z[f"q{i}_m"]))
+               for i, (kind, truth) in enumerate(zip(z["kinds"], z["truths"]))]
+    return refs, seconds, queries
+
+
+def _radix_order(v: np.ndarray) -> np.ndarray:
+    """Stable order of values below 2**28: two stable sorts of 16-bit keys (numpy sorts those
+    by radix, in linear time), low 12 bits first."""
+    o = np.argsort((v & 0xFFF).astype(np.uint16), kind="stable")
+    return o[np.argsort((v[o] >> 12).astype(np.uint16), kind="stable")]
+
+
+def build_index(members: list, batch: int = 2000) -> lm.LandmarkIndex:
+    """The same segment as `lm.LandmarkIndex.build(members)` (entries of one hash value in
+    member order, then time order; keys 0..n-1 as given), by counting sort in batches of
+    members: linear time and about the index's own size in memory, where one argsort of the
+    whole catalog's hashes (billions at 100k recordings) takes far longer and twice the memory."""
+    nb = 1 << lm.HASH_BITS
+    counts = np.zeros(nb, np.int64)
+    for i in range(0, len(members), batch):
+        counts += np.bincount(np.concatenate([m[1] for m in members[i:i + batch]]), minlength=nb)
+    buckets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+    total = int(buckets[-1])
+    doc, times = np.empty(total, np.uint32), np.empty(total, np.uint32)
+    cursor = buckets[:-1].copy()
+    for i in range(0, len(members), batch):
+        group = members[i:i + batch]
+        v = np.concatenate([m[1] for m in group])
+        t = np.concatenate([m[2] for m in group])
+        d = np.repeat(np.arange(i, i + len(group), dtype=np.uint32), [m[1].size for m in group])
+        o = _radix_order(v)
+        sv = v[o]
+        first = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
+        run = np.diff(np.r_[first, sv.size])
+        pos = cursor[sv] + (np.arange(sv.size) - np.repeat(first, run))
+        doc[pos], times[pos] = d[o], t[o]
+        cursor[sv[first]] += run
+    peaks = [np.asarray(m[3], np.uint32) for m in members]
+    return lm.LandmarkIndex({
+        "values": np.repeat(np.arange(nb, dtype=np.uint32), counts), "doc": doc, "time": times,
+        "keys": np.array([m[0] for m in members], np.int64), "peaks": np.concatenate(peaks),
+        "peak_starts": np.concatenate([np.zeros(1, np.int64), np.cumsum([p.size for p in peaks])]),
+        "buckets": buckets if total >= lm.BUCKET_MIN_HASHES else None})
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--bases", type=int, default=60, help="rendered tracks used as base references")
+    ap.add_argument("--max-entries", type=float, default=1.2e9, help="largest index built in memory (entries)")
+    ap.add_argument("--budgets", type=int, nargs="*", default=[], help="HIT_BUDGET values to try besides none")
+    ap.add_argument("--hits-per-hash", type=float, nargs="*", default=[lm.HITS_PER_HASH or 0],
+                    help="HITS_PER_HASH values to try (0 = no bound); the product's default first")
+    ap.add_argument("--save-inputs", type=Path, help="also write the base prints and query prints here (.npz)")
+    ap.add_argument("--inputs", type=Path, help="read them from here instead of decoding audio (another machine)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.inputs:
+        refs, seconds, queries = load_inputs(args.inputs)
+    else:
+        refs, seconds, queries = make_inputs(args.bases, args.queries)
+    print(f"{len(refs)} base references, {seconds.sum():.0f} s, {len(queries)} queries, "
+          f"prints in {time.perf_counter() - t0:.1f} s")
+    if args.save_inputs:
+        save_inputs(args.save_inputs, refs, seconds, queries)
+    hashes_per_s = sum(r[0].size for r in refs) / seconds.sum()
+    peaks_per_s = sum(r[2].size for r in refs) / seconds.sum()
+    bytes_per_s = 12 * hashes_per_s + 4 * peaks_per_s
+    rng = np.random.default_rng(5)
+    summary = {"base_references": len(refs), "base_seconds": round(float(seconds.sum()), 1),
                "ref_hashes_per_s": round(hashes_per_s, 1), "ref_peaks_per_s": round(peaks_per_s, 1),
                "bytes_per_reference_second": round(bytes_per_s, 1),
                "query_hashes_per_s": round(float(np.mean([q[2][0].size for q in queries])) / 15, 1),
-               "max_postings": lm.MAX_POSTINGS, "sizes": {}}
+               "max_postings": lm.MAX_POSTINGS, "product_hits_per_hash": lm.HITS_PER_HASH, "sizes": {}}
     avg_s = float(seconds.mean())
     for n in args.sizes:
         entries = n * avg_s * hashes_per_s
@@ -117,22 +210,27 @@ def main(argv=None) -> dict:
         while len(members) < n:
             base = int(rng.integers(0, len(refs)))
             shift = int(rng.choice([s for s in range(-60, 61) if s]))
-            members.append((k, *derive(refs[base], shift)))
+            members.append((k, *derive(refs[base], shift, float(rng.choice(TEMPI)))))
             k += 1
-        index = lm.LandmarkIndex.build(members)
+        index = build_index(members)
         del members
         build_s = time.perf_counter() - t1
-        _, counts = np.unique(np.asarray(index.values), return_counts=True)
+        counts = np.diff(index.buckets) if index.buckets is not None else np.unique(index.values, return_counts=True)[1]
+        counts = counts[counts > 0]
+        print(f"{n:>7} recordings: built in {build_s:.0f} s, {index.values.size / 1e9:.2f} G hashes", flush=True)
         row.update(built=True, index_bytes=int(index.nbytes()), build_s=round(build_s, 1),
                    values_over_max_postings=int((counts > lm.MAX_POSTINGS).sum()),
                    entries_in_capped_values=round(float(counts[counts > lm.MAX_POSTINGS].sum() / counts.sum()), 3),
                    by_budget={})
-        for budget in [None, *args.budgets]:
-            lm.HIT_BUDGET = budget
+        default_hph = lm.HITS_PER_HASH
+        trials = [("hits_per_hash", h or None) for h in args.hits_per_hash] + [("hit_budget", b) for b in args.budgets]
+        for what, bound in trials:
+            lm.HITS_PER_HASH = bound if what == "hits_per_hash" else None
+            lm.HIT_BUDGET = bound if what == "hit_budget" else None
             times, hits, found = [], [], {}
             for kind, truth, (h, t, pmap) in queries:
-                t2 = time.perf_counter()
                 keys, _, _ = index.lookup(h)
+                t2 = time.perf_counter()
                 matches, _ = lm.match_landmarks(index.lookup, h, t, peaks=index.peaks_of, query_map=pmap)
                 times.append((time.perf_counter() - t2) * 1000)
                 hits.append(int(keys.size))
@@ -140,15 +238,18 @@ def main(argv=None) -> dict:
                 found.setdefault(kind, []).append(set(truth) <= keys_found)
             res = {"match_ms_p50": round(float(np.percentile(times, 50)), 1),
                    "match_ms_p95": round(float(np.percentile(times, 95)), 1),
-                   "hits_per_query_p50": int(np.median(hits)),
+                   "hits_per_query_p50": int(np.median(hits)), "hits_per_query_p95": int(np.percentile(hits, 95)),
                    "recall": {k: round(float(np.mean(v)), 3) for k, v in found.items()}}
-            row["by_budget"][str(budget)] = res
-            print(f"{n:>7} recordings, hit budget {budget}: index {row['index_bytes'] / 2**30:.2f} GiB, match p50 "
+            row["by_budget"][f"{what}={bound}"] = res
+            print(f"{n:>7} recordings, {what} {bound}: index {row['index_bytes'] / 2**30:.2f} GiB, match p50 "
                   f"{res['match_ms_p50']} ms p95 {res['match_ms_p95']} ms, {res['hits_per_query_p50']} hits/query, "
                   f"recall {res['recall']}")
+        lm.HITS_PER_HASH = default_hph
         lm.HIT_BUDGET = None
         summary["sizes"][str(n)] = row
         del index
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2))  # after each size: a long run keeps what it measured
     print(f"bytes per reference second {bytes_per_s:.0f} ({hashes_per_s:.0f} hashes/s x 12 B + {peaks_per_s:.0f} peaks/s x 4 B)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))

@@ -754,7 +754,8 @@ def _index_stats(refs: list[tuple], seconds: float, query_hashes: int, query_sec
            "query_hashes_per_s": round(query_hashes / query_seconds, 1),
            "bytes_per_reference_second": round(bytes_per_s, 1),
            "hash_bits": lm.F_BITS + lm.DF_BITS + lm.DT_BITS, "hash_entropy_bits": round(float(-(p * np.log2(p)).sum()), 2),
-           "hits_per_query_hash": round(hits_per_hash, 3), "index_entries": int(index.values.size)}
+           "hits_per_query_hash": round(hits_per_hash, 3), "hits_per_hash_bound": lm.HITS_PER_HASH,
+           "index_entries": int(index.values.size)}
     for n_rec in (10_000, 100_000):  # 200 s per recording, hits grow with the index
         scale = n_rec * 200 / seconds
         out[f"at_{n_rec}"] = {"index_bytes": int(bytes_per_s * 200 * n_rec),
@@ -951,6 +952,9 @@ def main(argv: list[str] | None = None) -> dict:
             lat["cp_4min_mp3"].append((time.perf_counter() - t0) * 1000)
     summary["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
                              for k, v in lat.items() if v}
+    # the machine's 1-minute load average when the latency runs ended: on a shared machine,
+    # above its core count the figures are inflated by other work, not this code's
+    summary["latency_load_average"] = round(os.getloadavg()[0], 2)
     summary["latency_note"] = ("landmarks: decode (PyAV, as fingerprint.scan) + extraction + matching against the "
                                "bench catalog; cp_*: the product path — one fingerprint.scan.scan_audio pass with "
                                "the Chromaprint speed grid and the landmark print, both matchers, fusion")
@@ -999,6 +1003,8 @@ def _print(s: dict) -> None:
           f"hashes/s; hash {ix['hash_bits']} bits, entropy {ix['hash_entropy_bits']} bits")
     for k, v in s["latency_ms"].items():
         print(f"latency {k:<12} p50 {v['p50']:7.1f} ms  p95 {v['p95']:7.1f} ms  (n={v['n']})")
+    if "latency_load_average" in s:
+        print(f"        (load average {s['latency_load_average']} on {os.cpu_count()} cores when they were measured)")
     print(f"time: {s['timing_s']}")
 
 

@@ -260,6 +260,53 @@ def test_hit_budget_keeps_the_rarest_hash_values(monkeypatch, index, songs):
     assert postings[kept].max() <= postings[dropped].min()  # the common values went first
 
 
+def test_lookup_returns_every_hit_of_every_query_hash(monkeypatch, index, songs):
+    """Searching the query's distinct values in sorted order gives the same hits as a search
+    per query hash, duplicates included (a hash repeated in the query hits at each position)."""
+    monkeypatch.setattr(lm, "HITS_PER_HASH", None)
+    h, _, _ = lm.query_print(pcm(clip(songs[22], 3, 12)))
+    h = np.concatenate([h, h[:50]])  # repeated values
+    keys, q, r = index.lookup(h)
+    lo, hi = np.searchsorted(index.values, h), np.searchsorted(index.values, h, side="right")
+    want = sorted((int(index.keys[index.doc[j]]), i, int(index.time[j]))
+                  for i in range(h.size) for j in range(lo[i], hi[i]))
+    assert sorted(zip(keys.tolist(), q.tolist(), r.tolist())) == want and len(want) > 1000
+
+
+def test_bucket_table_finds_the_same_hits_and_is_saved(tmp_path, monkeypatch, index, songs):
+    """A large segment's bucket table (two reads per query hash instead of a binary search)
+    returns exactly the binary search's hits, and travels with the segment on disk."""
+    monkeypatch.setattr(lm, "BUCKET_MIN_HASHES", 0)
+    bucketed = lm.LandmarkIndex.build([(seed, *lm.reference_print(pcm(songs[seed]))) for seed in CATALOG])
+    assert index.buckets is None and bucketed.buckets.size == (1 << lm.HASH_BITS) + 1
+    h, _, _ = lm.query_print(pcm(clip(songs[21], 2, 12)))
+    h = np.concatenate([h, [np.uint32((1 << lm.HASH_BITS) - 1)]])  # a value no reference holds
+    for a, b in zip(index.lookup(h), bucketed.lookup(h)):
+        assert np.array_equal(a, b)
+    bucketed.save(tmp_path / "seg")
+    loaded = lm.LandmarkIndex.load(tmp_path / "seg")
+    assert loaded.buckets is not None and np.array_equal(loaded.buckets, bucketed.buckets)
+    assert loaded.nbytes() == bucketed.nbytes()
+
+
+def test_hits_per_query_hash_are_bounded_rarest_first(monkeypatch, index, songs):
+    """HITS_PER_HASH bounds a query's hits by its own length, whatever the catalog's size; the
+    common hash values go first, and the song is still found on the rare ones."""
+    query = pcm(clip(songs[23], 4, 12))
+    h, _, _ = lm.query_print(query)
+    monkeypatch.setattr(lm, "HITS_PER_HASH", None)
+    _, q_all, _ = index.lookup(h)
+    monkeypatch.setattr(lm, "HITS_PER_HASH", 0.5)
+    keys, q, _ = index.lookup(h)
+    assert 0 < keys.size <= 0.5 * h.size < q_all.size
+    postings = np.bincount(q_all, minlength=h.size)
+    kept = np.unique(q)
+    dropped = np.setdiff1d(np.unique(q_all), kept)
+    assert postings[kept].max() <= postings[dropped].min()
+    matches, _ = identify(index, query)
+    assert [m.key for m in matches] == [23]
+
+
 def test_a_shared_sub_audio_hum_is_not_evidence(songs, monkeypatch):
     """Two unrelated songs that share only a 10.8 Hz hum (DC drift, rumble, a codec's artefact),
     switched on and off in the same pattern for 10 s: its peaks pair into identical hashes that
