@@ -55,10 +55,20 @@ def page(chromium, live_server, worker):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+@pytest.fixture(scope="session")
+def password_hash():
+    """PASSWORD hashed once with the configured hasher (PBKDF2: about 0.5 s a hash here)."""
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(PASSWORD)
+
+
 @pytest.fixture
-def people(users):
+def people(users, password_hash):
+    """Every user signs in with PASSWORD: the same real hash, made once (set_password would
+    spend a PBKDF2 run per user per test; signing in still checks it in full)."""
     for user, _ in users.values():
-        user.set_password(PASSWORD)
+        user.password = password_hash
         user.save(update_fields=["password"])
     return {k: u for k, (u, _) in users.items()}
 
@@ -427,22 +437,31 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     shot(page, "label-catalog-phone")
 
 
-def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_dir, tmp_path):
+def test_a_finished_job_for_the_auditor_the_producer_player_and_phones(chromium, page, people, clients, audio_dir,
+                                                                       live_server, tmp_path):
+    """One finished job (Song 11 licensed, an excerpt of it separated into vocals and drums), seen
+    three ways in turn, each on the state the one before left:
+    1. the auditor traces a stem to a verified chain: by id, by the stem's file, by a delivered
+       FLAC's content credentials (phone width too), a file that never came out of ClearStem, a
+       full ledger verification on the worker, the jobs page, the read-only admin, sign-out;
+    2. the producer's player: waveforms of the upload and each stem, one transport for every
+       stem, solo and mute by keyboard (the player keeps each stem's gain in data-gain);
+    3. at 390 × 844 no page of any persona is wider than the screen: hashes and key ids wrap,
+       tables stack, and the ledger page follows the ledger by itself.
+    (Three tests once, each making this same job first.)"""
     from django.core.files.storage import default_storage
 
     from clearstem.jobs.models import Job, Stem
+    from licensing.models import LicenseGrant, Recording
+    from licensing.requests import do_create_license_requests
 
-    register_catalog(clients, audio_dir)
-    up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
-    r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix",
-                                                   "territory": "GB"}, format="json")
-    assert r.status_code == 201, r.content
-    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
-    while Job.objects.get().state not in Job.TERMINAL and time.monotonic() < deadline:
-        time.sleep(0.2)
+    recs, grant = register_catalog(clients, audio_dir, licensed=(11,))
+    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals", "drums"])
+    assert job["state"] == "done", job
     assert Job.objects.get().state == "done"
     stem = Stem.objects.get(name="drums")
 
+    # 1. the auditor traces a stem to a verified chain
     sign_in(page, people["platform"])
     assert page.url.endswith("/audit/")
     shot(page, "audit-find")
@@ -524,6 +543,110 @@ def test_auditor_traces_a_stem_to_a_verified_chain(page, people, clients, audio_
     assert "/signin/" in page.url
     shot(page, "signin")
 
+    # 2. the producer listens: waveforms, solo and mute (after the auditor signed out above)
+    sign_in(page, people["producer"])
+    page.goto(f"/studio/jobs/{job['id']}/")
+    assert page.locator(".stem .wave svg path").count() == 2 and page.locator("#original .wave svg").is_visible()
+    assert page.locator(".stem .wave").first.bounding_box()["width"] > 300
+    mixer = page.locator("#mixer")
+    assert mixer.is_visible() and not page.locator(".stem audio[data-single]").first.is_visible()
+
+    page.get_by_role("button", name="Play all stems").click()
+    page.wait_for_function("document.querySelector('#mixer').mixer.position() > 0.5", timeout=30_000)
+    assert mixer.get_attribute("data-state") == "playing"
+
+    solo = page.get_by_role("button", name="Solo drums")
+    solo.focus()
+    page.keyboard.press("Space")
+    assert solo.get_attribute("aria-pressed") == "true"
+    vocals, drums = page.locator('.stem[data-name="vocals"]'), page.locator('.stem[data-name="drums"]')
+    assert vocals.get_attribute("data-gain") == "0" and drums.get_attribute("data-gain") == "1"
+    shot(page, "producer-job-player")
+    page.get_by_role("button", name="Mute drums").click()
+    assert drums.get_attribute("data-gain") == "0"
+    page.get_by_role("button", name="Mute drums").click()
+    page.get_by_label("Drums volume").fill("0.5")
+    assert drums.get_attribute("data-gain") == "0.5" and vocals.get_attribute("data-gain") == "0"
+    solo.click()  # solo off: every stem heard again
+    assert vocals.get_attribute("data-gain") == "1"
+
+    page.get_by_role("button", name="Pause all stems").click()
+    assert mixer.get_attribute("data-state") == "paused"
+    page.get_by_label("Position").fill("5")
+    assert abs(page.evaluate("document.querySelector('#mixer').mixer.position()") - 5) < 0.2
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert fits_phone(page)
+    shot(page, "producer-job-player-phone")
+
+    # 3. every main page fits a phone
+    do_create_license_requests(people["producer"], recordings=[Recording.objects.get(id=recs[12]["id"])],
+                               stems=["vocals", "drums"], purpose="remix", commercial=False, territory="GB",
+                               message="For a club remix.")
+    job_obj = Job.objects.get(pk=job["id"])
+    assert clients["label"].post("/api/v1/recordings/offer/", {"open": True, "stems": ["vocals"], "purposes": ["remix"]},
+                                 format="json").status_code == 200
+    pages = {
+        "producer": ["/studio/", f"/studio/uploads/{job_obj.upload_id}/", f"/studio/jobs/{job_obj.pk}/",
+                     "/studio/licenses/", "/studio/catalog/", f"/studio/catalog/{recs[12]['id']}/"],
+        "label": ["/catalog/", f"/catalog/{recs[11]['id']}/", "/licenses/",
+                  f"/licenses/{LicenseGrant.objects.get(pk=grant['id']).pk}/", "/requests/", "/usage/", "/reviews/",
+                  "/settings/notifications/"],
+        "platform": ["/audit/", f"/audit/stems/{stem.pk}/", "/audit/ledger/", "/audit/jobs/",
+                     f"/audit/jobs/{job_obj.pk}/", "/audit/ledger/consistency/?first=1&second=3",
+                     f"/audit/?q={stem.sha256[:8]}"],
+    }
+    too_wide = []
+    for who, paths in pages.items():
+        context = chromium.new_context(viewport={"width": 390, "height": 844}, base_url=live_server.url)
+        context.set_default_timeout(30_000)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+        sign_in(pg, people[who])
+        for path in paths:
+            response = pg.goto(path)
+            assert response.status < 400, (path, response.status)
+            pg.wait_for_load_state("networkidle")
+            width = pg.evaluate("document.documentElement.scrollWidth")
+            # nor does anything scroll sideways inside the page (a table in its card, a proof)
+            inner = pg.evaluate("""Array.from(document.querySelectorAll('main *')).filter(e =>
+                e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                && e.clientWidth > 0).map(e => e.tagName + '.' + e.className)""")
+            if width > 390 or inner:
+                too_wide.append((path, width, inner))
+            if path == f"/studio/jobs/{job_obj.pk}/":
+                shot(pg, "phone-producer-job")
+            if path == f"/audit/stems/{stem.pk}/":
+                shot(pg, "phone-audit-stem")
+        # stacked tables keep every column's value in view, each under its column's name
+        if who == "label":
+            pg.goto("/licenses/")
+            cell = pg.locator(".table-wrap td[data-label]").first
+            assert cell.is_visible() and cell.get_attribute("data-label")
+        if who == "producer":  # status, caps left and Withdraw are on screen, not past a sideways scroll
+            pg.goto("/studio/licenses/")
+            for target in (pg.get_by_role("button", name="Withdraw").first,
+                           pg.locator("td[data-label='Downloads left']").first, pg.locator("td .pill").first):
+                box = target.bounding_box()
+                assert target.is_visible() and box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        # the ledger page follows the ledger by itself: a new entry shows without a reload
+        if who == "platform":
+            from django.db import transaction
+            from playwright.sync_api import expect
+
+            from provenance import ledger
+
+            pg.goto("/audit/ledger/")
+            size = int(pg.inner_text("#ledger-size"))
+            with transaction.atomic():
+                entry = ledger.do_record_event("stem", f"stem:{stem.pk}", {"note": "phone check"})
+            expect(pg.locator("#ledger-size")).to_have_text(str(size + 1), timeout=15_000)
+            pg.get_by_role("link", name=str(entry.index), exact=True).click()
+            expect(pg.locator("#inclusion-verdict")).to_have_text("included")
+        context.close()
+        assert not errors, f"JavaScript errors on {who}'s pages: {errors}"
+    assert not too_wide, f"pages wider than a 390 px phone: {too_wide}"
+
 
 def test_invitation_accepted_and_password_reset_through_the_email(chromium, page, people, live_server, settings,
                                                                    mailoutbox):
@@ -589,83 +712,6 @@ def test_invitation_accepted_and_password_reset_through_the_email(chromium, page
         phone.close()
 
 
-def test_every_main_page_fits_a_phone(chromium, live_server, worker, people, clients, audio_dir):
-    """At 390 × 844 no page is wider than the screen: hashes and key ids wrap, tables stack."""
-    from clearstem.jobs.models import Job, Stem
-    from licensing.models import LicenseGrant, Recording
-    from licensing.requests import do_create_license_requests
-
-    recs, grant = register_catalog(clients, audio_dir, licensed=(11,))
-    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals", "drums"])
-    assert job["state"] == "done", job
-    do_create_license_requests(people["producer"], recordings=[Recording.objects.get(id=recs[12]["id"])],
-                               stems=["vocals", "drums"], purpose="remix", commercial=False, territory="GB",
-                               message="For a club remix.")
-    job_obj = Job.objects.get(pk=job["id"])
-    stem = Stem.objects.filter(job=job_obj).first()
-    assert clients["label"].post("/api/v1/recordings/offer/", {"open": True, "stems": ["vocals"], "purposes": ["remix"]},
-                                 format="json").status_code == 200
-    pages = {
-        "producer": ["/studio/", f"/studio/uploads/{job_obj.upload_id}/", f"/studio/jobs/{job_obj.pk}/",
-                     "/studio/licenses/", "/studio/catalog/", f"/studio/catalog/{recs[12]['id']}/"],
-        "label": ["/catalog/", f"/catalog/{recs[11]['id']}/", "/licenses/",
-                  f"/licenses/{LicenseGrant.objects.get(pk=grant['id']).pk}/", "/requests/", "/usage/", "/reviews/",
-                  "/settings/notifications/"],
-        "platform": ["/audit/", f"/audit/stems/{stem.pk}/", "/audit/ledger/", "/audit/jobs/",
-                     f"/audit/jobs/{job_obj.pk}/", "/audit/ledger/consistency/?first=1&second=3",
-                     f"/audit/?q={stem.sha256[:8]}"],
-    }
-    too_wide = []
-    for who, paths in pages.items():
-        context = chromium.new_context(viewport={"width": 390, "height": 844}, base_url=live_server.url)
-        context.set_default_timeout(30_000)
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-        sign_in(pg, people[who])
-        for path in paths:
-            response = pg.goto(path)
-            assert response.status < 400, (path, response.status)
-            pg.wait_for_load_state("networkidle")
-            width = pg.evaluate("document.documentElement.scrollWidth")
-            # nor does anything scroll sideways inside the page (a table in its card, a proof)
-            inner = pg.evaluate("""Array.from(document.querySelectorAll('main *')).filter(e =>
-                e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
-                && e.clientWidth > 0).map(e => e.tagName + '.' + e.className)""")
-            if width > 390 or inner:
-                too_wide.append((path, width, inner))
-            if path == f"/studio/jobs/{job_obj.pk}/":
-                shot(pg, "phone-producer-job")
-            if path == f"/audit/stems/{stem.pk}/":
-                shot(pg, "phone-audit-stem")
-        # stacked tables keep every column's value in view, each under its column's name
-        if who == "label":
-            pg.goto("/licenses/")
-            cell = pg.locator(".table-wrap td[data-label]").first
-            assert cell.is_visible() and cell.get_attribute("data-label")
-        if who == "producer":  # status, caps left and Withdraw are on screen, not past a sideways scroll
-            pg.goto("/studio/licenses/")
-            for target in (pg.get_by_role("button", name="Withdraw").first,
-                           pg.locator("td[data-label='Downloads left']").first, pg.locator("td .pill").first):
-                box = target.bounding_box()
-                assert target.is_visible() and box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
-        # the ledger page follows the ledger by itself: a new entry shows without a reload
-        if who == "platform":
-            from django.db import transaction
-            from playwright.sync_api import expect
-
-            from provenance import ledger
-
-            pg.goto("/audit/ledger/")
-            size = int(pg.inner_text("#ledger-size"))
-            with transaction.atomic():
-                entry = ledger.do_record_event("stem", f"stem:{stem.pk}", {"note": "phone check"})
-            expect(pg.locator("#ledger-size")).to_have_text(str(size + 1), timeout=15_000)
-            pg.get_by_role("link", name=str(entry.index), exact=True).click()
-            expect(pg.locator("#inclusion-verdict")).to_have_text("included")
-        context.close()
-        assert not errors, f"JavaScript errors on {who}'s pages: {errors}"
-    assert not too_wide, f"pages wider than a 390 px phone: {too_wide}"
 
 
 def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromium, page, people, clients, audio_dir,
@@ -766,44 +812,3 @@ def test_producer_finds_a_recording_asks_and_separates_under_the_license(chromiu
     assert page.get_by_role("link", name="MP3 320").count() == 0
     assert page.get_by_role("button", name="Download zip").count() == 0
     shot(page, "walk-revoked")
-
-
-def test_producer_listens_with_waveforms_solo_and_mute(page, people, clients, audio_dir):
-    """A finished job's page: waveforms of the upload and each stem, one transport for every
-    stem, solo and mute by keyboard (the player keeps each stem's gain in data-gain)."""
-    register_catalog(clients, audio_dir)
-    job = run_job(clients["producer"], audio_dir / "excerpt11.flac", requested_stems=["vocals", "drums"])
-    assert job["state"] == "done", job
-    sign_in(page, people["producer"])
-    page.goto(f"/studio/jobs/{job['id']}/")
-    assert page.locator(".stem .wave svg path").count() == 2 and page.locator("#original .wave svg").is_visible()
-    assert page.locator(".stem .wave").first.bounding_box()["width"] > 300
-    mixer = page.locator("#mixer")
-    assert mixer.is_visible() and not page.locator(".stem audio[data-single]").first.is_visible()
-
-    page.get_by_role("button", name="Play all stems").click()
-    page.wait_for_function("document.querySelector('#mixer').mixer.position() > 0.5", timeout=30_000)
-    assert mixer.get_attribute("data-state") == "playing"
-
-    solo = page.get_by_role("button", name="Solo drums")
-    solo.focus()
-    page.keyboard.press("Space")
-    assert solo.get_attribute("aria-pressed") == "true"
-    vocals, drums = page.locator('.stem[data-name="vocals"]'), page.locator('.stem[data-name="drums"]')
-    assert vocals.get_attribute("data-gain") == "0" and drums.get_attribute("data-gain") == "1"
-    shot(page, "producer-job-player")
-    page.get_by_role("button", name="Mute drums").click()
-    assert drums.get_attribute("data-gain") == "0"
-    page.get_by_role("button", name="Mute drums").click()
-    page.get_by_label("Drums volume").fill("0.5")
-    assert drums.get_attribute("data-gain") == "0.5" and vocals.get_attribute("data-gain") == "0"
-    solo.click()  # solo off: every stem heard again
-    assert vocals.get_attribute("data-gain") == "1"
-
-    page.get_by_role("button", name="Pause all stems").click()
-    assert mixer.get_attribute("data-state") == "paused"
-    page.get_by_label("Position").fill("5")
-    assert abs(page.evaluate("document.querySelector('#mixer').mixer.position()") - 5) < 0.2
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert fits_phone(page)
-    shot(page, "producer-job-player-phone")

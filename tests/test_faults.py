@@ -62,7 +62,9 @@ def test_reconciler_survives_a_database_outage_and_a_killed_worker_is_requeued(
         transactional_db, clients, catalog, audio_dir, tmp_path):
     song = sf.read(audio_dir / "song11.wav", always_2d=True)[0]
     long_path = tmp_path / "long.wav"
-    sf.write(long_path, np.tile(song, (5, 1)), 44100, subtype="PCM_16")  # 2 minutes of a licensed song
+    # 72 s of a licensed song: three of the dsp model's 30 s segments, so progress shows after the
+    # first while two are left when the worker is killed (5 copies, 2 minutes, only took longer)
+    sf.write(long_path, np.tile(song, (3, 1)), 44100, subtype="PCM_16")
     up = upload_file(clients["producer"], long_path).json()
     r = clients["producer"].post("/api/v1/jobs/", {"upload": up["id"], "requested_stems": ["vocals", "drums"],
                                                     "purpose": "remix", "territory": "GB"}, format="json")
