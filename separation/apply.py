@@ -134,7 +134,7 @@ class StreamingSeparator:
         n = min(limit, self.total) - self.out_start
         if n <= 0 or self.running:
             return
-        block = self.out[:, :, :n] / self.weight[:n]
+        block = self.out[:, :, :n].div_(self.weight[:n])  # in place: this part leaves `out` now
         self.out = self.out[:, :, n:]
         self.weight = self.weight[n:]
         self.out_start += n

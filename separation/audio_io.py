@@ -38,12 +38,13 @@ BLOCK = 1 << 16
 
 
 class AudioStream:
-    """Decode a file block by block at `rate` (None: its own rate) as float32 [channels, n].
+    """Decode a file block by block (about `block` samples each) at `rate` (None: its own rate)
+    as float32 [channels, n].
 
     `source_rate`, `source_channels` and `source_bits` describe the file; `source_samples`
     counts the samples decoded so far at the source rate (final once iteration ends)."""
 
-    def __init__(self, path, rate: int | None = None, channels: int | None = None):
+    def __init__(self, path, rate: int | None = None, channels: int | None = None, block: int = BLOCK):
         try:
             self.container = open_container(path)
         except (av.error.FFmpegError, FileNotFoundError) as exc:
@@ -57,6 +58,7 @@ class AudioStream:
         self.rate = rate or self.source_rate
         self.channels = channels or min(self.source_channels, 2)
         self.source_samples = 0
+        self.block = block
         self._resampler = av.AudioResampler(format="fltp", layout="stereo" if self.channels == 2 else "mono",
                                             rate=self.rate)
 
@@ -68,7 +70,7 @@ class AudioStream:
                 for out in self._resampler.resample(frame):
                     pending.append(out.to_ndarray())
                     size += out.samples
-                if size >= BLOCK:
+                if size >= self.block:
                     yield np.concatenate(pending, axis=1)
                     pending, size = [], 0
             for out in self._resampler.resample(None):

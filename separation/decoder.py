@@ -24,10 +24,12 @@ import numpy as np
 from .audio_io import AudioReadError, AudioStream
 
 
-def write_frame(out, header: dict, payload: bytes = b"") -> None:
-    head = json.dumps({**header, "nbytes": len(payload)}).encode()
+def write_frame(out, header: dict, payload=b"") -> None:
+    """`payload`: any contiguous buffer (an array's memory goes out without a copy)."""
+    payload = memoryview(payload).cast("B")
+    head = json.dumps({**header, "nbytes": payload.nbytes}).encode()
     out.write(struct.pack(">I", len(head)) + head)
-    if payload:
+    if payload.nbytes:
         out.write(payload)
     out.flush()
 
@@ -76,7 +78,7 @@ def decode_one(task: dict, inp, out) -> None:
     fid, block = task["fid"], int(task["block"])
     t0 = time.perf_counter()
     try:
-        stream = AudioStream(task["path"], rate=task.get("rate"), channels=task.get("channels"))
+        stream = AudioStream(task["path"], rate=task.get("rate"), channels=task.get("channels"), block=block)
     except AudioReadError as exc:
         write_frame(out, {"kind": "error", "fid": fid, "message": str(exc)})
         return
@@ -84,25 +86,13 @@ def decode_one(task: dict, inp, out) -> None:
     write_frame(out, {"kind": "meta", "fid": fid, "rate": stream.rate, "channels": stream.channels,
                       "source_rate": stream.source_rate, "source_channels": stream.source_channels,
                       "expected": float(duration) * stream.rate if duration else None})
-    pending, size = [], 0
-
-    def flush():
-        data = np.ascontiguousarray(np.concatenate(pending, axis=1), dtype=np.float32)
-        write_frame(out, {"kind": "block", "fid": fid, "channels": data.shape[0], "samples": data.shape[1]},
-                    data.tobytes())
-
     try:
-        for part in stream:
-            pending.append(part)
-            size += part.shape[1]
-            if size >= block:
-                flush()
-                pending, size = [], 0
-                if _cancelled(inp, fid):
-                    write_frame(out, {"kind": "error", "fid": fid, "message": "cancelled"})
-                    return
-        if pending:
-            flush()
+        for data in stream:
+            data = np.ascontiguousarray(data, dtype=np.float32)
+            write_frame(out, {"kind": "block", "fid": fid, "channels": data.shape[0], "samples": data.shape[1]}, data)
+            if _cancelled(inp, fid):
+                write_frame(out, {"kind": "error", "fid": fid, "message": "cancelled"})
+                return
     except AudioReadError as exc:
         write_frame(out, {"kind": "error", "fid": fid, "message": str(exc)})
         return

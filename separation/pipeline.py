@@ -338,14 +338,15 @@ class FileWriter:
 
 
 def to_pcm(block: torch.Tensor, bits: int) -> torch.Tensor:
-    """float [..., C, n] -> integers [..., n, C], bit for bit as libsndfile converts floats, so
+    """float [..., C, n] (overwritten) -> integers [..., n, C], bit for bit as libsndfile converts floats, so
     stems match the per-file path's: 16-bit = x·2^15 rounded half to even, clipped, as int16;
     24-bit = x·2^31 rounded, then its top 24 bits (a floor), clipped, in int32's top 24 bits.
-    The arithmetic runs in place on the contiguous layout; only the integers are transposed."""
+    The arithmetic runs in place (`block` is consumed) on the contiguous layout; only the
+    integers are transposed."""
     if bits == 16:
-        x = (block * 32768.0).round_().clamp_(-32768, 32767).to(torch.int16)
+        x = block.mul_(32768.0).round_().clamp_(-32768, 32767).to(torch.int16)
     else:
-        x = (block * 2.0**31).round_().div_(256.0).floor_().clamp_(-(2**23), 2**23 - 1).to(torch.int32).mul_(256)
+        x = block.mul_(2.0**31).round_().div_(256.0).floor_().clamp_(-(2**23), 2**23 - 1).to(torch.int32).mul_(256)
     return x.transpose(-1, -2).contiguous()
 
 

@@ -78,7 +78,7 @@ def test_pcm_conversion_matches_libsndfile(tmp_path):
     x = torch.tensor([[[-1.5, -1.0, -0.5, 0.0, 1e-5, 0.25, 0.999, 1.0, 2.0]]])
     for bits, subtype in ((16, "PCM_16"), (24, "PCM_24")):
         sf.write(tmp_path / "ref.wav", x[0].T.numpy(), 8000, subtype=subtype)
-        sf.write(tmp_path / "ours.wav", to_pcm(x, bits)[0].numpy(), 8000, subtype=subtype)
+        sf.write(tmp_path / "ours.wav", to_pcm(x.clone(), bits)[0].numpy(), 8000, subtype=subtype)
         assert np.array_equal(sf.read(tmp_path / "ref.wav", dtype="int32")[0], sf.read(tmp_path / "ours.wav", dtype="int32")[0])
 
 
