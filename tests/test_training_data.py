@@ -113,14 +113,14 @@ def test_same_seed_same_bytes_other_seed_other_songs(built, tmp_path):
 
 def test_soundfont_allow_list(tmp_path):
     # unknown names are refused, whatever they are
-    fake = tmp_path / "FluidR3_GM.sf2"
+    fake = tmp_path / "SomeOther_GM.sf2"
     fake.write_bytes(b"RIFF")
     with pytest.raises(SoundfontRefused, match="not on the soundfont allow-list"):
         resolve_soundfont(fake)
     # a symlink with an allowed name is judged by what it points to
     link = tmp_path / "TimGM6mb.sf2"
     os.symlink(fake, link)
-    with pytest.raises(SoundfontRefused, match="FluidR3_GM.sf2: not on the soundfont allow-list"):
+    with pytest.raises(SoundfontRefused, match="SomeOther_GM.sf2: not on the soundfont allow-list"):
         resolve_soundfont(link)
     # an allowed name on a different file is refused by its hash
     renamed = tmp_path / "real" / "sf_GMbank.sf2"
@@ -128,15 +128,15 @@ def test_soundfont_allow_list(tmp_path):
     renamed.write_bytes(b"RIFF....sfbk")
     with pytest.raises(SoundfontRefused, match="is not the pinned"):
         resolve_soundfont(renamed)
-    # MuseScore General (Fluid R3-derived) by name, also through a default-GM style link
+    # MuseScore General (derived from the reserved bank) by name, also through a default-GM style link
     ms = tmp_path / "MuseScore_General_Lite.sf3"
     ms.write_bytes(b"RIFF")
     default = tmp_path / "default-GM.sf3"
     os.symlink(ms, default)
-    with pytest.raises(SoundfontRefused, match=r"derived from Fluid \(R3\)"):
+    with pytest.raises(SoundfontRefused, match="derived from the GM bank reserved"):
         resolve_soundfont(default)
     with pytest.raises(SoundfontRefused, match="unknown soundfont id"):
-        find_soundfont("fluid")
+        find_soundfont("not-a-bank")
 
 
 def test_commercial_use_logic(tmp_path):

@@ -26,7 +26,7 @@ Model card — what the data is made of (default build):
   with have the same problem.
 * instruments: the Csound GM bank (`sf_GMbank.sf2`, public domain) for train/select; TimGM6mb
   (GPL-2.0) for validation only; OPL-3 FM (CC-BY-SA-4.0) opt-in, non-commercial. MuseScore
-  General is *refused*: its own copyright file says it is built from Fluid (R3), the bank family
+  General is *refused*: its own copyright file says it is built from the GM bank family
   reserved for held-out evaluation.
 * **vocals: no human voice.** By default the "vocals" stem is the song's lead melody played on
   the soundfont's General MIDI voice programs (52 choir aahs, 53 voice oohs, 54 synth voice,

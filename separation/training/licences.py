@@ -95,14 +95,14 @@ ALLOWED_SOUNDFONTS: dict[str, Soundfont] = {
 }
 
 # Installed here and refused on purpose, with the reason. MuseScore General (all sizes) is built
-# from the Fluid (R3) Mono bank — its own debian/copyright says so — i.e. a derivative of the GM
-# bank reserved for the held-out evaluation: training on it would leak the evaluation's timbres.
+# from the GM bank reserved for the held-out evaluation (its own debian/copyright says so):
+# training on it would leak the evaluation's timbres. The reserved bank itself is simply not on
+# the allow-list (and not named here).
 REFUSED_SOUNDFONTS: dict[str, str] = {
-    "MuseScore_General.sf3": "derived from Fluid (R3) GM (reserved for held-out evaluation)",
-    "MuseScore_General_Lite.sf3": "derived from Fluid (R3) GM (reserved for held-out evaluation)",
-    "MuseScore_General_HQ.sf3": "derived from Fluid (R3) GM (reserved for held-out evaluation)",
-    "MuseScore_General.sf2": "derived from Fluid (R3) GM (reserved for held-out evaluation)",
-    "FluidR3Mono_GM.sf3": "Fluid (R3) derivative (reserved for held-out evaluation)",
+    "MuseScore_General.sf3": "derived from the GM bank reserved for held-out evaluation",
+    "MuseScore_General_Lite.sf3": "derived from the GM bank reserved for held-out evaluation",
+    "MuseScore_General_HQ.sf3": "derived from the GM bank reserved for held-out evaluation",
+    "MuseScore_General.sf2": "derived from the GM bank reserved for held-out evaluation",
 }
 
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/samples")
