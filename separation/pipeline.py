@@ -95,9 +95,6 @@ class Handle:
     def cancel(self) -> None:
         self.cancel_requested = True
 
-    def done(self) -> bool:
-        return self._done.is_set()
-
     def result(self, progress: Callable[[float], None] | None = None, poll_s: float = 0.5):
         while not self._done.wait(poll_s if progress else None):
             try:
