@@ -7,9 +7,10 @@ Monteverdi madrigals, trecento/Josquin polyphony, Ryan's Mammoth and O'Neill's f
 Essen folk songs, Haydn/Mozart/Beethoven quartet movements). A *track* is one or more pieces of
 one style played back to back (a chorale with its verses, a set of reels) for 60–120 s, with
 random General MIDI programs per part, a tempo with changes, humanised timing and velocity,
-sometimes a drum part, and FluidSynth's reverb/chorus sends; it is rendered with one of two
-Debian soundfonts (MuseScore General Lite, TimGM6mb — never the GM soundfont reserved for
-the held-out evaluation, nor any game-music package) and mastered (EQ, compression, reverb,
+sometimes a drum part, and FluidSynth's reverb/chorus sends; it is rendered with one of three
+Debian soundfonts (`bench.soundfonts`: the Csound GM bank, TimGM6mb, OPL-3 FM — never the GM
+soundfont reserved for the held-out evaluation or anything built from it, nor any game-music
+package) and mastered (EQ, compression, reverb,
 level). Non-catalog tracks come from the same styles, soundfonts and program pools: the hard
 negatives.
 
@@ -61,6 +62,7 @@ from scipy.signal import lfilter, oaconvolve, resample_poly, sosfilt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import soundfonts  # noqa: E402
 from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
 from fingerprint.fusion import FusionParams, check_alignments, fuse  # noqa: E402
@@ -68,8 +70,7 @@ from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
 
 SR = 44100
 CACHE = ROOT / "var" / "bench-cache" / "mixtures"
-# Only MuseScore General Lite and TimGM6mb: the soundfont reserved for the held-out evaluation, never.
-SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+SOUNDFONTS = soundfonts.SOUNDFONTS  # see bench.soundfonts for why only these
 
 # General MIDI program pools
 STRINGS = (40, 41, 42, 43, 44, 45, 48, 49)
@@ -172,7 +173,7 @@ def _plan_tracks(n_tracks: int, seed: int, min_s: float, max_s: float) -> list[d
         style = styles[i % len(styles)]
         lo, hi = STYLES[style][3]
         plans.append({"id": i, "style": style, "seconds": float(rng.uniform(min_s, max_s)),
-                      "bpm": float(rng.uniform(lo, hi)), "soundfont": SOUNDFONTS[int(rng.integers(0, 2))],
+                      "bpm": float(rng.uniform(lo, hi)), "soundfont": SOUNDFONTS[int(rng.integers(0, len(SOUNDFONTS)))],
                       "seed": int(rng.integers(0, 2**31)), "pool": pools[style]})
     return plans
 
@@ -384,6 +385,7 @@ def master(audio: np.ndarray, seed: int) -> np.ndarray:
 def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: int = 2) -> list[dict]:
     """Render (or load from the cache) `n_tracks` mastered tracks: dicts with id, style,
     soundfont, pieces, audio (int16 [2, n] at 44.1 kHz)."""
+    soundfonts.require(SOUNDFONTS)
     plans = _plan_tracks(n_tracks, seed, min_s, max_s)
     _prefetch(plans, workers)
     used: set[str] = set()

@@ -1,5 +1,5 @@
 """A multitrack test set the bench builds itself: MIDI it composes per stem, rendered by
-FluidSynth with a General MIDI soundfont from Debian (MuseScore General or TimGM6mb), mixture = sum.
+FluidSynth with a General MIDI soundfont from Debian (`bench.soundfonts`), mixture = sum.
 
 Not the held-out data (we never use the openttd-openmsx or simutrans-data packages).
 """
@@ -15,9 +15,13 @@ import mido
 import numpy as np
 import soundfile as sf
 
-# Only these two (MIT: MuseScore General; GPL-2: TimGM6mb). The GM soundfont Debian's fluidsynth
-# recommends is reserved for the held-out evaluation and is never used here, not even as a fallback.
-SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+from bench.soundfonts import DEBIAN_PACKAGES, TIMGM6MB, require
+
+# TimGM6mb: the soundfont the trained separator never sees in training (validation only, see
+# separation.training.licences), so the separation bench scores it on an unseen instrument set.
+# The GM soundfont Debian's fluidsynth recommends is reserved for the held-out evaluation and is
+# never used here, not even as a fallback.
+SOUNDFONTS = (TIMGM6MB,)
 STEMS = ("vocals", "drums", "bass", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85)  # choir aahs, voice oohs, synth voice, lead voice
 BASS_PROGRAMS = (32, 33, 34, 38, 39)
@@ -25,10 +29,7 @@ OTHER_PROGRAMS = ((0, 48), (4, 49), (24, 50), (1, 89), (16, 48), (25, 91))  # (c
 
 
 def soundfont() -> str:
-    for path in SOUNDFONTS:
-        if Path(path).exists():
-            return path
-    raise SystemExit("no GM soundfont: apt-get install fluidsynth musescore-general-soundfont-small timgm6mb-soundfont")
+    return require(SOUNDFONTS)[0]
 
 
 def _track(events, tempo, channel=0, program=None):
@@ -110,7 +111,7 @@ def render(mid: mido.MidiFile, rate: int, seconds: float, sf2: str) -> np.ndarra
 
 def build_set(folder: Path, songs: int, seconds: float, rate: int = 44100, seed0: int = 9000) -> list[dict]:
     if not shutil.which("fluidsynth"):
-        raise SystemExit("fluidsynth not found: apt-get install fluidsynth musescore-general-soundfont-small")
+        raise SystemExit(f"fluidsynth not found: apt-get install {' '.join(DEBIAN_PACKAGES)}")
     sf2 = soundfont()
     folder.mkdir(parents=True, exist_ok=True)
     out = []

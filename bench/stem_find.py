@@ -3,7 +3,7 @@ and matcher (`clearstem.jobs.stem_prints`: landmark prints of every stem, `finge
 at the product's default thresholds, calibrated on `bench.mixtures`' calibration split, never on
 this set) against copies of stems the platform made.
 
-Stems: the tracks of `bench.mixtures` (music21 corpus pieces rendered with two Debian soundfonts,
+Stems: the tracks of `bench.mixtures` (music21 corpus pieces rendered with three Debian soundfonts,
 varied programs, effects and mastering; from its cache when present) separated by the product's
 default engine (`dsp`), every stem of `--songs` tracks indexed, as the worker does. Queries, for
 every stem louder than -40 dBFS over the excerpt (near-silent stems are not something one finds

@@ -12,7 +12,7 @@ DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsnd
       fluidsynth csound-soundfont timgm6mb-soundfont espeak-ng)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
-  DEBS+=(musescore-general-soundfont-small)  # never the evaluation's reserved soundfont
+  DEBS+=(opl3-soundfont)  # bench/soundfonts.py: never the evaluation's reserved soundfont or one built from it
   EXTRAS="test,bench"
 fi
 missing=()
