@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torchaudio.models import HDemucs
 
+from ..bandsplit import BandSplitRNN  # the candidate that was chosen lives with the engines
+
 STEMS = ("drums", "bass", "vocals", "other")
 N_FFT, HOP = 2048, 512
 
@@ -77,57 +79,6 @@ class MaskUNet(nn.Module):
         return _istft(mask * z.unsqueeze(1), length)
 
 
-def band_edges(n_bins: int = 1025, sr: int = 44100) -> list[int]:
-    """Band widths in bins: 100 Hz bands to 1 kHz, 250 Hz to 4 kHz, 500 Hz to 8 kHz, 1 kHz to
-    16 kHz, the rest in one band (28 bands at 2048/44.1 kHz)."""
-    hz = sr / 2 / (n_bins - 1)
-    edges, f = [0], 0.0
-    for top, width in ((1000, 100), (4000, 250), (8000, 500), (16000, 1000)):
-        while f + width <= top:
-            f += width
-            edges.append(min(int(round(f / hz)), n_bins))
-    edges.append(n_bins)
-    return sorted(set(edges))
-
-
-class BandSplitRNN(nn.Module):
-    def __init__(self, dim: int = 64, layers: int = 4, sources: int = 4):
-        super().__init__()
-        self.edges = band_edges()
-        self.sources = sources
-        widths = [b - a for a, b in zip(self.edges[:-1], self.edges[1:])]
-        self.split = nn.ModuleList(nn.Sequential(nn.LayerNorm(4 * w), nn.Linear(4 * w, dim)) for w in widths)
-        self.time_rnn = nn.ModuleList(nn.LSTM(dim, dim, batch_first=True, bidirectional=True) for _ in range(layers))
-        self.band_rnn = nn.ModuleList(nn.LSTM(dim, dim, batch_first=True, bidirectional=True) for _ in range(layers))
-        self.time_proj = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
-        self.band_proj = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
-        self.norm_t = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
-        self.norm_b = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
-        self.masks = nn.ModuleList(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Tanh(),
-                                                 nn.Linear(2 * dim, sources * 4 * w)) for w in widths)
-
-    def forward(self, x):
-        length = x.shape[-1]
-        z = _stft(x)  # [B, 2, F, N]
-        b, _, _, n = z.shape
-        ri = torch.view_as_real(z).permute(0, 3, 2, 1, 4)  # [B, N, F, 2 ch, re/im]
-        feats = [self.split[k](ri[:, :, lo:hi].reshape(b, n, -1))
-                 for k, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))]
-        h = torch.stack(feats, dim=2)  # [B, N, K, D]
-        k, d = h.shape[2], h.shape[3]
-        for i in range(len(self.time_rnn)):
-            t = h.permute(0, 2, 1, 3).reshape(b * k, n, d)
-            t = self.time_proj[i](self.time_rnn[i](self.norm_t[i](t))[0]).reshape(b, k, n, d).permute(0, 2, 1, 3)
-            h = h + t
-            f = h.reshape(b * n, k, d)
-            h = h + self.band_proj[i](self.band_rnn[i](self.norm_b[i](f))[0]).reshape(b, n, k, d)
-        masks = [self.masks[j](h[:, :, j]).reshape(b, n, self.sources, hi - lo, 2, 2)
-                 for j, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))]
-        m = torch.view_as_complex(torch.cat(masks, dim=3).contiguous())  # [B, N, S, F, 2 ch]
-        m = m.permute(0, 2, 4, 3, 1)  # [B, S, 2, F, N]
-        return _istft(m * z.unsqueeze(1), length)
-
-
 def hdemucs_small(channels: int = 16, depth: int = 6) -> nn.Module:
     return HDemucs(list(STEMS), audio_channels=2, channels=channels, growth=2, nfft=4096, depth=depth)
 
@@ -137,7 +88,7 @@ CANDIDATES = {
     "mask_unet_16": lambda: MaskUNet(base=16),
     "hdemucs_c8_d5": lambda: hdemucs_small(8, depth=5),
     "hdemucs_c16": lambda: hdemucs_small(16),
-    "bsrnn_d32_l3": lambda: BandSplitRNN(dim=32, layers=3),
+    "bsrnn_d32_l3": lambda: BandSplitRNN(dim=32, layers=3),  # separation.bandsplit's default
     "bsrnn_d64_l4": lambda: BandSplitRNN(dim=64, layers=4),
 }
 

@@ -1,0 +1,99 @@
+"""A small band-split RNN separator (Luo & Yu, "Music source separation with band-split RNN",
+2022), the architecture ClearStem trains itself on licence-recorded data (issue 16). No Django.
+
+Why this one: on two CPU cores it is the smallest network that met the ≥ 5× real-time budget in
+`separation.training.arch_candidates` with complex masks (the U-Net there masks magnitudes only,
+and HDemucs-style networks ran under 2× even at 8 channels). Shape: stereo 44.1 kHz in, STFT
+2048/512, 1025 bins cut into 28 bands (100 Hz wide up to 1 kHz, 250 Hz to 4 kHz, 500 Hz to
+8 kHz, 1 kHz to 16 kHz, then one), one `dim`-wide feature per band and frame, `layers` dual-path
+residual BLSTMs (over time within a band, then over bands within a frame), and per band a
+complex mask per stem and channel applied to the mixture's STFT.
+
+The input is normalised per chunk (mean/std of the mid channel) by the engine, as the Demucs
+engines are, so training normalises each example the same way (`normalise`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STEMS = ("drums", "bass", "vocals", "other")  # the training data's order (separation.training.compose)
+N_FFT, HOP = 2048, 512
+ARCHITECTURE = "bandsplit-rnn"
+
+
+def stft(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, T] -> complex [B, C, F, frames]."""
+    b, c, t = x.shape
+    z = torch.stft(x.reshape(b * c, t), N_FFT, HOP, window=torch.hann_window(N_FFT, device=x.device),
+                   return_complex=True)
+    return z.reshape(b, c, *z.shape[-2:])
+
+
+def istft(z: torch.Tensor, length: int) -> torch.Tensor:
+    shape = z.shape
+    x = torch.istft(z.reshape(-1, *shape[-2:]), N_FFT, HOP, window=torch.hann_window(N_FFT, device=z.device),
+                    length=length)
+    return x.reshape(*shape[:-2], length)
+
+
+def band_edges(n_bins: int = N_FFT // 2 + 1, sr: int = 44100) -> list[int]:
+    """Band edges in bins (see the module docstring): 28 bands at 2048 points and 44.1 kHz."""
+    hz = sr / 2 / (n_bins - 1)
+    edges, f = [0], 0.0
+    for top, width in ((1000, 100), (4000, 250), (8000, 500), (16000, 1000)):
+        while f + width <= top:
+            f += width
+            edges.append(min(int(round(f / hz)), n_bins))
+    edges.append(n_bins)
+    return sorted(set(edges))
+
+
+class BandSplitRNN(nn.Module):
+    def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS):
+        super().__init__()
+        self.config = {"dim": dim, "layers": layers, "stems": list(stems)}
+        self.stems = tuple(stems)
+        self.edges = band_edges()
+        widths = [b - a for a, b in zip(self.edges[:-1], self.edges[1:])]
+        sources = len(stems)
+        self.split = nn.ModuleList(nn.Sequential(nn.LayerNorm(4 * w), nn.Linear(4 * w, dim)) for w in widths)
+        self.time_rnn = nn.ModuleList(nn.LSTM(dim, dim, batch_first=True, bidirectional=True) for _ in range(layers))
+        self.band_rnn = nn.ModuleList(nn.LSTM(dim, dim, batch_first=True, bidirectional=True) for _ in range(layers))
+        self.time_proj = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
+        self.band_proj = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
+        self.norm_t = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+        self.norm_b = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+        self.masks = nn.ModuleList(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Tanh(),
+                                                 nn.Linear(2 * dim, sources * 4 * w)) for w in widths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 2, T] -> [B, stems, 2, T]."""
+        length = x.shape[-1]
+        z = stft(x)  # [B, 2, F, N]
+        b, _, _, n = z.shape
+        ri = torch.view_as_real(z).permute(0, 3, 2, 1, 4)  # [B, N, F, 2 ch, re/im]
+        feats = [self.split[k](ri[:, :, lo:hi].reshape(b, n, -1))
+                 for k, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))]
+        h = torch.stack(feats, dim=2)  # [B, N, K, D]
+        k, d = h.shape[2], h.shape[3]
+        for i in range(len(self.time_rnn)):
+            t = h.permute(0, 2, 1, 3).reshape(b * k, n, d)
+            t = self.time_proj[i](self.time_rnn[i](self.norm_t[i](t))[0]).reshape(b, k, n, d).permute(0, 2, 1, 3)
+            h = h + t
+            f = h.reshape(b * n, k, d)
+            h = h + self.band_proj[i](self.band_rnn[i](self.norm_b[i](f))[0]).reshape(b, n, k, d)
+        masks = [self.masks[j](h[:, :, j]).reshape(b, n, len(self.stems), hi - lo, 2, 2)
+                 for j, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))]
+        m = torch.view_as_complex(torch.cat(masks, dim=3).contiguous())  # [B, N, S, F, 2 ch]
+        m = m.permute(0, 2, 4, 3, 1)  # [B, S, 2, F, N]
+        return istft(m * z.unsqueeze(1), length)
+
+
+def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x - mean) / std of the mid channel per example, with the mean and std to undo it: the
+    same per-chunk normalisation `separation.hdemucs.normalised_run` applies at inference."""
+    ref = x.mean(dim=1, keepdim=True)
+    mean = ref.mean(dim=-1, keepdim=True)
+    std = ref.std(dim=-1, keepdim=True).clamp_min(1e-8)
+    return (x - mean) / std, mean, std

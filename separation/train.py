@@ -1,0 +1,247 @@
+"""Train the band-split separator (`separation.bandsplit`) on a rendered training set, seeded and
+resumable, so the shipped weights can be reproduced from the set's manifest (issue 16).
+
+    python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
+        [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
+        [--select-every 1000] [--allow-noncommercial]
+    python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
+
+DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
+set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
+run then records that its weights are not commercial-clean).
+
+Reproducibility: example k of step s is a pure function of (seed, s, k) — which train render,
+where in it, which stems of other renders are swapped in, and every augmentation parameter
+(`separation.training.augment`) — so a run stopped and resumed at any checkpoint sees the same
+examples in the same order as one that never stopped, and the optimiser state travels with the
+checkpoint. RUN/last.pt is written every --checkpoint-every steps (atomically: a run killed
+mid-write keeps the previous one); RUN/best.pt is the checkpoint with the best mean SDR on the
+`select` split (unseen compositions, training soundfonts), never on `val` (whose soundfont the
+weights must never see, not even through model selection). RUN/log.jsonl has one line per
+logged step and per selection.
+
+Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples normalised like the
+engine normalises its chunks (`bandsplit.normalise`).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from . import bandsplit
+from .training.augment import augment
+
+RUN_FORMAT = "clearstem-training-run/1"
+
+
+class TrainingSetError(Exception):
+    """The training set cannot be used (missing, tampered with, or not licensed for this run)."""
+
+
+def load_set(data: Path, allow_noncommercial: bool = False) -> dict:
+    """The set's manifest, after checking its hash; refuses a non-commercial set unless allowed."""
+    try:
+        raw = (data / "manifest.json").read_bytes()
+        pinned = (data / "manifest.sha256").read_text().split()[0]
+    except (FileNotFoundError, IndexError) as exc:
+        raise TrainingSetError(f"{data} is not a training set (manifest.json / manifest.sha256 missing)") from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != pinned:
+        raise TrainingSetError(f"{data}/manifest.json has SHA-256 {digest}, manifest.sha256 says {pinned}")
+    manifest = json.loads(raw)
+    if not manifest.get("commercial_use") and not allow_noncommercial:
+        raise TrainingSetError("the set's manifest says commercial_use false (see its splits' not_commercial_because); "
+                               "pass --allow-noncommercial to train weights that are not commercial-clean")
+    manifest["_sha256"] = digest
+    return manifest
+
+
+class Examples:
+    """Training examples as a pure function of (seed, step, k): see the module docstring."""
+
+    def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100):
+        self.data, self.seconds, self.seed, self.rate = data, seconds, seed, rate
+        self.renders = [r for r in manifest["renders"] if r["split"] == split]
+        if not self.renders:
+            raise TrainingSetError(f"the set has no '{split}' renders")
+        self.n = int(round(seconds * rate))
+
+    def _read(self, render: dict, stem: str, start: int) -> np.ndarray:
+        path = self.data / render["stems"][stem]["path"]
+        x, _ = sf.read(path, start=start, frames=self.n, dtype="float32", always_2d=True)
+        x = x.T
+        return np.pad(x, ((0, 0), (0, self.n - x.shape[1]))) if x.shape[1] < self.n else x
+
+    def _frames(self, render: dict) -> int:
+        return sf.info(self.data / render["mixture"]["path"]).frames
+
+    def example(self, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mixture [2, n], stems [S, 2, n]) float32."""
+        rng = np.random.default_rng([self.seed, step, k])
+        render = self.renders[int(rng.integers(len(self.renders)))]
+        start = int(rng.integers(max(self._frames(render) - self.n, 1)))
+        stems = {s: self._read(render, s, start) for s in bandsplit.STEMS}
+        donor = self.renders[int(rng.integers(len(self.renders)))]
+        d_start = int(rng.integers(max(self._frames(donor) - self.n, 1)))
+        pool = [{s: self._read(donor, s, d_start) for s in bandsplit.STEMS}]
+        out, mix, _ = augment(stems, rng, self.rate, pool=pool)
+        return mix, np.stack([out[s] for s in bandsplit.STEMS])
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self.example(step, k) for k in range(size)]
+        return (torch.from_numpy(np.stack([p[0] for p in pairs])),
+                torch.from_numpy(np.stack([p[1] for p in pairs])))
+
+
+def loss_fn(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """L1 on the waveform + L1 on STFT magnitudes; est/ref [B, S, 2, T]."""
+    wave = (est - ref).abs().mean()
+    b, s, c, t = est.shape
+    spec = (bandsplit.stft(est.reshape(b * s, c, t)).abs() - bandsplit.stft(ref.reshape(b * s, c, t)).abs())
+    return wave + spec.abs().mean() / 10
+
+
+def forward_normalised(model: torch.nn.Module, mix: torch.Tensor) -> torch.Tensor:
+    x, mean, std = bandsplit.normalise(mix)
+    return model(x) * std.unsqueeze(1) + mean.unsqueeze(1)
+
+
+def sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """MDX-style SDR in dB: 10 log10(Σ ref² / Σ (ref − est)²)."""
+    num = float(np.sum(np.square(ref, dtype=np.float64))) + 1e-8
+    den = float(np.sum(np.square(ref - est, dtype=np.float64))) + 1e-8
+    return 10 * math.log10(num / den)
+
+
+def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: float = 10.0,
+             rate: int = 44100) -> dict:
+    """Median SDR per stem over `renders` (the first `seconds` of each), and their mean."""
+    model.eval()
+    n = int(seconds * rate)
+    per: dict[str, list[float]] = {s: [] for s in bandsplit.STEMS}
+    with torch.inference_mode():
+        for r in renders:
+            mix, _ = sf.read(data / r["mixture"]["path"], frames=n, dtype="float32", always_2d=True)
+            est = forward_normalised(model, torch.from_numpy(mix.T.copy())[None])[0].numpy()
+            for i, s in enumerate(bandsplit.STEMS):
+                ref, _ = sf.read(data / r["stems"][s]["path"], frames=n, dtype="float32", always_2d=True)
+                if np.sqrt(np.mean(ref ** 2)) > 1e-4:  # a silent stem has no SDR
+                    per[s].append(sdr(ref.T, est[i]))
+    model.train()
+    med = {s: float(np.median(v)) if v else float("nan") for s, v in per.items()}
+    return {"sdr_median": med, "sdr_mean": float(np.nanmean(list(med.values()))), "songs": len(renders)}
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(args) -> dict:
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          (args.device if args.device != "auto" else "cpu"))
+    manifest = load_set(args.data, args.allow_noncommercial)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"format": RUN_FORMAT, "data_manifest_sha256": manifest["_sha256"], "seed": args.seed,
+              "batch": args.batch, "seconds": args.seconds, "lr": args.lr, "dim": args.dim, "layers": args.layers,
+              "architecture": bandsplit.ARCHITECTURE, "stems": list(bandsplit.STEMS),
+              "commercial_use": bool(manifest.get("commercial_use"))}
+    torch.manual_seed(args.seed)
+    model = bandsplit.BandSplitRNN(args.dim, args.layers).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, best = 0, -math.inf
+    last = out / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        if ckpt["config"] != config:
+            changed = sorted(k for k in config if ckpt["config"].get(k) != config[k])
+            raise TrainingSetError(f"{last} was trained with other settings ({', '.join(changed)}); "
+                                   "use another --out to start a new run")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best = ckpt["step"], ckpt["best_select_sdr"]
+        print(f"resuming {last} at step {step}", flush=True)
+    examples = Examples(args.data, manifest, "train", args.seconds, args.seed)
+    select = [r for r in manifest["renders"] if r["split"] == "select"]
+    log = (out / "log.jsonl").open("a")
+    model.train()
+    t0, losses = time.perf_counter(), []
+
+    def checkpoint(path: Path) -> None:
+        _save(path, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "step": step, "best_select_sdr": best})
+
+    while step < args.steps:
+        mix, ref = examples.batch(step, args.batch)
+        warm = min(1.0, (step + 1) / 200)  # linear warm-up over the first 200 steps
+        for g in opt.param_groups:
+            g["lr"] = args.lr * warm
+        loss = loss_fn(forward_normalised(model, mix.to(device)), ref.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if step % args.log_every == 0:
+            rec = {"step": step, "loss": round(float(np.mean(losses)), 5),
+                   "s_per_step": round((time.perf_counter() - t0) / len(losses), 3)}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            t0, losses = time.perf_counter(), []
+        if select and (step % args.select_every == 0 or step == args.steps):
+            ev = evaluate(model, args.data, select)
+            rec = {"step": step, "select": ev}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if ev["sdr_mean"] > best:
+                best = ev["sdr_mean"]
+                checkpoint(out / "best.pt")
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            checkpoint(last)
+    log.close()
+    return {"step": step, "best_select_sdr": best}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--select-every", type=int, default=1000)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--allow-noncommercial", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        result = train(args)
+    except TrainingSetError as exc:
+        raise SystemExit(f"separation.train: {exc}") from None
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
