@@ -1,7 +1,8 @@
 """Finding a stem from a copy found in the wild (issue 14, item 3): the product's stems index
 and matcher (`clearstem.jobs.stem_prints`: landmark prints of every stem, `fingerprint.landmarks`
-at the product's default thresholds, calibrated on `bench.mixtures`' calibration split, never on
-this set) against copies of stems the platform made.
+at the product's stem-finding thresholds, `fingerprint.stems.StemFindParams`, calibrated with
+`--split calibration` — other tracks than the test split's, never this set) against copies of
+stems the platform made.
 
 Stems: the tracks of `bench.mixtures` (music21 corpus pieces rendered with three Debian soundfonts,
 varied programs, effects and mastering; from its cache when present) separated by the product's
@@ -108,8 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     t_index = time.perf_counter() - t0
     index = lm.LandmarkIndex.build(refs)
     cp_index = MultiIndex.build(cp_refs)
-    params = lm.LandmarkParams()  # the product's default thresholds
-    find_params = StemFindParams()
+    find_params = StemFindParams()  # the product's default thresholds for finding stems
+    params = lm.LandmarkParams(min_score=find_params.landmark_min_score)
 
     results, skipped = [], 0
     n = int(EXCERPT_S * SR)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             scan = scan_audio(str(path), landmarks="query")
             _, h, t, pmap = scan.landmarks
-            matches, _ = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
+            matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
             cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
             alignment = check_alignments(cp, index.peaks_of, pmap, params)
             ranked = rank_stem_matches(cp, matches, alignment, find_params)
@@ -149,12 +150,17 @@ def main(argv: list[str] | None = None) -> dict:
                 "top": found[0]["key"] if found else None,
                 "landmarks_top": matches[0].key if matches else None,
                 "chromaprint_top": cp[0].key if cp else None,
-                "true_score": next((round(m.score, 3) for m in matches if m.key == stem["key"]), None),
+                "true_score": next((round(m.score, 3) for m in (*matches, *rejected) if m.key == stem["key"]), None),
                 "true_found": any(k == stem["key"] for k, _ in ranked),
                 "wrong": [{"key": k, "name": stems[k]["name"], "song": stems[k]["song"], **{
                     x: ev.get(x) for x in ("decided_by", "score", "query_start_s", "ref_start_s", "duration_s")}}
                     for k, ev in ranked if stems[k]["song"] != stem["song"]],
                 "name": stem["name"],
+                # the best landmark candidate of another track, accepted or not (calibration)
+                "lm_wrong_max": max((m.score for m in (*matches, *rejected)
+                                     if stems[m.key]["song"] != stem["song"] and m.votes >= params.min_votes
+                                     and m.vote_seconds >= params.min_vote_seconds
+                                     and m.duration_s >= params.min_seconds), default=0.0),
                 "cp_raw": [{"score": m.score, "alignment": alignment[m.key].score if alignment.get(m.key) else None,
                             "true": m.key == stem["key"], "wrong": stems[m.key]["song"] != stem["song"]}
                            for m in cp],
@@ -201,6 +207,12 @@ def main(argv: list[str] | None = None) -> dict:
                                                 for c in loose),
         "wrong_corroborated": sum(c["wrong"] and c not in loose for c in raw),
     }
+    lm_worst = max(r["lm_wrong_max"] for r in results) if results else 0.0
+    summary["landmark_calibration"] = {
+        "wrong_max_score": round(lm_worst, 4), "suggested_min_score": round(lm_worst + 0.02, 4),
+        "in_use_min_score": find_params.landmark_min_score,
+        "true_below_in_use": sum(r["true_score"] is not None and r["true_score"] < params.min_score for r in results),
+    }
     summary["split"] = args.split
     summary["wrong_examples"] = [{"query_stem": r["stem"], "query_name": r["name"], "cond": r["cond"], "wrong": r["wrong"]}
                                  for r in results if r["wrong"]][:30]
@@ -217,6 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
           f" (suggests min score {cc['suggested_min_score']}; in use {cc['in_use_min_score']}, which drops "
           f"{cc['uncorroborated_true_below_in_use']} of {cc['uncorroborated_true_matches']} true ones); "
           f"corroborated wrong: {cc['wrong_corroborated']}")
+    lc = summary["landmark_calibration"]
+    print(f"landmark candidates of other tracks (passing every gate but the score): up to {lc['wrong_max_score']} "
+          f"(suggests min score {lc['suggested_min_score']}; in use {lc['in_use_min_score']})")
     print(f"results: {args.out}")
     return summary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,10 +103,12 @@ def sync_item_index(store: IndexStore, rows) -> MultiIndex:
 def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple):
     """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
     re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
+    params = StemFindParams(corroborate_score=settings.CLEARSTEM_MATCH_CORROBORATE_SCORE)
+    lm_params = replace(landmark_params(), min_score=params.landmark_min_score)
     cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
-    lm = match_print(lm_index, query_print)[0] if len(lm_index) else []
-    alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], landmark_params())
-    return rank_stem_matches(cp, lm, alignment, StemFindParams(corroborate_score=settings.CLEARSTEM_MATCH_CORROBORATE_SCORE))
+    lm = match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []
+    alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], lm_params)
+    return rank_stem_matches(cp, lm, alignment, params)
 
 
 def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):

@@ -24,6 +24,10 @@ class StemFindParams:
     #: a Chromaprint match the landmarks cannot corroborate needs this score: `bench.stem_find
     #: --split calibration` saw wrong uncorroborated matches up to 0.869; +0.02 margin
     chromaprint_min_score: float = 0.89
+    #: landmark acceptance score for stems, calibrated on the stems index's own population
+    #: (`bench.stem_find --split calibration`: highest wrong stem 0.756, +0.02), not the
+    #: catalog's (`LandmarkParams.min_score`, set by the hardest same-style songs of bench.mixtures)
+    landmark_min_score: float = 0.78
     #: landmark alignment score that corroborates a Chromaprint match (as `fusion.FusionParams`)
     corroborate_score: float = 0.30
 
