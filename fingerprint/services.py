@@ -3,7 +3,6 @@ fingerprints against it, returning the evidence (the platform stores it on the u
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -188,10 +187,6 @@ class Identification:
     landmarks_ran: bool
 
 
-#: Landmark matching beside Chromaprint's (see identify_query); one thread per concurrent query.
-_matching_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="landmark-match")
-
-
 def _peaks_or_none(index: MultiIndex, key: int):
     try:
         return index.segment_of(key).peaks_of(key)
@@ -204,21 +199,17 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     landmark print when given), and the recordings only suspected, as evidence rows."""
     cp_params = match_params()
     cp_candidates: list[Candidate] = []
-    cp_index = sync_catalog_index()
+    cp_matches = identify(sync_catalog_index(), variants, cp_params, candidates=cp_candidates)
     lm_matches: list = []
     lm_rejected: list = []
     landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
     lm_params = landmark_params()
     alignment: dict = {}
     if landmarks_ran:
-        # both matchers at once: the landmark one on a helper thread (pure numpy, no database:
-        # the index was synced on this thread), Chromaprint's here; most of each runs without the GIL
+        peak_map = landmark_print[3]
         index = sync_landmark_index()
-        pending = _matching_pool.submit(match_print, index, landmark_print, lm_params)
-    cp_matches = identify(cp_index, variants, cp_params, candidates=cp_candidates)
-    if landmarks_ran:
-        lm_matches, lm_rejected = pending.result()
-        alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), landmark_print[3], lm_params)
+        lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
+        alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
                    cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}
