@@ -85,7 +85,7 @@ class BandSplitRNN(nn.Module):
             h = h + self.band_proj[i](self.band_rnn[i](self.norm_b[i](f))[0]).reshape(b, n, k, d)
         masks = [self.masks[j](h[:, :, j]).reshape(b, n, len(self.stems), hi - lo, 2, 2)
                  for j, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))]
-        m = torch.view_as_complex(torch.cat(masks, dim=3).contiguous())  # [B, N, S, F, 2 ch]
+        m = torch.view_as_complex(torch.cat(masks, dim=3).float().contiguous())  # [B, N, S, F, 2 ch]; fp32 under autocast
         m = m.permute(0, 2, 4, 3, 1)  # [B, S, 2, F, N]
         return istft(m * z.unsqueeze(1), length)
 

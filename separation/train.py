@@ -3,7 +3,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
 
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
-        [--select-every 1000] [--allow-noncommercial]
+        [--select-every 1000] [--workers 0] [--allow-noncommercial]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
@@ -102,6 +102,26 @@ class Examples:
                 torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
+class StepBatches(torch.utils.data.IterableDataset):
+    """The batches of steps [start, end) in step order, each `(step, mixtures, stems)`. With a
+    DataLoader of W workers, worker w makes steps w, w + W, ... and the loader takes one from
+    each in turn, so the order (and every batch) is the same for any W: a GPU is fed by many
+    CPU cores without changing what is trained on."""
+
+    def __init__(self, examples: Examples, start: int, end: int, size: int):
+        super().__init__()
+        self.examples, self.start, self.end, self.size = examples, start, end, size
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, n = (info.id, info.num_workers) if info else (0, 1)
+        if info:
+            torch.set_num_threads(1)
+        for step in range(self.start + w, self.end, n):
+            mix, ref = self.examples.batch(step, self.size)
+            yield step, mix, ref
+
+
 def loss_fn(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """L1 on the waveform + L1 on STFT magnitudes; est/ref [B, S, 2, T]."""
     wave = (est - ref).abs().mean()
@@ -126,12 +146,13 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
              rate: int = 44100) -> dict:
     """Median SDR per stem over `renders` (the first `seconds` of each), and their mean."""
     model.eval()
+    device = next(model.parameters()).device
     n = int(seconds * rate)
     per: dict[str, list[float]] = {s: [] for s in bandsplit.STEMS}
     with torch.inference_mode():
         for r in renders:
             mix, _ = sf.read(data / r["mixture"]["path"], frames=n, dtype="float32", always_2d=True)
-            est = forward_normalised(model, torch.from_numpy(mix.T.copy())[None])[0].numpy()
+            est = forward_normalised(model, torch.from_numpy(mix.T.copy())[None].to(device))[0].float().cpu().numpy()
             for i, s in enumerate(bandsplit.STEMS):
                 ref, _ = sf.read(data / r["stems"][s]["path"], frames=n, dtype="float32", always_2d=True)
                 if np.sqrt(np.mean(ref ** 2)) > 1e-4:  # a silent stem has no SDR
@@ -183,12 +204,18 @@ def train(args) -> dict:
         _save(path, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "step": step, "best_select_sdr": best})
 
-    while step < args.steps:
-        mix, ref = examples.batch(step, args.batch)
+    loader = torch.utils.data.DataLoader(StepBatches(examples, step, args.steps, args.batch), batch_size=None,
+                                         num_workers=args.workers, prefetch_factor=4 if args.workers else None)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for batch_step, mix, ref in loader:
+        if batch_step != step:  # the loader's order is the contract that makes runs reproducible
+            raise RuntimeError(f"batch of step {batch_step} arrived at step {step}")
         warm = min(1.0, (step + 1) / 200)  # linear warm-up over the first 200 steps
         for g in opt.param_groups:
             g["lr"] = args.lr * warm
-        loss = loss_fn(forward_normalised(model, mix.to(device)), ref.to(device))
+        with autocast:  # bf16 on a GPU; the STFTs and the loss stay in float32
+            est = forward_normalised(model, mix.to(device, non_blocking=True))
+        loss = loss_fn(est.float(), ref.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -230,6 +257,7 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=0, help="data-loading processes (augmentation runs there)")
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--select-every", type=int, default=1000)
     ap.add_argument("--log-every", type=int, default=10)

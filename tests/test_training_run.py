@@ -61,6 +61,17 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, t
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
 
 
+def test_data_loading_workers_do_not_change_what_is_trained(tiny_set, tmp_path):
+    """Two loader processes make the batches (as on a GPU machine): same batches, same order,
+    same weights as making them in the training process."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert train.main(["--data", str(tiny_set), "--out", str(one), *TINY]) == 0
+    assert train.main(["--data", str(tiny_set), "--out", str(two), *TINY, "--workers", "2"]) == 0
+    a, b = _params(one / "last.pt"), _params(two / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
 def test_examples_are_a_function_of_seed_step_and_index(tiny_set):
     manifest = train.load_set(tiny_set)
     ex = train.Examples(tiny_set, manifest, "train", 1.0, seed=3)
