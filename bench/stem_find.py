@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> dict:
         "uncorroborated_true_below_in_use": sum(c["true"] and c["score"] < find_params.chromaprint_min_score
                                                 for c in loose),
         "wrong_corroborated": sum(c["wrong"] and c not in loose for c in raw),
+        # what the corroboration threshold must exceed: the best alignment of a wrong match
+        "wrong_alignment_max": round(max((c["alignment"] or 0.0 for c in raw if c["wrong"]), default=0.0), 4),
+        "in_use_corroborate_score": find_params.corroborate_score,
     }
     lm_worst = max(r["lm_wrong_max"] for r in results) if results else 0.0
     summary["landmark_calibration"] = {
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Chromaprint matches the landmarks could not corroborate: wrong ones up to {cc['uncorroborated_wrong_max_score']}"
           f" (suggests min score {cc['suggested_min_score']}; in use {cc['in_use_min_score']}, which drops "
           f"{cc['uncorroborated_true_below_in_use']} of {cc['uncorroborated_true_matches']} true ones); "
-          f"corroborated wrong: {cc['wrong_corroborated']}")
+          f"corroborated wrong: {cc['wrong_corroborated']} (best wrong alignment {cc['wrong_alignment_max']}, "
+          f"corroboration in use {cc['in_use_corroborate_score']})")
     lc = summary["landmark_calibration"]
     print(f"landmark candidates of other tracks (passing every gate but the score): up to {lc['wrong_max_score']} "
           f"(suggests min score {lc['suggested_min_score']}; in use {lc['in_use_min_score']})")

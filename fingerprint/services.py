@@ -102,7 +102,7 @@ def sync_item_index(store: IndexStore, rows) -> MultiIndex:
 def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple):
     """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
     re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
-    params = StemFindParams(corroborate_score=settings.CLEARSTEM_MATCH_CORROBORATE_SCORE)
+    params = StemFindParams()  # stems have thresholds of their own (see fingerprint.stems)
     lm_params = replace(landmark_params(), min_score=params.landmark_min_score)
     cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
     lm = match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []
