@@ -202,8 +202,8 @@ CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=s
 # it from a re-encoded, cut or overdubbed copy (clearstem.jobs.stem_prints).
 CLEARSTEM_STEM_PRINTS = env.bool("CLEARSTEM_STEM_PRINTS", default=True)
 CLEARSTEM_STEM_INDEX_DIR = env.str("CLEARSTEM_STEM_INDEX_DIR", default=str(DATA_DIR / "stem-index"))
-CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.84)
-CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.59)
+CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.836)
+CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.592)
 # Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the
 # recording's peaks at Chromaprint's alignment and speed score >= CORROBORATE_SCORE), or they
 # become suspects; > 1 = every match, 0 = none (fingerprint.fusion).

@@ -584,7 +584,7 @@ class LandmarkParams:
     #: 1 - exp(-z / 15), z ≈ 27: bench.mixtures' calibration split (renders with the Csound GM bank,
     #: TimGM6mb and OPL-3), full run: 0.8356 — its highest wrong candidate, 0.816, was a Bach chorale
     #: and a Monteverdi madrigal on the same bank aligned for 6 s (the MuseScore-rendered set gave 0.776)
-    min_score: float = 0.84
+    min_score: float = 0.836
     min_votes: int = 4  # aligned hashes at the best offset (±1 frame)
     min_vote_seconds: int = 2  # distinct seconds of the query holding aligned hashes
     min_seconds: float = 4.0  # matched segment
