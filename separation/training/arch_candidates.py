@@ -24,23 +24,10 @@ from torch import nn
 from torchaudio.models import HDemucs
 
 from ..bandsplit import BandSplitRNN  # the candidate that was chosen lives with the engines
+from ..bandsplit import istft as _istft
+from ..bandsplit import stft as _stft
 
 STEMS = ("drums", "bass", "vocals", "other")
-N_FFT, HOP = 2048, 512
-
-
-def _stft(x: torch.Tensor) -> torch.Tensor:
-    b, c, t = x.shape
-    z = torch.stft(x.reshape(b * c, t), N_FFT, HOP, window=torch.hann_window(N_FFT, device=x.device),
-                   return_complex=True)
-    return z.reshape(b, c, *z.shape[-2:])  # [B, C, F, frames]
-
-
-def _istft(z: torch.Tensor, length: int) -> torch.Tensor:
-    shape = z.shape
-    x = torch.istft(z.reshape(-1, *shape[-2:]), N_FFT, HOP, window=torch.hann_window(N_FFT, device=z.device),
-                    length=length)
-    return x.reshape(*shape[:-2], length)
 
 
 class MaskUNet(nn.Module):
