@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("--licence")
     p.add_argument("--training-data")
     p.add_argument("--commercial", action="store_true", help="the weights' licence allows commercial use")
+    p.add_argument("--architecture", choices=("hdemucs", "demucs", "bandsplit-rnn"),
+                   help="for weights the registry does not know by name (default: from the file's suffix)")
     args = p.parse_args(argv)
     if not args.model_dir:
         p.error("give --model-dir or set CLEARSTEM_MODEL_DIR")
@@ -37,6 +39,8 @@ def main(argv=None) -> int:
                                "weights_licence": args.licence, "training_data": args.training_data}.items() if v}
     if args.commercial:
         meta["commercial_use"] = True
+    if args.architecture:
+        meta["architecture"] = args.architecture
     if args.stems and "architecture" not in meta:
         meta["architecture"] = "demucs" if args.weights[0].suffix == ".th" else "hdemucs"
     try:

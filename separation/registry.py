@@ -26,6 +26,8 @@ from .engine import Engine, ModelInfo
 MANIFEST = "models.json"
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
+BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py
+CODE_VERSIONS = {"hdemucs": CODE_VERSION, "demucs": DEMUCS_CODE_VERSION, "bandsplit-rnn": BANDSPLIT_CODE_VERSION}
 
 # What we know about published checkpoints, so a manifest entry needs only name, file and hash.
 KNOWN_MODELS = {
@@ -123,7 +125,7 @@ def model_info(name: str, model_dir: str | None = None) -> ModelInfo:
     return ModelInfo(
         name=name, architecture=entry["architecture"], stems=tuple(entry["stems"]),
         sample_rate=int(entry["sample_rate"]), weights_sha256=combined_sha256(entry),
-        code_version=CODE_VERSION if entry["architecture"] == "hdemucs" else DEMUCS_CODE_VERSION,
+        code_version=CODE_VERSIONS.get(entry["architecture"], DEMUCS_CODE_VERSION),
         weights_licence=entry.get("weights_licence", "unknown"), training_data=entry.get("training_data", "unknown"),
         commercial_use=bool(entry.get("commercial_use", False)), fidelity="high",
         parameters={"config": entry.get("config", {}),
@@ -172,6 +174,8 @@ def get_engine(name: str, model_dir: str | None = None, device: str = "auto", pr
             paths = check_weights(name, model_dir)
             if info.architecture == "demucs":
                 engine = _load_demucs(name, info, paths, _manifest(model_dir)[name], device, precision)
+            elif info.architecture == "bandsplit-rnn":
+                engine = _load_bandsplit(name, info, paths[0], device, precision)
             else:
                 engine = _load_hdemucs(name, info, paths[0], device, precision)
         _LOADED[key] = engine
@@ -186,6 +190,21 @@ def _load_hdemucs(name, info, path, device, precision):
     try:
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc
+    return HDemucsEngine(module, info, device=device, precision=precision)
+
+
+def _load_bandsplit(name, info, path, device, precision):
+    """ClearStem's own band-split separator (`separation.bandsplit`, trained by `separation.train`),
+    run like HDemucs: per-chunk normalisation, chunked overlap-add."""
+    from .bandsplit import BandSplitRNN  # noqa: PLC0415
+    from .hdemucs import HDemucsEngine  # noqa: PLC0415 - the generic [B, 2, T] -> [B, S, 2, T] runner
+
+    config = info.parameters.get("config") or {}
+    try:
+        module = BandSplitRNN(int(config.get("dim", 32)), int(config.get("layers", 3)), tuple(info.stems))
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError, OSError, TypeError) as exc:
         raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc
     return HDemucsEngine(module, info, device=device, precision=precision)
 

@@ -5,6 +5,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
+    python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
 set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
@@ -30,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -244,8 +246,29 @@ def train(args) -> dict:
     return {"step": step, "best_select_sdr": best}
 
 
+def export(checkpoint: Path, to: Path) -> dict:
+    """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
+    what `python -m separation.install_model` needs to know about them."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.contiguous() for k, v in ckpt["model"].items()}, to)
+    cfg = ckpt["config"]
+    return {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
+            "config": {"dim": cfg["dim"], "layers": cfg["layers"]}, "step": ckpt["step"],
+            "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
+            "commercial_use": cfg["commercial_use"]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "export":
+        ex = argparse.ArgumentParser(prog="python -m separation.train export")
+        ex.add_argument("checkpoint", type=Path)
+        ex.add_argument("--to", type=Path, required=True)
+        a = ex.parse_args(argv[1:])
+        print(json.dumps(export(a.checkpoint, a.to)))
+        return 0
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=20000)

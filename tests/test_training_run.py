@@ -7,9 +7,11 @@ import json
 import shutil
 
 import pytest
+import soundfile as sf
 import torch
 
-from separation import bandsplit, train
+from separation import bandsplit, install_model, registry, train
+from separation.run import separate_file
 from separation.training import data
 from separation.training.licences import SoundfontRefused, find_soundfont
 
@@ -59,6 +61,33 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, t
     assert all(r["select"]["songs"] == 1 for r in selects)
     assert (straight / "best.pt").exists()
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_trained_weights_install_and_separate_like_any_pinned_model(tiny_set, tmp_path):
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY]) == 0
+    card = train.export(run / "best.pt", tmp_path / "bandsplit.pt")
+    assert card["architecture"] == "bandsplit-rnn" and card["config"] == {"dim": 8, "layers": 1}
+    assert card["training_data_manifest_sha256"] == train.load_set(tiny_set)["_sha256"]
+    models = tmp_path / "models"
+    assert install_model.main([str(tmp_path / "bandsplit.pt"), "--name", "clearstem-bandsplit-test", "--model-dir",
+                               str(models), "--architecture", "bandsplit-rnn", "--stems", *card["stems"],
+                               "--sample-rate", "44100", "--config", json.dumps(card["config"]),
+                               "--training-data", f"separation.training set {card['training_data_manifest_sha256']}",
+                               "--licence", "test weights"]) == 0
+    engine = registry.get_engine("clearstem-bandsplit-test", str(models), device="cpu")
+    assert engine.info.code_version == registry.BANDSPLIT_CODE_VERSION and not engine.info.commercial_use
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    n = sf.info(tiny_set / mix).frames
+    assert all(sf.info(o.path).frames == n for o in outputs)
+    # weights that are not this architecture's are refused with the reason, not run
+    torch.save({"nonsense": torch.zeros(3)}, models / "bandsplit.pt")
+    registry.install_model(models / "bandsplit.pt", "clearstem-bandsplit-bad", models, card["config"],
+                           architecture="bandsplit-rnn", stems=card["stems"], sample_rate=44100)
+    with pytest.raises(registry.ModelUnavailable, match="do not fit the bandsplit-rnn architecture"):
+        registry.get_engine("clearstem-bandsplit-bad", str(models), device="cpu")
 
 
 def test_data_loading_workers_do_not_change_what_is_trained(tiny_set, tmp_path):
