@@ -2,9 +2,12 @@
 
     .venv/bin/python -m bench.separate [--songs 8] [--seconds 30] [--long-minutes 60] [--hdemucs-songs 2]
                                        [--model NAME --model-dir DIR]   # a real checkpoint, when you have one
+                                       [--training-set DIR [--split val]]  # issue 16: the set's held-out split
 
 The test set is built here (bench/multitrack.py: MIDI composed per stem, rendered with
-FluidSynth + a GM soundfont, mixture = sum of stems). Quality: MDX-style SDR
+FluidSynth + a GM soundfont, mixture = sum of stems), or, with --training-set, it is a split of a
+`separation.training.data` set: `val` holds compositions the separator never trained on, rendered
+with a soundfont it never heard (its first --songs renders, first --seconds of each). Quality: MDX-style SDR
 (10·log10 Σs²/Σ(s−ŝ)², the "new SDR" of the Sound Demixing Challenge) and bss_eval SDR
 (fast_bss_eval, 512-tap distortion filter, each stem against its own reference) per stem, beside the trivial baseline (every stem =
 mixture/4). Speed: × real time end to end (decode → written stems, streaming), medians over
@@ -82,6 +85,22 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, hwm_kb / 1024
 
 
+def training_split(folder: Path, split: str, songs: int, seconds: float) -> list[dict]:
+    """Songs of a `separation.training.data` set's split, in the shape `build_set` returns."""
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    out = []
+    n = int(seconds * 44100)
+    for r in [r for r in manifest["renders"] if r["split"] == split][:songs]:
+        stems = {s: sf.read(folder / r["stems"][s]["path"], frames=n, always_2d=True, dtype="float32")[0].T
+                 for s in STEMS}
+        mix = sum(stems.values())
+        out.append({"path": folder / r["mixture"]["path"], "stems": stems, "mixture": mix,
+                    "soundfont": r["soundfont"], "frames": n})
+    if not out:
+        raise SystemExit(f"{folder} has no '{split}' renders")
+    return out
+
+
 def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
     speeds, scores, bss = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}
     for i, song in enumerate(songs):
@@ -89,7 +108,8 @@ def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
         outputs, used = separate_file(engine, song["path"], tmp / name / str(i), fmt="wav", bits=24)
         speeds.append(outputs[0].duration_s / (time.perf_counter() - t0))
         if quality:
-            est = {o.name: sf.read(o.path, always_2d=True, dtype="float32")[0].T for o in outputs}
+            est = {o.name: sf.read(o.path, always_2d=True, dtype="float32")[0].T[:, : song["mixture"].shape[1]]
+                   for o in outputs}
             for s in STEMS:
                 scores[s].append(nsdr(song["stems"][s], est[s]))
             sd = bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est[s] for s in STEMS]))
@@ -111,14 +131,22 @@ def main() -> None:
     p.add_argument("--hdemucs-songs", type=int, default=2)
     p.add_argument("--model", help="a neural model installed in --model-dir (e.g. hdemucs_high_musdb)")
     p.add_argument("--model-dir")
+    p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
+    p.add_argument("--split", default="val")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-sepbench-"))
-    songs = build_set(tmp / "set", args.songs, args.seconds)
+    if args.training_set:
+        songs = training_split(args.training_set, args.split, args.songs, args.seconds)
+        source = (f"{args.training_set} split {args.split} ({', '.join(sorted({s['soundfont'] for s in songs}))}), "
+                  f"first {args.seconds:.0f} s of each")
+    else:
+        songs = build_set(tmp / "set", args.songs, args.seconds)
+        source = f"MIDI composed per stem, FluidSynth {Path(soundfont()).name}"
     results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
-               "set": {"songs": args.songs, "seconds": args.seconds, "source": f"MIDI composed per stem, FluidSynth {Path(soundfont()).name}"},
+               "set": {"songs": len(songs), "seconds": args.seconds, "source": source},
                "engines": {}}
 
     base = {s: [] for s in STEMS}
@@ -173,7 +201,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"{args.songs} songs × {args.seconds:.0f} s (FluidSynth multitracks), {results['machine']['cpus']} CPU cores, "
+    print(f"{len(songs)} songs × {args.seconds:.0f} s ({source}), {results['machine']['cpus']} CPU cores, "
           f"device {results['machine']['device']}")
     print(f"{'engine':<28}{'vocals':>8}{'drums':>8}{'bass':>8}{'other':>8}{'mean':>8}{'× RT':>9}")
     for name, r in results["engines"].items():
