@@ -76,6 +76,7 @@ class Examples:
         if not self.renders:
             raise TrainingSetError(f"the set has no '{split}' renders")
         self.n = int(round(seconds * rate))
+        self._lengths: dict[str, int] = {}
 
     def _read(self, render: dict, stem: str, start: int) -> np.ndarray:
         path = self.data / render["stems"][stem]["path"]
@@ -84,7 +85,11 @@ class Examples:
         return np.pad(x, ((0, 0), (0, self.n - x.shape[1]))) if x.shape[1] < self.n else x
 
     def _frames(self, render: dict) -> int:
-        return sf.info(self.data / render["mixture"]["path"]).frames
+        """A render's length, read from its header once (every example asks for two)."""
+        path = render["mixture"]["path"]
+        if path not in self._lengths:
+            self._lengths[path] = sf.info(self.data / path).frames
+        return self._lengths[path]
 
     def example(self, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(mixture [2, n], stems [S, 2, n]) float32."""
