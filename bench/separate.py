@@ -1,7 +1,8 @@
 """Separation benchmark: quality (SDR per stem) and speed/memory per engine.
 
     .venv/bin/python -m bench.separate [--songs 8] [--seconds 30] [--long-minutes 60] [--hdemucs-songs 2]
-                                       [--model NAME --model-dir DIR]   # a real checkpoint, when you have one
+                                       [--model NAME [--model-dir DIR]]  # default: the shipped separator
+                                       [--model none]                    # HDemucs random weights, speed only
                                        [--training-set DIR [--split val]]  # issue 16: the set's held-out split
 
 The test set is built here (bench/multitrack.py: MIDI composed per stem, rendered with
@@ -11,7 +12,8 @@ with a soundfont it never heard (its first --songs renders, first --seconds of e
 (10·log10 Σs²/Σ(s−ŝ)², the "new SDR" of the Sound Demixing Challenge) and bss_eval SDR
 (fast_bss_eval, 512-tap distortion filter, each stem against its own reference) per stem, beside the trivial baseline (every stem =
 mixture/4). Speed: × real time end to end (decode → written stems, streaming), medians over
-songs. Memory: peak RSS of the CLI in a subprocess, including one input of --long-minutes.
+songs. Memory: peak RSS of the CLI in a subprocess on one input of --long-minutes, for `dsp` and
+the model.
 HDemucs runs with random weights of the real hdemucs_high architecture when no checkpoint is
 given: its speed and memory are real, its SDR is not reported. Writes bench/results/separate.json.
 """
@@ -35,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
-from separation.registry import get_engine, install_model  # noqa: E402
+from separation.registry import default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
 
 
@@ -129,7 +131,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--long-minutes", type=float, default=60)
     p.add_argument("--hdemucs-songs", type=int, default=2)
-    p.add_argument("--model", help="a neural model installed in --model-dir (e.g. hdemucs_high_musdb)")
+    p.add_argument("--model", help="a neural model: shipped, or installed in --model-dir (e.g. hdemucs_high_musdb); "
+                                   "default: the shipped separator; 'none': HDemucs with random weights (speed only)")
     p.add_argument("--model-dir")
     p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
     p.add_argument("--split", default="val")
@@ -164,6 +167,11 @@ def main() -> None:
 
     results["engines"]["dsp"] = evaluate("dsp", get_engine("dsp"), songs, tmp, quality=True)
 
+    if args.model is None:
+        args.model = default_model(args.model_dir)
+        args.model = None if args.model == "dsp" else args.model
+    elif args.model == "none":
+        args.model = None
     if args.model:
         engine = get_engine(args.model, args.model_dir)
         results["engines"][args.model] = evaluate(args.model, engine, songs, tmp, quality=True)
@@ -195,9 +203,11 @@ def main() -> None:
             for song in songs:
                 fh.write(song["mixture"].T)
                 written += song["mixture"].shape[1]
-    secs, rss = run_cli_peak_rss([str(long_path), "--model", "dsp", "--out", str(tmp / "long-out")])
-    results["engines"]["dsp"]["long_input"] = {"minutes": written / 44100 / 60, "seconds": secs,
-                                               "x_realtime": written / 44100 / secs, "peak_rss_mib": rss}
+    for name in ["dsp"] + ([args.model] if args.model else []):
+        cli = [str(long_path), "--model", name, "--out", str(tmp / f"long-{name}")]
+        secs, rss = run_cli_peak_rss(cli + (["--model-dir", args.model_dir] if args.model_dir else []))
+        results["engines"][name]["long_input"] = {"minutes": written / 44100 / 60, "seconds": secs,
+                                                  "x_realtime": written / 44100 / secs, "peak_rss_mib": rss}
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
@@ -209,8 +219,10 @@ def main() -> None:
         speed = f"{r['x_realtime_median']:9.1f}" if "x_realtime_median" in r else f"{'—':>9}"
         print(f"{name:<28}{''.join(cells)}{speed}")
     print("(MDX-style SDR in dB, medians over songs; bss_eval SDR in the JSON)")
-    lg = results["engines"]["dsp"]["long_input"]
-    print(f"dsp on a {lg['minutes']:.0f}-minute input: {lg['x_realtime']:.1f}× real time, peak RSS {lg['peak_rss_mib']:.0f} MiB")
+    for name, r in results["engines"].items():
+        if lg := r.get("long_input"):
+            print(f"{name} on a {lg['minutes']:.0f}-minute input: {lg['x_realtime']:.1f}× real time, "
+                  f"peak RSS {lg['peak_rss_mib']:.0f} MiB")
     hd = results["engines"].get("hdemucs_high (random init)")
     if hd:
         print(f"hdemucs_high on {hd['device']} ({hd['precision']}): {hd['x_realtime_median']:.2f}× real time, "

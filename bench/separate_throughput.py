@@ -8,8 +8,9 @@ depend on the weight values; quality is bench.separate's job):
 - × real time of `separation.pipeline` over the whole set (half MP3 at 256 kb/s, half 16-bit
   FLAC, 3–5 minutes each, 44.1 kHz stereo, each built from sections of several generated songs
   so no two files are alike), median of the repeats after one warm-up run; the profile of
-  where time went; peak host RSS (this process plus its decoder processes, sampled every
-  50 ms) and peak GPU memory;
+  where time went; CPU seconds per run (this process and its decoders) and the × real time
+  they allow on all cores, which other work on the machine does not skew; peak host RSS
+  (this process plus its decoder processes, sampled every 50 ms) and peak GPU memory;
 - the same files one at a time through today's per-file path (`separation.run.separate_file`)
   on `--baseline-songs` of them, for the ratio;
 - equality: the pipeline's stems against the per-file path's in fp32 (24-bit output, so the
@@ -238,6 +239,20 @@ class RssSampler:
             self.peak["total"] = max(self.peak["total"], main + kids)
 
 
+def cpu_seconds() -> dict:
+    """CPU seconds so far of this process (driver, writers) and of its children (the decoders,
+    which live as long as the pipeline). With other work on the machine, wall time says little;
+    this says what the pipeline costs."""
+    kids = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.Error:
+            continue
+        kids += t.user + t.system
+    return {"main": time.process_time(), "decoders": kids}
+
+
 def run_set(pipeline: SeparationPipeline, paths: list[Path], out: Path, fmt="wav", bits=16) -> float:
     t0 = time.perf_counter()
     results = separate_many(pipeline.engine, [Request(p, out / p.stem, fmt=fmt, bits=bits) for p in paths],
@@ -286,22 +301,27 @@ def bench_engine(name, args, inputs, tmp, model_dir, cuda, results) -> None:
         pipeline.profile = type(pipeline.profile)()  # the runs' profile, without the warm-up
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        speeds, spent = [], 0.0
+        speeds, spent, cpu = [], 0.0, []
         with RssSampler() as rss:
             while len(speeds) < args.repeats and (len(speeds) < 2 or spent < args.budget_s):
+                before = cpu_seconds()
                 elapsed = run_set(pipeline, songs, tmp / "out")
+                cpu.append({k: v - before[k] for k, v in cpu_seconds().items()})
                 spent += elapsed
                 speeds.append(audio_s / elapsed)
-                print(f"  {name} run {len(speeds)}: {speeds[-1]:.0f}× real time ({elapsed:.1f} s)", flush=True)
+                print(f"  {name} run {len(speeds)}: {speeds[-1]:.0f}× real time ({elapsed:.1f} s; CPU "
+                      f"{cpu[-1]['main']:.2f} s here, {cpu[-1]['decoders']:.2f} s decoding)", flush=True)
         stats = pipeline.stats()
         row.update({"x_realtime": statistics.median(speeds), "x_realtime_runs": speeds,
                     "profile_s_per_run": {k: v / len(speeds) for k, v in stats["seconds"].items()},
                     "batches": stats["batches"], "padded_chunks": stats["padded_chunks"], "config": stats["config"],
                     "batch_used": stats["batch_used"], "peak_host_rss_mib": rss.peak["total"] / 2**20,
+                    "cpu_s_per_run": {k: statistics.median(c[k] for c in cpu) for k in cpu[0]},
                     "peak_main_rss_mib": rss.peak["main"] / 2**20,
                     "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None})
     finally:
         pipeline.close()
+    row["cpu_bound_x_realtime"] = audio_s / (sum(row["cpu_s_per_run"].values()) / (os.cpu_count() or 1))
     gflop = gflop_per_audio_second(engine)
     row["model_gflop_per_audio_s"] = gflop
     if cuda and gflop:
@@ -443,6 +463,10 @@ def summarise(r: dict) -> None:
         line += f"; per-file path {r['per_file_path_x_realtime']:.0f}× ({r['speedup_over_per_file_path']:.1f}× faster)"
     print(line)
     print("          per run: " + ", ".join(f"{k} {v:.2f} s" for k, v in prof.items()))
+    cpu = r["cpu_s_per_run"]
+    print(f"          CPU per run: {cpu['main']:.2f} s in this process, {cpu['decoders']:.2f} s decoding = "
+          f"{1000 * sum(cpu.values()) / r['audio_s']:.2f} ms per audio second; all cores on it: "
+          f"{r['cpu_bound_x_realtime']:.0f}× real time")
     print(f"          peak host RSS {r['peak_host_rss_mib']:.0f} MiB (main {r['peak_main_rss_mib']:.0f}), "
           f"GPU {r['peak_gpu_mib'] or 0:.0f} MiB; batches {r['batches']}, padded chunks {r['padded_chunks']}")
     if r.get("model_gflop_per_audio_s"):

@@ -214,7 +214,8 @@ CLEARSTEM_MATCH_REJECT_BELOW = env.float("CLEARSTEM_MATCH_REJECT_BELOW", default
 
 # Separation
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))
-CLEARSTEM_DEFAULT_MODEL = env.str("CLEARSTEM_DEFAULT_MODEL", default="dsp")
+# empty: the shipped separator when its weights verify, else dsp (separation.registry.default_model)
+CLEARSTEM_DEFAULT_MODEL = env.str("CLEARSTEM_DEFAULT_MODEL", default="")
 CLEARSTEM_SEPARATION_DEVICE = env.str("CLEARSTEM_SEPARATION_DEVICE", default="auto")
 # A worker process keeps one separation pipeline per model: decoder processes (0: one per spare
 # core, at most 12, on a GPU; 1 on CPU) and chunks per forward pass (0: the engine's default).

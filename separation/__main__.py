@@ -17,7 +17,7 @@ from .apply import ChunkParams
 from .audio_io import AudioReadError, AudioStream
 from .engine import Cancelled
 from .pipeline import PipelineConfig, Request, separate_many
-from .registry import ModelUnavailable, get_engine, list_models
+from .registry import ModelUnavailable, default_model, get_engine, list_models
 from .run import separate_file
 
 
@@ -38,7 +38,7 @@ def bar(name: str):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m separation", description="Separate audio files into stems.")
     p.add_argument("inputs", nargs="*", type=Path)
-    p.add_argument("--model", default="dsp")
+    p.add_argument("--model", help="default: the shipped separator when its weights verify, else dsp")
     p.add_argument("--model-dir", default=os.environ.get("CLEARSTEM_MODEL_DIR"))
     p.add_argument("--out", type=Path)
     p.add_argument("--stems", nargs="+", help="subset of the model's stems (default: all)")
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give INPUT files and --out DIR (or --list)")
     if args.overlap is not None and not 0 <= args.overlap < 1:
         p.error("--overlap is a fraction in [0, 1)")
+    args.model = args.model or default_model(args.model_dir)
     try:
         engine = get_engine(args.model, args.model_dir, device=args.device, precision=args.precision)
     except (ModelUnavailable, ValueError) as exc:

@@ -38,8 +38,8 @@ BLOCK = 1 << 16
 
 
 class AudioStream:
-    """Decode a file block by block (about `block` samples each) at `rate` (None: its own rate)
-    as float32 [channels, n].
+    """Decode a file block by block (`block` samples each, the last one shorter) at `rate`
+    (None: its own rate) as float32 [channels, n].
 
     `source_rate`, `source_channels` and `source_bits` describe the file; `source_samples`
     counts the samples decoded so far at the source rate (final once iteration ends)."""
@@ -59,28 +59,23 @@ class AudioStream:
         self.channels = channels or min(self.source_channels, 2)
         self.source_samples = 0
         self.block = block
+        # FFmpeg's filter graph converts and gathers the frames into blocks of exactly `block`
+        # samples (the last one shorter): one array per block, not one per frame concatenated
         self._resampler = av.AudioResampler(format="fltp", layout="stereo" if self.channels == 2 else "mono",
-                                            rate=self.rate)
+                                            rate=self.rate, frame_size=block)
 
     def __iter__(self):
-        pending, size = [], 0
         try:
             for frame in self.container.decode(self.stream):
                 self.source_samples += frame.samples
                 for out in self._resampler.resample(frame):
-                    pending.append(out.to_ndarray())
-                    size += out.samples
-                if size >= self.block:
-                    yield np.concatenate(pending, axis=1)
-                    pending, size = [], 0
+                    yield out.to_ndarray()
             for out in self._resampler.resample(None):
-                pending.append(out.to_ndarray())
+                yield out.to_ndarray()
         except av.error.FFmpegError as exc:
             raise AudioReadError(f"decoding failed: {describe_av_error(exc)}") from exc
         finally:
             self.container.close()
-        if pending:
-            yield np.concatenate(pending, axis=1)
 
 
 class StemWriter:

@@ -11,7 +11,9 @@ time with the batch size barely mattering). Here each stage runs beside the othe
   stream; chunks are cut, batched across every file in flight, run (bf16/fp16 autocast on
   CUDA, batches padded to one shape for `cudnn.benchmark`), blended with the transition window
   and normalised on the device (`apply.StreamingSeparator`), converted to 16/24-bit integers on
-  the device and copied back on a second stream;
+  the device and copied back on a second stream. On CPU, `HostBlend` and `pcm_into` do the same
+  in numpy, summing only where chunks overlap, straight into the writers' buffers: there the
+  blend's memory passes and torch's thread hand-offs cost more than a light model;
 - **writers**: a thread pool (libsndfile encodes with the GIL released) writes each file's
   stems in order into `.partial` files, renamed into place only when the file is complete, so
   a failed or cancelled file leaves no stem behind.
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -204,16 +206,18 @@ class DecoderPool:
 
 
 class StagingRing:
-    """Fixed host buffers for copies between host and device, reused. On CUDA they are pinned
-    once, up front: a pinned allocation inside the loop (what `pin_memory()` does for a size
-    it has not cached) can stall the device, and cached blocks of many sizes pile up in the
-    process's memory. `get` waits for a free buffer, which bounds what waits for the writers."""
+    """Fixed host buffers for output on its way to the writers, reused. On CUDA they are
+    pinned once, up front: a pinned allocation inside the loop (what `pin_memory()` does for a
+    size it has not cached) can stall the device, and cached blocks of many sizes pile up in
+    the process's memory. On CPU the integers are made straight into them: a fresh tensor per
+    block is fresh pages, faulted in each time. `get` waits for a free buffer, which bounds
+    what waits for the writers; the last one returned goes out first (its pages are warm)."""
 
-    def __init__(self, count: int, nbytes: int, pin: bool, allocate: bool = True):
+    def __init__(self, count: int, nbytes: int, pin: bool):
         self.nbytes = nbytes
-        self._free: queue.Queue = queue.Queue()
-        for _ in range(count):  # without `allocate` the buffers are only permits (CPU: no copy needed)
-            self._free.put(torch.empty(nbytes if allocate else 0, dtype=torch.uint8, pin_memory=pin))
+        self._free: queue.Queue = queue.LifoQueue()
+        for _ in range(count):
+            self._free.put(torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin))
 
     def get(self) -> torch.Tensor:
         return self._free.get()
@@ -347,6 +351,126 @@ def to_pcm(block: torch.Tensor, bits: int) -> torch.Tensor:
     return x.transpose(-1, -2).contiguous()
 
 
+class HostBlend(StreamingSeparator):
+    """`StreamingSeparator`'s blend for CPU, with its arithmetic in its order (so the same
+    values) but none of its whole-output passes: a sample that one chunk alone covers at window
+    weight 1 is that chunk's output as it is (a -0 stays -0: no integer or resampled stem shows
+    it), so only the overlaps are summed and normalised; the rest goes on as views of the
+    model's output. `ready` yields pieces [S, C, m] in order.
+    Input and overlaps go through numpy, or torch calls below its parallel grain: torch would
+    split them over the cores, and its OpenMP workers spin-wait after each call (as much CPU
+    again as the work, measured), on cores the decoders and writers need. Needs overlap <=
+    segment / 2."""
+
+    GRAIN = 32768  # elements: at::internal::GRAIN_SIZE, below which a torch CPU op runs on its caller's thread
+
+    def __init__(self, params: ChunkParams, channels: int):
+        super().__init__(None, params, channels)
+        if 2 * params.overlap > params.segment:
+            raise ValueError("HostBlend needs overlap <= segment / 2")
+        o, w = params.overlap, self.window
+        self.fade_in, self.fade_out = w[:o], w[params.segment - o:]
+        # an overlap's weights, summed as the whole-buffer blend sums them (0 + fade-out + fade-in)
+        self.both = torch.from_numpy(self.fade_out.numpy() + self.fade_in.numpy())
+        self.parts: collections.deque = collections.deque()  # [start, values, weights or None (all 1)]
+
+    def push(self, block) -> None:
+        block = torch.as_tensor(block, dtype=torch.float32)
+        self.inbuf = torch.from_numpy(np.concatenate([self.inbuf.numpy(), block.numpy()], axis=1))
+        self.total += block.shape[1]
+        while self.next_chunk + self.p.segment <= self.total:
+            self._queue_chunk()
+
+    def close(self) -> None:
+        """The tail's zero padding, added here so that no chunk needs torch's."""
+        if not self.closed:
+            self.inbuf = torch.from_numpy(np.pad(self.inbuf.numpy(), ((0, 0), (0, self.p.segment))))
+        super().close()
+
+    def absorb(self, starts: list[int], results: torch.Tensor) -> None:
+        results = torch.as_tensor(results, dtype=torch.float32)
+        o, seg = self.p.overlap, self.p.segment
+        for start, est in zip(starts, results):
+            if o:
+                last = self.parts[-1] if self.parts else None
+                if last is not None and last[2] is not None and last[0] == start:  # the previous chunk's fade-out
+                    self._addcmul(last[1], est[:, :, :o], self.fade_in)
+                    last[2] = self.both
+                else:  # the input's first chunk
+                    self.parts.append([start, self._addcmul(None, est[:, :, :o], self.fade_in), self.fade_in])
+            if seg > 2 * o:
+                self.parts.append([start + o, est[:, :, o:seg - o], None])
+            if o:
+                self.parts.append([start + seg - o, self._addcmul(None, est[:, :, seg - o:], self.fade_out),
+                                   self.fade_out])
+        self.running -= len(starts)
+        if self.progress:
+            self.progress(min(self.next_chunk, self.total))
+
+    def _addcmul(self, acc: torch.Tensor | None, est: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """acc (None: zeros) += est · w, fused as `addcmul_` is, in serial pieces."""
+        if acc is None:
+            acc = torch.from_numpy(np.zeros(est.shape, np.float32))
+        step = max(1, (self.GRAIN - 1) // (est.shape[0] * est.shape[1]))
+        for a in range(0, est.shape[2], step):
+            acc[:, :, a:a + step].addcmul_(est[:, :, a:a + step], w[a:a + step])
+        return acc
+
+    def ready(self) -> Iterator[torch.Tensor]:
+        limit = self.pending[0][0] if self.pending else (self.total if self.closed else self.next_chunk)
+        end = min(limit, self.total)
+        if self.running:
+            return
+        while self.parts and self.out_start < end:
+            start, values, weights = part = self.parts[0]
+            m = min(values.shape[2], end - start)
+            if m == values.shape[2]:
+                self.parts.popleft()
+            else:  # the rest is past the end of the input, or (never expected) later than `end`
+                part[0], part[1] = start + m, values[:, :, m:]
+                if weights is not None:
+                    part[2] = weights[m:]
+                values = values[:, :, :m]
+                weights = None if weights is None else weights[:m]
+            self.out_start = start + m
+            if weights is not None:
+                np.divide(values.numpy(), weights.numpy(), out=values.numpy())
+            yield values
+        if self.closed and self.out_start >= self.total:
+            self.parts.clear()  # past the input's end: it would hold the model's output
+
+    def drop(self) -> None:
+        super().drop()
+        self.parts.clear()
+
+
+def pcm_into(src: np.ndarray, dst: np.ndarray, bits: int, mono: bool, scratch: np.ndarray) -> None:
+    """`to_pcm` on the host: float [C, n] -> integers `dst` [n, C'] (C' = 1 with `mono`: the
+    channels' mean), bit for bit the same. In numpy, piece by piece through `scratch` [C, k]
+    float32, so each step runs in cache and on this thread only (torch would spread it over
+    the cores, which here are the decoders' and writers')."""
+    step = scratch.shape[1]
+    with np.errstate(invalid="ignore"):  # NaN becomes 0, as in torch
+        for a in range(0, src.shape[1], step):
+            b = min(src.shape[1], a + step)
+            s = scratch[:dst.shape[1], :b - a]
+            if mono:  # the mean (L + R) / 2 and the scaling below, both exact powers of two, in one
+                np.add(src[:1, a:b], src[1:2, a:b], out=s)
+                np.multiply(s, np.float32(2.0**14 if bits == 16 else 2.0**30), out=s)
+            else:
+                np.multiply(src[:, a:b], np.float32(2.0**15 if bits == 16 else 2.0**31), out=s)
+            np.rint(s, out=s)
+            if bits == 16:
+                np.clip(s, np.float32(-32768), np.float32(32767), out=s)
+            else:
+                np.multiply(s, np.float32(1 / 256), out=s)
+                np.floor(s, out=s)
+                np.clip(s, np.float32(-(2**23)), np.float32(2**23 - 1), out=s)
+                np.multiply(s, np.float32(256), out=s)
+            for c, row in enumerate(s):  # interleaved: one strided store per channel
+                dst[a:b, c] = row
+
+
 # -- the pipeline -----------------------------------------------------------------------------------
 
 @dataclass
@@ -368,7 +492,7 @@ class _File:
 
 class Profile:
     """Seconds per stage, summed: device stages by CUDA events (on CPU, wall time), decoding as
-    the children report it, writing as the writer threads spend it."""
+    the children report it (their CPU time), writing as the writer threads spend it."""
 
     STAGES = ("decode", "wait_input", "pin", "h2d", "model", "overlap_add", "d2h", "wait_writers", "write")
 
@@ -441,8 +565,8 @@ class SeparationPipeline:
         self.decoders = DecoderPool(self.config.decoders, self.config.queued_blocks)
         self.lanes = SerialLanes(self.config.writers)
         stage = self.config.stage_kib << 10
-        self._d2h_ring = StagingRing(max(2, (self.config.write_backlog_mb << 20) // stage), stage, pin=self.cuda,
-                                     allocate=self.cuda)
+        self._d2h_ring = StagingRing(max(2, (self.config.write_backlog_mb << 20) // stage), stage, pin=self.cuda)
+        self._scratch = np.empty((2, 32768), np.float32)  # `pcm_into`'s, on the driver thread
         if self.cuda:  # a decoded block is at most `block` + one decoder read (65536 samples), stereo float32
             block_bytes = (int(self.config.block_seconds * (engine.info.sample_rate or 48000)) + 2 * 65536) * 2 * 4
             self._h2d_ring = StagingRing(max(4, self.config.queued_blocks), block_bytes, pin=True)
@@ -585,7 +709,11 @@ class SeparationPipeline:
             f.index_t = torch.tensor(f.index, device=self.device)
         f.expected = meta.get("expected")
         f.mono_out = int(meta["source_channels"]) == 1 and int(meta["channels"]) == 2
-        f.stream = StreamingSeparator(None, self._params[rate], int(meta["channels"]), device=self.device)
+        params = self._params[rate]
+        if self.cuda or 2 * params.overlap > params.segment:
+            f.stream = StreamingSeparator(None, params, int(meta["channels"]), device=self.device)
+        else:
+            f.stream = HostBlend(params, int(meta["channels"]))
         try:
             f.writer = FileWriter(f.handle.request, f.stems, rate, meta, f.bits)
         except (OSError, RuntimeError, sf.LibsndfileError) as exc:
@@ -653,7 +781,10 @@ class SeparationPipeline:
         i = 0
         while i < len(taken):
             part = taken[i:i + size]
-            x = torch.stack([c for _, _, c in part])
+            if self.cuda:
+                x = torch.stack([c for _, _, c in part])
+            else:  # numpy: one thread, no OpenMP spinning after it
+                x = torch.from_numpy(np.stack([c.numpy() for _, _, c in part]))
             pad = size - len(part) if self.config.pad_batches else 0
             if pad:
                 x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
@@ -697,6 +828,8 @@ class SeparationPipeline:
             self._finish_file(f)
 
     def _write_block(self, f: _File, block: torch.Tensor) -> None:
+        if not self.cuda:
+            return self._write_host(f, block.numpy())
         with self.profile.timed("overlap_add", self.device):
             out = block if f.index_t is None else block.index_select(0, f.index_t)  # [stems, C, n]
             if not f.writer.resampled:  # integers made here; resampling needs floats
@@ -707,34 +840,58 @@ class SeparationPipeline:
         axis = 1 if not f.writer.resampled else 2
         per_sample = out.numel() // out.shape[axis] * out.element_size()
         step = max(1, self._d2h_ring.nbytes // per_sample)
-        if self.cuda:
-            self.d2h_stream.wait_stream(torch.cuda.current_stream(self.device))
-            out.record_stream(self.d2h_stream)
+        self.d2h_stream.wait_stream(torch.cuda.current_stream(self.device))
+        out.record_stream(self.d2h_stream)
         for a in range(0, out.shape[axis], step):
             piece = out.narrow(axis, a, min(step, out.shape[axis] - a))
-            t0 = time.perf_counter()
-            buf = self._d2h_ring.get()  # bounded host memory: wait for the writers
-            self.profile.add("wait_writers", time.perf_counter() - t0)
-            if self.cuda:
-                host = staged(buf, piece)
-                with torch.cuda.stream(self.d2h_stream), self.profile.timed("d2h", self.device):
-                    host.copy_(piece, non_blocking=True)
-                    ready = torch.cuda.Event()
-                    ready.record(self.d2h_stream)
-            else:  # already in host memory: the writer takes the piece itself
-                host, ready = piece, None
+            buf = self._ring_get()
+            host = staged(buf, piece)
+            with torch.cuda.stream(self.d2h_stream), self.profile.timed("d2h", self.device):
+                host.copy_(piece, non_blocking=True)
+                ready = torch.cuda.Event()
+                ready.record(self.d2h_stream)
+            self._submit_write(f, host.numpy(), buf, ready)
 
-            def write(f=f, host=host, ready=ready, buf=buf):
-                try:
-                    if ready is not None:
-                        ready.synchronize()
-                    t0 = time.perf_counter()
-                    f.writer.write(host.numpy())
-                    self.profile.add("write", time.perf_counter() - t0)
-                finally:
-                    self._d2h_ring.put(buf)
+    def _write_host(self, f: _File, block: np.ndarray) -> None:
+        """CPU: each wanted stem of `block` [S, C, n] float32 goes straight into a ring buffer,
+        as integers [stems, n, C] or, for the resampler, floats [stems, C, n]."""
+        floats = f.writer.resampled  # the resampler takes floats, and makes mono itself
+        channels = 1 if f.mono_out and not floats else block.shape[1]
+        dtype = np.float32 if floats else np.int16 if f.bits == 16 else np.int32
+        per_sample = len(f.index) * channels * np.dtype(dtype).itemsize
+        step = max(1, self._d2h_ring.nbytes // per_sample)
+        for a in range(0, block.shape[2], step):
+            m = min(step, block.shape[2] - a)
+            buf = self._ring_get()
+            with self.profile.timed("overlap_add", self.device):
+                if floats:
+                    host = buf.numpy()[:m * per_sample].view(dtype).reshape(len(f.index), block.shape[1], m)
+                    for dst, i in zip(host, f.index):
+                        np.copyto(dst, block[i, :, a:a + m])
+                else:
+                    host = buf.numpy()[:m * per_sample].view(dtype).reshape(len(f.index), m, channels)
+                    for dst, i in zip(host, f.index):
+                        pcm_into(block[i, :, a:a + m], dst, f.bits, f.mono_out, self._scratch)
+            self._submit_write(f, host, buf, None)
 
-            self.lanes.submit(f.handle.fid, write)
+    def _ring_get(self) -> torch.Tensor:
+        t0 = time.perf_counter()
+        buf = self._d2h_ring.get()  # bounded host memory: wait for the writers
+        self.profile.add("wait_writers", time.perf_counter() - t0)
+        return buf
+
+    def _submit_write(self, f: _File, host: np.ndarray, buf: torch.Tensor, ready) -> None:
+        def write():
+            try:
+                if ready is not None:
+                    ready.synchronize()
+                t0 = time.perf_counter()
+                f.writer.write(host)
+                self.profile.add("write", time.perf_counter() - t0)
+            finally:
+                self._d2h_ring.put(buf)
+
+        self.lanes.submit(f.handle.fid, write)
 
     def _finish_file(self, f: _File) -> None:
         self._forget(f)

@@ -1,10 +1,14 @@
 """The model registry: which engines exist, and whether each can run here.
 
-`dsp` needs no weights and is always available. Neural models are listed in
-`CLEARSTEM_MODEL_DIR/models.json`, each with its weights file and the SHA-256 pinned when the
-operator installed it (`python -m separation.install_model`). Web processes read only the
-manifest (weights live on GPU workers); a worker re-hashes the file before loading and refuses a
-missing or different file with a clear reason — it never runs unpinned weights.
+`dsp` needs no weights and is always available. ClearStem's own trained separator ships in the
+repository (`separation/weights/`, its card beside it, its SHA-256 pinned in `BUILTIN_MODELS`
+below), so the embedded default and commercial jobs use it with no download; it is the default
+model whenever its weights verify, and `dsp` is the fallback when they do not. Other neural
+models are listed in `CLEARSTEM_MODEL_DIR/models.json`, each with its weights file and the
+SHA-256 pinned when the operator installed it (`python -m separation.install_model`). Web
+processes read only the manifest (weights live on GPU workers); a worker re-hashes the file before
+loading and refuses a missing or different file with a clear reason — it never runs unpinned
+weights.
 """
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ from .dsp import DSPSeparator
 from .engine import Engine, ModelInfo
 
 MANIFEST = "models.json"
+BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
+#: Models shipped in the repository: name -> SHA-256 of `BUILTIN_DIR/<name>.pt`, pinned here (not
+#: read from the card beside it, so a swapped file and card are refused together).
+BUILTIN_MODELS = {"clearstem-bandsplit-v1": "8ec879520671d9d5208c695ce3e572b936072282355dfc7e728e9a89f0dfa445"}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
 BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py
@@ -75,15 +83,36 @@ _LOCK = threading.Lock()
 _MANIFESTS: dict[str, tuple[tuple, dict]] = {}
 
 
+def _builtin() -> dict[str, dict]:
+    """The shipped models' entries, from their cards (weights as absolute paths; pins from
+    `BUILTIN_MODELS`). A missing card leaves the model listed, unavailable, with the reason."""
+    out = {}
+    for name, pinned in BUILTIN_MODELS.items():
+        card = BUILTIN_DIR / f"{name}.json"
+        try:
+            entry = json.loads(card.read_text())
+        except (OSError, ValueError) as exc:
+            entry = {"architecture": "bandsplit-rnn", "stems": [], "sample_rate": 44100,
+                     "card_error": f"model card {card} is unreadable: {exc}"}
+        out[name] = {**entry, "name": name, "builtin": True,
+                     "weights": str(BUILTIN_DIR / f"{name}.pt"), "sha256": pinned}
+    return out
+
+
 def _manifest(model_dir: str | None) -> dict[str, dict]:
-    """The installed models, re-read only when models.json changes (list pages ask per job)."""
+    """The shipped and installed models; models.json is re-read only when it changes (list pages
+    ask per job). An installed entry cannot shadow a shipped model's name."""
+    builtin = _MANIFESTS.get("builtin")
+    if builtin is None:
+        builtin = ((), _builtin())
+        _MANIFESTS["builtin"] = builtin
     if not model_dir:
-        return {}
+        return builtin[1]
     path = Path(model_dir) / MANIFEST
     try:
         st = path.stat()
     except FileNotFoundError:
-        return {}
+        return builtin[1]
     key = (str(path), st.st_mtime_ns, st.st_size)
     cached = _MANIFESTS.get(str(path))
     if cached is not None and cached[0] == key:
@@ -93,8 +122,25 @@ def _manifest(model_dir: str | None) -> dict[str, dict]:
         manifest = {e["name"]: {**KNOWN_MODELS.get(e["name"], {}), **e} for e in entries}
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelUnavailable("*", f"{path} is not a valid model manifest: {exc}") from exc
+    manifest.update(builtin[1])
     _MANIFESTS[str(path)] = (key, manifest)
     return manifest
+
+
+def default_model(model_dir: str | None = None, configured: str = "") -> str:
+    """The model a job gets when it names none: `configured` (CLEARSTEM_DEFAULT_MODEL) when set,
+    else the first shipped model whose weights verify, else `dsp` — the fallback that needs no
+    weights, so a checkout with a damaged weights file still separates (and says why in
+    `list_models`)."""
+    if configured:
+        return configured
+    for name in BUILTIN_MODELS:
+        try:
+            check_weights(name, model_dir)
+            return name
+        except ModelUnavailable:
+            continue
+    return "dsp"
 
 
 def _files(entry: dict) -> list[tuple[str, str]]:
@@ -129,7 +175,9 @@ def model_info(name: str, model_dir: str | None = None) -> ModelInfo:
         weights_licence=entry.get("weights_licence", "unknown"), training_data=entry.get("training_data", "unknown"),
         commercial_use=bool(entry.get("commercial_use", False)), fidelity="high",
         parameters={"config": entry.get("config", {}),
-                    "weights_files": [{"file": f, "sha256": h} for f, h in _files(entry)]},
+                    "weights_files": [{"file": Path(f).name, "sha256": h} for f, h in _files(entry)],
+                    **({"training_data_manifest_sha256": entry["training_data_manifest_sha256"]}
+                       if entry.get("training_data_manifest_sha256") else {})},
     )
 
 
@@ -138,9 +186,11 @@ def check_weights(name: str, model_dir: str | None) -> list[Path]:
     entry = _manifest(model_dir).get(name)
     if entry is None:
         raise ModelUnavailable(name, "not in the model manifest")
+    if entry.get("card_error"):
+        raise ModelUnavailable(name, entry["card_error"])
     paths = []
     for file, pinned in _files(entry):
-        path = Path(model_dir) / file
+        path = Path(file) if entry.get("builtin") else Path(model_dir) / file
         if not path.exists():
             raise ModelUnavailable(name, f"weights file {path} is missing")
         actual = file_sha256(path)
@@ -229,6 +279,8 @@ def install_model(weights, name: str, model_dir: Path, config: dict | None = Non
     """Copy weights into the model dir and pin their SHA-256 in the manifest. `weights` is one
     file or, for a bag of models, the list in the bag's order (`htdemucs_ft`'s comes from the
     demucs package)."""
+    if name in BUILTIN_MODELS:
+        raise ValueError(f"{name!r} is a model shipped with ClearStem; install under another name")
     model_dir.mkdir(parents=True, exist_ok=True)
     files = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     names, hashes = [], []

@@ -6,6 +6,8 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
         [--select-every 1000] [--workers 0] [--allow-noncommercial]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
+    python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
+                                                             # + the model card the repository ships
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
 set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
@@ -251,17 +253,62 @@ def train(args) -> dict:
     return {"step": step, "best_select_sdr": best}
 
 
-def export(checkpoint: Path, to: Path) -> dict:
+def training_statement(manifest: dict) -> tuple[str, str]:
+    """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
+    learned from (the train and select splits only: val never enters them), in words a label's
+    lawyer can check against the manifest it names."""
+    used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
+    songs = sorted({r["song"] for r in used})
+    fonts = {f["id"]: f for f in manifest["soundfonts"]}
+    used_fonts = sorted({r["soundfont"] for r in used})
+    sources = {s["id"]: s for s in manifest["sources"]}
+    licences = sorted({s["licence"] for s in manifest["sources"] if s["id"] in songs}
+                      | {fonts[f]["licence"] for f in used_fonts})
+    styles = sorted({sources[s]["composition"]["style"] for s in songs if "composition" in sources.get(s, {})})
+    vocals = sorted({str((sources[s].get("vocals") or {}).get("kind", "")) for s in songs if s in sources} - {""})
+    fonts_words = "; ".join(f"{fonts[f]['file']} ({fonts[f]['licence']})" for f in used_fonts)
+    data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: {len(songs)} songs composed "
+            f"procedurally by ClearStem ({', '.join(styles)}), rendered per stem with {fonts_words}; "
+            f"vocals stem: {', '.join(vocals) or 'see the manifest'} — no human voice, no third-party "
+            "recordings or MIDI")
+    commercial = bool(manifest.get("commercial_use"))
+    weights = (f"ClearStem's own weights; every training input's licence allows commercial use ({', '.join(licences)})"
+               if commercial else f"ClearStem's own weights; NOT commercial-clean (inputs: {', '.join(licences)})")
+    return data, weights
+
+
+def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
-    what `python -m separation.install_model` needs to know about them."""
+    what the registry needs to know about them. With the training set (`data`) and a `name`,
+    also the model card `to` with suffix .json — what `separation/weights/` ships beside the
+    weights (the registry's `BUILTIN_MODELS` pins their SHA-256)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.contiguous() for k, v in ckpt["model"].items()}, to)
     cfg = ckpt["config"]
-    return {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
-            "config": {"dim": cfg["dim"], "layers": cfg["layers"]}, "step": ckpt["step"],
-            "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
-            "commercial_use": cfg["commercial_use"]}
+    out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
+           "config": {"dim": cfg["dim"], "layers": cfg["layers"]}, "step": ckpt["step"],
+           "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
+           "commercial_use": cfg["commercial_use"]}
+    if data is not None and name:
+        manifest = load_set(data, allow_noncommercial=True)
+        if manifest["_sha256"] != cfg["data_manifest_sha256"]:
+            raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
+                                   f"{data} is {manifest['_sha256']}")
+        training_data, weights_licence = training_statement(manifest)
+        digest = hashlib.sha256(to.read_bytes()).hexdigest()
+        card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
+                "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
+                "training_data": training_data, "training_data_manifest_sha256": cfg["data_manifest_sha256"],
+                "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
+                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {
+                    "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
+                    "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
+        tmp = to.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, to.with_suffix(".json"))
+        out |= {"card": str(to.with_suffix(".json")), "sha256": digest}
+    return out
 
 
 def main(argv=None) -> int:
@@ -271,8 +318,15 @@ def main(argv=None) -> int:
         ex = argparse.ArgumentParser(prog="python -m separation.train export")
         ex.add_argument("checkpoint", type=Path)
         ex.add_argument("--to", type=Path, required=True)
+        ex.add_argument("--data", type=Path, help="the training set: also write the model card (needs --name)")
+        ex.add_argument("--name", help="the registry name the card gives the model")
         a = ex.parse_args(argv[1:])
-        print(json.dumps(export(a.checkpoint, a.to)))
+        if bool(a.data) != bool(a.name):
+            ex.error("--data and --name go together")
+        try:
+            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name)))
+        except TrainingSetError as exc:
+            raise SystemExit(f"separation.train export: {exc}") from None
         return 0
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from separation.registry import BUILTIN_MODELS, model_info
 from tests.conftest import grant_body
 
 pytestmark = pytest.mark.slow
@@ -48,14 +49,15 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
             r = label.post("/api/v1/recordings/", files={"file": fh}, data={"title": f"Song {seed}", "isrc": f"QZAAA2600{seed:03d}"})
         assert r.status_code == 201, r.text
         recs[seed] = r.json()
-    r = label.post("/api/v1/licenses/", json=grant_body([recs[11]["id"]], max_downloads=3))
+    r = label.post("/api/v1/licenses/", json=grant_body([recs[11]["id"]], max_downloads=3, commercial=True))
     assert r.status_code == 201, r.text
 
-    # 1. licensed excerpt: identified, cleared under the grant, separated, stems signed
+    # 1. licensed excerpt: identified, cleared under the (commercial) grant, separated by the
+    #    default model — the shipped, commercial-clean separator — and the stems signed
     with open(audio_dir / "excerpt11.flac", "rb") as fh:
         up = producer.post("/api/v1/uploads/", files={"file": fh}).json()
     job = producer.post("/api/v1/jobs/", json={"upload": up["id"], "requested_stems": ["vocals", "drums"], "purpose": "remix",
-                                                "territory": "GB"}).json()
+                                                "territory": "GB", "commercial": True}).json()
     assert job["state"] == "received"
     job = producer.wait(job["id"])
     assert job["state"] == "done", job
@@ -63,7 +65,7 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     (match,) = job["decision"]["matches"]
     assert match["isrc"] == "QZAAA2600011" and abs(match["ref_start_s"] - 4) < 0.5
     assert {s["name"] for s in job["files"]} == {"vocals", "drums"}
-    assert job["model"] == "dsp" and job["model_fidelity"] == "low"
+    assert job["model"] == "clearstem-bandsplit-v1" and job["model_fidelity"] == "high"
     up_after = producer.get(f"/api/v1/uploads/{up['id']}/").json()
     assert up_after["identification_status"] == "done" and up_after["identification"]["matches"]
 
@@ -82,7 +84,12 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     assert ok.returncode == 0 and "VERIFIED" in ok.stdout, ok.stdout + ok.stderr
     record = json.loads(__import__("base64").b64decode(json.loads(bundle_path.read_text())["envelope"]["payload"]))
     assert record["source"]["sha256"] == up["sha256"] and record["rights"]["grants"][0]["terms_digest"]
-    assert record["model"]["name"] == "dsp" and record["model"]["fidelity"] == "low"
+    shipped = model_info("clearstem-bandsplit-v1")
+    assert record["model"]["name"] == "clearstem-bandsplit-v1" and record["model"]["commercial_use"] is True
+    assert record["model"]["weights_sha256"] == shipped.weights_sha256 == BUILTIN_MODELS["clearstem-bandsplit-v1"]
+    assert record["model"]["training_data"] == shipped.training_data and record["model"]["weights_licence"]
+    assert record["model"]["parameters"]["training_data_manifest_sha256"] == shipped.parameters[
+        "training_data_manifest_sha256"]
     # a flipped byte in the stem is caught by the offline verifier
     data = bytearray(stem_path.read_bytes())
     data[len(data) // 2] ^= 0x01

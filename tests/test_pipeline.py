@@ -10,13 +10,16 @@ import soundfile as sf
 import torch
 
 from clearstem.synth import render_song
-from separation.audio_io import AudioReadError
+from separation.apply import ChunkParams, StreamingSeparator
+from separation.audio_io import AudioReadError, AudioStream
 from separation.engine import Cancelled, NullEngine
 from separation.pipeline import (
+    HostBlend,
     PipelineConfig,
     Request,
     SeparationPipeline,
     StagingRing,
+    pcm_into,
     separate_many,
     staged,
     to_pcm,
@@ -180,3 +183,88 @@ def test_staging_buffers_hold_pieces_of_any_layout():
     assert host.shape == piece.shape and torch.equal(host, piece) and host.data_ptr() == buf.data_ptr()
     ring.put(buf)
     assert ring.try_get() is not None and ring.try_get() is not None and ring.try_get() is None
+
+
+def _four_stems(x: torch.Tensor) -> torch.Tensor:
+    """A deterministic stand-in model: [B, C, T] -> [B, 4, C, T], stems unlike each other."""
+    return torch.stack([x * 0.3, 0.01 - 0.7 * x, x * x, torch.sin(3 * x)], dim=1)
+
+
+@pytest.mark.parametrize("params", [ChunkParams(1000, 130, 3), ChunkParams(1000, 0, 2), ChunkParams(900, 450, 4),
+                                    ChunkParams(777, 101, 1, transition_power=2.0)])
+def test_host_blend_gives_the_bits_of_the_whole_buffer_blend(params):
+    """HostBlend sums only the overlaps; the output must still be StreamingSeparator's, bit for
+    bit, whatever the block sizes, batch sizes and length (the tail is zero-padded) — but for
+    the sign of a zero the model gave (the whole-buffer blend adds it to +0), which no 16/24-bit
+    sample or resampled stem can show."""
+    rng = np.random.default_rng(params.segment)
+    audio = rng.standard_normal((2, 5321)).astype(np.float32)
+    audio[:, 100:200] = -0.0
+    outs = []
+    for cls in (lambda: StreamingSeparator(None, params, 2), lambda: HostBlend(params, 2)):
+        stream, got, pos = cls(), [], 0
+        for size in rng.integers(1, 1500, size=100):
+            if pos < audio.shape[1]:
+                stream.push(audio[:, pos:pos + size])
+                pos += size
+            else:
+                stream.close()
+            while stream.pending and (len(stream.pending) >= params.batch or stream.closed):
+                items = stream.take(params.batch)
+                stream.absorb([s for s, _ in items], _four_stems(torch.stack([c for _, c in items])))
+                got += [b.clone() for b in stream.ready()]
+            if stream.done:
+                break
+        assert stream.done
+        outs.append(torch.cat(got, dim=2))
+    old, new = outs
+    assert new.shape == old.shape == (4, 2, audio.shape[1])
+    old, new = old.numpy(), new.numpy()
+    differ = old.view(np.uint32) != new.view(np.uint32)
+    assert np.array_equal(old, new) and not old[differ].any()
+
+
+def test_host_pcm_conversion_is_the_device_one():
+    """pcm_into (numpy, in pieces) against to_pcm (torch), 16 and 24 bit, stereo and mono-mean,
+    on values past full scale, signed zeros and the tiniest ones."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((2, 70001)) * 0.6).astype(np.float32)
+    x[:, :9] = [[-1.5, -1.0, -0.0, 0.0, 1e-38, 1e-45, 0.99999, 1.0, 3.0]] * 2
+    x[1, 9:20] = -x[0, 9:20]
+    scratch = np.empty((2, 4096), np.float32)
+    for bits, dtype in ((16, np.int16), (24, np.int32)):
+        for mono in (False, True):
+            src = torch.from_numpy(x.copy())
+            ref = to_pcm(src.mean(dim=0, keepdim=True) if mono else src, bits).numpy()
+            ours = np.empty(ref.shape, dtype)
+            pcm_into(x, ours, bits, mono, scratch)
+            assert np.array_equal(ours, ref), (bits, mono)
+
+
+def _resampled_blocks(path, rate, channels) -> np.ndarray:
+    """Every frame through the resampler on its own, as AudioStream did before it let the
+    filter graph gather blocks."""
+    import av
+
+    with av.open(str(path)) as c:
+        r = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=rate)
+        out = [o.to_ndarray() for f in c.decode(c.streams.audio[0]) for o in r.resample(f)]
+        out += [o.to_ndarray() for o in r.resample(None)]
+    return np.concatenate(out, axis=1)
+
+
+@pytest.mark.parametrize("subtype,rate,mono,want_channels", [("PCM_16", 44100, False, 2), ("PCM_24", 44100, False, 2),
+                                                             ("FLOAT", 44100, False, 2), ("PCM_16", 44100, True, 1),
+                                                             ("PCM_16", 44100, True, 2), ("PCM_16", 22050, False, 2)])
+def test_audio_stream_gives_the_resamplers_samples_in_whole_blocks(tmp_path, subtype, rate, mono, want_channels):
+    """Blocks are exactly `block` samples long (the last one shorter) and hold the samples that
+    converting frame by frame gives, bit for bit: format only, mono to stereo, another rate."""
+    audio = render_song(51, seconds=2.3).mixture * 1.2  # past full scale too
+    path = tmp_path / ("a.flac" if subtype == "PCM_24" else "a.wav")
+    sf.write(path, audio[0] if mono else audio.T, rate, subtype=subtype)
+    stream = AudioStream(path, rate=44100, channels=want_channels, block=10000)
+    blocks = list(stream)
+    assert all(b.shape[1] == 10000 for b in blocks[:-1]) and 0 < blocks[-1].shape[1] <= 10000
+    got = np.concatenate(blocks, axis=1)
+    ref = _resampled_blocks(path, 44100, want_channels)
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), ref.view(np.uint32))

@@ -77,7 +77,8 @@ def test_missing_or_tampered_weights_are_refused(model_dir, tmp_path):
 
     d = tmp_path / "models"
     shutil.copytree(model_dir, d)
-    assert {s.name: s.available for s in list_models(str(d))} == {"dsp": True, "tiny_hdemucs": True}
+    assert {s.name: s.available for s in list_models(str(d))} == {"dsp": True, "tiny_hdemucs": True,
+                                                                  "clearstem-bandsplit-v1": True}
     info = model_info("tiny_hdemucs", str(d))
     assert info.weights_sha256 == json.loads((d / "models.json").read_text())["models"][0]["sha256"]
     data = bytearray((d / "tiny_hdemucs.pt").read_bytes())

@@ -63,12 +63,22 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, t
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
 
 
-def test_trained_weights_install_and_separate_like_any_pinned_model(tiny_set, tmp_path):
+def test_trained_weights_install_and_separate_like_any_pinned_model(tiny_set, tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY]) == 0
     card = train.export(run / "best.pt", tmp_path / "bandsplit.pt")
     assert card["architecture"] == "bandsplit-rnn" and card["config"] == {"dim": 8, "layers": 1}
     assert card["training_data_manifest_sha256"] == train.load_set(tiny_set)["_sha256"]
+    # with the set and a name, export also writes the model card the repository ships
+    shipped = train.export(run / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    written = json.loads((tmp_path / "ship" / "tiny-v1.json").read_text())
+    assert written["sha256"] == shipped["sha256"] == registry.file_sha256(tmp_path / "ship" / "tiny-v1.pt")
+    assert written["training_data_manifest_sha256"] == card["training_data_manifest_sha256"]
+    assert card["training_data_manifest_sha256"] in written["training_data"] and "no human voice" in written["training_data"]
+    assert written["commercial_use"] is True and "allows commercial use" in written["weights_licence"]
+    with pytest.raises(SystemExit) as exited:
+        train.main(["export", str(run / "best.pt"), "--to", str(tmp_path / "x.pt"), "--name", "x"])
+    assert exited.value.code == 2 and "--data and --name go together" in capsys.readouterr().err
     models = tmp_path / "models"
     assert install_model.main([str(tmp_path / "bandsplit.pt"), "--name", "clearstem-bandsplit-test", "--model-dir",
                                str(models), "--architecture", "bandsplit-rnn", "--stems", *card["stems"],

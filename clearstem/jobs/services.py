@@ -21,7 +21,7 @@ from licensing.metering import check_separation, do_decide_separation
 from licensing.models import Recording
 from licensing.requests import do_create_license_requests
 from provenance.services import sign_statement
-from separation.registry import ModelUnavailable, model_info
+from separation.registry import ModelUnavailable, default_model, model_info
 from sharedcore.errors import Conflict, DomainError, NotFound, PermissionDenied
 
 from .dispatch import send_process_job, send_separate_job
@@ -47,7 +47,7 @@ def expand_stems(stems) -> list[str]:
 def do_create_job(user, upload, *, stems, purpose, commercial, territory, attestation=None, model=None) -> Job:
     if not user.is_producer or not user.can_write:
         raise PermissionDenied("permission_denied", "only producers with write access can request separations")
-    model = model or settings.CLEARSTEM_DEFAULT_MODEL
+    model = model or default_model(settings.CLEARSTEM_MODEL_DIR, settings.CLEARSTEM_DEFAULT_MODEL)
     try:
         info = model_info(model, settings.CLEARSTEM_MODEL_DIR)
     except ModelUnavailable as exc:

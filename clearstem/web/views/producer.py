@@ -32,7 +32,7 @@ from licensing.metering import grants_for, remaining_caps
 from licensing.models import LicenseGrant
 from licensing.requests import do_withdraw_license_request
 from provenance.services import stem_bundle
-from separation.registry import list_models
+from separation.registry import default_model, list_models
 from sharedcore.errors import DomainError
 from sharedcore.media import DELIVERY_FORMATS
 
@@ -168,7 +168,7 @@ def _upload_context(request, up, form=None, errors=None, source=None):
         "purposes": [(p, present.PURPOSE_LABELS[p]) for p in purposes],
         "models": [m for m in list_models(settings.CLEARSTEM_MODEL_DIR) if m.available],
         "attestation_text": ATTESTATION_TEXT,
-        "form": form or {**initial, "model": settings.CLEARSTEM_DEFAULT_MODEL},
+        "form": form or {**initial, "model": default_model(settings.CLEARSTEM_MODEL_DIR, settings.CLEARSTEM_DEFAULT_MODEL)},
         "errors": errors or {},
     }
 
