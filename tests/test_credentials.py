@@ -29,6 +29,7 @@ from provenance.credentials import ASSERTION, TRAINING_MINING, sniff_mime
 from provenance.keys import c2pa_credentials, get_signer
 from provenance.models import LedgerEntry
 from provenance.verify import verify_embedded
+from separation.registry import BUILTIN_MODELS
 from sharedcore.media import encode_preview
 from tests.test_jobs import make_job
 
@@ -69,7 +70,11 @@ def _check_delivered_format(clients, catalog, done_stem, fmt, tmp_path):
     actions = labels["c2pa.actions.v2"]["actions"]
     assert [a["action"] for a in actions] == ["c2pa.opened", "c2pa.edited"]
     params = actions[1]["parameters"]
-    assert params["model"] == "dsp" and params["weights_licence"] and params["training_data"]
+    # the shipped, pinned separator is the default: its hash and training-data manifest travel in the file
+    assert params["model"] == done_stem.job.model == "clearstem-bandsplit-v1"
+    assert params["weights_sha256"] == BUILTIN_MODELS["clearstem-bandsplit-v1"]
+    assert params["weights_licence"] and params["training_data"]
+    assert json.loads(params["inference"])["training_data_manifest_sha256"]
     assert actions[1]["softwareAgent"]["name"] == "ClearStem"
     [parent] = manifest["ingredients"]
     assert parent["relationship"] == "parentOf" and parent["title"] == done_stem.job.upload.original_name
