@@ -31,7 +31,7 @@ MANIFEST = "models.json"
 BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: Models shipped in the repository: name -> SHA-256 of `BUILTIN_DIR/<name>.pt`, pinned here (not
 #: read from the card beside it, so a swapped file and card are refused together).
-BUILTIN_MODELS = {"clearstem-bandsplit-v1": "8ec879520671d9d5208c695ce3e572b936072282355dfc7e728e9a89f0dfa445"}
+BUILTIN_MODELS = {"clearstem-bandsplit-v1": "2cc96cbf4cde0644105af5a5cf3442025822456efe9b3b3139b98b60e08ed6ff"}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
 BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py
