@@ -195,15 +195,16 @@ def main() -> None:
         r["peak_rss_mib_30s"] = rss
         results["engines"]["hdemucs_high (random init)"] = r
 
-    # a long input: streaming keeps memory flat
+    # a long input: streaming keeps memory flat (--long-minutes 0: skipped)
     long_path = tmp / "long.flac"
-    with sf.SoundFile(long_path, "w", samplerate=44100, channels=2, subtype="PCM_16") as fh:
-        written = 0
-        while written < args.long_minutes * 60 * 44100:
-            for song in songs:
-                fh.write(song["mixture"].T)
-                written += song["mixture"].shape[1]
-    for name in ["dsp"] + ([args.model] if args.model else []):
+    written = 0
+    if args.long_minutes > 0:
+        with sf.SoundFile(long_path, "w", samplerate=44100, channels=2, subtype="PCM_16") as fh:
+            while written < args.long_minutes * 60 * 44100:
+                for song in songs:
+                    fh.write(song["mixture"].T)
+                    written += song["mixture"].shape[1]
+    for name in ["dsp"] + ([args.model] if args.model else []) if written else []:
         cli = [str(long_path), "--model", name, "--out", str(tmp / f"long-{name}")]
         secs, rss = run_cli_peak_rss(cli + (["--model-dir", args.model_dir] if args.model_dir else []))
         results["engines"][name]["long_input"] = {"minutes": written / 44100 / 60, "seconds": secs,
