@@ -81,6 +81,9 @@ class ModelStatus:
 _LOADED: dict[tuple, Engine] = {}
 _LOCK = threading.Lock()
 _MANIFESTS: dict[str, tuple[tuple, dict]] = {}
+#: shipped models whose weights `default_model` verified, with the (path, mtime, size) it hashed; the
+#: worker still re-hashes before loading, so this only picks the name
+_DEFAULT_CHECKED: dict[str, tuple[str, int, int]] = {}
 
 
 def _builtin() -> dict[str, dict]:
@@ -135,11 +138,20 @@ def default_model(model_dir: str | None = None, configured: str = "") -> str:
     if configured:
         return configured
     for name in BUILTIN_MODELS:
+        path = BUILTIN_DIR / f"{name}.pt"
         try:
-            check_weights(name, model_dir)
-            return name
-        except ModelUnavailable:
+            st = path.stat()
+        except OSError:
             continue
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if _DEFAULT_CHECKED.get(name) != key:  # pages and job requests ask often: hash once per file version
+            try:
+                check_weights(name, model_dir)
+            except ModelUnavailable:
+                _DEFAULT_CHECKED.pop(name, None)
+                continue
+            _DEFAULT_CHECKED[name] = key
+        return name
     return "dsp"
 
 
