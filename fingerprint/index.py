@@ -265,7 +265,7 @@ class IndexStore:
         merge = list(index.segments)
         keep: list[Segment] = []
         if tiered:  # keep the MAX_SEGMENTS // 2 largest, merge the rest
-            by_size = sorted(merge, key=lambda seg: seg.values.size)
+            by_size = sorted(merge, key=lambda seg: seg.doc.size)
             cut = len(by_size) - MAX_SEGMENTS // 2
             merge, largest = by_size[:cut], {id(seg) for seg in by_size[cut:]}
             keep = [seg for seg in index.segments if id(seg) in largest]

@@ -452,27 +452,35 @@ BUCKET_MIN_HASHES = 1 << 22
 
 class LandmarkIndex:
     """One segment of the landmark index, in memory or memory-mapped from .npy files:
-    values (uint32, sorted) / doc (uint32) / time (uint32) are the inverted index, 12 bytes per
-    reference hash; keys (int64) per doc; peaks (uint32, per doc in order, 4 bytes per peak)
-    with peak_starts (int64, len(keys) + 1) for verification. `fingerprint.index.IndexStore`
+    doc (uint32) / time (uint32) are the postings, sorted by hash value, 8 bytes per reference
+    hash; keys (int64) per doc; peaks (uint32, per doc in order, 4 bytes per peak) with
+    peak_starts (int64, len(keys) + 1) for verification. `fingerprint.index.IndexStore`
     (segment_cls=LandmarkIndex) persists, tombstones and merges them like the Chromaprint index.
 
-    A large segment (`BUCKET_MIN_HASHES`) also has `buckets` (int64, 2 ** HASH_BITS + 1: where
-    each hash value's postings start in `values`; 64 MiB). A binary search in a large sorted
-    array is a chain of cache misses per query hash — at 10k recordings it was most of a
-    query's matching time — where the table is two reads. Optional on disk: a large segment
-    saved without it (written before it existed) gets it computed when loaded (one pass over
-    `values`); a small one is searched as before."""
+    Where each hash value's postings are is kept one of two ways. A small segment has `values`
+    (uint32, the sorted hash value of every posting, 4 more bytes per hash), searched by
+    binary search. A large one (`BUCKET_MIN_HASHES`) has `buckets` instead (int64,
+    2 ** HASH_BITS + 1: where each value's postings start; a fixed 64 MiB): a binary search in
+    a large sorted array is a chain of cache misses per query hash — at 10k recordings it was
+    most of a query's matching time — where the table is two reads, and `values` is then
+    redundant (`np.repeat(arange, diff(buckets))`), so it is not stored: a third of the
+    index's memory at catalog scale (bench.landmark_scale). A large segment saved with
+    `values` and no table (an older version) gets the table computed when loaded."""
 
-    FILES = ("values", "doc", "time", "keys", "peaks", "peak_starts")
-    OPTIONAL = ("buckets",)
+    FILES = ("doc", "time", "keys", "peaks", "peak_starts")
+    OPTIONAL = ("values", "buckets")
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         for name in self.FILES:
             setattr(self, name, arrays[name])
+        self.values = arrays.get("values")
         self.buckets = arrays.get("buckets")
+        if self.values is None and self.buckets is None:
+            raise ValueError("a landmark segment needs its values or its bucket table")
         if self.buckets is None and self.values.size >= BUCKET_MIN_HASHES:
             self.buckets = _bucket_table(self.values)
+        if self.buckets is not None:
+            self.values = None
         self._pos = {int(k): i for i, k in enumerate(self.keys)}
         self.name: str | None = None  # its directory, once saved
 
@@ -491,8 +499,8 @@ class LandmarkIndex:
         doc = np.repeat(np.arange(len(refs), dtype=np.uint32), sizes)[order]
         del order
         starts = np.r_[0, np.cumsum([p.size for p in pk])].astype(np.int64)
-        return cls({"values": values, "doc": doc, "time": time, "keys": keys,
-                    "peaks": _cat(pk, np.uint32), "peak_starts": starts})
+        where = {"buckets": _bucket_table(values)} if values.size >= BUCKET_MIN_HASHES else {"values": values}
+        return cls({**where, "doc": doc, "time": time, "keys": keys, "peaks": _cat(pk, np.uint32), "peak_starts": starts})
 
     # -- the segment protocol of fingerprint.index (persisted, merged, memory-mapped) --------
     @classmethod
@@ -504,7 +512,7 @@ class LandmarkIndex:
 
     def save(self, path) -> None:
         Path(path).mkdir(parents=True)
-        for name in self.FILES + (("buckets",) if self.buckets is not None else ()):
+        for name in self.FILES + (("buckets",) if self.buckets is not None else ("values",)):
             np.save(Path(path) / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
 
     def has(self, key: int) -> bool:
@@ -521,14 +529,33 @@ class LandmarkIndex:
             if key in exclude:
                 continue
             sel = order[bounds[i]:bounds[i + 1]]
-            out.append((int(key), np.asarray(self.values)[sel], np.asarray(self.time)[sel], self.peaks_of(key)))
+            out.append((int(key), self.values_at(sel), np.asarray(self.time)[sel], self.peaks_of(key)))
         return out
+
+    def values_at(self, positions: np.ndarray) -> np.ndarray:
+        """The hash values (uint32) of the postings at `positions`."""
+        if self.values is not None:
+            return np.asarray(self.values)[positions]
+        return (np.searchsorted(self.buckets, positions, side="right") - 1).astype(np.uint32)
+
+    def value_counts(self) -> np.ndarray:
+        """Postings per distinct hash value present (for index statistics)."""
+        if self.buckets is not None:
+            counts = np.diff(self.buckets)
+            return counts[counts > 0]
+        return np.unique(self.values, return_counts=True)[1]
+
+    @property
+    def entries(self) -> int:
+        """Postings (reference hashes) in the segment."""
+        return int(self.doc.size)
 
     def __len__(self) -> int:
         return int(self.keys.size)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self.FILES) + (self.buckets.nbytes if self.buckets is not None else 0)
+        return sum(getattr(self, name).nbytes for name in self.FILES) + sum(
+            a.nbytes for a in (self.values, self.buckets) if a is not None)
 
     def lookup_local(self, hashes: np.ndarray):
         """(segment-local recording numbers, query positions, reference frames int64) of every
@@ -540,7 +567,7 @@ class LandmarkIndex:
         starts where the previous one ended, which on a long query is several times faster
         than searching its hashes in time order (each a fresh walk through the whole array)."""
         hashes = np.asarray(hashes, np.uint32)
-        if hashes.size == 0 or self.values.size == 0:
+        if hashes.size == 0 or self.doc.size == 0:
             empty = np.empty(0, np.int64)
             return empty, empty, empty
         uniq, inv = np.unique(hashes, return_inverse=True)

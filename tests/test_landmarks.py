@@ -119,9 +119,10 @@ def test_landmark_layout():
 
 
 def test_index_arrays_save_and_map(tmp_path, index, songs):
-    for name in lm.LandmarkIndex.FILES:
+    for name in lm.LandmarkIndex.FILES + ("values",):
         np.save(tmp_path / f"{name}.npy", getattr(index, name))
-    mapped = lm.LandmarkIndex({name: np.load(tmp_path / f"{name}.npy", mmap_mode="r") for name in lm.LandmarkIndex.FILES})
+    mapped = lm.LandmarkIndex({name: np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+                               for name in lm.LandmarkIndex.FILES + ("values",)})
     assert mapped.values.dtype == mapped.doc.dtype == mapped.time.dtype == np.uint32
     assert np.all(np.diff(mapped.values.astype(np.int64)) >= 0)
     a, b = identify(index, pcm(clip(songs[23], 4, 12))), identify(mapped, pcm(clip(songs[23], 4, 12)))
@@ -289,6 +290,27 @@ def test_bucket_table_finds_the_same_hits_and_is_saved(tmp_path, monkeypatch, in
     assert loaded.nbytes() == bucketed.nbytes()
 
 
+def test_bucketed_segment_keeps_no_values_and_merges_back_exactly(tmp_path, monkeypatch, index):
+    """With a bucket table the per-posting hash values are redundant: not held, not saved
+    (8 bytes per reference hash, not 12), and a merge still gets every recording's hashes back
+    exactly; a large segment written by an older version (values, no table) still loads."""
+    refs = index.refs(set())
+    monkeypatch.setattr(lm, "BUCKET_MIN_HASHES", 0)
+    bucketed = lm.LandmarkIndex.build(refs)
+    assert bucketed.values is None and bucketed.entries == index.entries
+    assert bucketed.nbytes() == index.nbytes() - 4 * index.entries + bucketed.buckets.nbytes
+    assert np.array_equal(bucketed.value_counts(), index.value_counts())
+    for (k1, h1, t1, p1), (k2, h2, t2, p2) in zip(refs, bucketed.refs(set())):
+        assert k1 == k2 and np.array_equal(h1, h2) and np.array_equal(t1, t2) and np.array_equal(p1, p2)
+    bucketed.save(tmp_path / "new")
+    assert not (tmp_path / "new" / "values.npy").exists()
+    index.save(tmp_path / "old")  # saved small: values, no table; loaded where it counts as large
+    old = lm.LandmarkIndex.load(tmp_path / "old")
+    assert old.values is None and np.array_equal(old.buckets, bucketed.buckets)
+    with pytest.raises(ValueError):
+        lm.LandmarkIndex({name: getattr(index, name) for name in lm.LandmarkIndex.FILES})
+
+
 def test_hits_per_query_hash_are_bounded_rarest_first(monkeypatch, index, songs):
     """HITS_PER_HASH bounds a query's hits by its own length, whatever the catalog's size; the
     common hash values go first, and the song is still found on the rare ones."""
@@ -335,3 +357,21 @@ def test_a_shared_sub_audio_hum_is_not_evidence(songs, monkeypatch):
     monkeypatch.setattr(lm, "MIN_VERIFY_BIN", 0)
     found, _ = identify(index, query, min_score=0.5)
     assert [m.key for m in found] == [31] and found[0].query_start_s == pytest.approx(20.0, abs=1.0)
+
+
+def test_scale_bench_builds_the_products_segment(tmp_path, monkeypatch, index):
+    """bench.landmark_scale's counting-sort build (in memory, and as memory-mapped segment files
+    for indexes larger than memory) makes exactly the segment `LandmarkIndex.build` makes, so
+    what the scale bench measures is the product's index."""
+    from bench.landmark_scale import build_index
+
+    refs = index.refs(set())
+    for bucket_min in (lm.BUCKET_MIN_HASHES, 0):  # small (values) and large (bucket table)
+        monkeypatch.setattr(lm, "BUCKET_MIN_HASHES", bucket_min)
+        want = lm.LandmarkIndex.build(refs)
+        for out in (None, tmp_path / f"seg-{bucket_min}"):
+            got = build_index(len(refs), lambda j: refs[j], out, batch=2)
+            for name in lm.LandmarkIndex.FILES + lm.LandmarkIndex.OPTIONAL:
+                a, b = getattr(want, name), getattr(got, name)
+                assert (a is None and b is None) or np.array_equal(a, b), name
+            assert (out is None) or isinstance(got.doc, np.memmap)
