@@ -665,26 +665,35 @@ def _pct(xs, q):
     return float(xs[int(round(q * (len(xs) - 1)))]) if xs else float("nan")
 
 
-def _fused(r: dict, min_score: float, fusion: FusionParams):
+def _match(c: dict) -> lm.LandmarkMatch:
+    return lm.LandmarkMatch(**{k: v for k, v in c.items() if k != "gates"})
+
+
+def _accepted(c: dict, acc: lm.LandmarkParams) -> bool:
+    """Whether a collected candidate clears `acc`'s acceptance (score bar for its segment's
+    length, votes, vote seconds, segment length)."""
+    return acc.accepts(_match(c))
+
+
+def _fused(r: dict, acc: lm.LandmarkParams, fusion: FusionParams):
     """The product's verdict on one query (fingerprint.fusion.fuse, as the upload path runs it)."""
     lm_m, lm_r = [], []
     for c in r["landmarks"]:
-        m = lm.LandmarkMatch(**{k: v for k, v in c.items() if k != "gates"})
-        (lm_m if c["gates"] and c["score"] >= min_score else lm_r).append(m)
+        (lm_m if _accepted(c, acc) else lm_r).append(_match(c))
     alignment = {int(k): (lm.LandmarkMatch(**v) if v is not None else None) for k, v in r["alignment"].items()}
     return fuse([Match(**m) for m in r["chromaprint"]], [Candidate(**c) for c in r["cp_candidates"]], lm_m, lm_r,
-                landmarks_ran=True, cp_params=MatchParams(), lm_min_score=min_score, params=fusion, alignment=alignment)
+                landmarks_ran=True, cp_params=MatchParams(), lm_params=acc, params=fusion, alignment=alignment)
 
 
-def _decide(results: list[dict], min_score: float, fusion: FusionParams | None = None) -> None:
-    """Per query: keys reported by landmarks at `min_score`, by Chromaprint, their union, and
+def _decide(results: list[dict], acc: lm.LandmarkParams, fusion: FusionParams | None = None) -> None:
+    """Per query: keys reported by landmarks at `acc`'s bars, by Chromaprint, their union, and
     the product's fused verdict (present, and suspected: the job would wait for review)."""
     fusion = fusion or FusionParams()
     for r in results:
-        r["lm_keys"] = {c["key"] for c in r["landmarks"] if c["gates"] and c["score"] >= min_score}
+        r["lm_keys"] = {c["key"] for c in r["landmarks"] if _accepted(c, acc)}
         r["cp_keys"] = {c["key"] for c in r["chromaprint"]}
         r["union_keys"] = r["lm_keys"] | r["cp_keys"]
-        verdict = _fused(r, min_score, fusion)
+        verdict = _fused(r, acc, fusion)
         r["product_keys"] = set(verdict.present)
         r["suspect_keys"] = set(verdict.suspects)
         r["decided_by"] = {k: v["decided_by"] for k, v in verdict.present.items()}
@@ -728,19 +737,34 @@ def _table(results: list[dict], chromaprint: bool) -> dict:
     return out
 
 
-def _margin(results: list[dict], min_score: float) -> dict:
-    wrong = [c["score"] for r in results for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]]
+def _margin(results: list[dict], acc: lm.LandmarkParams) -> dict:
+    """Per segment-length band (shorter than `long_seconds`, and at least that): the highest
+    wrong candidate's score, the lowest true one found, and the bar."""
+    out = {}
+    def is_long(c):
+        return c["duration_s"] >= acc.long_seconds and c["presence"] >= acc.long_min_presence
+
+    for band, in_band in (("short", lambda c: not is_long(c)), ("long", is_long)):
+        wrong = [c["score"] for r in results for c in r["landmarks"]
+                 if c["gates"] and in_band(c) and c["key"] not in r["truth"]]
+        found = [c["score"] for r in results for c in r["landmarks"]
+                 if c["key"] in r["truth"] and in_band(c) and _accepted(c, acc)]
+        bar = acc.acceptance(acc.long_seconds, 1.0) if band == "long" else acc.min_score
+        out[band] = {"max_wrong_score": round(max(wrong, default=0.0), 4),
+                     "min_true_score_found": round(min(found, default=0), 4), "threshold": round(bar, 4)}
+    # the presence criterion's own margin: the most of a recording's peaks any wrong candidate
+    # over a long segment held (at a score that would otherwise pass the long bar)
+    out["long"]["max_wrong_presence"] = round(max(
+        (c["presence"] for r in results for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]
+         and c["duration_s"] >= acc.long_seconds and c["score"] >= acc.acceptance(acc.long_seconds, 1.0)),
+        default=0.0), 3)
     true_all = []
     for r in results:
-        best = {}
-        for c in r["landmarks"]:
-            if c["key"] in r["truth"] and c["gates"]:
-                best[c["key"]] = max(best.get(c["key"], 0.0), c["score"])
-        true_all += [best.get(k, 0.0) for k in r["truth"]]
-    found = [s for s in true_all if s >= min_score]
-    return {"max_wrong_score": round(max(wrong, default=0.0), 4), "min_true_score_found": round(min(found, default=0), 4),
-            "true_scores_p05": round(_pct(true_all, 0.05), 4), "threshold": round(min_score, 4),
-            "true_below_threshold": int(sum(s < min_score for s in true_all)), "true_total": len(true_all)}
+        found_keys = {c["key"] for c in r["landmarks"] if c["key"] in r["truth"] and _accepted(c, acc)}
+        true_all += [k in found_keys for k in r["truth"]]
+    out["true_below_threshold"] = int(sum(not f for f in true_all))
+    out["true_total"] = len(true_all)
+    return out
 
 
 def _index_stats(refs: list[tuple], seconds: float, query_hashes: int, query_seconds: float, hits_per_hash: float,
@@ -765,7 +789,20 @@ def _index_stats(refs: list[tuple], seconds: float, query_hashes: int, query_sec
     return out
 
 
-def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> FusionParams:
+def calibrate_landmarks(cal: list[dict], margin: float, long_seconds: float = lm.LandmarkParams().long_seconds
+                        ) -> lm.LandmarkParams:
+    """The landmark bars from the calibration split only: `min_score` just above every wrong
+    candidate (that passes the other gates), `long_min_score` just above every wrong candidate
+    whose segment lasts `long_seconds` or more, whatever its presence (`long_min_presence` is a
+    fixed share, not calibrated: see `LandmarkParams`)."""
+    wrong = [c for r in cal for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]]
+    min_score = min(0.99, max((c["score"] for c in wrong), default=0.0) + margin)
+    long_min = min(min_score, max((c["score"] for c in wrong if c["duration_s"] >= long_seconds), default=0.0) + margin)
+    return lm.LandmarkParams(min_score=round(min_score, 4), long_min_score=round(long_min, 4), long_seconds=long_seconds,
+                             long_min_presence=lm.LandmarkParams().long_min_presence)
+
+
+def calibrate_fusion(cal: list[dict], acc: lm.LandmarkParams, review_rate: float) -> FusionParams:
     """Fusion thresholds from the calibration split only.
 
     - landmark review score: the lowest score at which at most `review_rate` of calibration
@@ -777,9 +814,9 @@ def calibrate_fusion(cal: list[dict], min_score: float, review_rate: float) -> F
     for r in cal:
         scores = [c["score"] for c in r["landmarks"] if c["key"] not in r["truth"] and c["votes"] >= base.landmark_min_votes
                   and c["vote_seconds"] >= base.landmark_min_vote_seconds and c["duration_s"] >= base.landmark_min_seconds
-                  and c["score"] < min_score]
+                  and not _accepted(c, acc)]
         worst.append(max(scores, default=0.0))
-    review = min(min_score, _pct(worst, 1 - review_rate) + 0.01) if worst else min_score
+    review = min(acc.min_score, _pct(worst, 1 - review_rate) + 0.01) if worst else acc.min_score
     wrong_checks = [(v or {}).get("score", 0.0) for r in cal for k, v in r["alignment"].items()
                     if int(k) not in r["truth"]]
     corroborate = min(0.9, max(0.30, max(wrong_checks, default=0.0) + 0.02))
@@ -791,9 +828,9 @@ def at_shipped_defaults(test: list[dict], chromaprint: bool = True) -> dict:
     """The test split judged at the thresholds the product ships with (LandmarkParams and
     FusionParams defaults = the settings' defaults, chosen on earlier runs' calibration splits),
     not at this run's own calibration: what a deployment with default settings would decide."""
-    _decide(test, lm.LandmarkParams().min_score, FusionParams())
+    _decide(test, lm.LandmarkParams(), FusionParams())
     table = _table(test, chromaprint)
-    out = {"landmark_min_score": lm.LandmarkParams().min_score,
+    out = {"landmark_min_score": lm.LandmarkParams().min_score, "landmark_long_min_score": lm.LandmarkParams().long_min_score,
            "landmark_review_score": FusionParams().landmark_review_score,
            "recall": table["recall"], "wrong": {k: v["count"] for k, v in table["wrong"].items()},
            "wrong_examples": {k: v["examples"][:3] for k, v in table["wrong"].items() if v["count"]}}
@@ -823,8 +860,41 @@ def product_query(path, cp_index, index: lm.LandmarkIndex, params: lm.LandmarkPa
     cp = identify(cp_index, scan.variants, candidates=found)
     _, h, t, pmap = scan.landmarks
     lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-    return fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_min_score=params.min_score,
+    return fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_params=params,
                 params=fusion, alignment=check_alignments(cp, index.peaks_of, pmap, params))
+
+
+_BARS = ("min_score", "long_min_score", "long_seconds", "long_min_presence")
+
+
+def judge(results: list[dict], args, with_chromaprint: bool) -> dict:
+    """Thresholds from the calibration split, then every figure of the test split (at them and
+    at the shipped defaults). `results` are the per-query candidates (`_run_query`, or a dump)."""
+    cal = [r for r in results if r["split"] == "calibration"]
+    test = [r for r in results if r["split"] == "test"]
+    acc = calibrate_landmarks(cal, args.margin)
+    fusion = calibrate_fusion(cal, acc, args.review_rate) if with_chromaprint else FusionParams()
+    _decide(results, acc, fusion)
+    summary = {
+        "set": {"seconds_per_track": [60, 120], "mixes_per_track": args.mixes, "seed": args.seed,
+                "splits": "thresholds chosen on 'calibration' queries (their own pieces); every figure under "
+                          "'test' comes from test queries (other pieces); both catalogs are indexed together"},
+        "landmark_params": {"extract": lm.DEFAULT.__dict__, "match": lm.LandmarkParams().__dict__},
+        "calibrated_landmarks": {k: getattr(acc, k) for k in _BARS},
+        "calibrated_fusion": fusion.__dict__,
+        "module_default_landmarks": {k: getattr(lm.LandmarkParams(), k) for k in _BARS},
+        "test": _table(test, with_chromaprint),
+        "calibration": _table(cal, False),
+        "margin_test": _margin(test, acc),
+        "margin_calibration": _margin(cal, acc),
+    }
+    if with_chromaprint:
+        summary["test"]["review"] = _review_table(test)
+        summary["calibration"]["review"] = _review_table(cal)
+        summary["test"]["decided_by"] = _decided_by_counts(test)
+    summary["test_at_shipped_defaults"] = at_shipped_defaults(test, with_chromaprint)
+    _decide(test, acc, fusion)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -840,7 +910,17 @@ def main(argv: list[str] | None = None) -> dict:
                     help="share of calibration queries the landmark review threshold may send to review wrongly")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mixtures.json")
     ap.add_argument("--dump", type=Path, default=None, help="also write every query's raw candidates (JSON)")
+    ap.add_argument("--redecide", type=Path, default=None,
+                    help="calibrate and decide again from a --dump (no audio: seconds, for changes to the decision "
+                         "rules; no index or latency figures)")
     args = ap.parse_args(argv)
+    if args.redecide:
+        summary = judge(json.loads(args.redecide.read_text()), args, with_chromaprint=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2, default=str))
+        _print(summary)
+        print(f"results: {args.out}")
+        return json.loads(json.dumps(summary, default=str))
     if args.quick:
         args.tracks, args.mixes = 40, 1
     t_start = time.perf_counter()
@@ -880,36 +960,13 @@ def main(argv: list[str] | None = None) -> dict:
         results = list(pool.map(_run_query, jobs, chunksize=4))
     t_queries = time.perf_counter() - t0
 
-    # calibration: the lowest threshold above every wrong candidate of the calibration split
-    cal = [r for r in results if r["split"] == "calibration"]
-    test = [r for r in results if r["split"] == "test"]
-    wrong_cal = [c["score"] for r in cal for c in r["landmarks"] if c["gates"] and c["key"] not in r["truth"]]
-    min_score = min(0.99, max(wrong_cal, default=0.0) + args.margin)
-    fusion = calibrate_fusion(cal, min_score, args.review_rate) if cp_index is not None else FusionParams()
-    _decide(results, min_score, fusion)
-    summary = {
-        "set": {"tracks": len(tracks), "styles": list(STYLES), "soundfonts": [Path(s).name for s in SOUNDFONTS],
-                "catalog": {s: sum(1 for t in catalog if t["split"] == s) for s in ("calibration", "test")},
-                "noncatalog": {s: sum(1 for t in tracks if not t["catalog"] and t["split"] == s)
-                               for s in ("calibration", "test")},
-                "seconds_per_track": [60, 120], "mixes_per_track": args.mixes, "seed": args.seed,
-                "splits": "thresholds chosen on 'calibration' queries (their own pieces); every figure under "
-                          "'test' comes from test queries (other pieces); both catalogs are indexed together"},
-        "landmark_params": {"extract": lm.DEFAULT.__dict__, "match": lm.LandmarkParams().__dict__},
-        "calibrated_min_score": round(min_score, 4),
-        "calibrated_fusion": fusion.__dict__,
-        "module_default_min_score": lm.LandmarkParams().min_score,
-        "test": _table(test, cp_index is not None),
-        "calibration": _table(cal, False),
-        "margin_test": _margin(test, min_score),
-        "margin_calibration": _margin(cal, min_score),
-    }
-    if cp_index is not None:
-        summary["test"]["review"] = _review_table(test)
-        summary["calibration"]["review"] = _review_table(cal)
-        summary["test"]["decided_by"] = _decided_by_counts(test)
-    summary["test_at_shipped_defaults"] = at_shipped_defaults(test, cp_index is not None)
-    _decide(test, min_score, fusion)
+    summary = judge(results, args, with_chromaprint=cp_index is not None)
+    summary["set"] |= {"tracks": len(tracks), "styles": list(STYLES), "soundfonts": [Path(s).name for s in SOUNDFONTS],
+                       "catalog": {s: sum(1 for t in catalog if t["split"] == s) for s in ("calibration", "test")},
+                       "noncatalog": {s: sum(1 for t in tracks if not t["catalog"] and t["split"] == s)
+                                      for s in ("calibration", "test")}}
+    acc = lm.LandmarkParams(**summary["calibrated_landmarks"])
+    fusion = FusionParams(**summary["calibrated_fusion"])
 
     # index figures (hits per query hash measured on 15 s queries of the bench)
     q15 = [r for r in results if r["cond"] == "excerpt_15s"]
@@ -926,7 +983,7 @@ def main(argv: list[str] | None = None) -> dict:
                                     sum(r["seconds"] for r in q15), hits / max(qh, 1), index)
 
     # latency, one query at a time: decode + extract + match (landmarks); scan + identify (Chromaprint)
-    params = lm.LandmarkParams(min_score=min_score)
+    params = acc
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
     lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
     test_cat = [t for t in catalog if t["split"] == "test"]
@@ -975,8 +1032,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _print(s: dict) -> None:
     st = s["set"]
-    print(f"{st['tracks']} tracks ({st['catalog']} catalog, {st['noncatalog']} non-catalog), music21 corpus rendered "
-          f"with {', '.join(st['soundfonts'])}; calibrated landmark min_score {s['calibrated_min_score']}")
+    if "tracks" in st:  # not known when decided again from a dump
+        print(f"{st['tracks']} tracks ({st['catalog']} catalog, {st['noncatalog']} non-catalog), music21 corpus "
+              f"rendered with {', '.join(st['soundfonts'])}")
+    print(f"calibrated landmark bars {s['calibrated_landmarks']}")
     test = s["test"]
     names = list(test["recall"])
     print(f"TEST split: {'condition':<13}" + "".join(f"{n:>13}" for n in names) + f"{'queries':>9}")
@@ -992,13 +1051,21 @@ def _print(s: dict) -> None:
             for c, v in test["review"].items() if v["false_review"] or v["missed"]) + " (others: none)")
         print(f"            calibrated fusion: {s['calibrated_fusion']}")
     if (d := s.get("test_at_shipped_defaults")) and "product" in d["recall"]:
-        print(f"SHIPPED DEFAULTS (landmark min {d['landmark_min_score']}, review {d['landmark_review_score']}), "
+        print(f"SHIPPED DEFAULTS (landmark min {d['landmark_min_score']}, long {d['landmark_long_min_score']}, "
+              f"review {d['landmark_review_score']}), "
               "test split, product: " + ", ".join(f"{c} {v:.1%}" for c, v in d["recall"]["product"].items())
               + f"; wrong: {d['wrong']['product']}; false reviews: "
               + str(sum(v["false_review"] for v in d.get("review", {}).values())))
     mg = s["margin_test"]
-    print(f"score margin (test): highest wrong {mg['max_wrong_score']}, lowest true found {mg['min_true_score_found']}, "
-          f"threshold {mg['threshold']}; {mg['true_below_threshold']}/{mg['true_total']} true recordings below it")
+    for band in ("short", "long"):
+        b = mg[band]
+        print(f"score margin (test, {band} segments): highest wrong {b['max_wrong_score']}, lowest true found "
+              f"{b['min_true_score_found']}, bar {b['threshold']}"
+              + (f"; highest presence of a wrong candidate over a long segment above that bar {b['max_wrong_presence']}"
+                 if band == "long" else ""))
+    print(f"  {mg['true_below_threshold']}/{mg['true_total']} true recordings not accepted")
+    if "index" not in s:
+        return
     ix = s["index"]
     print(f"references: {ix['ref_peaks_per_s']} peaks/s ({ix['ref_tonal_peaks_per_s']} tonal), {ix['ref_hashes_per_s']} "
           f"hashes/s, {ix['bytes_per_reference_second']} B per reference second; queries {ix['query_hashes_per_s']} "

@@ -69,7 +69,7 @@ class Verdict:
 
 def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: list[LandmarkMatch],
          lm_rejected: list[LandmarkMatch], *, landmarks_ran: bool, cp_params: MatchParams,
-         lm_min_score: float, params: FusionParams = FusionParams(),
+         lm_params: LandmarkParams, params: FusionParams = FusionParams(),
          alignment: dict | None = None) -> Verdict:
     """`alignment`: key -> `landmarks.verify_alignment` of that key's best Chromaprint match
     (None where it could not be judged: no reference peaks in the segment); keys missing from it
@@ -122,7 +122,7 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
                 and weak.duration_s >= params.landmark_min_seconds):
             suspects[key] = _row("landmarks", weak.score, _lm_where(weak), chromaprint=None, landmarks=_lm(weak),
                                  reason=f"landmarks: {weak.duration_s:.1f} s aligned at score {weak.score:.2f} "
-                                        f"(acceptance {lm_min_score:.2f})")
+                                        f"(acceptance {lm_params.acceptance(weak.duration_s, weak.presence):.2f})")
     best_cand: dict = {}
     for c in cp_candidates:
         if c.key not in best_cand or c.ber < best_cand[c.key].ber:

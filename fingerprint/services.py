@@ -103,7 +103,8 @@ def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, q
     """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
     re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
     params = StemFindParams()  # stems have thresholds of their own (see fingerprint.stems)
-    lm_params = replace(landmark_params(), min_score=params.landmark_min_score)
+    # stems keep one bar of their own for every segment length (calibrated by bench.stem_find)
+    lm_params = replace(landmark_params(), min_score=params.landmark_min_score, long_min_score=None)
     cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
     lm = match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []
     alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], lm_params)
@@ -156,7 +157,8 @@ def match_params() -> MatchParams:
 
 
 def landmark_params() -> LandmarkParams:
-    return LandmarkParams(min_score=settings.CLEARSTEM_LANDMARK_MIN_SCORE)
+    return LandmarkParams(min_score=settings.CLEARSTEM_LANDMARK_MIN_SCORE,
+                          long_min_score=settings.CLEARSTEM_LANDMARK_LONG_MIN_SCORE)
 
 
 def fusion_params() -> FusionParams:
@@ -211,7 +213,7 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
         lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
         alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
-                   cp_params=cp_params, lm_min_score=lm_params.min_score, params=fusion_params(), alignment=alignment)
+                   cp_params=cp_params, lm_params=lm_params, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}
             | {m.key for m in lm_rejected})
     rec_of = dict(ReferenceFingerprint.objects.filter(id__in=keys).values_list("id", "recording_id"))
@@ -267,7 +269,9 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
         "landmarks": {
             "matcher": LANDMARK_MATCHER_NAME, "computed": landmark_print is not None,
             "enabled": settings.CLEARSTEM_LANDMARKS,
-            "thresholds": {"min_score": lm_params.min_score, "min_votes": lm_params.min_votes,
+            "thresholds": {"min_score": lm_params.min_score, "long_min_score": lm_params.long_min_score,
+                           "long_seconds": lm_params.long_seconds, "long_min_presence": lm_params.long_min_presence,
+                           "min_votes": lm_params.min_votes,
                            "min_vote_seconds": lm_params.min_vote_seconds, "min_seconds": lm_params.min_seconds,
                            "review_score": fusion.landmark_review_score},
             "query_hashes": int(landmark_print[1].size) if landmark_print is not None else 0,

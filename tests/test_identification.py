@@ -69,13 +69,15 @@ def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, cata
     assert m["decided_by"] == "both" and abs(m["speed"] - 1) < 0.003 and abs(m["ref_start_s"] - 4) < 0.5
     assert {"score", "ber", "near_fraction", "votes", "query_start_s", "duration_s"} <= set(m)
     assert abs(m["chromaprint"]["ref_start_s"] - 4) < 0.5 and m["chromaprint"]["ber"] <= settings.CLEARSTEM_MATCH_MAX_BER
-    assert m["landmarks"]["score"] >= settings.CLEARSTEM_LANDMARK_MIN_SCORE
+    assert m["landmarks"]["score"] >= min(settings.CLEARSTEM_LANDMARK_MIN_SCORE, settings.CLEARSTEM_LANDMARK_LONG_MIN_SCORE)
     assert abs(m["landmarks"]["ref_start_s"] - m["landmarks"]["query_start_s"] - 4) < 0.1
     assert isinstance(evidence["rejected_candidates"], list) and evidence["suspects"] == [], [(s["reason"], s["chromaprint"], s["landmarks"]) for s in evidence["suspects"]]
     assert evidence["index_generation"] >= 1 and evidence["landmarks"]["index_generation"] >= 1
     lm_evidence = evidence["landmarks"]
     assert lm_evidence["computed"] and lm_evidence["query_hashes"] > 1000
     assert lm_evidence["thresholds"]["min_score"] == settings.CLEARSTEM_LANDMARK_MIN_SCORE
+    assert lm_evidence["thresholds"]["long_min_score"] == settings.CLEARSTEM_LANDMARK_LONG_MIN_SCORE
+    assert lm_evidence["thresholds"]["long_min_presence"] == 0.25 and lm_evidence["thresholds"]["long_seconds"] == 10
 
 
 def test_rights_decision_uses_every_matched_recording(clients, catalog, audio_dir, tmp_path):
@@ -266,6 +268,7 @@ def test_an_uncorroborated_chromaprint_match_is_only_a_suspect_and_the_job_waits
     where real matches and wrong ones fall.)"""
     settings.CLEARSTEM_MATCH_CORROBORATE_SCORE = 1.5
     settings.CLEARSTEM_LANDMARK_MIN_SCORE = 1.5
+    settings.CLEARSTEM_LANDMARK_LONG_MIN_SCORE = 1.5
     settings.CLEARSTEM_LANDMARK_REVIEW_SCORE = 1.5
     r = upload_file(clients["producer"], audio_dir / "excerpt12.flac")
     evidence = do_identify_upload(r.json()["id"]).identification

@@ -375,3 +375,27 @@ def test_scale_bench_builds_the_products_segment(tmp_path, monkeypatch, index):
                 a, b = getattr(want, name), getattr(got, name)
                 assert (a is None and b is None) or np.array_equal(a, b), name
             assert (out is None) or isinstance(got.doc, np.memmap)
+
+
+def _judged(score, duration_s, presence, votes=20, vote_seconds=8):
+    return lm.LandmarkMatch(key=1, votes=votes, votes_per_s=2.0, vote_span_s=duration_s, vote_seconds=vote_seconds,
+                            query_start_s=0.0, query_end_s=duration_s, ref_start_s=0.0, duration_s=duration_s,
+                            presence=presence, chance=0.05, peaks=500, z=20.0, score=score)
+
+
+def test_long_segments_holding_the_recording_have_their_own_bar():
+    """A match over >= long_seconds that holds >= long_min_presence of the recording's peaks is
+    accepted from long_min_score; a short one, a faint one (low presence) or one that fails
+    another gate still needs min_score / is refused; None turns the long bar off."""
+    p = lm.LandmarkParams(min_score=0.84, long_min_score=0.64, long_seconds=10.0, long_min_presence=0.25)
+    assert p.accepts(_judged(0.70, 14.9, 0.30))
+    assert p.acceptance(14.9, 0.30) == 0.64 and p.acceptance(6.0, 0.9) == 0.84 and p.acceptance(14.9, 0.2) == 0.84
+    assert not p.accepts(_judged(0.70, 8.0, 0.30))  # short: a local agreement in the same style
+    assert not p.accepts(_judged(0.70, 14.9, 0.20))  # faint: a small share of the recording's peaks
+    assert not p.accepts(_judged(0.63, 14.9, 0.50))
+    assert not p.accepts(_judged(0.95, 14.9, 0.50, votes=3))  # the other gates hold at every bar
+    assert not p.accepts(_judged(0.95, 14.9, 0.50, vote_seconds=1))
+    assert p.accepts(_judged(0.90, 6.0, 0.20))
+    off = lm.LandmarkParams(min_score=0.84, long_min_score=None)
+    assert not off.accepts(_judged(0.70, 14.9, 0.30)) and off.acceptance(14.9, 0.9) == 0.84
+    assert lm.LandmarkParams(min_score=0.6, long_min_score=0.7).acceptance(14.9, 0.9) == 0.6  # never above min_score
