@@ -135,13 +135,17 @@ def _radix_order(v: np.ndarray) -> np.ndarray:
     return o[np.argsort((v[o] >> 12).astype(np.uint16), kind="stable")]
 
 
-def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000) -> lm.LandmarkIndex:
+def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000,
+                pass_bytes: int | None = None) -> lm.LandmarkIndex:
     """The same segment as `lm.LandmarkIndex.build([member(j) for j in range(n)])` (entries of one
     hash value in member order, then time order; `member(j)` -> (key, hashes, times, peaks),
     computed twice and never all held), by counting sort in batches of members: linear time.
     With `out_dir` the arrays are written there as the product stores a segment (.npy files,
     then memory-mapped by `LandmarkIndex.load`), so an index larger than the machine's memory
-    is built and queried through the page cache as a worker would; without it, in memory."""
+    is built and queried through the page cache as a worker would; without it, in memory.
+    `pass_bytes` bounds the postings placed per pass over the members (a range of hash values
+    whose doc and time arrays fit in memory; the members are derived again for each pass), so
+    the writes of a larger-than-memory index stay within pages that are resident."""
     nb = 1 << lm.HASH_BITS
     counts = np.zeros(nb, np.int64)
     peak_sizes = np.zeros(n, np.int64)
@@ -163,20 +167,39 @@ def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000) 
     doc, times = array("doc", total, np.uint32), array("time", total, np.uint32)
     peaks, keys = array("peaks", int(peak_starts[-1]), np.uint32), array("keys", n, np.int64)
     cursor = buckets[:-1].copy()
-    for i in range(0, n, batch):
-        group = [member(j) for j in range(i, min(n, i + batch))]
-        v = np.concatenate([m[1] for m in group])
-        t = np.concatenate([m[2] for m in group])
-        d = np.repeat(np.arange(i, i + len(group), dtype=np.uint32), [m[1].size for m in group])
-        o = _radix_order(v)
-        sv = v[o]
-        first = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
-        run = np.diff(np.r_[first, sv.size])
-        pos = cursor[sv] + (np.arange(sv.size) - np.repeat(first, run))
-        doc[pos], times[pos] = d[o], t[o]
-        cursor[sv[first]] += run
-        keys[i:i + len(group)] = [m[0] for m in group]
-        peaks[peak_starts[i]:peak_starts[i + len(group)]] = np.concatenate([np.asarray(m[3], np.uint32) for m in group])
+    # value ranges [lo, hi) whose postings (8 bytes each) fit in pass_bytes
+    edges = [0]
+    if pass_bytes:
+        while edges[-1] < nb:
+            limit = buckets[edges[-1]] + max(pass_bytes // 8, 1)
+            edges.append(max(int(np.searchsorted(buckets, limit, side="right")) - 1, edges[-1] + 1))
+            edges[-1] = min(edges[-1], nb)
+    else:
+        edges.append(nb)
+    for p, (vlo, vhi) in enumerate(zip(edges[:-1], edges[1:])):
+        for i in range(0, n, batch):
+            group = [member(j) for j in range(i, min(n, i + batch))]
+            v = np.concatenate([m[1] for m in group])
+            t = np.concatenate([m[2] for m in group])
+            d = np.repeat(np.arange(i, i + len(group), dtype=np.uint32), [m[1].size for m in group])
+            if len(edges) > 2:
+                sel = (v >= vlo) & (v < vhi)
+                v, t, d = v[sel], t[sel], d[sel]
+            if v.size:
+                o = _radix_order(v)
+                sv = v[o]
+                first = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
+                run = np.diff(np.r_[first, sv.size])
+                pos = cursor[sv] + (np.arange(sv.size) - np.repeat(first, run))
+                doc[pos], times[pos] = d[o], t[o]
+                cursor[sv[first]] += run
+            if p == 0:
+                keys[i:i + len(group)] = [m[0] for m in group]
+                peaks[peak_starts[i]:peak_starts[i + len(group)]] = np.concatenate(
+                    [np.asarray(m[3], np.uint32) for m in group])
+        if out_dir is not None:
+            doc.flush()
+            times.flush()
     where = {"buckets": buckets} if total >= lm.BUCKET_MIN_HASHES else {"values": np.repeat(np.arange(nb, dtype=np.uint32), counts)}
     if out_dir is None:
         return lm.LandmarkIndex({**where, "doc": doc, "time": times, "keys": keys, "peaks": peaks, "peak_starts": peak_starts})
@@ -221,6 +244,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--disk", type=Path, help="build each index as segment files here and memory-map them, as a worker "
                     "does (sizes larger than memory; needs the index's size free on disk)")
     ap.add_argument("--keep", action="store_true", help="keep the segment files built under --disk")
+    ap.add_argument("--pass-bytes", type=int, help="postings placed per pass with --disk (default: a third of the "
+                    "available memory)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -263,7 +288,9 @@ def main(argv=None) -> dict:
         if args.disk is not None:
             seg_dir = args.disk / f"seg-{n}"
             shutil.rmtree(seg_dir, ignore_errors=True)
-        index = build_index(n, member, seg_dir)
+        # on disk: postings placed a third of the available memory at a time
+        pass_bytes = args.pass_bytes or (1024 * _status_kib("MemAvailable", "/proc/meminfo") // 3 if seg_dir else None)
+        index = build_index(n, member, seg_dir, pass_bytes=pass_bytes)
         build_s = time.perf_counter() - t1
         counts = index.value_counts()
         print(f"{n:>7} recordings: built in {build_s:.0f} s, {index.entries / 1e9:.2f} G hashes"

@@ -618,8 +618,10 @@ def landmark_query(path, index: lm.LandmarkIndex, params: lm.LandmarkParams):
 # the run (worker state is set before the pool forks)
 # ------------------------------------------------------------------------------------------
 _STATE: dict = {}
-#: Collect every candidate (threshold applied after calibration).
-COLLECT = lm.LandmarkParams(min_score=0.0, rejected=1000)
+#: Collect every candidate (thresholds applied after calibration). The shipped bars decide
+#: which candidates are accepted while matching, and so which may explain shorter ones away
+#: (`landmarks._explains`); a calibration far from them would make that slightly inexact.
+COLLECT = lm.LandmarkParams(rejected=1000)
 
 
 def _run_query(job):

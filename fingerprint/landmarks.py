@@ -63,7 +63,11 @@ reported when score ≥ `min_score` (≥ `long_min_score` when the matched segme
 peaks count: a drum pattern at the same tempo (same kit, same loop) lines up peaks of two
 unrelated songs for many seconds and would otherwise be a match; nor do peaks below 27 Hz
 (`MIN_VERIFY_BIN`: DC offset, rumble and codec artefacts, not music). Every candidate recording is
-judged on its own, so every recording present in a mixture is reported, not only the loudest.
+judged on its own, so every recording present in a mixture is reported, not only the loudest —
+with one exception: a candidate whose matched segment is a short passage inside a longer
+segment of a recording already accepted (best first) is verified again on the query maxima
+that recording does not explain (`_explains`): a song that quotes, or shares a cadence with,
+the one playing agrees with the query only through the playing song's own peaks.
 """
 from __future__ import annotations
 
@@ -642,6 +646,9 @@ class LandmarkParams:
     min_seconds: float = 4.0  # matched segment
     top_candidates: int = 32  # recordings verified per query (by aligned hashes)
     rejected: int = 10  # best rejected candidates returned as evidence
+    #: a candidate whose segment is this much shorter than an overlapping accepted match's is
+    #: judged on the query maxima that match leaves unexplained (see `_explains`)
+    explain_shorter_s: float = 4.0
     tol: int = 1  # offset tolerance in frames
     segment_s: float = 2.0
     z_scale: float = 15.0
@@ -691,6 +698,8 @@ class LandmarkMatch:
     z: float
     score: float  # in [0, 1]
     decided_by: str = "landmarks"
+    #: judged on what this (accepted) recording left unexplained (see `_explains`), or None
+    explained_by: int | None = None
 
     def as_dict(self) -> dict:
         return {"key": self.key, "score": round(self.score, 4), "z": round(self.z, 2), "votes": self.votes,
@@ -699,7 +708,7 @@ class LandmarkMatch:
                 "query_start_s": round(self.query_start_s, 2), "query_end_s": round(self.query_end_s, 2),
                 "ref_start_s": round(self.ref_start_s, 2), "duration_s": round(self.duration_s, 2),
                 "presence": round(self.presence, 3), "chance": round(self.chance, 3), "peaks": self.peaks,
-                "decided_by": self.decided_by}
+                "decided_by": self.decided_by, "explained_by": self.explained_by}
 
 
 def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = LandmarkParams(), *, peaks,
@@ -748,13 +757,32 @@ def _match_window(lookup, q_hashes, q_times, params: LandmarkParams, peaks, quer
         return [], []
     keys, qi, rt = lookup(q_hashes)
     dmap = _dilate(query_map)
-    matches, rejected = [], []
+    verified = []
     for key, offset, votes, vtimes in _offset_candidates(np.asarray(keys, np.int64), q_times[qi],
                                                          np.asarray(rt, np.int64), params):
         c = _verify(int(key), offset, votes, vtimes, peaks(int(key)), dmap, params)
-        if c is None:
-            continue
-        (matches if params.accepts(c) else rejected).append(c)
+        if c is not None:
+            verified.append((c, offset, vtimes))
+    # best first; a candidate whose segment is a short passage inside a longer segment of an
+    # accepted recording is judged on the query maxima that recording leaves unexplained
+    verified.sort(key=lambda v: (-v[0].score, v[0].key))
+    matches, rejected = [], []
+    claims: list[tuple[LandmarkMatch, np.ndarray, np.ndarray]] = []
+    for c, offset, vtimes in verified:
+        over = [(m, t, f) for m, t, f in claims if _explains(m, c, params)]
+        if over:
+            reduced = query_map.copy()
+            for _, t, f in over:
+                _clear(reduced, t, f)
+            c = _verify(c.key, offset, c.votes, vtimes, peaks(c.key), _dilate(reduced), params)
+            if c is None:
+                continue
+            c = replace(c, explained_by=over[0][0].key)
+        if params.accepts(c):
+            matches.append(c)
+            claims.append((c, *_hits(c, offset, peaks(c.key), dmap)))
+        else:
+            rejected.append(c)
     matches.sort(key=lambda m: (-m.score, m.key))
     rejected.sort(key=lambda m: (-m.score, m.key))
     return matches, rejected[: params.rejected]
@@ -811,6 +839,37 @@ def _offset_candidates(keys, qt, rt, params: LandmarkParams):
         vt = np.unique(a_qt[lo:hi])
         out.append((int(key), int(offset), int(vt.size), vt))
     return out
+
+
+def _explains(m: LandmarkMatch, c: LandmarkMatch, params: LandmarkParams) -> bool:
+    """Whether accepted match `m` may explain candidate `c` away: `c`'s segment overlaps `m`'s
+    and is at least `explain_shorter_s` shorter. Another recording that shares a passage with
+    the one playing (a quotation, a common cadence on the same instruments) agrees with the
+    query only there, and only through maxima the playing recording put there; two songs of a
+    mashup (or one recording registered twice) both last the whole overlap and are left alone."""
+    overlap = min(m.query_end_s, c.query_end_s) - max(m.query_start_s, c.query_start_s)
+    return overlap > 0 and c.duration_s <= m.duration_s - params.explain_shorter_s
+
+
+def _hits(m: LandmarkMatch, offset: int, ref_peaks, dmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, bins) of the query where match `m`'s tonal peaks land on a maximum, over its segment."""
+    t_ref, f = ref_peaks
+    tq = t_ref - offset
+    q0, q1 = int(round(m.query_start_s / FRAME_SECONDS)), int(round(m.query_end_s / FRAME_SECONDS))
+    ok = (tq >= max(q0, 0)) & (tq < min(q1, dmap.shape[0]))
+    tq, f = tq[ok], f[ok]
+    hit = _present(dmap, tq, f)
+    return tq[hit], f[hit]
+
+
+def _clear(query_map: np.ndarray, t: np.ndarray, f: np.ndarray) -> None:
+    """Remove the query maxima at bins f within ±1 frame of frames t (in place)."""
+    n = query_map.shape[0]
+    mask = ~(np.uint8(1) << (7 - (f & 7)).astype(np.uint8))
+    for d in (-1, 0, 1):
+        td = t + d
+        ok = (td >= 0) & (td < n)
+        np.bitwise_and.at(query_map, (td[ok], f[ok] >> 3), mask[ok])
 
 
 def _dilate(query_map: np.ndarray) -> np.ndarray:

@@ -369,8 +369,8 @@ def test_scale_bench_builds_the_products_segment(tmp_path, monkeypatch, index):
     for bucket_min in (lm.BUCKET_MIN_HASHES, 0):  # small (values) and large (bucket table)
         monkeypatch.setattr(lm, "BUCKET_MIN_HASHES", bucket_min)
         want = lm.LandmarkIndex.build(refs)
-        for out in (None, tmp_path / f"seg-{bucket_min}"):
-            got = build_index(len(refs), lambda j: refs[j], out, batch=2)
+        for out, pass_bytes in ((None, None), (tmp_path / f"seg-{bucket_min}", None), (tmp_path / f"p-{bucket_min}", 4096)):
+            got = build_index(len(refs), lambda j: refs[j], out, batch=2, pass_bytes=pass_bytes)
             for name in lm.LandmarkIndex.FILES + lm.LandmarkIndex.OPTIONAL:
                 a, b = getattr(want, name), getattr(got, name)
                 assert (a is None and b is None) or np.array_equal(a, b), name
@@ -399,3 +399,24 @@ def test_long_segments_holding_the_recording_have_their_own_bar():
     off = lm.LandmarkParams(min_score=0.84, long_min_score=None)
     assert not off.accepts(_judged(0.70, 14.9, 0.30)) and off.acceptance(14.9, 0.9) == 0.84
     assert lm.LandmarkParams(min_score=0.6, long_min_score=0.7).acceptance(14.9, 0.9) == 0.6  # never above min_score
+
+
+def test_a_recording_quoting_the_playing_one_is_explained_away(songs):
+    """Recording 99 quotes 6 s of song 22 (the same audio) between passages of its own. A query
+    of song 22 around that passage finds 22; 99 agrees with the query only through 22's own
+    peaks, so it is judged on what 22 leaves unexplained and refused (explained_by 22). Without
+    the rule (explain_shorter_s beyond any segment) it would be reported too: the passage is
+    real evidence, and a wrong recording for the rights gate. A mashup of 22 with 31 (both
+    lasting the whole query) is not affected."""
+    quote = np.concatenate([songs[31][: 12 * RATE], clip(songs[22], 14, 6), songs[32][: 12 * RATE]])
+    refs = [(seed, *lm.reference_print(pcm(songs[seed]))) for seed in (22, 31)] + [(99, *lm.reference_print(pcm(quote)))]
+    index = lm.LandmarkIndex.build(refs)
+    query = pcm(clip(songs[22], 6, 20))
+    found, rejected = identify(index, query)
+    assert [m.key for m in found] == [22]
+    (q,) = [m for m in rejected if m.key == 99]
+    assert q.explained_by == 22 and q.score < 0.5
+    unexplained, _ = identify(index, query, explain_shorter_s=1e9)
+    assert {m.key for m in unexplained} == {22, 99}  # the passage alone clears the bar
+    a, b = clip(songs[22], 3, 15), clip(songs[31], 20, 15)
+    assert {m.key for m in identify(index, pcm(a + b * rms(a) / rms(b)))[0]} == {22, 31}
