@@ -71,8 +71,10 @@ the one playing agrees with the query only through the playing song's own peaks.
 """
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -669,6 +671,8 @@ class LandmarkParams:
 #: a segment of up to 15 s lies whole in one window.
 WINDOW_FRAMES = int(round(60 / FRAME_SECONDS))
 WINDOW_HOP = int(round(45 / FRAME_SECONDS))
+#: Threads that match the windows of a long query (its own pool: callers may be pool threads).
+_WINDOW_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="landmark-window")
 #: verify_alignment searches this many frames either side of the alignment it is given.
 ALIGN_SEARCH = 12
 #: Offsets (frames) at which the chance rate of a candidate is measured: ±1.5, 3.1, 4.6 s.
@@ -730,23 +734,30 @@ def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = Landmark
         return _match_window(lookup, q_hashes, q_times, params, peaks, query_map)
     # a long query, window by window: memory stays bounded (every hit of a 2-hour upload at once
     # would not), and each window is judged as a query of its own; per recording the best wins
+    # (windows run on a few threads: their lookups, sorts and verification are numpy, which
+    # releases the GIL; results are merged in window order, so the outcome is the same)
     best: dict = {}
     best_rejected: dict = {}
     order = np.argsort(q_times, kind="stable")
     q_hashes, q_times = q_hashes[order], q_times[order]
+    starts = []
     for start in range(0, n_frames, WINDOW_HOP):
+        starts.append(start)
+        if start + WINDOW_FRAMES >= n_frames:
+            break
+
+    def window(start: int):
         end = min(start + WINDOW_FRAMES, n_frames)
         lo, hi = np.searchsorted(q_times, [start, end])
+        return _match_window(lookup, q_hashes[lo:hi], q_times[lo:hi] - start, params, peaks, query_map[start:end])
+
+    for start, (found, missed) in zip(starts, _WINDOW_POOL.map(window, starts)):
         shift = start * FRAME_SECONDS
-        found, missed = _match_window(lookup, q_hashes[lo:hi], q_times[lo:hi] - start, params, peaks,
-                                      query_map[start:end])
         for pool, results in ((best, found), (best_rejected, missed)):
             for m in results:
                 m = replace(m, query_start_s=m.query_start_s + shift, query_end_s=m.query_end_s + shift)
                 if m.key not in pool or m.score > pool[m.key].score:
                     pool[m.key] = m
-        if end == n_frames:
-            break
     matches = sorted(best.values(), key=lambda m: (-m.score, m.key))
     rejected = sorted((m for k, m in best_rejected.items() if k not in best), key=lambda m: (-m.score, m.key))
     return matches, rejected[: params.rejected]
@@ -763,13 +774,14 @@ def _match_window(lookup, q_hashes, q_times, params: LandmarkParams, peaks, quer
         c = _verify(int(key), offset, votes, vtimes, peaks(int(key)), dmap, params)
         if c is not None:
             verified.append((c, offset, vtimes))
-    # best first; a candidate whose segment is a short passage inside a longer segment of an
-    # accepted recording is judged on the query maxima that recording leaves unexplained
+    # best first; a candidate that would be accepted but whose segment is a short passage inside
+    # a longer segment of an accepted recording is judged again on the query maxima that
+    # recording leaves unexplained (one already refused stays as it was)
     verified.sort(key=lambda v: (-v[0].score, v[0].key))
     matches, rejected = [], []
     claims: list[tuple[LandmarkMatch, np.ndarray, np.ndarray]] = []
     for c, offset, vtimes in verified:
-        over = [(m, t, f) for m, t, f in claims if _explains(m, c, params)]
+        over = [(m, t, f) for m, t, f in claims if _explains(m, c, params)] if params.accepts(c) else []
         if over:
             reduced = query_map.copy()
             for _, t, f in over:

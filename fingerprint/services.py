@@ -17,7 +17,7 @@ from .index import IndexStore, MultiIndex, Segment
 from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
-from .scan import ITEM_SECONDS, POOL
+from .scan import ITEM_SECONDS
 from .stems import StemFindParams, rank_stem_matches
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
@@ -201,7 +201,7 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     landmark print when given), and the recordings only suspected, as evidence rows."""
     cp_params = match_params()
     cp_candidates: list[Candidate] = []
-    cp_index = sync_catalog_index()  # the database is touched here, on this thread, only
+    cp_matches = identify(sync_catalog_index(), variants, cp_params, candidates=cp_candidates)
     lm_matches: list = []
     lm_rejected: list = []
     landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
@@ -210,14 +210,8 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     if landmarks_ran:
         peak_map = landmark_print[3]
         index = sync_landmark_index()
-        # the two matchers are independent and spend most of their time in numpy, which
-        # releases the GIL: the landmarks run on the scan pool while Chromaprint runs here
-        pending = POOL.submit(match_print, index, landmark_print, lm_params)
-        cp_matches = identify(cp_index, variants, cp_params, candidates=cp_candidates)
-        lm_matches, lm_rejected = pending.result()
+        lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
         alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
-    else:
-        cp_matches = identify(cp_index, variants, cp_params, candidates=cp_candidates)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
                    cp_params=cp_params, lm_params=lm_params, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}
