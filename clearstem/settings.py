@@ -203,7 +203,8 @@ CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=s
 CLEARSTEM_STEM_PRINTS = env.bool("CLEARSTEM_STEM_PRINTS", default=True)
 CLEARSTEM_STEM_INDEX_DIR = env.str("CLEARSTEM_STEM_INDEX_DIR", default=str(DATA_DIR / "stem-index"))
 CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.836)
-#: the bar for a landmark match over a segment of 10 s or more (fingerprint.landmarks.LandmarkParams)
+#: the bar for a landmark match over a segment of 10 s or more that holds >= 25 % of the
+#: recording's tonal peaks (fingerprint.landmarks.LandmarkParams)
 CLEARSTEM_LANDMARK_LONG_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_LONG_MIN_SCORE", default=0.643)
 CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", default=0.592)
 # Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the

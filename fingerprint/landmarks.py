@@ -58,7 +58,8 @@ the same key and instrumentation share many peaks at any offset). The query is c
 segments; the contiguous run of segments with the largest excess is the matched segment, and
 its excess over chance, as a z-score, is the evidence: score = 1 − exp(−z / 15). A recording is
 reported when score ≥ `min_score` (≥ `long_min_score` when the matched segment lasts ≥
-`long_seconds`: see `LandmarkParams`), its aligned hashes number ≥ `min_votes` spread over ≥
+`long_seconds` and holds ≥ `long_min_presence` of the recording's tonal peaks: see
+`LandmarkParams`), its aligned hashes number ≥ `min_votes` spread over ≥
 `min_vote_seconds` distinct seconds, and the matched segment lasts ≥ `min_seconds`. Only tonal
 peaks count: a drum pattern at the same tempo (same kit, same loop) lines up peaks of two
 unrelated songs for many seconds and would otherwise be a match; nor do peaks below 27 Hz
@@ -628,11 +629,12 @@ class LandmarkParams:
     plus the margin); anything else needs `min_score`. The long bar never exceeds `min_score`;
     None turns it off (one bar for all).
 
-    Measured on bench.mixtures (seed 17, full run; a development set for this rule — the
-    figures in the README come from another seed): wrong candidates scored up to 0.816 over
-    4–8 s segments but 0.62 (calibration split) and 0.72 (test split: crossfades, presence
-    0.11–0.22) over segments of 10 s or more; no wrong candidate over 10 s in either split
-    had presence 0.25 or more, while buried songs found over the whole 15 s query had 0.25–0.6."""
+    Measured on bench.mixtures (seed 17, full run, both splits — a development set for this
+    rule; the README's "Identification in mixtures" has the figures): wrong candidates scored
+    up to 0.816 over 4–8 s segments but 0.62 (calibration split) and 0.72 (test split:
+    crossfades, presence 0.11–0.22) over segments of 10 s or more; no wrong candidate over
+    10 s in either split had presence 0.25 or more, while buried songs found over the whole
+    15 s query had 0.25–0.6."""
 
     #: 1 - exp(-z / 15), z ≈ 27: bench.mixtures' calibration split (renders with the Csound GM bank,
     #: TimGM6mb and OPL-3), full run: 0.8356 — its highest wrong candidate, 0.816, was a Bach chorale

@@ -39,9 +39,7 @@ MAX_BAD_PACKETS = 8
 SPEED_VARIANTS = tuple(round(1 + k * 0.005, 3) for k in range(-6, 7) if k)
 #: PCM block (samples at FP_RATE) handed to the Chromaprint contexts at once.
 BLOCK = 4 * FP_RATE
-#: Threads for fingerprinting work that releases the GIL (libchromaprint, numpy): the scan's
-#: contexts and, in fingerprint.services, the landmark matcher beside Chromaprint's.
-POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="fingerprint")
+_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
 
 
 class AudioError(DomainError):
@@ -140,8 +138,8 @@ class _Contexts:
         self._wait()
         self.pending = []
         if self.landmarks is not None:  # first in line: it is the longest task of the block
-            self.pending.append(POOL.submit(self.landmarks.feed, pcm.reshape(-1).copy()))
-        self.pending += [POOL.submit(ctx.feed, data) for ctx in self.contexts]
+            self.pending.append(_pool.submit(self.landmarks.feed, pcm.reshape(-1).copy()))
+        self.pending += [_pool.submit(ctx.feed, data) for ctx in self.contexts]
 
     def finish(self) -> list[tuple[float, np.ndarray, int]]:
         self._wait()
