@@ -589,16 +589,10 @@ def write_query(folder: Path, name: str, audio, rate: int) -> Path:
 def decode_blocks(path):
     """The PCM `fingerprint.scan` fingerprints: 11025 Hz mono s16, in ~4 s blocks."""
     from fingerprint.scan import BLOCK, FP_RATE
+    from sharedcore.media import decode_mono
 
     with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                for out in resampler.resample(frame):
-                    yield out.to_ndarray().reshape(-1)
-        for out in resampler.resample(None):
-            yield out.to_ndarray().reshape(-1)
+        yield from decode_mono(container, container.streams.audio[0], FP_RATE, BLOCK)
 
 
 def landmark_query(path, index: lm.LandmarkIndex, params: lm.LandmarkParams):

@@ -195,15 +195,13 @@ def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs)
     import soundfile as sf
 
     from fingerprint.scan import BLOCK, FP_RATE, SPEED_VARIANTS, scan_audio
+    from sharedcore.media import decode_mono
 
     path = tmp_path / "song.wav"
     sf.write(path, songs[22][: 30 * RATE] * 0.5, RATE, subtype="PCM_16")
     scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS, landmarks="query")
     with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=FP_RATE, frame_size=BLOCK)
-        blocks = [out.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
-                  for out in resampler.resample(frame)]
-        blocks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+        blocks = list(decode_mono(container, container.streams.audio[0], FP_RATE, BLOCK))
     kind, h, t, pmap = scan.landmarks
     h1, t1, pmap1 = lm.query_print(np.concatenate(blocks))
     assert kind == "query" and h.size > 1000 and len(scan.variants) == 1 + len(SPEED_VARIANTS)
