@@ -227,11 +227,13 @@ def _frame_planes(frame) -> tuple[tuple, list[np.ndarray]]:
     where `frame.to_ndarray()` costs ~45 µs and `av.AudioResampler` ~50 µs more of Python per
     frame (a 4-minute MP3 is 9,000 frames: those two were more CPU than decoding it)."""
     name = frame.format.name
-    channels = len(frame.layout.channels)
+    layout = frame.layout
+    channels = getattr(layout, "nb_channels", None) or len(layout.channels)  # the former from PyAV 13
+    planes = frame.planes
     if name.endswith("p"):
         dtype = _SAMPLE_FORMATS[name[:-1]][0]
-        return (name, channels), [np.frombuffer(p, dtype, frame.samples) for p in frame.planes[:channels]]
-    return (name, channels), [np.frombuffer(frame.planes[0], _SAMPLE_FORMATS[name][0], frame.samples * channels)]
+        return (name, channels), [np.frombuffer(p, dtype, frame.samples) for p in planes[:channels]]
+    return (name, channels), [np.frombuffer(planes[0], _SAMPLE_FORMATS[name][0], frame.samples * channels)]
 
 
 def _mono(key: tuple, parts: list[list[np.ndarray]]) -> np.ndarray:
