@@ -893,6 +893,47 @@ def judge(results: list[dict], args, with_chromaprint: bool) -> dict:
     return summary
 
 
+def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, params: lm.LandmarkParams,
+                    fusion: FusionParams, quick: bool = False, long_runs: int = 5) -> dict:
+    """One query at a time: decode + extract + match (landmarks alone), and the product path
+    (`product_query`): 15 s WAV excerpts and 4-minute MP3s of test catalog tracks."""
+    tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
+    lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
+    test_cat = [t for t in catalog if t["split"] == "test"]
+    for k in range(3 if quick else 20):
+        t = test_cat[k % len(test_cat)]
+        p = write_query(tmp, f"l{k}", t["audio"][:, SR * 20: SR * 35].astype(np.float32) / 32768, SR)
+        t0 = time.perf_counter()
+        landmark_query(p, index, params)
+        lat["15s_wav"].append((time.perf_counter() - t0) * 1000)
+        if cp_index is not None:
+            t0 = time.perf_counter()
+            product_query(p, cp_index, index, params, fusion)
+            lat["cp_15s_wav"].append((time.perf_counter() - t0) * 1000)
+    for k in range(2 if quick else long_runs):
+        parts = [test_cat[(k + j) % len(test_cat)]["audio"] for j in range(4)]
+        long = np.concatenate(parts, axis=1)[:, : 240 * SR].astype(np.float32) / 32768
+        p = write_query(tmp, f"long{k}", cached_mp3("long-" + "-".join(_STATE["tags"][test_cat[(k + j) % len(test_cat)]["id"]]
+                                                                        for j in range(4)), long), SR)
+        t0 = time.perf_counter()
+        landmark_query(p, index, params)
+        lat["4min_mp3"].append((time.perf_counter() - t0) * 1000)
+        if cp_index is not None:
+            t0 = time.perf_counter()
+            product_query(p, cp_index, index, params, fusion)
+            lat["cp_4min_mp3"].append((time.perf_counter() - t0) * 1000)
+    out: dict = {}
+    out["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
+                         for k, v in lat.items() if v}
+    # the machine's 1-minute load average when the latency runs ended: on a shared machine,
+    # above its core count the figures are inflated by other work, not this code's
+    out["latency_load_average"] = round(os.getloadavg()[0], 2)
+    out["latency_note"] = ("landmarks: decode (PyAV, as fingerprint.scan) + extraction + matching against the "
+                           "bench catalog; cp_*: the product path — one fingerprint.scan.scan_audio pass with "
+                           "the Chromaprint speed grid and the landmark print, both matchers, fusion")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="40 tracks, one mixture of each kind per track (~2 min)")
@@ -909,6 +950,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--redecide", type=Path, default=None,
                     help="calibrate and decide again from a --dump (no audio: seconds, for changes to the decision "
                          "rules; no index or latency figures)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the latency figures, at the shipped thresholds (render/load, index, measure)")
+    ap.add_argument("--latency-runs", type=int, default=5, help="4-minute MP3 queries timed")
     args = ap.parse_args(argv)
     if args.redecide:
         summary = judge(json.loads(args.redecide.read_text()), args, with_chromaprint=True)
@@ -946,6 +990,12 @@ def main(argv: list[str] | None = None) -> dict:
         cp_index = MultiIndex.build([(t["id"], scan_audio(str(t["file"])).fingerprint) for t in catalog])
     t_refs = time.perf_counter() - t0
 
+    if args.latency_only:
+        _STATE.update(tags={t["id"]: Path(t["file"]).stem for t in tracks})
+        summary = measure_latency(catalog, index, cp_index, lm.LandmarkParams(), FusionParams(), args.quick,
+                                  args.latency_runs)
+        print(json.dumps(summary, indent=2))
+        return summary
     rng = np.random.default_rng(args.seed)
     specs = plan_queries(tracks, rng, args.mixes)
     jobs = [(i, s, args.seed * 100_003 + i) for i, s in enumerate(specs)]
@@ -979,40 +1029,7 @@ def main(argv: list[str] | None = None) -> dict:
                                     sum(r["seconds"] for r in q15), hits / max(qh, 1), index)
 
     # latency, one query at a time: decode + extract + match (landmarks); scan + identify (Chromaprint)
-    params = acc
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
-    lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
-    test_cat = [t for t in catalog if t["split"] == "test"]
-    for k in range(3 if args.quick else 20):
-        t = test_cat[k % len(test_cat)]
-        p = write_query(tmp, f"l{k}", t["audio"][:, SR * 20: SR * 35].astype(np.float32) / 32768, SR)
-        t0 = time.perf_counter()
-        landmark_query(p, index, params)
-        lat["15s_wav"].append((time.perf_counter() - t0) * 1000)
-        if cp_index is not None:
-            t0 = time.perf_counter()
-            product_query(p, cp_index, index, params, fusion)
-            lat["cp_15s_wav"].append((time.perf_counter() - t0) * 1000)
-    for k in range(2 if args.quick else 5):
-        parts = [test_cat[(k + j) % len(test_cat)]["audio"] for j in range(4)]
-        long = np.concatenate(parts, axis=1)[:, : 240 * SR].astype(np.float32) / 32768
-        p = write_query(tmp, f"long{k}", cached_mp3("long-" + "-".join(_STATE["tags"][test_cat[(k + j) % len(test_cat)]["id"]]
-                                                                        for j in range(4)), long), SR)
-        t0 = time.perf_counter()
-        landmark_query(p, index, params)
-        lat["4min_mp3"].append((time.perf_counter() - t0) * 1000)
-        if cp_index is not None:
-            t0 = time.perf_counter()
-            product_query(p, cp_index, index, params, fusion)
-            lat["cp_4min_mp3"].append((time.perf_counter() - t0) * 1000)
-    summary["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
-                             for k, v in lat.items() if v}
-    # the machine's 1-minute load average when the latency runs ended: on a shared machine,
-    # above its core count the figures are inflated by other work, not this code's
-    summary["latency_load_average"] = round(os.getloadavg()[0], 2)
-    summary["latency_note"] = ("landmarks: decode (PyAV, as fingerprint.scan) + extraction + matching against the "
-                               "bench catalog; cp_*: the product path — one fingerprint.scan.scan_audio pass with "
-                               "the Chromaprint speed grid and the landmark print, both matchers, fusion")
+    summary |= measure_latency(catalog, index, cp_index, acc, fusion, args.quick, args.latency_runs)
     summary["timing_s"] = {"render_or_load": round(t_render, 1), "references": round(t_refs, 1),
                            "landmark_references": round(t_lm_refs, 1), "queries": round(t_queries, 1),
                            "total": round(time.perf_counter() - t_start, 1)}
