@@ -900,28 +900,26 @@ def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, para
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
     lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
     test_cat = [t for t in catalog if t["split"] == "test"]
+
+    def timed(path, name: str) -> None:
+        t0 = time.perf_counter()
+        landmark_query(path, index, params)
+        lat[name].append((time.perf_counter() - t0) * 1000)
+        if cp_index is not None:
+            t0 = time.perf_counter()
+            product_query(path, cp_index, index, params, fusion)
+            lat["cp_" + name].append((time.perf_counter() - t0) * 1000)
+
     for k in range(3 if quick else 20):
         t = test_cat[k % len(test_cat)]
         p = write_query(tmp, f"l{k}", t["audio"][:, SR * 20: SR * 35].astype(np.float32) / 32768, SR)
-        t0 = time.perf_counter()
-        landmark_query(p, index, params)
-        lat["15s_wav"].append((time.perf_counter() - t0) * 1000)
-        if cp_index is not None:
-            t0 = time.perf_counter()
-            product_query(p, cp_index, index, params, fusion)
-            lat["cp_15s_wav"].append((time.perf_counter() - t0) * 1000)
+        timed(p, "15s_wav")
     for k in range(2 if quick else long_runs):
         parts = [test_cat[(k + j) % len(test_cat)]["audio"] for j in range(4)]
         long = np.concatenate(parts, axis=1)[:, : 240 * SR].astype(np.float32) / 32768
         p = write_query(tmp, f"long{k}", cached_mp3("long-" + "-".join(_STATE["tags"][test_cat[(k + j) % len(test_cat)]["id"]]
                                                                         for j in range(4)), long), SR)
-        t0 = time.perf_counter()
-        landmark_query(p, index, params)
-        lat["4min_mp3"].append((time.perf_counter() - t0) * 1000)
-        if cp_index is not None:
-            t0 = time.perf_counter()
-            product_query(p, cp_index, index, params, fusion)
-            lat["cp_4min_mp3"].append((time.perf_counter() - t0) * 1000)
+        timed(p, "4min_mp3")
     out: dict = {}
     out["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
                          for k, v in lat.items() if v}
