@@ -418,3 +418,32 @@ def test_a_recording_quoting_the_playing_one_is_explained_away(songs):
     assert {m.key for m in unexplained} == {22, 99}  # the passage alone clears the bar
     a, b = clip(songs[22], 3, 15), clip(songs[31], 20, 15)
     assert {m.key for m in identify(index, pcm(a + b * rms(a) / rms(b)))[0]} == {22, 31}
+
+
+@pytest.mark.parametrize("subtype,rate,channels", [("PCM_U8", 22050, 2), ("PCM_16", 44100, 2), ("PCM_32", 48000, 1),
+                                                   ("FLOAT", 11025, 2), ("DOUBLE", 32000, 3)])
+def test_every_sample_format_is_down_mixed_and_resampled_to_the_same_pcm(tmp_path, subtype, rate, channels):
+    """`MonoPCM` reads frames as views of their planes (planar or interleaved, any sample format,
+    any channel count) and resamples with libsoxr: the PCM the scan fingerprints is the mono
+    mix at 11025 Hz whatever the file's format."""
+    import av
+    import soundfile as sf
+
+    from fingerprint.scan import BLOCK, FP_RATE
+    from sharedcore.media import decode_mono
+
+    def tone(t):
+        return 0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+
+    t = np.arange(int(rate * 6.0)) / rate
+    x = np.stack([tone(t) * (1 + 0.1 * c) for c in range(channels)], axis=1)
+    path = tmp_path / "tone.wav"
+    sf.write(path, x, rate, subtype=subtype)
+    with av.open(str(path)) as container:
+        got = np.concatenate(list(decode_mono(container, container.streams.audio[0], FP_RATE, BLOCK)))
+    n = int(round(t.size * FP_RATE / rate))
+    assert got.dtype == np.int16 and abs(got.size - n) <= 2
+    want = tone(np.arange(n) / FP_RATE) * (1 + 0.05 * (channels - 1)) * 32768  # the mean of the channels
+    core = slice(FP_RATE // 2, n - FP_RATE // 2)  # away from the resampler's edges
+    err = np.abs(got[core].astype(np.float64) - want[core]).max()
+    assert err < (400 if subtype == "PCM_U8" else 60), err
