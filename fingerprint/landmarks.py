@@ -812,15 +812,19 @@ def _offset_candidates(keys, qt, rt, params: LandmarkParams):
 
     One sort of the hits packed as key << 34 | offset does all the counting (keys are
     non-negative and below 2**29: database ids); neighbouring offsets of the same recording are
-    adjacent in that order, so the ±tol smoothing needs no search."""
+    adjacent in that order, so the ±tol smoothing needs no search, and the hits aligned with a
+    chosen offset are one slice of it (an argsort, so their query frames come along: cheaper
+    than a second pass over every hit to pick them out)."""
     if keys.size == 0:
         return []
     off = rt - qt
     omin = int(off.min())
-    code = np.sort(keys.astype(np.int64) << _OFF_BITS | (off - omin))
-    new = np.r_[True, code[1:] != code[:-1]]
-    uc = np.diff(np.r_[np.flatnonzero(new), code.size])
-    ucode = code[new]
+    packed = keys.astype(np.int64) << _OFF_BITS | (off - omin)
+    order = np.argsort(packed)
+    code = packed[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    uc = np.diff(np.r_[starts, code.size])
+    ucode = code[starts]
     total = uc.copy()
     # the neighbouring offsets of the same recording: code + d (d <= tol), if present, sits at
     # most d places further on in the sorted unique codes (offsets never wrap into another key)
@@ -830,28 +834,19 @@ def _offset_candidates(keys, qt, rt, params: LandmarkParams):
             total[:-p] += np.where(pair, uc[p:], 0)
             total[p:] += np.where(pair, uc[:-p], 0)
     udoc = ucode >> _OFF_BITS
-    # best offset per recording (first of the highest total within each recording's run)
-    order = np.lexsort((-total, udoc))
-    first = order[np.r_[True, udoc[order][1:] != udoc[order][:-1]]]
+    # per recording (a run of equal udoc), the first position holding the run's highest total
+    run = np.flatnonzero(np.r_[True, udoc[1:] != udoc[:-1]])
+    run_of = np.repeat(np.arange(run.size), np.diff(np.r_[run, udoc.size]))
+    at_best = np.flatnonzero(total == np.maximum.reduceat(total, run)[run_of])
+    first = at_best[np.r_[True, run_of[at_best][1:] != run_of[at_best][:-1]]]
     first = first[total[first] >= params.min_votes]
     first = first[np.argsort(-total[first], kind="stable")][: params.top_candidates]
-    if first.size == 0:
-        return []
-    chosen = udoc[first]
-    best_off = (ucode[first] & ((1 << _OFF_BITS) - 1)) + omin
-    by_key = np.argsort(chosen)
-    pos = np.searchsorted(chosen[by_key], keys)
-    pos = np.minimum(pos, chosen.size - 1)
-    hit_chosen = chosen[by_key][pos] == keys
-    aligned = hit_chosen & (np.abs(off - best_off[by_key][pos]) <= params.tol)
-    a_key, a_qt = keys[aligned], qt[aligned]
-    o = np.lexsort((a_qt, a_key))
-    a_key, a_qt = a_key[o], a_qt[o]
-    bounds = np.searchsorted(a_key, chosen), np.searchsorted(a_key, chosen, side="right")
+    lo = np.searchsorted(code, ucode[first] - params.tol, "left")
+    hi = np.searchsorted(code, ucode[first] + params.tol, "right")
     out = []
-    for key, offset, lo, hi in zip(chosen.tolist(), best_off.tolist(), *bounds):
-        vt = np.unique(a_qt[lo:hi])
-        out.append((int(key), int(offset), int(vt.size), vt))
+    for f, a, b in zip(first.tolist(), lo.tolist(), hi.tolist()):
+        vt = np.unique(qt[order[a:b]])
+        out.append((int(udoc[f]), int((ucode[f] & ((1 << _OFF_BITS) - 1)) + omin), int(vt.size), vt))
     return out
 
 
