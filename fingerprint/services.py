@@ -18,7 +18,7 @@ from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landm
 from .matcher import Candidate, MatchParams, identify
 from .models import ReferenceFingerprint
 from .scan import ITEM_SECONDS
-from .stems import StemFindParams, rank_stem_matches
+from .stems import StemFindParams, merge_views, rank_stem_matches
 
 MATCHER_NAME = "chromaprint-speedgrid-v2"
 LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
@@ -99,16 +99,22 @@ def sync_item_index(store: IndexStore, rows) -> MultiIndex:
     return _sync(store, rows, load)
 
 
-def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple):
+def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple,
+                views: dict[str, tuple] | None = None):
     """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
-    re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`)."""
+    re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`), on
+    the copy's own print and on each of its separated `views` (name -> query print)."""
     params = StemFindParams()  # stems have thresholds of their own (see fingerprint.stems)
     # stems keep one bar of their own for every segment length (calibrated by bench.stem_find)
     lm_params = replace(landmark_params(), min_score=params.landmark_min_score, long_min_score=None)
+    view_params = replace(lm_params, min_score=params.view_min_score)
     cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
-    lm = match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []
+    by_view = {"mix": match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []}
+    for name, view_print in (views or {}).items():
+        by_view[name] = match_print(lm_index, view_print, view_params)[0] if len(lm_index) else []
+    lm, view_of = merge_views(by_view)
     alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], lm_params)
-    return rank_stem_matches(cp, lm, alignment, params)
+    return rank_stem_matches(cp, lm, alignment, params, view_of)
 
 
 def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):

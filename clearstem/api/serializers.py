@@ -516,7 +516,8 @@ class FoundStemSerializer(serializers.Serializer):
     evidence = serializers.ListField(child=serializers.ChoiceField(["sha256", "content_credentials", "sound"]),
                                      help_text="how the file leads to this stem, strongest first")
     sound = serializers.DictField(allow_null=True, help_text="the landmark match: score, segment in the file and "
-                                                             "in the stem, aligned hashes (None unless found by sound)")
+                                                             "in the stem, aligned hashes, and the `view` of the file "
+                                                             "it was found in (None unless found by sound)")
     basis = serializers.CharField(allow_null=True, help_text="license | attestation")
     grants = serializers.ListField(child=serializers.DictField(), help_text="license id, version, terms digest, recording")
     provenance_url = serializers.CharField()
@@ -526,5 +527,8 @@ class FoundStemSerializer(serializers.Serializer):
 class AuditFindSerializer(serializers.Serializer):
     sha256 = serializers.CharField()
     seconds = serializers.FloatField(help_text="length of the audio sent")
+    sound_views = serializers.ListField(child=serializers.CharField(),
+                                        help_text="what was matched by sound: the file itself (mix) and its separated "
+                                                  "parts (vocals, drums, bass, other; none for long files)")
     content_credentials = serializers.DictField(help_text="found, state (Trusted/Valid/Invalid), binding_ok, stem, problem")
     stems = FoundStemSerializer(many=True)

@@ -503,6 +503,7 @@ def present_findings(request, found) -> dict:
             "audit_url": request.build_absolute_uri(f"/audit/stems/{stem.pk}/"),
         })
     return {"sha256": found.sha256, "seconds": round(found.seconds, 3), "stems": rows,
+            "sound_views": ["mix", *sorted(found.views)],
             "content_credentials": {
                 "found": bool(creds and creds.found), "state": creds.state if creds else None,
                 "binding_ok": creds.binding_ok if creds else None,
