@@ -203,8 +203,9 @@ CLEARSTEM_LANDMARK_INDEX_DIR = env.str("CLEARSTEM_LANDMARK_INDEX_DIR", default=s
 CLEARSTEM_STEM_PRINTS = env.bool("CLEARSTEM_STEM_PRINTS", default=True)
 CLEARSTEM_STEM_INDEX_DIR = env.str("CLEARSTEM_STEM_INDEX_DIR", default=str(DATA_DIR / "stem-index"))
 # Finding a stem by sound also looks the dropped file up through its separated views (the `dsp`
-# engine's parts: a stem under louder music), for files up to this many seconds (0: never).
-CLEARSTEM_FIND_VIEWS_MAX_SECONDS = env.float("CLEARSTEM_FIND_VIEWS_MAX_SECONDS", default=600.0)
+# engine's parts: a stem under louder music), for files up to this many seconds (0: never):
+# the lookup is synchronous and views cost ~0.12 s per second of audio on 2 cores.
+CLEARSTEM_FIND_VIEWS_MAX_SECONDS = env.float("CLEARSTEM_FIND_VIEWS_MAX_SECONDS", default=180.0)
 CLEARSTEM_LANDMARK_MIN_SCORE = env.float("CLEARSTEM_LANDMARK_MIN_SCORE", default=0.836)
 #: the bar for a landmark match over a segment of 10 s or more that holds >= 25 % of the
 #: recording's tonal peaks (fingerprint.landmarks.LandmarkParams)
