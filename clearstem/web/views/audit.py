@@ -124,9 +124,11 @@ def describe_findings(found: Findings) -> list[dict]:
         if (ev := by_sound.get(stem.pk)) is not None:
             q0, r0, span = ev["query_start_s"], ev["ref_start_s"], ev["duration_s"]
             by = DECIDED_BY.get(ev.get("decided_by"), "")
+            view = (ev.get("landmarks") or {}).get("view", "mix")
+            where = "" if view == "mix" else f", in the file's separated {view} part"
             how.append({"kind": "sound", "label": f"sound, score {ev['score']:.2f}",
                         "detail": f"{q0:.1f}–{q0 + span:.1f} s of this file is {r0:.1f}–{r0 + span:.1f} s of the stem"
-                                  + (f" (found by {by})" if by else ""),
+                                  + (f" (found by {by}{where})" if by else where),
                         "evidence": ev})
         decision = stem.job.decision or {}
         grants = []
