@@ -134,16 +134,22 @@ def main(argv: list[str] | None = None) -> dict:
         scan = scan_audio(str(path), landmarks="query")
         _, h, t, pmap = scan.landmarks
         matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-        by_view, view_rejected = {"mix": matches}, []
+        by_view, view_cands = {"mix": matches}, []
         for name, (_, vh, vt, vmap) in (views_of(path) if args.views else {}).items():
             vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
             by_view[name] = vm
-            view_rejected += [(name, m) for m in (*vm, *vr)]
+            view_cands += [*vm, *vr]
         merged, view_of = merge_views(by_view)
         cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
         ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of)
-        return ranked, matches, rejected, cp, alignment, view_rejected
+        return ranked, matches, rejected, cp, alignment, view_cands
+
+    def wrong_max(candidates, stem) -> float:
+        """The best score among `candidates` of other tracks that pass every gate but the score."""
+        return max((m.score for m in candidates if stems[m.key]["song"] != stem["song"]
+                    and m.votes >= params.min_votes and m.vote_seconds >= params.min_vote_seconds
+                    and m.duration_s >= params.min_seconds), default=0.0)
 
     results, skipped = [], 0
     n = int(EXCERPT_S * SR)
@@ -185,15 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
                     for k, ev in ranked if stems[k]["song"] != stem["song"]],
                 "name": stem["name"],
                 # the best landmark candidate of another track, accepted or not (calibration)
-                "lm_wrong_max": max((m.score for m in (*matches, *rejected)
-                                     if stems[m.key]["song"] != stem["song"] and m.votes >= params.min_votes
-                                     and m.vote_seconds >= params.min_vote_seconds
-                                     and m.duration_s >= params.min_seconds), default=0.0),
+                "lm_wrong_max": wrong_max((*matches, *rejected), stem),
                 # and the best candidate of another track in any separated view (their own bar)
-                "view_wrong_max": max((m.score for _, m in view_cands
-                                       if stems[m.key]["song"] != stem["song"] and m.votes >= params.min_votes
-                                       and m.vote_seconds >= params.min_vote_seconds
-                                       and m.duration_s >= params.min_seconds), default=0.0),
+                "view_wrong_max": wrong_max(view_cands, stem),
                 "found_in_view": next((ev.get("landmarks", {}).get("view") for k, ev in ranked
                                        if k == stem["key"]), None),
                 "cp_raw": [{"score": m.score, "alignment": alignment[m.key].score if alignment.get(m.key) else None,
