@@ -1,7 +1,7 @@
 """Render the training set per stem and write its manifest.
 
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
-        [--train-soundfonts csound-gm[,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
+        [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--allow-noncommercial]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
@@ -42,9 +42,9 @@ from scipy.io import wavfile
 from sharedcore.hashing import file_sha256
 
 from . import compose as composer
-from . import voice
+from . import synth, voice
 from .augment import AUGMENT_VERSION
-from .licences import LICENCES, commercial_ok, find_soundfont, resolve_soundfont
+from .licences import LICENCES, Soundfont, commercial_ok, find_soundfont, resolve_soundfont
 
 FORMAT = "clearstem-training-data/1"
 STEMS = composer.STEMS
@@ -87,6 +87,26 @@ def render_stem(midi_path: Path, soundfont: Path, n: int, rate: int = RATE) -> n
     return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
 
 
+def find_bank(bank_id: str) -> tuple[Path, Soundfont]:
+    """A training bank by id: an allowed soundfont, or our own synthesiser (`synth.BANK_ID`),
+    pinned like a soundfont by the SHA-256 of the file that makes its sounds (its source)."""
+    if bank_id == synth.BANK_ID:
+        return Path(synth.__file__).resolve(), Soundfont(
+            synth.BANK_ID, "synth.py", OWN, "clearstem (separation/training/synth.py)",
+            "procedural instrument bank written here (separation.training.synth)", synth.source_sha256(),
+            note="synthesised timbres drawn per song; vocals a source-filter voice, no recorded samples")
+    return find_soundfont(bank_id)
+
+
+def render_bank(bank: str, bank_path: Path, midi_path: Path, n: int, rate: int, seed: int) -> np.ndarray:
+    """One stem's MIDI rendered with a bank, as float32 [2, n]."""
+    if bank == synth.BANK_ID:
+        if synth.source_sha256() != find_bank(bank)[1].sha256:  # the module changed under a running build
+            raise RuntimeError("separation/training/synth.py changed during the build")
+        return synth.render_midi(midi_path, n, rate, seed)
+    return render_stem(midi_path, bank_path, n, rate)
+
+
 SAMPLE_FORMATS = {"flac24": ("flac", "24-bit FLAC; stems on the 24-bit grid, mixture their exact sum"),
                   "float32": ("wav", "float32 WAV; mixture the float32-rounded sum of the float32 stems")}
 
@@ -127,7 +147,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         raise ValueError("espeak-ng vocals are not claimed commercial-clean; pass allow_noncommercial "
                          "(--allow-noncommercial) to use them, and the manifest will say commercial_use false")
     ext = SAMPLE_FORMATS[sample_format][0]
-    banks = {b: find_soundfont(b) for b in (*train_banks, val_bank)}
+    banks = {b: find_bank(b) for b in (*train_banks, val_bank)}
     if val_bank in train_banks:
         raise ValueError("the validation soundfont must not be a training soundfont")
     for b in train_banks:
@@ -165,7 +185,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         sources.append(source)
         for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
             sf_path, sf_entry = banks[bank]
-            stems = {stem: render_stem(midi_dir / f"{stem}.mid", sf_path, n, rate).astype(np.float64)
+            stems = {stem: render_bank(bank, sf_path, midi_dir / f"{stem}.mid", n, rate,
+                                       song_seed(comp.seed, STEMS.index(stem))).astype(np.float64)
                      for stem in STEMS if not (stem == "vocals" and sung is not None)}
             if sung is not None:  # at the accompaniment's mean RMS times the song's drawn level
                 ref = np.mean([np.sqrt(np.mean(v ** 2)) for v in stems.values()])
@@ -224,13 +245,19 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
         "format": FORMAT,
         "generator": {"code": "separation.training.data", **generator},
         "render": {"engine": fluidsynth_version(), "flags": FLUIDSYNTH_FLAGS, "sample_rate": generator["rate"],
+                   **({"synth": {"bank": synth.BANK_ID, "code": "separation.training.synth",
+                                 "sha256": banks[synth.BANK_ID][1].sha256,
+                                 "seeds": "per song and stem: song_seed(composition seed, stem index)"}}
+                      if synth.BANK_ID in banks else {}),
                    "channels": 2, "sample_format": SAMPLE_FORMATS[generator.get("sample_format", "flac24")][1],
                    "normalisation": f"mixture peak {PEAK}, one gain per song",
                    "mixture": "sum of the stored stems"},
         "stems": {"drums": "GM channel 10", "bass": "GM bass programs 32-39",
                   "vocals": "the melody on GM voice programs 52/53/54/85 (choir aahs, voice oohs, synth voice, "
-                            "lead voice) from the soundfont; where a source's vocals.kind says espeak-ng, the melody "
-                            "as espeak-ng syllables instead; never a human voice",
+                            "lead voice) from the soundfont; in renders with the clearstem-synth bank, a "
+                            "source-filter voice (vowel formants, vibrato, breath, consonant-like bursts) singing "
+                            "no words; where a source's vocals.kind says espeak-ng, the melody as espeak-ng "
+                            "syllables instead; never a human voice",
                   "other": "every other melodic program (chords, arpeggios, pads, counter-lines)"},
         "augmentation": {"applied": "at training time, seeded per (seed, epoch, example)",
                          "code": "separation.training.augment", "version": AUGMENT_VERSION},
