@@ -3,7 +3,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
 
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
-        [--select-every 1000] [--workers 0] [--allow-noncommercial]
+        [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -171,6 +171,34 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
     return {"sdr_median": med, "sdr_mean": float(np.nanmean(list(med.values()))), "songs": len(renders)}
 
 
+def load_init(path: Path, args, manifest: dict) -> dict:
+    """Exported weights to start from (fine-tuning), with their card (`path` with suffix .json,
+    as `export` writes it): the card must pin the file's SHA-256 and match the architecture, and
+    weights that are not commercial-clean are refused unless --allow-noncommercial. What the run
+    records (`config["init"]`) travels into the new card, so the new weights' provenance names
+    everything that shaped them: this set *and* the set the starting weights learned from."""
+    card_path = path.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingSetError(f"--init {path}: its model card {card_path} is missing or unreadable") from exc
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if card.get("sha256") != digest:
+        raise TrainingSetError(f"--init {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
+    if card.get("architecture") != bandsplit.ARCHITECTURE or card.get("config") != {"dim": args.dim, "layers": args.layers}:
+        raise TrainingSetError(f"--init {path} is {card.get('architecture')} {card.get('config')}, this run is "
+                               f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}}")
+    if not card.get("commercial_use") and not args.allow_noncommercial:
+        raise TrainingSetError(f"--init {path} is not commercial-clean (its card says commercial_use false); "
+                               "pass --allow-noncommercial to start from it")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    record = {"name": card.get("name"), "weights_sha256": digest,
+              "training_data_manifest_sha256": card.get("training_data_manifest_sha256"),
+              "training_data": card.get("training_data"), "init": card.get("training", {}).get("init"),
+              "commercial_use": bool(card.get("commercial_use"))}
+    return {"state": state, "record": record}
+
+
 def _save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -188,8 +216,14 @@ def train(args) -> dict:
               "batch": args.batch, "seconds": args.seconds, "lr": args.lr, "dim": args.dim, "layers": args.layers,
               "architecture": bandsplit.ARCHITECTURE, "stems": list(bandsplit.STEMS),
               "commercial_use": bool(manifest.get("commercial_use"))}
+    init = load_init(args.init, args, manifest) if args.init else None
+    if init is not None:
+        config["init"] = init["record"]
+        config["commercial_use"] = config["commercial_use"] and init["record"]["commercial_use"]
     torch.manual_seed(args.seed)
     model = bandsplit.BandSplitRNN(args.dim, args.layers).to(device)
+    if init is not None:
+        model.load_state_dict(init["state"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, best = 0, -math.inf
     last = out / "last.pt"
@@ -296,12 +330,16 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
             raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
                                    f"{data} is {manifest['_sha256']}")
         training_data, weights_licence = training_statement(manifest)
+        if cfg.get("init"):
+            init = cfg["init"]
+            training_data += (f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
+                              f"whose training data was: {init['training_data']}")
         digest = hashlib.sha256(to.read_bytes()).hexdigest()
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
                 "training_data": training_data, "training_data_manifest_sha256": cfg["data_manifest_sha256"],
                 "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
-                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {
+                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")
@@ -344,6 +382,7 @@ def main(argv=None) -> int:
     ap.add_argument("--select-every", type=int, default=1000)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--allow-noncommercial", action="store_true")
+    ap.add_argument("--init", type=Path, help="exported weights (with their card beside them) to start from")
     args = ap.parse_args(argv)
     try:
         result = train(args)

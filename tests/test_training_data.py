@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from separation.training import data, voice
+from separation.training import data, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
@@ -225,3 +225,52 @@ def test_espeak_vocals_sing_the_melody_in_tune_and_are_not_claimed_commercial(tm
     _need("csound-gm", "timgm6mb")
     with pytest.raises(ValueError, match="espeak-ng vocals are not claimed commercial-clean"):
         data.build(tmp_path / "x", 2, 0, 1.0, espeak_vocals=0.5)
+
+
+def test_own_synth_bank_renders_every_stem_seeded_and_in_tune(tmp_path):
+    """`clearstem-synth` (our own instruments): the same MIDI sources as a soundfont, every stem
+    audible, the same seed the same samples, the voice sung at the written pitch, the bass below
+    the accompaniment."""
+    comp, sr = compose(7, 6.0), 44100
+    n = 6 * sr
+    audio = {}
+    for stem in STEMS:
+        path = tmp_path / f"{stem}.mid"
+        comp.midi(stem).save(path)
+        audio[stem] = synth.render_midi(path, n, sr, seed=3)
+        assert audio[stem].shape == (2, n) and audio[stem].dtype == np.float32 and np.isfinite(audio[stem]).all()
+        assert np.sqrt(np.mean(audio[stem].astype(np.float64) ** 2)) > 1e-3, f"{stem} is silent"
+        np.testing.assert_array_equal(audio[stem], synth.render_midi(path, n, sr, seed=3))
+    assert not np.array_equal(audio["other"], synth.render_midi(tmp_path / "other.mid", n, sr, seed=4))
+
+    def centroid(x):
+        spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
+        return float((spec * np.fft.rfftfreq(x.shape[1], 1 / sr)).sum() / spec.sum())
+
+    assert centroid(audio["bass"]) < centroid(audio["other"])
+    voice_track = audio["vocals"].mean(axis=0)
+    sec_per_tick, cents = 60 / comp.bpm / PPQ, []
+    for tick, dur, pitch, _ in comp.stems["vocals"][0].notes:
+        a, b = int(tick * sec_per_tick * sr), min(n, int((tick + dur) * sec_per_tick * sr))
+        if b - a > 0.25 * sr:  # past the glide from the previous note
+            x = voice_track[a + sr // 8: b - sr // 20].astype(np.float64)
+            # the strongest partial within two semitones of the written fundamental (vibrato
+            # broadens autocorrelation peaks, so a spectral peak reads the pitch more truly)
+            spec = np.abs(np.fft.rfft(x * np.hanning(x.size), 8 * x.size))
+            freqs = np.fft.rfftfreq(8 * x.size, 1 / sr)
+            written = 440 * 2 ** ((pitch - 69) / 12)
+            near = (freqs > written * 2 ** (-2 / 12)) & (freqs < written * 2 ** (2 / 12))
+            cents.append(1200 * np.log2(freqs[near][spec[near].argmax()] / written))
+    assert len(cents) >= 3 and np.median(np.abs(cents)) < 35, cents
+
+
+def test_a_set_rendered_with_the_own_bank_pins_it_and_stays_commercial_clean(tmp_path):
+    _need("csound-gm", "timgm6mb")
+    out = tmp_path / "set"
+    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+    bank = next(s for s in m["soundfonts"] if s["id"] == synth.BANK_ID)
+    assert bank["licence"] == "LicenseRef-ClearStem-own-work" and bank["commercial_use"] is True
+    assert bank["sha256"] == synth.source_sha256() == m["render"]["synth"]["sha256"]
+    assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["clearstem-synth", "csound-gm"]
+    assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["clearstem-synth", "csound-gm"]
+    assert m["commercial_use"] is True and data.verify(out) == []

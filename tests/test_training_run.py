@@ -149,3 +149,47 @@ def test_resuming_with_other_settings_is_refused(tiny_set, tmp_path):
     other[other.index("--dim") + 1] = "16"
     with pytest.raises(SystemExit, match="other settings \\(dim\\)"):
         train.main(["--data", str(tiny_set), "--out", str(tmp_path), *other])
+
+
+def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(tiny_set, tmp_path):
+    """Fine-tuning (`--init`): the run starts from the exported weights exactly, and the new card
+    names what shaped them (this set and the starting weights' own training data); weights whose
+    card does not pin them, of another shape, or not commercial-clean are refused."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    init = torch.load(tmp_path / "ship" / "tiny-v1.pt", weights_only=True)
+    frozen = TINY.copy()
+    frozen[frozen.index("--steps") + 1] = "1"
+    fresh = tmp_path / "fresh"
+    assert train.main(["--data", str(tiny_set), "--out", str(fresh), *TINY, "--init", start["weights"]]) == 0
+    ckpt = torch.load(fresh / "last.pt", weights_only=False)
+    assert ckpt["config"]["init"]["weights_sha256"] == start["sha256"] and ckpt["config"]["init"]["name"] == "tiny-v1"
+    # it starts from those weights: a step at learning rate 0 leaves them exactly as exported
+    assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / "frozen"), *frozen, "--lr", "0",
+                       "--init", start["weights"]]) == 0
+    after = _params(tmp_path / "frozen" / "last.pt")
+    assert after.keys() == init.keys() and all(torch.equal(init[k], after[k]) for k in init)
+    card = train.export(fresh / "last.pt", tmp_path / "ship" / "tiny-v2.pt", tiny_set, "tiny-v2")
+    written = json.loads((tmp_path / "ship" / "tiny-v2.json").read_text())
+    assert written["training"]["init"]["weights_sha256"] == start["sha256"]
+    assert f"fine-tuned from tiny-v1 (weights SHA-256 {start['sha256']})" in written["training_data"]
+    assert written["commercial_use"] is True and card["sha256"] == written["sha256"]
+    # refused: a file its card does not pin, another shape, weights not commercial-clean
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(tmp_path / "ship" / "tiny-v1.json", bad / "w.json")
+    torch.save({k: v + 1 for k, v in init.items()}, bad / "w.pt")
+    with pytest.raises(SystemExit, match="its card pins"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r1"), *TINY, "--init", str(bad / "w.pt")])
+    with pytest.raises(SystemExit, match="this run is bandsplit-rnn"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r2"), *TINY, "--dim", "16",
+                    "--init", start["weights"]])
+    meta = json.loads((tmp_path / "ship" / "tiny-v1.json").read_text())
+    shutil.copy(tmp_path / "ship" / "tiny-v1.pt", bad / "nc.pt")
+    (bad / "nc.json").write_text(json.dumps(meta | {"commercial_use": False}))
+    with pytest.raises(SystemExit, match="not commercial-clean"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r3"), *TINY, "--init", str(bad / "nc.pt")])
+    (bad / "missing.pt").write_bytes((tmp_path / "ship" / "tiny-v1.pt").read_bytes())
+    with pytest.raises(SystemExit, match="card .* is missing"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r4"), *TINY, "--init", str(bad / "missing.pt")])
