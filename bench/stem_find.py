@@ -6,24 +6,25 @@ stems the platform made.
 
 Stems: the tracks of `bench.mixtures` (music21 corpus pieces rendered with three Debian soundfonts,
 varied programs, effects and mastering; from its cache when present) separated by the product's
-default engine (`dsp`), every stem of `--songs` tracks indexed, as the worker does. Queries, for
+default engine (`separation.registry.default_model()`: the shipped band-split model; `--engine dsp`
+for the weights-free one), every stem of `--songs` tracks indexed, as the worker does. Queries, for
 every stem louder than -40 dBFS over the excerpt (near-silent stems are not something one finds
 in the wild; their count is reported):
 - `mp3_20s`: a 20 s excerpt at a random offset, re-encoded as MP3 128 kb/s;
 - `under_music_6dB`: the same excerpt 6 dB *under* a non-indexed track ("a stem with other
   audio over it"; levels by RMS over the excerpt), MP3 128 kb/s;
 - `overdub_0dB`: the excerpt with another track at equal level (harder; no target).
-Every copy is matched as the product matches it: itself and its separated views (the `dsp`
-engine's parts; `--no-views` for the copy alone). Reported per condition: found (the right stem
+Every copy is matched as the product matches it: itself and its separated views (the parts cut
+by `clearstem.jobs.stem_prints.VIEW_ENGINE`; `--view-engines A B` compares engines on the same
+queries — the first is the one reported in full; `--no-views` for the copy alone). Reported per condition: found (the right stem
 ranked first), wrong (a reported stem made from another track), siblings (other stems of the
 same track also reported: the `dsp` engine leaks one instrument into another, so its stems
 share material) and latency (separating the copy into views included).
 
-Weaknesses: the stems come from one engine (`dsp`) whose stems are leaky and alike; real
-separators give cleaner, less alike stems (easier to tell apart, harder to find under music);
-the views are cut by that same engine, so on this set a view matches the indexed stems' own
-decomposition — for stems of a neural engine it will help less;
-the "other music" is from the same generator and corpus; 20 s excerpts only.
+Weaknesses: the stems come from one engine per run; where the views are cut by the engine
+that made the indexed stems, a view reproduces the stems' own decomposition, which flatters
+views (measured both ways: `--engine`, `--view-engines`); the "other music" is from the same
+generator and corpus; 20 s excerpts only.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from fingerprint.index import MultiIndex
 from fingerprint.matcher import MatchParams, identify
 from fingerprint.scan import scan_audio
 from fingerprint.stems import StemFindParams, merge_views, rank_stem_matches
-from separation.registry import get_engine
+from separation.registry import default_model, get_engine
 from separation.run import separate_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +54,10 @@ EXCERPT_S = 20.0
 SILENT_DBFS = -40.0
 CONDITIONS = ("mp3_20s", "under_music_6dB", "overdub_0dB")
 STEM_NAMES = ("vocals", "drums", "bass", "other")
-#: Separated stems per track (the dsp engine is deterministic), so reruns skip separation.
-STEM_CACHE = CACHE / "stems-dsp"
+#: Separated stems per track and engine (`stems-<engine>`), so reruns skip separation.
+STEM_CACHE_ROOT = CACHE
+#: As `clearstem.jobs.stem_prints.VIEW_ENGINE` (this bench runs without Django).
+PRODUCT_VIEW_ENGINE = "dsp"
 DEFAULT_OUT = ROOT / "bench" / "results" / "stem_find.json"
 
 
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-views", dest="views", action="store_false",
                     help="match the copy itself only, not its separated views (as before views existed)")
+    ap.add_argument("--engine", default=None, help="the engine that makes the indexed stems (default: the "
+                    "product's default model)")
+    ap.add_argument("--view-engines", nargs="+", default=[PRODUCT_VIEW_ENGINE],
+                    help="engines that cut the copy into views; the first is reported in full, the others "
+                    "beside it on the same queries")
     args = ap.parse_args(argv)
     if args.quick:
         args.songs, args.others = 10, 6
@@ -93,12 +101,15 @@ def main(argv: list[str] | None = None) -> dict:
     others = [tracks[i] for i in order[base + args.songs: base + args.songs + args.others]]
     if args.split == "calibration" and args.out == DEFAULT_OUT:
         args.out = DEFAULT_OUT.with_name("stem_find_calibration.json")
-    engine = get_engine("dsp")
+    args.engine = args.engine or default_model()
+    engine = get_engine(args.engine)
+    view_engines = {name: get_engine(name) for name in args.view_engines}
+    stem_cache = STEM_CACHE_ROOT / f"stems-{args.engine}"
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-stemfind-"))
     stems, refs, cp_refs = [], [], []
     t0 = time.perf_counter()
     for si, song in enumerate(songs):
-        folder = STEM_CACHE / song["file"].stem  # the track's tag: same audio, same stems
+        folder = stem_cache / song["file"].stem  # the track's tag: same audio, same stems
         if not all((folder / f"{name}.wav").exists() for name in STEM_NAMES):
             src = tmp / f"song{si}.wav"
             sf.write(src, song["audio"].T, SR, subtype="PCM_16")
@@ -120,30 +131,37 @@ def main(argv: list[str] | None = None) -> dict:
     params = lm.LandmarkParams(min_score=find_params.landmark_min_score, long_min_score=None)
     view_params = lm.LandmarkParams(min_score=find_params.view_min_score, long_min_score=None)
 
-    def views_of(path) -> dict:
+    def views_of(path, view_engine) -> dict:
         """As `clearstem.jobs.stem_prints.separated_views` (which needs Django): the copy's
-        parts by the `dsp` engine, each as a landmark query print."""
+        parts by `view_engine`, each as a landmark query print."""
         out = {}
         with tempfile.TemporaryDirectory(prefix="clearstem-stemfind-views-") as vtmp:
-            for part in separate_file(engine, path, Path(vtmp), fmt="wav", bits=16)[0]:
+            for part in separate_file(view_engine, path, Path(vtmp), fmt="wav", bits=16)[0]:
                 out[part.name] = scan_audio(str(part.path), landmarks="query").landmarks
         return out
 
     def lookup(path):
-        """As `fingerprint.services.find_copies`, plus every candidate for the report."""
+        """As `fingerprint.services.find_copies`, plus every candidate for the report: the
+        copy itself once, then its views by each view engine (ranked per engine)."""
+        t0 = time.perf_counter()
         scan = scan_audio(str(path), landmarks="query")
         _, h, t, pmap = scan.landmarks
         matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-        by_view, view_cands = {"mix": matches}, []
-        for name, (_, vh, vt, vmap) in (views_of(path) if args.views else {}).items():
-            vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
-            by_view[name] = vm
-            view_cands += [*vm, *vr]
-        merged, view_of = merge_views(by_view)
         cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
-        ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of)
-        return ranked, matches, rejected, cp, alignment, view_cands
+        base_s = time.perf_counter() - t0
+        per_engine = {}
+        for name, view_engine in (view_engines.items() if args.views else [(None, None)]):
+            t1 = time.perf_counter()
+            by_view, view_cands = {"mix": matches}, []
+            for part, (_, vh, vt, vmap) in (views_of(path, view_engine) if view_engine else {}).items():
+                vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
+                by_view[part] = vm
+                view_cands += [*vm, *vr]
+            merged, view_of = merge_views(by_view)
+            ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of)
+            per_engine[name] = (ranked, view_cands, (base_s + time.perf_counter() - t1) * 1000)
+        return per_engine, matches, rejected, cp, alignment
 
     def wrong_max(candidates, stem) -> float:
         """The best score among `candidates` of other tracks that pass every gate but the score."""
@@ -175,9 +193,10 @@ def main(argv: list[str] | None = None) -> dict:
         for cond, q in variants.items():
             peak = float(np.abs(q).max())
             path = _query(tmp, f"q{stem['key']}-{cond}", q / peak * 0.9 if peak > 0.99 else q)
-            t0 = time.perf_counter()
-            ranked, matches, rejected, cp, alignment, view_cands = lookup(path)
-            ms = (time.perf_counter() - t0) * 1000
+            per_engine, matches, rejected, cp, alignment = lookup(path)
+            if len(results) % 30 == 29:
+                print(f"  {len(results) + 1} queries, {time.perf_counter() - t_start:.0f} s", flush=True)
+            ranked, view_cands, ms = next(iter(per_engine.values()))
             found = [stems[k] for k, _ in ranked]
             results.append({
                 "stem": stem["key"], "cond": cond, "ms": ms, "start_s": start / SR,
@@ -203,12 +222,18 @@ def main(argv: list[str] | None = None) -> dict:
                 "job_top": bool(found) and found[0]["song"] == stem["song"],
                 "offset_ok": bool(ranked) and ranked[0][0] == stem["key"]
                 and abs(ranked[0][1]["ref_start_s"] - start / SR) < 1.0,
+                # every view engine on this same copy (the first is the row above)
+                "by_view_engine": {str(name): {
+                    "top": r_[0][0] if r_ else None, "ms": round(ms_, 1),
+                    "wrong": sum(stems[k]["song"] != stem["song"] for k, _ in r_),
+                    "view_wrong_max": wrong_max(vc_, stem)} for name, (r_, vc_, ms_) in per_engine.items()},
             })
 
     summary: dict = {"songs": len(songs), "stems_indexed": len(stems), "others": len(others),
                      "queries_per_condition": sum(r["cond"] == CONDITIONS[0] for r in results),
                      "stems_skipped_near_silent_or_short": skipped, "excerpt_s": EXCERPT_S, "mp3_kbps": 128,
-                     "engine": "dsp", "min_score": params.min_score, "conditions": {}}
+                     "engine": args.engine, "view_engines": args.view_engines if args.views else [],
+                     "min_score": params.min_score, "conditions": {}}
     for cond in CONDITIONS:
         rs = [r for r in results if r["cond"] == cond]
         if not rs:
@@ -228,6 +253,16 @@ def main(argv: list[str] | None = None) -> dict:
             "latency_ms_p50": round(statistics.median(r["ms"] for r in rs), 1),
             "latency_ms_p95": round(float(np.percentile([r["ms"] for r in rs], 95)), 1),
         }
+    summary["by_view_engine"] = {
+        str(name): {cond: {
+            "found_top1": round(float(np.mean([r["by_view_engine"][name]["top"] == r["stem"] for r in rs])), 4),
+            "queries_with_wrong_stem": sum(bool(r["by_view_engine"][name]["wrong"]) for r in rs),
+            "view_wrong_max": round(max(r["by_view_engine"][name]["view_wrong_max"] for r in rs), 4),
+            "latency_ms_p50": round(statistics.median(r["by_view_engine"][name]["ms"] for r in rs), 1),
+            "by_stem_name": {n: round(float(np.mean([r["by_view_engine"][name]["top"] == r["stem"] for r in rs
+                                                     if r["name"] == n] or [np.nan])), 4) for n in STEM_NAMES}}
+            for cond in CONDITIONS if (rs := [r for r in results if r["cond"] == cond])}
+        for name in (args.view_engines if args.views else [None])}
     summary["by_stem_name"] = {
         name: {cond: round(float(np.mean([r["top"] == r["stem"] for r in results
                                           if r["cond"] == cond and stems[r["stem"]]["name"] == name] or [np.nan])), 4)
@@ -285,6 +320,12 @@ def main(argv: list[str] | None = None) -> dict:
     vc = summary["view_calibration"]
     print(f"separated views {'on' if vc['views'] else 'off'}: candidates of other tracks up to {vc['wrong_max_score']} "
           f"(suggests min score {vc['suggested_min_score']}; in use {vc['in_use_min_score']})")
+    if len(summary["by_view_engine"]) > 1:
+        print("view engines on the same queries (found first / wrong-stem queries / highest wrong view candidate / p50):")
+        for name, conds in summary["by_view_engine"].items():
+            print(f"  {name:<24} " + "  ".join(
+                f"{cond} {c['found_top1']:.1%}/{c['queries_with_wrong_stem']}/{c['view_wrong_max']}/{c['latency_ms_p50']:.0f} ms"
+                for cond, c in conds.items()))
     print(f"results: {args.out}")
     return summary
 

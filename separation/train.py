@@ -43,6 +43,7 @@ import torch
 
 from . import bandsplit
 from .training.augment import augment
+from .training.synth import BANK_ID as SYNTH_BANK
 
 RUN_FORMAT = "clearstem-training-run/1"
 
@@ -287,10 +288,11 @@ def train(args) -> dict:
     return {"step": step, "best_select_sdr": best}
 
 
-def training_statement(manifest: dict) -> tuple[str, str]:
+def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
-    lawyer can check against the manifest it names."""
+    lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
+    the weights it started from and what those learned from."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
@@ -300,12 +302,19 @@ def training_statement(manifest: dict) -> tuple[str, str]:
                       | {fonts[f]["licence"] for f in used_fonts})
     styles = sorted({sources[s]["composition"]["style"] for s in songs if "composition" in sources.get(s, {})})
     vocals = sorted({str((sources[s].get("vocals") or {}).get("kind", "")) for s in songs if s in sources} - {""})
-    fonts_words = "; ".join(f"{fonts[f]['file']} ({fonts[f]['licence']})" for f in used_fonts)
+    fonts_words = "; ".join(
+        f"ClearStem's own synthesiser (separation/training/synth.py, {fonts[f]['licence']})" if f == SYNTH_BANK
+        else f"{fonts[f]['file']} ({fonts[f]['licence']})" for f in used_fonts)
+    if SYNTH_BANK in used_fonts:  # that bank sings the melody with its formant voice, whatever the source says
+        vocals = [*vocals, "in the synthesiser's renders, its source-filter formant voice (no words)"]
     data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: {len(songs)} songs composed "
             f"procedurally by ClearStem ({', '.join(styles)}), rendered per stem with {fonts_words}; "
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — no human voice, no third-party "
             "recordings or MIDI")
-    commercial = bool(manifest.get("commercial_use"))
+    if init:
+        data += (f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
+                 f"whose training data was: {init['training_data']}")
+    commercial = bool(manifest.get("commercial_use")) and (not init or bool(init.get("commercial_use")))
     weights = (f"ClearStem's own weights; every training input's licence allows commercial use ({', '.join(licences)})"
                if commercial else f"ClearStem's own weights; NOT commercial-clean (inputs: {', '.join(licences)})")
     return data, weights
@@ -329,11 +338,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         if manifest["_sha256"] != cfg["data_manifest_sha256"]:
             raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
                                    f"{data} is {manifest['_sha256']}")
-        training_data, weights_licence = training_statement(manifest)
-        if cfg.get("init"):
-            init = cfg["init"]
-            training_data += (f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
-                              f"whose training data was: {init['training_data']}")
+        training_data, weights_licence = training_statement(manifest, cfg.get("init"))
         digest = hashlib.sha256(to.read_bytes()).hexdigest()
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,

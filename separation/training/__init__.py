@@ -10,6 +10,7 @@ import-linter's root packages and its contracts. FluidSynth is called as a progr
 
 Modules: `licences` (allow-lists of soundfonts and licences, the music21 corpus audit),
 `compose` (procedural multi-style per-stem MIDI), `data` (rendering, split, manifest, CLI),
+`synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
 
@@ -24,13 +25,18 @@ Model card — what the data is made of (default build):
   states no licence for most encodings (Essen is explicitly non-commercial), see
   `licences.MUSIC21_AUDIT`; abcmidi is installable but the ABC collections we could pair it
   with have the same problem.
-* instruments: the Csound GM bank (`sf_GMbank.sf2`, public domain) for train/select; TimGM6mb
-  (GPL-2.0) for validation only; OPL-3 FM (CC-BY-SA-4.0) opt-in, non-commercial. MuseScore
-  General is *refused*: its own copyright file says it is built from the GM bank family
-  reserved for held-out evaluation.
+* instruments: the Csound GM bank (`sf_GMbank.sf2`, public domain) and, with
+  `--train-soundfonts csound-gm,clearstem-synth`, our own synthesiser (`synth.py`: wavetable,
+  FM, mallet and plucked timbres drawn per song, a synthesised kit; licence own work, pinned by
+  the SHA-256 of its source) for train/select; TimGM6mb (GPL-2.0) for validation only; OPL-3 FM
+  (CC-BY-SA-4.0) opt-in, non-commercial. MuseScore General is *refused*: its own copyright file
+  says it is built from the GM bank family reserved for held-out evaluation.
 * **vocals: no human voice.** By default the "vocals" stem is the song's lead melody played on
   the soundfont's General MIDI voice programs (52 choir aahs, 53 voice oohs, 54 synth voice,
-  85 lead voice): sustained vowel-like timbres, no words, no consonants. Opt-in
+  85 lead voice): sustained vowel-like timbres, no words, no consonants. In renders with the
+  own bank the melody is sung by `synth.Voice`, a source-filter voice: a harmonic source shaped
+  by vowel formants with a vowel glide per note, vibrato, portamento, breath noise and
+  consonant-like bursts — still no words and no recorded voice. Opt-in
   (`--espeak-vocals FRACTION --allow-noncommercial`): for that fraction of songs the melody is
   sung as espeak-ng syllables ("naa", "hey", "tonight", …; formant voices only, never MBROLA),
   pitched to each note within ~25 cents — robotic, with consonants and formants. espeak-ng is
