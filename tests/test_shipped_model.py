@@ -15,7 +15,10 @@ from clearstem.synth import render_song
 from separation import registry, train
 from separation.run import separate_file
 
-NAME = "clearstem-bandsplit-v1"
+#: Every shipped model; the first is the default (the newest). Older ones stay so that stems
+#: made with them still name a model the registry can show and run.
+SHIPPED = list(registry.BUILTIN_MODELS)
+NAME = SHIPPED[0]
 
 
 @pytest.fixture
@@ -29,24 +32,30 @@ def builtin_dir(tmp_path, monkeypatch):
     registry._MANIFESTS.pop("builtin", None)
 
 
-def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest():
-    card = json.loads((registry.BUILTIN_DIR / f"{NAME}.json").read_text())
-    weights = registry.BUILTIN_DIR / f"{NAME}.pt"
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name):
+    card = json.loads((registry.BUILTIN_DIR / f"{name}.json").read_text())
+    weights = registry.BUILTIN_DIR / f"{name}.pt"
     assert weights.stat().st_size <= 25 * 2**20
-    assert registry.file_sha256(weights) == registry.BUILTIN_MODELS[NAME] == card["sha256"]
-    raw = (registry.BUILTIN_DIR / f"{NAME}.training-manifest.json").read_bytes()
+    assert registry.file_sha256(weights) == registry.BUILTIN_MODELS[name] == card["sha256"]
+    raw = (registry.BUILTIN_DIR / f"{name}.training-manifest.json").read_bytes()
     manifest = json.loads(raw)
     assert hashlib.sha256(raw).hexdigest() == card["training_data_manifest_sha256"]
-    # the card's statements are derived from that manifest, and commercial use only if it allows
+    # the card's statements are derived from that manifest (and, for fine-tuned weights, from the
+    # shipped weights they started from), and commercial use only if all of it allows
     manifest["_sha256"] = card["training_data_manifest_sha256"]
-    assert train.training_statement(manifest) == (card["training_data"], card["weights_licence"])
+    init = card["training"].get("init")
+    assert train.training_statement(manifest, init) == (card["training_data"], card["weights_licence"])
     assert card["commercial_use"] is manifest["commercial_use"] is True
-    info = registry.model_info(NAME)
+    if init:
+        assert init["name"] in SHIPPED and init["weights_sha256"] == registry.BUILTIN_MODELS[init["name"]]
+        assert init["commercial_use"] is True
+    info = registry.model_info(name)
     assert info.commercial_use and info.weights_sha256 == card["sha256"]
     assert info.parameters["training_data_manifest_sha256"] == card["training_data_manifest_sha256"]
-    assert info.parameters["weights_files"] == [{"file": f"{NAME}.pt", "sha256": card["sha256"]}]
+    assert info.parameters["weights_files"] == [{"file": f"{name}.pt", "sha256": card["sha256"]}]
     assert registry.default_model() == NAME and registry.default_model(configured="dsp") == "dsp"
-    assert {s.name: s.available for s in registry.list_models()} == {"dsp": True, NAME: True}
+    assert {s.name: s.available for s in registry.list_models()} == {"dsp": True, **{n: True for n in SHIPPED}}
 
 
 def test_the_shipped_model_separates_a_song(tmp_path):
@@ -69,6 +78,10 @@ def test_damaged_weights_are_refused_and_dsp_is_the_fallback(builtin_dir):
     assert not status.available and "pinned" in status.reason
     with pytest.raises(registry.ModelUnavailable, match="pinned"):
         registry.get_engine(NAME, device="cpu", precision="fp32")
+    # the next shipped model that still verifies is the default; with none left, dsp
+    assert registry.default_model() == (SHIPPED[1] if len(SHIPPED) > 1 else "dsp")
+    for other in SHIPPED[1:]:
+        (builtin_dir / f"{other}.pt").write_bytes(b"damaged")
     assert registry.default_model() == "dsp"
     (builtin_dir / f"{NAME}.pt").unlink()
     assert "missing" in {s.name: s for s in registry.list_models()}[NAME].reason
