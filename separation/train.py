@@ -172,7 +172,7 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
     return {"sdr_median": med, "sdr_mean": float(np.nanmean(list(med.values()))), "songs": len(renders)}
 
 
-def load_init(path: Path, args, manifest: dict) -> dict:
+def load_init(path: Path, args) -> dict:
     """Exported weights to start from (fine-tuning), with their card (`path` with suffix .json,
     as `export` writes it): the card must pin the file's SHA-256 and match the architecture, and
     weights that are not commercial-clean are refused unless --allow-noncommercial. What the run
@@ -217,7 +217,7 @@ def train(args) -> dict:
               "batch": args.batch, "seconds": args.seconds, "lr": args.lr, "dim": args.dim, "layers": args.layers,
               "architecture": bandsplit.ARCHITECTURE, "stems": list(bandsplit.STEMS),
               "commercial_use": bool(manifest.get("commercial_use"))}
-    init = load_init(args.init, args, manifest) if args.init else None
+    init = load_init(args.init, args) if args.init else None
     if init is not None:
         config["init"] = init["record"]
         config["commercial_use"] = config["commercial_use"] and init["record"]["commercial_use"]

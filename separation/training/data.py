@@ -98,13 +98,14 @@ def find_bank(bank_id: str) -> tuple[Path, Soundfont]:
     return find_soundfont(bank_id)
 
 
-def render_bank(bank: str, bank_path: Path, midi_path: Path, n: int, rate: int, seed: int) -> np.ndarray:
-    """One stem's MIDI rendered with a bank, as float32 [2, n]."""
-    if bank == synth.BANK_ID:
-        if synth.source_sha256() != find_bank(bank)[1].sha256:  # the module changed under a running build
+def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int, seed: int) -> np.ndarray:
+    """One stem's MIDI rendered with a bank (`find_bank`'s answer), as float32 [2, n]."""
+    path, entry = bank
+    if entry.id == synth.BANK_ID:
+        if synth.source_sha256() != entry.sha256:  # the module changed under a running build
             raise RuntimeError("separation/training/synth.py changed during the build")
         return synth.render_midi(midi_path, n, rate, seed)
-    return render_stem(midi_path, bank_path, n, rate)
+    return render_stem(midi_path, path, n, rate)
 
 
 SAMPLE_FORMATS = {"flac24": ("flac", "24-bit FLAC; stems on the 24-bit grid, mixture their exact sum"),
@@ -184,8 +185,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
         sources.append(source)
         for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
-            sf_path, sf_entry = banks[bank]
-            stems = {stem: render_bank(bank, sf_path, midi_dir / f"{stem}.mid", n, rate,
+            stems = {stem: render_bank(banks[bank], midi_dir / f"{stem}.mid", n, rate,
                                        song_seed(comp.seed, STEMS.index(stem))).astype(np.float64)
                      for stem in STEMS if not (stem == "vocals" and sung is not None)}
             if sung is not None:  # at the accompaniment's mean RMS times the song's drawn level
