@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> dict:
             "latency_ms_p50": round(statistics.median(r["ms"] for r in rs), 1),
             "latency_ms_p95": round(float(np.percentile([r["ms"] for r in rs], 95)), 1),
         }
+    # rows key their engines by str(name): "None" when views are off
     summary["by_view_engine"] = {
-        str(name): {cond: {
+        name: {cond: {
             "found_top1": round(float(np.mean([r["by_view_engine"][name]["top"] == r["stem"] for r in rs])), 4),
             "queries_with_wrong_stem": sum(bool(r["by_view_engine"][name]["wrong"]) for r in rs),
             "view_wrong_max": round(max(r["by_view_engine"][name]["view_wrong_max"] for r in rs), 4),
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
             "by_stem_name": {n: round(float(np.mean([r["by_view_engine"][name]["top"] == r["stem"] for r in rs
                                                      if r["name"] == n] or [np.nan])), 4) for n in STEM_NAMES}}
             for cond in CONDITIONS if (rs := [r for r in results if r["cond"] == cond])}
-        for name in (args.view_engines if args.views else [None])}
+        for name in (args.view_engines if args.views else ["None"])}
     summary["by_stem_name"] = {
         name: {cond: round(float(np.mean([r["top"] == r["stem"] for r in results
                                           if r["cond"] == cond and stems[r["stem"]]["name"] == name] or [np.nan])), 4)
