@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     # as `fingerprint.services.find_copies`: stems keep one bar for every segment length
     params = lm.LandmarkParams(min_score=find_params.landmark_min_score, long_min_score=None)
     view_params = lm.LandmarkParams(min_score=find_params.view_min_score, long_min_score=None)
+    transient_params = lm.LandmarkParams(min_score=2.0, long_min_score=None, verify_transients=True, rejected=32)
 
     def views_of(path, view_engine) -> dict:
         """As `clearstem.jobs.stem_prints.separated_views` (which needs Django): the copy's
@@ -149,19 +150,27 @@ def main(argv: list[str] | None = None) -> dict:
         matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
         cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
+        rhythm = check_alignments(cp, index.peaks_of, pmap, params, tonal_only=False)
         base_s = time.perf_counter() - t0
-        per_engine = {}
+        per_engine, printed = {}, {}
         for name, view_engine in (view_engines.items() if args.views else [(None, None)]):
             t1 = time.perf_counter()
             by_view, view_cands = {"mix": matches}, []
-            for part, (_, vh, vt, vmap) in (views_of(path, view_engine) if view_engine else {}).items():
+            printed[name] = views_of(path, view_engine) if view_engine else {}
+            for part, (_, vh, vt, vmap) in printed[name].items():
                 vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
                 by_view[part] = vm
                 view_cands += [*vm, *vr]
             merged, view_of = merge_views(by_view)
-            ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of)
+            ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of, rhythm)
             per_engine[name] = (ranked, view_cands, (base_s + time.perf_counter() - t1) * 1000)
-        return per_engine, matches, rejected, cp, alignment
+        # landmark candidates verified on every peak (`LandmarkParams.verify_transients`), on
+        # the copy and its views by the first view engine: all candidates, none accepted
+        transient = {}
+        for part, (_, vh, vt, vmap) in {"mix": scan.landmarks, **next(iter(printed.values()))}.items():
+            _, cands = lm.match_landmarks(index.lookup, vh, vt, transient_params, peaks=index.peaks_of, query_map=vmap)
+            transient[part] = cands
+        return per_engine, matches, rejected, cp, alignment, rhythm, transient
 
     def wrong_max(candidates, stem) -> float:
         """The best score among `candidates` of other tracks that pass every gate but the score."""
@@ -193,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
         for cond, q in variants.items():
             peak = float(np.abs(q).max())
             path = _query(tmp, f"q{stem['key']}-{cond}", q / peak * 0.9 if peak > 0.99 else q)
-            per_engine, matches, rejected, cp, alignment = lookup(path)
+            per_engine, matches, rejected, cp, alignment, rhythm, transient = lookup(path)
             if len(results) % 30 == 29:
                 print(f"  {len(results) + 1} queries, {time.perf_counter() - t_start:.0f} s", flush=True)
             ranked, view_cands, ms = next(iter(per_engine.values()))
@@ -216,8 +225,19 @@ def main(argv: list[str] | None = None) -> dict:
                 "found_in_view": next((ev.get("landmarks", {}).get("view") for k, ev in ranked
                                        if k == stem["key"]), None),
                 "cp_raw": [{"score": m.score, "alignment": alignment[m.key].score if alignment.get(m.key) else None,
+                            "alignment_peaks": alignment[m.key].peaks if alignment.get(m.key) else 0,
+                            "rhythm": rhythm[m.key].score if rhythm.get(m.key) else None,
+                            "rhythm_peaks": rhythm[m.key].peaks if rhythm.get(m.key) else 0,
+                            "duration_s": round(m.duration_s, 2), "name": stems[m.key]["name"],
                             "true": m.key == stem["key"], "wrong": stems[m.key]["song"] != stem["song"]}
                            for m in cp],
+                # landmark candidates verified on every peak, per view: the true stem's score and
+                # the best other track's candidate passing every gate but the score
+                "transient": {part: {"true": max((m.score for m in cands if m.key == stem["key"]), default=None),
+                                     "wrong_max": wrong_max(cands, stem),
+                                     "wrong_name": max(((m.score, stems[m.key]["name"]) for m in cands
+                                                        if stems[m.key]["song"] != stem["song"]), default=(0, None))[1]}
+                              for part, cands in transient.items()},
                 "siblings": [f["key"] for f in found if f["song"] == stem["song"] and f["key"] != stem["key"]],
                 "job_top": bool(found) and found[0]["song"] == stem["song"],
                 "offset_ok": bool(ranked) and ranked[0][0] == stem["key"]
@@ -272,19 +292,27 @@ def main(argv: list[str] | None = None) -> dict:
     summary["index"] = {"bytes": int(index.nbytes()), "reference_seconds": round(sum(s["audio"].shape[1] for s in stems) / SR, 1)}
     summary["timing_s"] = {"separate_and_index": round(t_index, 1), "total": round(time.perf_counter() - t_start, 1)}
     raw = [c for r in results for c in r["cp_raw"]]
-    loose = [c for c in raw if c["alignment"] is None or c["alignment"] < find_params.corroborate_score]
-    worst = max((c["score"] for c in loose if c["wrong"]), default=0.0)
+
+    def corroborated(c) -> bool:
+        return ((c["alignment"] or 0.0) >= find_params.corroborate_score
+                or (c["rhythm"] or 0.0) >= find_params.rhythm_corroborate_score)
+
+    loose = [c for c in raw if not corroborated(c)]
+    unjudged = [c for c in loose if c["alignment"] is None and c["rhythm"] is None]
     summary["chromaprint_calibration"] = {
-        "uncorroborated_wrong_max_score": round(worst, 4),
-        "suggested_min_score": round(worst + 0.02, 4),
+        # the score bar applies only where neither check could judge (too few peaks)
+        "unjudged_wrong_max_score": round(max((c["score"] for c in unjudged if c["wrong"]), default=0.0), 4),
         "in_use_min_score": find_params.chromaprint_min_score,
-        "uncorroborated_true_matches": sum(c["true"] for c in loose),
-        "uncorroborated_true_below_in_use": sum(c["true"] and c["score"] < find_params.chromaprint_min_score
-                                                for c in loose),
-        "wrong_corroborated": sum(c["wrong"] and c not in loose for c in raw),
-        # what the corroboration threshold must exceed: the best alignment of a wrong match
+        "unjudged_true_matches": sum(c["true"] for c in unjudged),
+        # true matches both checks judged and neither corroborated: refused whatever their score
+        "true_contradicted": sum(c["true"] for c in loose if c not in unjudged),
+        "true_matches": sum(c["true"] for c in raw),
+        "wrong_corroborated": sum(c["wrong"] and corroborated(c) for c in raw),
+        # what each corroboration threshold must exceed: the best check of a wrong match
         "wrong_alignment_max": round(max((c["alignment"] or 0.0 for c in raw if c["wrong"]), default=0.0), 4),
         "in_use_corroborate_score": find_params.corroborate_score,
+        "wrong_rhythm_max": round(max((c["rhythm"] or 0.0 for c in raw if c["wrong"]), default=0.0), 4),
+        "in_use_rhythm_corroborate_score": find_params.rhythm_corroborate_score,
     }
     lm_worst = max(r["lm_wrong_max"] for r in results) if results else 0.0
     summary["landmark_calibration"] = {
@@ -298,6 +326,12 @@ def main(argv: list[str] | None = None) -> dict:
         "in_use_min_score": find_params.view_min_score,
     }
     summary["split"] = args.split
+    # per query: the Chromaprint candidates and both alignment checks (for calibrating `fingerprint.stems`)
+    summary["rows"] = [{"stem": r["stem"], "name": r["name"], "cond": r["cond"], "top": r["top"],
+                        "true_found": r["true_found"], "found_in_view": r["found_in_view"], "cp_raw": r["cp_raw"],
+                        "true_score": r["true_score"], "lm_wrong_max": r["lm_wrong_max"],
+                        "view_wrong_max": r["view_wrong_max"], "transient": r["transient"]}
+                       for r in results]
     summary["wrong_examples"] = [{"query_stem": r["stem"], "query_name": r["name"], "cond": r["cond"], "wrong": r["wrong"]}
                                  for r in results if r["wrong"]][:30]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,11 +344,11 @@ def main(argv: list[str] | None = None) -> dict:
               f"{c['queries_with_wrong_stem']}  with siblings {c['queries_with_sibling_stems']}  "
               f"p50 {c['latency_ms_p50']} ms  p95 {c['latency_ms_p95']} ms")
     cc = summary["chromaprint_calibration"]
-    print(f"Chromaprint matches the landmarks could not corroborate: wrong ones up to {cc['uncorroborated_wrong_max_score']}"
-          f" (suggests min score {cc['suggested_min_score']}; in use {cc['in_use_min_score']}, which drops "
-          f"{cc['uncorroborated_true_below_in_use']} of {cc['uncorroborated_true_matches']} true ones); "
-          f"corroborated wrong: {cc['wrong_corroborated']} (best wrong alignment {cc['wrong_alignment_max']}, "
-          f"corroboration in use {cc['in_use_corroborate_score']})")
+    print(f"Chromaprint candidates: {cc['true_matches']} true; {cc['true_contradicted']} true refused (checked, "
+          f"not corroborated); {cc['unjudged_true_matches']} true with too few peaks to check. Wrong ones: best "
+          f"alignment {cc['wrong_alignment_max']} (corroboration in use {cc['in_use_corroborate_score']}), best rhythm "
+          f"{cc['wrong_rhythm_max']} (in use {cc['in_use_rhythm_corroborate_score']}), corroborated {cc['wrong_corroborated']}; "
+          f"unchecked up to {cc['unjudged_wrong_max_score']} (score bar in use {cc['in_use_min_score']})")
     lc = summary["landmark_calibration"]
     print(f"landmark candidates of other tracks (passing every gate but the score): up to {lc['wrong_max_score']} "
           f"(suggests min score {lc['suggested_min_score']}; in use {lc['in_use_min_score']})")

@@ -146,10 +146,12 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
                    contradicted=rejected)
 
 
-def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None) -> dict:
+def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None,
+                     tonal_only: bool = True) -> dict:
     """`fuse`'s `alignment`: each recording's best Chromaprint match verified on the landmark
     constellation. `peaks_of(key)` gives the reference's packed peaks, or None when the
-    reference has no landmark print (that key is then left out: Chromaprint's word stands)."""
+    reference has no landmark print (that key is then left out: Chromaprint's word stands).
+    `tonal_only`: as `verify_alignment`'s."""
     params = params or LandmarkParams()
     best: dict = {}
     for m in cp_matches:
@@ -161,7 +163,7 @@ def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: Landm
         if peaks is None:
             continue
         out[key] = verify_alignment(key, peaks, query_map, query_start_s=m.query_start_s, ref_start_s=m.ref_start_s,
-                                    duration_s=m.duration_s, speed=m.speed, params=params)
+                                    duration_s=m.duration_s, speed=m.speed, params=params, tonal_only=tonal_only)
     return out
 
 

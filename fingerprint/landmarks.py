@@ -656,6 +656,9 @@ class LandmarkParams:
     tol: int = 1  # offset tolerance in frames
     segment_s: float = 2.0
     z_scale: float = 15.0
+    #: verification counts every reference peak, transients included, not only the sustained
+    #: (tonal) ones: for material whose identity is its rhythm (drum stems, `fingerprint.stems`)
+    verify_transients: bool = False
 
     def acceptance(self, duration_s: float, presence: float) -> float:
         """The score a match needs whose segment lasts `duration_s` and holds `presence` of the
@@ -731,7 +734,7 @@ def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = Landmark
     n_frames = query_map.shape[0]
     if q_hashes.size == 0 or n_frames == 0:
         return [], []
-    peaks = _TonalCache(peaks)
+    peaks = _TonalCache(peaks, tonal_only=not params.verify_transients)
     if n_frames <= WINDOW_FRAMES:
         return _match_window(lookup, q_hashes, q_times, params, peaks, query_map)
     # a long query, window by window: memory stays bounded (every hit of a 2-hour upload at once
@@ -898,12 +901,13 @@ class _TonalCache:
     """A recording's verification peaks as (frames, bins) int64, unpacked once per query: a
     long query is matched window by window and meets the same candidates in each."""
 
-    def __init__(self, peaks):
+    def __init__(self, peaks, tonal_only: bool = True):
         self.peaks, self.cache = peaks, {}
+        self.select = _tonal_peaks if tonal_only else _verify_band
 
     def __call__(self, key: int) -> tuple[np.ndarray, np.ndarray]:
         if key not in self.cache:
-            packed = _tonal_peaks(self.peaks(key))
+            packed = self.select(self.peaks(key))
             self.cache[key] = ((packed >> PEAK_T_SHIFT).astype(np.int64), (packed & 0x1FF).astype(np.int64))
         return self.cache[key]
 
@@ -912,6 +916,12 @@ def _tonal_peaks(packed_peaks) -> np.ndarray:
     """The reference peaks verification counts: tonal, and at or above MIN_VERIFY_BIN."""
     packed = np.asarray(packed_peaks, np.uint32)
     return packed[((packed & PEAK_TONAL_BIT) != 0) & ((packed & 0x1FF) >= MIN_VERIFY_BIN)]
+
+
+def _verify_band(packed_peaks) -> np.ndarray:
+    """Every reference peak, tonal or not, at or above MIN_VERIFY_BIN."""
+    packed = np.asarray(packed_peaks, np.uint32)
+    return packed[(packed & 0x1FF) >= MIN_VERIFY_BIN]
 
 
 def _verify(key, offset, votes, vtimes, ref_peaks, dmap, params: LandmarkParams):
@@ -965,7 +975,7 @@ def _verify(key, offset, votes, vtimes, ref_peaks, dmap, params: LandmarkParams)
 
 def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s: float, ref_start_s: float,
                      duration_s: float, speed: float = 1.0,
-                     params: LandmarkParams = LandmarkParams()) -> LandmarkMatch | None:
+                     params: LandmarkParams = LandmarkParams(), tonal_only: bool = True) -> LandmarkMatch | None:
     """Check an alignment found by another matcher (Chromaprint's: where in the query, where in
     the recording, at which speed) on the constellation: do the recording's sustained peaks,
     moved to the query's time *and frequency* at that speed, land on the query's spectral maxima
@@ -975,8 +985,12 @@ def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s:
     Chromaprint's bit error rate cannot tell a recording from unrelated music with the same
     harmony and rhythm well enough on its own (wrong matches at 0.55–0.79 on long queries and
     speed variants); this check is what its matches must also pass when the query has a
-    landmark print. Returns None when the segment holds too few reference peaks to judge."""
-    packed = _tonal_peaks(packed_peaks)
+    landmark print. Returns None when the segment holds too few reference peaks to judge.
+
+    `tonal_only=False` counts every reference peak, transients included: a drum stem has few
+    sustained partials but many hits, and its hits land on the copy's maxima only where the
+    rhythm is the same (`fingerprint.stems`)."""
+    packed = _tonal_peaks(packed_peaks) if tonal_only else _verify_band(packed_peaks)
     t_ref = (packed >> PEAK_T_SHIFT).astype(np.float64) * FRAME_SECONDS
     f_ref = (packed & 0x1FF).astype(np.float64)
     inside = (t_ref >= ref_start_s) & (t_ref < ref_start_s + duration_s * speed)

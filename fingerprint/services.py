@@ -113,8 +113,10 @@ def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, q
     for name, view_print in (views or {}).items():
         by_view[name] = match_print(lm_index, view_print, view_params)[0] if len(lm_index) else []
     lm, view_of = merge_views(by_view)
-    alignment = check_alignments(cp, lambda key: _peaks_or_none(lm_index, key), query_print[3], lm_params)
-    return rank_stem_matches(cp, lm, alignment, params, view_of)
+    peaks_of = lambda key: _peaks_or_none(lm_index, key)  # noqa: E731
+    alignment = check_alignments(cp, peaks_of, query_print[3], lm_params)
+    rhythm = check_alignments(cp, peaks_of, query_print[3], lm_params, tonal_only=False)
+    return rank_stem_matches(cp, lm, alignment, params, view_of, rhythm)
 
 
 def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | None = None):

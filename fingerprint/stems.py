@@ -5,14 +5,18 @@ and excerpts of any material, drums and bass included (the landmark print keeps 
 only, which a drum stem has few of); landmarks find a stem with other music over it, where
 Chromaprint's chroma describes the mixture, not the stem.
 
-Stems are less distinctive than songs: a separator's drum stem of music without drums is
-mostly transients and noise, alike across songs, and Chromaprint matched such stems to other
-songs' (scores up to 0.80 at the catalog's acceptance BER). So a Chromaprint match counts only
-when the landmark constellation corroborates its alignment (`fusion.check_alignments`, the
-identification fusion's corroboration score) or, where the stem has too few tonal peaks to
-judge, when its own score clears `chromaprint_min_score`, calibrated on `bench.stem_find
---split calibration` (other tracks than the ones it reports). Chromaprint matches rank first
-(an aligned run of near-identical items is the stronger evidence), then landmark-only ones.
+Stems are less distinctive than songs: a drum stem is mostly transients and noise, whose
+chroma is alike across songs, and Chromaprint matched such stems to other songs' (scores up to
+0.93 for the band-split model's drum stems, over a whole 20 s copy, at unrelated offsets). So a
+Chromaprint match counts only when the landmark constellation corroborates its alignment —
+on the stem's sustained partials (`fusion.check_alignments`, the identification fusion's
+check) or, for a stem whose identity is its rhythm, on all its peaks, hits included
+(`tonal_only=False`: another song's drums do not hit at the same instants). Where the
+constellation was judged and agrees on neither, the match is refused, whatever its score; only
+where there are too few peaks to judge at all does the score decide (`chromaprint_min_score`).
+Thresholds are calibrated on `bench.stem_find --split calibration` (other tracks than the ones
+it reports). Chromaprint matches rank first (an aligned run of near-identical items is the
+stronger evidence), then landmark-only ones.
 
 A stem under louder music keeps few of its own peak pairs in the mixture's print: a bass line
 under a song pairs its low partials with the song's, and a drum stem's hits are masked by the
@@ -40,6 +44,9 @@ class StemFindParams:
     #: but calibrated on stems: on `bench.stem_find --split calibration` a drum stem's re-encode
     #: matched another track's drum stem (the same generated loop) at alignment 0.55; +0.02)
     corroborate_score: float = 0.57
+    #: the same check on every peak of the stem, transients included (`verify_alignment(tonal_only=False)`),
+    #: for stems with few sustained partials: calibrated below
+    rhythm_corroborate_score: float = 0.57
     #: landmark acceptance score for a match found in one of the copy's separated views. On
     #: `bench.stem_find --split calibration` the highest wrong candidate in any view was 0.756 (a
     #: drums view; bass views: up to 0.616) — +0.02 is 0.776, so views keep the copy's own bar.
@@ -60,28 +67,37 @@ def merge_views(by_view: dict[str, list]) -> tuple[list, dict]:
     return sorted(best.values(), key=lambda m: (-m.score, m.key)), view_of
 
 
-def accepts(m, alignment, params: StemFindParams) -> bool:
-    """Does Chromaprint match `m` count, given its alignment check (a LandmarkMatch or None)?"""
+def accepts(m, alignment, params: StemFindParams, rhythm=None) -> bool:
+    """Does Chromaprint match `m` count, given the checks of its alignment on the stem's
+    sustained partials (`alignment`) and on all its peaks (`rhythm`), each a LandmarkMatch or
+    None (too few peaks to judge)?"""
     if alignment is not None and alignment.score >= params.corroborate_score:
         return True
+    if rhythm is not None and rhythm.score >= params.rhythm_corroborate_score:
+        return True
+    if alignment is not None or rhythm is not None:
+        return False  # judged, and contradicted: the score is not evidence enough for a stem
     return m.score >= params.chromaprint_min_score
 
 
 def rank_stem_matches(chromaprint: list, landmarks: list, alignment: dict | None = None,
-                      params: StemFindParams = StemFindParams(), view_of: dict | None = None) -> list[tuple[int, dict]]:
+                      params: StemFindParams = StemFindParams(), view_of: dict | None = None,
+                      rhythm: dict | None = None) -> list[tuple[int, dict]]:
     """(index key, evidence) per matched stem, best first. Evidence: `decided_by`
     (chromaprint | landmarks | both), `score` (the deciding matcher's), the segment in the copy
     (`query_start_s`, `duration_s`) and in the stem (`ref_start_s`), and each matcher's row
-    (`alignment`: the landmark check of Chromaprint's alignment, when it could be judged); a
-    landmark row says which `view` of the copy matched (`merge_views`; "mix" when none given)."""
+    (`alignment` and `rhythm`: the landmark checks of Chromaprint's alignment on partials and
+    on all peaks, when they could be judged); a landmark row says which `view` of the copy
+    matched (`merge_views`; "mix" when none given)."""
     alignment = alignment or {}
+    rhythm = rhythm or {}
     view_of = view_of or {}
     lm_by_key = {m.key: m for m in landmarks}
     out: list[tuple[int, dict]] = []
     seen: set = set()
     for m in sorted(chromaprint, key=lambda m: -m.score):
-        al = alignment.get(m.key)
-        if m.key in seen or not accepts(m, al, params):
+        al, rh = alignment.get(m.key), rhythm.get(m.key)
+        if m.key in seen or not accepts(m, al, params, rh):
             continue
         seen.add(m.key)
         row = {k: v for k, v in m.as_dict().items() if k != "key"}
@@ -91,8 +107,9 @@ def rank_stem_matches(chromaprint: list, landmarks: list, alignment: dict | None
               "duration_s": row["duration_s"], "chromaprint": row}
         if lm:
             ev["landmarks"] = {**{k: v for k, v in lm.as_dict().items() if k != "key"}, "view": view_of.get(m.key, "mix")}
-        if al is not None:
-            ev["alignment"] = {k: v for k, v in al.as_dict().items() if k != "key"}
+        for name, check in (("alignment", al), ("rhythm", rh)):
+            if check is not None:
+                ev[name] = {k: v for k, v in check.as_dict().items() if k != "key"}
         out.append((m.key, ev))
     for m in sorted(lm_by_key.values(), key=lambda m: -m.score):
         row = {**{k: v for k, v in m.as_dict().items() if k != "key"}, "view": view_of.get(m.key, "mix")}

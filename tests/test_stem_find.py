@@ -153,12 +153,22 @@ def test_views_keep_each_stems_best_match_and_say_which_view_found_it():
     assert rank_stem_matches([], [_lm(4, 0.9)])[0][1]["landmarks"]["view"] == "mix"
 
 
-def test_weak_chromaprint_matches_need_the_landmarks():
-    params = StemFindParams(chromaprint_min_score=0.85, corroborate_score=0.3)
+def test_chromaprint_matches_of_stems_need_the_constellation():
+    params = StemFindParams(chromaprint_min_score=0.85, corroborate_score=0.3, rhythm_corroborate_score=0.6)
     weak = [_cp(3, 0.7), _cp(4, 0.7)]
     # key 3: the constellation corroborates Chromaprint's alignment; key 4: it contradicts it
     ranked = rank_stem_matches(weak, [], {3: _lm(3, 0.5), 4: _lm(4, 0.1)}, params)
     assert [k for k, _ in ranked] == [3] and ranked[0][1]["alignment"]["score"] == 0.5
-    # no constellation to judge by (too few tonal peaks): the score alone decides
+    # no constellation to judge by (too few peaks): the score alone decides
     assert rank_stem_matches(weak, [], {}, params) == []
     assert [k for k, _ in rank_stem_matches([_cp(5, 0.9)], [], {}, params)] == [5]
+    # a drum stem: few partials to check, but its hits land where the copy's do (rhythm)
+    ranked = rank_stem_matches([_cp(6, 0.7)], [], {}, params, rhythm={6: _lm(6, 0.8)})
+    assert [k for k, _ in ranked] == [6] and ranked[0][1]["rhythm"]["score"] == 0.8
+    assert "alignment" not in ranked[0][1]
+    # another song's drums: chroma alike (a high score), hits elsewhere — refused, whatever the score
+    strong = [_cp(7, 0.95)]
+    assert rank_stem_matches(strong, [], {}, params, rhythm={7: _lm(7, 0.2)}) == []
+    assert rank_stem_matches(strong, [], {7: _lm(7, 0.1)}, params, rhythm={7: _lm(7, 0.2)}) == []
+    # either check suffices
+    assert [k for k, _ in rank_stem_matches(strong, [], {7: _lm(7, 0.4)}, params, rhythm={7: _lm(7, 0.2)})] == [7]
