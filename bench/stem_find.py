@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> dict:
     # as `fingerprint.services.find_copies`: stems keep one bar for every segment length
     params = lm.LandmarkParams(min_score=find_params.landmark_min_score, long_min_score=None)
     view_params = lm.LandmarkParams(min_score=find_params.view_min_score, long_min_score=None)
-    transient_params = lm.LandmarkParams(min_score=2.0, long_min_score=None, verify_transients=True, rejected=32)
 
     def views_of(path, view_engine) -> dict:
         """As `clearstem.jobs.stem_prints.separated_views` (which needs Django): the copy's
@@ -152,25 +151,18 @@ def main(argv: list[str] | None = None) -> dict:
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
         rhythm = check_alignments(cp, index.peaks_of, pmap, params, tonal_only=False)
         base_s = time.perf_counter() - t0
-        per_engine, printed = {}, {}
+        per_engine = {}
         for name, view_engine in (view_engines.items() if args.views else [(None, None)]):
             t1 = time.perf_counter()
             by_view, view_cands = {"mix": matches}, []
-            printed[name] = views_of(path, view_engine) if view_engine else {}
-            for part, (_, vh, vt, vmap) in printed[name].items():
+            for part, (_, vh, vt, vmap) in (views_of(path, view_engine) if view_engine else {}).items():
                 vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
                 by_view[part] = vm
                 view_cands += [*vm, *vr]
             merged, view_of = merge_views(by_view)
             ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of, rhythm)
             per_engine[name] = (ranked, view_cands, (base_s + time.perf_counter() - t1) * 1000)
-        # landmark candidates verified on every peak (`LandmarkParams.verify_transients`), on
-        # the copy and its views by the first view engine: all candidates, none accepted
-        transient = {}
-        for part, (_, vh, vt, vmap) in {"mix": scan.landmarks, **next(iter(printed.values()))}.items():
-            _, cands = lm.match_landmarks(index.lookup, vh, vt, transient_params, peaks=index.peaks_of, query_map=vmap)
-            transient[part] = cands
-        return per_engine, matches, rejected, cp, alignment, rhythm, transient
+        return per_engine, matches, rejected, cp, alignment, rhythm
 
     def wrong_max(candidates, stem) -> float:
         """The best score among `candidates` of other tracks that pass every gate but the score."""
@@ -202,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
         for cond, q in variants.items():
             peak = float(np.abs(q).max())
             path = _query(tmp, f"q{stem['key']}-{cond}", q / peak * 0.9 if peak > 0.99 else q)
-            per_engine, matches, rejected, cp, alignment, rhythm, transient = lookup(path)
+            per_engine, matches, rejected, cp, alignment, rhythm = lookup(path)
             if len(results) % 30 == 29:
                 print(f"  {len(results) + 1} queries, {time.perf_counter() - t_start:.0f} s", flush=True)
             ranked, view_cands, ms = next(iter(per_engine.values()))
@@ -231,13 +223,6 @@ def main(argv: list[str] | None = None) -> dict:
                             "duration_s": round(m.duration_s, 2), "name": stems[m.key]["name"],
                             "true": m.key == stem["key"], "wrong": stems[m.key]["song"] != stem["song"]}
                            for m in cp],
-                # landmark candidates verified on every peak, per view: the true stem's score and
-                # the best other track's candidate passing every gate but the score
-                "transient": {part: {"true": max((m.score for m in cands if m.key == stem["key"]), default=None),
-                                     "wrong_max": wrong_max(cands, stem),
-                                     "wrong_name": max(((m.score, stems[m.key]["name"]) for m in cands
-                                                        if stems[m.key]["song"] != stem["song"]), default=(0, None))[1]}
-                              for part, cands in transient.items()},
                 "siblings": [f["key"] for f in found if f["song"] == stem["song"] and f["key"] != stem["key"]],
                 "job_top": bool(found) and found[0]["song"] == stem["song"],
                 "offset_ok": bool(ranked) and ranked[0][0] == stem["key"]
@@ -330,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary["rows"] = [{"stem": r["stem"], "name": r["name"], "cond": r["cond"], "top": r["top"],
                         "true_found": r["true_found"], "found_in_view": r["found_in_view"], "cp_raw": r["cp_raw"],
                         "true_score": r["true_score"], "lm_wrong_max": r["lm_wrong_max"],
-                        "view_wrong_max": r["view_wrong_max"], "transient": r["transient"]}
+                        "view_wrong_max": r["view_wrong_max"]}
                        for r in results]
     summary["wrong_examples"] = [{"query_stem": r["stem"], "query_name": r["name"], "cond": r["cond"], "wrong": r["wrong"]}
                                  for r in results if r["wrong"]][:30]

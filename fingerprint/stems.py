@@ -45,8 +45,9 @@ class StemFindParams:
     #: matched another track's drum stem (the same generated loop) at alignment 0.55; +0.02)
     corroborate_score: float = 0.57
     #: the same check on every peak of the stem, transients included (`verify_alignment(tonal_only=False)`),
-    #: for stems with few sustained partials: calibrated below
-    rhythm_corroborate_score: float = 0.57
+    #: for stems with few sustained partials. `bench.stem_find --split calibration` (stems made by
+    #: clearstem-bandsplit-v1): wrong Chromaprint matches (all drum stems) reached 0.726 on it; +0.02
+    rhythm_corroborate_score: float = 0.746
     #: landmark acceptance score for a match found in one of the copy's separated views. On
     #: `bench.stem_find --split calibration` the highest wrong candidate in any view was 0.756 (a
     #: drums view; bass views: up to 0.616) — +0.02 is 0.776, so views keep the copy's own bar.
