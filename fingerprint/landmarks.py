@@ -656,6 +656,9 @@ class LandmarkParams:
     tol: int = 1  # offset tolerance in frames
     segment_s: float = 2.0
     z_scale: float = 15.0
+    #: verification counts every reference peak, transients included, not only the sustained
+    #: (tonal) ones: for material whose identity is its rhythm (drum stems, `fingerprint.stems`)
+    verify_transients: bool = False
 
     def acceptance(self, duration_s: float, presence: float) -> float:
         """The score a match needs whose segment lasts `duration_s` and holds `presence` of the
@@ -731,7 +734,7 @@ def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = Landmark
     n_frames = query_map.shape[0]
     if q_hashes.size == 0 or n_frames == 0:
         return [], []
-    peaks = _TonalCache(peaks)
+    peaks = _TonalCache(peaks, tonal_only=not params.verify_transients)
     if n_frames <= WINDOW_FRAMES:
         return _match_window(lookup, q_hashes, q_times, params, peaks, query_map)
     # a long query, window by window: memory stays bounded (every hit of a 2-hour upload at once
@@ -898,12 +901,13 @@ class _TonalCache:
     """A recording's verification peaks as (frames, bins) int64, unpacked once per query: a
     long query is matched window by window and meets the same candidates in each."""
 
-    def __init__(self, peaks):
+    def __init__(self, peaks, tonal_only: bool = True):
         self.peaks, self.cache = peaks, {}
+        self.select = _tonal_peaks if tonal_only else _verify_band
 
     def __call__(self, key: int) -> tuple[np.ndarray, np.ndarray]:
         if key not in self.cache:
-            packed = _tonal_peaks(self.peaks(key))
+            packed = self.select(self.peaks(key))
             self.cache[key] = ((packed >> PEAK_T_SHIFT).astype(np.int64), (packed & 0x1FF).astype(np.int64))
         return self.cache[key]
 
