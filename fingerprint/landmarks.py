@@ -701,7 +701,7 @@ class LandmarkMatch:
     query_end_s: float
     ref_start_s: float
     duration_s: float
-    presence: float  # share of the recording's tonal peaks found in the query over the segment
+    presence: float  # share of the recording's tonal peaks (all: verify_transients) found in the query over the segment
     chance: float  # the same share at shifted offsets
     peaks: int  # tonal reference peaks in the segment
     z: float

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StemFindParams:
-    #: a Chromaprint match the landmarks cannot corroborate needs this score: `bench.stem_find
-    #: --split calibration` saw wrong uncorroborated matches up to 0.869; +0.02 margin
+    #: a Chromaprint match that neither check could judge (too few peaks in the segment) needs
+    #: this score: `bench.stem_find --split calibration` on `dsp`-made stems saw wrong
+    #: uncorroborated matches up to 0.869; +0.02 margin (on model-made stems every match was checked)
     chromaprint_min_score: float = 0.89
     #: landmark acceptance score for stems, calibrated on the stems index's own population
     #: (`bench.stem_find --split calibration`: highest wrong stem 0.756, +0.02), not the
