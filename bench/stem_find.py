@@ -337,9 +337,9 @@ def main(argv: list[str] | None = None) -> dict:
         # can every-peak (rhythm) verification find drum stems under music without wrong stems?
         summary["transient_candidates"] = {}
         for view in sorted({v for r in results for v in r["transient"]}):
-            cands = [(r, c) for r in results for c in r["transient"].get(view, [])]
-            long_wrong = [c for _, c in cands if c["wrong"] and c["duration_s"] >= 15]
-            bar = max((c["score"] for _, c in cands if c["wrong"]), default=0.0) + 0.02
+            cands = [c for r in results for c in r["transient"].get(view, [])]
+            long_wrong = [c for c in cands if c["wrong"] and c["duration_s"] >= 15]
+            bar = max((c["score"] for c in cands if c["wrong"]), default=0.0) + 0.02
             summary["transient_candidates"][view] = {
                 "wrong_max_score": round(bar - 0.02, 4),
                 "wrong_max_score_over_15s": round(max((c["score"] for c in long_wrong), default=0.0), 4),
