@@ -734,7 +734,7 @@ def match_landmarks(lookup, q_hashes, q_times, params: LandmarkParams = Landmark
     n_frames = query_map.shape[0]
     if q_hashes.size == 0 or n_frames == 0:
         return [], []
-    peaks = _TonalCache(peaks, tonal_only=not params.verify_transients)
+    peaks = _VerifyPeaks(peaks, tonal_only=not params.verify_transients)
     if n_frames <= WINDOW_FRAMES:
         return _match_window(lookup, q_hashes, q_times, params, peaks, query_map)
     # a long query, window by window: memory stays bounded (every hit of a 2-hour upload at once
@@ -897,7 +897,7 @@ def _present(dmap: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
     return ((dmap[t, f >> 3] >> (7 - (f & 7)).astype(np.uint8)) & 1).astype(bool)
 
 
-class _TonalCache:
+class _VerifyPeaks:
     """A recording's verification peaks as (frames, bins) int64, unpacked once per query: a
     long query is matched window by window and meets the same candidates in each."""
 
