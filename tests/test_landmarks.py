@@ -223,6 +223,31 @@ def test_long_queries_are_matched_window_by_window(index, songs, monkeypatch):
     assert m.ref_start_s - m.query_start_s == pytest.approx(6 - 20, abs=2 * lm.FRAME_SECONDS)
 
 
+def test_candidates_verified_together_are_judged_as_if_alone(index, songs):
+    """Verification runs over every candidate of a window at once (one pass of array
+    operations); a candidate's verdict must not depend on which others share the batch: the
+    true recording at its offset, the same at a wrong offset, the others, and a candidate whose
+    offset leaves too few of its peaks inside the query (None)."""
+    a, b = clip(songs[21], 5, 15), clip(songs[23], 20, 15)
+    h, t, pmap = lm.query_print(pcm(a + 0.5 * b))
+    dmap = lm._dilate(pmap)
+    offset = int(round(5 / lm.FRAME_SECONDS))
+    cands = [(21, offset, 40, np.arange(40)), (23, int(round(20 / lm.FRAME_SECONDS)), 12, np.arange(0, 600, 50)),
+             (21, offset + 700, 5, np.arange(5)), (22, 400, 6, np.arange(6)), (22, 10 ** 6, 4, np.arange(4))]
+    peaks = lm._VerifyPeaks(index.peaks_of)
+    params = lm.LandmarkParams()
+    together = lm._verify_many(cands, peaks, dmap, params)
+    alone = [lm._verify_many([c], peaks, dmap, params)[0] for c in cands]
+    assert together == alone and together[-1] is None
+    assert together[0].score > 0.9 and together[1].score > together[2].score
+    assert together[0].votes == 40 and together[0].vote_seconds == 1
+    # the map read bit by bit (few lookups) and unpacked (many) say the same
+    rng = np.random.default_rng(3)
+    t_, f_ = rng.integers(0, dmap.shape[0], 5000), rng.integers(0, lm.N_BINS, 5000)
+    bitwise, unpacked = lm._reader(dmap, 1)(t_, f_), lm._reader(dmap, dmap.size + 1)(t_, f_)
+    assert np.array_equal(bitwise, unpacked) and 0 < bitwise.sum() < 5000
+
+
 @pytest.mark.parametrize("speed", [1.0, 1.03])
 def test_alignment_check_confirms_the_right_recording_and_contradicts_others(songs, speed):
     """verify_alignment (the check every Chromaprint match must pass): the recording's peaks
