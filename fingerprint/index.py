@@ -153,11 +153,12 @@ class MultiIndex:
     def items(self, key: int) -> np.ndarray:
         return self.segment_of(key).items(key)
 
-    def lookup(self, query: np.ndarray):
-        """(recording keys, query positions, reference offsets) of every exact-value hit."""
+    def lookup(self, query: np.ndarray, **bounds):
+        """(recording keys, query positions, reference offsets) of every exact-value hit;
+        `bounds` go to every segment's lookup (the landmark index's `hits_per_hash`)."""
         parts = []
         for seg, dead in zip(self.segments, self._dead):
-            doc, q, r = seg.lookup_local(query)
+            doc, q, r = seg.lookup_local(query, **bounds)
             if dead is not None and doc.size:
                 alive = ~dead[doc]
                 doc, q, r = doc[alive], q[alive], r[alive]

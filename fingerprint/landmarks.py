@@ -446,8 +446,8 @@ def _bucket_table(values: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros(1, np.int64), np.cumsum(counts, dtype=np.int64)])
 
 
-def _hit_budget(n_hashes: int) -> int | None:
-    budgets = [b for b in (HIT_BUDGET, None if HITS_PER_HASH is None else int(HITS_PER_HASH * n_hashes))
+def _hit_budget(n_hashes: int, hits_per_hash: float | None) -> int | None:
+    budgets = [b for b in (HIT_BUDGET, None if hits_per_hash is None else int(hits_per_hash * n_hashes))
                if b is not None]
     return min(budgets) if budgets else None
 
@@ -565,11 +565,11 @@ class LandmarkIndex:
         return sum(getattr(self, name).nbytes for name in self.FILES) + sum(
             a.nbytes for a in (self.values, self.buckets) if a is not None)
 
-    def lookup_local(self, hashes: np.ndarray):
+    def lookup_local(self, hashes: np.ndarray, hits_per_hash: float | None = None):
         """(segment-local recording numbers, query positions, reference frames int64) of every
         exact hit; hash values with more than MAX_POSTINGS postings are skipped, and of the
-        rest the most common go first when the hits exceed the budget (`HITS_PER_HASH` per
-        query hash, `HIT_BUDGET` in all).
+        rest the most common go first when the hits exceed the budget (`hits_per_hash` per
+        query hash, by default `HITS_PER_HASH`, 0 for no bound; `HIT_BUDGET` in all).
 
         The query's distinct values are searched in sorted order: numpy's binary search then
         starts where the previous one ended, which on a long query is several times faster
@@ -588,7 +588,7 @@ class LandmarkIndex:
             counts_u = np.searchsorted(self.values, uniq, side="right") - lo_u
         lo, counts = lo_u[inv], counts_u[inv]
         keep = (counts > 0) & (counts <= MAX_POSTINGS)
-        budget = _hit_budget(hashes.size)
+        budget = _hit_budget(hashes.size, HITS_PER_HASH if hits_per_hash is None else (hits_per_hash or None))
         if budget is not None and int(counts[keep].sum()) > budget:
             held = np.flatnonzero(keep)
             rarest = held[np.argsort(counts[held], kind="stable")]
@@ -599,9 +599,9 @@ class LandmarkIndex:
         post = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts) + np.arange(q.size)
         return np.asarray(self.doc[post]), q, np.asarray(self.time[post]).astype(np.int64)
 
-    def lookup(self, hashes: np.ndarray):
+    def lookup(self, hashes: np.ndarray, hits_per_hash: float | None = None):
         """(recording keys int64, query positions, reference frames int64) of every exact hit."""
-        doc, q, t = self.lookup_local(hashes)
+        doc, q, t = self.lookup_local(hashes, hits_per_hash)
         return np.asarray(self.keys)[doc], q, t
 
     def peaks_of(self, key: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,8 @@ def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | 
     """(matches, rejected) of a query landmark print — `scan_audio(..., landmarks="query")` —
     in a landmark index, best first (`fingerprint.landmarks.match_landmarks`)."""
     _, hashes, times, peak_map = query_print
-    return match_landmarks(index.lookup, hashes, times, params or landmark_params(),
+    lookup = partial(index.lookup, hits_per_hash=settings.CLEARSTEM_LANDMARK_HITS_PER_HASH)
+    return match_landmarks(lookup, hashes, times, params or landmark_params(),
                            peaks=lambda key: index.segment_of(key).peaks_of(key), query_map=peak_map)
 
 
@@ -281,7 +283,8 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
                            "long_seconds": lm_params.long_seconds, "long_min_presence": lm_params.long_min_presence,
                            "min_votes": lm_params.min_votes,
                            "min_vote_seconds": lm_params.min_vote_seconds, "min_seconds": lm_params.min_seconds,
-                           "review_score": fusion.landmark_review_score},
+                           "review_score": fusion.landmark_review_score,
+                           "hits_per_hash": settings.CLEARSTEM_LANDMARK_HITS_PER_HASH},
             "query_hashes": int(landmark_print[1].size) if landmark_print is not None else 0,
         },
         "fusion": {"confirm_below": fusion.confirm_below, "corroborate_score": fusion.corroborate_score,

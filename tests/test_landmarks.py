@@ -350,6 +350,14 @@ def test_hits_per_query_hash_are_bounded_rarest_first(monkeypatch, index, songs)
     assert postings[kept].max() <= postings[dropped].min()
     matches, _ = identify(index, query)
     assert [m.key for m in matches] == [23]
+    # the bound per call (the product's CLEARSTEM_LANDMARK_HITS_PER_HASH), through every segment
+    from fingerprint.index import MultiIndex
+
+    monkeypatch.setattr(lm, "HITS_PER_HASH", 8.0)
+    multi = MultiIndex([index])
+    for bound, want in ((0.5, q), (0, q_all)):
+        assert np.array_equal(index.lookup(h, hits_per_hash=bound)[1], want)
+        assert np.array_equal(multi.lookup(h, hits_per_hash=bound)[1], want)
 
 
 def test_a_shared_sub_audio_hum_is_not_evidence(songs, monkeypatch):
