@@ -18,7 +18,8 @@ steady state) and the process's resident memory. `--save-inputs` writes the base
 prints, `--inputs` reads them on another machine (it needs numpy and scipy, no audio).
 Queries are 15 s excerpts of base tracks, two base tracks overlaid at equal level (both must be
 found) and a base track 12 dB under another (the quiet one must be found), extracted as the
-product does; matching time excludes extraction (measured by bench.mixtures). Matching runs
+product does; a recording found that is in neither track of a query counts as wrong (a derived
+reference of one of them — the same music shifted in pitch and tempo — is counted apart); matching time excludes extraction (measured by bench.mixtures). Matching runs
 at the product's hit bound (`landmarks.HITS_PER_HASH`: the rarest hash values of the query kept
 first, at most that many hits per query hash on average, so a query's cost stops growing with
 the catalog); `--hits-per-hash` and `--budgets` (`landmarks.HIT_BUDGET`, hits per lookup) repeat
@@ -98,22 +99,23 @@ def make_inputs(bases: int, n_queries: int):
     def as_pcm(x):
         return np.clip(x / np.abs(x).max() * 0.5 * 32767, -32768, 32767).astype(np.int16)
 
-    queries = []  # (kind, truth, print)
+    queries = []  # (kind, truth: must be found, sources: every base track in it, print)
     for _ in range(n_queries):
         a, b = (int(v) for v in rng.choice(len(pcm), 2, replace=False))
         xa, xb = clip15(a), clip15(b)
-        queries.append(("excerpt_15s", [a], lm.query_print(as_pcm(xa))))
-        queries.append(("mix_equal", [a, b], lm.query_print(as_pcm(xa + xb))))
-        queries.append(("under_12", [a], lm.query_print(as_pcm(xa * 10 ** (-12 / 20) + xb))))
+        queries.append(("excerpt_15s", [a], [a], lm.query_print(as_pcm(xa))))
+        queries.append(("mix_equal", [a, b], [a, b], lm.query_print(as_pcm(xa + xb))))
+        queries.append(("under_12", [a], [a, b], lm.query_print(as_pcm(xa * 10 ** (-12 / 20) + xb))))
     return refs, seconds, queries
 
 
 def save_inputs(path: Path, refs, seconds, queries) -> None:
     arrays = {"seconds": seconds, "kinds": np.array([q[0] for q in queries]),
-              "truths": np.array([q[1] + [-1] * (2 - len(q[1])) for q in queries])}
+              "truths": np.array([q[1] + [-1] * (2 - len(q[1])) for q in queries]),
+              "sources": np.array([q[2] + [-1] * (2 - len(q[2])) for q in queries])}
     for i, (h, t, p) in enumerate(refs):
         arrays |= {f"ref{i}_h": h, f"ref{i}_t": t, f"ref{i}_p": p}
-    for i, (_, _, (h, t, m)) in enumerate(queries):
+    for i, (_, _, _, (h, t, m)) in enumerate(queries):
         arrays |= {f"q{i}_h": h, f"q{i}_t": t, f"q{i}_m": m}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
@@ -123,8 +125,10 @@ def load_inputs(path: Path):
     z = np.load(path)
     seconds = z["seconds"]
     refs = [(z[f"ref{i}_h"], z[f"ref{i}_t"], z[f"ref{i}_p"]) for i in range(seconds.size)]
-    queries = [(str(kind), [int(x) for x in truth if x >= 0], (z[f"q{i}_h"], z[f"q{i}_t"], z[f"q{i}_m"]))
-               for i, (kind, truth) in enumerate(zip(z["kinds"], z["truths"]))]
+    sources = z["sources"] if "sources" in z else z["truths"]  # files saved before sources were
+    queries = [(str(kind), [int(x) for x in truth if x >= 0], [int(x) for x in src if x >= 0],
+                (z[f"q{i}_h"], z[f"q{i}_t"], z[f"q{i}_m"]))
+               for i, (kind, truth, src) in enumerate(zip(z["kinds"], z["truths"], sources))]
     return refs, seconds, queries
 
 
@@ -264,7 +268,7 @@ def main(argv=None) -> dict:
     summary = {"base_references": len(refs), "base_seconds": round(float(seconds.sum()), 1),
                "ref_hashes_per_s": round(hashes_per_s, 1), "ref_peaks_per_s": round(peaks_per_s, 1),
                "bytes_per_reference_second": round(bytes_per_s, 1),
-               "query_hashes_per_s": round(float(np.mean([q[2][0].size for q in queries])) / 15, 1),
+               "query_hashes_per_s": round(float(np.mean([q[3][0].size for q in queries])) / 15, 1),
                "max_postings": lm.MAX_POSTINGS, "product_hits_per_hash": lm.HITS_PER_HASH, "sizes": {}}
     avg_s = float(seconds.mean())
     for n in args.sizes:
@@ -277,12 +281,18 @@ def main(argv=None) -> dict:
             print(f"{n:>7} recordings: {row['note']}")
             continue
         t1 = time.perf_counter()
-        # the true ones keep keys 0..bases-1; the rest are (base, bin shift, tempo), derived when built
+        # members 0..bases-1 are the base references, the rest (base, bin shift, tempo), derived
+        # when built; keys are a random permutation, so the base references' keys are spread
+        # among the derived ones (candidates tied on votes are taken in key order: base
+        # references on the lowest keys would win every tie and overstate recall)
         specs = [(int(rng.integers(0, len(refs))), int(rng.choice([s for s in range(-60, 61) if s])),
                   float(rng.choice(TEMPI))) for _ in range(n - len(refs))]
+        key_of = np.random.default_rng(n).permutation(n)
+        base_of = np.r_[np.arange(len(refs)), [sp[0] for sp in specs]].astype(np.int64)[np.argsort(key_of)]
 
-        def member(j, refs=refs, specs=specs):
-            return (j, *refs[j]) if j < len(refs) else (j, *derive(refs[specs[j - len(refs)][0]], *specs[j - len(refs)][1:]))
+        def member(j, refs=refs, specs=specs, key_of=key_of):
+            base = refs[j] if j < len(refs) else derive(refs[specs[j - len(refs)][0]], *specs[j - len(refs)][1:])
+            return (int(key_of[j]), *base)
 
         seg_dir = None
         if args.disk is not None:
@@ -309,15 +319,21 @@ def main(argv=None) -> dict:
             # the second is a serving worker's steady state; both are reported
             passes = []
             for _ in range(2):
-                times, hits, found = [], [], {}
-                for kind, truth, (h, t, pmap) in queries:
+                times, hits, found, wrong, copies = [], [], {}, [], []
+                for kind, truth, sources, (h, t, pmap) in queries:
                     keys, _, _ = index.lookup(h)
                     t2 = time.perf_counter()
                     matches, _ = lm.match_landmarks(index.lookup, h, t, peaks=index.peaks_of, query_map=pmap)
                     times.append((time.perf_counter() - t2) * 1000)
                     hits.append(int(keys.size))
                     keys_found = {m.key for m in matches}
-                    found.setdefault(kind, []).append(set(truth) <= keys_found)
+                    found.setdefault(kind, []).append({int(key_of[x]) for x in truth} <= keys_found)
+                    # a recording found that is not in the query: a wrong recording, or (a
+                    # derived reference of a base track that is in it) a pitch- and tempo-
+                    # shifted copy of the music playing, reported apart
+                    others = {k for k in keys_found if k not in {int(key_of[x]) for x in sources}}
+                    copies.append(sum(int(base_of[k]) in sources for k in others))
+                    wrong.append(len(others) - copies[-1])
                 passes.append(times)
             cold = passes[0]
             res = {"match_ms_p50": round(float(np.percentile(times, 50)), 1),
@@ -326,11 +342,15 @@ def main(argv=None) -> dict:
                    "first_pass_ms_p95": round(float(np.percentile(cold, 95)), 1),
                    "process_rss_bytes": _rss_bytes(),
                    "hits_per_query_p50": int(np.median(hits)), "hits_per_query_p95": int(np.percentile(hits, 95)),
-                   "recall": {k: round(float(np.mean(v)), 3) for k, v in found.items()}}
+                   "recall": {k: round(float(np.mean(v)), 3) for k, v in found.items()},
+                   "queries_with_wrong_recordings": int(np.count_nonzero(wrong)),
+                   "queries_with_shifted_copies_of_a_source": int(np.count_nonzero(copies))}
             row["by_budget"][f"{what}={bound}"] = res
             print(f"{n:>7} recordings, {what} {bound}: index {row['index_bytes'] / 2**30:.2f} GiB, match p50 "
                   f"{res['match_ms_p50']} ms p95 {res['match_ms_p95']} ms (first pass p95 {res['first_pass_ms_p95']} ms), "
-                  f"{res['hits_per_query_p50']} hits/query, recall {res['recall']}, RSS {res['process_rss_bytes'] / 2**30:.1f} GiB")
+                  f"{res['hits_per_query_p50']} hits/query, recall {res['recall']}, wrong in "
+                  f"{res['queries_with_wrong_recordings']} queries (shifted copies of a source in "
+                  f"{res['queries_with_shifted_copies_of_a_source']}), RSS {res['process_rss_bytes'] / 2**30:.1f} GiB")
         lm.HITS_PER_HASH = default_hph
         lm.HIT_BUDGET = None
         summary["sizes"][str(n)] = row
