@@ -7,7 +7,7 @@ from django.conf import settings
 from clearstem.jobs.services import do_process_job
 from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_identify_upload
-from fingerprint.landmarks import unpack_print
+from fingerprint.landmarks import HITS_PER_HASH, unpack_print
 from fingerprint.models import ReferenceFingerprint
 from fingerprint.services import index_store, landmark_store, sync_catalog_index, sync_landmark_index
 from licensing.isrc import normalise_isrc
@@ -78,14 +78,15 @@ def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, cata
     assert lm_evidence["thresholds"]["min_score"] == settings.CLEARSTEM_LANDMARK_MIN_SCORE
     assert lm_evidence["thresholds"]["long_min_score"] == settings.CLEARSTEM_LANDMARK_LONG_MIN_SCORE
     assert lm_evidence["thresholds"]["long_min_presence"] == 0.25 and lm_evidence["thresholds"]["long_seconds"] == 10
-    assert lm_evidence["thresholds"]["hits_per_hash"] == settings.CLEARSTEM_LANDMARK_HITS_PER_HASH == 8.0
+    # the product's bound is the landmark core's default
+    assert lm_evidence["thresholds"]["hits_per_hash"] == settings.CLEARSTEM_LANDMARK_HITS_PER_HASH == HITS_PER_HASH
 
 
 def test_the_landmark_lookup_reads_as_many_hits_as_the_setting_allows(clients, catalog, audio_dir, settings):
     """CLEARSTEM_LANDMARK_HITS_PER_HASH reaches the lookup: with almost no hits per query hash the
     landmark matcher finds nothing, and what backs Chromaprint's match is only the check of its
     alignment on the recording's peaks (at the default, a landmark match of its own)."""
-    for bound, method in ((8.0, "hashes"), (0.001, "alignment")):
+    for bound, method in ((16.0, "hashes"), (0.001, "alignment")):
         settings.CLEARSTEM_LANDMARK_HITS_PER_HASH = bound
         evidence = identify_upload(clients["producer"], audio_dir / "excerpt11.flac")
         (m,) = evidence["matches"]
