@@ -951,7 +951,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--latency-only", action="store_true",
                     help="only the latency figures, at the shipped thresholds (render/load, index, measure)")
     ap.add_argument("--latency-runs", type=int, default=5, help="4-minute MP3 queries timed")
+    ap.add_argument("--hits-per-hash", type=float, default=lm.HITS_PER_HASH or 0,
+                    help="the landmark lookup's bound (CLEARSTEM_LANDMARK_HITS_PER_HASH; 0: none)")
     args = ap.parse_args(argv)
+    lm.HITS_PER_HASH = args.hits_per_hash or None  # before the query workers start (they inherit it)
     if args.redecide:
         summary = judge(json.loads(args.redecide.read_text()), args, with_chromaprint=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

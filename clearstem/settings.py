@@ -214,7 +214,7 @@ CLEARSTEM_LANDMARK_REVIEW_SCORE = env.float("CLEARSTEM_LANDMARK_REVIEW_SCORE", d
 #: hits a landmark lookup reads per query hash, the rarest hash values first (0: no bound): the
 #: trade between a query's cost and finding songs buried under others in a large catalog
 #: (fingerprint.landmarks.HITS_PER_HASH; README, "Identification in mixtures", at scale)
-CLEARSTEM_LANDMARK_HITS_PER_HASH = env.float("CLEARSTEM_LANDMARK_HITS_PER_HASH", default=16.0)
+CLEARSTEM_LANDMARK_HITS_PER_HASH = env.float("CLEARSTEM_LANDMARK_HITS_PER_HASH", default=8.0)
 # Chromaprint matches scoring below CONFIRM_BELOW must be corroborated by the landmarks (the
 # recording's peaks at Chromaprint's alignment and speed score >= CORROBORATE_SCORE), or they
 # become suspects; > 1 = every match, 0 = none (fingerprint.fusion).

@@ -45,9 +45,10 @@ match at any bound; a 4-minute query's matching cost 0.21 / 0.37 / 0.43 / – / 
 (the unbounded lookup met 3.0 M hits, 8 per hash 1.3 M). In a large catalog the same bound
 drops far more: at 100k derived references (bench.landmark_scale, 40 queries each) 8 / 16 / 32
 hits per hash found 32.5 / 57.5 / 77.5 % of equal-level overlays and 27.5 / 42.5 / 52.5 % of
-buried songs, at a p95 of 20 / 33 / 84 ms per 15 s query. 16 is the default: the most a query
-may read within the issue's 50 ms at 100k (`CLEARSTEM_LANDMARK_HITS_PER_HASH` sets it per
-deployment). Shortlisting recordings on the rare values and counting only theirs among the
+buried songs, at a p95 of 20 / 33 / 84 ms per 15 s query; on bench.mixtures' 96-track catalog 16
+found nothing 8 did not (one buried song fewer, 4 more false reviews on seed 17's test split) and
+took 2.3 times as long over its queries. So 8 stays the default, and a large catalog should set
+16 (`CLEARSTEM_LANDMARK_HITS_PER_HASH`: still within 50 ms p95 at 100k). Shortlisting recordings on the rare values and counting only theirs among the
 common ones does not recover the rest: at 30k, 19 of the 31 true recordings missed held at most
 one aligned rare hash, tied with ~20,000 other recordings.
 
@@ -443,7 +444,7 @@ MAX_POSTINGS = 4000
 #: is — so a query's cost stops growing with the catalog. See bench.landmark_scale.
 HIT_BUDGET: int | None = None
 #: The same bound relative to the query: at most this many hits per query hash on average.
-HITS_PER_HASH: float | None = 16.0
+HITS_PER_HASH: float | None = 8.0
 
 
 def _bucket_table(values: np.ndarray) -> np.ndarray:

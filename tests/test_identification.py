@@ -85,7 +85,7 @@ def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, cata
 def test_the_landmark_lookup_reads_as_many_hits_as_the_setting_allows(clients, catalog, audio_dir, settings):
     """CLEARSTEM_LANDMARK_HITS_PER_HASH reaches the lookup: with almost no hits per query hash the
     landmark matcher finds nothing, and what backs Chromaprint's match is only the check of its
-    alignment on the recording's peaks (at the default, a landmark match of its own)."""
+    alignment on the recording's peaks (at 16, a landmark match of its own)."""
     for bound, method in ((16.0, "hashes"), (0.001, "alignment")):
         settings.CLEARSTEM_LANDMARK_HITS_PER_HASH = bound
         evidence = identify_upload(clients["producer"], audio_dir / "excerpt11.flac")
