@@ -48,9 +48,10 @@ hits per hash found 32.5 / 57.5 / 77.5 % of equal-level overlays and 27.5 / 42.5
 buried songs, at a p95 of 20 / 33 / 84 ms per 15 s query; on bench.mixtures' 96-track catalog 16
 found nothing 8 did not (one buried song fewer, 4 more false reviews on seed 17's test split) and
 cost a 4-minute MP3 ~0.15 s more on the product path. So 8 stays the default, and a large catalog
-should set 16 (`CLEARSTEM_LANDMARK_HITS_PER_HASH`: still within 50 ms p95 at 100k). Shortlisting recordings on the rare values and counting only theirs among the
-common ones does not recover the rest: at 30k, 19 of the 31 true recordings missed held at most
-one aligned rare hash, tied with ~20,000 other recordings.
+should set 16 (`CLEARSTEM_LANDMARK_HITS_PER_HASH`: still within 50 ms p95 at 100k). Shortlisting
+recordings on the rare values and counting only theirs among the common ones does not recover
+the rest: at 30k, 19 of the 31 true recordings missed held at most one aligned rare hash, tied
+with ~20,000 other recordings.
 
 **Query peak map.** For verification the query also keeps a bitmap of its spectral maxima
 (local max over ±3 frames × ±2 bins, within 50 dB of the ±2 s maximum): 64 bytes per frame.
