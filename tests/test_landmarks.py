@@ -271,6 +271,82 @@ def test_alignment_check_confirms_the_right_recording_and_contradicts_others(son
             assert check.score < 0.15
 
 
+def _alignment_by_hand(packed, qmap, q0_s, r0_s, dur_s, speed):
+    """verify_alignment's hit rates the plain way, for the test below: the map unpacked to
+    booleans, dilated ±1 frame (and ±1 bin off speed), each offset tried in a loop."""
+    t_ref = (packed >> lm.PEAK_T_SHIFT).astype(np.float64) * lm.FRAME_SECONDS
+    f_ref = (packed & 0x1FF).astype(np.float64)
+    inside = (t_ref >= r0_s) & (t_ref < r0_s + dur_s * speed)
+    bits = np.unpackbits(qmap, axis=1).astype(bool)
+    near = bits.copy()
+    near[1:] |= bits[:-1]
+    near[:-1] |= bits[1:]
+    if speed != 1.0:
+        wide = near.copy()
+        wide[:, 1:] |= near[:, :-1]
+        wide[:, :-1] |= near[:, 1:]
+        near = wide
+    tq = np.rint((q0_s + (t_ref[inside] - r0_s) / speed) / lm.FRAME_SECONDS).astype(np.int64)
+    fq = np.rint(f_ref[inside] * speed).astype(np.int64)
+    ok = (tq >= 0) & (tq < len(near)) & (fq >= 0) & (fq < lm.N_BINS)
+    tq, fq = tq[ok], fq[ok]
+
+    def best(base):
+        rates = []
+        for d in range(-lm.ALIGN_SEARCH, lm.ALIGN_SEARCH + 1):
+            t = tq + base + d
+            inb = (t >= 0) & (t < len(near))
+            rates.append((near[t[inb], fq[inb]].mean() if inb.sum() >= 8 else -1.0, inb.sum(), d))
+        return max(rates, key=lambda r: (r[0], -r[2]))
+
+    rate, n, d = best(0)
+    chance = np.mean([r for r in (best(c)[0] for c in lm.CHANCE_SHIFTS) if r >= 0])
+    return rate, int(n), d, min(max(chance, 0.02), 0.98)
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.985, 1.03])
+def test_alignment_check_reads_the_packed_map_as_the_plain_search_would(speed):
+    """verify_alignment searches the query's packed maxima (no unpacking: a long segment's map
+    unpacked cost more than the search); its hit rate, peak count, fine offset and chance must
+    be those of the plain search over the unpacked map — bins next to byte and word edges and
+    the ±1-bin widening off speed included. Random maxima, with the recording's peaks planted
+    at a known alignment (some one bin off, which only the widening finds)."""
+    rng = np.random.default_rng(int(speed * 1000))
+    frames, start, ref0 = 3000, 400, 250
+    bits = rng.random((frames, lm.N_BINS)) < 0.01
+    t_ref = np.sort(rng.integers(ref0, ref0 + 1500, 900))
+    f_ref = rng.choice(np.r_[2:min(lm.N_BINS, lm.N_BINS / speed) - 2].astype(int), 900)
+    f_ref[:60] = rng.choice([62, 63, 64, 65, 127, 128, 255, 256, 447, 448], 60)  # word and byte edges
+    tq = start + np.rint((t_ref - ref0) / speed).astype(int)
+    fq = np.rint(f_ref * speed).astype(int) + rng.choice([0, 0, 1, -1], 900) * (speed != 1.0)
+    keep = rng.random(900) < 0.5
+    bits[tq[keep], np.clip(fq[keep], 0, lm.N_BINS - 1)] = True
+    qmap = np.packbits(bits, axis=1)
+    packed = (t_ref.astype(np.uint32) << lm.PEAK_T_SHIFT) | lm.PEAK_TONAL_BIT | f_ref.astype(np.uint32)
+    q0, r0 = start * lm.FRAME_SECONDS, ref0 * lm.FRAME_SECONDS
+    check = lm.verify_alignment(7, packed, qmap, query_start_s=q0, ref_start_s=r0, duration_s=20.0, speed=speed)
+    rate, n, d, chance = _alignment_by_hand(packed, qmap, q0, r0, 20.0, speed)
+    assert check.peaks == n and check.presence == pytest.approx(rate, abs=1e-12)
+    assert check.chance == pytest.approx(chance, abs=1e-12) and rate > 0.4 > 3 * chance
+    assert abs(check.query_start_s - (q0 + d * lm.FRAME_SECONDS)) < 0.5
+
+
+def test_offset_counting_packs_query_frames_into_the_sort_key_exactly(index, songs):
+    """_offset_candidates sorts the hits with their query frames in the low bits; when key,
+    offset and frame do not fit in 63 bits it falls back to an argsort. Both give the same
+    recordings, offsets, votes and aligned frames (here the fallback is forced by frames
+    moved 2**40 on, offsets unchanged)."""
+    h, t, _ = lm.query_print(pcm(clip(songs[21], 3, 15) + 0.5 * clip(songs[23], 10, 15)))
+    keys, qi, rt = index.lookup(h)
+    qt = t.astype(np.int64)[qi]
+    params = lm.LandmarkParams(min_votes=2)
+    fast = lm._offset_candidates(keys, qt, rt, params)
+    far = 1 << 40
+    slow = lm._offset_candidates(keys, qt + far, rt + far, params)
+    assert len(fast) >= 3 and {c[0] for c in fast} >= {21, 23}
+    assert [(k, o, v, list(f)) for k, o, v, f in fast] == [(k, o, v, list(f - far)) for k, o, v, f in slow]
+
+
 def test_hit_budget_keeps_the_rarest_hash_values(monkeypatch, index, songs):
     h, _, _ = lm.query_print(pcm(clip(songs[21], 0, 10)))
     keys, q, _ = index.lookup(h)
