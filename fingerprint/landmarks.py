@@ -812,7 +812,8 @@ def _match_window(lookup, q_hashes, q_times, params: LandmarkParams, peaks, quer
     return matches, rejected[: params.rejected]
 
 
-#: Bits of the packed (recording, offset) code that hold the offset: 2**34 frames is 6 years.
+#: Bits of the packed (recording, offset) code that hold the offset when the query frames cannot
+#: ride in the same int64 (`_offset_candidates`' fallback): 2**34 frames is 6 years.
 _OFF_BITS = 34
 
 
