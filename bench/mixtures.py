@@ -845,19 +845,39 @@ def _decided_by_counts(results: list[dict]) -> dict:
     return out
 
 
-def product_query(path, cp_index, index: lm.LandmarkIndex, params: lm.LandmarkParams, fusion: FusionParams):
+def product_query(path, cp_index, index: lm.LandmarkIndex, params: lm.LandmarkParams, fusion: FusionParams,
+                  stages: dict | None = None):
     """What an upload costs: one decoding pass (Chromaprint speed grid + landmark print), both
-    matchers, fusion."""
+    matchers, fusion. `stages`, when given, gets each stage's wall time appended (ms; the scan's
+    CPU time too, all threads), so the figure can be taken apart."""
     from fingerprint.matcher import identify
     from fingerprint.scan import SPEED_VARIANTS, scan_audio
 
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        if stages is not None:
+            stages.setdefault(name, []).append((now - clock[0]) * 1000)
+        clock[0] = now
+
+    cpu0 = time.process_time()
     scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS, landmarks="query")
+    if stages is not None:
+        stages.setdefault("scan_cpu", []).append((time.process_time() - cpu0) * 1000)
+    lap("scan")
     found: list = []
     cp = identify(cp_index, scan.variants, candidates=found)
+    lap("chromaprint")
     _, h, t, pmap = scan.landmarks
     lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-    return fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_params=params,
-                params=fusion, alignment=check_alignments(cp, index.peaks_of, pmap, params))
+    lap("landmarks")
+    alignment = check_alignments(cp, index.peaks_of, pmap, params)
+    lap("alignment")
+    verdict = fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_params=params,
+                   params=fusion, alignment=alignment)
+    lap("fusion")
+    return verdict
 
 
 _BARS = ("min_score", "long_min_score", "long_seconds", "long_min_presence")
@@ -899,6 +919,7 @@ def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, para
     (`product_query`): 15 s WAV excerpts and 4-minute MP3s of test catalog tracks."""
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
     lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
+    stages: dict = {"15s_wav": {}, "4min_mp3": {}}  # the product path's stages
     test_cat = [t for t in catalog if t["split"] == "test"]
 
     def timed(path, name: str) -> None:
@@ -907,7 +928,7 @@ def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, para
         lat[name].append((time.perf_counter() - t0) * 1000)
         if cp_index is not None:
             t0 = time.perf_counter()
-            product_query(path, cp_index, index, params, fusion)
+            product_query(path, cp_index, index, params, fusion, stages=stages[name])
             lat["cp_" + name].append((time.perf_counter() - t0) * 1000)
 
     for k in range(3 if quick else 20):
@@ -923,6 +944,8 @@ def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, para
     out: dict = {}
     out["latency_ms"] = {k: {"p50": round(_pct(v, 0.5), 1), "p95": round(_pct(v, 0.95), 1), "n": len(v)}
                          for k, v in lat.items() if v}
+    out["latency_stages_p50_ms"] = {name: {k: round(_pct(v, 0.5), 1) for k, v in st.items()}
+                                    for name, st in stages.items() if st}
     # the machine's 1-minute load average when the latency runs ended: on a shared machine,
     # above its core count the figures are inflated by other work, not this code's
     out["latency_load_average"] = round(os.getloadavg()[0], 2)
@@ -1088,6 +1111,8 @@ def _print(s: dict) -> None:
         print(f"latency {k:<12} p50 {v['p50']:7.1f} ms  p95 {v['p95']:7.1f} ms  (n={v['n']})")
     if "latency_load_average" in s:
         print(f"        (load average {s['latency_load_average']} on {os.cpu_count()} cores when they were measured)")
+    for name, st in s.get("latency_stages_p50_ms", {}).items():
+        print(f"product path {name} stages, p50 ms: " + ", ".join(f"{k} {v}" for k, v in st.items()))
     print(f"time: {s['timing_s']}")
 
 
