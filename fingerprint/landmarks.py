@@ -1086,20 +1086,15 @@ def verify_alignment(key, packed_peaks, query_map: np.ndarray, *, query_start_s:
     # ±1 frame (frame grids differ) and, off speed, ±1 bin (rounding of f * speed); framed by
     # `pad` empty frames each side, so every offset searched reads inside the array
     near = np.zeros((n_frames + 2 * pad, MAP_BYTES), np.uint8)
-    mid = near[pad: pad + n_frames]
-    mid |= qmap
-    mid[1:] |= qmap[:-1]
-    mid[:-1] |= qmap[1:]
+    near[pad: pad + n_frames] = _dilate(qmap)
     if abs(speed - 1.0) > 1e-3:
-        words = near.view(">u8")  # 64 bins a word, bin 0 the most significant bit
-        flat = words.reshape(-1)
+        flat = near.view(">u8").reshape(-1)  # 64 bins a word (MAP_BYTES is 64), bin 0 the top bit
         up, down = flat << np.uint64(1), flat >> np.uint64(1)
         up[:-1] |= flat[1:] >> np.uint64(63)  # the next word's first bin, into this word's last
         down[1:] |= flat[:-1] << np.uint64(63)
-        if MAP_BYTES % 8 == 0:  # no carry across frames: a frame's last bin has no neighbour above
-            per = MAP_BYTES // 8
-            up.reshape(-1, per)[:, -1] &= ~np.uint64(1)
-            down.reshape(-1, per)[:, 0] &= ~np.uint64(1 << 63)
+        per = MAP_BYTES // 8  # no carry across frames: a frame's edge bins have no neighbour there
+        up.reshape(-1, per)[:, -1] &= ~np.uint64(1)
+        down.reshape(-1, per)[:, 0] &= ~np.uint64(1 << 63)
         flat |= up | down
     tq = np.rint((query_start_s + (t_ref - ref_start_s) / speed) / FRAME_SECONDS).astype(np.int64)
     fq = np.rint(f_ref * speed).astype(np.int64)
