@@ -22,8 +22,9 @@ product does; a recording found that is in neither track of a query counts as wr
 reference of one of them — the same music shifted in pitch and tempo — is counted apart);
 matching time excludes extraction (measured by bench.mixtures). Matching runs at the product's
 hit bound (`landmarks.HITS_PER_HASH`: the rarest hash values of the query kept first, at most
-that many hits per query hash on average, so a query's cost stops growing with the catalog); `--hits-per-hash` and `--budgets` (`landmarks.HIT_BUDGET`, hits per lookup) repeat
-it at other bounds (0 = none). Without `--disk`, sizes over `--max-entries` are not built but
+that many hits per query hash on average, so a query's cost stops growing with the catalog);
+`--hits-per-hash` and `--budgets` (`landmarks.HIT_BUDGET`, hits per lookup) repeat it at other
+bounds (0 = none). Without `--disk`, sizes over `--max-entries` are not built but
 extrapolated from the measured bytes per reference second, and say so.
 
 Writes bench/results/landmark_scale.json and prints a summary.
