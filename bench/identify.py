@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from clearstem.synth import render_song  # noqa: E402
 from fingerprint.index import IndexStore, MultiIndex  # noqa: E402
 from fingerprint.matcher import MatchParams  # noqa: E402
-from fingerprint.matcher import identify as match  # noqa: E402
-from fingerprint.scan import SPEED_VARIANTS, scan_audio  # noqa: E402
+from fingerprint.matcher import identify_speeds as match  # noqa: E402
+from fingerprint.scan import QUERY_VARIANTS, REFERENCE_SPEEDS, scan_audio  # noqa: E402
 
 SR = 44100
 
@@ -133,9 +133,20 @@ def derived_fingerprints(real: list[np.ndarray], n: int, rng: np.random.Generato
         yield fp ^ flips
 
 
+def speed_indexes(scans: dict) -> list[tuple]:
+    """(speed, index) at 1.0 and every reference speed, as the product keeps the catalog
+    (`fingerprint.services.sync_speed_indexes`), from reference scans made with
+    `reference_speeds=REFERENCE_SPEEDS`."""
+    out = [(1.0, MultiIndex.build([(k, s.fingerprint) for k, s in scans.items()]))]
+    return out + [(sp, MultiIndex.build([(k, dict(s.speeds)[sp]) for k, s in scans.items()])) for sp in REFERENCE_SPEEDS]
+
+
 def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, items: int, queries: int = 200) -> dict:
-    """Index `n` derived recordings on disk, then time memory-mapped queries of 15 s with all
-    13 speed variants (12 of them unrelated items, which costs the same lookups)."""
+    """Index `n` derived recordings on disk, then time memory-mapped queries of 15 s at the
+    query's speed variants against the catalog at every reference speed. The derived prints
+    stand in for every speed (one store, looked up once per reference speed: the same lookups
+    as 1 + len(REFERENCE_SPEEDS) stores of `n`); `bytes_per_item` is per print, and the product
+    keeps 1 + len(REFERENCE_SPEEDS) prints of each reference."""
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-idscale-"))
     t0 = time.perf_counter()
     refs = list(enumerate(derived_fingerprints(real, n, rng, items)))
@@ -153,16 +164,17 @@ def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, items: 
         q = fp[start:start + 121].copy()
         q ^= rng.integers(0, 2**32, q.size, dtype=np.uint32) & rng.integers(0, 2**32, q.size, dtype=np.uint32) \
             & rng.integers(0, 2**32, q.size, dtype=np.uint32) & rng.integers(0, 2**32, q.size, dtype=np.uint32)
-        others = [refs[int(rng.integers(0, n))][1][:121] for _ in SPEED_VARIANTS]
-        variants = [(1.0, q)] + list(zip(SPEED_VARIANTS, others))
+        others = [refs[int(rng.integers(0, n))][1][:121] for _ in QUERY_VARIANTS]
+        variants = [(1.0, q)] + list(zip(QUERY_VARIANTS, others))
         t1 = time.perf_counter()
-        matches = match(index, variants)
+        matches = match([(1.0, index)] + [(sp, index) for sp in REFERENCE_SPEEDS], variants)
         lat.append((time.perf_counter() - t1) * 1000)
         found += any(m.key == key for m in matches)
     del index, store, refs
     import shutil
     shutil.rmtree(tmp)
     return {"recordings": n, "items": n_items, "build_s": build_s, "bytes_per_item": nbytes / n_items,
+            "prints_per_reference": 1 + len(REFERENCE_SPEEDS),
             "query_ms_p50": pct(lat, 0.5), "query_ms_p95": pct(lat, 0.95), "self_recall_15s": found / queries}
 
 
@@ -182,21 +194,21 @@ def main() -> None:
     catalog = {i: render_song(10_000 + i, args.seconds).mixture for i in range(args.catalog)}
     non = {i: render_song(50_000 + i, max(args.seconds, 120)).mixture for i in range(args.noncatalog)}
     render_s = time.perf_counter() - t0
-    refs = []
+    scans = {}
     for i, mix in catalog.items():
         path = tmp / f"ref{i}.wav"
         sf.write(path, mix.T, SR, subtype="PCM_16")
-        refs.append((i, scan_audio(path).fingerprint))
-    index = MultiIndex.build(refs)
+        scans[i] = scan_audio(path, reference_speeds=REFERENCE_SPEEDS)
+    indexes = speed_indexes(scans)
     params = MatchParams()
     margins = {"true_near_fraction": [], "false_near_fraction": []}
 
     def identify(path, truth=()):
         t = time.perf_counter()
-        variants = scan_audio(path, speed_variants=SPEED_VARIANTS).variants
+        variants = scan_audio(path, speed_variants=QUERY_VARIANTS).variants
         tq = time.perf_counter()
         rejected = []
-        matches = match(index, variants, params, candidates=rejected)
+        matches = match(indexes, variants, params, candidates=rejected)
         elapsed = (time.perf_counter() - t) * 1000, (time.perf_counter() - tq) * 1000
         # how close the decision came: near-identical share of true matches vs. anything else
         for m in matches:
@@ -238,7 +250,8 @@ def main() -> None:
     four = statistics.median(identify(mp3, {0})[1] for _ in range(3))
     results = {
         "set": {"catalog": args.catalog, "noncatalog": args.noncatalog, "seconds": args.seconds, "render_s": render_s},
-        "matcher": f"chromaprint + {len(SPEED_VARIANTS)} speed variants, Hough lines, BER segments + near-identical share",
+        "matcher": f"chromaprint, {1 + len(QUERY_VARIANTS)} query variants x {1 + len(REFERENCE_SPEEDS)} reference "
+                   "speeds, Hough lines, BER segments + near-identical share",
         "params": params.__dict__,
         "margins": {k: {"n": len(v), "min": min(v, default=None), "max": max(v, default=None),
                         "p01": pct(v, 0.01), "p99": pct(v, 0.99)} for k, v in margins.items()},
@@ -248,7 +261,7 @@ def main() -> None:
         "latency_ms": {"p50": pct(latency, .5), "p95": pct(latency, .95)},
         "index_query_ms": {"p50": pct(query_ms, .5), "p95": pct(query_ms, .95)},
         "four_minute_mp3_ms": four,
-        "scale": [scale_test([fp for _, fp in refs], n, rng, args.scale_items) for n in args.scale],
+        "scale": [scale_test([s.fingerprint for s in scans.values()], n, rng, args.scale_items) for n in args.scale],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

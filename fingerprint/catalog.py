@@ -21,18 +21,19 @@ from sharedcore.hashing import file_sha256
 
 from .landmarks import PRINT_VERSION, pack_print, unpack_print
 from .models import ReferenceFingerprint
-from .scan import AudioScan, check_identifiable, scan_audio
+from .scan import REFERENCE_SPEEDS, AudioScan, check_identifiable, pack_variants, scan_audio, unpack_variants
 from .services import sync_indexes
 
 logger = logging.getLogger(__name__)
 
 
-def scan_or_refuse(path: str, speed_variants=(), landmarks: str | None = None) -> AudioScan:
+def scan_or_refuse(path: str, speed_variants=(), landmarks: str | None = None, reference_speeds=()) -> AudioScan:
     """Scan audio for identification, or raise AudioError (a DomainError): not audio, corrupt,
     too long, and also silent or too short to identify (see fingerprint.scan.check_identifiable).
     `landmarks` ("reference" / "query") adds the landmark print when landmarks are enabled."""
     scan = scan_audio(path, max_seconds=settings.CLEARSTEM_MAX_UPLOAD_SECONDS, speed_variants=speed_variants,
-                      landmarks=landmarks if settings.CLEARSTEM_LANDMARKS else None)
+                      landmarks=landmarks if settings.CLEARSTEM_LANDMARKS else None,
+                      reference_speeds=reference_speeds)
     check_identifiable(scan, settings.CLEARSTEM_MATCH_MIN_SECONDS)
     return scan
 
@@ -54,7 +55,7 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
         if existing.rights_holder_id != label_org.id:
             raise Conflict("isrc_taken", f"ISRC {isrc} is registered by another rights holder")
         return existing, False
-    scan = scan_or_refuse(uploaded_file_path, landmarks="reference")
+    scan = scan_or_refuse(uploaded_file_path, landmarks="reference", reference_speeds=REFERENCE_SPEEDS)
     rec_id = uuid.uuid4()
     with open(uploaded_file_path, "rb") as fh:
         name = default_storage.save(storage_name("references", rec_id, scan.container), fh)
@@ -69,6 +70,7 @@ def do_register_recording(label_org, uploaded_file_path: str, original_name: str
                 recording=rec, items=scan.fingerprint.astype("<u4").tobytes(),
                 item_count=int(scan.fingerprint.size), algorithm=scan.fingerprint_algorithm,
                 landmarks=pack_print(*scan.landmarks) if scan.landmarks else b"",
+                speed_items=pack_variants(scan.speeds),
             )
     except IntegrityError as exc:
         delete_quietly([name])
@@ -115,13 +117,20 @@ def _needs_landmarks(ref: ReferenceFingerprint) -> bool:
         return True
 
 
-def do_backfill_landmarks(limit: int | None = None) -> tuple[int, list[tuple[str, str]]]:
-    """Compute the landmark print of every reference that lacks one (recordings registered
-    before landmarks, or prints of an older PRINT_VERSION) from its stored reference audio,
-    then update the landmark index. Returns (prints computed, [(recording id, error)])."""
+def _needs_speeds(ref: ReferenceFingerprint) -> bool:
+    return [s for s, _ in unpack_variants(bytes(ref.speed_items))] != list(REFERENCE_SPEEDS)
+
+
+def do_backfill_prints(limit: int | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Compute the prints a reference lacks from its stored reference audio — the landmark print
+    (recordings registered before landmarks, or prints of an older PRINT_VERSION) and the
+    Chromaprint items at the reference speeds (registered before the speed grid was split, or
+    on another grid) — then update the indexes. Returns (references updated, [(recording id,
+    error)])."""
     done, failed = 0, []
     todo = [r for r in ReferenceFingerprint.objects.select_related("recording").only(
-        "id", "landmarks", "recording__id", "recording__reference_audio").order_by("id") if _needs_landmarks(r)]
+        "id", "landmarks", "speed_items", "recording__id", "recording__reference_audio").order_by("id")
+        if _needs_landmarks(r) or _needs_speeds(r)]
     for ref in todo[:limit]:
         name = ref.recording.reference_audio.name
         try:
@@ -129,13 +138,15 @@ def do_backfill_landmarks(limit: int | None = None) -> tuple[int, list[tuple[str
                     suffix=os.path.splitext(name)[1]) as tmp:
                 shutil.copyfileobj(src, tmp)
                 tmp.flush()
-                scan = scan_audio(tmp.name, landmarks="reference")
+                scan = scan_audio(tmp.name, landmarks="reference", reference_speeds=REFERENCE_SPEEDS)
         except (OSError, DomainError) as exc:
             failed.append((str(ref.recording.id), f"{getattr(exc, 'code', 'unreadable')}: {exc}"))
             continue
-        ReferenceFingerprint.objects.filter(pk=ref.pk).update(landmarks=pack_print(*scan.landmarks))
+        ReferenceFingerprint.objects.filter(pk=ref.pk).update(landmarks=pack_print(*scan.landmarks),
+                                                               speed_items=pack_variants(scan.speeds))
         done += 1
     if done:
         sync_indexes()
-    logger.info("landmark backfill (print version %s): %s computed, %s failed", PRINT_VERSION, done, len(failed))
+    logger.info("print backfill (landmark print version %s, reference speeds %s): %s updated, %s failed",
+                PRINT_VERSION, REFERENCE_SPEEDS, done, len(failed))
     return done, failed

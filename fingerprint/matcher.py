@@ -4,9 +4,10 @@ Chromaprint's own lookup (AcoustID) compares whole tracks at one offset, so it m
 excerpts, samples, mashups and any speed change. This matcher works on the whole query:
 
 1. **Candidates**: an inverted index from item value to (recording, item offset) — see
-   `fingerprint.index` — gives exact-value hits. The query is looked up once per *speed
-   variant* (the same audio fingerprinted as if played at another speed; see `scan`), so a
-   track sped up by 3 % still produces exact hits in the variant that undoes it.
+   `fingerprint.index` — gives exact-value hits. References are indexed at several speeds and
+   the query is looked up in each, once per *speed variant* of its own (the same audio
+   fingerprinted as if played at another speed; see `scan`), so a track sped up by 3 % still
+   produces exact hits in the pair that matches its speed.
 2. **Alignment**: hits vote in a Hough space of (slope, offset): reference item ≈ slope ×
    query item + offset. Slopes a little off 1 absorb the speed left over between variants,
    which over a 30 s query drifts the alignment by more than an item.
@@ -89,12 +90,23 @@ class Candidate:
 
 def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParams = MatchParams(),
              candidates: list | None = None) -> list[Match]:
-    """Every recording of `index` found in the query, best first.
+    """Every recording of `index` found in the query, best first (one index at the references'
+    own speed; see `identify_speeds`)."""
+    return identify_speeds([(1.0, index)], variants, params, candidates)
 
-    `variants` are (speed factor, items) pairs: the query fingerprinted as if it were played at
-    1/factor of its speed, so factor 1.03 undoes a 3 % speed-up. `index` is anything with
-    `lookup(values) -> (keys, query_idx, ref_off)` and `items(key) -> np.ndarray`.
-    Rejected-but-verified candidates are appended to `candidates` when given.
+
+def identify_speeds(indexes: list[tuple[float, object]], variants: list[tuple[float, np.ndarray]],
+                    params: MatchParams = MatchParams(), candidates: list | None = None) -> list[Match]:
+    """Every recording found in the query, best first, over every (reference speed, query
+    variant) pair.
+
+    `indexes` are (speed, index) pairs: the references fingerprinted as if played `speed` times
+    as fast (1.0 = as registered). `variants` are (factor, items) pairs: the query fingerprinted
+    as if it were played at 1/factor of its speed, so factor 1.03 undoes a 3 % speed-up. A pair
+    finds queries sped up by about speed × factor (± the slopes), so a few query variants times a
+    few reference speeds cover the grid the product of the two spans (see `fingerprint.scan`).
+    Each index is anything with `lookup(values) -> (keys, query_idx, ref_off)` and
+    `items(key) -> np.ndarray`. Rejected-but-verified candidates are appended to `candidates`.
     """
     min_items = max(int(round(params.min_seconds / ITEM_SECONDS)), BER_WINDOW)
     best: dict = {}
@@ -104,26 +116,29 @@ def identify(index, variants: list[tuple[float, np.ndarray]], params: MatchParam
             continue
         informative = _informative(items)
         positions = np.flatnonzero(informative)
-        keys, q_idx, r_off = index.lookup(items[positions])
-        q_idx = positions[q_idx]
-        for key, q, r in _candidates(keys, q_idx, r_off, params.min_votes):
-            ref = index.items(key)
-            for slope, offset, votes in _lines(q, r, params.min_votes):
-                seg = _verify(items, informative, ref, slope, offset, params.max_ber, min_items, params.near_bits)
-                if seg is None:
-                    continue
-                q0, r0, n, ber, near = seg
-                speed = factor * slope
-                if near < params.min_near_fraction:
-                    if candidates is not None:
-                        candidates.append(Candidate(key, ber, n * ITEM_SECONDS / factor, near, votes, speed))
-                    continue
-                m = Match(key=key, ber=ber, score=max(0.0, 1 - 2 * ber),
-                          query_start_s=q0 * ITEM_SECONDS / factor, ref_start_s=r0 * ITEM_SECONDS,
-                          duration_s=n * ITEM_SECONDS / factor, speed=speed, near_fraction=near, votes=votes)
-                old = best.get(key)
-                if old is None or _rank(m) > _rank(old):
-                    best[key] = m
+        for ref_speed, index in indexes:
+            keys, q_idx, r_off = index.lookup(items[positions])
+            q_idx = positions[q_idx]
+            for key, q, r in _candidates(keys, q_idx, r_off, params.min_votes):
+                ref = index.items(key)
+                for slope, offset, votes in _lines(q, r, params.min_votes):
+                    seg = _verify(items, informative, ref, slope, offset, params.max_ber, min_items, params.near_bits)
+                    if seg is None:
+                        continue
+                    q0, r0, n, ber, near = seg
+                    # query item q lasts ITEM_SECONDS / factor of the query; reference item r
+                    # lasts ITEM_SECONDS * ref_speed of the reference as registered
+                    speed = factor * ref_speed * slope
+                    if near < params.min_near_fraction:
+                        if candidates is not None:
+                            candidates.append(Candidate(key, ber, n * ITEM_SECONDS / factor, near, votes, speed))
+                        continue
+                    m = Match(key=key, ber=ber, score=max(0.0, 1 - 2 * ber),
+                              query_start_s=q0 * ITEM_SECONDS / factor, ref_start_s=r0 * ITEM_SECONDS * ref_speed,
+                              duration_s=n * ITEM_SECONDS / factor, speed=speed, near_fraction=near, votes=votes)
+                    old = best.get(key)
+                    if old is None or _rank(m) > _rank(old):
+                        best[key] = m
     return sorted(best.values(), key=lambda m: (-_rank(m), str(m.key)))
 
 

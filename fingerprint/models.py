@@ -5,8 +5,10 @@ from django.db import models
 
 
 class ReferenceFingerprint(models.Model):
-    """A catalog recording's reference prints: the raw Chromaprint items (uint32 LE bytes) and
-    the spectral-peak landmark print. The identification indexes are caches of these rows."""
+    """A catalog recording's reference prints: the raw Chromaprint items (uint32 LE bytes), the
+    same at the reference speeds (so a query need not be fingerprinted at every speed of the
+    grid) and the spectral-peak landmark print. The identification indexes are caches of
+    these rows."""
 
     recording = models.OneToOneField("licensing.Recording", on_delete=models.CASCADE, related_name="fingerprint")
     items = models.BinaryField()
@@ -15,6 +17,11 @@ class ReferenceFingerprint(models.Model):
     landmarks = models.BinaryField(
         default=b"", blank=True,
         help_text="the landmark print (fingerprint.landmarks.pack_print, kind reference); empty until computed",
+    )
+    speed_items = models.BinaryField(
+        default=b"", blank=True,
+        help_text="the Chromaprint items at fingerprint.scan.REFERENCE_SPEEDS (fingerprint.scan.pack_variants, "
+                  "labelled by speed); empty until computed",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

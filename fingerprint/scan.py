@@ -10,11 +10,18 @@ Speed variants: further Chromaprint contexts get the same PCM resampled from 110
 11025 Hz (one streaming libsoxr resampler per variant), which plays it 1/f times as fast and
 shifts its pitch by 1/f — exactly undoing a turntable-style speed change f. Chromaprint
 items survive only about ±0.3 % of speed change (its chroma bins and 2-bit quantisers flip),
-so a grid every 0.5 % from −3 % to +3 % (12 extra contexts) is what makes ±3 % findable; the
-contexts are fed in parallel threads (ctypes and libsoxr release the GIL). libchromaprint
-could resample itself (told the PCM is at 11025/f Hz), but its resampler cost twice what its
-fingerprinting does: 12 × 67 ms of a 4-minute query's CPU on the CI machine, against 12 × ~30
-ms for libsoxr.
+so finding ±3 % takes a grid every 0.5 % from −3 % to +3 %. The grid is split between the two
+sides, like baby steps and giant steps: references are fingerprinted once, at registration, at
+`REFERENCE_SPEEDS` (every 1 %, indexed one index per speed), and each query at 1.0 and the
+`QUERY_VARIANTS` (+0.5 %); a (reference speed s, query factor f) pair finds copies sped up by
+s × f, so 2 query contexts × 7 reference speeds cover 0.97–1.035 every 0.5 %. Before, each
+query was fingerprinted at all 13 grid points, 0.97 s of the 2.7 s of CPU a 4-minute upload's
+scan took; the cost moved to registration (once per reference) and the Chromaprint index holds
+7 prints per reference (~113 bytes per reference second each, against the landmark index's
+2,800). The contexts are fed in parallel threads (ctypes and libsoxr release the GIL).
+libchromaprint could resample itself (told the PCM is at 11025/f Hz), but its resampler cost
+twice what its fingerprinting does: 67 ms per variant of a 4-minute query's CPU on the CI
+machine, against ~30 ms for libsoxr.
 """
 from __future__ import annotations
 
@@ -40,8 +47,10 @@ FP_RATE = 11025
 ITEM_SECONDS = 4096 / 3 / FP_RATE
 #: Decode errors tolerated before a file counts as corrupt (a glitch in one MP3 frame is not).
 MAX_BAD_PACKETS = 8
-#: Speed factors fingerprinted besides 1.0 for identification (see the module docstring).
-SPEED_VARIANTS = tuple(round(1 + k * 0.005, 3) for k in range(-6, 7) if k)
+#: Speeds at which catalog references are fingerprinted besides 1.0 (see the module docstring).
+REFERENCE_SPEEDS = (0.97, 0.98, 0.99, 1.01, 1.02, 1.03)
+#: Speed factors each query is fingerprinted at besides 1.0: half the reference speeds' step.
+QUERY_VARIANTS = (1.005,)
 #: PCM block (samples at FP_RATE) handed to the Chromaprint contexts at once.
 BLOCK = 4 * FP_RATE
 _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
@@ -64,6 +73,9 @@ class AudioScan:
     fingerprint_algorithm: int = 1
     #: (speed factor, items) for each requested speed variant, 1.0 (= `fingerprint`) first.
     variants: list = field(default_factory=list, repr=False)
+    #: (speed, items) for each requested reference speed: the audio as if played `speed` times
+    #: as fast (the inverse of a variant's factor).
+    speeds: list = field(default_factory=list, repr=False)
     #: The landmark print, when asked for: (kind, hashes, times, peaks or peak map).
     landmarks: tuple | None = field(default=None, repr=False)
 
@@ -187,7 +199,8 @@ def check_identifiable(scan: AudioScan, min_seconds: float) -> None:
 
 
 def pack_variants(variants: list[tuple[float, np.ndarray]]) -> bytes:
-    """Speed variants as bytes for storage: per variant float32 factor, uint32 count, items."""
+    """Speed variants (or reference speeds) as bytes for storage: per variant float32 factor,
+    uint32 count, items."""
     parts = [struct.pack("<I", len(variants))]
     for factor, items in variants:
         parts.append(struct.pack("<fI", factor, items.size))
@@ -208,10 +221,11 @@ def unpack_variants(blob: bytes) -> list[tuple[float, np.ndarray]]:
 
 
 def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
-               landmarks: str | None = None) -> AudioScan:
+               landmarks: str | None = None, reference_speeds=()) -> AudioScan:
     """Decode `path` once; raise AudioError with a code for anything that is not sound audio.
 
-    `speed_variants` (e.g. SPEED_VARIANTS) adds those speed-variant fingerprints to `variants`;
+    `speed_variants` (a query's QUERY_VARIANTS) adds those speed-variant fingerprints to
+    `variants`; `reference_speeds` (a reference's REFERENCE_SPEEDS) adds `speeds`;
     `landmarks` ("reference" for catalog audio, "query" for uploads) adds the landmark print,
     computed on the pool's threads beside the Chromaprint contexts (see `_Contexts`).
     """
@@ -236,7 +250,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
 
         mono = MonoPCM(FP_RATE, BLOCK)
         lmx = LandmarkExtractor(landmarks) if landmarks else None
-        fp = _Contexts(speed_variants, lmx)
+        fp = _Contexts([*speed_variants, *(1 / s for s in reference_speeds)], lmx)
         n_samples = 0
         peak = 0
         bad_packets = 0
@@ -288,7 +302,8 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
             peak_dbfs=20 * math.log10(peak / 32768) if peak else -math.inf,
             fingerprint=raw,
             fingerprint_algorithm=algorithm,
-            variants=[(f, items) for f, items, _ in variants],
+            variants=[(f, items) for f, items, _ in variants[:1 + len(speed_variants)]],
+            speeds=[(s, items) for s, (_, items, _) in zip(reference_speeds, variants[1 + len(speed_variants):])],
             landmarks=print_,
         )
 

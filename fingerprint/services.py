@@ -16,12 +16,12 @@ from licensing.models import Recording
 from .fusion import FusionParams, check_alignments, fuse
 from .index import IndexStore, MultiIndex, Segment
 from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
-from .matcher import Candidate, MatchParams, identify
+from .matcher import Candidate, MatchParams, identify, identify_speeds
 from .models import ReferenceFingerprint
-from .scan import ITEM_SECONDS
+from .scan import ITEM_SECONDS, REFERENCE_SPEEDS, unpack_variants
 from .stems import StemFindParams, merge_views, rank_stem_matches
 
-MATCHER_NAME = "chromaprint-speedgrid-v2"
+MATCHER_NAME = "chromaprint-speedgrid-v3"
 LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
 #: Rejected candidates kept in the evidence (closest first).
 EVIDENCE_CANDIDATES = 10
@@ -31,6 +31,11 @@ _stores: dict[str, IndexStore] = {}
 
 def index_store() -> IndexStore:
     return _store(str(settings.CLEARSTEM_INDEX_DIR), Segment)
+
+
+def speed_store(speed: float) -> IndexStore:
+    """The Chromaprint index of the references' prints at one of the REFERENCE_SPEEDS."""
+    return _store(str(Path(settings.CLEARSTEM_INDEX_DIR) / "speeds" / f"{speed:.4f}"), Segment)
 
 
 def landmark_store() -> IndexStore:
@@ -75,6 +80,25 @@ def _landmark_refs(ids, rows=None) -> list[tuple]:
 def sync_catalog_index() -> MultiIndex:
     """The Chromaprint catalog index, brought in line with the ReferenceFingerprint rows first."""
     return _sync(index_store(), ReferenceFingerprint.objects.all(), _chromaprint_refs)
+
+
+def sync_speed_indexes() -> list[tuple[float, MultiIndex]]:
+    """(speed, index) for 1.0 and each of the REFERENCE_SPEEDS, each brought in line with the
+    reference rows first (at the other speeds: the rows that have those prints; see
+    `catalog.do_backfill_prints` for references registered before)."""
+    out = [(1.0, sync_catalog_index())]
+    rows = ReferenceFingerprint.objects.exclude(speed_items=b"")
+    state = _db_state(rows)
+    for speed in REFERENCE_SPEEDS:
+        def load(ids, speed=speed):
+            refs = []
+            for r in rows.filter(id__in=ids).only("id", "speed_items"):
+                items = dict(unpack_variants(bytes(r.speed_items))).get(round(speed, 4))
+                if items is not None:
+                    refs.append((r.id, items))
+            return refs
+        out.append((speed, _sync(speed_store(speed), rows, load, state)))
+    return out
 
 
 def sync_landmark_index() -> MultiIndex:
@@ -129,16 +153,21 @@ def match_print(index: MultiIndex, query_print: tuple, params: LandmarkParams | 
                            peaks=lambda key: index.segment_of(key).peaks_of(key), query_map=peak_map)
 
 
-def _sync(store: IndexStore, rows, load_refs) -> MultiIndex:
+def _db_state(rows) -> dict:
+    agg = rows.aggregate(n=Count("id"), s=Sum("id"))
+    return {"count": agg["n"], "sum": int(agg["s"] or 0)}
+
+
+def _sync(store: IndexStore, rows, load_refs, state: dict | None = None) -> MultiIndex:
     """`store`'s index, brought in line with `rows` (a queryset of rows with integer ids) first.
 
     The database is the source of truth; the index directory is a per-machine cache of it that
-    survives restarts. A cheap aggregate (count and sum of row ids) says whether anything was
-    added or removed; only then does one process — under the store's file lock, while the
-    others wait and then find the work done — index the new rows and tombstone the removed.
+    survives restarts. A cheap aggregate (count and sum of row ids; `state` when the caller has
+    it) says whether anything was added or removed; only then does one process — under the
+    store's file lock, while the others wait and then find the work done — index the new rows
+    and tombstone the removed.
     """
-    agg = rows.aggregate(n=Count("id"), s=Sum("id"))
-    state = {"count": agg["n"], "sum": int(agg["s"] or 0)}
+    state = state or _db_state(rows)
     if store.meta().get("db") == state:
         return store.index()
     with store.write_lock():
@@ -181,8 +210,8 @@ def fusion_params() -> FusionParams:
 
 
 def sync_indexes() -> None:
-    """Bring both identification indexes in line with the catalog (after catalog changes)."""
-    sync_catalog_index()
+    """Bring the identification indexes in line with the catalog (after catalog changes)."""
+    sync_speed_indexes()
     if settings.CLEARSTEM_LANDMARKS:
         sync_landmark_index()
 
@@ -211,7 +240,8 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     landmark print when given), and the recordings only suspected, as evidence rows."""
     cp_params = match_params()
     cp_candidates: list[Candidate] = []
-    cp_matches = identify(sync_catalog_index(), variants, cp_params, candidates=cp_candidates)
+    indexes = sync_speed_indexes() if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else [(1.0, sync_catalog_index())]
+    cp_matches = identify_speeds(indexes, variants, cp_params, candidates=cp_candidates)
     lm_matches: list = []
     lm_rejected: list = []
     landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
@@ -274,6 +304,7 @@ def identify_fingerprint(items: np.ndarray, variants: list[tuple[float, np.ndarr
         "thresholds": {"max_ber": params.max_ber, "min_seconds": params.min_seconds,
                        "near_bits": params.near_bits, "min_near_fraction": params.min_near_fraction},
         "speed_variants": [f for f, _ in variants],
+        "reference_speeds": [1.0, *REFERENCE_SPEEDS] if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else [1.0],
         "query_items": int(items.size),
         "query_seconds": round(items.size * ITEM_SECONDS, 2),
         "landmarks": {

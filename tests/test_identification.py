@@ -9,7 +9,14 @@ from clearstem.uploads.models import Upload
 from clearstem.uploads.services import do_identify_upload
 from fingerprint.landmarks import HITS_PER_HASH, unpack_print
 from fingerprint.models import ReferenceFingerprint
-from fingerprint.services import index_store, landmark_store, sync_catalog_index, sync_landmark_index
+from fingerprint.scan import QUERY_VARIANTS, REFERENCE_SPEEDS, unpack_variants
+from fingerprint.services import (
+    index_store,
+    landmark_store,
+    sync_catalog_index,
+    sync_landmark_index,
+    sync_speed_indexes,
+)
 from licensing.isrc import normalise_isrc
 from licensing.models import Recording
 from tests.conftest import upload_file
@@ -57,12 +64,14 @@ def identify_upload(client, path):
 
 def test_evidence_names_matches_thresholds_and_rejected_candidates(clients, catalog, audio_dir):
     evidence = identify_upload(clients["producer"], audio_dir / "excerpt11.flac")
-    assert evidence["matcher"] == "chromaprint-speedgrid-v2"
+    assert evidence["matcher"] == "chromaprint-speedgrid-v3"
     assert evidence["thresholds"] == {"max_ber": settings.CLEARSTEM_MATCH_MAX_BER,
                                       "min_seconds": settings.CLEARSTEM_MATCH_MIN_SECONDS,
                                       "near_bits": settings.CLEARSTEM_MATCH_NEAR_BITS,
                                       "min_near_fraction": settings.CLEARSTEM_MATCH_MIN_NEAR_FRACTION}
-    assert len(evidence["speed_variants"]) == 13 and evidence["speed_variants"][0] == 1.0
+    # the speed grid split between the query (1.0, +0.5 %) and the references (every 1 %)
+    assert evidence["speed_variants"] == [1.0, *QUERY_VARIANTS]
+    assert evidence["reference_speeds"] == [1.0, *REFERENCE_SPEEDS]
     (m,) = evidence["matches"]
     assert m["recording"] == catalog["recordings"][11]["id"] and m["isrc"] == "QZAAA2600011"
     # an excerpt at the original speed: both fingerprints verify it, and the row keeps both
@@ -247,28 +256,36 @@ def test_upload_keeps_its_landmark_print_and_old_uploads_fall_back_to_chromaprin
 def test_backfill_computes_missing_reference_prints(catalog, capsys):
     from django.core.management import call_command
 
-    ReferenceFingerprint.objects.update(landmarks=b"")
+    rows = list(ReferenceFingerprint.objects.all())
+    assert all([s for s, _ in unpack_variants(bytes(r.speed_items))] == list(REFERENCE_SPEEDS) for r in rows)
+    before = {r.id: bytes(r.speed_items) for r in rows}
+    ReferenceFingerprint.objects.update(landmarks=b"", speed_items=b"")
     assert sync_landmark_index().keys() == set()
-    call_command("backfill_landmarks")
-    assert "2 reference prints computed" in capsys.readouterr().out
+    assert [len(index) for _, index in sync_speed_indexes()] == [len(rows)] + [0] * len(REFERENCE_SPEEDS)
+    call_command("backfill_prints")
+    assert "2 references updated" in capsys.readouterr().out
     rows = list(ReferenceFingerprint.objects.all())
     assert all(unpack_print(bytes(r.landmarks))[0] == "reference" for r in rows)
+    assert {r.id: bytes(r.speed_items) for r in rows} == before  # the same prints as at registration
     assert sync_landmark_index().keys() == {r.id for r in rows}
-    call_command("backfill_landmarks")  # nothing left to do
-    assert "0 reference prints computed" in capsys.readouterr().out
+    assert all(index.keys() == {r.id for r in rows} for _, index in sync_speed_indexes())
+    call_command("backfill_prints")  # nothing left to do
+    assert "0 references updated" in capsys.readouterr().out
 
 
-def test_speed_changed_copy_found_by_chromaprint_and_checked_on_the_peaks(clients, catalog, audio_dir, tmp_path):
+@pytest.mark.parametrize("speed", [1.03, 0.975])
+def test_speed_changed_copy_found_by_chromaprint_and_checked_on_the_peaks(clients, catalog, audio_dir, tmp_path, speed):
     """+3 % speed (turntable-style, pitch up too): the landmark hashes cannot align it, Chromaprint's
-    speed variants can; its match is then checked on the recording's peaks moved to that speed
-    and offset, so it is decided by both, with the alignment check as the landmark evidence."""
+    speed grid can (1.03: a reference speed; 0.975: a reference speed times the query's own
+    variant); its match is then checked on the recording's peaks moved to that speed and
+    offset, so it is decided by both, with the alignment check as the landmark evidence."""
     from scipy.signal import resample_poly
 
     x = sf.read(audio_dir / "song12.wav", always_2d=True)[0][2 * SR: 20 * SR]
-    sf.write(tmp_path / "fast.wav", resample_poly(x, 100, 103, axis=0), SR, subtype="PCM_16")
+    sf.write(tmp_path / "fast.wav", resample_poly(x, 1000, round(1000 * speed), axis=0), SR, subtype="PCM_16")
     evidence = identify_upload(clients["producer"], tmp_path / "fast.wav")
     (m,) = evidence["matches"]
-    assert m["recording"] == catalog["recordings"][12]["id"] and abs(m["speed"] - 1.03) < 0.004, m
+    assert m["recording"] == catalog["recordings"][12]["id"] and abs(m["speed"] - speed) <= 0.0055, m
     assert m["decided_by"] == "both" and m["landmarks"]["method"] == "alignment"
     assert m["landmarks"]["score"] >= settings.CLEARSTEM_MATCH_CORROBORATE_SCORE
     assert m["landmarks"]["presence"] > 2.5 * m["landmarks"]["chance"], m["landmarks"]  # 0.87 against 0.29

@@ -194,17 +194,18 @@ def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs)
     import av
     import soundfile as sf
 
-    from fingerprint.scan import BLOCK, FP_RATE, SPEED_VARIANTS, scan_audio
+    from fingerprint.scan import BLOCK, FP_RATE, QUERY_VARIANTS, REFERENCE_SPEEDS, scan_audio
     from sharedcore.media import decode_mono
 
     path = tmp_path / "song.wav"
     sf.write(path, songs[22][: 30 * RATE] * 0.5, RATE, subtype="PCM_16")
-    scan = scan_audio(str(path), speed_variants=SPEED_VARIANTS, landmarks="query")
+    scan = scan_audio(str(path), speed_variants=QUERY_VARIANTS, landmarks="query", reference_speeds=REFERENCE_SPEEDS)
     with av.open(str(path)) as container:
         blocks = list(decode_mono(container, container.streams.audio[0], FP_RATE, BLOCK))
     kind, h, t, pmap = scan.landmarks
     h1, t1, pmap1 = lm.query_print(np.concatenate(blocks))
-    assert kind == "query" and h.size > 1000 and len(scan.variants) == 1 + len(SPEED_VARIANTS)
+    assert kind == "query" and h.size > 1000 and len(scan.variants) == 1 + len(QUERY_VARIANTS)
+    assert [s for s, _ in scan.speeds] == list(REFERENCE_SPEEDS)
     np.testing.assert_array_equal(h, h1)
     np.testing.assert_array_equal(t, t1)
     np.testing.assert_array_equal(pmap, pmap1)

@@ -15,7 +15,7 @@ from clearstem.messaging import send_on_commit
 from clearstem.storage import delete_quietly, storage_name
 from fingerprint.catalog import scan_or_refuse
 from fingerprint.landmarks import pack_print, unpack_print
-from fingerprint.scan import SPEED_VARIANTS, pack_variants, unpack_variants
+from fingerprint.scan import QUERY_VARIANTS, pack_variants, unpack_variants
 from fingerprint.services import identify_fingerprint
 from sharedcore.errors import DomainError
 from sharedcore.hashing import file_sha256
@@ -32,7 +32,7 @@ def do_create_upload(user, uploaded_file) -> Upload:
     if uploaded_file.size > settings.CLEARSTEM_MAX_UPLOAD_BYTES:
         raise DomainError("too_large", "the upload exceeds the size limit")
     path = uploaded_file.temporary_file_path()
-    scan = scan_or_refuse(path, SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else (), landmarks="query")
+    scan = scan_or_refuse(path, QUERY_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else (), landmarks="query")
     sha256 = getattr(uploaded_file, "sha256", None) or file_sha256(path)
     upload_id = uuid.uuid4()
     name = default_storage.save(storage_name("uploads", upload_id, scan.container), uploaded_file)
@@ -62,7 +62,10 @@ def do_identify_upload(upload_id) -> Upload:
         if upload.identification_status == Upload.Identification.DONE:
             return upload
         items = np.frombuffer(bytes(upload.fingerprint), dtype="<u4")
-        variants = [(1.0, items), *unpack_variants(bytes(upload.fingerprint_variants or b""))]
+        # uploads stored before the grid was split hold all 12 query variants: the reference
+        # speeds now cover the rest of the grid, and more pairs would only widen it
+        variants = [(1.0, items), *((f, v) for f, v in unpack_variants(bytes(upload.fingerprint_variants or b""))
+                                    if f in QUERY_VARIANTS)]
         upload.identification = identify_fingerprint(items, variants, upload.peak_dbfs,
                                                      _landmark_print(bytes(upload.landmarks or b"")))
         upload.identification_status = Upload.Identification.DONE

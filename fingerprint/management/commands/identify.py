@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from fingerprint.scan import SPEED_VARIANTS, AudioError, check_identifiable, scan_audio
+from fingerprint.scan import QUERY_VARIANTS, AudioError, check_identifiable, scan_audio
 from fingerprint.services import identify_query, sync_indexes
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, files, as_json: bool, **_):
         sync_indexes()  # open (and if needed update) the indexes once for the whole batch
-        speeds = SPEED_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ()
+        speeds = QUERY_VARIANTS if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else ()
         failures = 0
         for path in files:
             t0 = time.perf_counter()
