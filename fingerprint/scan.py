@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -125,9 +127,14 @@ def _riff_truncation(path: str) -> str | None:
 
 
 class _Contexts:
-    """Chromaprint contexts for the base fingerprint and each speed variant, and the landmark
-    extractor when there is one, fed block-wise on the pool's threads (libchromaprint and
-    numpy's FFT and reductions release the GIL) while this thread decodes the next block."""
+    """Chromaprint contexts for the base fingerprint and each speed variant, fed block-wise on
+    the pool's threads (libchromaprint and libsoxr release the GIL) while this thread decodes
+    the next block, and the landmark extractor when there is one, on a thread of its own that
+    may fall up to `LANDMARK_LAG` blocks behind: its blocks cost about as much as decoding them,
+    and waiting for it block by block left a core idle for a fifth of a 4-minute scan."""
+
+    #: Blocks the landmark thread may hold queued before the decoder waits for it (~50 KB each).
+    LANDMARK_LAG = 4
 
     def __init__(self, factors, landmarks: LandmarkExtractor | None = None):
         self.landmarks = landmarks
@@ -142,6 +149,21 @@ class _Contexts:
             self.speeds.append(None if f == 1.0 else soxr.ResampleStream(int(round(FP_RATE / f)), FP_RATE, 1,
                                                                            dtype="int16", quality="QQ"))
         self.pending = []
+        self._lm_queue: queue.Queue | None = None
+        self._lm_error: BaseException | None = None
+        self._lm_thread = None
+        if landmarks is not None:
+            self._lm_queue = queue.Queue(maxsize=self.LANDMARK_LAG)
+            self._lm_thread = threading.Thread(target=self._landmark_loop, name="landmarks", daemon=True)
+            self._lm_thread.start()
+
+    def _landmark_loop(self) -> None:
+        while (pcm := self._lm_queue.get()) is not None:
+            if self._lm_error is None:  # after a failure, drain without work until closed
+                try:
+                    self.landmarks.feed(pcm)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by close() in the scanning thread
+                    self._lm_error = exc
 
     def _wait(self) -> None:
         for fut in self.pending:
@@ -160,17 +182,29 @@ class _Contexts:
         hashing (a context is never fed two blocks at a time: the previous block is awaited).
         `last` flushes the speed variants' resamplers (pcm may then be empty)."""
         pcm = np.ascontiguousarray(pcm.reshape(-1))
+        if self._lm_queue is not None and pcm.size:
+            self._lm_queue.put(pcm.copy())  # blocks only when the landmark thread lags LANDMARK_LAG blocks
         if len(self.contexts) == 1 and self.landmarks is None:
             self._feed(self.contexts[0], None, pcm)
             return
         self._wait()
-        if self.landmarks is not None and pcm.size:  # first in line: the longest task of the block
-            self.pending.append(_pool.submit(self.landmarks.feed, pcm.copy()))
         self.pending += [_pool.submit(self._feed, ctx, speed, pcm, last)
                          for ctx, speed in zip(self.contexts, self.speeds)]
 
+    def close(self, quiet: bool = False) -> None:
+        """Stop the landmark thread (after its queued blocks); raise what it raised unless
+        `quiet`. Safe to call twice; `scan_audio` calls it on every exit, so a refused file
+        leaves no thread behind."""
+        if self._lm_thread is not None:
+            self._lm_queue.put(None)
+            self._lm_thread.join()
+            self._lm_thread = None
+        if self._lm_error is not None and not quiet:
+            raise self._lm_error
+
     def finish(self) -> list[tuple[float, np.ndarray, int]]:
         self._wait()
+        self.close()
         out = []
         for f, ctx in zip(self.factors, self.contexts):
             try:
@@ -227,7 +261,7 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
     `speed_variants` (a query's QUERY_VARIANTS) adds those speed-variant fingerprints to
     `variants`; `reference_speeds` (a reference's REFERENCE_SPEEDS) adds `speeds`;
     `landmarks` ("reference" for catalog audio, "query" for uploads) adds the landmark print,
-    computed on the pool's threads beside the Chromaprint contexts (see `_Contexts`).
+    computed on a thread of its own beside the Chromaprint contexts (see `_Contexts`).
     """
     try:
         container = open_container(path)
@@ -251,42 +285,46 @@ def scan_audio(path: str, max_seconds: float | None = None, speed_variants=(),
         mono = MonoPCM(FP_RATE, BLOCK)
         lmx = LandmarkExtractor(landmarks) if landmarks else None
         fp = _Contexts([*speed_variants, *(1 / s for s in reference_speeds)], lmx)
-        n_samples = 0
-        peak = 0
-        bad_packets = 0
         try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    bad_packets += 1
-                    if bad_packets > MAX_BAD_PACKETS:
-                        raise AudioError("corrupt_audio", "too many undecodable audio packets") from None
-                    continue
-                for frame in frames:
-                    n_samples += frame.samples
-                    if max_seconds is not None and n_samples > (max_seconds + 1) * sample_rate:
-                        raise AudioError("too_long", f"audio is longer than the {max_seconds:.0f} s limit")
-                    for pcm in mono.push(frame):
-                        peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
-                        fp.feed(pcm)
-            for pcm in mono.flush():  # the last (partial) block
-                peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
-                fp.feed(pcm)
-            fp.feed(np.zeros(0, np.int16), last=True)
-        except av.error.FFmpegError as exc:
-            raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
+            n_samples = 0
+            peak = 0
+            bad_packets = 0
+            try:
+                for packet in container.demux(stream):
+                    try:
+                        frames = packet.decode()
+                    except av.error.InvalidDataError:
+                        bad_packets += 1
+                        if bad_packets > MAX_BAD_PACKETS:
+                            raise AudioError("corrupt_audio", "too many undecodable audio packets") from None
+                        continue
+                    for frame in frames:
+                        n_samples += frame.samples
+                        if max_seconds is not None and n_samples > (max_seconds + 1) * sample_rate:
+                            raise AudioError("too_long", f"audio is longer than the {max_seconds:.0f} s limit")
+                        for pcm in mono.push(frame):
+                            peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
+                            fp.feed(pcm)
+                for pcm in mono.flush():  # the last (partial) block
+                    peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
+                    fp.feed(pcm)
+                fp.feed(np.zeros(0, np.int16), last=True)
+            except av.error.FFmpegError as exc:
+                raise AudioError("corrupt_audio", f"decoding failed: {exc}") from exc
 
-        if truncated := _riff_truncation(str(path)):
-            raise AudioError("corrupt_audio", truncated)
-        if n_samples == 0:
-            raise AudioError("corrupt_audio", "no audio could be decoded from the file")
-        duration = n_samples / sample_rate
-        if declared and declared > 5 and duration < 0.9 * declared:
-            raise AudioError(
-                "corrupt_audio", f"the file is truncated: {duration:.1f} s decoded of {declared:.1f} s declared"
-            )
-        variants = fp.finish()
+            if truncated := _riff_truncation(str(path)):
+                raise AudioError("corrupt_audio", truncated)
+            if n_samples == 0:
+                raise AudioError("corrupt_audio", "no audio could be decoded from the file")
+            duration = n_samples / sample_rate
+            if declared and declared > 5 and duration < 0.9 * declared:
+                raise AudioError(
+                    "corrupt_audio", f"the file is truncated: {duration:.1f} s decoded of {declared:.1f} s declared"
+                )
+            variants = fp.finish()
+        except BaseException:
+            fp.close(quiet=True)  # the landmark thread: no thread outlives a refused file
+            raise
         _, raw, algorithm = variants[0]
         print_ = None
         if lmx is not None:

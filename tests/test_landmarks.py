@@ -189,8 +189,9 @@ def test_prints_pack_and_unpack(songs):
 
 
 def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs):
-    """fingerprint.scan feeds the landmark extractor on the pool's threads, block by block, beside
-    the Chromaprint contexts: the print equals one call on the same decoded PCM."""
+    """fingerprint.scan feeds the landmark extractor on a thread of its own, block by block (up
+    to a few blocks behind the decoder), beside the Chromaprint contexts: the print equals one
+    call on the same decoded PCM."""
     import av
     import soundfile as sf
 
@@ -209,6 +210,40 @@ def test_the_upload_scan_computes_the_same_print_on_its_threads(tmp_path, songs)
     np.testing.assert_array_equal(h, h1)
     np.testing.assert_array_equal(t, t1)
     np.testing.assert_array_equal(pmap, pmap1)
+
+
+def test_a_refused_scan_leaves_no_landmark_thread_behind(tmp_path, songs, monkeypatch):
+    """The landmark thread is stopped when the scan refuses a file after decoding it (a
+    truncated WAV here), and an error on that thread reaches the caller instead of a print with
+    a hole in it."""
+    import threading
+
+    import soundfile as sf
+
+    from fingerprint import scan as scan_mod
+
+    def landmark_threads() -> int:
+        return sum(t.name == "landmarks" for t in threading.enumerate())
+
+    path = tmp_path / "song.wav"
+    sf.write(path, songs[22][: 30 * RATE] * 0.5, RATE, subtype="PCM_16")
+    whole = path.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2])
+    before = landmark_threads()
+    with pytest.raises(scan_mod.AudioError) as err:
+        scan_mod.scan_audio(str(cut), landmarks="query")
+    assert err.value.code == "corrupt_audio" and "truncated" in str(err.value)
+    assert landmark_threads() == before
+
+    class FailingExtractor(lm.LandmarkExtractor):  # fault injection: the extractor's own error path
+        def feed(self, pcm):
+            raise MemoryError("no room for the spectrogram")
+
+    monkeypatch.setattr(scan_mod, "LandmarkExtractor", FailingExtractor)
+    with pytest.raises(MemoryError):
+        scan_mod.scan_audio(str(path), landmarks="query")
+    assert landmark_threads() == before
 
 
 def test_long_queries_are_matched_window_by_window(index, songs, monkeypatch):
