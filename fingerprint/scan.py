@@ -55,7 +55,23 @@ REFERENCE_SPEEDS = (0.97, 0.98, 0.99, 1.01, 1.02, 1.03)
 QUERY_VARIANTS = (1.005,)
 #: PCM block (samples at FP_RATE) handed to the Chromaprint contexts at once.
 BLOCK = 4 * FP_RATE
-_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
+
+
+def _new_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="chromaprint")
+
+
+_pool = _new_pool()
+
+
+def _pool_after_fork() -> None:
+    """A forked child (worker pools, `ProcessPoolExecutor`) inherits the pool's bookkeeping but
+    none of its threads, so work submitted there would wait forever: give the child its own."""
+    global _pool
+    _pool = _new_pool()
+
+
+os.register_at_fork(after_in_child=_pool_after_fork)
 
 
 class AudioError(DomainError):

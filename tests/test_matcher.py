@@ -110,6 +110,23 @@ def test_variants_pack_round_trip(audio_dir):
     assert scan.variants[1][1].size >= scan.fingerprint.size
 
 
+def test_a_forked_worker_scans_after_its_parent_did(audio_dir):
+    """Worker processes are forked from a parent that may already have scanned with its thread
+    pool (a bench building its catalog, a preloading server): the child gets a pool of its own
+    instead of waiting forever on threads that did not survive the fork."""
+    import multiprocessing
+
+    path = str(audio_dir / "excerpt12.flac")
+    parent = scan_audio(path, speed_variants=QUERY_VARIANTS, landmarks="query")
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_scan_items, (path,)).get(timeout=60)
+    assert np.array_equal(child, parent.fingerprint)
+
+
+def _scan_items(path):
+    return scan_audio(path, speed_variants=QUERY_VARIANTS, landmarks="query").fingerprint
+
+
 def test_silence_and_short_audio_are_refused(tmp_path):
     sf.write(tmp_path / "silence.wav", np.zeros((SR * 8, 2)), SR)
     scan = scan_audio(tmp_path / "silence.wav")
