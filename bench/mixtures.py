@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 from bench import soundfonts  # noqa: E402
 from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
-from fingerprint.fusion import FusionParams, check_alignments, fuse  # noqa: E402
+from fingerprint.fusion import FusionParams, align_chromaprint, fuse  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
 
 SR = 44100
@@ -637,10 +637,10 @@ def _run_query(job):
         scan = scan_audio(str(path), speed_variants=QUERY_VARIANTS)
         found: list = []
         cp_m = identify_speeds(_STATE["chromaprint"], scan.variants, candidates=found)
+        index = _STATE["lm_index"]
+        cp_m, checks = align_chromaprint(cp_m, index.peaks_of, pmap, good_enough=FusionParams().corroborate_score)
         cp = [m.as_dict() for m in cp_m]
         cp_cands = [c.as_dict() for c in found]
-        index = _STATE["lm_index"]
-        checks = check_alignments(cp_m, index.peaks_of, pmap)
         alignment = {k: (v.as_dict() if v is not None else None) for k, v in checks.items()}
     t2 = time.perf_counter()
     path.unlink()
@@ -874,7 +874,7 @@ def product_query(path, cp_indexes, index: lm.LandmarkIndex, params: lm.Landmark
     _, h, t, pmap = scan.landmarks
     lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
     lap("landmarks")
-    alignment = check_alignments(cp, index.peaks_of, pmap, params)
+    cp, alignment = align_chromaprint(cp, index.peaks_of, pmap, params, good_enough=fusion.corroborate_score)
     lap("alignment")
     verdict = fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_params=params,
                    params=fusion, alignment=alignment)

@@ -39,6 +39,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         scan = scan_audio(str(path), landmarks="query")
         _, h, t, pmap = scan.landmarks
         matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-        cp = identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())
+        cp = [replace(m, alternatives=()) for m in identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())]
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
         rhythm = check_alignments(cp, index.peaks_of, pmap, params, tonal_only=False)
         base_s = time.perf_counter() - t0

@@ -146,25 +146,47 @@ def fuse(cp_matches: list[Match], cp_candidates: list[Candidate], lm_matches: li
                    contradicted=rejected)
 
 
-def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None,
-                     tonal_only: bool = True) -> dict:
-    """`fuse`'s `alignment`: each recording's best Chromaprint match verified on the landmark
-    constellation. `peaks_of(key)` gives the reference's packed peaks, or None when the
-    reference has no landmark print (that key is then left out: Chromaprint's word stands).
-    `tonal_only`: as `verify_alignment`'s."""
+def align_chromaprint(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None,
+                      tonal_only: bool = True, good_enough: float | None = None) -> tuple[list[Match], dict]:
+    """`fuse`'s Chromaprint matches and `alignment`: each recording's best Chromaprint match
+    verified on the landmark constellation — and, where Chromaprint verified the recording at
+    other speeds too (`Match.alternatives`: over a short segment it cannot tell speeds ~1.5 %
+    apart), each of those, keeping the hypothesis whose recording peaks land best. Returns the
+    chosen match per recording and key -> its check. `peaks_of(key)` gives the reference's
+    packed peaks, or None when the reference has no landmark print (that key keeps its best
+    match and is left out of the checks: Chromaprint's word stands). `tonal_only`: as
+    `verify_alignment`'s. `good_enough`: a hypothesis checked at this score or more is kept
+    without trying the rest (`fuse` passes its corroboration score: beyond it the verdict is the
+    same, and a 4-minute query's checks cost 15 ms instead of 55)."""
     params = params or LandmarkParams()
     best: dict = {}
     for m in cp_matches:
         if m.key not in best or m.score > best[m.key].score:
             best[m.key] = m
-    out = {}
+    chosen, checks = [], {}
     for key, m in best.items():
         peaks = peaks_of(key)
         if peaks is None:
+            chosen.append(m)
             continue
-        out[key] = verify_alignment(key, peaks, query_map, query_start_s=m.query_start_s, ref_start_s=m.ref_start_s,
-                                    duration_s=m.duration_s, speed=m.speed, params=params, tonal_only=tonal_only)
-    return out
+        pick, check = m, None
+        for h in (m, *m.alternatives):
+            c = verify_alignment(key, peaks, query_map, query_start_s=h.query_start_s, ref_start_s=h.ref_start_s,
+                                 duration_s=h.duration_s, speed=h.speed, params=params, tonal_only=tonal_only)
+            if c is not None and (check is None or c.score > check.score):
+                pick, check = h, c
+            if check is not None and good_enough is not None and check.score >= good_enough:
+                break
+        chosen.append(pick)
+        checks[key] = check
+    return chosen, checks
+
+
+def check_alignments(cp_matches: list[Match], peaks_of, query_map, params: LandmarkParams | None = None,
+                     tonal_only: bool = True) -> dict:
+    """The checks of `align_chromaprint` alone (key -> check, or None where the segment holds
+    too few reference peaks to judge)."""
+    return align_chromaprint(cp_matches, peaks_of, query_map, params, tonal_only)[1]
 
 
 def _row(decided_by: str, score: float, where: dict, *, chromaprint, landmarks, reason: str | None = None) -> dict:

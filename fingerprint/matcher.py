@@ -23,7 +23,7 @@ Plain numpy, no Django: the service layer maps keys to recordings and stores the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,9 @@ SLOPES = 1.0 + np.arange(-0.006, 0.0061, 0.002)
 TOP_LINES = 3
 #: Recordings (by hit count) considered per variant; the rest had too few hits to matter.
 TOP_RECORDINGS = 64
+#: Other speeds kept per recording as `Match.alternatives`, and how far apart they must be.
+MAX_ALTERNATIVES = 4
+ALTERNATIVE_SPEED_GAP = 0.002
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class Match:
     near_fraction: float  # share of items with <= near_bits differing bits
     votes: int  # exact hits on the winning line
     decided_by: str = "chromaprint"
+    #: The same recording verified at other speeds, next best first. Over a short segment
+    #: Chromaprint cannot tell speeds ~1.5 % apart (the drift stays under one 124 ms item), and
+    #: a wrong speed misplaces the recording's peaks: `fusion.align_chromaprint` lets the
+    #: constellation choose among these hypotheses.
+    alternatives: tuple = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -109,7 +117,7 @@ def identify_speeds(indexes: list[tuple[float, object]], variants: list[tuple[fl
     `items(key) -> np.ndarray`. Rejected-but-verified candidates are appended to `candidates`.
     """
     min_items = max(int(round(params.min_seconds / ITEM_SECONDS)), BER_WINDOW)
-    best: dict = {}
+    found: dict = {}
     for factor, items in variants:
         items = np.asarray(items, dtype=np.uint32)
         if items.size < min_items:
@@ -136,10 +144,17 @@ def identify_speeds(indexes: list[tuple[float, object]], variants: list[tuple[fl
                     m = Match(key=key, ber=ber, score=max(0.0, 1 - 2 * ber),
                               query_start_s=q0 * ITEM_SECONDS / factor, ref_start_s=r0 * ITEM_SECONDS * ref_speed,
                               duration_s=n * ITEM_SECONDS / factor, speed=speed, near_fraction=near, votes=votes)
-                    old = best.get(key)
-                    if old is None or _rank(m) > _rank(old):
-                        best[key] = m
-    return sorted(best.values(), key=lambda m: (-_rank(m), str(m.key)))
+                    found.setdefault(key, []).append(m)
+    best = []
+    for matches in found.values():
+        top, *rest = sorted(matches, key=lambda m: -_rank(m))
+        alternatives: list[Match] = []
+        for m in rest:
+            if len(alternatives) < MAX_ALTERNATIVES and all(
+                    abs(m.speed - h.speed) > ALTERNATIVE_SPEED_GAP for h in (top, *alternatives)):
+                alternatives.append(m)
+        best.append(replace(top, alternatives=tuple(alternatives)))
+    return sorted(best, key=lambda m: (-_rank(m), str(m.key)))
 
 
 def _informative(items: np.ndarray) -> np.ndarray:

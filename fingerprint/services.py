@@ -13,7 +13,7 @@ from django.db.models import Count, Sum
 
 from licensing.models import Recording
 
-from .fusion import FusionParams, check_alignments, fuse
+from .fusion import FusionParams, align_chromaprint, check_alignments, fuse
 from .index import IndexStore, MultiIndex, Segment
 from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
 from .matcher import Candidate, MatchParams, identify, identify_speeds
@@ -133,7 +133,8 @@ def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, q
     # stems keep one bar of their own for every segment length (calibrated by bench.stem_find)
     lm_params = replace(landmark_params(), min_score=params.landmark_min_score, long_min_score=None)
     view_params = replace(lm_params, min_score=params.view_min_score)
-    cp = identify(cp_index, [(1.0, items)], match_params()) if len(cp_index) else []
+    # one hypothesis per stem, as bench.stem_find calibrated the bars (no alternative speeds)
+    cp = [replace(m, alternatives=()) for m in identify(cp_index, [(1.0, items)], match_params())] if len(cp_index) else []
     by_view = {"mix": match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []}
     for name, view_print in (views or {}).items():
         by_view[name] = match_print(lm_index, view_print, view_params)[0] if len(lm_index) else []
@@ -251,7 +252,8 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
         peak_map = landmark_print[3]
         index = sync_landmark_index()
         lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
-        alignment = check_alignments(cp_matches, lambda key: _peaks_or_none(index, key), peak_map, lm_params)
+        cp_matches, alignment = align_chromaprint(cp_matches, lambda key: _peaks_or_none(index, key), peak_map,
+                                                  lm_params, good_enough=fusion_params().corroborate_score)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
                    cp_params=cp_params, lm_params=lm_params, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}

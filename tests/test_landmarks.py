@@ -307,6 +307,37 @@ def test_alignment_check_confirms_the_right_recording_and_contradicts_others(son
             assert check.score < 0.15
 
 
+def test_the_constellation_chooses_among_chromaprints_speed_hypotheses(songs):
+    """Over a short segment Chromaprint verifies a recording at speeds ~1.5 % apart alike; its
+    best match at the wrong speed would misplace the recording's peaks and be contradicted.
+    `fusion.align_chromaprint` checks every hypothesis and keeps the one whose peaks land."""
+    from dataclasses import replace
+
+    from fingerprint.fusion import align_chromaprint
+    from fingerprint.matcher import Match
+
+    query = np.concatenate([clip(songs[31], 0, 30), clip(songs[22], 5, 15), clip(songs[32], 0, 10)])
+    _, _, pmap = lm.query_print(pcm(query))
+    peaks = lm.reference_print(pcm(songs[22]))[2]
+    right = Match(key=22, ber=0.05, score=0.90, query_start_s=30.08, ref_start_s=5.0, duration_s=15.0, speed=1.0,
+                  near_fraction=0.9, votes=20)
+    wrong = replace(right, score=0.92, speed=0.985)  # Chromaprint's best: a higher score, the wrong speed
+    for best, other in ((wrong, right), (right, wrong)):
+        (chosen,), checks = align_chromaprint([replace(best, alternatives=(other,))], lambda key: peaks, pmap)
+        assert chosen.speed == 1.0 and checks[22].score > 0.9
+    # enough is enough: a hypothesis that reaches `good_enough` is kept without trying the rest
+    (first,), checks = align_chromaprint([replace(wrong, alternatives=(right,))], lambda key: peaks, pmap,
+                                         good_enough=0.3)
+    assert first.speed == 0.985 and 0.3 <= checks[22].score < 0.5
+    (chosen,), checks = align_chromaprint([replace(wrong, alternatives=(right,))], lambda key: peaks, pmap,
+                                          good_enough=0.6)
+    assert chosen.speed == 1.0 and checks[22].score > 0.9
+    alone, checks = align_chromaprint([wrong], lambda key: peaks, pmap)  # no alternative: only its first seconds align
+    assert alone[0].speed == 0.985 and checks[22].score < 0.5
+    kept, checks = align_chromaprint([replace(wrong, alternatives=(right,))], lambda key: None, pmap)
+    assert kept[0].speed == 0.985 and checks == {}  # no landmark print: Chromaprint's word stands
+
+
 def _alignment_by_hand(packed, qmap, q0_s, r0_s, dur_s, speed):
     """verify_alignment's hit rates the plain way, for the test below: the map unpacked to
     booleans, dilated ±1 frame (and ±1 bin off speed), each offset tried in a loop."""

@@ -90,6 +90,10 @@ def test_speed_change_found_through_variants(index, indexes, audio_dir, tmp_path
     # Chromaprint measures speed to about ±0.5 % here: 0.5 % over this 18 s excerpt is 90 ms,
     # less than one item (124 ms), so neighbouring grid points fit the hits about as well
     assert m.key == 13 and abs(m.speed - speed) <= 0.0055 and abs(m.ref_start_s - 2) < 1
+    # ... and the true speed is among the hypotheses the constellation check chooses from
+    hypotheses = [m.speed, *(a.speed for a in m.alternatives)]
+    assert min(abs(h - speed) for h in hypotheses) < 0.003, hypotheses
+    assert all(abs(a - b) > 0.002 for i, a in enumerate(hypotheses) for b in hypotheses[:i])
 
 
 def test_unrelated_audio_matches_nothing_at_any_speed(indexes, audio_dir):
