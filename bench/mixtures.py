@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import soundfonts  # noqa: E402
-from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
+from bench.identify import mp3_bytes, speed_indexes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
 from fingerprint.fusion import FusionParams, align_chromaprint, fuse  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
@@ -887,13 +887,10 @@ _BARS = ("min_score", "long_min_score", "long_seconds", "long_min_presence")
 
 def chromaprint_indexes(catalog: list[dict]) -> list[tuple]:
     """The catalog's Chromaprint indexes as the product keeps them: (speed, index) at 1.0 and at
-    every reference speed, from one scan of each reference (`fingerprint.services`)."""
-    from fingerprint.index import MultiIndex
+    every reference speed, from one scan of each reference (`bench.identify.speed_indexes`)."""
     from fingerprint.scan import REFERENCE_SPEEDS, scan_audio
 
-    scans = {t["id"]: scan_audio(str(t["file"]), reference_speeds=REFERENCE_SPEEDS) for t in catalog}
-    out = [(1.0, MultiIndex.build([(k, s.fingerprint) for k, s in scans.items()]))]
-    return out + [(sp, MultiIndex.build([(k, dict(s.speeds)[sp]) for k, s in scans.items()])) for sp in REFERENCE_SPEEDS]
+    return speed_indexes({t["id"]: scan_audio(str(t["file"]), reference_speeds=REFERENCE_SPEEDS) for t in catalog})
 
 
 def judge(results: list[dict], args, with_chromaprint: bool) -> dict:
