@@ -85,7 +85,9 @@ def sync_catalog_index() -> MultiIndex:
 def sync_speed_indexes() -> list[tuple[float, MultiIndex]]:
     """(speed, index) for 1.0 and each of the REFERENCE_SPEEDS, each brought in line with the
     reference rows first (at the other speeds: the rows that have those prints; see
-    `catalog.do_backfill_prints` for references registered before)."""
+    `catalog.do_backfill_prints` for references registered before — and for rows printed on
+    another grid, which each sync reads again, finding no print at that speed, until the
+    backfill recomputes them)."""
     out = [(1.0, sync_catalog_index())]
     rows = ReferenceFingerprint.objects.exclude(speed_items=b"")
     state = _db_state(rows)
