@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clearstem.synth import render_song  # noqa: E402
-from fingerprint.index import IndexStore, MultiIndex  # noqa: E402
-from fingerprint.matcher import MatchParams  # noqa: E402
+from fingerprint.index import IndexStore  # noqa: E402
+from fingerprint.matcher import MatchParams, speed_indexes  # noqa: E402
 from fingerprint.matcher import identify_speeds as match  # noqa: E402
 from fingerprint.scan import QUERY_VARIANTS, REFERENCE_SPEEDS, scan_audio  # noqa: E402
 
@@ -131,14 +131,6 @@ def derived_fingerprints(real: list[np.ndarray], n: int, rng: np.random.Generato
         flips = (rng.integers(0, 2**32, fp.size, dtype=np.uint32) & rng.integers(0, 2**32, fp.size, dtype=np.uint32)
                  & rng.integers(0, 2**32, fp.size, dtype=np.uint32))
         yield fp ^ flips
-
-
-def speed_indexes(scans: dict) -> list[tuple]:
-    """(speed, index) at 1.0 and every reference speed, as the product keeps the catalog
-    (`fingerprint.services.sync_speed_indexes`), from reference scans made with
-    `reference_speeds=REFERENCE_SPEEDS`."""
-    out = [(1.0, MultiIndex.build([(k, s.fingerprint) for k, s in scans.items()]))]
-    return out + [(sp, MultiIndex.build([(k, dict(s.speeds)[sp]) for k, s in scans.items()])) for sp in REFERENCE_SPEEDS]
 
 
 def scale_test(real: list[np.ndarray], n: int, rng: np.random.Generator, items: int, queries: int = 200) -> dict:

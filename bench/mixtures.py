@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import soundfonts  # noqa: E402
-from bench.identify import mp3_bytes, speed_indexes  # noqa: E402  (one MP3 encoder for the benches)
+from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
 from fingerprint.fusion import FusionParams, align_chromaprint, fuse  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
@@ -887,7 +887,8 @@ _BARS = ("min_score", "long_min_score", "long_seconds", "long_min_presence")
 
 def chromaprint_indexes(catalog: list[dict]) -> list[tuple]:
     """The catalog's Chromaprint indexes as the product keeps them: (speed, index) at 1.0 and at
-    every reference speed, from one scan of each reference (`bench.identify.speed_indexes`)."""
+    every reference speed, from one scan of each reference (`fingerprint.matcher.speed_indexes`)."""
+    from fingerprint.matcher import speed_indexes
     from fingerprint.scan import REFERENCE_SPEEDS, scan_audio
 
     return speed_indexes({t["id"]: scan_audio(str(t["file"]), reference_speeds=REFERENCE_SPEEDS) for t in catalog})

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .scan import ITEM_SECONDS
+from .index import MultiIndex
+from .scan import ITEM_SECONDS, REFERENCE_SPEEDS
 
 #: Smoothing window for the per-item bit error rate (~2 s).
 BER_WINDOW = 16
@@ -155,6 +156,14 @@ def identify_speeds(indexes: list[tuple[float, object]], variants: list[tuple[fl
                 alternatives.append(m)
         best.append(replace(top, alternatives=tuple(alternatives)))
     return sorted(best, key=lambda m: (-_rank(m), str(m.key)))
+
+
+def speed_indexes(scans: dict) -> list[tuple[float, MultiIndex]]:
+    """(speed, in-memory index) at 1.0 and every reference speed, from reference scans made with
+    `reference_speeds=REFERENCE_SPEEDS` (key -> AudioScan): the catalog as the product keeps it
+    on disk (`fingerprint.services.sync_speed_indexes`), for benches and tests."""
+    out = [(1.0, MultiIndex.build([(k, s.fingerprint) for k, s in scans.items()]))]
+    return out + [(sp, MultiIndex.build([(k, dict(s.speeds)[sp]) for k, s in scans.items()])) for sp in REFERENCE_SPEEDS]
 
 
 def _informative(items: np.ndarray) -> np.ndarray:

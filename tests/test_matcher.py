@@ -10,7 +10,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from fingerprint.index import IndexStore, MultiIndex
-from fingerprint.matcher import identify, identify_speeds
+from fingerprint.matcher import identify, identify_speeds, speed_indexes
 from fingerprint.scan import (
     QUERY_VARIANTS,
     REFERENCE_SPEEDS,
@@ -45,10 +45,9 @@ def index(refs):
 
 
 @pytest.fixture(scope="module")
-def indexes(index, ref_scans):
+def indexes(ref_scans):
     """The catalog at 1.0 and at every reference speed, as the product indexes it."""
-    return [(1.0, index), *((s, MultiIndex.build([(seed, dict(scan.speeds)[s]) for seed, scan in ref_scans.items()]))
-                            for s in REFERENCE_SPEEDS)]
+    return speed_indexes(ref_scans)
 
 
 def read(audio_dir, name):
