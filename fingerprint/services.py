@@ -3,6 +3,7 @@ fingerprints against it, returning the evidence (the platform stores it on the u
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -87,20 +88,22 @@ def sync_speed_indexes() -> list[tuple[float, MultiIndex]]:
     reference rows first (at the other speeds: the rows that have those prints; see
     `catalog.do_backfill_prints` for references registered before — and for rows printed on
     another grid, which each sync reads again, finding no print at that speed, until the
-    backfill recomputes them)."""
-    out = [(1.0, sync_catalog_index())]
+    backfill recomputes them). The speed stores are synced together, so a first build reads
+    each row's prints once, not once per speed."""
     rows = ReferenceFingerprint.objects.exclude(speed_items=b"")
-    state = _db_state(rows)
-    for speed in REFERENCE_SPEEDS:
-        def load(ids, speed=speed):
-            refs = []
-            for r in rows.filter(id__in=ids).only("id", "speed_items"):
-                items = dict(unpack_variants(bytes(r.speed_items))).get(round(speed, 4))
+
+    def load(ids) -> dict[float, list[tuple]]:
+        refs: dict[float, list[tuple]] = {speed: [] for speed in REFERENCE_SPEEDS}
+        for r in rows.filter(id__in=ids).only("id", "speed_items"):
+            prints = dict(unpack_variants(bytes(r.speed_items)))
+            for speed in REFERENCE_SPEEDS:
+                items = prints.get(round(speed, 4))
                 if items is not None:
-                    refs.append((r.id, items))
-            return refs
-        out.append((speed, _sync(speed_store(speed), rows, load, state)))
-    return out
+                    refs[speed].append((r.id, items))
+        return refs
+
+    speeds = _sync_stores({speed: speed_store(speed) for speed in REFERENCE_SPEEDS}, rows, load)
+    return [(1.0, sync_catalog_index()), *((speed, speeds[speed]) for speed in REFERENCE_SPEEDS)]
 
 
 def sync_landmark_index() -> MultiIndex:
@@ -161,34 +164,48 @@ def _db_state(rows) -> dict:
     return {"count": agg["n"], "sum": int(agg["s"] or 0)}
 
 
-def _sync(store: IndexStore, rows, load_refs, state: dict | None = None) -> MultiIndex:
+def _sync(store: IndexStore, rows, load_refs) -> MultiIndex:
     """`store`'s index, brought in line with `rows` (a queryset of rows with integer ids) first.
 
     The database is the source of truth; the index directory is a per-machine cache of it that
-    survives restarts. A cheap aggregate (count and sum of row ids; `state` when the caller has
-    it) says whether anything was added or removed; only then does one process — under the
-    store's file lock, while the others wait and then find the work done — index the new rows
-    and tombstone the removed.
+    survives restarts. A cheap aggregate (count and sum of row ids) says whether anything was
+    added or removed; only then does one process — under the store's file lock, while the
+    others wait and then find the work done — index the new rows and tombstone the removed.
     """
-    state = state or _db_state(rows)
-    if store.meta().get("db") == state:
-        return store.index()
-    with store.write_lock():
-        if store.meta().get("db") != state:
-            live = store.index().keys()
-            db_ids = set(rows.values_list("id", flat=True))
-            new_ids = sorted(db_ids - live)
-            removed = live - db_ids
-            final = (live - removed) | set(new_ids)
+    return _sync_stores({None: store}, rows, lambda ids: {None: load_refs(ids)})[None]
+
+
+def _sync_stores(stores: dict, rows, load_refs) -> dict:
+    """As `_sync`, for several stores filled from the same rows (name -> store; `load_refs(ids)`
+    returns name -> refs): the new rows are read in batches once for all the stores that lack
+    them, so a first build of the reference-speed indexes reads each row once, not per speed."""
+    state = _db_state(rows)
+    stale = [name for name, store in stores.items() if store.meta().get("db") != state]
+    if stale:
+        with ExitStack() as locks:
+            for name in stale:  # always in the same order: no two processes wait on each other
+                locks.enter_context(stores[name].write_lock())
+            stale = [name for name in stale if stores[name].meta().get("db") != state]
+            db_ids = set(rows.values_list("id", flat=True)) if stale else set()
+            plans = {}
+            for name in stale:
+                live = stores[name].index().keys()
+                plans[name] = {"new": db_ids - live, "removed": live - db_ids, "final": set(db_ids)}
+            new_ids = sorted(set().union(*(plan["new"] for plan in plans.values())))
             batch = 5000  # bound memory on a first build of a large catalog
             for i in range(0, max(len(new_ids), 1), batch):
                 ids = new_ids[i:i + batch]
-                add = load_refs(ids)
+                loaded = load_refs(ids) if ids else {}
                 last = i + batch >= len(new_ids)
-                final -= set(ids) - {ref[0] for ref in add}  # deleted meanwhile (or unreadable)
-                store.apply(add=add, remove=removed if i == 0 else set(),
-                            meta={"db": {"count": len(final), "sum": sum(final)}} if last else None)
-    return store.index()
+                for name, plan in plans.items():
+                    wanted = plan["new"].intersection(ids)
+                    add = [ref for ref in loaded.get(name, ()) if ref[0] in wanted]
+                    plan["final"] -= wanted - {ref[0] for ref in add}  # deleted meanwhile (or unreadable)
+                    if add or last or (i == 0 and plan["removed"]):
+                        final = plan["final"]
+                        stores[name].apply(add=add, remove=plan["removed"] if i == 0 else set(),
+                                           meta={"db": {"count": len(final), "sum": sum(final)}} if last else None)
+    return {name: store.index() for name, store in stores.items()}
 
 
 def match_params() -> MatchParams:

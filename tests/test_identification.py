@@ -138,6 +138,7 @@ def test_index_follows_catalog_additions_and_removals(clients, audio_dir, django
     with django_capture_on_commit_callbacks(execute=True):
         assert clients["label"].delete(f"/api/v1/recordings/{rec_id}/").status_code == 204
     assert fp_id not in index_store().index().keys() and fp_id not in landmark_store().index().keys()
+    assert all(fp_id not in index.keys() for _, index in sync_speed_indexes())
     assert not Recording.objects.filter(pk=rec_id).exists()
     assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"] == []
 
@@ -151,12 +152,26 @@ def test_recording_with_a_license_cannot_be_removed(clients, catalog):
 
 
 def test_index_rebuilt_from_database_when_lost(clients, catalog, audio_dir, settings, tmp_path):
-    """The index directory is a cache: a new, empty one is rebuilt from the database."""
+    """The index directory is a cache: a new, empty one is rebuilt from the database — the
+    reference-speed indexes with one read of the rows' prints for all the speeds."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     settings.CLEARSTEM_INDEX_DIR = str(tmp_path / "fresh-index")
     settings.CLEARSTEM_LANDMARK_INDEX_DIR = str(tmp_path / "fresh-landmarks")
     index = sync_catalog_index()
     assert index.keys() == set(ReferenceFingerprint.objects.values_list("id", flat=True)) and len(index) == 2
     assert sync_landmark_index().keys() == index.keys()
+    with CaptureQueriesContext(connection) as queries:
+        speeds = sync_speed_indexes()
+    assert [s for s, _ in speeds] == [1.0, *REFERENCE_SPEEDS]
+    assert all(speed_index.keys() == index.keys() for _, speed_index in speeds)
+    def reads_prints(q):  # a query that selects the prints (not one that only filters on them)
+        return q["sql"].startswith("SELECT") and "speed_items" in q["sql"].split(" FROM ")[0]
+    assert sum(map(reads_prints, queries.captured_queries)) == 1
+    with CaptureQueriesContext(connection) as queries:  # in step now: nothing read again
+        sync_speed_indexes()
+    assert not any(map(reads_prints, queries.captured_queries))
     assert identify_upload(clients["producer"], audio_dir / "excerpt12.flac")["matches"][0]["recording"] == \
         catalog["recordings"][12]["id"]
 
