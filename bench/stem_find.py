@@ -167,14 +167,16 @@ def main(argv: list[str] | None = None) -> dict:
         for name, view_engine in (view_engines.items() if args.views else [(None, None)]):
             t1 = time.perf_counter()
             by_view, view_cands = {"mix": matches}, []
+            by_part = {"mix": [*matches, *rejected]}
             printed[name] = views_of(path, view_engine) if view_engine else {}
             for part, (_, vh, vt, vmap) in printed[name].items():
                 vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
                 by_view[part] = vm
                 view_cands += [*vm, *vr]
+                by_part[part] = [*vm, *vr]
             merged, view_of = merge_views(by_view)
             ranked = rank_stem_matches(cp, merged, alignment, find_params, view_of, rhythm)
-            per_engine[name] = (ranked, view_cands, (base_s + time.perf_counter() - t1) * 1000)
+            per_engine[name] = (ranked, view_cands, (base_s + time.perf_counter() - t1) * 1000, by_part)
         # experimental, for calibration only: landmark candidates verified on every peak
         # (transients included), on the copy and its views by the first view engine
         transient = {}
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
             per_engine, matches, rejected, cp, alignment, rhythm, transient = lookup(path)
             if len(results) % 30 == 29:
                 print(f"  {len(results) + 1} queries, {time.perf_counter() - t_start:.0f} s", flush=True)
-            ranked, view_cands, ms = next(iter(per_engine.values()))
+            ranked, view_cands, ms, by_part = next(iter(per_engine.values()))
             found = [stems[k] for k, _ in ranked]
             results.append({
                 "stem": stem["key"], "cond": cond, "ms": ms, "start_s": start / SR,
@@ -255,7 +257,14 @@ def main(argv: list[str] | None = None) -> dict:
                 "by_view_engine": {str(name): {
                     "top": r_[0][0] if r_ else None, "ms": round(ms_, 1),
                     "wrong": sum(stems[k]["song"] != stem["song"] for k, _ in r_),
-                    "view_wrong_max": wrong_max(vc_, stem)} for name, (r_, vc_, ms_) in per_engine.items()},
+                    "view_wrong_max": wrong_max(vc_, stem)} for name, (r_, vc_, ms_, _) in per_engine.items()},
+                # every landmark candidate (accepted or not) in the copy and each view: what a
+                # rule on segment length and presence would accept (calibration)
+                "candidates": {part: [{
+                    "score": round(m.score, 4), "duration_s": round(m.duration_s, 2), "presence": round(m.presence, 4),
+                    "votes": m.votes, "vote_seconds": m.vote_seconds,
+                    "kind": "true" if m.key == stem["key"] else "sibling" if stems[m.key]["song"] == stem["song"]
+                    else "wrong"} for m in cands] for part, cands in by_part.items()},
             })
 
     summary: dict = {"songs": len(songs), "stems_indexed": len(stems), "others": len(others),
@@ -354,7 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary["rows"] = [{"stem": r["stem"], "name": r["name"], "cond": r["cond"], "top": r["top"],
                         "true_found": r["true_found"], "found_in_view": r["found_in_view"], "cp_raw": r["cp_raw"],
                         "true_score": r["true_score"], "lm_wrong_max": r["lm_wrong_max"],
-                        "view_wrong_max": r["view_wrong_max"], "transient": r["transient"]}
+                        "view_wrong_max": r["view_wrong_max"], "transient": r["transient"],
+                        "candidates": r["candidates"]}
                        for r in results]
     summary["wrong_examples"] = [{"query_stem": r["stem"], "query_name": r["name"], "cond": r["cond"], "wrong": r["wrong"]}
                                  for r in results if r["wrong"]][:30]
