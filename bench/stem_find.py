@@ -52,7 +52,7 @@ from fingerprint.fusion import check_alignments
 from fingerprint.index import MultiIndex
 from fingerprint.matcher import MatchParams, identify
 from fingerprint.scan import scan_audio
-from fingerprint.stems import StemFindParams, merge_views, rank_stem_matches
+from fingerprint.stems import RHYTHM_STEMS, StemFindParams, merge_views, rank_stem_matches, refuse_long_rhythm
 from separation.registry import default_model, get_engine
 from separation.run import separate_file
 
@@ -137,11 +137,14 @@ def main(argv: list[str] | None = None) -> dict:
     index = lm.LandmarkIndex.build(refs)
     cp_index = MultiIndex.build(cp_refs)
     find_params = StemFindParams()  # the product's default thresholds for finding stems
-    # as `fingerprint.services.find_copies`: stems keep one bar for every segment length
-    params = lm.LandmarkParams(min_score=find_params.landmark_min_score, long_min_score=None)
-    view_params = lm.LandmarkParams(min_score=find_params.view_min_score, long_min_score=None)
+    # as `fingerprint.services.find_copies`: the stems' own bars
+    params = find_params.landmark_params()
+    view_params = find_params.landmark_params(view=True)
     # nothing accepted, every candidate returned (--transient-candidates)
     transient_params = lm.LandmarkParams(min_score=2.0, long_min_score=None, verify_transients=True, rejected=32)
+
+    def rhythm_keys(keys) -> set:
+        return {k for k in keys if stems[k]["name"] in RHYTHM_STEMS}
 
     def views_of(path, view_engine) -> dict:
         """As `clearstem.jobs.stem_prints.separated_views` (which needs Django): the copy's
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
         scan = scan_audio(str(path), landmarks="query")
         _, h, t, pmap = scan.landmarks
         matches, rejected = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
+        kept = refuse_long_rhythm(matches, rhythm_keys, find_params)
+        matches, rejected = kept, [*rejected, *(m for m in matches if m not in kept)]
         cp = [replace(m, alternatives=()) for m in identify(cp_index, [(1.0, scan.fingerprint)], MatchParams())]
         alignment = check_alignments(cp, index.peaks_of, pmap, params)
         rhythm = check_alignments(cp, index.peaks_of, pmap, params, tonal_only=False)
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
             printed[name] = views_of(path, view_engine) if view_engine else {}
             for part, (_, vh, vt, vmap) in printed[name].items():
                 vm, vr = lm.match_landmarks(index.lookup, vh, vt, view_params, peaks=index.peaks_of, query_map=vmap)
+                kept = refuse_long_rhythm(vm, rhythm_keys, find_params, view=True)
+                vm, vr = kept, [*vr, *(m for m in vm if m not in kept)]
                 by_view[part] = vm
                 view_cands += [*vm, *vr]
                 by_part[part] = [*vm, *vr]
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
                 # rule on segment length and presence would accept (calibration)
                 "candidates": {part: [{
                     "score": round(m.score, 4), "duration_s": round(m.duration_s, 2), "presence": round(m.presence, 4),
-                    "votes": m.votes, "vote_seconds": m.vote_seconds,
+                    "votes": m.votes, "vote_seconds": m.vote_seconds, "name": stems[m.key]["name"],
                     "kind": "true" if m.key == stem["key"] else "sibling" if stems[m.key]["song"] == stem["song"]
                     else "wrong"} for m in cands] for part, cands in by_part.items()},
             })

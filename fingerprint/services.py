@@ -20,7 +20,7 @@ from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landm
 from .matcher import Candidate, MatchParams, identify, identify_speeds
 from .models import ReferenceFingerprint
 from .scan import ITEM_SECONDS, REFERENCE_SPEEDS, unpack_variants
-from .stems import StemFindParams, merge_views, rank_stem_matches
+from .stems import StemFindParams, merge_views, rank_stem_matches, refuse_long_rhythm
 
 MATCHER_NAME = "chromaprint-speedgrid-v3"
 LANDMARK_MATCHER_NAME = f"landmarks-v{PRINT_VERSION}"
@@ -130,19 +130,23 @@ def sync_item_index(store: IndexStore, rows) -> MultiIndex:
 
 
 def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, query_print: tuple,
-                views: dict[str, tuple] | None = None):
+                views: dict[str, tuple] | None = None, rhythm_keys=lambda keys: set()):
     """(key, evidence) of every indexed item a query is a copy of, best first: Chromaprint for
     re-encodes and excerpts, landmarks for copies under other audio (`fingerprint.stems`), on
-    the copy's own print and on each of its separated `views` (name -> query print)."""
+    the copy's own print and on each of its separated `views` (name -> query print).
+    `rhythm_keys(keys)`: which of `keys` are rhythm stems (`stems.RHYTHM_STEMS`), which the
+    long rule does not apply to."""
     params = StemFindParams()  # stems have thresholds of their own (see fingerprint.stems)
-    # stems keep one bar of their own for every segment length (calibrated by bench.stem_find)
-    lm_params = replace(landmark_params(), min_score=params.landmark_min_score, long_min_score=None)
-    view_params = replace(lm_params, min_score=params.view_min_score)
+    # stems keep bars of their own (calibrated by bench.stem_find)
+    lm_params = params.landmark_params(landmark_params())
+    view_params = params.landmark_params(landmark_params(), view=True)
     # one hypothesis per stem, as bench.stem_find calibrated the bars (no alternative speeds)
     cp = [replace(m, alternatives=()) for m in identify(cp_index, [(1.0, items)], match_params())] if len(cp_index) else []
-    by_view = {"mix": match_print(lm_index, query_print, lm_params)[0] if len(lm_index) else []}
+    by_view = {"mix": refuse_long_rhythm(match_print(lm_index, query_print, lm_params)[0], rhythm_keys, params)
+               if len(lm_index) else []}
     for name, view_print in (views or {}).items():
-        by_view[name] = match_print(lm_index, view_print, view_params)[0] if len(lm_index) else []
+        by_view[name] = refuse_long_rhythm(match_print(lm_index, view_print, view_params)[0], rhythm_keys, params,
+                                           view=True) if len(lm_index) else []
     lm, view_of = merge_views(by_view)
     peaks_of = lambda key: _peaks_or_none(lm_index, key)  # noqa: E731
     alignment = check_alignments(cp, peaks_of, query_print[3], lm_params)

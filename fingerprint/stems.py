@@ -25,10 +25,19 @@ separation (`separation.dsp`: low harmonic band, percussive, centre-harmonic, re
 of it, each printed and matched on its own (`merge_views`: per stem, the view that found it
 best). A view's query holds less of the other music, and also less of everything else, so views
 have a bar of their own (`view_min_score`), calibrated like the others.
+
+A stem buried under louder music keeps few peaks, but it keeps them over the whole copy, while
+an unrelated stem agrees with the copy locally (a cadence, a shared chord): so a landmark match
+over a segment of `long_seconds` or more is accepted from a lower bar (`landmark_long_min_score`,
+as the catalog's long rule, `LandmarkParams.acceptance`). Not for drum stems (`RHYTHM_STEMS`):
+loops and kits recur across songs, and other tracks' drum stems agreed with a drum copy over
+14–16 s as well as the true one did — they keep the one bar (`refuse_long_rhythm`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from .landmarks import LandmarkParams
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,39 @@ class StemFindParams:
     #: Per-view bars (bass 0.636) found more on that split but let a wrong stem through on the
     #: test split (a bass view at 0.682): the splits disagree by more than the margin.
     view_min_score: float = 0.78
+    #: a landmark match of a tonal stem (not one of RHYTHM_STEMS) over a segment of at least
+    #: `long_seconds` is accepted from this score (None: off). A stem buried under louder music
+    #: agrees with the copy faintly but over the whole excerpt; unrelated stems agree locally.
+    #: `bench.stem_find --split calibration` (stop 34, stems made by clearstem-bandsplit-v1,
+    #: candidates in the copy and every view): wrong tonal-stem candidates over 10 s or more
+    #: scored up to 0.565 (presence 0.14; a vocals copy's drums view), +0.02; wrong drum-stem
+    #: candidates over 14-16 s reached 0.726 (presence 0.41: the bench's shared loops and kits),
+    #: so drum stems keep the one bar.
+    landmark_long_min_score: float | None = 0.585
+    long_seconds: float = 10.0
+    long_min_presence: float = 0.0
+
+    def landmark_params(self, base: LandmarkParams | None = None, view: bool = False) -> LandmarkParams:
+        """`base` (the catalog's landmark parameters) with the stems' bars, for matching a copy's
+        own print (or, `view`, one of its separated views) against the stems index."""
+        return replace(base or LandmarkParams(), min_score=self.view_min_score if view else self.landmark_min_score,
+                       long_min_score=self.landmark_long_min_score, long_seconds=self.long_seconds,
+                       long_min_presence=self.long_min_presence)
+
+
+#: Stems whose identity is their rhythm: loops and kits recur across songs, so a long faint
+#: agreement is no evidence that a copy holds this stem (they keep the one landmark bar).
+RHYTHM_STEMS = frozenset({"drums"})
+
+
+def refuse_long_rhythm(matches: list, rhythm_keys, params: StemFindParams, view: bool = False) -> list:
+    """`matches` (accepted with `params.landmark_params(view=view)`) less those of rhythm stems
+    that only the long rule let through. `rhythm_keys(keys)` says which of `keys` are rhythm
+    stems; it is asked only about such matches (none, usually)."""
+    bar = params.view_min_score if view else params.landmark_min_score
+    below = {m.key for m in matches if m.score < bar}
+    rhythm = set(rhythm_keys(below)) if below else set()
+    return [m for m in matches if m.key not in rhythm or m.score >= bar]
 
 
 def merge_views(by_view: dict[str, list]) -> tuple[list, dict]:

@@ -8,9 +8,10 @@ from django.core.management import call_command
 from clearstem.jobs.models import Job, StemFingerprint
 from clearstem.jobs.separation import do_separate_job
 from clearstem.jobs.services import do_process_job
+from clearstem.jobs.stem_prints import rhythm_stem_keys
 from fingerprint.landmarks import LandmarkMatch
 from fingerprint.matcher import Match
-from fingerprint.stems import StemFindParams, merge_views, rank_stem_matches
+from fingerprint.stems import StemFindParams, merge_views, rank_stem_matches, refuse_long_rhythm
 from sharedcore.media import encode_delivery
 from tests.test_jobs import make_job
 
@@ -128,10 +129,41 @@ def _cp(key, score):
                  near_fraction=0.9, votes=40)
 
 
-def _lm(key, score):
+def _lm(key, score, duration_s=10):
     return LandmarkMatch(key=key, votes=50, votes_per_s=5, vote_span_s=10, vote_seconds=10, query_start_s=0,
-                         query_end_s=10, ref_start_s=3, duration_s=10, presence=0.5, chance=0.01, peaks=100, z=40,
-                         score=score)
+                         query_end_s=duration_s, ref_start_s=3, duration_s=duration_s, presence=0.5, chance=0.01,
+                         peaks=100, z=40, score=score)
+
+
+def test_a_long_faint_match_counts_for_tonal_stems_not_for_drums(stems):
+    """A stem under louder music agrees with the copy faintly but over the whole excerpt: a
+    landmark match over `long_seconds` is accepted from the lower long bar — except for a drum
+    stem, whose loops and kits recur across songs (they keep the one bar)."""
+    params = StemFindParams()
+    bar, long_bar = params.landmark_min_score, params.landmark_long_min_score
+    assert long_bar < bar
+    faint = (bar + long_bar) / 2
+    for view in (False, True):
+        lm = params.landmark_params(view=view)
+        assert lm.accepts(_lm(1, faint, duration_s=params.long_seconds))
+        assert not lm.accepts(_lm(1, faint, duration_s=params.long_seconds - 2))  # short: the one bar
+        assert not lm.accepts(_lm(1, long_bar - 0.01, duration_s=20))
+    off = StemFindParams(landmark_long_min_score=None).landmark_params()
+    assert not off.accepts(_lm(1, faint, duration_s=20))
+    # which prints are of drum stems: asked of the database, and only about the faint matches
+    drum_key = StemFingerprint.objects.get(stem=stems["drums"]).id
+    vocal_key = StemFingerprint.objects.get(stem=stems["vocals"]).id
+    assert rhythm_stem_keys({drum_key, vocal_key}) == {drum_key}
+    asked = []
+
+    def rhythm_keys(keys):
+        asked.append(set(keys))
+        return rhythm_stem_keys(keys)
+    matches = [_lm(vocal_key, faint, 20), _lm(drum_key, faint, 20)]
+    assert [m.key for m in refuse_long_rhythm(matches, rhythm_keys, params)] == [vocal_key]
+    assert asked == [{vocal_key, drum_key}]
+    strong = [_lm(drum_key, bar + 0.01, 20)]
+    assert refuse_long_rhythm(strong, rhythm_keys, params) == strong and len(asked) == 1  # above the bar: not asked
 
 
 def test_ranking_puts_chromaprint_runs_first():

@@ -21,6 +21,7 @@ from django.db.models import Q
 from fingerprint.landmarks import pack_print
 from fingerprint.scan import AudioError, scan_audio
 from fingerprint.services import find_copies, stem_stores, sync_item_index, sync_print_index
+from fingerprint.stems import RHYTHM_STEMS
 from provenance.credentials import Credentials
 from provenance.services import read_content_credentials
 from separation.registry import get_engine
@@ -111,7 +112,7 @@ def find_stems(stems, path) -> Findings:
     cp_index, lm_index = sync_stem_indexes()
     if len(lm_index):  # no stems printed yet: nothing a view could find
         found.views = separated_views(path, scan.duration_s)
-    ranked = find_copies(cp_index, lm_index, scan.fingerprint, scan.landmarks, found.views)
+    ranked = find_copies(cp_index, lm_index, scan.fingerprint, scan.landmarks, found.views, rhythm_stem_keys)
     stem_of = dict(StemFingerprint.objects.filter(id__in=[k for k, _ in ranked]).values_list("id", "stem_id"))
     visible = {s.pk: s for s in stems.filter(pk__in=stem_of.values())}
     for key, evidence in ranked:
@@ -119,6 +120,11 @@ def find_stems(stems, path) -> Findings:
         if stem is not None and len(found.sound) < MAX_SOUND_MATCHES:
             found.sound.append(SoundMatch(stem, evidence))
     return found
+
+
+def rhythm_stem_keys(keys) -> set[int]:
+    """Which of the stem-print ids `keys` print a rhythm stem (`fingerprint.stems.RHYTHM_STEMS`)."""
+    return set(StemFingerprint.objects.filter(id__in=keys, stem__name__in=RHYTHM_STEMS).values_list("id", flat=True))
 
 
 #: The engine that splits a dropped file into views: weights-free, deterministic (a 20 s MP3 in
