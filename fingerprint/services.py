@@ -138,8 +138,8 @@ def find_copies(cp_index: MultiIndex, lm_index: MultiIndex, items: np.ndarray, q
     long rule does not apply to."""
     params = StemFindParams()  # stems have thresholds of their own (see fingerprint.stems)
     # stems keep bars of their own (calibrated by bench.stem_find)
-    lm_params = params.landmark_params(landmark_params())
-    view_params = params.landmark_params(landmark_params(), view=True)
+    base = landmark_params()
+    lm_params, view_params = params.landmark_params(base), params.landmark_params(base, view=True)
     # one hypothesis per stem, as bench.stem_find calibrated the bars (no alternative speeds)
     cp = [replace(m, alternatives=()) for m in identify(cp_index, [(1.0, items)], match_params())] if len(cp_index) else []
     by_view = {"mix": refuse_long_rhythm(match_print(lm_index, query_print, lm_params)[0], rhythm_keys, params)
