@@ -118,6 +118,27 @@ def test_landmark_layout():
     assert lm.FRAME_SECONDS == pytest.approx(128 / 11025)
 
 
+@pytest.mark.parametrize("shape", [(546, 512), (7, 3), (1, 40), (30, 1)])
+def test_running_filters_equal_scipys_along_either_axis(shape):
+    """Peak picking's running max/min (the doubling filter, rows laid end to end along the bins)
+    is exactly SciPy's 1-D filter with the pad value outside the array, at every radius it uses
+    and at sizes smaller than the window."""
+    from scipy import ndimage
+
+    x = np.random.default_rng(len(shape) + shape[0]).integers(0, 9000, shape).astype(np.int16)
+    top = np.iinfo(np.int16).max
+    for axis in (0, 1):
+        for radius in (1, 2, 3, 8, 16, 172):
+            w = 2 * radius + 1
+            np.testing.assert_array_equal(lm._running(x, radius, axis),
+                                          ndimage.maximum_filter1d(x, w, axis=axis, mode="constant", cval=lm._FLOOR))
+            np.testing.assert_array_equal(lm._running(x, radius, axis, np.minimum, top),
+                                          ndimage.minimum_filter1d(x, w, axis=axis, mode="constant", cval=top))
+    line = x.reshape(-1)
+    np.testing.assert_array_equal(lm._running(line, 8, 0),
+                                  ndimage.maximum_filter1d(line, 17, mode="constant", cval=lm._FLOOR))
+
+
 def test_index_arrays_save_and_map(tmp_path, index, songs):
     for name in lm.LandmarkIndex.FILES + ("values",):
         np.save(tmp_path / f"{name}.npy", getattr(index, name))
