@@ -235,6 +235,63 @@ def _memory_bytes() -> int:
     return 1024 * _status_kib("MemTotal", "/proc/meminfo")
 
 
+def chromaprint_store(n: int, items: int, rng: np.random.Generator, tmp: Path):
+    """A Chromaprint index of `n` derived recordings of `items` items (bench.identify's
+    `derived_fingerprints`, from the Chromaprint prints of the base tracks), written as the
+    product's segment files and memory-mapped, as a worker reads it."""
+    from bench.identify import derived_fingerprints
+    from fingerprint.index import IndexStore
+    from fingerprint.scan import scan_audio
+
+    real = [scan_audio(str(f)).fingerprint for f in sorted(CACHE.glob("*.flac"))[:60]]
+    store = IndexStore(tmp)
+    refs = []
+    with store.write_lock():
+        for start in range(0, n, 5000):  # in batches: memory stays that of one batch
+            batch = list(zip(range(start, min(n, start + 5000)),
+                             derived_fingerprints(real, min(n, start + 5000) - start, rng, items)))
+            store.apply(add=batch)
+            refs += [fp[:200].copy() for _, fp in batch[:50]]  # query material
+    return IndexStore(tmp).index(), refs
+
+
+def time_side_by_side(index, cp_index, cp_refs, queries, rng: np.random.Generator) -> dict:
+    """Per landmark query, the product's two lookups — Chromaprint at every reference speed for
+    the query's two variants (a 15 s excerpt of a derived print: the timing, not the music,
+    matters here) and the landmark match — alone, one after the other, and side by side
+    (`fingerprint.fusion.side_by_side`, as `fingerprint.services.identify_query` runs them);
+    the order of the last two alternates per query."""
+    from functools import partial
+
+    from fingerprint.fusion import side_by_side
+    from fingerprint.matcher import identify_speeds
+    from fingerprint.scan import QUERY_VARIANTS, REFERENCE_SPEEDS
+
+    speeds = [(1.0, cp_index)] + [(sp, cp_index) for sp in REFERENCE_SPEEDS]
+    t: dict = {"chromaprint": [], "landmarks": [], "one_after_the_other": [], "side_by_side": []}
+    for i, (_, _, _, (h, tm, pmap)) in enumerate(queries * 2):  # two passes: the second is steady state
+        a, b = (cp_refs[int(rng.integers(0, len(cp_refs)))] for _ in range(2))
+        variants = [(1.0, a[:121]), *zip(QUERY_VARIANTS, [b[:121]])]
+        cp = partial(identify_speeds, speeds, variants)
+        lmk = partial(lm.match_landmarks, index.lookup, h, tm, peaks=index.peaks_of, query_map=pmap)
+        row = {}
+        for name, call in (("chromaprint", cp), ("landmarks", lmk)):
+            t0 = time.perf_counter()
+            call()
+            row[name] = time.perf_counter() - t0
+        order = [("one_after_the_other", lambda cp=cp, lmk=lmk: (cp(), lmk())),
+                 ("side_by_side", partial(side_by_side, cp, lmk))]
+        for name, call in (order if i % 2 else order[::-1]):
+            t0 = time.perf_counter()
+            call()
+            row[name] = time.perf_counter() - t0
+        if i >= len(queries):
+            for k, v in row.items():
+                t[k].append(v * 1000)
+    return {k: {"p50": round(float(np.percentile(v, 50)), 1), "p95": round(float(np.percentile(v, 95)), 1)}
+            for k, v in t.items()}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
@@ -251,6 +308,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--keep", action="store_true", help="keep the segment files built under --disk")
     ap.add_argument("--pass-bytes", type=int, help="postings placed per pass with --disk (default: a third of the "
                     "available memory)")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="also build a Chromaprint index of as many derived recordings (memory-mapped, under a "
+                    "temporary folder) and time both matchers alone, one after the other and side by side")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -354,6 +414,20 @@ def main(argv=None) -> dict:
                   f"{res['queries_with_shifted_copies_of_a_source']}), RSS {res['process_rss_bytes'] / 2**30:.1f} GiB")
         lm.HITS_PER_HASH = default_hph
         lm.HIT_BUDGET = None
+        if args.side_by_side:
+            import tempfile
+
+            from fingerprint.scan import ITEM_SECONDS
+
+            tmp = Path(tempfile.mkdtemp(prefix="clearstem-cpscale-"))
+            t1 = time.perf_counter()
+            cp_index, cp_refs = chromaprint_store(n, int(avg_s / ITEM_SECONDS), rng, tmp)
+            row["chromaprint_build_s"] = round(time.perf_counter() - t1, 1)
+            row["matchers_ms"] = time_side_by_side(index, cp_index, cp_refs, queries, rng)
+            print(f"{n:>7} recordings, both matchers (ms, p50/p95): "
+                  + ", ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in row["matchers_ms"].items()), flush=True)
+            del cp_index
+            shutil.rmtree(tmp)
         summary["sizes"][str(n)] = row
         del index
         if seg_dir is not None and not args.keep:

@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import av
@@ -65,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 from bench import soundfonts  # noqa: E402
 from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
 from fingerprint import landmarks as lm  # noqa: E402
-from fingerprint.fusion import FusionParams, align_chromaprint, fuse  # noqa: E402
+from fingerprint.fusion import FusionParams, align_chromaprint, fuse, side_by_side  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
 
 SR = 44100
@@ -869,11 +870,14 @@ def product_query(path, cp_indexes, index: lm.LandmarkIndex, params: lm.Landmark
         stages.setdefault("scan_cpu", []).append((time.process_time() - cpu0) * 1000)
     lap("scan")
     found: list = []
-    cp = identify_speeds(cp_indexes, scan.variants, candidates=found)
-    lap("chromaprint")
     _, h, t, pmap = scan.landmarks
-    lm_m, lm_r = lm.match_landmarks(index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
-    lap("landmarks")
+    chromaprint = partial(identify_speeds, cp_indexes, scan.variants, candidates=found)
+    landmarks = partial(lm.match_landmarks, index.lookup, h, t, params, peaks=index.peaks_of, query_map=pmap)
+    if _STATE.get("sequential_matchers"):  # as before stop 35, for comparison
+        cp, (lm_m, lm_r) = chromaprint(), landmarks()
+    else:  # as fingerprint.services.identify_query runs them
+        cp, (lm_m, lm_r) = side_by_side(chromaprint, landmarks)
+    lap("matchers")
     cp, alignment = align_chromaprint(cp, index.peaks_of, pmap, params, good_enough=fusion.corroborate_score)
     lap("alignment")
     verdict = fuse(cp, found, lm_m, lm_r, landmarks_ran=True, cp_params=MatchParams(), lm_params=params,
@@ -988,7 +992,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--latency-runs", type=int, default=5, help="4-minute MP3 queries timed")
     ap.add_argument("--hits-per-hash", type=float, default=lm.HITS_PER_HASH or 0,
                     help="the landmark lookup's bound (CLEARSTEM_LANDMARK_HITS_PER_HASH; 0: none)")
+    ap.add_argument("--sequential-matchers", action="store_true",
+                    help="latency: Chromaprint, then landmarks (before stop 35) instead of side by side")
     args = ap.parse_args(argv)
+    _STATE["sequential_matchers"] = args.sequential_matchers
     lm.HITS_PER_HASH = args.hits_per_hash or None  # before the query workers start (they inherit it)
     if args.redecide:
         summary = judge(json.loads(args.redecide.read_text()), args, with_chromaprint=True)

@@ -14,7 +14,7 @@ from django.db.models import Count, Sum
 
 from licensing.models import Recording
 
-from .fusion import FusionParams, align_chromaprint, check_alignments, fuse
+from .fusion import FusionParams, align_chromaprint, check_alignments, fuse, side_by_side
 from .index import IndexStore, MultiIndex, Segment
 from .landmarks import PRINT_VERSION, LandmarkIndex, LandmarkParams, match_landmarks, unpack_print
 from .matcher import Candidate, MatchParams, identify, identify_speeds
@@ -265,18 +265,18 @@ def identify_query(variants: list[tuple[float, np.ndarray]], landmark_print: tup
     cp_params = match_params()
     cp_candidates: list[Candidate] = []
     indexes = sync_speed_indexes() if settings.CLEARSTEM_MATCH_SPEED_VARIANTS else [(1.0, sync_catalog_index())]
-    cp_matches = identify_speeds(indexes, variants, cp_params, candidates=cp_candidates)
-    lm_matches: list = []
-    lm_rejected: list = []
     landmarks_ran = bool(settings.CLEARSTEM_LANDMARKS and landmark_print is not None)
     lm_params = landmark_params()
+    index = sync_landmark_index() if landmarks_ran else None  # the database is read here, not on the thread
+    cp_matches, lm_found = side_by_side(
+        partial(identify_speeds, indexes, variants, cp_params, candidates=cp_candidates),
+        partial(match_print, index, landmark_print, lm_params) if landmarks_ran else None)
+    lm_matches, lm_rejected = lm_found or ([], [])
     alignment: dict = {}
     if landmarks_ran:
-        peak_map = landmark_print[3]
-        index = sync_landmark_index()
-        lm_matches, lm_rejected = match_print(index, landmark_print, lm_params)
-        cp_matches, alignment = align_chromaprint(cp_matches, lambda key: _peaks_or_none(index, key), peak_map,
-                                                  lm_params, good_enough=fusion_params().corroborate_score)
+        cp_matches, alignment = align_chromaprint(cp_matches, lambda key: _peaks_or_none(index, key),
+                                                  landmark_print[3], lm_params,
+                                                  good_enough=fusion_params().corroborate_score)
     verdict = fuse(cp_matches, cp_candidates, lm_matches, lm_rejected, landmarks_ran=landmarks_ran,
                    cp_params=cp_params, lm_params=lm_params, params=fusion_params(), alignment=alignment)
     keys = ({m.key for m in cp_matches} | {c.key for c in cp_candidates} | {m.key for m in lm_matches}

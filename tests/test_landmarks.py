@@ -687,3 +687,46 @@ def test_rhythm_check_tells_drum_stems_apart_where_partials_cannot():
     # noise bursts have few sustained partials: the tonal check has little or nothing to go on
     tonal = lm.verify_alignment(1, this_peaks, pmap, **kw)
     assert tonal is None or tonal.peaks < right.peaks / 4
+
+
+def test_the_two_matchers_run_side_by_side_and_fail_loudly():
+    """fusion.side_by_side: Chromaprint's matcher on its own thread while the landmark matcher
+    runs on the caller's, so they overlap; an exception in either reaches the caller, and only
+    after both have stopped."""
+    import threading
+    import time
+
+    from fingerprint.fusion import side_by_side
+
+    both_running = threading.Barrier(2, timeout=10)  # passes only when the two run at once
+    finished = []
+
+    def chromaprint():
+        both_running.wait()
+        finished.append("chromaprint")
+        return threading.current_thread().name
+
+    def landmarks():
+        both_running.wait()
+        return "landmarks"
+
+    cp_thread, lm_result = side_by_side(chromaprint, landmarks)
+    assert lm_result == "landmarks" and cp_thread != threading.current_thread().name
+    assert side_by_side(lambda: 1, None) == (1, None)  # no landmark print: Chromaprint alone
+
+    def slow_chromaprint():
+        time.sleep(0.2)
+        finished.append("slow")
+
+    def broken_landmarks():
+        raise RuntimeError("index unreadable")
+
+    with pytest.raises(RuntimeError, match="index unreadable"):
+        side_by_side(slow_chromaprint, broken_landmarks)
+    assert finished[-1] == "slow"  # the Chromaprint thread had stopped before the error came up
+
+    def broken_chromaprint():
+        raise ValueError("bad items")
+
+    with pytest.raises(ValueError, match="bad items"):
+        side_by_side(broken_chromaprint, lambda: "landmarks")
