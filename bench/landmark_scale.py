@@ -35,6 +35,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -235,7 +236,7 @@ def _memory_bytes() -> int:
     return 1024 * _status_kib("MemTotal", "/proc/meminfo")
 
 
-def chromaprint_store(n: int, items: int, rng: np.random.Generator, tmp: Path):
+def chromaprint_store(n: int, items: int, bases: int, rng: np.random.Generator, tmp: Path):
     """A Chromaprint index of `n` derived recordings of `items` items (bench.identify's
     `derived_fingerprints`, from the Chromaprint prints of the base tracks), written as the
     product's segment files and memory-mapped, as a worker reads it."""
@@ -243,7 +244,7 @@ def chromaprint_store(n: int, items: int, rng: np.random.Generator, tmp: Path):
     from fingerprint.index import IndexStore
     from fingerprint.scan import scan_audio
 
-    real = [scan_audio(str(f)).fingerprint for f in sorted(CACHE.glob("*.flac"))[:60]]
+    real = [scan_audio(str(f)).fingerprint for f in sorted(CACHE.glob("*.flac"))[:bases]]
     store = IndexStore(tmp)
     refs = []
     with store.write_lock():
@@ -415,13 +416,11 @@ def main(argv=None) -> dict:
         lm.HITS_PER_HASH = default_hph
         lm.HIT_BUDGET = None
         if args.side_by_side:
-            import tempfile
-
             from fingerprint.scan import ITEM_SECONDS
 
             tmp = Path(tempfile.mkdtemp(prefix="clearstem-cpscale-"))
             t1 = time.perf_counter()
-            cp_index, cp_refs = chromaprint_store(n, int(avg_s / ITEM_SECONDS), rng, tmp)
+            cp_index, cp_refs = chromaprint_store(n, int(avg_s / ITEM_SECONDS), args.bases, rng, tmp)
             row["chromaprint_build_s"] = round(time.perf_counter() - t1, 1)
             row["matchers_ms"] = time_side_by_side(index, cp_index, cp_refs, queries, rng)
             print(f"{n:>7} recordings, both matchers (ms, p50/p95): "

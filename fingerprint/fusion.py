@@ -41,9 +41,10 @@ _L = TypeVar("_L")
 
 def side_by_side(chromaprint: Callable[[], _C], landmarks: Callable[[], _L] | None) -> tuple[_C, _L | None]:
     """(chromaprint(), landmarks()), the two matchers run at once: Chromaprint's on a thread of its
-    own while this thread matches the landmark print. Both are mostly numpy, which releases the
-    GIL, so on two cores a query costs about the slower matcher instead of their sum (at 100k
-    recordings the sum sat at the 50 ms lookup target's edge). A thread per call rather than a
+    own while this thread matches the landmark print. They overlap where numpy releases the GIL;
+    the Python between their numpy calls does not, so the gain is modest: 6–14 % off one after the
+    other for a 15 s query at 1k–10k recordings (bench.landmark_scale --side-by-side), nothing on
+    a long query whose landmark windows already use both cores. A thread per call rather than a
     pool: workers fork, and a pool made before a fork has no threads in the child. An exception
     in either is raised here, after both have stopped."""
     if landmarks is None:
