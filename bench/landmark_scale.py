@@ -150,17 +150,21 @@ def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000,
     then memory-mapped by `LandmarkIndex.load`), so an index larger than the machine's memory
     is built and queried through the page cache as a worker would; without it, in memory.
     `pass_bytes` bounds the postings placed per pass over the members (a range of hash values
-    whose doc and time arrays fit in memory; the members are derived again for each pass), so
+    whose postings fit in memory; the members are derived again for each pass), so
     the writes of a larger-than-memory index stay within pages that are resident."""
     nb = 1 << lm.HASH_BITS
     counts = np.zeros(nb, np.int64)
-    peak_sizes = np.zeros(n, np.int64)
+    peak_sizes, spans = np.zeros(n, np.int64), np.zeros(n, np.int64)
     for i in range(0, n, batch):
         group = [member(j) for j in range(i, min(n, i + batch))]
         counts += np.bincount(np.concatenate([m[1] for m in group]), minlength=nb)
         peak_sizes[i:i + len(group)] = [m[3].size for m in group]
+        spans[i:i + len(group)] = [lm.LandmarkIndex.spans(np.asarray(m[2])) for m in group]
     buckets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
     peak_starts = np.concatenate([np.zeros(1, np.int64), np.cumsum(peak_sizes)])
+    frame_starts = np.concatenate([np.zeros(1, np.int64), np.cumsum(spans)])
+    if frame_starts[-1] > lm.LandmarkIndex.MAX_FRAMES:
+        raise ValueError(f"{n} members span {frame_starts[-1]} frames, more than one segment holds")
     total = int(buckets[-1])
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,14 +174,14 @@ def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000,
     else:
         def array(name, size, dtype):
             return np.empty(size, dtype)
-    doc, times = array("doc", total, np.uint32), array("time", total, np.uint32)
+    post = array("post", total, np.uint32)
     peaks, keys = array("peaks", int(peak_starts[-1]), np.uint32), array("keys", n, np.int64)
     cursor = buckets[:-1].copy()
-    # value ranges [lo, hi) whose postings (8 bytes each) fit in pass_bytes
+    # value ranges [lo, hi) whose postings (4 bytes each) fit in pass_bytes
     edges = [0]
     if pass_bytes:
         while edges[-1] < nb:
-            limit = buckets[edges[-1]] + max(pass_bytes // 8, 1)
+            limit = buckets[edges[-1]] + max(pass_bytes // 4, 1)
             edges.append(max(int(np.searchsorted(buckets, limit, side="right")) - 1, edges[-1] + 1))
             edges[-1] = min(edges[-1], nb)
     else:
@@ -186,34 +190,34 @@ def build_index(n: int, member, out_dir: Path | None = None, batch: int = 2000,
         for i in range(0, n, batch):
             group = [member(j) for j in range(i, min(n, i + batch))]
             v = np.concatenate([m[1] for m in group])
-            t = np.concatenate([m[2] for m in group])
-            d = np.repeat(np.arange(i, i + len(group), dtype=np.uint32), [m[1].size for m in group])
+            t = np.concatenate([np.asarray(m[2], np.int64) for m in group])
+            t += np.repeat(frame_starts[i:i + len(group)], [m[1].size for m in group])
             if len(edges) > 2:
                 sel = (v >= vlo) & (v < vhi)
-                v, t, d = v[sel], t[sel], d[sel]
+                v, t = v[sel], t[sel]
             if v.size:
                 o = _radix_order(v)
                 sv = v[o]
                 first = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
                 run = np.diff(np.r_[first, sv.size])
                 pos = cursor[sv] + (np.arange(sv.size) - np.repeat(first, run))
-                doc[pos], times[pos] = d[o], t[o]
+                post[pos] = t[o]
                 cursor[sv[first]] += run
             if p == 0:
                 keys[i:i + len(group)] = [m[0] for m in group]
                 peaks[peak_starts[i]:peak_starts[i + len(group)]] = np.concatenate(
                     [np.asarray(m[3], np.uint32) for m in group])
         if out_dir is not None:
-            doc.flush()
-            times.flush()
+            post.flush()
     where = {"buckets": buckets} if total >= lm.BUCKET_MIN_HASHES else {"values": np.repeat(np.arange(nb, dtype=np.uint32), counts)}
     if out_dir is None:
-        return lm.LandmarkIndex({**where, "doc": doc, "time": times, "keys": keys, "peaks": peaks, "peak_starts": peak_starts})
-    for name, arr in (*where.items(), ("peak_starts", peak_starts)):
+        return lm.LandmarkIndex({**where, "post": post, "frame_starts": frame_starts, "keys": keys, "peaks": peaks,
+                                 "peak_starts": peak_starts})
+    for name, arr in (*where.items(), ("peak_starts", peak_starts), ("frame_starts", frame_starts)):
         np.save(out_dir / f"{name}.npy", arr)
-    for arr in (doc, times, peaks, keys):
+    for arr in (post, peaks, keys):
         arr.flush()
-    del doc, times, peaks, keys
+    del post, peaks, keys
     return lm.LandmarkIndex.load(out_dir)
 
 
@@ -325,7 +329,7 @@ def main(argv=None) -> dict:
         save_inputs(args.save_inputs, refs, seconds, queries)
     hashes_per_s = sum(r[0].size for r in refs) / seconds.sum()
     peaks_per_s = sum(r[2].size for r in refs) / seconds.sum()
-    bytes_per_s = 8 * hashes_per_s + 4 * peaks_per_s  # a bucketed (large) segment
+    bytes_per_s = 4 * hashes_per_s + 4 * peaks_per_s  # a bucketed (large) segment: one uint32 per posting and peak
     rng = np.random.default_rng(5)
     summary = {"base_references": len(refs), "base_seconds": round(float(seconds.sum()), 1),
                "ref_hashes_per_s": round(hashes_per_s, 1), "ref_peaks_per_s": round(peaks_per_s, 1),
@@ -433,7 +437,7 @@ def main(argv=None) -> dict:
             shutil.rmtree(seg_dir)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))  # after each size: a long run keeps what it measured
-    print(f"bytes per reference second {bytes_per_s:.0f} ({hashes_per_s:.0f} hashes/s x 8 B + {peaks_per_s:.0f} peaks/s x 4 B)")
+    print(f"bytes per reference second {bytes_per_s:.0f} ({hashes_per_s:.0f} hashes/s x 4 B + {peaks_per_s:.0f} peaks/s x 4 B)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
     print(f"results: {args.out}")

@@ -84,6 +84,11 @@ class Segment:
     def __len__(self) -> int:
         return int(self.keys.size)
 
+    @property
+    def entries(self) -> int:
+        """Postings (indexed items) in the segment."""
+        return int(self.doc.size)
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.values, self.doc, self.off, self.items_all, self.keys, self.starts))
 
@@ -116,8 +121,9 @@ class Segment:
 class MultiIndex:
     """Segments minus tombstones, queried as one index (what the matcher sees).
 
-    Segments of any class with the same protocol as `Segment` (`keys`, `values`, `has`,
-    `lookup_local`, `refs`, `build`, `load`, `save`, `nbytes`): the landmark index
+    Segments of any class with the same protocol as `Segment` (`keys`, `entries`, `has`,
+    `lookup_local`, `refs`, `build`, `load`, `save`, `nbytes`; optionally `parts`, which cuts
+    a set of recordings into groups that fit one segment each): the landmark index
     (`fingerprint.landmarks.LandmarkIndex`) is stored and merged by the same code."""
 
     def __init__(self, segments: list[Segment], tombstones: set[int] | None = None):
@@ -139,7 +145,7 @@ class MultiIndex:
         return {int(k) for s in self.segments for k in s.keys} - self.tombstones
 
     def items_count(self) -> int:
-        return sum(int(s.values.size) for s in self.segments)
+        return sum(s.entries for s in self.segments)
 
     def nbytes(self) -> int:
         return sum(s.nbytes() for s in self.segments)
@@ -241,7 +247,7 @@ class IndexStore:
         present = self.index().keys() if (remove or add) else set()
         add = [(int(k), *rest) for k, *rest in add if int(k) not in present]
         if add:
-            segments.append(self._write_segment(gen, add))
+            segments += self._write_segments(gen, add)
         new_tomb = None
         tombstones |= {int(k) for k in remove if int(k) in present}
         if tombstones:
@@ -266,25 +272,30 @@ class IndexStore:
         merge = list(index.segments)
         keep: list[Segment] = []
         if tiered:  # keep the MAX_SEGMENTS // 2 largest, merge the rest
-            by_size = sorted(merge, key=lambda seg: seg.doc.size)
+            by_size = sorted(merge, key=lambda seg: seg.entries)
             cut = len(by_size) - MAX_SEGMENTS // 2
             merge, largest = by_size[:cut], {id(seg) for seg in by_size[cut:]}
             keep = [seg for seg in index.segments if id(seg) in largest]
         refs = [r for seg in merge for r in seg.refs(index.tombstones)]
         segments = [seg.name for seg in keep]
         if refs:
-            segments.append(self._write_segment(gen, refs))
+            segments += self._write_segments(gen, refs)
         tomb = manifest.get("tombstones") if tiered else None
         self._publish(gen, segments, tomb, manifest.get("meta", {}))
 
-    def _write_segment(self, gen: int, refs: list[tuple]) -> str:
-        """Build a segment in a temporary directory and rename it into place (never half-written)."""
-        name = f"seg-{gen:08d}"
-        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
-        shutil.rmtree(tmp)
-        self.segment_cls.build(refs).save(tmp)
-        os.rename(tmp, self.path / name)
-        return name
+    def _write_segments(self, gen: int, refs: list[tuple]) -> list[str]:
+        """Build segments in temporary directories and rename them into place (never
+        half-written); one, unless the segment class cuts `refs` into `parts`."""
+        groups = self.segment_cls.parts(refs) if hasattr(self.segment_cls, "parts") else [refs]
+        names = []
+        for i, group in enumerate(groups):
+            name = f"seg-{gen:08d}" + (f"-{i}" if i else "")
+            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".tmp-"))
+            shutil.rmtree(tmp)
+            self.segment_cls.build(group).save(tmp)
+            os.rename(tmp, self.path / name)
+            names.append(name)
+        return names
 
     def _publish(self, gen: int, segments: list[str], tombstones: str | None, meta: dict) -> None:
         manifest = {"generation": gen, "segments": segments, "tombstones": tombstones, "meta": meta}

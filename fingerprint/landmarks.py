@@ -466,6 +466,15 @@ HIT_BUDGET: int | None = None
 HITS_PER_HASH: float | None = 8.0
 
 
+def _timeline(doc: np.ndarray, time: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """`post` and `frame_starts` from postings stored as separate recording and time arrays
+    (segments saved before stop 36)."""
+    spans = np.zeros(n, np.int64)
+    np.maximum.at(spans, doc.astype(np.int64), time.astype(np.int64) + 1)
+    frame_starts = np.r_[0, np.cumsum(spans)].astype(np.int64)
+    return {"post": (frame_starts[doc.astype(np.int64)] + time).astype(np.uint32), "frame_starts": frame_starts}
+
+
 def _bucket_table(values: np.ndarray) -> np.ndarray:
     """Where each hash value's postings start in the sorted `values` (one pass, no search)."""
     counts = np.bincount(np.asarray(values), minlength=1 << HASH_BITS)
@@ -485,9 +494,19 @@ BUCKET_MIN_HASHES = 1 << 22
 
 
 class LandmarkIndex:
-    """One segment of the landmark index, in memory or memory-mapped from .npy files:
-    doc (uint32) / time (uint32) are the postings, sorted by hash value, 8 bytes per reference
-    hash; keys (int64) per doc; peaks (uint32, per doc in order, 4 bytes per peak) with
+    """One segment of the landmark index, in memory or memory-mapped from .npy files.
+
+    A posting is one uint32, `post` (4 bytes per reference hash): the hash's frame on the
+    segment's reference timeline, where recording i occupies frames [frame_starts[i],
+    frame_starts[i + 1]) (int64, len(keys) + 1; a recording's span is its last hashed frame
+    + 1). A hit's recording is found by a binary search of its frame in frame_starts (a small
+    array that stays in cache), its time as the difference. Postings as separate recording and
+    time arrays took 8 bytes and touched two pages per hit: at 100k recordings the index then
+    filled a 23.5 GiB machine's page cache alone, and both matchers on it missed their 50 ms
+    target (bench.landmark_scale --side-by-side). The timeline bounds a segment to 2 ** 32
+    frames (`MAX_FRAMES`, ~13,850 h of references); `parts` splits larger sets into segments.
+
+    keys (int64) per recording; peaks (uint32, per recording in order, 4 bytes per peak) with
     peak_starts (int64, len(keys) + 1) for verification. `fingerprint.index.IndexStore`
     (segment_cls=LandmarkIndex) persists, tombstones and merges them like the Chromaprint index.
 
@@ -498,13 +517,21 @@ class LandmarkIndex:
     a large sorted array is a chain of cache misses per query hash — at 10k recordings it was
     most of a query's matching time — where the table is two reads, and `values` is then
     redundant (`np.repeat(arange, diff(buckets))`), so it is not stored: a third of the
-    index's memory at catalog scale (bench.landmark_scale). A large segment saved with
-    `values` and no table (an older version) gets the table computed when loaded."""
+    index's memory at catalog scale (bench.landmark_scale). Segments saved by older versions
+    (a large one with `values` and no table; postings as `doc` and `time` arrays) are
+    converted in memory when loaded, and written in this layout by the next compaction."""
 
-    FILES = ("doc", "time", "keys", "peaks", "peak_starts")
+    FILES = ("post", "frame_starts", "keys", "peaks", "peak_starts")
     OPTIONAL = ("values", "buckets")
+    LEGACY = ("doc", "time")
+    #: Frames a segment's timeline holds (uint32 postings and timeline starts).
+    MAX_FRAMES = (1 << 32) - 1
+    #: log2 of the frames per entry of the table that finds a frame's recording (~12 s).
+    BLOCK_BITS = 10
 
     def __init__(self, arrays: dict[str, np.ndarray]):
+        if "post" not in arrays and all(n in arrays for n in self.LEGACY):
+            arrays = {**arrays, **_timeline(np.asarray(arrays["doc"]), np.asarray(arrays["time"]), arrays["keys"].size)}
         for name in self.FILES:
             setattr(self, name, arrays[name])
         self.values = arrays.get("values")
@@ -517,30 +544,73 @@ class LandmarkIndex:
             self.values = None
         self._pos = {int(k): i for i, k in enumerate(self.keys)}
         self.name: str | None = None  # its directory, once saved
+        # which recording a frame is in: the one starting at or before each block's first
+        # frame, then a step on where a later one starts inside the block. numpy's binary
+        # search of 75k hits in the starts took 7.6 ms at 10k recordings; this takes ~1 ms
+        # (4 bytes per 1,024 frames: 8 MiB for 100k four-minute recordings)
+        starts = np.asarray(self.frame_starts, np.int64)
+        self._starts32 = starts.astype(np.uint32)
+        self._block_first = (np.searchsorted(starts, np.arange(0, int(starts[-1]), 1 << self.BLOCK_BITS, dtype=np.int64),
+                                             side="right") - 1).astype(np.int32)
+
+    def recording_at(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(segment-local recording numbers, frames within them), both int64, of timeline
+        frames (uint32, each inside some recording's span)."""
+        doc = self._block_first[frame >> self.BLOCK_BITS]
+        later = np.flatnonzero(self._starts32[doc + 1] <= frame)
+        while later.size:  # a recording starting later in the block (at most a few steps)
+            doc[later] += 1
+            later = later[self._starts32[doc[later] + 1] <= frame[later]]
+        return doc.astype(np.int64), (frame - self._starts32[doc]).astype(np.int64)
+
+    @staticmethod
+    def spans(times: np.ndarray) -> int:
+        """Frames a recording with hashes at `times` occupies on a segment's timeline."""
+        return int(times.max()) + 1 if times.size else 0
+
+    @classmethod
+    def parts(cls, refs) -> list[list]:
+        """`refs` in order, cut into groups whose timelines fit one segment each."""
+        out, frames = [[]], 0
+        for ref in refs:
+            span = cls.spans(np.asarray(ref[2]))
+            if span > cls.MAX_FRAMES:
+                raise ValueError(f"recording {ref[0]} spans {span} frames, more than a segment holds")
+            if out[-1] and frames + span > cls.MAX_FRAMES:
+                out.append([])
+                frames = 0
+            out[-1].append(ref)
+            frames += span
+        return out
 
     @classmethod
     def build(cls, refs) -> LandmarkIndex:
-        """refs: [(int key, hashes, times, peaks)] — peaks from `reference_print`."""
+        """refs: [(int key, hashes, times, peaks)] — peaks from `reference_print`; their
+        timelines must fit one segment (`parts`)."""
         keys = np.array([int(r[0]) for r in refs], np.int64)
-        sizes = np.array([np.asarray(r[1]).size for r in refs], np.int64)
+        spans = np.array([cls.spans(np.asarray(r[2])) for r in refs], np.int64)
+        frame_starts = np.r_[0, np.cumsum(spans)].astype(np.int64)
+        if frame_starts[-1] > cls.MAX_FRAMES:
+            raise ValueError(f"{frame_starts[-1]} reference frames do not fit one segment ({cls.MAX_FRAMES}): use parts()")
         pk = [np.asarray(r[3], np.uint32) if len(r) > 3 else np.empty(0, np.uint32) for r in refs]
         # one sorted array at a time, the unsorted one dropped at once: a large segment (a
         # compaction, bench.landmark_scale) peaks at about twice its own size, not four times
         values = _cat([np.asarray(r[1], np.uint32) for r in refs], np.uint32)
         order = np.argsort(values, kind="stable")
         values = values[order]
-        time = _cat([np.asarray(r[2], np.uint32) for r in refs], np.uint32)[order]
-        doc = np.repeat(np.arange(len(refs), dtype=np.uint32), sizes)[order]
+        post = _cat([np.asarray(r[2], np.int64) + s for r, s in zip(refs, frame_starts[:-1].tolist())], np.int64)
+        post = post.astype(np.uint32)[order]
         del order
         starts = np.r_[0, np.cumsum([p.size for p in pk])].astype(np.int64)
         where = {"buckets": _bucket_table(values)} if values.size >= BUCKET_MIN_HASHES else {"values": values}
-        return cls({**where, "doc": doc, "time": time, "keys": keys, "peaks": _cat(pk, np.uint32), "peak_starts": starts})
+        return cls({**where, "post": post, "frame_starts": frame_starts, "keys": keys,
+                    "peaks": _cat(pk, np.uint32), "peak_starts": starts})
 
     # -- the segment protocol of fingerprint.index (persisted, merged, memory-mapped) --------
     @classmethod
     def load(cls, path) -> LandmarkIndex:
-        names = cls.FILES + tuple(n for n in cls.OPTIONAL if (Path(path) / f"{n}.npy").exists())
-        seg = cls({name: np.load(Path(path) / f"{name}.npy", mmap_mode="r") for name in names})
+        present = tuple(n for n in cls.FILES + cls.OPTIONAL + cls.LEGACY if (Path(path) / f"{n}.npy").exists())
+        seg = cls({name: np.load(Path(path) / f"{name}.npy", mmap_mode="r") for name in present})
         seg.name = Path(path).name
         return seg
 
@@ -555,15 +625,16 @@ class LandmarkIndex:
     def refs(self, exclude: set[int]) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """Every recording's (key, hashes, times, peaks) except `exclude` (for merging segments);
         hashes come back grouped per recording in time order, as `reference_print` made them."""
-        order = np.lexsort((np.asarray(self.time), np.asarray(self.doc)))
-        doc_sorted = np.asarray(self.doc)[order]
-        bounds = np.searchsorted(doc_sorted, np.arange(len(self) + 1))
+        post = np.asarray(self.post)
+        order = np.argsort(post, kind="stable")  # timeline order: per recording, in time order
+        bounds = np.searchsorted(post[order], self.frame_starts)
         out = []
         for i, key in enumerate(self.keys.tolist()):
             if key in exclude:
                 continue
             sel = order[bounds[i]:bounds[i + 1]]
-            out.append((int(key), self.values_at(sel), np.asarray(self.time)[sel], self.peaks_of(key)))
+            times = (post[sel] - np.uint32(self.frame_starts[i])).astype(np.uint32)
+            out.append((int(key), self.values_at(sel), times, self.peaks_of(key)))
         return out
 
     def values_at(self, positions: np.ndarray) -> np.ndarray:
@@ -582,7 +653,7 @@ class LandmarkIndex:
     @property
     def entries(self) -> int:
         """Postings (reference hashes) in the segment."""
-        return int(self.doc.size)
+        return int(self.post.size)
 
     def __len__(self) -> int:
         return int(self.keys.size)
@@ -601,7 +672,7 @@ class LandmarkIndex:
         starts where the previous one ended, which on a long query is several times faster
         than searching its hashes in time order (each a fresh walk through the whole array)."""
         hashes = np.asarray(hashes, np.uint32)
-        if hashes.size == 0 or self.doc.size == 0:
+        if hashes.size == 0 or self.post.size == 0:
             empty = np.empty(0, np.int64)
             return empty, empty, empty
         uniq, inv = np.unique(hashes, return_inverse=True)
@@ -622,8 +693,9 @@ class LandmarkIndex:
             keep[rarest[np.cumsum(counts[rarest]) <= budget]] = True
         counts = counts[keep]
         q = np.repeat(np.flatnonzero(keep), counts)
-        post = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts) + np.arange(q.size)
-        return np.asarray(self.doc[post]), q, np.asarray(self.time[post]).astype(np.int64)
+        at = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts) + np.arange(q.size)
+        doc, time = self.recording_at(np.asarray(self.post[at]))
+        return doc, q, time
 
     def lookup(self, hashes: np.ndarray, hits_per_hash: float | None = None):
         """(recording keys int64, query positions, reference frames int64) of every exact hit."""

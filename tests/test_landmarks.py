@@ -144,7 +144,7 @@ def test_index_arrays_save_and_map(tmp_path, index, songs):
         np.save(tmp_path / f"{name}.npy", getattr(index, name))
     mapped = lm.LandmarkIndex({name: np.load(tmp_path / f"{name}.npy", mmap_mode="r")
                                for name in lm.LandmarkIndex.FILES + ("values",)})
-    assert mapped.values.dtype == mapped.doc.dtype == mapped.time.dtype == np.uint32
+    assert mapped.values.dtype == mapped.post.dtype == np.uint32
     assert np.all(np.diff(mapped.values.astype(np.int64)) >= 0)
     a, b = identify(index, pcm(clip(songs[23], 4, 12))), identify(mapped, pcm(clip(songs[23], 4, 12)))
     assert [m.as_dict() for m in a[0]] == [m.as_dict() for m in b[0]]
@@ -456,8 +456,11 @@ def test_lookup_returns_every_hit_of_every_query_hash(monkeypatch, index, songs)
     h = np.concatenate([h, h[:50]])  # repeated values
     keys, q, r = index.lookup(h)
     lo, hi = np.searchsorted(index.values, h), np.searchsorted(index.values, h, side="right")
-    want = sorted((int(index.keys[index.doc[j]]), i, int(index.time[j]))
-                  for i in range(h.size) for j in range(lo[i], hi[i]))
+    where = {}  # posting -> (recording, frame), from the prints themselves
+    for key, hashes, times, _ in index.refs(set()):
+        for v, t in zip(hashes.tolist(), times.tolist()):
+            where.setdefault(v, []).append((key, t))
+    want = sorted((key, i, t) for i in range(h.size) if hi[i] > lo[i] for key, t in where[int(h[i])])
     assert sorted(zip(keys.tolist(), q.tolist(), r.tolist())) == want and len(want) > 1000
 
 
@@ -496,6 +499,78 @@ def test_bucketed_segment_keeps_no_values_and_merges_back_exactly(tmp_path, monk
     assert old.values is None and np.array_equal(old.buckets, bucketed.buckets)
     with pytest.raises(ValueError):
         lm.LandmarkIndex({name: getattr(index, name) for name in lm.LandmarkIndex.FILES})
+
+
+def test_postings_are_one_uint32_on_the_segments_timeline(tmp_path, index, songs):
+    """A posting is 4 bytes: its frame on the segment's timeline, where each recording has
+    its own span; lookups find the recording and time from it. A segment saved with separate
+    doc and time arrays (before stop 36) loads to the same index and matches the same."""
+    refs = index.refs(set())
+    assert index.post.dtype == np.uint32 and index.post.size == index.entries
+    assert index.nbytes() == 4 * index.entries + index.values.nbytes + index.peaks.nbytes + 8 * 2 * (len(refs) + 1) + 8 * len(refs)
+    spans = np.diff(index.frame_starts)
+    assert spans.tolist() == [int(t.max()) + 1 for _, _, t, _ in refs]
+    for key, hashes, times, _ in refs:  # every hash of every recording, at its own time
+        keys, q, r = index.lookup(hashes[:40], hits_per_hash=0)
+        for j in range(40):
+            assert (key, int(times[j])) in set(zip(keys[q == j].tolist(), r[q == j].tolist()))
+    # the layout of older versions: doc and time arrays instead of post and frame_starts
+    doc = np.searchsorted(index.frame_starts, index.post.astype(np.int64), side="right") - 1
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name, arr in (("values", index.values), ("doc", doc.astype(np.uint32)),
+                      ("time", (index.post - index.frame_starts[doc]).astype(np.uint32)),
+                      ("keys", index.keys), ("peaks", index.peaks), ("peak_starts", index.peak_starts)):
+        np.save(legacy / f"{name}.npy", arr)
+    old = lm.LandmarkIndex.load(legacy)
+    assert np.array_equal(old.post, index.post) and np.array_equal(old.frame_starts, index.frame_starts)
+    audio = pcm(clip(songs[22], 5, 12))
+    assert [m.as_dict() for m in identify(old, audio)[0]] == [m.as_dict() for m in identify(index, audio)[0]]
+
+
+def test_a_frames_recording_is_found_across_short_and_empty_spans():
+    """The block table's answer equals a binary search of the timeline's starts, with
+    recordings much shorter than a block, several starting in one block and empty ones."""
+    rng = np.random.default_rng(5)
+    spans = rng.choice([0, 1, 7, 300, 1024, 5000, 40000], size=400)
+    starts = np.r_[0, np.cumsum(spans)].astype(np.int64)
+    post = rng.integers(0, starts[-1], 20000).astype(np.uint32)
+    seg = lm.LandmarkIndex({"values": np.zeros(post.size, np.uint32), "post": post, "frame_starts": starts,
+                            "keys": np.arange(spans.size, dtype=np.int64), "peaks": np.empty(0, np.uint32),
+                            "peak_starts": np.zeros(spans.size + 1, np.int64)})
+    doc, time = seg.recording_at(post)
+    want = np.searchsorted(starts, post.astype(np.int64), side="right") - 1
+    assert np.array_equal(doc, want) and np.array_equal(time, post - starts[want])
+    assert (spans[doc] > 0).all() and (time < spans[doc]).all()
+
+
+class _SmallTimeline(lm.LandmarkIndex):
+    """Segments of a few thousand frames: the split of a catalog too long for one timeline,
+    at a size a test can build."""
+    MAX_FRAMES = 4000
+
+
+def test_a_catalog_longer_than_one_timeline_is_stored_in_several_segments(tmp_path, songs):
+    from fingerprint.index import IndexStore
+
+    prints = {seed: lm.reference_print(pcm(songs[seed])) for seed in CATALOG + OTHERS}
+    assert all(3000 < lm.LandmarkIndex.spans(p[1]) <= 4000 for p in prints.values())  # 40 s: one per segment
+    store = IndexStore(tmp_path / "lm", segment_cls=_SmallTimeline)
+    with store.write_lock():
+        store.apply(add=[(seed, *prints[seed]) for seed in CATALOG])
+        store.apply(add=[(seed, *prints[seed]) for seed in OTHERS])
+        store.apply(remove={31})
+        store.compact()
+    index = IndexStore(tmp_path / "lm", segment_cls=_SmallTimeline).index()
+    assert len(index.segments) == 4 and index.keys() == {21, 22, 23, 32}
+    h, t, pmap = lm.query_print(pcm(clip(songs[23], 8, 12)))
+    matches, _ = lm.match_landmarks(index.lookup, h, t, peaks=lambda k: index.segment_of(k).peaks_of(k), query_map=pmap)
+    assert [m.key for m in matches] == [23]
+    with pytest.raises(ValueError):
+        _SmallTimeline.build([(1, *prints[21]), (2, *prints[22])])
+    too_long = (7, prints[21][0], prints[21][1] + 4000, prints[21][2])
+    with pytest.raises(ValueError, match="spans"):
+        _SmallTimeline.parts([too_long])
 
 
 def test_hits_per_query_hash_are_bounded_rarest_first(monkeypatch, index, songs):
@@ -569,7 +644,7 @@ def test_scale_bench_builds_the_products_segment(tmp_path, monkeypatch, index):
             for name in lm.LandmarkIndex.FILES + lm.LandmarkIndex.OPTIONAL:
                 a, b = getattr(want, name), getattr(got, name)
                 assert (a is None and b is None) or np.array_equal(a, b), name
-            assert (out is None) or isinstance(got.doc, np.memmap)
+            assert (out is None) or isinstance(got.post, np.memmap)
 
 
 def _judged(score, duration_s, presence, votes=20, vote_seconds=8):
