@@ -4,8 +4,7 @@ Layout (a directory; plain numpy files, no Django):
 
     MANIFEST.json          {"generation", "segments": [...], "tombstones": "tomb-N.npy" | null}
     seg-<gen>/values.npy   uint32, sorted item values               4 bytes / item
-    seg-<gen>/doc.npy      uint32, segment-local recording number   4 bytes / item
-    seg-<gen>/off.npy      uint16, item offset in the recording     2 bytes / item
+    seg-<gen>/pos.npy      uint32, each value's item position in items.npy   4 bytes / item
     seg-<gen>/items.npy    uint32, every recording's items (verification)  4 bytes / item
     seg-<gen>/keys.npy     int64 recording keys;  starts.npy  int64 item starts per recording
     tomb-<gen>.npy         int64 keys removed since their segment was written
@@ -19,7 +18,11 @@ they memory-map the segments (the page cache is shared by every worker process) 
 only when the manifest changed. Removed segment files stay readable by processes that still
 map them (POSIX unlink semantics).
 
-Offsets are uint16: items past 65535 (≈ 2.5 h into a reference) are verified but not indexed.
+A posting's position in items.npy says its recording and offset (`fingerprint.timeline`: the
+recordings' items end to end); a segment holds at most 2 ** 32 items (~148,000 h), and the
+store cuts larger sets into several segments. Segments saved before stop 36 (doc.npy, uint32,
+and off.npy, uint16, instead of pos.npy; items past 65535 were not indexed) are converted in
+memory when loaded and written in this layout by the next compaction.
 """
 from __future__ import annotations
 
@@ -33,52 +36,64 @@ from pathlib import Path
 
 import numpy as np
 
+from .timeline import MAX_POSITIONS, Timeline, cut, starts_of
+
 #: Item values held by more recordings than this are skipped in lookups (silence, pure tones).
 MAX_POSTINGS_PER_VALUE = 5000
 #: Segments beyond this are merged on the next write.
 MAX_SEGMENTS = 8
-MAX_OFFSET = np.iinfo(np.uint16).max
 
 
 class Segment:
     """An immutable inverted index over a set of recordings (in memory or memory-mapped)."""
 
-    FILES = ("values", "doc", "off", "items", "keys", "starts")
+    FILES = ("values", "pos", "items", "keys", "starts")
+    LEGACY = ("doc", "off")
+    #: Items a segment holds (its timeline).
+    MAX_ITEMS = MAX_POSITIONS
+    #: log2 of the items per entry of the table that finds an item's recording (~16 s).
+    BLOCK_BITS = 7
 
     def __init__(self, arrays: dict[str, np.ndarray]):
+        if "pos" not in arrays and all(n in arrays for n in self.LEGACY):
+            doc = np.asarray(arrays["doc"]).astype(np.int64)
+            arrays = {**arrays, "pos": (np.asarray(arrays["starts"])[doc] + arrays["off"]).astype(np.uint32)}
         self.values = arrays["values"]
-        self.doc = arrays["doc"]
-        self.off = arrays["off"]
+        self.pos = arrays["pos"]
         self.items_all = arrays["items"]
         self.keys = arrays["keys"]
         self.starts = arrays["starts"]
         self._key_pos = {int(k): i for i, k in enumerate(self.keys)}
+        self._timeline = Timeline(self.starts, self.BLOCK_BITS)
         self.name: str | None = None  # its directory, once saved
+
+    @classmethod
+    def parts(cls, refs: list[tuple[int, np.ndarray]]) -> list[list]:
+        """`refs` in order, cut into groups that fit one segment each."""
+        return [refs[s] for s in cut([np.asarray(items).size for _, items in refs], cls.MAX_ITEMS)]
 
     @classmethod
     def build(cls, refs: list[tuple[int, np.ndarray]]) -> Segment:
         keys = np.array([int(k) for k, _ in refs], dtype=np.int64)
         arrays = [np.asarray(items, dtype=np.uint32) for _, items in refs]
-        sizes = np.array([a.size for a in arrays], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        starts = starts_of([a.size for a in arrays])
+        if starts[-1] > cls.MAX_ITEMS:
+            raise ValueError(f"{starts[-1]} items do not fit one segment ({cls.MAX_ITEMS}): use parts()")
         items = np.concatenate(arrays) if arrays else np.empty(0, np.uint32)
-        n_idx = np.minimum(sizes, MAX_OFFSET + 1)
-        doc = np.repeat(np.arange(len(arrays), dtype=np.uint32), n_idx)
-        off = np.concatenate([np.arange(n, dtype=np.uint16) for n in n_idx]) if arrays else np.empty(0, np.uint16)
-        values = np.concatenate([a[:n] for a, n in zip(arrays, n_idx)]) if arrays else np.empty(0, np.uint32)
-        order = np.argsort(values, kind="stable")
-        return cls({"values": values[order], "doc": doc[order], "off": off[order], "items": items,
+        order = np.argsort(items, kind="stable")
+        return cls({"values": items[order], "pos": order.astype(np.uint32), "items": items,
                     "keys": keys, "starts": starts})
 
     @classmethod
     def load(cls, path: Path) -> Segment:
-        seg = cls({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in cls.FILES})
+        present = [n for n in cls.FILES + cls.LEGACY if (path / f"{n}.npy").exists()]
+        seg = cls({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in present})
         seg.name = path.name
         return seg
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True)
-        for name, arr in zip(self.FILES, (self.values, self.doc, self.off, self.items_all, self.keys, self.starts)):
+        for name, arr in zip(self.FILES, (self.values, self.pos, self.items_all, self.keys, self.starts)):
             np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
 
     def __len__(self) -> int:
@@ -87,10 +102,10 @@ class Segment:
     @property
     def entries(self) -> int:
         """Postings (indexed items) in the segment."""
-        return int(self.doc.size)
+        return int(self.pos.size)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.values, self.doc, self.off, self.items_all, self.keys, self.starts))
+        return sum(a.nbytes for a in (self.values, self.pos, self.items_all, self.keys, self.starts))
 
     def has(self, key: int) -> bool:
         return key in self._key_pos
@@ -114,8 +129,8 @@ class Segment:
         counts = counts[keep]
         q_idx = np.repeat(np.flatnonzero(keep), counts)
         first = np.repeat(lo[keep] - np.cumsum(counts) + counts, counts)
-        posting = first + np.arange(q_idx.size)
-        return np.asarray(self.doc[posting]), q_idx, np.asarray(self.off[posting]).astype(np.int64)
+        doc, off = self._timeline.locate(np.asarray(self.pos[first + np.arange(q_idx.size)]))
+        return doc, q_idx, off
 
 
 class MultiIndex:

@@ -90,6 +90,8 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from .timeline import MAX_POSITIONS, Timeline, cut, starts_of
+
 RATE = 11025
 N_FFT = 1024
 HOP = 128
@@ -471,7 +473,7 @@ def _timeline(doc: np.ndarray, time: np.ndarray, n: int) -> dict[str, np.ndarray
     (segments saved before stop 36)."""
     spans = np.zeros(n, np.int64)
     np.maximum.at(spans, doc.astype(np.int64), time.astype(np.int64) + 1)
-    frame_starts = np.r_[0, np.cumsum(spans)].astype(np.int64)
+    frame_starts = starts_of(spans)
     return {"post": (frame_starts[doc.astype(np.int64)] + time).astype(np.uint32), "frame_starts": frame_starts}
 
 
@@ -497,14 +499,10 @@ class LandmarkIndex:
     """One segment of the landmark index, in memory or memory-mapped from .npy files.
 
     A posting is one uint32, `post` (4 bytes per reference hash): the hash's frame on the
-    segment's reference timeline, where recording i occupies frames [frame_starts[i],
-    frame_starts[i + 1]) (int64, len(keys) + 1; a recording's span is its last hashed frame
-    + 1). A hit's recording is found by a binary search of its frame in frame_starts (a small
-    array that stays in cache), its time as the difference. Postings as separate recording and
-    time arrays took 8 bytes and touched two pages per hit: at 100k recordings the index then
-    filled a 23.5 GiB machine's page cache alone, and both matchers on it missed their 50 ms
-    target (bench.landmark_scale --side-by-side). The timeline bounds a segment to 2 ** 32
-    frames (`MAX_FRAMES`, ~13,850 h of references); `parts` splits larger sets into segments.
+    segment's timeline (`fingerprint.timeline`), where recording i occupies frames
+    [frame_starts[i], frame_starts[i + 1]) (int64, len(keys) + 1; a recording's span is its
+    last hashed frame + 1). The timeline bounds a segment to 2 ** 32 frames (~13,850 h of
+    references); `parts` cuts larger sets into several segments.
 
     keys (int64) per recording; peaks (uint32, per recording in order, 4 bytes per peak) with
     peak_starts (int64, len(keys) + 1) for verification. `fingerprint.index.IndexStore`
@@ -524,8 +522,8 @@ class LandmarkIndex:
     FILES = ("post", "frame_starts", "keys", "peaks", "peak_starts")
     OPTIONAL = ("values", "buckets")
     LEGACY = ("doc", "time")
-    #: Frames a segment's timeline holds (uint32 postings and timeline starts).
-    MAX_FRAMES = (1 << 32) - 1
+    #: Frames a segment's timeline holds.
+    MAX_FRAMES = MAX_POSITIONS
     #: log2 of the frames per entry of the table that finds a frame's recording (~12 s).
     BLOCK_BITS = 10
 
@@ -544,24 +542,11 @@ class LandmarkIndex:
             self.values = None
         self._pos = {int(k): i for i, k in enumerate(self.keys)}
         self.name: str | None = None  # its directory, once saved
-        # which recording a frame is in: the one starting at or before each block's first
-        # frame, then a step on where a later one starts inside the block. numpy's binary
-        # search of 75k hits in the starts took 7.6 ms at 10k recordings; this takes ~1 ms
-        # (4 bytes per 1,024 frames: 8 MiB for 100k four-minute recordings)
-        starts = np.asarray(self.frame_starts, np.int64)
-        self._starts32 = starts.astype(np.uint32)
-        self._block_first = (np.searchsorted(starts, np.arange(0, int(starts[-1]), 1 << self.BLOCK_BITS, dtype=np.int64),
-                                             side="right") - 1).astype(np.int32)
+        self._timeline = Timeline(self.frame_starts, self.BLOCK_BITS)
 
     def recording_at(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(segment-local recording numbers, frames within them), both int64, of timeline
-        frames (uint32, each inside some recording's span)."""
-        doc = self._block_first[frame >> self.BLOCK_BITS]
-        later = np.flatnonzero(self._starts32[doc + 1] <= frame)
-        while later.size:  # a recording starting later in the block (at most a few steps)
-            doc[later] += 1
-            later = later[self._starts32[doc[later] + 1] <= frame[later]]
-        return doc.astype(np.int64), (frame - self._starts32[doc]).astype(np.int64)
+        """(segment-local recording numbers, frames within them), both int64, of timeline frames."""
+        return self._timeline.locate(frame)
 
     @staticmethod
     def spans(times: np.ndarray) -> int:
@@ -571,25 +556,14 @@ class LandmarkIndex:
     @classmethod
     def parts(cls, refs) -> list[list]:
         """`refs` in order, cut into groups whose timelines fit one segment each."""
-        out, frames = [[]], 0
-        for ref in refs:
-            span = cls.spans(np.asarray(ref[2]))
-            if span > cls.MAX_FRAMES:
-                raise ValueError(f"recording {ref[0]} spans {span} frames, more than a segment holds")
-            if out[-1] and frames + span > cls.MAX_FRAMES:
-                out.append([])
-                frames = 0
-            out[-1].append(ref)
-            frames += span
-        return out
+        return [refs[s] for s in cut([cls.spans(np.asarray(r[2])) for r in refs], cls.MAX_FRAMES)]
 
     @classmethod
     def build(cls, refs) -> LandmarkIndex:
         """refs: [(int key, hashes, times, peaks)] — peaks from `reference_print`; their
         timelines must fit one segment (`parts`)."""
         keys = np.array([int(r[0]) for r in refs], np.int64)
-        spans = np.array([cls.spans(np.asarray(r[2])) for r in refs], np.int64)
-        frame_starts = np.r_[0, np.cumsum(spans)].astype(np.int64)
+        frame_starts = starts_of([cls.spans(np.asarray(r[2])) for r in refs])
         if frame_starts[-1] > cls.MAX_FRAMES:
             raise ValueError(f"{frame_starts[-1]} reference frames do not fit one segment ({cls.MAX_FRAMES}): use parts()")
         pk = [np.asarray(r[3], np.uint32) if len(r) > 3 else np.empty(0, np.uint32) for r in refs]

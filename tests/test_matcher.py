@@ -298,3 +298,48 @@ def test_adding_one_at_a_time_keeps_the_base_segment(tmp_path):
     with store.write_lock():
         store.compact()
     assert len(store.index().segments) == 1 and len(store.index()) == 78 and not store.index().tombstones
+
+
+def test_postings_are_positions_on_the_items_timeline(refs, tmp_path, audio_dir):
+    """A posting is one uint32, the item's position among the recordings' items end to end
+    (12 bytes per item, not 14); lookups find the recording and offset from it, items past
+    65535 are indexed too, and a segment saved with doc and off arrays (before stop 36) loads
+    to the same lookups."""
+    from fingerprint.index import Segment
+
+    long_ref = (99, np.tile(refs[0][1], 70000 // refs[0][1].size + 1)[:70000])  # past uint16 offsets
+    seg = Segment.build(refs + [long_ref])
+    assert seg.pos.dtype == np.uint32 and seg.entries == sum(r[1].size for r in refs) + 70000
+    assert seg.nbytes() == 12 * seg.entries + 8 * len(seg.keys) + 8 * (len(seg.keys) + 1)
+    for key, items in refs + [long_ref]:
+        probe = np.arange(0, items.size, max(1, items.size // 50))
+        keys, q, off = MultiIndex([seg]).lookup(items[probe])
+        for j, at in enumerate(probe.tolist()):
+            assert (key, at) in set(zip(keys[q == j].tolist(), off[q == j].tolist()))
+    short = Segment.build(refs)  # what the old layout can hold (offsets below 65536)
+    doc, off = short._timeline.locate(np.asarray(short.pos))
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name, arr in (("values", short.values), ("doc", doc.astype(np.uint32)), ("off", off.astype(np.uint16)),
+                      ("items", short.items_all), ("keys", short.keys), ("starts", short.starts)):
+        np.save(legacy / f"{name}.npy", arr)
+    loaded = Segment.load(legacy)
+    assert np.array_equal(loaded.pos, short.pos)
+    query = variants(audio_dir / "excerpt12.flac")
+    assert [m.key for m in identify(MultiIndex([loaded]), query)] == [m.key for m in identify(MultiIndex([short]), query)] == [12]
+
+
+def test_a_catalog_larger_than_one_timeline_is_cut_into_segments(refs):
+    from fingerprint.index import Segment
+    from fingerprint.timeline import cut
+
+    class Small(Segment):
+        MAX_ITEMS = max(r[1].size for r in refs) + 1  # one recording per segment
+
+    parts = Small.parts(refs)
+    assert [[k for k, _ in p] for p in parts] == [[k] for k, _ in refs]
+    with pytest.raises(ValueError):
+        Small.build(refs)
+    assert cut([3, 3, 4, 1], 6) == [slice(0, 2), slice(2, 4)]
+    with pytest.raises(ValueError, match="spans 7"):
+        cut([3, 7], 6)
