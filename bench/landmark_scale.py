@@ -32,6 +32,8 @@ Writes bench/results/landmark_scale.json and prints a summary.
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import shutil
 import sys
@@ -240,15 +242,21 @@ def _memory_bytes() -> int:
     return 1024 * _status_kib("MemTotal", "/proc/meminfo")
 
 
+@functools.lru_cache(maxsize=1)
+def _base_chromaprints(bases: int) -> list[np.ndarray]:
+    from fingerprint.scan import scan_audio
+
+    return [scan_audio(str(f)).fingerprint for f in sorted(CACHE.glob("*.flac"))[:bases]]
+
+
 def chromaprint_store(n: int, items: int, bases: int, rng: np.random.Generator, tmp: Path):
     """A Chromaprint index of `n` derived recordings of `items` items (bench.identify's
     `derived_fingerprints`, from the Chromaprint prints of the base tracks), written as the
     product's segment files and memory-mapped, as a worker reads it."""
     from bench.identify import derived_fingerprints
     from fingerprint.index import IndexStore
-    from fingerprint.scan import scan_audio
 
-    real = [scan_audio(str(f)).fingerprint for f in sorted(CACHE.glob("*.flac"))[:bases]]
+    real = _base_chromaprints(bases)
     store = IndexStore(tmp)
     refs = []
     with store.write_lock():
@@ -260,8 +268,9 @@ def chromaprint_store(n: int, items: int, bases: int, rng: np.random.Generator, 
     return IndexStore(tmp).index(), refs
 
 
-def time_side_by_side(index, cp_index, cp_refs, queries, rng: np.random.Generator) -> dict:
-    """Per landmark query, the product's two lookups — Chromaprint at every reference speed for
+def time_side_by_side(index, speeds, cp_refs, queries, rng: np.random.Generator) -> dict:
+    """Per landmark query, the product's two lookups — Chromaprint (`speeds`: [(reference speed,
+    Chromaprint index)], as `fingerprint.matcher.identify_speeds` takes them) at every reference speed for
     the query's two variants (a 15 s excerpt of a derived print: the timing, not the music,
     matters here) and the landmark match — alone, one after the other, and side by side
     (`fingerprint.fusion.side_by_side`, as `fingerprint.services.identify_query` runs them);
@@ -270,9 +279,8 @@ def time_side_by_side(index, cp_index, cp_refs, queries, rng: np.random.Generato
 
     from fingerprint.fusion import side_by_side
     from fingerprint.matcher import identify_speeds
-    from fingerprint.scan import QUERY_VARIANTS, REFERENCE_SPEEDS
+    from fingerprint.scan import QUERY_VARIANTS
 
-    speeds = [(1.0, cp_index)] + [(sp, cp_index) for sp in REFERENCE_SPEEDS]
     t: dict = {"chromaprint": [], "landmarks": [], "one_after_the_other": [], "side_by_side": []}
     for i, (_, _, _, (h, tm, pmap)) in enumerate(queries * 2):  # two passes: the second is steady state
         a, b = (cp_refs[int(rng.integers(0, len(cp_refs)))] for _ in range(2))
@@ -311,11 +319,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--disk", type=Path, help="build each index as segment files here and memory-map them, as a worker "
                     "does (sizes larger than memory; needs the index's size free on disk)")
     ap.add_argument("--keep", action="store_true", help="keep the segment files built under --disk")
+    ap.add_argument("--reuse", action="store_true", help="with --disk: use a segment a run with the same inputs, "
+                    "size and --bases left there (--keep) instead of building it again")
     ap.add_argument("--pass-bytes", type=int, help="postings placed per pass with --disk (default: a third of the "
                     "available memory)")
     ap.add_argument("--side-by-side", action="store_true",
                     help="also build a Chromaprint index of as many derived recordings (memory-mapped, under a "
                     "temporary folder) and time both matchers alone, one after the other and side by side")
+    ap.add_argument("--chromaprint-stores", type=int, default=0,
+                    help="with --side-by-side: Chromaprint stores of n recordings each, one per reference speed as "
+                    "the product keeps them (default: 1 + len(REFERENCE_SPEEDS)); 1 looks one store up at every speed")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landmark_scale.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -360,18 +373,30 @@ def main(argv=None) -> dict:
             base = refs[j] if j < len(refs) else derive(refs[specs[j - len(refs)][0]], *specs[j - len(refs)][1:])
             return (int(key_of[j]), *base)
 
-        seg_dir = None
+        seg_dir, built_with, reused = None, None, False
         if args.disk is not None:
             seg_dir = args.disk / f"seg-{n}"
-            shutil.rmtree(seg_dir, ignore_errors=True)
+            # what the segment was derived from: the same inputs, size and bases give the same members
+            built_with = {"recordings": n, "bases": len(refs), "format": list(lm.LandmarkIndex.FILES),
+                          "inputs_sha256": hashlib.sha256(b"".join(r[0].tobytes() for r in refs)).hexdigest()}
+            stamp = seg_dir / "built_with.json"
+            reused = args.reuse and stamp.exists() and json.loads(stamp.read_text()) == built_with
+            if not reused:
+                shutil.rmtree(seg_dir, ignore_errors=True)
         # on disk: postings placed a third of the available memory at a time
         pass_bytes = args.pass_bytes or (1024 * _status_kib("MemAvailable", "/proc/meminfo") // 3 if seg_dir else None)
-        index = build_index(n, member, seg_dir, pass_bytes=pass_bytes)
+        if reused:
+            index = lm.LandmarkIndex.load(seg_dir)
+            print(f"{n:>7} recordings: reusing the segment in {seg_dir}", flush=True)
+        else:
+            index = build_index(n, member, seg_dir, pass_bytes=pass_bytes)
+            if seg_dir is not None:
+                (seg_dir / "built_with.json").write_text(json.dumps(built_with))
         build_s = time.perf_counter() - t1
         counts = index.value_counts()
         print(f"{n:>7} recordings: built in {build_s:.0f} s, {index.entries / 1e9:.2f} G hashes"
               + (f", memory-mapped from {seg_dir}" if seg_dir else ""), flush=True)
-        row.update(built=True, index_bytes=int(index.nbytes()), build_s=round(build_s, 1),
+        row.update(built=True, reused=bool(reused), index_bytes=int(index.nbytes()), build_s=round(build_s, 1),
                    memory_mapped=seg_dir is not None, machine_memory_bytes=_memory_bytes(),
                    values_over_max_postings=int((counts > lm.MAX_POSTINGS).sum()),
                    entries_in_capped_values=round(float(counts[counts > lm.MAX_POSTINGS].sum() / counts.sum()), 3),
@@ -420,16 +445,23 @@ def main(argv=None) -> dict:
         lm.HITS_PER_HASH = default_hph
         lm.HIT_BUDGET = None
         if args.side_by_side:
-            from fingerprint.scan import ITEM_SECONDS
+            from fingerprint.scan import ITEM_SECONDS, REFERENCE_SPEEDS
 
             tmp = Path(tempfile.mkdtemp(prefix="clearstem-cpscale-"))
             t1 = time.perf_counter()
-            cp_index, cp_refs = chromaprint_store(n, int(avg_s / ITEM_SECONDS), args.bases, rng, tmp)
-            row["chromaprint_build_s"] = round(time.perf_counter() - t1, 1)
-            row["matchers_ms"] = time_side_by_side(index, cp_index, cp_refs, queries, rng)
+            all_speeds = (1.0, *REFERENCE_SPEEDS)
+            n_stores = min(args.chromaprint_stores or len(all_speeds), len(all_speeds))
+            stores = [chromaprint_store(n, int(avg_s / ITEM_SECONDS), args.bases, rng, tmp / str(i)) for i in range(n_stores)]
+            speeds = [(sp, stores[i if n_stores > 1 else 0][0]) for i, sp in enumerate(all_speeds)]
+            cp_refs = stores[0][1]
+            row.update(chromaprint_build_s=round(time.perf_counter() - t1, 1), chromaprint_stores=n_stores,
+                       chromaprint_bytes=sum(f.stat().st_size for f in tmp.rglob("*.npy")))
+            print(f"{n:>7} recordings: {n_stores} Chromaprint store(s), {row['chromaprint_bytes'] / 2**30:.2f} GiB, "
+                  f"built in {row['chromaprint_build_s']:.0f} s", flush=True)
+            row["matchers_ms"] = time_side_by_side(index, speeds, cp_refs, queries, rng)
             print(f"{n:>7} recordings, both matchers (ms, p50/p95): "
                   + ", ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in row["matchers_ms"].items()), flush=True)
-            del cp_index
+            del stores, speeds
             shutil.rmtree(tmp)
         summary["sizes"][str(n)] = row
         del index
