@@ -55,7 +55,9 @@ class Segment:
     BLOCK_BITS = 7
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        if "pos" not in arrays and all(n in arrays for n in self.LEGACY):
+        #: saved in an older layout and converted in memory (`IndexStore.upgrade` rewrites it)
+        self.legacy = "pos" not in arrays
+        if self.legacy:
             doc = np.asarray(arrays["doc"]).astype(np.int64)
             arrays = {**arrays, "pos": (np.asarray(arrays["starts"])[doc] + arrays["off"]).astype(np.uint32)}
         self.values = arrays["values"]
@@ -273,6 +275,17 @@ class IndexStore:
             self.compact()
         elif len(segments) > MAX_SEGMENTS:
             self.compact(tiered=True)
+
+    def upgrade(self) -> bool:
+        """Rewrite the index in the current layout if any segment was saved in an older one
+        (those are converted in memory by every process that opens them); whether it did."""
+        if not any(getattr(seg, "legacy", False) for seg in self.index().segments):
+            return False
+        with self.write_lock():
+            if not any(getattr(seg, "legacy", False) for seg in self.index().segments):
+                return False  # another process did it while this one waited
+            self.compact()
+        return True
 
     def compact(self, tiered: bool = False) -> None:
         """Merge segments (call under `write_lock`).

@@ -528,7 +528,9 @@ class LandmarkIndex:
     BLOCK_BITS = 10
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        if "post" not in arrays and all(n in arrays for n in self.LEGACY):
+        #: saved in an older layout and converted in memory (`IndexStore.upgrade` rewrites it)
+        self.legacy = "post" not in arrays
+        if self.legacy:
             arrays = {**arrays, **_timeline(np.asarray(arrays["doc"]), np.asarray(arrays["time"]), arrays["keys"].size)}
         for name in self.FILES:
             setattr(self, name, arrays[name])

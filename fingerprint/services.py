@@ -54,7 +54,9 @@ def stem_stores() -> tuple[IndexStore, IndexStore]:
 def _store(path: str, segment_cls) -> IndexStore:
     with _lock:
         if path not in _stores:
-            _stores[path] = IndexStore(path, segment_cls=segment_cls)
+            store = IndexStore(path, segment_cls=segment_cls)
+            store.upgrade()  # segments of an older layout: rewritten once, by the first process here
+            _stores[path] = store
         return _stores[path]
 
 

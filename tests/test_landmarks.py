@@ -523,6 +523,7 @@ def test_postings_are_one_uint32_on_the_segments_timeline(tmp_path, index, songs
                       ("keys", index.keys), ("peaks", index.peaks), ("peak_starts", index.peak_starts)):
         np.save(legacy / f"{name}.npy", arr)
     old = lm.LandmarkIndex.load(legacy)
+    assert old.legacy and not index.legacy
     assert np.array_equal(old.post, index.post) and np.array_equal(old.frame_starts, index.frame_starts)
     audio = pcm(clip(songs[22], 5, 12))
     assert [m.as_dict() for m in identify(old, audio)[0]] == [m.as_dict() for m in identify(index, audio)[0]]

@@ -324,9 +324,22 @@ def test_postings_are_positions_on_the_items_timeline(refs, tmp_path, audio_dir)
                       ("items", short.items_all), ("keys", short.keys), ("starts", short.starts)):
         np.save(legacy / f"{name}.npy", arr)
     loaded = Segment.load(legacy)
-    assert np.array_equal(loaded.pos, short.pos)
+    assert loaded.legacy and np.array_equal(loaded.pos, short.pos)
     query = variants(audio_dir / "excerpt12.flac")
     assert [m.key for m in identify(MultiIndex([loaded]), query)] == [m.key for m in identify(MultiIndex([short]), query)] == [12]
+    # a store whose segment has the old layout is rewritten once, to the same index
+    store = IndexStore(tmp_path / "idx")
+    with store.write_lock():
+        store.apply(add=refs)
+    seg_dir = tmp_path / "idx" / store.index().segments[0].name
+    (seg_dir / "pos.npy").unlink()
+    for name in ("values", "doc", "off", "items", "keys", "starts"):
+        (seg_dir / f"{name}.npy").write_bytes((legacy / f"{name}.npy").read_bytes())
+    store = IndexStore(tmp_path / "idx")
+    assert store.index().segments[0].legacy and store.upgrade()
+    assert not store.upgrade() and not any(seg.legacy for seg in store.index().segments)
+    assert (tmp_path / "idx" / store.index().segments[0].name / "pos.npy").exists() and not seg_dir.exists()
+    assert [m.key for m in identify(store.index(), query)] == [12] and store.index().keys() == {11, 12, 13}
 
 
 def test_a_catalog_larger_than_one_timeline_is_cut_into_segments(refs):
