@@ -252,7 +252,8 @@ def _base_chromaprints(bases: int) -> list[np.ndarray]:
 def chromaprint_store(n: int, items: int, bases: int, rng: np.random.Generator, tmp: Path):
     """A Chromaprint index of `n` derived recordings of `items` items (bench.identify's
     `derived_fingerprints`, from the Chromaprint prints of the base tracks), written as the
-    product's segment files and memory-mapped, as a worker reads it."""
+    product's sync writes it (batches of 5,000, then `IndexStore.settle`) and memory-mapped, as
+    a worker reads it."""
     from bench.identify import derived_fingerprints
     from fingerprint.index import IndexStore
 
@@ -265,6 +266,7 @@ def chromaprint_store(n: int, items: int, bases: int, rng: np.random.Generator, 
                              derived_fingerprints(real, min(n, start + 5000) - start, rng, items)))
             store.apply(add=batch)
             refs += [fp[:200].copy() for _, fp in batch[:50]]  # query material
+        store.settle()  # as fingerprint.services does after a bulk load
     return IndexStore(tmp).index(), refs
 
 

@@ -526,6 +526,10 @@ class LandmarkIndex:
     MAX_FRAMES = MAX_POSITIONS
     #: log2 of the frames per entry of the table that finds a frame's recording (~12 s).
     BLOCK_BITS = 10
+    #: A merge holds every posting in memory about twice (~24 bytes per reference hash: some
+    #: 60 GiB for 100k recordings), so a bulk-loaded store keeps its batches' segments
+    #: (`IndexStore.settle`); bench.landmark_scale builds large segments by counting sort.
+    MERGE_AFTER_BULK = False
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         #: saved in an older layout and converted in memory (`IndexStore.upgrade` rewrites it)

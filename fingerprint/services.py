@@ -211,6 +211,9 @@ def _sync_stores(stores: dict, rows, load_refs) -> dict:
                         final = plan["final"]
                         stores[name].apply(add=add, remove=plan["removed"] if i == 0 else set(),
                                            meta={"db": {"count": len(final), "sum": sum(final)}} if last else None)
+            if len(new_ids) > batch:  # a first build or a large import
+                for name in plans:
+                    stores[name].settle()
     return {name: store.index() for name, store in stores.items()}
 
 
