@@ -181,10 +181,13 @@ class MultiIndex:
 
     def lookup(self, query: np.ndarray, **bounds):
         """(recording keys, query positions, reference offsets) of every exact-value hit;
-        `bounds` go to every segment's lookup (the landmark index's `hits_per_hash`)."""
+        `bounds` go to the segments' lookup (the landmark index's `hits_per_hash`, which its
+        `lookup_together` applies to all the segments at once)."""
         parts = []
-        for seg, dead in zip(self.segments, self._dead):
-            doc, q, r = seg.lookup_local(query, **bounds)
+        together = getattr(type(self.segments[0]), "lookup_together", None) if self.segments else None
+        local = (together(self.segments, query, **bounds) if together is not None
+                 else [seg.lookup_local(query, **bounds) for seg in self.segments])
+        for seg, dead, (doc, q, r) in zip(self.segments, self._dead, local):
             if dead is not None and doc.size:
                 alive = ~dead[doc]
                 doc, q, r = doc[alive], q[alive], r[alive]

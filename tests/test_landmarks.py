@@ -545,6 +545,31 @@ def test_a_frames_recording_is_found_across_short_and_empty_spans():
     assert (spans[doc] > 0).all() and (time < spans[doc]).all()
 
 
+def test_bounds_hold_for_a_stores_segments_together(monkeypatch, songs):
+    """Recordings spread over several segments give the hits one segment of them all gives,
+    with the hits-per-hash budget binding and a hash value over MAX_POSTINGS only in total:
+    the budget is the query's, not each segment's."""
+    from fingerprint.index import MultiIndex
+
+    prints = [(seed, *lm.reference_print(pcm(songs[seed]))) for seed in CATALOG + OTHERS]
+    one = MultiIndex([lm.LandmarkIndex.build(prints)])
+    split = MultiIndex([lm.LandmarkIndex.build(prints[:2]), lm.LandmarkIndex.build(prints[2:3]),
+                        lm.LandmarkIndex.build(prints[3:])])
+    h, _, _ = lm.query_print(pcm(clip(songs[22], 3, 12) + 0.5 * clip(songs[31], 10, 12)))
+
+    def hits(index, **bounds):
+        keys, q, r = index.lookup(h, **bounds)
+        return sorted(zip(keys.tolist(), q.tolist(), r.tolist()))
+
+    unbounded = hits(one, hits_per_hash=0)
+    for hph in (0, 0.5, 1):
+        assert hits(split, hits_per_hash=hph) == hits(one, hits_per_hash=hph)
+    assert 0 < len(hits(one, hits_per_hash=0.5)) < len(unbounded)  # the budget binds
+    per_value = np.bincount(np.unique(h, return_inverse=True)[1][np.array([x[1] for x in unbounded])])
+    monkeypatch.setattr(lm, "MAX_POSTINGS", int(np.median(per_value[per_value > 0])))
+    assert hits(split, hits_per_hash=0) == hits(one, hits_per_hash=0) != unbounded
+
+
 class _SmallTimeline(lm.LandmarkIndex):
     """Segments of a few thousand frames: the split of a catalog too long for one timeline,
     at a size a test can build."""
