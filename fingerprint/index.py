@@ -22,7 +22,7 @@ A posting's position in items.npy says its recording and offset (`fingerprint.ti
 recordings' items end to end); a segment holds at most 2 ** 32 items (~148,000 h), and the
 store cuts larger sets into several segments. Segments saved before stop 36 (doc.npy, uint32,
 and off.npy, uint16, instead of pos.npy; items past 65535 were not indexed) are converted in
-memory when loaded and written in this layout by the next compaction.
+memory when loaded, and rewritten in this layout by `IndexStore.upgrade`.
 """
 from __future__ import annotations
 
@@ -290,15 +290,18 @@ class IndexStore:
             self.compact()
 
     def upgrade(self) -> bool:
-        """Rewrite the index in the current layout if any segment was saved in an older one
-        (those are converted in memory by every process that opens them); whether it did."""
+        """Rewrite the segments saved in an older layout (converted in memory by every process
+        that opens them) in the current one, each on its own — a merge of them all could need
+        more memory than any of their builds did; whether there were any."""
         if not any(getattr(seg, "legacy", False) for seg in self.index().segments):
             return False
         with self.write_lock():
-            if not any(getattr(seg, "legacy", False) for seg in self.index().segments):
-                return False  # another process did it while this one waited
-            self.compact()
-        return True
+            legacy = [seg.name for seg in self.index().segments if getattr(seg, "legacy", False)]
+            for name in legacy:  # none left if another process did it while this one waited
+                segments = self.index().segments
+                self._merge([seg for seg in segments if seg.name == name],
+                            [seg for seg in segments if seg.name != name], drop_tombstones=False)
+        return bool(legacy)
 
     def compact(self, tiered: bool = False) -> None:
         """Merge segments (call under `write_lock`).
@@ -311,10 +314,7 @@ class IndexStore:
         recordings, 8 segments each, took 46 ms per 15 s query; in one segment each, 14 ms
         (stop 36; README, "At scale").
         """
-        manifest = self._read_manifest()
-        index = self.index()
-        gen = int(manifest["generation"]) + 1
-        merge = list(index.segments)
+        merge = list(self.index().segments)
         keep: list[Segment] = []
         if tiered:
             total = sum(seg.entries for seg in merge)
@@ -322,11 +322,19 @@ class IndexStore:
             merge = [seg for seg in merge if seg.entries * 4 < total]
             if len(merge) < 2:
                 return
+        self._merge(merge, keep, drop_tombstones=not tiered)
+
+    def _merge(self, merge: list, keep: list, drop_tombstones: bool) -> None:
+        """One new generation: the live recordings of `merge` in new segments, `keep` as they
+        are; the tombstone list dropped (only when nothing is kept) or carried over."""
+        manifest = self._read_manifest()
+        index = self.index()
+        gen = int(manifest["generation"]) + 1
         refs = [r for seg in merge for r in seg.refs(index.tombstones)]
         segments = [seg.name for seg in keep]
         if refs:
             segments += self._write_segments(gen, refs)
-        tomb = manifest.get("tombstones") if tiered else None
+        tomb = None if drop_tombstones else manifest.get("tombstones")
         self._publish(gen, segments, tomb, manifest.get("meta", {}))
 
     def _write_segments(self, gen: int, refs: list[tuple]) -> list[str]:

@@ -517,7 +517,7 @@ class LandmarkIndex:
     redundant (`np.repeat(arange, diff(buckets))`), so it is not stored: a third of the
     index's memory at catalog scale (bench.landmark_scale). Segments saved by older versions
     (a large one with `values` and no table; postings as `doc` and `time` arrays) are
-    converted in memory when loaded, and written in this layout by the next compaction."""
+    converted in memory when loaded, and rewritten in this layout by `IndexStore.upgrade`."""
 
     FILES = ("post", "frame_starts", "keys", "peaks", "peak_starts")
     OPTIONAL = ("values", "buckets")

@@ -327,18 +327,23 @@ def test_postings_are_positions_on_the_items_timeline(refs, tmp_path, audio_dir)
     assert loaded.legacy and np.array_equal(loaded.pos, short.pos)
     query = variants(audio_dir / "excerpt12.flac")
     assert [m.key for m in identify(MultiIndex([loaded]), query)] == [m.key for m in identify(MultiIndex([short]), query)] == [12]
-    # a store whose segment has the old layout is rewritten once, to the same index
+    # a store with a segment of the old layout has it rewritten once, the others left as they are
     store = IndexStore(tmp_path / "idx")
     with store.write_lock():
-        store.apply(add=refs)
-    seg_dir = tmp_path / "idx" / store.index().segments[0].name
-    (seg_dir / "pos.npy").unlink()
-    for name in ("values", "doc", "off", "items", "keys", "starts"):
-        (seg_dir / f"{name}.npy").write_bytes((legacy / f"{name}.npy").read_bytes())
+        store.apply(add=refs[:2])
+        store.apply(add=refs[2:])
+    old_seg, new_seg = (tmp_path / "idx" / seg.name for seg in store.index().segments)
+    seg = Segment.load(old_seg)
+    doc, off = seg._timeline.locate(np.asarray(seg.pos))
+    (old_seg / "pos.npy").unlink()
+    np.save(old_seg / "doc.npy", doc.astype(np.uint32))
+    np.save(old_seg / "off.npy", off.astype(np.uint16))
     store = IndexStore(tmp_path / "idx")
-    assert store.index().segments[0].legacy and store.upgrade()
-    assert not store.upgrade() and not any(seg.legacy for seg in store.index().segments)
-    assert (tmp_path / "idx" / store.index().segments[0].name / "pos.npy").exists() and not seg_dir.exists()
+    assert [s.legacy for s in store.index().segments] == [True, False] and store.upgrade()
+    assert not store.upgrade() and not any(s.legacy for s in store.index().segments)
+    names = [s.name for s in store.index().segments]
+    assert new_seg.name in names and old_seg.name not in names and not old_seg.exists()
+    assert all((tmp_path / "idx" / name / "pos.npy").exists() for name in names)
     assert [m.key for m in identify(store.index(), query)] == [12] and store.index().keys() == {11, 12, 13}
 
 
