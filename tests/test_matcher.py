@@ -361,3 +361,27 @@ def test_a_catalog_larger_than_one_timeline_is_cut_into_segments(refs):
     assert cut([3, 3, 4, 1], 6) == [slice(0, 2), slice(2, 4)]
     with pytest.raises(ValueError, match="spans 7"):
         cut([3, 7], 6)
+
+
+def test_a_bulk_loaded_store_settles_into_one_segment(tmp_path):
+    """After a sync's batches, a Chromaprint store is merged into one segment (each segment
+    is a search per lookup), never holding more than MAX_SEGMENTS on the way. A landmark store
+    is left in its batches' segments (its merges are held in memory)."""
+    from fingerprint.landmarks import LandmarkIndex
+
+    store = IndexStore(tmp_path / "cp")
+    with store.write_lock():
+        for k in range(0, 60, 5):  # 12 batches: tiered merges on the way
+            store.apply(add=[(j, np.arange(300, dtype=np.uint32) + j * 1000) for j in range(k, k + 5)])
+            assert len(store.index().segments) <= 8
+        store.settle()
+    index = store.index()
+    assert len(index.segments) == 1 and index.keys() == set(range(60))
+    assert np.array_equal(index.items(42), np.arange(300, dtype=np.uint32) + 42_000)
+    lm_store = IndexStore(tmp_path / "lm", segment_cls=LandmarkIndex)
+    ref = (np.arange(50, dtype=np.uint32), np.arange(50, dtype=np.uint32), np.arange(20, dtype=np.uint32))
+    with lm_store.write_lock():
+        lm_store.apply(add=[(1, *ref)])
+        lm_store.apply(add=[(2, *ref)])
+        lm_store.settle()
+    assert len(lm_store.index().segments) == 2
