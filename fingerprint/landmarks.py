@@ -468,7 +468,7 @@ HIT_BUDGET: int | None = None
 HITS_PER_HASH: float | None = 8.0
 
 
-def _timeline(doc: np.ndarray, time: np.ndarray, n: int) -> dict[str, np.ndarray]:
+def _from_doc_and_time(doc: np.ndarray, time: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """`post` and `frame_starts` from postings stored as separate recording and time arrays
     (segments saved before stop 36)."""
     spans = np.zeros(n, np.int64)
@@ -535,7 +535,7 @@ class LandmarkIndex:
         #: saved in an older layout and converted in memory (`IndexStore.upgrade` rewrites it)
         self.legacy = "post" not in arrays
         if self.legacy:
-            arrays = {**arrays, **_timeline(np.asarray(arrays["doc"]), np.asarray(arrays["time"]), arrays["keys"].size)}
+            arrays = {**arrays, **_from_doc_and_time(np.asarray(arrays["doc"]), np.asarray(arrays["time"]), arrays["keys"].size)}
         for name in self.FILES:
             setattr(self, name, arrays[name])
         self.values = arrays.get("values")
