@@ -677,7 +677,7 @@ class LandmarkIndex:
             empty = np.empty(0, np.int64)
             return [(empty, empty, empty) for _ in segments]
         uniq, inv = np.unique(hashes, return_inverse=True)
-        ranges = [seg.ranges(uniq) if seg.entries else (np.zeros(uniq.size, np.int64),) * 2 for seg in segments]
+        ranges = [seg.ranges(uniq) for seg in segments]
         counts = sum(c for _, c in ranges)[inv]
         keep = (counts > 0) & (counts <= MAX_POSTINGS)
         budget = _hit_budget(hashes.size, HITS_PER_HASH if hits_per_hash is None else (hits_per_hash or None))
