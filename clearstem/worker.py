@@ -8,12 +8,14 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import weakref
 
 import dramatiq
 
 from clearstem.jobs.reconciler import run_reconciler
 
 log = logging.getLogger("clearstem.worker")
+_booted: weakref.WeakSet = weakref.WeakSet()  # the brokers whose process_boot was emitted here
 ACTOR_MODULES = ("clearstem.uploads.actors", "clearstem.jobs.actors", "provenance.actors",
                  "clearstem.notifications.actors")
 
@@ -27,8 +29,12 @@ def start_worker(threads: int = 2) -> dramatiq.Worker:
     """Start a real Dramatiq worker in this process on the configured broker."""
     import_actors()
     broker = dramatiq.get_broker()
-    # Without process_boot the TimeLimit watchdog never starts (measured: time limits silently do nothing).
-    broker.emit_after("process_boot")
+    # Without process_boot the TimeLimit watchdog never starts (measured: time limits silently do
+    # nothing). Once per broker and process: its watchdog thread serves every later worker, and a
+    # second boot fails to start it again (logged as CRITICAL by Dramatiq).
+    if broker not in _booted:
+        broker.emit_after("process_boot")
+        _booted.add(broker)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()
     return worker

@@ -100,7 +100,8 @@ def _boot(servers: bool = True) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = Path(tempfile.mkdtemp(prefix="clearstem-test-"))
     os.environ["CLEARSTEM_DATA_DIR"] = str(base / "data")
-    atexit.register(shutil.rmtree, base, True)
+    if os.environ.get("CLEARSTEM_TEST_KEEP_DIRS") != "1":  # =1 keeps the servers' data and logs to read
+        atexit.register(shutil.rmtree, base, True)
     if not servers:
         return
     os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")

@@ -146,3 +146,30 @@ def test_cancel_during_separation_stops_between_chunks(clients, catalog, audio_d
     Job.objects.filter(pk=queued.pk).update(cancel_requested=True)
     assert do_separate_job(queued.pk) is None
     assert Job.objects.get(pk=queued.pk).state == "cancelled"
+
+
+def test_time_limits_hold_in_every_in_process_worker(caplog):
+    """The embedded default runs its worker in-process; starting one again in the same process
+    (the tests start one per test) must not boot the broker twice — Dramatiq's time-limit
+    watchdog thread can start only once — and must keep the time limits working."""
+    import queue
+
+    from dramatiq.middleware import TimeLimitExceeded
+
+    outcomes: queue.Queue = queue.Queue()
+
+    @dramatiq.actor(actor_name="tests.sleeps_past_its_limit", queue_name="tests-time-limit", time_limit=300,
+                    max_retries=0)
+    def sleeps_past_its_limit():
+        try:
+            for _ in range(200):
+                time.sleep(0.05)
+            outcomes.put("finished")
+        except TimeLimitExceeded:
+            outcomes.put("interrupted")
+
+    for _ in range(2):
+        with running_worker():
+            sleeps_past_its_limit.send()
+            assert outcomes.get(timeout=30) == "interrupted"
+    assert not [r for r in caplog.records if "after_process_boot" in r.getMessage()]

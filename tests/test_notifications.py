@@ -26,6 +26,7 @@ from clearstem.notifications import services, signing
 from clearstem.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from clearstem.uploads.models import Upload
 from licensing.models import Recording
+from tests.chromium import SHOTS, chromium_browser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -531,26 +532,19 @@ def test_page_adds_a_webhook_shows_its_secret_once_and_refuses_bad_urls(users, r
 
 # --- in a browser ----------------------------------------------------------------------------
 
-CHROMIUM = os.environ.get("CLEARSTEM_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture
 def browser_page(live_server, worker):
-    from playwright.sync_api import sync_playwright
-
-    # as tests/test_browser.py: Playwright's event loop lives in this thread meanwhile
-    with pytest.MonkeyPatch.context() as mp, sync_playwright() as p:
-        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with chromium_browser() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
         context.set_default_timeout(20_000)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page
-        browser.close()
+        context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
