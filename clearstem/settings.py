@@ -132,6 +132,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    # A kept connection that PostgreSQL has ended (a restart, a failover) is tested with a
+    # `SELECT 1` at its first use in each request or message and replaced, instead of failing
+    # that request with a 503 (tests/test_faults.py measures both).
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True))
 # PostgreSQL runs with two roles (clearstem.ops.dbroles): DATABASE_URL is the runtime role (web,
 # workers, reconciler: no DDL, no rewriting of the ledger or of license terms); the owner's
 # DATABASE_OWNER_URL is set only where migrations run — `manage.py migrate` then connects as

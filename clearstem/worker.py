@@ -40,6 +40,16 @@ def start_worker(threads: int = 2) -> dramatiq.Worker:
     return worker
 
 
+def stop_worker(worker: dramatiq.Worker, timeout_ms: int = 10_000) -> None:
+    """Stop a worker started here and take its middleware off the broker: Dramatiq leaves it
+    there, and on every queue declared later it would add a consumer to the stopped worker,
+    which then takes that queue's messages and never runs them (measured: a second worker in
+    the same process never got a message of a queue declared after the first one stopped)."""
+    worker.stop(timeout=timeout_ms)
+    broker = worker.broker
+    broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
+
+
 def start_reconciler(every_s: float = 60.0) -> threading.Event:
     """Run the reconciler every `every_s` seconds in a daemon thread; set the event to stop."""
     stop = threading.Event()

@@ -111,7 +111,7 @@ def catalog(clients, audio_dir):
 @contextlib.contextmanager
 def running_worker(flush_first: bool = True):
     """A real Dramatiq worker on the configured (Redis) broker, in this process."""
-    from clearstem.worker import start_worker
+    from clearstem.worker import start_worker, stop_worker
 
     broker = dramatiq.get_broker()
     if flush_first:
@@ -120,7 +120,7 @@ def running_worker(flush_first: bool = True):
     try:
         yield worker
     finally:
-        worker.stop(timeout=10_000)
+        stop_worker(worker)
         broker.flush_all()
 
 

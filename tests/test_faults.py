@@ -1,6 +1,7 @@
 """Faults as an operator meets them, on the real servers: PostgreSQL stops for a few seconds
-while `reconcile_jobs --every 1` runs (it survives), and the separation worker is killed with
-SIGKILL mid-job (the job is re-queued after the heartbeat timeout and ends `done`)."""
+while `reconcile_jobs --every 1` runs (it survives), the separation worker is killed with
+SIGKILL mid-job (the job is re-queued after the heartbeat timeout and ends `done`), and the
+database ends the web server's kept connection (its next request reconnects)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +107,56 @@ def test_reconciler_survives_a_database_outage_and_a_killed_worker_is_requeued(
     assert "reconciler pass failed" in log and "retrying in" in log  # it met the outage and went on
     assert "requeued=1" in log
     print(f"killed worker -> done in {took:.1f} s")
+
+
+def _gunicorn(port: int, log: Path, **env) -> subprocess.Popen:
+    """The web server as production runs it (docker/compose.yaml), one worker, keeping its
+    connection between requests."""
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", "clearstem.wsgi", "--bind", f"127.0.0.1:{port}",
+                             "--workers", "1"], cwd=ROOT, env={**_env(), "DATABASE_CONN_MAX_AGE": "60", **env},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _get(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _end_other_connections() -> int:
+    """What a PostgreSQL restart or failover does to every connection a client keeps."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_the_web_server_reconnects_after_the_database_ended_its_connection(transactional_db, users, tmp_path):
+    """With its connection checked at first use in a request (DATABASE_CONN_HEALTH_CHECKS, on by
+    default) a web worker answers the first request after a restart; without, that request
+    fails (a 503) and only the next one reconnects."""
+    token = users["producer"][1]
+    answers = {}
+    for checks in ("1", "0"):
+        port = servers._free_port()
+        web = _gunicorn(port, tmp_path / f"gunicorn-{checks}.log", DATABASE_CONN_HEALTH_CHECKS=checks)
+        try:
+            url = f"http://127.0.0.1:{port}/api/v1/jobs/"
+            _wait(lambda u=url: _get_or_none(u, token), 60, "gunicorn to answer")
+            assert _get(url, token) == 200
+            assert _end_other_connections() >= 1  # the worker's kept connection among them
+            answers[checks] = [_get(url, token), _get(url, token)]
+        finally:
+            _kill(web)
+    assert answers["1"] == [200, 200], answers
+    assert answers["0"] == [503, 200], answers  # the failure the checks prevent
+
+
+def _get_or_none(url: str, token: str) -> int | None:
+    try:
+        return _get(url, token)
+    except (urllib.error.URLError, ConnectionError):
+        return None

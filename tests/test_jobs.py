@@ -151,11 +151,15 @@ def test_cancel_during_separation_stops_between_chunks(clients, catalog, audio_d
 def test_time_limits_hold_in_every_in_process_worker(caplog):
     """The embedded default runs its worker in-process; starting one again in the same process
     (the tests start one per test) must not boot the broker twice — Dramatiq's time-limit
-    watchdog thread can start only once — and must keep the time limits working."""
+    watchdog thread can start only once — and must keep the time limits working. A worker that
+    stopped before a queue was declared must not take that queue's messages."""
     import queue
 
     from dramatiq.middleware import TimeLimitExceeded
 
+    for _ in range(3):  # workers that stopped before the queue below was declared
+        with running_worker():
+            pass
     outcomes: queue.Queue = queue.Queue()
 
     @dramatiq.actor(actor_name="tests.sleeps_past_its_limit", queue_name="tests-time-limit", time_limit=300,
