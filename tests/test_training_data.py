@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from separation.training import data, synth, voice
+from separation.training import data, sonivox, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
@@ -273,4 +273,49 @@ def test_a_set_rendered_with_the_own_bank_pins_it_and_stays_commercial_clean(tmp
     assert bank["sha256"] == synth.source_sha256() == m["render"]["synth"]["sha256"]
     assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["clearstem-synth", "csound-gm"]
     assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["clearstem-synth", "csound-gm"]
+    assert m["commercial_use"] is True and data.verify(out) == []
+
+
+def _need_sonivox():
+    if sonivox.library_path() is None:
+        pytest.skip(f"{sonivox.LIBRARY} is not installed (apt-get install libsonivox3)")
+
+
+def test_sonivox_bank_renders_every_stem_the_same_each_time_and_band_limited(tmp_path):
+    """The second sampled GM bank: every stem audible, repeatable, at the set's rate, and —
+    as its docstring says — nothing above EAS's 11 kHz Nyquist, the bass below the accompaniment."""
+    _need_sonivox()
+    comp, sr = compose(7, 6.0), 44100
+    n = 6 * sr
+    audio = {}
+    for stem in STEMS:
+        path = tmp_path / f"{stem}.mid"
+        comp.midi(stem).save(path)
+        audio[stem] = sonivox.render_midi(path, n, sr)
+        assert audio[stem].shape == (2, n) and audio[stem].dtype == np.float32 and np.isfinite(audio[stem]).all()
+        assert np.sqrt(np.mean(audio[stem].astype(np.float64) ** 2)) > 1e-3, f"{stem} is silent"
+        np.testing.assert_array_equal(audio[stem], sonivox.render_midi(path, n, sr))
+        spec = np.abs(np.fft.rfft(audio[stem].astype(np.float64).mean(axis=0))) ** 2
+        freqs = np.fft.rfftfreq(n, 1 / sr)
+        assert spec[freqs > 11_100].sum() < 1e-4 * spec.sum(), stem  # under -40 dB: resampling's filter
+
+    def centroid(x):
+        spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
+        return float((spec * np.fft.rfftfreq(x.shape[1], 1 / sr)).sum() / spec.sum())
+
+    assert centroid(audio["bass"]) < centroid(audio["other"])
+    with pytest.raises(sonivox.SonivoxError):
+        (tmp_path / "broken.mid").write_bytes(b"MThd not a midi file")
+        sonivox.render_midi(tmp_path / "broken.mid", n, sr)
+
+
+def test_a_set_rendered_with_sonivox_pins_its_library_and_stays_commercial_clean(tmp_path):
+    _need("csound-gm", "timgm6mb")
+    _need_sonivox()
+    out = tmp_path / "set"
+    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", sonivox.BANK_ID), log=lambda *_: None)
+    bank = next(s for s in m["soundfonts"] if s["id"] == sonivox.BANK_ID)
+    assert bank["licence"] == "Apache-2.0" and bank["commercial_use"] is True and bank["sha256"] == sonivox.SHA256
+    assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["csound-gm", "sonivox-eas"]
+    assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "sonivox-eas"]
     assert m["commercial_use"] is True and data.verify(out) == []

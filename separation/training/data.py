@@ -42,9 +42,9 @@ from scipy.io import wavfile
 from sharedcore.hashing import file_sha256
 
 from . import compose as composer
-from . import synth, voice
+from . import sonivox, synth, voice
 from .augment import AUGMENT_VERSION
-from .licences import LICENCES, Soundfont, commercial_ok, find_soundfont, resolve_soundfont
+from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
 
 FORMAT = "clearstem-training-data/1"
 STEMS = composer.STEMS
@@ -95,6 +95,19 @@ def find_bank(bank_id: str) -> tuple[Path, Soundfont]:
             synth.BANK_ID, "synth.py", OWN, "clearstem (separation/training/synth.py)",
             "procedural instrument bank written here (separation.training.synth)", synth.source_sha256(),
             note="synthesised timbres drawn per song; vocals a source-filter voice, no recorded samples")
+    if bank_id == sonivox.BANK_ID:
+        path = sonivox.library_path()
+        if path is None:
+            raise SoundfontRefused(f"{bank_id}: {sonivox.LIBRARY} is not installed "
+                                   f"(apt-get install {sonivox.PACKAGE.split()[0]})")
+        path = path.resolve()
+        digest = file_sha256(path)
+        if digest != sonivox.SHA256:
+            raise SoundfontRefused(f"{bank_id}: {path} SHA-256 {digest} is not the pinned {sonivox.SHA256} "
+                                   f"of {sonivox.PACKAGE}")
+        return path, Soundfont(sonivox.BANK_ID, sonivox.LIBRARY, "Apache-2.0", sonivox.PACKAGE, sonivox.ATTRIBUTION,
+                               sonivox.SHA256, note="Sonivox EAS's built-in GM wavetable (Android's MIDI player), "
+                               "rendered at 22.05 kHz and resampled: nothing above 11 kHz")
     return find_soundfont(bank_id)
 
 
@@ -105,6 +118,8 @@ def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int
         if synth.source_sha256() != entry.sha256:  # the module changed under a running build
             raise RuntimeError("separation/training/synth.py changed during the build")
         return synth.render_midi(midi_path, n, rate, seed)
+    if entry.id == sonivox.BANK_ID:
+        return sonivox.render_midi(midi_path, n, rate)
     return render_stem(midi_path, path, n, rate)
 
 

@@ -9,7 +9,8 @@ soundfont is installed".
 Licence policy (conservative; the registry's `commercial_use` for a model trained on a split
 comes from `commercial_ok` over every input of that split):
 
-* our own procedural compositions, public domain, CC0, MIT: commercial use is fine.
+* our own procedural compositions, public domain, CC0, MIT, Apache-2.0 (the Sonivox EAS wavetable,
+  `separation.training.sonivox`): commercial use is fine.
 * GPL-2.0 soundfont (TimGM6mb): rendered audio *contains* the bank's samples (pitched,
   enveloped, mixed), so whether audio — and weights fitted to that audio — are a derivative work
   of a GPL bank is unsettled; the GPL's "output of a program" exception does not obviously apply
@@ -44,6 +45,7 @@ LICENCES: dict[str, Licence] = {
         Licence("LicenseRef-PublicDomain", True, "public domain (dedication in the file's licence field)"),
         Licence("CC0-1.0", True, "public-domain dedication"),
         Licence("MIT", True, "permissive, attribution kept in the manifest"),
+        Licence("Apache-2.0", True, "permissive (Sonivox EAS's wavetable); attribution kept in the manifest"),
         Licence("GPL-2.0-only", False,
                 "rendered audio embeds the bank's samples; whether audio/weights derived from a GPL bank "
                 "may be used without GPL terms is unsettled, so we do not claim commercial use"),
