@@ -227,27 +227,34 @@ def test_espeak_vocals_sing_the_melody_in_tune_and_are_not_claimed_commercial(tm
         data.build(tmp_path / "x", 2, 0, 1.0, espeak_vocals=0.5)
 
 
+def _render_every_stem(tmp_path, render, comp, n: int) -> dict:
+    """Each stem of `comp` rendered by `render(midi_path)`: the right shape, audible, and the
+    same samples when rendered again."""
+    audio = {}
+    for stem in STEMS:
+        path = tmp_path / f"{stem}.mid"
+        comp.midi(stem).save(path)
+        audio[stem] = render(path)
+        assert audio[stem].shape == (2, n) and audio[stem].dtype == np.float32 and np.isfinite(audio[stem]).all()
+        assert np.sqrt(np.mean(audio[stem].astype(np.float64) ** 2)) > 1e-3, f"{stem} is silent"
+        np.testing.assert_array_equal(audio[stem], render(path))
+    return audio
+
+
+def _centroid(x: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
+    return float((spec * np.fft.rfftfreq(x.shape[1], 1 / sr)).sum() / spec.sum())
+
+
 def test_own_synth_bank_renders_every_stem_seeded_and_in_tune(tmp_path):
     """`clearstem-synth` (our own instruments): the same MIDI sources as a soundfont, every stem
     audible, the same seed the same samples, the voice sung at the written pitch, the bass below
     the accompaniment."""
     comp, sr = compose(7, 6.0), 44100
     n = 6 * sr
-    audio = {}
-    for stem in STEMS:
-        path = tmp_path / f"{stem}.mid"
-        comp.midi(stem).save(path)
-        audio[stem] = synth.render_midi(path, n, sr, seed=3)
-        assert audio[stem].shape == (2, n) and audio[stem].dtype == np.float32 and np.isfinite(audio[stem]).all()
-        assert np.sqrt(np.mean(audio[stem].astype(np.float64) ** 2)) > 1e-3, f"{stem} is silent"
-        np.testing.assert_array_equal(audio[stem], synth.render_midi(path, n, sr, seed=3))
+    audio = _render_every_stem(tmp_path, lambda path: synth.render_midi(path, n, sr, seed=3), comp, n)
     assert not np.array_equal(audio["other"], synth.render_midi(tmp_path / "other.mid", n, sr, seed=4))
-
-    def centroid(x):
-        spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
-        return float((spec * np.fft.rfftfreq(x.shape[1], 1 / sr)).sum() / spec.sum())
-
-    assert centroid(audio["bass"]) < centroid(audio["other"])
+    assert _centroid(audio["bass"], sr) < _centroid(audio["other"], sr)
     voice_track = audio["vocals"].mean(axis=0)
     sec_per_tick, cents = 60 / comp.bpm / PPQ, []
     for tick, dur, pitch, _ in comp.stems["vocals"][0].notes:
@@ -287,23 +294,12 @@ def test_sonivox_bank_renders_every_stem_the_same_each_time_and_band_limited(tmp
     _need_sonivox()
     comp, sr = compose(7, 6.0), 44100
     n = 6 * sr
-    audio = {}
-    for stem in STEMS:
-        path = tmp_path / f"{stem}.mid"
-        comp.midi(stem).save(path)
-        audio[stem] = sonivox.render_midi(path, n, sr)
-        assert audio[stem].shape == (2, n) and audio[stem].dtype == np.float32 and np.isfinite(audio[stem]).all()
-        assert np.sqrt(np.mean(audio[stem].astype(np.float64) ** 2)) > 1e-3, f"{stem} is silent"
-        np.testing.assert_array_equal(audio[stem], sonivox.render_midi(path, n, sr))
-        spec = np.abs(np.fft.rfft(audio[stem].astype(np.float64).mean(axis=0))) ** 2
-        freqs = np.fft.rfftfreq(n, 1 / sr)
+    audio = _render_every_stem(tmp_path, lambda path: sonivox.render_midi(path, n, sr), comp, n)
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    for stem, x in audio.items():
+        spec = np.abs(np.fft.rfft(x.astype(np.float64).mean(axis=0))) ** 2
         assert spec[freqs > 11_100].sum() < 1e-4 * spec.sum(), stem  # under -40 dB: resampling's filter
-
-    def centroid(x):
-        spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
-        return float((spec * np.fft.rfftfreq(x.shape[1], 1 / sr)).sum() / spec.sum())
-
-    assert centroid(audio["bass"]) < centroid(audio["other"])
+    assert _centroid(audio["bass"], sr) < _centroid(audio["other"], sr)
     with pytest.raises(sonivox.SonivoxError):
         (tmp_path / "broken.mid").write_bytes(b"MThd not a midi file")
         sonivox.render_midi(tmp_path / "broken.mid", n, sr)
