@@ -3,7 +3,7 @@ of Android's MIDI player (Debian's `libsonivox3`, Apache-2.0), driven through ct
 
 Why: every other commercial-clean bank we may train on is the Csound GM bank or our own
 synthesiser, and the shipped model measurably learned that one bank's instruments (its select
-songs: 4.02 dB rendered with Csound, 3.23 dB the same compositions rendered here). The held-out
+songs: 3.94 dB rendered with Csound, 2.82 dB the same compositions rendered here; README). The held-out
 renders use a GM sample bank nobody here may hear; another real sample bank is the closest
 licence-clean stand-in. What it is not: its built-in wavetable is small and EAS renders at 22.05
 kHz, so stems are resampled to the set's rate and hold nothing above 11 kHz.
