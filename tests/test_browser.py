@@ -64,9 +64,16 @@ def shot(page, name: str, full_page: bool = True) -> None:
 
 
 def sign_in(page, user) -> None:
-    """With the keyboard only: the e-mail field has focus, Tab to the password, Enter."""
+    """With the keyboard only: the e-mail field has focus, Tab to the password, Enter.
+
+    Browsers apply `autofocus` at a rendering step that may come after the load event `goto`
+    waits for, so the typing waits for the focus first (CI once lost the first keys to the body:
+    a wrong e-mail, a failed sign-in)."""
+    from playwright.sync_api import expect
+
     page.goto("/")
     assert "/signin/" in page.url
+    expect(page.locator("#id_username")).to_be_focused()
     page.keyboard.type(user.username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
