@@ -77,6 +77,9 @@ def sign_in(page, user) -> None:
     page.keyboard.type(user.username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
+    # what the keys entered, so a sign-in that fails says why
+    assert page.input_value("#id_username") == user.username and page.input_value("#id_password") == PASSWORD, (
+        page.input_value("#id_username"), len(page.input_value("#id_password")))
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/signin/" not in url)
 
