@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from separation.training import data, sonivox, synth, voice
+from separation.training import arrange, data, sonivox, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
@@ -189,6 +189,63 @@ def test_composer_covers_styles_and_stem_roles():
     assert all(p.program in (52, 53, 54, 85) for p in c.stems["vocals"])
     assert all(p.channel != 9 and not 32 <= p.program <= 39 and p.program not in (52, 53, 54, 85)
                for p in c.stems["other"])
+
+
+def _starts_in(part, sections, bar_t, kinds):
+    """Notes of `part` that start inside a section of one of these kinds, past its last beat's
+    pickup into the next section."""
+    out = []
+    for tick, _, _, _ in part.notes:
+        kind, _, end = next(((k, s, e) for k, s, e in sections if s * bar_t <= tick < e * bar_t), (None, 0, 0))
+        if kind in kinds and tick < end * bar_t - PPQ:
+            out.append(tick)
+    return out
+
+
+def test_second_composer_writes_forms_meters_and_leads_that_are_not_vocals():
+    """`arrange` is another composer, not `compose` with other numbers: a form the excerpt enters
+    anywhere, with the voice resting in instrumental sections and a melody instrument in *other*
+    there; many grooves and meters; the same stem roles; the same seed the same MIDI."""
+    songs = [arrange.arrange(seed, 30.0) for seed in range(60)]
+    assert len({c.style for c in songs}) >= 12 and {c.meter for c in songs} >= {3, 4, 5, 6, 7}
+    rests = leads = 0
+    for c in songs:
+        bar_t = c.meter * PPQ
+        assert c.form and c.describe()["form"] == [list(s) for s in c.form]
+        assert {k for k, _, _ in c.form} <= set(arrange.SECTIONS)
+        assert [p.channel for p in c.stems["drums"]] == [9]
+        assert all(32 <= p.program <= 39 for p in c.stems["bass"])
+        assert all(p.program in (52, 53, 54, 85) for p in c.stems["vocals"]) and c.stems["vocals"][0].notes
+        assert all(p.channel != 9 and not 32 <= p.program <= 39 and p.program not in (52, 53, 54, 85)
+                   for p in c.stems["other"])
+        quiet = ("intro", "break", "breakdown", "outro")
+        assert _starts_in(c.stems["vocals"][0], c.form, bar_t, quiet) == [], c.describe()
+        if any(k in quiet and e - s >= 2 for k, s, e in c.form):
+            rests += 1
+            if any(_starts_in(p, c.form, bar_t, quiet) for p in c.stems["other"] if p.channel == arrange.LEAD_CHANNEL):
+                leads += 1
+        assert not _starts_in(c.stems["drums"][0], c.form, bar_t, ("breakdown",))
+    assert rests >= 30 and leads >= rests // 3, (rests, leads)
+    assert arrange.arrange(7, 10.0).midi("vocals").tracks[1] == arrange.arrange(7, 10.0).midi("vocals").tracks[1]
+    assert arrange.arrange(7, 10.0).describe() != compose(7, 10.0).describe()
+
+
+def test_a_set_with_arranged_songs_names_their_composer_and_splits_them_too(built, tmp_path):
+    """--arranged-songs appends songs by the second composer after the first's, with their own
+    split; a set built without them has the same manifest as before the option existed."""
+    _need("csound-gm", "timgm6mb")
+    out = tmp_path / "set"
+    assert data.main(["--out", str(out), "--songs", "2", "--seed", "11", "--seconds", str(SECONDS),
+                      "--arranged-songs", "2"]) == 0
+    m = json.loads((out / "manifest.json").read_bytes())
+    assert m["generator"]["arranged_songs"] == 2 and "arranged_songs" not in built[1]["generator"]
+    first, second = m["sources"][:2], m["sources"][2:]
+    assert first == built[1]["sources"]  # the first composer's songs are untouched
+    assert [s["split"] for s in second] == ["train", "val"]
+    assert all(s["origin"].startswith("separation.training.arrange.arrange(") and s["composition"]["form"]
+               and s["composition"]["style"].startswith("arrange:") for s in second)
+    assert all(r["soundfont"] == ("timgm6mb" if r["split"] == "val" else "csound-gm") for r in m["renders"])
+    assert m["commercial_use"] is True and data.verify(out) == []
 
 
 def test_augmentation_is_seeded_and_additive():

@@ -61,11 +61,17 @@ class Composition:
     mode: str
     bars: int
     stems: dict[str, list[Part]]
+    # sections as (kind, first bar, end bar) where the composer writes a form (`arrange`); empty
+    # for `compose`'s one-loop songs, and then absent from describe() (their manifests unchanged)
+    form: list[tuple[str, int, int]] = field(default_factory=list)
 
     def describe(self) -> dict:
-        return {"seed": self.seed, "style": self.style, "bpm": round(self.bpm, 2), "meter": f"{self.meter}/4",
-                "key": self.key, "mode": self.mode, "bars": self.bars,
-                "programs": {s: [p.program for p in parts] for s, parts in self.stems.items()}}
+        out = {"seed": self.seed, "style": self.style, "bpm": round(self.bpm, 2), "meter": f"{self.meter}/4",
+               "key": self.key, "mode": self.mode, "bars": self.bars,
+               "programs": {s: [p.program for p in parts] for s, parts in self.stems.items()}}
+        if self.form:
+            out["form"] = [list(section) for section in self.form]
+        return out
 
     def midi(self, stem: str) -> mido.MidiFile:
         """One stem as a type-1 MIDI file: a conductor track, then a track per part."""

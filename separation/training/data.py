@@ -2,7 +2,7 @@
 
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
-        [--espeak-vocals FRACTION] [--allow-noncommercial]
+        [--espeak-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
@@ -16,7 +16,8 @@ Split (SPLIT_POLICY): songs are composed from per-song seeds; the last ~20 % of 
 **val** — compositions never trained on, rendered only with a soundfont never used in training
 (TimGM6mb by default); the ~10 % before them are **select** — unseen compositions rendered with
 the training banks, for checkpoint selection, so early stopping never looks at the val bank;
-the rest are **train**. Rendering is dry (FluidSynth reverb/chorus off); augmentation happens at
+the rest are **train**. `--arranged-songs M` appends M songs with a form by the second composer
+(`arrange.py`), split the same way among themselves. Rendering is dry (FluidSynth reverb/chorus off); augmentation happens at
 training time (`augment.py`).
 
 `commercial_use` (top level) describes the weights: true only if every input of the splits that
@@ -41,8 +42,8 @@ from scipy.io import wavfile
 
 from sharedcore.hashing import file_sha256
 
+from . import arrange, sonivox, synth, voice
 from . import compose as composer
-from . import sonivox, synth, voice
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
 
@@ -154,7 +155,9 @@ def _file(path: Path, root: Path) -> dict:
 
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
-          sample_format: str = "flac24", espeak_vocals: float = 0.0, log=print) -> dict:
+          sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print) -> dict:
+    """`songs` compositions by `compose`, then `arranged` more by `arrange` (song ids after them,
+    their own train/select/val split), each rendered with every training bank (val: `val_bank`)."""
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
     if espeak_vocals > 0 and not voice.available():
@@ -172,11 +175,12 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                              "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
-    split_of = splits_for(songs)
+    split_of = splits_for(songs) + splits_for(arranged)
     sources, renders = [], []
-    for i in range(songs):
+    for i in range(songs + arranged):
         sid = f"song{i:05d}"
-        comp = composer.compose(song_seed(seed, i), seconds)
+        write = composer.compose if i < songs else arrange.arrange
+        comp = write(song_seed(seed, i), seconds)
         midi_dir = out / "midi" / sid
         midi_dir.mkdir(parents=True, exist_ok=True)
         files = {}
@@ -185,7 +189,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             comp.midi(stem).save(path)
             files[stem] = _file(path, out)
         source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
-                  "origin": f"separation.training.compose.compose(seed={comp.seed}, seconds={seconds})",
+                  "origin": f"{write.__module__}.{write.__name__}(seed={comp.seed}, seconds={seconds})",
                   "composition": comp.describe(), "files": files, "split": split_of[i]}
         vrng = np.random.default_rng(comp.seed)
         sung = None
@@ -228,8 +232,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             entry["mixture"] = _file(path, out)
             renders.append(entry)
         log(f"{sid} {split_of[i]:6s} {comp.style:7s} {comp.bpm:5.1f} bpm")
+    more = {"arranged_songs": arranged} if arranged else {}  # absent: earlier manifests stay byte-identical
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
-                             seconds=seconds, rate=rate, sample_format=sample_format)
+                             seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
     return manifest
 
@@ -334,6 +339,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-format", choices=sorted(SAMPLE_FORMATS), default="flac24")
     ap.add_argument("--espeak-vocals", type=float, default=0.0,
                     help="fraction of songs whose vocals are espeak-ng syllables (their licence is not claimed commercial)")
+    ap.add_argument("--arranged-songs", type=int, default=0,
+                    help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
     args = ap.parse_args(argv)
     if args.verify:
@@ -345,7 +352,7 @@ def main(argv=None) -> int:
     try:
         manifest = build(args.out, args.songs, args.seed, args.seconds, tuple(args.train_soundfonts.split(",")),
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
-                         espeak_vocals=args.espeak_vocals)
+                         espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs)
     except ValueError as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
