@@ -9,7 +9,8 @@ import-linter's root packages and its contracts. FluidSynth is called as a progr
 (/usr/bin/fluidsynth), MIDI is written with mido.
 
 Modules: `licences` (allow-lists of soundfonts and licences, the music21 corpus audit),
-`compose` (procedural multi-style per-stem MIDI), `data` (rendering, split, manifest, CLI),
+`compose` (procedural multi-style per-stem MIDI), `arrange` (a second composer: songs with a form —
+sections, rests, instrumental leads — more grooves and meters), `data` (rendering, split, manifest, CLI),
 `synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
@@ -21,7 +22,10 @@ Model card — what the data is made of (default build):
 
 * compositions: procedural, composed here (eight styles: rock, ballad, waltz, swing, house,
   funk, bossa, march; all keys; five modes; density, swing, melody model drawn per song) —
-  licence `LicenseRef-ClearStem-own-work`. No third-party MIDI by default: music21's corpus
+  licence `LicenseRef-ClearStem-own-work`; with `--arranged-songs M`, M more songs by `arrange`
+  (fifteen grooves in 3/4 to 7/4, a form entered at a random point, the voice resting in
+  instrumental sections where a sax, trumpet, flute, violin or synth lead carries the tune in
+  *other*), same licence. No third-party MIDI by default: music21's corpus
   states no licence for most encodings (Essen is explicitly non-commercial), see
   `licences.MUSIC21_AUDIT`; abcmidi is installable but the ABC collections we could pair it
   with have the same problem.

@@ -97,8 +97,8 @@ NEXT = {0: (3, 4, 5, 1, 3, 4, 2), 1: (4, 4, 6), 2: (5, 3, 5), 3: (4, 0, 1, 4, 6)
 
 
 def _drums(groove: str, meter: int, rng: random.Random) -> list[tuple[int, int, int]]:
-    """One bar's pattern for a groove: (step, key, velocity) on a 16th grid (12 steps per beat-triplet
-    grid where the groove has a triplet feel is mapped by the caller)."""
+    """One bar's pattern for a groove: (16th step, GM key, velocity); `arrange` places the steps,
+    late off-beats included where the song has a triplet feel."""
     steps = meter * 4
     hits: list[tuple[int, int, int]] = []
 
@@ -192,6 +192,7 @@ def _chord_walk(rng: random.Random, n: int, start: int = 0) -> list[tuple[int, s
 
 
 def arrange(seed: int, seconds: float) -> Composition:
+    """A `seconds`-long excerpt of a song with a form, every draw from `seed` (same seed, same MIDI)."""
     rng = random.Random(seed ^ 0x5EC0)  # never the same draws as compose(seed)
     groove = rng.choice(sorted(GROOVES))
     meter, bpm_range, triplet = GROOVES[groove]
