@@ -71,8 +71,9 @@ def _check_delivered_format(clients, catalog, done_stem, fmt, tmp_path):
     assert [a["action"] for a in actions] == ["c2pa.opened", "c2pa.edited"]
     params = actions[1]["parameters"]
     # the shipped, pinned separator is the default: its hash and training-data manifest travel in the file
-    assert params["model"] == done_stem.job.model == "clearstem-bandsplit-v1"
-    assert params["weights_sha256"] == BUILTIN_MODELS["clearstem-bandsplit-v1"]
+    shipped = next(iter(BUILTIN_MODELS))  # the newest shipped model is the default
+    assert params["model"] == done_stem.job.model == shipped
+    assert params["weights_sha256"] == BUILTIN_MODELS[shipped]
     assert params["weights_licence"] and params["training_data"]
     assert json.loads(params["inference"])["training_data_manifest_sha256"]
     assert actions[1]["softwareAgent"]["name"] == "ClearStem"

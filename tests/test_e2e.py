@@ -65,7 +65,8 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     (match,) = job["decision"]["matches"]
     assert match["isrc"] == "QZAAA2600011" and abs(match["ref_start_s"] - 4) < 0.5
     assert {s["name"] for s in job["files"]} == {"vocals", "drums"}
-    assert job["model"] == "clearstem-bandsplit-v1" and job["model_fidelity"] == "high"
+    default = next(iter(BUILTIN_MODELS))  # the newest shipped model is the default
+    assert job["model"] == default and job["model_fidelity"] == "high"
     up_after = producer.get(f"/api/v1/uploads/{up['id']}/").json()
     assert up_after["identification_status"] == "done" and up_after["identification"]["matches"]
 
@@ -84,9 +85,9 @@ def test_pipeline_end_to_end(live_server, worker, users, audio_dir, tmp_path):
     assert ok.returncode == 0 and "VERIFIED" in ok.stdout, ok.stdout + ok.stderr
     record = json.loads(__import__("base64").b64decode(json.loads(bundle_path.read_text())["envelope"]["payload"]))
     assert record["source"]["sha256"] == up["sha256"] and record["rights"]["grants"][0]["terms_digest"]
-    shipped = model_info("clearstem-bandsplit-v1")
-    assert record["model"]["name"] == "clearstem-bandsplit-v1" and record["model"]["commercial_use"] is True
-    assert record["model"]["weights_sha256"] == shipped.weights_sha256 == BUILTIN_MODELS["clearstem-bandsplit-v1"]
+    shipped = model_info(default)
+    assert record["model"]["name"] == default and record["model"]["commercial_use"] is True
+    assert record["model"]["weights_sha256"] == shipped.weights_sha256 == BUILTIN_MODELS[default]
     assert record["model"]["training_data"] == shipped.training_data and record["model"]["weights_licence"]
     assert record["model"]["parameters"]["training_data_manifest_sha256"] == shipped.parameters[
         "training_data_manifest_sha256"]

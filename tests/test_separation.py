@@ -12,7 +12,7 @@ import torch
 from clearstem.synth import render_song
 from separation.apply import ChunkParams, apply_chunked, apply_stream
 from separation.audio_io import AudioStream
-from separation.registry import ModelUnavailable, get_engine, install_model, list_models, model_info
+from separation.registry import BUILTIN_MODELS, ModelUnavailable, get_engine, install_model, list_models, model_info
 from separation.run import separate_file
 from tests.tiny_models import STEMS, install_tiny_hdemucs, snr_db
 
@@ -78,7 +78,7 @@ def test_missing_or_tampered_weights_are_refused(model_dir, tmp_path):
     d = tmp_path / "models"
     shutil.copytree(model_dir, d)
     assert {s.name: s.available for s in list_models(str(d))} == {"dsp": True, "tiny_hdemucs": True,
-                                                                  "clearstem-bandsplit-v1": True}
+                                                                  **{name: True for name in BUILTIN_MODELS}}
     info = model_info("tiny_hdemucs", str(d))
     assert info.weights_sha256 == json.loads((d / "models.json").read_text())["models"][0]["sha256"]
     data = bytearray((d / "tiny_hdemucs.pt").read_bytes())
