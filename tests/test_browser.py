@@ -67,8 +67,8 @@ def sign_in(page, user) -> None:
     """With the keyboard only: the e-mail field has focus, Tab to the password, Enter.
 
     Browsers apply `autofocus` at a rendering step that may come after the load event `goto`
-    waits for, so the typing waits for the focus first (CI once lost the first keys to the body:
-    a wrong e-mail, a failed sign-in)."""
+    waits for, and keys typed before it land on the page body; so the typing waits for the focus
+    (a CI run's sign-in once failed for a real user with the right password)."""
     from playwright.sync_api import expect
 
     page.goto("/")

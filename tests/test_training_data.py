@@ -246,6 +246,9 @@ def test_a_set_with_arranged_songs_names_their_composer_and_splits_them_too(buil
                and s["composition"]["style"].startswith("arrange:") for s in second)
     assert all(r["soundfont"] == ("timgm6mb" if r["split"] == "val" else "csound-gm") for r in m["renders"])
     assert m["commercial_use"] is True and data.verify(out) == []
+    with pytest.raises(SystemExit, match="refused: --arranged-songs must be 0 or more"):
+        data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", "--arranged-songs", "-1"])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_augmentation_is_seeded_and_additive():

@@ -17,8 +17,8 @@ Split (SPLIT_POLICY): songs are composed from per-song seeds; the last ~20 % of 
 (TimGM6mb by default); the ~10 % before them are **select** — unseen compositions rendered with
 the training banks, for checkpoint selection, so early stopping never looks at the val bank;
 the rest are **train**. `--arranged-songs M` appends M songs with a form by the second composer
-(`arrange.py`), split the same way among themselves. Rendering is dry (FluidSynth reverb/chorus off); augmentation happens at
-training time (`augment.py`).
+(`arrange.py`), split the same way among themselves. Rendering is dry (FluidSynth reverb/chorus
+off); augmentation happens at training time (`augment.py`).
 
 `commercial_use` (top level) describes the weights: true only if every input of the splits that
 shape them (train, select) has a licence in `licences.LICENCES` with `commercial_ok`. Val audio is
@@ -158,6 +158,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange` (song ids after them,
     their own train/select/val split), each rendered with every training bank (val: `val_bank`)."""
+    if arranged < 0:
+        raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
     if espeak_vocals > 0 and not voice.available():
