@@ -87,24 +87,33 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, hwm_kb / 1024
 
 
-def training_split(folder: Path, split: str, songs: int, seconds: float) -> list[dict]:
-    """Songs of a `separation.training.data` set's split, in the shape `build_set` returns."""
+def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None) -> list[dict]:
+    """Songs of a `separation.training.data` set's split, in the shape `build_set` returns (only
+    those `composer` wrote, `compose` or `arrange`, when given), each with the spans where its
+    form rests the voice (`arrange`'s songs; none for `compose`'s)."""
+    from separation.training.arrange import voice_rest_spans
+
     manifest = json.loads((folder / "manifest.json").read_bytes())
+    sources = {s["id"]: s for s in manifest["sources"]}
     out = []
     n = int(seconds * 44100)
-    for r in [r for r in manifest["renders"] if r["split"] == split][:songs]:
+    renders = [r for r in manifest["renders"] if r["split"] == split and (
+        composer is None or sources[r["song"]]["origin"].startswith(f"separation.training.{composer}.{composer}("))]
+    for r in renders[:songs]:
         stems = {s: sf.read(folder / r["stems"][s]["path"], frames=n, always_2d=True, dtype="float32")[0].T
                  for s in STEMS}
         mix = sum(stems.values())
+        frames = mix.shape[1]
         out.append({"path": folder / r["mixture"]["path"], "stems": stems, "mixture": mix,
-                    "soundfont": r["soundfont"], "frames": n})
+                    "soundfont": r["soundfont"], "frames": n,
+                    "voice_rests": voice_rest_spans(sources[r["song"]]["composition"], frames, 44100)})
     if not out:
         raise SystemExit(f"{folder} has no '{split}' renders")
     return out
 
 
 def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
-    speeds, scores, bss = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}
+    speeds, scores, bss, rests = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}, []
     for i, song in enumerate(songs):
         t0 = time.perf_counter()
         outputs, used = separate_file(engine, song["path"], tmp / name / str(i), fmt="wav", bits=24)
@@ -117,12 +126,29 @@ def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
             sd = bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est[s] for s in STEMS]))
             for s, v in zip(STEMS, sd):
                 bss[s].append(float(v))
+            leak = rests_db(song, est["vocals"])
+            if leak is not None:
+                rests.append(leak)
     out = {"x_realtime_median": statistics.median(speeds), "x_realtime_runs": speeds, "chunking": used}
     if quality:
         out["sdr"] = {s: statistics.median(v) for s, v in scores.items()}
         out["sdr_mean"] = statistics.mean(out["sdr"].values())
         out["bss_sdr"] = {s: statistics.median(v) for s, v in bss.items()}
+        if rests:
+            out["vocals_in_voice_rests_db"] = {"median": statistics.median(rests), "max": max(rests), "songs": len(rests)}
     return out
+
+
+def rests_db(song: dict, vocals: np.ndarray) -> float | None:
+    """Energy of a vocals estimate where the song's form rests the voice, in dB re the mixture
+    there (the true stem is silent there: lower is better); None without 2 s of such rests."""
+    mask = np.zeros(song["mixture"].shape[1], bool)
+    for lo, hi in song.get("voice_rests", ()):
+        mask[lo:hi] = True
+    if mask.sum() < 2 * 44100:
+        return None
+    mix = float(np.mean(song["mixture"][:, mask].astype(np.float64) ** 2))
+    return float(10 * np.log10(max(float(np.mean(vocals[:, mask].astype(np.float64) ** 2)), 1e-20) / max(mix, 1e-20)))
 
 
 def main() -> None:
@@ -136,12 +162,14 @@ def main() -> None:
     p.add_argument("--model-dir")
     p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
     p.add_argument("--split", default="val")
+    p.add_argument("--composer", choices=("compose", "arrange"),
+                   help="with --training-set: only that composer's songs (arrange's also get vocals-in-rests)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-sepbench-"))
     if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds)
+        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
         source = (f"{args.training_set} split {args.split} ({', '.join(sorted({s['soundfont'] for s in songs}))}), "
                   f"first {args.seconds:.0f} s of each")
     else:
@@ -220,6 +248,11 @@ def main() -> None:
         speed = f"{r['x_realtime_median']:9.1f}" if "x_realtime_median" in r else f"{'—':>9}"
         print(f"{name:<28}{''.join(cells)}{speed}")
     print("(MDX-style SDR in dB, medians over songs; bss_eval SDR in the JSON)")
+    for name, r in results["engines"].items():
+        if "vocals_in_voice_rests_db" in r:
+            v = r["vocals_in_voice_rests_db"]
+            print(f"{name}: vocals stem where the form rests the voice, {v['median']:.1f} dB re the mixture "
+                  f"(median of {v['songs']} songs, worst {v['max']:.1f}; the true stem is silent there)")
     for name, r in results["engines"].items():
         if lg := r.get("long_input"):
             print(f"{name} on a {lg['minutes']:.0f}-minute input: {lg['x_realtime']:.1f}× real time, "

@@ -226,6 +226,13 @@ def test_second_composer_writes_forms_meters_and_leads_that_are_not_vocals():
                 leads += 1
         assert not _starts_in(c.stems["drums"][0], c.form, bar_t, ("breakdown",))
     assert rests >= 30 and leads >= rests // 3, (rests, leads)
+    # the spans a bench checks the vocals stem's silence in: exactly the sections that rest the voice
+    c = next(c for c in songs if any(k in arrange.VOICE_RESTS for k, _, _ in c.form))
+    bar = c.meter * 60 / c.describe()["bpm"] * 44100  # as the manifest records it
+    spans = arrange.voice_rest_spans(c.describe(), 30 * 44100, 44100)
+    assert spans == [(int(s * bar), min(int(e * bar), 30 * 44100)) for k, s, e in c.form
+                     if k in arrange.VOICE_RESTS and int(s * bar) < 30 * 44100]
+    assert arrange.voice_rest_spans(compose(7, 10.0).describe(), 10 * 44100, 44100) == []
     assert arrange.arrange(7, 10.0).midi("vocals").tracks[1] == arrange.arrange(7, 10.0).midi("vocals").tracks[1]
     assert arrange.arrange(7, 10.0).describe() != compose(7, 10.0).describe()
 

@@ -84,6 +84,8 @@ SECTIONS = {  # which stems play, and how loud, in each kind of section
     "breakdown": dict(vocals=False, drums=0.0, bass=0.6, lead=0.5, energy=0.5),
     "outro": dict(vocals=False, drums=0.7, bass=0.8, lead=0.5, energy=0.6),
 }
+#: section kinds where the voice rests (an instrumental lead may play)
+VOICE_RESTS = tuple(kind for kind, spec in SECTIONS.items() if not spec["vocals"])
 FORMS = [
     ["intro", "verse", "chorus", "verse", "chorus", "break", "chorus", "outro"],
     ["intro", "verse", "verse", "chorus", "bridge", "chorus", "outro"],
@@ -94,6 +96,20 @@ FORMS = [
 # functional harmony: scale degree -> degrees it may move to (weights by repetition)
 NEXT = {0: (3, 4, 5, 1, 3, 4, 2), 1: (4, 4, 6), 2: (5, 3, 5), 3: (4, 0, 1, 4, 6), 4: (0, 0, 5, 3),
         5: (1, 3, 4, 3), 6: (0, 2)}
+
+
+def voice_rest_spans(description: dict, frames: int, rate: int) -> list[tuple[int, int]]:
+    """[start, end) audio frames where the song's form rests the voice, from a manifest's
+    `composition` of an `arrange` song (bpm, meter, form; none for `compose`'s songs). A
+    separator should leave its vocals stem silent there; `bench.separate` measures what it puts
+    in instead."""
+    bar_s = int(str(description["meter"]).split("/")[0]) * 60.0 / float(description["bpm"])
+    spans = []
+    for kind, first, end in description.get("form", []):
+        lo, hi = min(frames, int(first * bar_s * rate)), min(frames, int(end * bar_s * rate))
+        if kind in VOICE_RESTS and hi > lo:
+            spans.append((lo, hi))
+    return spans
 
 
 def _drums(groove: str, meter: int, rng: random.Random) -> list[tuple[int, int, int]]:
