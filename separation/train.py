@@ -3,7 +3,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
 
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
-        [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt]
+        [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -200,6 +200,17 @@ def load_init(path: Path, args) -> dict:
     return {"state": state, "record": record}
 
 
+def learning_rate(step: int, peak: float, steps: int, decay_steps: int = 0) -> float:
+    """A linear warm-up over the first 200 steps (Adam's moments start empty, also when fine-tuning),
+    then `peak`; with `decay_steps`, a linear decay to zero over the run's last `decay_steps` steps.
+    Why the decay: at a constant rate the `select` score of a fine-tune wandered by ±0.1 dB between
+    selections (stop 38); annealing settles the weights in the basin they reached."""
+    rate = peak * min(1.0, (step + 1) / 200)
+    if decay_steps > 0:
+        rate *= min(1.0, max(0.0, (steps - step) / decay_steps))
+    return rate
+
+
 def _save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -217,6 +228,8 @@ def train(args) -> dict:
               "batch": args.batch, "seconds": args.seconds, "lr": args.lr, "dim": args.dim, "layers": args.layers,
               "architecture": bandsplit.ARCHITECTURE, "stems": list(bandsplit.STEMS),
               "commercial_use": bool(manifest.get("commercial_use"))}
+    if args.decay_steps:  # the rate then depends on the run's length too; only recorded when used, so
+        config |= {"steps": args.steps, "decay_steps": args.decay_steps}  # older runs still resume
     init = load_init(args.init, args) if args.init else None
     if init is not None:
         config["init"] = init["record"]
@@ -254,9 +267,8 @@ def train(args) -> dict:
     for batch_step, mix, ref in loader:
         if batch_step != step:  # the loader's order is the contract that makes runs reproducible
             raise RuntimeError(f"batch of step {batch_step} arrived at step {step}")
-        warm = min(1.0, (step + 1) / 200)  # linear warm-up over the first 200 steps
         for g in opt.param_groups:
-            g["lr"] = args.lr * warm
+            g["lr"] = learning_rate(step, args.lr, args.steps, args.decay_steps)
         with autocast:  # bf16 on a GPU; the STFTs and the loss stay in float32
             est = forward_normalised(model, mix.to(device, non_blocking=True))
         loss = loss_fn(est.float(), ref.to(device, non_blocking=True))
@@ -344,7 +356,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
                 "training_data": training_data, "training_data_manifest_sha256": cfg["data_manifest_sha256"],
                 "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
-                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | {
+                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | ({
+                    "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")
@@ -388,7 +401,11 @@ def main(argv=None) -> int:
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--allow-noncommercial", action="store_true")
     ap.add_argument("--init", type=Path, help="exported weights (with their card beside them) to start from")
+    ap.add_argument("--decay-steps", type=int, default=0,
+                    help="decay the learning rate linearly to zero over the run's last N steps (0: constant)")
     args = ap.parse_args(argv)
+    if not 0 <= args.decay_steps <= args.steps:
+        ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")
     try:
         result = train(args)
     except TrainingSetError as exc:

@@ -193,3 +193,33 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
     (bad / "missing.pt").write_bytes((tmp_path / "ship" / "tiny-v1.pt").read_bytes())
     with pytest.raises(SystemExit, match="card .* is missing"):
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r4"), *TINY, "--init", str(bad / "missing.pt")])
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_over_the_last_steps():
+    peak = 1e-3
+    assert train.learning_rate(0, peak, 1000) == pytest.approx(peak / 200)
+    assert train.learning_rate(199, peak, 1000) == train.learning_rate(999, peak, 1000) == peak  # constant: no decay
+    decayed = [train.learning_rate(s, peak, 1000, 200) for s in (799, 800, 900, 999)]
+    assert decayed == pytest.approx([peak, peak, peak / 2, peak / 200])
+    assert all(a > b for a, b in zip(decayed[1:], decayed[2:]))
+
+
+def test_a_decaying_run_records_its_schedule_and_refuses_another_length(tiny_set, tmp_path, capsys):
+    """With --decay-steps the rate depends on --steps, so both are in the run's settings (a resume
+    with another length would not reach the weights an uninterrupted run does) and in the card; a
+    decay longer than the run is refused before anything is written."""
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--decay-steps", "2"]) == 0
+    config = torch.load(run / "last.pt", weights_only=False)["config"]
+    assert config["decay_steps"] == 2 and config["steps"] == 4
+    longer = TINY.copy()
+    longer[longer.index("--steps") + 1] = "6"
+    with pytest.raises(SystemExit, match=r"other settings \(steps\)"):
+        train.main(["--data", str(tiny_set), "--out", str(run), *longer, "--decay-steps", "2"])
+    train.export(run / "best.pt", tmp_path / "ship" / "dec.pt", tiny_set, "dec")
+    card = json.loads((tmp_path / "ship" / "dec.json").read_text())
+    assert card["training"]["decay_steps"] == 2 and card["training"]["run_steps"] == 4
+    with pytest.raises(SystemExit) as refused:
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "none"), *TINY, "--decay-steps", "5"])
+    assert refused.value.code == 2 and "--decay-steps must be between 0 and --steps (4), got 5" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
