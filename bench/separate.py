@@ -4,6 +4,7 @@
                                        [--model NAME [--model-dir DIR]]  # default: the shipped separator
                                        [--model none]                    # HDemucs random weights, speed only
                                        [--training-set DIR [--split val]]  # issue 16: the set's held-out split
+                                       [--composer arrange] [--soundfont csound-gm]  # only those songs / renders
 
 The test set is built here (bench/multitrack.py: MIDI composed per stem, rendered with
 FluidSynth + a GM soundfont, mixture = sum of stems), or, with --training-set, it is a split of a
@@ -87,17 +88,18 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, hwm_kb / 1024
 
 
-def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None) -> list[dict]:
+def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None,
+                   bank: str | None = None) -> list[dict]:
     """Songs of a `separation.training.data` set's split, in the shape `build_set` returns (only
-    those `composer` wrote, `compose` or `arrange`, when given), each with the spans where its
-    form rests the voice (`arrange`'s songs; none for `compose`'s)."""
+    those `composer` wrote, `compose` or `arrange`, and only renders with soundfont `bank`, when given),
+    each with the spans where its form rests the voice (`arrange`'s songs; none for `compose`'s)."""
     from separation.training.arrange import voice_rest_spans
 
     manifest = json.loads((folder / "manifest.json").read_bytes())
     sources = {s["id"]: s for s in manifest["sources"]}
     out = []
     n = int(seconds * 44100)
-    renders = [r for r in manifest["renders"] if r["split"] == split and (
+    renders = [r for r in manifest["renders"] if r["split"] == split and bank in (None, r["soundfont"]) and (
         composer is None or sources[r["song"]]["origin"].startswith(f"separation.training.{composer}.{composer}("))]
     for r in renders[:songs]:
         stems = {s: sf.read(folder / r["stems"][s]["path"], frames=n, always_2d=True, dtype="float32")[0].T
@@ -108,7 +110,7 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
                     "soundfont": r["soundfont"], "frames": n,
                     "voice_rests": voice_rest_spans(sources[r["song"]]["composition"], frames, 44100)})
     if not out:
-        raise SystemExit(f"{folder} has no '{split}' renders")
+        raise SystemExit(f"{folder} has no '{split}' renders" + (f" with {bank}" if bank else ""))
     return out
 
 
@@ -164,12 +166,14 @@ def main() -> None:
     p.add_argument("--split", default="val")
     p.add_argument("--composer", choices=("compose", "arrange"),
                    help="with --training-set: only that composer's songs (arrange's also get vocals-in-rests)")
+    p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-sepbench-"))
     if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
+        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer,
+                               args.soundfont)
         source = (f"{args.training_set} split {args.split} ({', '.join(sorted({s['soundfont'] for s in songs}))}), "
                   f"first {args.seconds:.0f} s of each")
     else:

@@ -1,6 +1,7 @@
 """Inference-time steps around a shipped separator, with no new weights: do any of them lift it?
 
-    .venv/bin/python -m bench.separate_variants [--training-set DIR --split select [--composer arrange]]
+    .venv/bin/python -m bench.separate_variants [--training-set DIR --split select [--composer arrange]
+                                                 [--soundfont csound-gm]]
                                                 [--songs 16] [--variants base,mixcons,...]
 
 Variants, each wrapped around the model's forward pass inside the product's engine (per-chunk
@@ -89,6 +90,7 @@ def main() -> None:
                                                      "(default: bench.separate's default set)")
     p.add_argument("--split", default="select")
     p.add_argument("--composer", choices=("compose", "arrange"))
+    p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
     p.add_argument("--songs", type=int, default=16)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -98,8 +100,9 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-variants-"))
     if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
-        source = f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
+        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer, args.soundfont)
+        source = (f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
+                  + (f", {args.soundfont} renders" if args.soundfont else ""))
     else:
         songs = build_set(tmp / "set", min(args.songs, 8), args.seconds)
         source = "bench.separate's default set"
