@@ -115,7 +115,7 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
 
 
 def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
-    speeds, scores, bss, rests = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}, []
+    speeds, scores, bss, rests, voiced = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}, [], []
     for i, song in enumerate(songs):
         t0 = time.perf_counter()
         outputs, used = separate_file(engine, song["path"], tmp / name / str(i), fmt="wav", bits=24)
@@ -131,6 +131,8 @@ def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
             leak = rests_db(song, est["vocals"])
             if leak is not None:
                 rests.append(leak)
+            if (got := voiced_db(song, est["vocals"])) is not None:
+                voiced.append(got)
     out = {"x_realtime_median": statistics.median(speeds), "x_realtime_runs": speeds, "chunking": used}
     if quality:
         out["sdr"] = {s: statistics.median(v) for s, v in scores.items()}
@@ -138,6 +140,9 @@ def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
         out["bss_sdr"] = {s: statistics.median(v) for s, v in bss.items()}
         if rests:
             out["vocals_in_voice_rests_db"] = {"median": statistics.median(rests), "max": max(rests), "songs": len(rests)}
+        if voiced:
+            out["vocals_where_voiced_db"] = {"level": statistics.median(v[0] for v in voiced),
+                                             "projection": statistics.median(v[1] for v in voiced), "songs": len(voiced)}
     return out
 
 
@@ -151,6 +156,22 @@ def rests_db(song: dict, vocals: np.ndarray) -> float | None:
         return None
     mix = float(np.mean(song["mixture"][:, mask].astype(np.float64) ** 2))
     return float(10 * np.log10(max(float(np.mean(vocals[:, mask].astype(np.float64) ** 2)), 1e-20) / max(mix, 1e-20)))
+
+
+def voiced_db(song: dict, vocals: np.ndarray) -> tuple[float, float] | None:
+    """Where the form gives the voice a part (outside `voice_rests`): the vocals estimate's level
+    re the true vocals', and the gain of its projection on them (20·log10 <ŝ,s>/<s,s>; 0 dB = all of
+    the voice, whatever else came along), both in dB. The second says whether a quiet vocals
+    stem missed the voice or only left out what leaked in. None when the true vocals are silent."""
+    mask = np.ones(song["mixture"].shape[1], bool)
+    for lo, hi in song.get("voice_rests", ()):
+        mask[lo:hi] = False
+    ref, est = song["stems"]["vocals"][:, mask].astype(np.float64), vocals[:, mask].astype(np.float64)
+    power = float(np.sum(ref ** 2))
+    if power < 1e-8 * ref.size:
+        return None
+    level = 10 * np.log10(max(float(np.sum(est ** 2)), 1e-20) / power)
+    return float(level), float(20 * np.log10(max(float(np.sum(est * ref)) / power, 1e-6)))
 
 
 def main() -> None:
@@ -257,6 +278,11 @@ def main() -> None:
             v = r["vocals_in_voice_rests_db"]
             print(f"{name}: vocals stem where the form rests the voice, {v['median']:.1f} dB re the mixture "
                   f"(median of {v['songs']} songs, worst {v['max']:.1f}; the true stem is silent there)")
+    for name, r in results["engines"].items():
+        if "vocals_where_voiced_db" in r:
+            v = r["vocals_where_voiced_db"]
+            print(f"{name}: vocals stem where the voice sings, {v['level']:.1f} dB re the true vocals, projection on "
+                  f"them {v['projection']:.1f} dB (medians of {v['songs']} songs; 0 dB = all of the voice)")
     for name, r in results["engines"].items():
         if lg := r.get("long_input"):
             print(f"{name} on a {lg['minutes']:.0f}-minute input: {lg['x_realtime']:.1f}× real time, "
