@@ -114,6 +114,27 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
     return out
 
 
+def baseline(songs) -> dict:
+    """The trivial separator every engine must beat: each stem = mixture/4."""
+    scores, bss = {s: [] for s in STEMS}, {s: [] for s in STEMS}
+    for song in songs:
+        est = song["mixture"] / 4
+        for s in STEMS:
+            scores[s].append(nsdr(song["stems"][s], est))
+        for s, v in zip(STEMS, bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est] * 4))):
+            bss[s].append(float(v))
+    return summary(scores, bss)
+
+
+def summary(scores: dict, bss: dict) -> dict:
+    """Medians over songs per stem, their mean, and each song's mean over the stems (for paired
+    comparisons of two engines on the same songs)."""
+    sdr = {s: statistics.median(v) for s, v in scores.items()}
+    return {"sdr": sdr, "sdr_mean": statistics.mean(sdr.values()),
+            "bss_sdr": {s: statistics.median(v) for s, v in bss.items()},
+            "per_song_mean": [float(np.mean(x)) for x in zip(*scores.values())]}
+
+
 def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
     speeds, scores, bss, rests, voiced = [], {s: [] for s in STEMS}, {s: [] for s in STEMS}, [], []
     for i, song in enumerate(songs):
@@ -135,9 +156,7 @@ def evaluate(name, engine, songs, tmp: Path, quality: bool) -> dict:
                 voiced.append(got)
     out = {"x_realtime_median": statistics.median(speeds), "x_realtime_runs": speeds, "chunking": used}
     if quality:
-        out["sdr"] = {s: statistics.median(v) for s, v in scores.items()}
-        out["sdr_mean"] = statistics.mean(out["sdr"].values())
-        out["bss_sdr"] = {s: statistics.median(v) for s, v in bss.items()}
+        out |= summary(scores, bss)
         if rests:
             out["vocals_in_voice_rests_db"] = {"median": statistics.median(rests), "max": max(rests), "songs": len(rests)}
         if voiced:
@@ -205,18 +224,7 @@ def main() -> None:
                "set": {"songs": len(songs), "seconds": args.seconds, "source": source},
                "engines": {}}
 
-    base = {s: [] for s in STEMS}
-    base_bss = {s: [] for s in STEMS}
-    for song in songs:
-        est = song["mixture"] / 4
-        for s in STEMS:
-            base[s].append(nsdr(song["stems"][s], est))
-        sd = bss_sdr(np.stack([song["stems"][s] for s in STEMS]), np.stack([est] * 4))
-        for s, v in zip(STEMS, sd):
-            base_bss[s].append(float(v))
-    sdr = {s: statistics.median(v) for s, v in base.items()}
-    results["engines"]["mixture/4"] = {"sdr": sdr, "sdr_mean": statistics.mean(sdr.values()),
-                                       "bss_sdr": {s: statistics.median(v) for s, v in base_bss.items()}}
+    results["engines"]["mixture/4"] = baseline(songs)
 
     results["engines"]["dsp"] = evaluate("dsp", get_engine("dsp"), songs, tmp, quality=True)
 

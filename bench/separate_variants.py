@@ -2,11 +2,12 @@
 
     .venv/bin/python -m bench.separate_variants [--training-set DIR --split select [--composer arrange]
                                                  [--soundfont csound-gm]]
-                                                [--songs 16] [--variants base,mixcons,...]
+                                                [--songs N] [--variants base,mixcons,...]
 
 Variants, each wrapped around the model's forward pass inside the product's engine (per-chunk
-normalisation, chunked overlap-add, `separate_file`), scored with `bench.separate`'s MDX-style
-SDR (medians over songs) beside mixture/4:
+normalisation, chunked overlap-add, `separate_file`), scored by `bench.separate.evaluate` (MDX-style
+SDR, medians over songs; bss_eval in the JSON) beside mixture/4, with each song's mean paired
+against ``base``'s:
 
 * ``base`` — the engine as shipped.
 * ``mixcons`` — mixture consistency: each stem gets an equal share of what the stems together miss
@@ -26,24 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set  # noqa: E402
-from bench.separate import nsdr, training_split  # noqa: E402
+from bench.separate import baseline, evaluate, training_split  # noqa: E402
 from separation.bandsplit import istft, stft  # noqa: E402
 from separation.registry import default_model, get_engine  # noqa: E402
-from separation.run import separate_file  # noqa: E402
 
 VARIANTS = ("base", "mixcons", "wiener1", "wiener2", "tta_swap", "tta_flip", "tta_both", "seg4")
 
@@ -91,7 +88,7 @@ def main() -> None:
     p.add_argument("--split", default="select")
     p.add_argument("--composer", choices=("compose", "arrange"))
     p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
-    p.add_argument("--songs", type=int, default=16)
+    p.add_argument("--songs", type=int, help="default: 16 of a training split, the default set's 8")
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate_variants.json")
@@ -100,52 +97,35 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = Path(tempfile.mkdtemp(prefix="clearstem-variants-"))
     if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer, args.soundfont)
+        songs = training_split(args.training_set, args.split, args.songs or 16, args.seconds, args.composer,
+                               args.soundfont)
         source = (f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
                   + (f", {args.soundfont} renders" if args.soundfont else ""))
     else:
-        songs = build_set(tmp / "set", min(args.songs, 8), args.seconds)
+        songs = build_set(tmp / "set", args.songs or 8, args.seconds)
         source = "bench.separate's default set"
     name = args.model or default_model()
     engine = get_engine(name)
     if not hasattr(engine, "module"):
         raise SystemExit(f"{name} has no neural module to wrap")
     inner, segment = engine.module, engine.segment_s
-    scores = {v: {s: [] for s in STEMS} for v in ["mixture/4", *variants]}
-    seconds = dict.fromkeys(variants, 0.0)
-    for i, song in enumerate(songs):
-        for s in STEMS:
-            scores["mixture/4"][s].append(nsdr(song["stems"][s], song["mixture"] / 4))
-        wav = tmp / f"{i}.wav"  # the summed stems, as every row is scored against them
-        sf.write(wav, song["mixture"].T, 44100, subtype="FLOAT")
+    rows = {"mixture/4": baseline(songs)}
+    try:
         for v in variants:
             parts = set(v.split("+"))
             engine.module, engine.segment_s = Variant(inner, parts).eval(), 4.0 if "seg4" in parts else segment
-            t0 = time.perf_counter()
-            outputs, _ = separate_file(engine, wav, tmp / v / str(i), fmt="wav", bits=24)
-            seconds[v] += time.perf_counter() - t0
-            est = {o.name: sf.read(o.path, always_2d=True, dtype="float32")[0].T[:, : song["mixture"].shape[1]]
-                   for o in outputs}
-            for s in STEMS:
-                scores[v][s].append(nsdr(song["stems"][s], est[s]))
-    engine.module, engine.segment_s = inner, segment
-    audio_s = sum(s["mixture"].shape[1] for s in songs) / 44100
-    rows = {}
-    for v, per_stem in scores.items():
-        med = {s: statistics.median(x) for s, x in per_stem.items()}
-        rows[v] = {"sdr": med, "sdr_mean": statistics.mean(med.values()),
-                   "per_song_mean": [float(np.mean([per_stem[s][i] for s in STEMS])) for i in range(len(songs))]}
-        if v in seconds:
-            rows[v]["x_realtime"] = audio_s / seconds[v]
+            rows[v] = evaluate(v, engine, songs, tmp, quality=True)
+    finally:  # the engine is the process's cached one
+        engine.module, engine.segment_s = inner, segment
     results = {"model": name, "set": {"songs": len(songs), "seconds": args.seconds, "source": source}, "variants": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"{name} on {len(songs)} songs × {args.seconds:.0f} s ({source}), {os.cpu_count()} CPU cores")
     print(f"{'variant':<22}{'vocals':>8}{'drums':>8}{'bass':>8}{'other':>8}{'mean':>8}{'× RT':>7}  per song vs base")
-    base = np.array(rows["base"]["per_song_mean"]) if "base" in rows else None
+    base = np.array(rows["base"]["per_song_mean"]) if "base" in rows else None  # paired: the same songs
     for v, r in rows.items():
         cells = "".join(f"{r['sdr'][s]:8.2f}" for s in STEMS) + f"{r['sdr_mean']:8.2f}"
-        speed = f"{r['x_realtime']:7.1f}" if "x_realtime" in r else f"{'—':>7}"
+        speed = f"{r['x_realtime_median']:7.1f}" if "x_realtime_median" in r else f"{'—':>7}"
         diff = ""
         if base is not None and v not in ("base", "mixture/4"):
             d = np.array(r["per_song_mean"]) - base
