@@ -64,7 +64,7 @@ class Variant(torch.nn.Module):
             y = f(x)
         if "mixcons" in self.parts:
             y = y + (x.unsqueeze(1) - y.sum(1, keepdim=True)) / y.shape[1]
-        elif power := {"wiener1": 1, "wiener2": 2}.get(next(iter(self.parts & {"wiener1", "wiener2"}), "")):
+        elif power := 1 if "wiener1" in self.parts else 2 if "wiener2" in self.parts else 0:
             z, ys = stft(x), stft(y.flatten(1, 2)).unflatten(1, y.shape[1:3])
             w = ys.abs() ** power
             y = istft(w / w.sum(1, keepdim=True).clamp_min(1e-10) * z.unsqueeze(1), x.shape[-1])
