@@ -32,6 +32,7 @@ from scipy.signal import resample_poly
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_dir  # noqa: E402
 from clearstem.synth import render_song  # noqa: E402
 from fingerprint.index import IndexStore  # noqa: E402
 from fingerprint.matcher import MatchParams, speed_indexes  # noqa: E402
@@ -181,7 +182,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "identify.json")
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-idbench-"))
+    tmp = scratch_dir("clearstem-idbench-")
     t0 = time.perf_counter()
     catalog = {i: render_song(10_000 + i, args.seconds).mixture for i in range(args.catalog)}
     non = {i: render_song(50_000 + i, max(args.seconds, 120)).mixture for i in range(args.noncatalog)}

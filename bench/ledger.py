@@ -18,9 +18,10 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = {  # about the size of a real stem provenance record
@@ -121,7 +122,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tests.servers import start_postgres, stop_all
 
-    base = Path(tempfile.mkdtemp(prefix="clearstem-bench-"))
+    base = scratch_dir("clearstem-bench-")
     url = start_postgres(base, durable=True)  # fsync and synchronous commit on, as in production
     import psycopg
 

@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import soundfonts  # noqa: E402
 from bench.identify import mp3_bytes  # noqa: E402  (one MP3 encoder for the benches)
+from bench.scratch import scratch_dir  # noqa: E402
 from fingerprint import landmarks as lm  # noqa: E402
 from fingerprint.fusion import FusionParams, align_chromaprint, fuse, side_by_side  # noqa: E402
 from fingerprint.matcher import Candidate, Match, MatchParams  # noqa: E402
@@ -932,7 +933,7 @@ def measure_latency(catalog: list[dict], index: lm.LandmarkIndex, cp_index, para
                     fusion: FusionParams, quick: bool = False, long_runs: int = 5) -> dict:
     """One query at a time: decode + extract + match (landmarks alone), and the product path
     (`product_query`): 15 s WAV excerpts and 4-minute MP3s of test catalog tracks."""
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-mixlat-"))
+    tmp = scratch_dir("clearstem-mixlat-")
     lat: dict = {"15s_wav": [], "4min_mp3": [], "cp_15s_wav": [], "cp_4min_mp3": []}  # cp_*: the product path
     stages: dict = {"15s_wav": {}, "4min_mp3": {}}  # the product path's stages
     test_cat = [t for t in catalog if t["split"] == "test"]
@@ -1040,7 +1041,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     specs = plan_queries(tracks, rng, args.mixes)
     jobs = [(i, s, args.seed * 100_003 + i) for i, s in enumerate(specs)]
-    _STATE.update(tracks=by_id, lm_index=index, chromaprint=cp_index, tmp=tempfile.mkdtemp(prefix="clearstem-mix-"),
+    _STATE.update(tracks=by_id, lm_index=index, chromaprint=cp_index, tmp=str(scratch_dir("clearstem-mix-")),
                   tags={t["id"]: Path(t["file"]).stem for t in tracks})
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

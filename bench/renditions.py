@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.mixtures import SR, build_tracks
+from bench.scratch import scratch_dir
 from provenance import certificates, credentials
 from sharedcore.media import DELIVERY_FORMATS, encode_delivery
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "renditions.json")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-renditions-"))
+    tmp = scratch_dir("clearstem-renditions-")
     audio = np.concatenate([t["audio"] for t in build_tracks(4, 17, 60, 120)], axis=1)[:, : int(args.seconds * SR)]
     master = tmp / "master.wav"
     sf.write(master, audio.T.astype(np.float32) / 32768, SR, subtype="PCM_24")

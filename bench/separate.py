@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 from separation.registry import default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
 
@@ -210,7 +210,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-sepbench-"))
+    tmp = scratch_dir("clearstem-sepbench-")
     if args.training_set:
         songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer,
                                args.soundfont)

@@ -31,7 +31,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +42,7 @@ import psutil
 import soundfile as sf
 import torch
 
+from bench.scratch import scratch_dir
 from clearstem.synth import render_song
 from separation.engine import NullEngine
 from separation.pipeline import PipelineConfig, Request, SeparationPipeline, separate_many
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.engines = args.engines or (["null", "hdemucs", "htdemucs"] if cuda else ["null", "dsp", "hdemucs"])
     if args.long_minutes is None:
         args.long_minutes = 60.0 if cuda else 10.0
-    tmp = args.tmp or Path(tempfile.mkdtemp(prefix="clearstem-throughput-"))
+    tmp = args.tmp or scratch_dir("clearstem-throughput-")
     tmp.mkdir(parents=True, exist_ok=True)
     if args.long_only:
         return run_long_only(args, tmp, cuda)

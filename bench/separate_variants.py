@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 from bench.separate import baseline, evaluate, training_split  # noqa: E402
 from separation.bandsplit import istft, stft  # noqa: E402
 from separation.registry import default_model, get_engine  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> None:
     args = p.parse_args()
     variants = parse_variants(args.variants)
     torch.set_num_threads(os.cpu_count() or 1)
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-variants-"))
+    tmp = scratch_dir("clearstem-variants-")
     if args.training_set:
         songs = training_split(args.training_set, args.split, args.songs or 16, args.seconds, args.composer,
                                args.soundfont)

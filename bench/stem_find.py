@@ -47,6 +47,7 @@ import soundfile as sf
 
 from bench.identify import mp3_bytes
 from bench.mixtures import CACHE, SR, build_tracks
+from bench.scratch import scratch_dir
 from fingerprint import landmarks as lm
 from fingerprint.fusion import check_alignments
 from fingerprint.index import MultiIndex
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     engine = get_engine(args.engine)
     view_engines = {name: get_engine(name) for name in args.view_engines}
     stem_cache = STEM_CACHE_ROOT / f"stems-{args.engine}"
-    tmp = Path(tempfile.mkdtemp(prefix="clearstem-stemfind-"))
+    tmp = scratch_dir("clearstem-stemfind-")
     stems, refs, cp_refs = [], [], []
     t0 = time.perf_counter()
     for si, song in enumerate(songs):
