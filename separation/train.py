@@ -133,11 +133,28 @@ class StepBatches(torch.utils.data.IterableDataset):
 
 
 def loss_fn(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """L1 on the waveform + L1 on STFT magnitudes; est/ref [B, S, 2, T]."""
+    """L1 on the waveform + L1 on STFT magnitudes; est/ref [B, S, 2, T]. v1's loss: in absolute
+    units, so a stem counts by its loudness."""
     wave = (est - ref).abs().mean()
     b, s, c, t = est.shape
     spec = (bandsplit.stft(est.reshape(b * s, c, t)).abs() - bandsplit.stft(ref.reshape(b * s, c, t)).abs())
     return wave + spec.abs().mean() / 10
+
+
+def sdr_loss(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Minus the mean over stems of each stem's SDR in dB over the whole batch; est/ref [B, S, 2, T].
+
+    What `bench.separate` reports, as a loss: every stem counts the same in dB whatever its level
+    (the L1 loss weighs a quiet voice under a loud band by its loudness), and, as in a song's SDR,
+    energies are summed over the batch's excerpts before the ratio, so an excerpt where a stem is
+    silent adds its leak to that stem's error instead of being a ratio of its own (which would
+    blow up on silence and be excluded by the metric)."""
+    num = ref.square().sum(dim=(0, 2, 3)) + 1e-8
+    den = (ref - est).square().sum(dim=(0, 2, 3)) + 1e-8
+    return -(10 * torch.log10(num / den)).mean()
+
+
+LOSSES = {"l1": loss_fn, "sdr": sdr_loss}
 
 
 def forward_normalised(model: torch.nn.Module, mix: torch.Tensor) -> torch.Tensor:
@@ -231,6 +248,8 @@ def train(args) -> dict:
               "commercial_use": bool(manifest.get("commercial_use"))}
     if args.decay_steps:  # the rate then depends on the run's length too; only recorded when used, so
         config |= {"steps": args.steps, "decay_steps": args.decay_steps}  # older runs still resume
+    if args.loss != "l1":  # only recorded when not v1's, so older runs still resume
+        config["loss"] = args.loss
     init = load_init(args.init, args) if args.init else None
     if init is not None:
         config["init"] = init["record"]
@@ -245,7 +264,7 @@ def train(args) -> dict:
     if last.exists():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         if ckpt["config"] != config:
-            changed = sorted(k for k in config if ckpt["config"].get(k) != config[k])
+            changed = sorted(k for k in config.keys() | ckpt["config"].keys() if ckpt["config"].get(k) != config.get(k))
             raise TrainingSetError(f"{last} was trained with other settings ({', '.join(changed)}); "
                                    "use another --out to start a new run")
         model.load_state_dict(ckpt["model"])
@@ -272,7 +291,7 @@ def train(args) -> dict:
             g["lr"] = learning_rate(step, args.lr, args.steps, args.decay_steps)
         with autocast:  # bf16 on a GPU; the STFTs and the loss stay in float32
             est = forward_normalised(model, mix.to(device, non_blocking=True))
-        loss = loss_fn(est.float(), ref.to(device, non_blocking=True))
+        loss = LOSSES[args.loss](est.float(), ref.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -359,6 +378,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                 "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
                 "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | ({
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
+                    "loss": cfg.get("loss", "l1"),
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")
@@ -404,6 +424,8 @@ def main(argv=None) -> int:
     ap.add_argument("--init", type=Path, help="exported weights (with their card beside them) to start from")
     ap.add_argument("--decay-steps", type=int, default=0,
                     help="decay the learning rate linearly to zero over the run's last N steps (0: constant)")
+    ap.add_argument("--loss", choices=sorted(LOSSES), default="l1",
+                    help="l1: L1 on waveform and spectrum (v1's); sdr: minus each stem's SDR over the batch")
     args = ap.parse_args(argv)
     if not 0 <= args.decay_steps <= args.steps:
         ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")

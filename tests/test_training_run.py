@@ -4,6 +4,7 @@ rendered set (ten songs of 1.5 s: eight train, one select, one val)."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -222,4 +223,38 @@ def test_a_decaying_run_records_its_schedule_and_refuses_another_length(tiny_set
     with pytest.raises(SystemExit) as refused:
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "none"), *TINY, "--decay-steps", "5"])
     assert refused.value.code == 2 and "--decay-steps must be between 0 and --steps (4), got 5" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_sdr_loss_is_minus_each_stems_sdr_over_the_batch_averaged_over_stems():
+    """Known answers: a stem estimated at half its amplitude has SDR 10 log10(1 / 0.25) = 6.02 dB
+    whatever its level; a stem silent in one excerpt adds its leak there to the batch's error."""
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2, 4, 2, 1000, generator=g)
+    ref[:, 2] *= 0.01  # a quiet voice: counts the same in dB as the loud stems
+    est = ref * 0.5
+    assert float(train.sdr_loss(est, ref)) == pytest.approx(-10 * math.log10(4), abs=1e-4)
+    assert float(train.sdr_loss(ref, ref)) < -70  # perfect: only the numerical floor
+    quiet_leak = ref.clone()
+    quiet_leak[1, 0] = 0.0  # stem 0 silent in the second excerpt, exact in the first ...
+    est = quiet_leak * 0.5
+    est[0, 0] = quiet_leak[0, 0]
+    est[1, 0] = 0.1 * ref[0, 0]  # ... where the estimate leaks at -20 dB of the first excerpt's level
+    assert float(train.sdr_loss(est, quiet_leak)) == pytest.approx(-(20.0 + 3 * 10 * math.log10(4)) / 4, abs=1e-3)
+
+
+def test_a_run_with_the_sdr_loss_records_it_and_refuses_a_resume_with_another(tiny_set, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--loss", "sdr"]) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["config"]["loss"] == "sdr" and ckpt["step"] == 4
+    losses = [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert losses and all(math.isfinite(v) for v in losses)
+    with pytest.raises(SystemExit, match=r"other settings \(loss\)"):
+        train.main(["--data", str(tiny_set), "--out", str(run), *TINY])  # v1's loss on this run: refused
+    train.export(run / "best.pt", tmp_path / "ship" / "s.pt", tiny_set, "s")
+    assert json.loads((tmp_path / "ship" / "s.json").read_text())["training"]["loss"] == "sdr"
+    with pytest.raises(SystemExit) as refused:
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "none"), *TINY, "--loss", "si-sdr"])
+    assert refused.value.code == 2 and "invalid choice: 'si-sdr'" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
