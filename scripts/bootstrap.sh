@@ -32,16 +32,28 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+created=0
 if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating virtualenv $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
+  created=1
 fi
 stamp="$VENV/.clearstem-installed-${EXTRAS/,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python dependencies (torch comes from the local cache when present)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs, playwright.sync_api, xdist" \
-    || { echo "bootstrap: dependency install failed" >&2; exit 1; }
+  if ! "$VENV/bin/python" -c "import django, rest_framework, dramatiq, acoustid, av, torch, torchaudio, rfc8785, demucs.htdemucs, playwright.sync_api, xdist"; then
+    # A half-installed torch (a full disk: torch's CUDA build alone is several GB) would pass for
+    # installed on the next run, so a virtualenv made by this run goes (one it found stays), and
+    # the message says how much room there was.
+    free_mb=$(df -Pm "$(dirname "$VENV")" | awk 'NR == 2 {print $4}')
+    echo "bootstrap: dependency install failed; $free_mb MB free where $VENV lives (a full install takes about 7 GB)" >&2
+    if [ "$created" = 1 ]; then
+      rm -rf "$VENV"
+      echo "bootstrap: removed the new $VENV; free some space if that was the cause and run the command again" >&2
+    fi
+    exit 1
+  fi
   touch "$stamp"
 fi
