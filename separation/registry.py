@@ -31,7 +31,8 @@ MANIFEST = "models.json"
 BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: Models shipped in the repository: name -> SHA-256 of `BUILTIN_DIR/<name>.pt`, pinned here (not
 #: read from the card beside it, so a swapped file and card are refused together).
-BUILTIN_MODELS = {"clearstem-bandsplit-v1": "2cc96cbf4cde0644105af5a5cf3442025822456efe9b3b3139b98b60e08ed6ff"}
+BUILTIN_MODELS = {"clearstem-bandsplit-v2": "8786da64319087045b837314bad39fa77d1c15b132e24d3ded23d65a00d125b5",
+                  "clearstem-bandsplit-v1": "2cc96cbf4cde0644105af5a5cf3442025822456efe9b3b3139b98b60e08ed6ff"}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
 BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py

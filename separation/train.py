@@ -43,6 +43,7 @@ import torch
 
 from . import bandsplit
 from .training.augment import augment
+from .training.sonivox import BANK_ID as SONIVOX_BANK
 from .training.synth import BANK_ID as SYNTH_BANK
 
 RUN_FORMAT = "clearstem-training-run/1"
@@ -336,9 +337,12 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     vocals = sorted({str((sources[s].get("vocals") or {}).get("kind", "")) for s in songs if s in sources} - {""})
     fonts_words = "; ".join(
         f"ClearStem's own synthesiser (separation/training/synth.py, {fonts[f]['licence']})" if f == SYNTH_BANK
+        else f"Sonivox EAS's wavetable ({fonts[f]['file']}, {fonts[f]['licence']})" if f == SONIVOX_BANK
         else f"{fonts[f]['file']} ({fonts[f]['licence']})" for f in used_fonts)
     if SYNTH_BANK in used_fonts:  # that bank sings the melody with its formant voice, whatever the source says
         vocals = [*vocals, "in the synthesiser's renders, its source-filter formant voice (no words)"]
+    if SONIVOX_BANK in used_fonts:  # the sources say FluidSynth; those renders played the programs in Sonivox
+        vocals = [*vocals, "in the Sonivox renders, the same GM voice programs from its wavetable"]
     data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: {len(songs)} songs composed "
             f"procedurally by ClearStem ({', '.join(styles)}), rendered per stem with {fonts_words}; "
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — no human voice, no third-party "
