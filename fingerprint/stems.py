@@ -71,8 +71,10 @@ class StemFindParams:
     #: candidates in the copy and every view): wrong tonal-stem candidates over 10 s or more
     #: scored up to 0.565 (presence 0.14; a vocals copy's drums view), +0.02; wrong drum-stem
     #: candidates over 14-16 s reached 0.726 (presence 0.41: the bench's shared loops and kits),
-    #: so drum stems keep the one bar.
-    landmark_long_min_score: float | None = 0.585
+    #: so drum stems keep the one bar. Stop 40, stems made by clearstem-bandsplit-v2 (the new
+    #: default): a wrong *other* stem reached 0.603 over 16 s (presence 0.19, an *other* copy's
+    #: own view; the next 0.518), reported as a wrong stem at 0.585 — so 0.603 + 0.02.
+    landmark_long_min_score: float | None = 0.623
     long_seconds: float = 10.0
     long_min_presence: float = 0.0
 
