@@ -1,7 +1,7 @@
 """Scratch folders for benchmarks, removed when the benchmark's process exits.
 
 A benchmark renders songs and writes every engine's stems: about 1 GB a run for `bench.separate`.
-Left in /tmp, a few dozen runs filled the disk that CI's fresh install then needed (stop 40's CI
+Left in /tmp, a few dozen runs filled the disk that CI's fresh install then needed (stop 39's CI
 failed with "No space left on device"). So each benchmark's folder goes when its process does,
 on success, on an error and on Ctrl-C alike; only a killed process leaves one behind.
 """
