@@ -348,8 +348,15 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — no human voice, no third-party "
             "recordings or MIDI")
     if init:
-        data += (f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
-                 f"whose training data was: {init['training_data']}")
+        own = data
+        data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
+        # Weights trained further on the set they came from would otherwise state that set twice.
+        if init["training_data"] == own:
+            data += "which learned from this same set"
+        elif init["training_data"].startswith(own + "; "):
+            data += "which learned from this same set and was itself " + init["training_data"][len(own) + 2:]
+        else:
+            data += f"whose training data was: {init['training_data']}"
     commercial = bool(manifest.get("commercial_use")) and (not init or bool(init.get("commercial_use")))
     weights = (f"ClearStem's own weights; every training input's licence allows commercial use ({', '.join(licences)})"
                if commercial else f"ClearStem's own weights; NOT commercial-clean (inputs: {', '.join(licences)})")

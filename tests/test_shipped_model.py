@@ -15,7 +15,7 @@ from clearstem.synth import render_song
 from separation import registry, train
 from separation.run import separate_file
 
-#: Every shipped model; the first is the default (the newest). Older ones stay so that stems
+#: Every shipped model; the first is the default (BUILTIN_MODELS' order). Older ones stay so that stems
 #: made with them still name a model the registry can show and run.
 SHIPPED = list(registry.BUILTIN_MODELS)
 NAME = SHIPPED[0]

@@ -174,7 +174,15 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
     card = train.export(fresh / "last.pt", tmp_path / "ship" / "tiny-v2.pt", tiny_set, "tiny-v2")
     written = json.loads((tmp_path / "ship" / "tiny-v2.json").read_text())
     assert written["training"]["init"]["weights_sha256"] == start["sha256"]
-    assert f"fine-tuned from tiny-v1 (weights SHA-256 {start['sha256']})" in written["training_data"]
+    assert f"fine-tuned from tiny-v1 (weights SHA-256 {start['sha256']}), which learned from this same set" \
+        in written["training_data"]
+    assert written["training_data"].count("ClearStem training set, manifest SHA-256") == 1  # the set, stated once
+    # weights from another set: that set's statement follows, whole
+    manifest = json.loads((tiny_set / "manifest.json").read_text()) | {"_sha256": "0" * 64}
+    elsewhere = {"name": "other-v1", "weights_sha256": "f" * 64, "training_data": "another set's words",
+                 "commercial_use": True}
+    assert train.training_statement(manifest, elsewhere)[0].endswith(
+        f"fine-tuned from other-v1 (weights SHA-256 {'f' * 64}), whose training data was: another set's words")
     assert written["commercial_use"] is True and card["sha256"] == written["sha256"]
     # refused: a file its card does not pin, another shape, weights not commercial-clean
     bad = tmp_path / "bad"
