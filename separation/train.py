@@ -42,6 +42,7 @@ import soundfile as sf
 import torch
 
 from . import bandsplit
+from .training import voice
 from .training.augment import augment
 from .training.sonivox import BANK_ID as SONIVOX_BANK
 from .training.synth import BANK_ID as SYNTH_BANK
@@ -331,7 +332,7 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
     used_fonts = sorted({r["soundfont"] for r in used})
     sources = {s["id"]: s for s in manifest["sources"]}
-    licences = sorted({s["licence"] for s in manifest["sources"] if s["id"] in songs}
+    licences = sorted({lic for s in manifest["sources"] if s["id"] in songs for lic in s.get("licences", [s["licence"]])}
                       | {fonts[f]["licence"] for f in used_fonts})
     styles = sorted({sources[s]["composition"]["style"] for s in songs if "composition" in sources.get(s, {})})
     vocals = sorted({str((sources[s].get("vocals") or {}).get("kind", "")) for s in songs if s in sources} - {""})
@@ -343,9 +344,12 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
         vocals = [*vocals, "in the synthesiser's renders, its source-filter formant voice (no words)"]
     if SONIVOX_BANK in used_fonts:  # the sources say FluidSynth; those renders played the programs in Sonivox
         vocals = [*vocals, "in the Sonivox renders, the same GM voice programs from its wavetable"]
+    # Flite's voices are models built from recorded speakers: "no human voice" would not be true of them
+    voice_words = ("no recording of a voice (Flite's voices are statistical and diphone models built from "
+                   "recordings of real speakers, CMU licence)" if voice.FLITE_KIND in vocals else "no human voice")
     data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: {len(songs)} songs composed "
             f"procedurally by ClearStem ({', '.join(styles)}), rendered per stem with {fonts_words}; "
-            f"vocals stem: {', '.join(vocals) or 'see the manifest'} — no human voice, no third-party "
+            f"vocals stem: {', '.join(vocals) or 'see the manifest'} — {voice_words}, no third-party "
             "recordings or MIDI")
     if init:
         own = data

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from separation import train
 from separation.training import arrange, data, sonivox, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
@@ -382,3 +383,58 @@ def test_a_set_rendered_with_sonivox_pins_its_library_and_stays_commercial_clean
     assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["csound-gm", "sonivox-eas"]
     assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "sonivox-eas"]
     assert m["commercial_use"] is True and data.verify(out) == []
+
+
+def _need_flite():
+    if not voice.available("flite"):
+        pytest.skip("flite is not installed (apt-get install flite)")
+
+
+def test_flite_voices_sing_the_melody_in_tune_and_are_pinned(tmp_path):
+    """Each Flite voice used sings the notes at their pitch (a flat contour asked for, resampled
+    to the exact pitch), and what was used names the voice's library by its SHA-256."""
+    _need_flite()
+    sr, cents = 44100, {}
+    for seed in range(60):  # until every voice has sung enough notes
+        if len(cents) == len(voice.FLITE_VOICES) and min(map(len, cents.values())) >= 12:
+            break
+        comp = compose(300 + seed, 6.0)
+        n = 6 * sr
+        sung, info = voice.sing(comp, n, np.random.default_rng(seed), sr, engine="flite")
+        assert sung.shape == (n,) and np.isfinite(sung).all() and np.sqrt(np.mean(sung ** 2)) > 1e-3
+        lib = info["voice_library"]
+        assert lib["file"].startswith(f"libflite_cmu_us_{info['voice']}.so") and len(lib["sha256"]) == 64
+        assert info["engine"].startswith("flite-")
+        sec_per_tick = 60 / comp.bpm / PPQ
+        for tick, dur, pitch, _ in comp.stems["vocals"][0].notes:
+            a, b = int(tick * sec_per_tick * sr), min(n, int((tick + dur) * sec_per_tick * sr))
+            if b - a > 0.2 * sr:
+                f0 = voice._f0(sung[a + sr // 20: b - sr // 20], sr, min_corr=0.5)
+                want = 440 * 2 ** ((pitch + info["transpose"] - 69) / 12)
+                cents.setdefault(info["voice"], []).append(1200 * np.log2(f0 / want) if f0 > 0 else np.inf)
+    assert set(cents) == set(voice.FLITE_VOICES)
+    for name, c in cents.items():  # a glide or a note of consonants can throw one reading; most are in tune
+        c = np.abs(np.array(c))
+        assert len(c) >= 12 and np.median(c) < 30 and np.mean(c < 50) >= 0.85, (name, np.round(c))
+
+
+def test_a_set_with_flite_vocals_stays_commercial_clean_and_says_what_sang(tmp_path):
+    _need("csound-gm", "timgm6mb")
+    _need_flite()
+    out = tmp_path / "set"
+    assert data.main(["--out", str(out), "--songs", "2", "--seed", "11", "--seconds", "1",
+                      "--flite-vocals", "1"]) == 0
+    m = json.loads((out / "manifest.json").read_bytes())
+    assert all(s["vocals"]["kind"] == voice.FLITE_KIND and "LicenseRef-CMU-Flite" in s["licences"]
+               and s["commercial_use"] for s in m["sources"])
+    assert m["commercial_use"] is True and "Flite's CMU voices" in m["stems"]["vocals"]
+    assert data.verify(out) == []
+    m["_sha256"] = (out / "manifest.sha256").read_text().split()[0]
+    statement, licence = train.training_statement(m)
+    assert "Flite CMU voices" in statement and "no recording of a voice" in statement
+    assert "no human voice" not in statement and "LicenseRef-CMU-Flite" in licence
+    for bad in (["--flite-vocals", "1.5"], ["--flite-vocals", "0.6", "--espeak-vocals", "0.6"],
+                ["--flite-vocals", "-0.1"]):
+        with pytest.raises(SystemExit, match="refused: .*fractions of the songs"):
+            data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", *bad])
+        assert not (tmp_path / "bad").exists()

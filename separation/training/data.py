@@ -2,7 +2,7 @@
 
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
-        [--espeak-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
+        [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
@@ -155,15 +155,21 @@ def _file(path: Path, root: Path) -> dict:
 
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
-          sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print) -> dict:
+          sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
+          flite_vocals: float = 0.0) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange` (song ids after them,
     their own train/select/val split), each rendered with every training bank (val: `val_bank`)."""
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
+    if not (0 <= espeak_vocals <= 1 and 0 <= flite_vocals <= 1 and espeak_vocals + flite_vocals <= 1):
+        raise ValueError(f"--espeak-vocals ({espeak_vocals}) and --flite-vocals ({flite_vocals}) are fractions "
+                         "of the songs: each from 0 to 1, together at most 1")
     if espeak_vocals > 0 and not voice.available():
         raise SystemExit("espeak-ng not found: apt-get install espeak-ng")
+    if flite_vocals > 0 and not voice.available("flite"):
+        raise SystemExit("flite not found: apt-get install flite")
     if espeak_vocals > 0 and not commercial_ok("LicenseRef-espeak-ng-output") and not allow_noncommercial:
         raise ValueError("espeak-ng vocals are not claimed commercial-clean; pass allow_noncommercial "
                          "(--allow-noncommercial) to use them, and the manifest will say commercial_use false")
@@ -195,11 +201,19 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                   "composition": comp.describe(), "files": files, "split": split_of[i]}
         vrng = np.random.default_rng(comp.seed)
         sung = None
-        if espeak_vocals > 0 and vrng.random() < espeak_vocals:
+        # one draw per song, and none when neither is asked for: sets without them stay byte-identical
+        draw = vrng.random() if espeak_vocals > 0 or flite_vocals > 0 else 1.0
+        if draw < espeak_vocals:
             mono, source["vocals"] = voice.sing(comp, n, vrng, rate)
             source["vocals"]["kind"] = "espeak-ng syllables on the melody (separation.training.voice)"
             source["vocals"]["level"] = float(vrng.uniform(0.7, 1.4))
             source["licences"].append("LicenseRef-espeak-ng-output")
+            sung = np.stack([mono, mono])
+        elif draw < espeak_vocals + flite_vocals:
+            mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine="flite")
+            source["vocals"]["kind"] = voice.FLITE_KIND
+            source["vocals"]["level"] = float(vrng.uniform(0.7, 1.4))
+            source["licences"].append("LicenseRef-CMU-Flite")
             sung = np.stack([mono, mono])
         else:
             source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)"}
@@ -242,6 +256,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
 
 
 def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -> dict:
+    flite = any((s.get("vocals") or {}).get("kind") == voice.FLITE_KIND for s in sources)
     used = {}
     for r in renders:
         used.setdefault(r["soundfont"], set()).add(r["split"])
@@ -279,7 +294,10 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
                             "lead voice) from the soundfont; in renders with the clearstem-synth bank, a "
                             "source-filter voice (vowel formants, vibrato, breath, consonant-like bursts) singing "
                             "no words; where a source's vocals.kind says espeak-ng, the melody as espeak-ng "
-                            "syllables instead; never a human voice",
+                            "syllables instead; never a human voice" if not flite else
+                            "syllables instead; where it says Flite, the melody as words sung by Flite's CMU voices "
+                            "(statistical and diphone models built from recordings of real speakers); never a "
+                            "recording of a voice",
                   "other": "every other melodic program (chords, arpeggios, pads, counter-lines)"},
         "augmentation": {"applied": "at training time, seeded per (seed, epoch, example)",
                          "code": "separation.training.augment", "version": AUGMENT_VERSION},
@@ -341,6 +359,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-format", choices=sorted(SAMPLE_FORMATS), default="flac24")
     ap.add_argument("--espeak-vocals", type=float, default=0.0,
                     help="fraction of songs whose vocals are espeak-ng syllables (their licence is not claimed commercial)")
+    ap.add_argument("--flite-vocals", type=float, default=0.0,
+                    help="fraction of songs whose vocals are sung by Flite's CMU voices (CMU licence: commercial use "
+                         "allowed); with --espeak-vocals, together at most 1")
     ap.add_argument("--arranged-songs", type=int, default=0,
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
@@ -354,7 +375,8 @@ def main(argv=None) -> int:
     try:
         manifest = build(args.out, args.songs, args.seed, args.seconds, tuple(args.train_soundfonts.split(",")),
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
-                         espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs)
+                         espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
+                         flite_vocals=args.flite_vocals)
     except ValueError as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
