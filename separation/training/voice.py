@@ -142,22 +142,27 @@ def sing(comp: Composition, n: int, rng: np.random.Generator, sr: int = 44100,
     speed = int(rng.integers(70, 130))
     words = [str(w) for w in rng.choice(SYLLABLES, size=int(rng.integers(3, 8)), replace=False)]
     octave = -12 if "+m" in voice else 0  # male voices sing the line an octave lower
-    sec_per_tick = 60.0 / comp.bpm / PPQ
     out = np.zeros(n)
+    for start, length, target, vel in _notes(comp, n, sr, octave):
+        p = int(np.clip(round(np.log(target / 110) / np.log(310 / 110) * 99), 0, 99))
+        x, f0 = _syllable(voice, p, str(rng.choice(words)), speed)
+        if f0 <= 0:
+            continue
+        ratio = Fraction(2 * f0 / target).limit_denominator(200)  # 22.05 kHz -> 44.1 kHz and the pitch fix
+        _place(out, resample_poly(x, ratio.numerator, ratio.denominator)[:length], start, vel, sr)
+    return out, {"engine": version(), "voice": voice, "speed_wpm": speed, "syllables": words, "transpose": octave}
+
+
+def _notes(comp: Composition, n: int, sr: int, octave: int):
+    """(start sample, length in samples, frequency in Hz, velocity) of each vocal note that starts
+    inside the `n` samples, transposed by `octave` semitones."""
+    sec_per_tick = 60.0 / comp.bpm / PPQ
     for part in comp.stems["vocals"]:
         for tick, dur, pitch, vel in part.notes:
             start = int(max(tick, 0) * sec_per_tick * sr)
             length = int(dur * sec_per_tick * sr)
-            if start >= n or length <= 0:
-                continue
-            target = 440.0 * 2 ** ((pitch + octave - 69) / 12)
-            p = int(np.clip(round(np.log(target / 110) / np.log(310 / 110) * 99), 0, 99))
-            x, f0 = _syllable(voice, p, str(rng.choice(words)), speed)
-            if f0 <= 0:
-                continue
-            ratio = Fraction(2 * f0 / target).limit_denominator(200)  # 22.05 kHz -> 44.1 kHz and the pitch fix
-            _place(out, resample_poly(x, ratio.numerator, ratio.denominator)[:length], start, vel, sr)
-    return out, {"engine": version(), "voice": voice, "speed_wpm": speed, "syllables": words, "transpose": octave}
+            if start < n and length > 0:
+                yield start, length, 440.0 * 2 ** ((pitch + octave - 69) / 12), vel
 
 
 def _place(out: np.ndarray, y: np.ndarray, start: int, vel: int, sr: int) -> None:
@@ -180,23 +185,16 @@ def _sing_flite(comp: Composition, n: int, rng: np.random.Generator, sr: int) ->
     voice = str(rng.choice(list(FLITE_VOICES)))
     words = [str(w) for w in rng.choice(FLITE_WORDS, size=int(rng.integers(3, 8)), replace=False)]
     octave = -12 if FLITE_VOICES[voice] else 0
-    sec_per_tick = 60.0 / comp.bpm / PPQ
     out = np.zeros(n)
-    for part in comp.stems["vocals"]:
-        for tick, dur, pitch, vel in part.notes:
-            start = int(max(tick, 0) * sec_per_tick * sr)
-            length = int(dur * sec_per_tick * sr)
-            if start >= n or length <= 0:
-                continue
-            target = 440.0 * 2 ** ((pitch + octave - 69) / 12)
-            hz = int(np.clip(round(target), 70, 600))
-            text = str(rng.choice(words))
-            plain, _ = _flite_syllable(voice, hz, text, 1.0)
-            stretch = float(np.clip(round(4 * length / sr / max(len(plain) / FLITE_RATE, 1e-3)) / 4, 0.5, 3.0))
-            x, f0 = _flite_syllable(voice, hz, text, stretch)
-            if f0 <= 0:
-                continue
-            ratio = Fraction(sr * f0 / (FLITE_RATE * target)).limit_denominator(400)
-            _place(out, resample_poly(x, ratio.numerator, ratio.denominator)[:length], start, vel, sr)
+    for start, length, target, vel in _notes(comp, n, sr, octave):
+        hz = int(np.clip(round(target), 70, 600))
+        text = str(rng.choice(words))
+        plain, _ = _flite_syllable(voice, hz, text, 1.0)
+        stretch = float(np.clip(round(4 * length / sr / max(len(plain) / FLITE_RATE, 1e-3)) / 4, 0.5, 3.0))
+        x, f0 = _flite_syllable(voice, hz, text, stretch)
+        if f0 <= 0:
+            continue
+        ratio = Fraction(sr * f0 / (FLITE_RATE * target)).limit_denominator(400)
+        _place(out, resample_poly(x, ratio.numerator, ratio.denominator)[:length], start, vel, sr)
     return out, {"engine": version("flite"), "voice": voice,
                  "voice_library": flite_voice_library(voice), "syllables": words, "transpose": octave}
