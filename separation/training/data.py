@@ -56,6 +56,10 @@ SPLIT_POLICY = ("songs [0, N - n_val - n_select): train; next n_select = N // 10
                 "training banks); last n_val = max(1, N // 5) when N >= 2: val (unseen compositions, a soundfont "
                 "never used by train or select)")
 OWN = "LicenseRef-ClearStem-own-work"
+#: A sung vocal line's engine -> (the source's vocals.kind, the licence it adds to the source).
+SUNG_VOCALS = {"espeak-ng": ("espeak-ng syllables on the melody (separation.training.voice)",
+                             "LicenseRef-espeak-ng-output"),
+               "flite": (voice.FLITE_KIND, "LicenseRef-CMU-Flite")}
 
 
 def fluidsynth_version(binary: str = "fluidsynth") -> str:
@@ -203,17 +207,13 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         sung = None
         # one draw per song, and none when neither is asked for: sets without them stay byte-identical
         draw = vrng.random() if espeak_vocals > 0 or flite_vocals > 0 else 1.0
-        if draw < espeak_vocals:
-            mono, source["vocals"] = voice.sing(comp, n, vrng, rate)
-            source["vocals"]["kind"] = "espeak-ng syllables on the melody (separation.training.voice)"
+        engine = "espeak-ng" if draw < espeak_vocals else "flite" if draw < espeak_vocals + flite_vocals else None
+        if engine:
+            mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine=engine)
+            kind, licence = SUNG_VOCALS[engine]
+            source["vocals"]["kind"] = kind
             source["vocals"]["level"] = float(vrng.uniform(0.7, 1.4))
-            source["licences"].append("LicenseRef-espeak-ng-output")
-            sung = np.stack([mono, mono])
-        elif draw < espeak_vocals + flite_vocals:
-            mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine="flite")
-            source["vocals"]["kind"] = voice.FLITE_KIND
-            source["vocals"]["level"] = float(vrng.uniform(0.7, 1.4))
-            source["licences"].append("LicenseRef-CMU-Flite")
+            source["licences"].append(licence)
             sung = np.stack([mono, mono])
         else:
             source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)"}
