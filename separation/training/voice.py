@@ -18,6 +18,7 @@ these vocals hold nothing above 8 kHz (no sibilance or air up there).
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +54,7 @@ def available(engine: str = "espeak-ng") -> bool:
     return shutil.which("flite" if engine == "flite" else "espeak-ng") is not None
 
 
+@functools.cache  # asked once per song; the installed engine does not change during a run
 def version(engine: str = "espeak-ng") -> str:
     if engine == "flite":
         # `flite --version` exits 1 after printing "  version: flite-2.2-current Sep 2018 (http://...)"
