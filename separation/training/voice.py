@@ -12,8 +12,8 @@ statistical and diphone models built from recordings of real speakers (CMU ARCTI
 Kal's diphones), under CMU's permissive licence (`LicenseRef-CMU-Flite`, commercial use allowed),
 so the vocals stem hears human-derived voices whose licence lets the weights serve commercial
 jobs. Flite holds a flat contour at the pitch asked for (`int_f0_target_mean` with a zero
-`int_f0_target_stddev`: measured within 4 % from 100 to 600 Hz for these three voices; `rms`
-ignores it and is not used); the resampling fixes the rest. Weakness: the voices are 16 kHz, so
+`int_f0_target_stddev`: measured within 4 % for slt from 100 to 600 Hz, for awb and kal16 at
+150 and 300 Hz; `rms` ignores it and is not used); the resampling fixes the rest. Weakness: the voices are 16 kHz, so
 these vocals hold nothing above 8 kHz (no sibilance or air up there).
 """
 from __future__ import annotations
