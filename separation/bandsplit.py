@@ -97,3 +97,29 @@ def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     mean = ref.mean(dim=-1, keepdim=True)
     std = ref.std(dim=-1, keepdim=True).clamp_min(1e-8)
     return (x - mean) / std, mean, std
+
+
+def load_deeper(model: BandSplitRNN, state: dict) -> int:
+    """Load the weights of a network of the same width and fewer layers into `model`: they become
+    its first layers, and each extra layer's two output projections start at zero, so every extra
+    layer is the identity (the layers are residual) and `model` computes exactly what the loaded
+    network did. Why: training from scratch on two CPU cores takes thousands of steps, so a deeper
+    model starts from the shipped weights and only has to learn what the new layers add. Returns
+    the number of layers added; refuses a state of another width or with more layers."""
+    loaded = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("time_rnn.")), default=-1)
+    ours = len(model.time_rnn)
+    width = state.get("norm_t.0.weight")
+    if width is None or width.shape[0] != model.config["dim"] or not 0 < loaded <= ours:
+        raise ValueError(f"cannot load a {loaded}-layer state of width "
+                         f"{None if width is None else width.shape[0]} into {ours} layers of width {model.config['dim']}")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    new = tuple(f"{part}.{i}." for i in range(loaded, ours)
+                for part in ("time_rnn", "band_rnn", "time_proj", "band_proj", "norm_t", "norm_b"))
+    if unexpected or any(not k.startswith(new) for k in missing):
+        raise ValueError(f"state does not fit: unexpected {unexpected[:3]}, missing {missing[:3]}")
+    with torch.no_grad():
+        for i in range(loaded, ours):
+            for proj in (model.time_proj[i], model.band_proj[i]):
+                proj.weight.zero_()
+                proj.bias.zero_()
+    return ours - loaded

@@ -205,9 +205,13 @@ def load_init(path: Path, args) -> dict:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if card.get("sha256") != digest:
         raise TrainingSetError(f"--init {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
-    if card.get("architecture") != bandsplit.ARCHITECTURE or card.get("config") != {"dim": args.dim, "layers": args.layers}:
+    cfg = card.get("config") or {}
+    # Same width and no more layers: a shallower start is deepened (`bandsplit.load_deeper`).
+    if (card.get("architecture") != bandsplit.ARCHITECTURE or cfg.get("dim") != args.dim
+            or not isinstance(cfg.get("layers"), int) or not 0 < cfg["layers"] <= args.layers):
         raise TrainingSetError(f"--init {path} is {card.get('architecture')} {card.get('config')}, this run is "
-                               f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}}")
+                               f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}} "
+                               "(a start must have the same width and at most as many layers)")
     if not card.get("commercial_use") and not args.allow_noncommercial:
         raise TrainingSetError(f"--init {path} is not commercial-clean (its card says commercial_use false); "
                                "pass --allow-noncommercial to start from it")
@@ -216,6 +220,8 @@ def load_init(path: Path, args) -> dict:
               "training_data_manifest_sha256": card.get("training_data_manifest_sha256"),
               "training_data": card.get("training_data"), "init": card.get("training", {}).get("init"),
               "commercial_use": bool(card.get("commercial_use"))}
+    if cfg["layers"] < args.layers:  # recorded only when deepened, so older runs still resume
+        record["deepened_from_layers"] = cfg["layers"]
     return {"state": state, "record": record}
 
 
@@ -259,7 +265,7 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     model = bandsplit.BandSplitRNN(args.dim, args.layers).to(device)
     if init is not None:
-        model.load_state_dict(init["state"])
+        bandsplit.load_deeper(model, init["state"])  # the same layers: a plain load
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, best = 0, -math.inf
     last = out / "last.pt"
@@ -354,6 +360,8 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     if init:
         own = data
         data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
+        if init.get("deepened_from_layers"):
+            data += f"deepened from its {init['deepened_from_layers']} layers (the new ones started as the identity), "
         # Weights trained further on the set they came from would otherwise state that set twice.
         if init["training_data"] == own:
             data += "which learned from this same set"

@@ -266,3 +266,42 @@ def test_a_run_with_the_sdr_loss_records_it_and_refuses_a_resume_with_another(ti
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "none"), *TINY, "--loss", "si-sdr"])
     assert refused.value.code == 2 and "invalid choice: 'si-sdr'" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_a_deeper_run_starts_from_shallower_weights_computing_the_same_and_says_so(tiny_set, tmp_path):
+    """`--layers` above the start's: the start's layers come first, the new ones begin as the
+    identity, so before any step the deeper network separates exactly as the start did; the
+    card says it was deepened. A start of another width or with more layers is refused."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    shallow = bandsplit.BandSplitRNN(8, 1).eval()
+    shallow.load_state_dict(torch.load(start["weights"], weights_only=True))
+    frozen = [*TINY, "--lr", "0"]
+    frozen[frozen.index("--steps") + 1] = "1"
+    frozen[frozen.index("--layers") + 1] = "3"
+    deep = tmp_path / "deep"
+    assert train.main(["--data", str(tiny_set), "--out", str(deep), *frozen, "--init", start["weights"]]) == 0
+    ckpt = torch.load(deep / "last.pt", weights_only=False)
+    assert ckpt["config"]["layers"] == 3 and ckpt["config"]["init"]["deepened_from_layers"] == 1
+    model = bandsplit.BandSplitRNN(8, 3).eval()
+    model.load_state_dict(ckpt["model"])
+    assert torch.count_nonzero(model.time_proj[2].weight) == 0 and torch.count_nonzero(model.band_proj[1].bias) == 0
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        assert torch.equal(model(x), shallow(x))
+    card = train.export(deep / "last.pt", tmp_path / "ship" / "tiny-deep.pt", tiny_set, "tiny-deep")
+    written = json.loads((tmp_path / "ship" / "tiny-deep.json").read_text())
+    assert written["config"] == {"dim": 8, "layers": 3} and card["sha256"] == written["sha256"]
+    assert "fine-tuned from tiny-v1" in written["training_data"] and "deepened from its 1 layers" in written["training_data"]
+    # refused: more layers than the run, another width; and load_deeper itself refuses both
+    with pytest.raises(SystemExit, match="at most as many layers"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r1"), *TINY, "--init", card["weights"]])
+    with pytest.raises(SystemExit, match="same width"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r2"), *TINY, "--dim", "16", "--layers", "3",
+                    "--init", start["weights"]])
+    state = torch.load(card["weights"], weights_only=True)
+    with pytest.raises(ValueError, match="cannot load a 3-layer state"):
+        bandsplit.load_deeper(bandsplit.BandSplitRNN(8, 2), state)
+    with pytest.raises(ValueError, match="width 8 into 3 layers of width 16"):
+        bandsplit.load_deeper(bandsplit.BandSplitRNN(16, 3), state)
