@@ -23,6 +23,10 @@ mid-write keeps the previous one); RUN/best.pt is the checkpoint with the best m
 weights must never see, not even through model selection). RUN/log.jsonl has one line per
 logged step and per selection.
 
+--init starts from exported weights (with their card); with --layers above theirs (same --dim)
+the network is deepened: their layers first, the new ones starting as the identity
+(`bandsplit.load_deeper`), recorded in the run and the card.
+
 Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples normalised like the
 engine normalises its chunks (`bandsplit.normalise`).
 """
