@@ -90,6 +90,40 @@ class BandSplitRNN(nn.Module):
         return istft(m * z.unsqueeze(1), length)
 
 
+class WithSpecialist(nn.Module):
+    """A base network for every stem, and a specialist network of the same shape whose estimates
+    of some stems (`config["specialist"]`) replace the base's, as Demucs's `htdemucs_ft` keeps one
+    fine-tuned network per source. Why: in one 32-wide network the stems compete for capacity
+    (stops 38-44: every fine-tune that helped one kind of music or one stem cost another), while a
+    specialist is trained on its stems' loss alone (`separation.train --loss-stems`) and the base's
+    other stems stay exactly as shipped. The specialist computes all stems, so it is fine-tuned
+    from the base's weights unchanged; it costs a second forward pass (half the speed)."""
+
+    def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS,
+                 specialist: tuple[str, ...] = ()):
+        super().__init__()
+        if not specialist or any(s not in stems for s in specialist) or len(set(specialist)) != len(specialist):
+            raise ValueError(f"a specialist's stems must be distinct stems of {list(stems)}, got {list(specialist)}")
+        self.stems = tuple(stems)
+        self.config = {"dim": dim, "layers": layers, "stems": list(stems), "specialist": list(specialist)}
+        self.base = BandSplitRNN(dim, layers, stems)
+        self.specialist = BandSplitRNN(dim, layers, stems)
+        self.taken = [s in specialist for s in stems]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base, special = self.base(x), self.specialist(x)
+        return torch.stack([special[:, i] if taken else base[:, i] for i, taken in enumerate(self.taken)], dim=1)
+
+
+def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
+    """The network a model card's `config` describes: `dim`, `layers` and, optionally,
+    `specialist` (stems whose estimates come from a second network, `WithSpecialist`)."""
+    dim, layers = int(config.get("dim", 32)), int(config.get("layers", 3))
+    if config.get("specialist"):
+        return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]))
+    return BandSplitRNN(dim, layers, tuple(stems))
+
+
 def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x - mean) / std of the mid channel per example, with the mean and std to undo it: the
     same per-chunk normalisation `separation.hdemucs.normalised_run` applies at inference."""

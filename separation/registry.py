@@ -264,12 +264,12 @@ def _load_hdemucs(name, info, path, device, precision):
 def _load_bandsplit(name, info, path, device, precision):
     """ClearStem's own band-split separator (`separation.bandsplit`, trained by `separation.train`),
     run like HDemucs: per-chunk normalisation, chunked overlap-add."""
-    from .bandsplit import BandSplitRNN  # noqa: PLC0415
+    from .bandsplit import build  # noqa: PLC0415
     from .hdemucs import HDemucsEngine  # noqa: PLC0415 - the generic [B, 2, T] -> [B, S, 2, T] runner
 
     config = info.parameters.get("config") or {}
     try:
-        module = BandSplitRNN(int(config.get("dim", 32)), int(config.get("layers", 3)), tuple(info.stems))
+        module = build(config, tuple(info.stems))
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, ValueError, OSError, TypeError) as exc:
         raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc

@@ -4,10 +4,13 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
+        [--loss l1|sdr] [--loss-stems vocals]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
                                                              # + the model card the repository ships
+    python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--data DIR --name NAME]
+                                                             # a --loss-stems run: its stems over WEIGHTS'
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
 set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
@@ -28,7 +31,11 @@ the network is deepened: their layers first, the new ones starting as the identi
 (`bandsplit.load_deeper`), recorded in the run and the card.
 
 Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples normalised like the
-engine normalises its chunks (`bandsplit.normalise`).
+engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the stems' mean SDR.
+`--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
+counts only those stems, and `export --base` puts the run's estimate of them over the weights it
+started from, in one file (`bandsplit.WithSpecialists`): the base's other stems stay exactly as
+they were.
 """
 from __future__ import annotations
 
@@ -175,24 +182,50 @@ def sdr(ref: np.ndarray, est: np.ndarray) -> float:
     return 10 * math.log10(num / den)
 
 
+#: a reference stem quieter than this RMS is silent (a piece with no voice or no kit): it has no
+#: SDR (minus infinity would wreck the median), here and in `bench.separate`
+SILENT_RMS = 1e-4
+
+
 def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: float = 10.0,
-             rate: int = 44100) -> dict:
-    """Median SDR per stem over `renders` (the first `seconds` of each), and their mean."""
+             rate: int = 44100, composer_of: dict[str, str] | None = None) -> dict:
+    """Median SDR per stem over `renders` (the first `seconds` of each), and their mean; with
+    `composer_of` (song id -> composer) and more than one composer among them, also each
+    composer's mean (`by_composer`): a mixed select split can hide a gain on one composer paid
+    for on another (stop 44), and this makes the trade visible in the run's log."""
     model.eval()
     device = next(model.parameters()).device
     n = int(seconds * rate)
-    per: dict[str, list[float]] = {s: [] for s in bandsplit.STEMS}
+    rows: list[tuple[str, dict[str, float]]] = []
     with torch.inference_mode():
         for r in renders:
             mix, _ = sf.read(data / r["mixture"]["path"], frames=n, dtype="float32", always_2d=True)
             est = forward_normalised(model, torch.from_numpy(mix.T.copy())[None].to(device))[0].float().cpu().numpy()
+            got = {}
             for i, s in enumerate(bandsplit.STEMS):
                 ref, _ = sf.read(data / r["stems"][s]["path"], frames=n, dtype="float32", always_2d=True)
-                if np.sqrt(np.mean(ref ** 2)) > 1e-4:  # a silent stem has no SDR
-                    per[s].append(sdr(ref.T, est[i]))
+                if np.sqrt(np.mean(ref ** 2)) >= SILENT_RMS:  # a silent stem has no SDR
+                    got[s] = sdr(ref.T, est[i])
+            rows.append((r["song"], got))
     model.train()
-    med = {s: float(np.median(v)) if v else float("nan") for s, v in per.items()}
-    return {"sdr_median": med, "sdr_mean": float(np.nanmean(list(med.values()))), "songs": len(renders)}
+    out = _medians(rows)
+    groups = {composer_of.get(song) for song, _ in rows} if composer_of else set()
+    if len(groups) > 1 and None not in groups:
+        out["by_composer"] = {c: _medians([row for row in rows if composer_of[row[0]] == c])["sdr_mean"]
+                              for c in sorted(groups)}
+    return out
+
+
+def _medians(rows: list[tuple[str, dict[str, float]]]) -> dict:
+    med = {s: float(np.median(v)) if (v := [got[s] for _, got in rows if s in got]) else float("nan")
+           for s in bandsplit.STEMS}
+    return {"sdr_median": med, "sdr_mean": float(np.nanmean(list(med.values()))), "songs": len(rows)}
+
+
+def composers(manifest: dict) -> dict[str, str]:
+    """Song id -> the composer that wrote it (`compose`, `arrange`, `orchestrate`), from each
+    source's `origin` (`separation.training.<module>.<function>(seed, seconds)`)."""
+    return {s["id"]: s["origin"].split("(")[0].rsplit(".", 1)[-1] for s in manifest["sources"] if "origin" in s}
 
 
 def load_init(path: Path, args) -> dict:
@@ -210,6 +243,9 @@ def load_init(path: Path, args) -> dict:
     if card.get("sha256") != digest:
         raise TrainingSetError(f"--init {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
     cfg = card.get("config") or {}
+    if cfg.get("specialist"):
+        raise TrainingSetError(f"--init {path} is a base network with a specialist (two networks); start from "
+                               "a plain one, e.g. its base's weights")
     # Same width and no more layers: a shallower start is deepened (`bandsplit.load_deeper`).
     if (card.get("architecture") != bandsplit.ARCHITECTURE or cfg.get("dim") != args.dim
             or not isinstance(cfg.get("layers"), int) or not 0 < cfg["layers"] <= args.layers):
@@ -262,6 +298,9 @@ def train(args) -> dict:
         config |= {"steps": args.steps, "decay_steps": args.decay_steps}  # older runs still resume
     if args.loss != "l1":  # only recorded when not v1's, so older runs still resume
         config["loss"] = args.loss
+    if args.loss_stems:  # a specialist (see the module docstring); recorded only then
+        config["loss_stems"] = list(args.loss_stems)
+    counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
         config["init"] = init["record"]
@@ -285,6 +324,7 @@ def train(args) -> dict:
         print(f"resuming {last} at step {step}", flush=True)
     examples = Examples(args.data, manifest, "train", args.seconds, args.seed)
     select = [r for r in manifest["renders"] if r["split"] == "select"]
+    composer_of = composers(manifest)
     log = (out / "log.jsonl").open("a")
     model.train()
     t0, losses = time.perf_counter(), []
@@ -303,7 +343,7 @@ def train(args) -> dict:
             g["lr"] = learning_rate(step, args.lr, args.steps, args.decay_steps)
         with autocast:  # bf16 on a GPU; the STFTs and the loss stay in float32
             est = forward_normalised(model, mix.to(device, non_blocking=True))
-        loss = LOSSES[args.loss](est.float(), ref.to(device, non_blocking=True))
+        loss = LOSSES[args.loss](est.float()[:, counted], ref.to(device, non_blocking=True)[:, counted])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -318,18 +358,27 @@ def train(args) -> dict:
             log.flush()
             t0, losses = time.perf_counter(), []
         if select and (step % args.select_every == 0 or step == args.steps):
-            ev = evaluate(model, args.data, select)
-            rec = {"step": step, "select": ev}
+            ev = evaluate(model, args.data, select, composer_of=composer_of)
+            score = selection_score(ev, args.loss_stems)
+            rec = {"step": step, "select": ev} | ({"select_score": score} if args.loss_stems else {})
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            if ev["sdr_mean"] > best:
-                best = ev["sdr_mean"]
+            if score > best:
+                best = score
                 checkpoint(out / "best.pt")
         if step % args.checkpoint_every == 0 or step == args.steps:
             checkpoint(last)
     log.close()
     return {"step": step, "best_select_sdr": best}
+
+
+def selection_score(ev: dict, stems: list[str] | None) -> float:
+    """What best.pt is chosen on: the mean of the stems' medians on `select`; a specialist run
+    counts only the stems it is trained for (its other stems will never be used)."""
+    if not stems:
+        return ev["sdr_mean"]
+    return float(np.nanmean([ev["sdr_median"][s] for s in stems]))
 
 
 def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, str]:
@@ -379,17 +428,46 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     return data, weights
 
 
-def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None) -> dict:
+def specialist_over(ckpt: dict, base: Path | None) -> tuple[dict, dict]:
+    """(state dict, config) of a checkpoint as the registry loads it: a plain network, or — for a
+    `--loss-stems` run, which must be given the weights it started from as `base` — the base
+    with the run's network as its specialist (`bandsplit.WithSpecialist`)."""
+    cfg = ckpt["config"]
+    state = {k: v.contiguous() for k, v in ckpt["model"].items()}
+    config = {"dim": cfg["dim"], "layers": cfg["layers"]}
+    stems = cfg.get("loss_stems")
+    if not stems:
+        if base is not None:
+            raise TrainingSetError("--base is for a specialist (a --loss-stems run); this run trained every stem")
+        return state, config
+    init = cfg.get("init") or {}
+    if base is None:
+        raise TrainingSetError(f"this run is a specialist for {', '.join(stems)}: export it with --base, the weights "
+                               f"it started from ({init.get('name')}, SHA-256 {init.get('weights_sha256')})")
+    digest = hashlib.sha256(base.read_bytes()).hexdigest()
+    if digest != init.get("weights_sha256") or init.get("deepened_from_layers"):
+        raise TrainingSetError(f"--base {base} has SHA-256 {digest}; this specialist was fine-tuned, not deepened, "
+                               f"from {init.get('name')} ({init.get('weights_sha256')}): it goes over those weights")
+    base_state = torch.load(base, map_location="cpu", weights_only=True)
+    state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
+             | {f"specialist.{k}": v for k, v in state.items()})
+    return state, config | {"specialist": list(stems)}
+
+
+def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
+           base: Path | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
-    weights (the registry's `BUILTIN_MODELS` pins their SHA-256)."""
+    weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
+    `base`, the weights it started from (`specialist_over`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state, config = specialist_over(ckpt, base)
     to.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.contiguous() for k, v in ckpt["model"].items()}, to)
+    torch.save(state, to)
     cfg = ckpt["config"]
     out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
-           "config": {"dim": cfg["dim"], "layers": cfg["layers"]}, "step": ckpt["step"],
+           "config": config, "step": ckpt["step"],
            "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
            "commercial_use": cfg["commercial_use"]}
     if data is not None and name:
@@ -398,6 +476,11 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
             raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
                                    f"{data} is {manifest['_sha256']}")
         training_data, weights_licence = training_statement(manifest, cfg.get("init"))
+        if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
+            others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
+            training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
+                             f"{', '.join(cfg['loss_stems'])}: a specialist network trained on that stem's loss only, "
+                             f"on {training_data}")
         digest = hashlib.sha256(to.read_bytes()).hexdigest()
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
@@ -405,7 +488,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                 "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
                 "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | ({
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
-                    "loss": cfg.get("loss", "l1"),
+                    "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")
@@ -424,11 +507,12 @@ def main(argv=None) -> int:
         ex.add_argument("--to", type=Path, required=True)
         ex.add_argument("--data", type=Path, help="the training set: also write the model card (needs --name)")
         ex.add_argument("--name", help="the registry name the card gives the model")
+        ex.add_argument("--base", type=Path, help="a --loss-stems run: the weights it started from, which it goes over")
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
         try:
-            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name)))
+            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0
@@ -453,9 +537,17 @@ def main(argv=None) -> int:
                     help="decay the learning rate linearly to zero over the run's last N steps (0: constant)")
     ap.add_argument("--loss", choices=sorted(LOSSES), default="l1",
                     help="l1: L1 on waveform and spectrum (v1's); sdr: minus each stem's SDR over the batch")
+    ap.add_argument("--loss-stems", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
+                    help="train a specialist for these stems: only they count in the loss and in choosing best.pt "
+                         "(needs --init: a specialist is exported over the weights it starts from)")
     args = ap.parse_args(argv)
     if not 0 <= args.decay_steps <= args.steps:
         ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")
+    if args.loss_stems and not args.init:
+        ap.error("--loss-stems needs --init: a specialist's other stems are never trained, so it is exported "
+                 "over the weights it started from")
+    if args.loss_stems and len(set(args.loss_stems)) != len(args.loss_stems):
+        ap.error(f"--loss-stems names a stem twice: {args.loss_stems}")
     try:
         result = train(args)
     except TrainingSetError as exc:

@@ -40,3 +40,34 @@ def test_no_score_without_a_voice_or_without_rests():
     silent = {**song, "stems": {"vocals": np.zeros_like(song["mixture"])}}
     assert separate.voiced_db(silent, song["mixture"]) is None
     assert separate.rests_db({**song, "voice_rests": []}, song["mixture"]) is None
+
+
+def per_stem_nsdr(refs, ests):
+    """The second metric for these tests: CI runs without the bench extra's fast_bss_eval."""
+    with np.errstate(divide="ignore"):  # a silent reference: -inf, which score_song leaves out
+        return np.array([separate.nsdr(r, e) for r, e in zip(refs, ests)])
+
+
+def test_a_silent_true_stem_has_no_sdr_and_what_lands_there_is_measured():
+    """A piece with no voice (the third composer writes many): its vocals stem has no SDR — the
+    ratio would be minus infinity and wreck the median — so it is left out of the SDR medians and
+    each song's mean, and the level the engine puts there is reported instead (dB re the mixture)."""
+    rng = np.random.default_rng(1)
+    stems = {s: rng.standard_normal((2, RATE)) * 0.1 for s in separate.STEMS}
+    quiet = {**stems, "vocals": np.zeros((2, RATE))}
+    songs = [{"stems": stems, "mixture": sum(stems.values())}, {"stems": quiet, "mixture": sum(quiet.values())}]
+    scores, bss, absent = ({s: [] for s in separate.STEMS} for _ in range(3))
+    for song in songs:  # an engine that gets each stem exactly, plus 1/10 of the mixture in the vocals stem
+        est = {**song["stems"], "vocals": song["stems"]["vocals"] + song["mixture"] / 10}
+        separate.score_song(song, est, scores, bss, absent, per_stem_nsdr)
+    out = separate.summary(scores, bss, absent)
+    assert scores["vocals"][1] is None and bss["vocals"][1] is None
+    assert out["sdr"]["vocals"] == pytest.approx(scores["vocals"][0]) and np.isfinite(out["sdr_mean"])
+    assert out["sdr"]["drums"] > 100  # exact estimates: the bench's floor, not a skipped stem
+    assert np.isfinite(out["per_song_mean"][1]) and len(out["per_song_mean"]) == 2
+    assert out["absent_db"] == {"vocals": {"median": pytest.approx(-20.0, abs=0.01), "max": pytest.approx(-20.0, abs=0.01),
+                                           "songs": 1}}
+    # every stem sounding: no absent_db, and the SDRs as before the rule (mixture/4 baseline)
+    base = separate.baseline(songs[:1], per_stem_nsdr)
+    assert "absent_db" not in base and base["sdr"]["vocals"] == pytest.approx(
+        separate.nsdr(stems["vocals"], songs[0]["mixture"] / 4))

@@ -238,25 +238,35 @@ def test_second_composer_writes_forms_meters_and_leads_that_are_not_vocals():
     assert arrange.arrange(7, 10.0).describe() != compose(7, 10.0).describe()
 
 
-def test_a_set_with_arranged_songs_names_their_composer_and_splits_them_too(built, tmp_path):
-    """--arranged-songs appends songs by the second composer after the first's, with their own
-    split; a set built without them has the same manifest as before the option existed."""
+def _set_with_more_songs(built, tmp_path, kind: str, n: int):
+    """The 2-song seed-11 set plus n songs by another composer (`--<kind>-songs n`): the manifest
+    records the option, the first composer's songs are untouched. Returns (dir, manifest, added)."""
     _need("csound-gm", "timgm6mb")
     out = tmp_path / "set"
     assert data.main(["--out", str(out), "--songs", "2", "--seed", "11", "--seconds", str(SECONDS),
-                      "--arranged-songs", "2"]) == 0
+                      f"--{kind}-songs", str(n)]) == 0
     m = json.loads((out / "manifest.json").read_bytes())
-    assert m["generator"]["arranged_songs"] == 2 and "arranged_songs" not in built[1]["generator"]
-    first, second = m["sources"][:2], m["sources"][2:]
-    assert first == built[1]["sources"]  # the first composer's songs are untouched
+    assert m["generator"][f"{kind}_songs"] == n and f"{kind}_songs" not in built[1]["generator"]
+    assert m["sources"][:2] == built[1]["sources"]
+    return out, m, m["sources"][2:]
+
+
+def _refuses_a_negative_count(tmp_path, kind: str) -> None:
+    with pytest.raises(SystemExit, match=f"refused: --{kind}-songs must be 0 or more"):
+        data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", f"--{kind}-songs", "-1"])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_set_with_arranged_songs_names_their_composer_and_splits_them_too(built, tmp_path):
+    """--arranged-songs appends songs by the second composer after the first's, with their own
+    split; a set built without them has the same manifest as before the option existed."""
+    out, m, second = _set_with_more_songs(built, tmp_path, "arranged", 2)
     assert [s["split"] for s in second] == ["train", "val"]
     assert all(s["origin"].startswith("separation.training.arrange.arrange(") and s["composition"]["form"]
                and s["composition"]["style"].startswith("arrange:") for s in second)
     assert all(r["soundfont"] == ("timgm6mb" if r["split"] == "val" else "csound-gm") for r in m["renders"])
     assert m["commercial_use"] is True and data.verify(out) == []
-    with pytest.raises(SystemExit, match="refused: --arranged-songs must be 0 or more"):
-        data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", "--arranged-songs", "-1"])
-    assert not (tmp_path / "bad").exists()
+    _refuses_a_negative_count(tmp_path, "arranged")
 
 
 def test_augmentation_is_seeded_and_additive():
@@ -438,3 +448,61 @@ def test_a_set_with_flite_vocals_stays_commercial_clean_and_says_what_sang(tmp_p
         with pytest.raises(SystemExit, match="refused: .*fractions of the songs"):
             data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", *bad])
         assert not (tmp_path / "bad").exists()
+
+
+def test_third_composer_writes_ensembles_that_songs_never_hold():
+    """`orchestrate` is a third set of habits: pieces with no voice or no kit (silent stems), choirs
+    in chords, instrumental tunes and low lines in *other*, hand and orchestral percussion, pitch
+    bends and expression, and a tempo that breathes; the same stem roles; the same seed the same MIDI."""
+    import mido
+
+    from separation.training import orchestrate as orch
+
+    pieces = [orch.orchestrate(seed, 30.0) for seed in range(80)]
+    assert {c.style for c in pieces} == {f"orchestrate:{t}" for t in orch.TEXTURES}
+    assert {c.meter for c in pieces} >= {2, 3, 4} and len({c.meter for c in pieces}) >= 5
+    sounding = {s: sum(any(p.notes for p in c.stems[s]) for c in pieces) for s in STEMS}
+    assert 10 <= 80 - sounding["vocals"] <= 45 and 15 <= 80 - sounding["drums"] <= 60, sounding
+    assert sounding["other"] == 80 and sounding["bass"] < 80
+    assert sum(sum(bool(p.notes) for p in c.stems["vocals"]) >= 2 for c in pieces) >= 8  # choirs
+    keys = {n[2] for c in pieces for n in c.stems["drums"][0].notes}
+    assert keys & {orch.CONGA_H, orch.BONGO_H, orch.AGOGO_H, orch.TRIANGLE, orch.TIMBALE_H}
+    low = sum(any(n[2] < 48 for p in c.stems["other"] for n in p.notes) for c in pieces)
+    assert low >= 20, low  # the bass register is not the bass stem's alone
+    for c in pieces:
+        assert [p.channel for p in c.stems["drums"]] == [9]
+        assert all(32 <= p.program <= 39 for p in c.stems["bass"])
+        assert all(p.program in (52, 53, 54, 85) for p in c.stems["vocals"])
+        others = c.stems["other"]
+        assert all(p.channel != 9 and not 32 <= p.program <= 39 and p.program not in (52, 53, 54, 85) for p in others)
+        assert len({p.channel for p in others}) == len(others) >= 3
+        assert all(0 <= n[2] <= 127 and 1 <= n[3] <= 127 and n[1] > 0 for ps in c.stems.values() for p in ps for n in p.notes)
+    bent = next(c for c in pieces if any(p.controls for ps in c.stems.values() for p in ps))
+    kinds = {m.type for s in STEMS for t in bent.midi(s).tracks for m in t}
+    assert "pitchwheel" in kinds or "control_change" in kinds
+    # rubato: a pad's chord onsets (not humanised) are not evenly spaced in a piece that breathes
+    chamber = next(c for c in pieces if c.style == "orchestrate:chamber" and any(
+        p.controls and p.notes for p in c.stems["other"]))
+    pad = next(p for p in chamber.stems["other"] if p.controls and p.notes)
+    onsets = sorted({t for t, _, _, _ in pad.notes})
+    gaps = np.diff(onsets)
+    assert gaps.max() / gaps.min() > 1.05
+    assert orch.orchestrate(7, 10.0).midi("other").tracks[1] == orch.orchestrate(7, 10.0).midi("other").tracks[1]
+    assert orch.orchestrate(7, 10.0).describe() != arrange.arrange(7, 10.0).describe() != compose(7, 10.0).describe()
+    assert isinstance(mido.MidiFile, type)
+
+
+def test_a_set_with_orchestrated_pieces_names_their_composer_and_says_when_nobody_sings(built, tmp_path):
+    """--orchestrated-songs appends the third composer's pieces after the others, split the same
+    way; a piece with no voice says so in its source; the two earlier composers' songs are untouched."""
+    # seed 11: among the six pieces, some with no voice (checked below)
+    out, m, third = _set_with_more_songs(built, tmp_path, "orchestrated", 6)
+    assert [s["split"] for s in third] == ["train"] * 5 + ["val"]
+    assert all(s["origin"].startswith("separation.training.orchestrate.orchestrate(")
+               and s["composition"]["style"].startswith("orchestrate:") for s in third)
+    renders = {r["song"]: r for r in m["renders"]}
+    quiet = [s["vocals"]["kind"].startswith("silent") for s in third]
+    assert 0 < sum(quiet) < 6  # (a sung piece's voice may also not have started within these 2 s)
+    assert all(renders[s["id"]]["stems"]["vocals"]["rms_dbfs"] < -150 for s, q in zip(third, quiet) if q)
+    assert m["commercial_use"] is True and data.verify(out) == []
+    _refuses_a_negative_count(tmp_path, "orchestrated")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -59,7 +60,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, t
     log = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
     selects = [r for r in log if "select" in r]
     assert [r["step"] for r in selects] == [2, 4]
-    assert all(r["select"]["songs"] == 1 for r in selects)
+    assert all(r["select"]["songs"] == 1 and "by_composer" not in r["select"] for r in selects)  # one composer
     assert (straight / "best.pt").exists()
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
 
@@ -305,3 +306,87 @@ def test_a_deeper_run_starts_from_shallower_weights_computing_the_same_and_says_
         bandsplit.load_deeper(bandsplit.BandSplitRNN(8, 2), state)
     with pytest.raises(ValueError, match="width 8 into 3 layers of width 16"):
         bandsplit.load_deeper(bandsplit.BandSplitRNN(16, 3), state)
+
+
+def test_selection_scores_each_composer_when_the_split_mixes_them(tiny_set):
+    """`evaluate` with songs by more than one composer also gives each composer's mean, the same
+    figure as scoring that composer's songs alone (the per-composer trade stop 44 could not see)."""
+    manifest = train.load_set(tiny_set)
+    assert set(train.composers(manifest).values()) == {"compose"}
+    torch.manual_seed(0)
+    model = bandsplit.BandSplitRNN(8, 1)
+    renders = [r for r in manifest["renders"] if r["split"] == "train"][:4]
+    who = {r["song"]: "odd" if i % 2 else "even" for i, r in enumerate(renders)}
+    both = train.evaluate(model, tiny_set, renders, seconds=1.0, composer_of=who)
+    assert both["songs"] == 4 and set(both["by_composer"]) == {"even", "odd"}
+    for name in ("even", "odd"):
+        alone = train.evaluate(model, tiny_set, [r for r in renders if who[r["song"]] == name], seconds=1.0)
+        assert math.isfinite(alone["sdr_mean"]) and "by_composer" not in alone
+        assert both["by_composer"][name] == pytest.approx(alone["sdr_mean"], abs=1e-9)
+
+
+def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_started_from(tiny_set, tmp_path, capsys):
+    """`--loss-stems vocals` (stop 45): only the vocals count in the loss and in choosing best.pt;
+    `export --base` puts the run's vocals over the starting weights' other stems, in one file the
+    registry loads like any model, and those stems come out exactly as the base computes them."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    one = [*TINY, "--lr", "0.1", "--loss", "sdr", "--loss-stems", "vocals", "--init", start["weights"]]
+    one[one.index("--steps") + 1] = "1"
+    assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / "one"), *one]) == 0
+    before, after = torch.load(start["weights"], weights_only=True), _params(tmp_path / "one" / "last.pt")
+    heads = sorted(k for k in before if k.startswith("masks.") and k.endswith(".3.weight"))  # per band: Linear -> S x 4w
+    for k in heads:  # rows are stem-major (drums, bass, vocals, other): only the vocals rows are trained
+        rows = before[k].shape[0] // 4
+        for i, stem in enumerate(bandsplit.STEMS):
+            moved = not torch.allclose(before[k][i * rows:(i + 1) * rows], after[k][i * rows:(i + 1) * rows], atol=1e-6)
+            assert moved == (stem == "vocals"), (k, stem)
+    run = tmp_path / "spec"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--loss", "sdr", "--loss-stems", "vocals",
+                       "--init", start["weights"]]) == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    selects = [r for r in log if "select" in r]
+    assert selects and all(r["select_score"] == pytest.approx(r["select"]["sdr_median"]["vocals"]) for r in selects)
+    assert torch.load(run / "best.pt", weights_only=False)["best_select_sdr"] == max(r["select_score"] for r in selects)
+    with pytest.raises(train.TrainingSetError, match="export it with --base"):
+        train.export(run / "best.pt", tmp_path / "x.pt")
+    with pytest.raises(train.TrainingSetError, match="it goes over those weights"):
+        train.export(run / "best.pt", tmp_path / "x.pt", base=run / "best.pt")
+    with pytest.raises(train.TrainingSetError, match="--base is for a specialist"):
+        train.export(base / "best.pt", tmp_path / "x.pt", base=Path(start["weights"]))
+    card = train.export(run / "best.pt", tmp_path / "ship" / "tiny-voc.pt", tiny_set, "tiny-voc", base=Path(start["weights"]))
+    written = json.loads((tmp_path / "ship" / "tiny-voc.json").read_text())
+    assert written["config"] == card["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals"]}
+    assert written["training"]["loss_stems"] == ["vocals"] and written["commercial_use"] is True
+    assert written["training_data"].startswith(f"drums, bass, other: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); "
+                                               "vocals: a specialist network trained on that stem's loss only")
+    # the shipped file computes the base's drums, bass and other and the specialist's vocals
+    both = bandsplit.build(card["config"]).eval()
+    both.load_state_dict(torch.load(card["weights"], weights_only=True))
+    plain, special = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
+    plain.load_state_dict(before)
+    special.load_state_dict(_params(run / "best.pt"))
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        got, want_base, want_voc = both(x), plain(x), special(x)
+    v = bandsplit.STEMS.index("vocals")
+    assert torch.equal(got[:, v], want_voc[:, v]) and not torch.equal(got[:, v], want_base[:, v])
+    assert all(torch.equal(got[:, i], want_base[:, i]) for i in range(4) if i != v)
+    models = tmp_path / "models"
+    registry.install_model(card["weights"], "tiny-voc", models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-voc", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    # refused: a specialist without a start, a stem named twice, a start that is itself two networks
+    for bad, why in ((["--loss-stems", "vocals"], "--loss-stems needs --init"),
+                     (["--loss-stems", "vocals", "vocals", "--init", start["weights"]], "names a stem twice")):
+        with pytest.raises(SystemExit) as exited:
+            train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r"), *TINY, *bad])
+        assert exited.value.code == 2 and why in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="two networks"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r"), *TINY, "--init", card["weights"]])
+    with pytest.raises(ValueError, match="distinct stems"):
+        bandsplit.WithSpecialist(8, 1, specialist=("voice",))

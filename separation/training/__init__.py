@@ -10,7 +10,8 @@ import-linter's root packages and its contracts. FluidSynth is called as a progr
 
 Modules: `licences` (allow-lists of soundfonts and licences, the music21 corpus audit),
 `compose` (procedural multi-style per-stem MIDI), `arrange` (a second composer: songs with a form —
-sections, rests, instrumental leads — more grooves and meters), `data` (rendering, split, manifest, CLI),
+sections, rests, instrumental leads — more grooves and meters), `orchestrate` (a third: ensemble pieces,
+many with no voice or no kit, choirs, low lines in *other*, rubato), `data` (rendering, split, manifest, CLI),
 `synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
@@ -25,7 +26,9 @@ Model card — what the data is made of (default build):
   licence `LicenseRef-ClearStem-own-work`; with `--arranged-songs M`, M more songs by `arrange`
   (fifteen grooves in 3/4 to 7/4, a form entered at a random point, the voice resting in
   instrumental sections where a sax, trumpet, flute, violin or synth lead carries the tune in
-  *other*), same licence. No third-party MIDI by default: music21's corpus
+  *other*), same licence; with `--orchestrated-songs K`, K ensemble pieces by `orchestrate` (seven
+  textures from chamber to 8-bit; a third with no voice, many with no kit), same licence. No
+  third-party MIDI by default: music21's corpus
   states no licence for most encodings (Essen is explicitly non-commercial), see
   `licences.MUSIC21_AUDIT`; abcmidi is installable but the ABC collections we could pair it
   with have the same problem.

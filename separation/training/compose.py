@@ -27,6 +27,8 @@ PPQ = 480
 STEMS = ("drums", "bass", "vocals", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85)
 BASS_PROGRAMS = tuple(range(32, 40))
+#: the `controller` of a Part.controls entry that is a pitch bend
+PITCHWHEEL = -1
 MODES = {
     "major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "dorian": (0, 2, 3, 5, 7, 9, 10),
     "mixolydian": (0, 2, 4, 5, 7, 9, 10), "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
@@ -49,6 +51,10 @@ class Part:
     program: int
     channel: int
     notes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (tick, dur, pitch, vel)
+    #: (tick, controller, value): a control change, or a pitch bend (-8192..8191) where the
+    #: controller is PITCHWHEEL (-1). Only `orchestrate` writes them; a part without any writes
+    #: the same MIDI as before they existed.
+    controls: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -86,14 +92,23 @@ class Composition:
             for tick, dur, pitch, vel in part.notes:
                 events.append((max(tick, 0), 1, pitch, vel))
                 events.append((max(tick, 0) + max(dur, 10), 0, pitch, 0))
+            for tick, control, value in part.controls:  # pitch < 0 marks a control; before notes at its tick
+                events.append((max(tick, 0), 0, -1, control, value))
             events.sort()  # note-offs (0) before note-ons (1) at the same tick
             track = mido.MidiTrack()
             if part.channel != 9:
                 track.append(mido.Message("program_change", program=part.program, channel=part.channel, time=0))
             now = 0
-            for tick, on, pitch, vel in events:
-                kind = "note_on" if on else "note_off"
-                track.append(mido.Message(kind, note=pitch, velocity=vel, channel=part.channel, time=tick - now))
+            for tick, on, pitch, *rest in events:
+                if pitch < 0:
+                    control, value = rest
+                    msg = (mido.Message("pitchwheel", pitch=value, channel=part.channel, time=tick - now)
+                           if control == PITCHWHEEL else
+                           mido.Message("control_change", control=control, value=value, channel=part.channel, time=tick - now))
+                else:
+                    msg = mido.Message("note_on" if on else "note_off", note=pitch, velocity=rest[0], channel=part.channel,
+                                       time=tick - now)
+                track.append(msg)
                 now = tick
             mid.tracks.append(track)
         return mid

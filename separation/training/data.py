@@ -3,6 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
+        [--orchestrated-songs K]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
@@ -17,7 +18,9 @@ Split (SPLIT_POLICY): songs are composed from per-song seeds; the last ~20 % of 
 (TimGM6mb by default); the ~10 % before them are **select** — unseen compositions rendered with
 the training banks, for checkpoint selection, so early stopping never looks at the val bank;
 the rest are **train**. `--arranged-songs M` appends M songs with a form by the second composer
-(`arrange.py`), split the same way among themselves. Rendering is dry (FluidSynth reverb/chorus
+(`arrange.py`), split the same way among themselves, and `--orchestrated-songs K` K ensemble pieces
+by the third (`orchestrate.py`: no voice or no kit in many, choirs, low lines in *other*, rubato)
+after those, split the same way. Rendering is dry (FluidSynth reverb/chorus
 off); augmentation happens at training time (`augment.py`).
 
 `commercial_use` (top level) describes the weights: true only if every input of the splits that
@@ -42,7 +45,7 @@ from scipy.io import wavfile
 
 from sharedcore.hashing import file_sha256
 
-from . import arrange, sonivox, synth, voice
+from . import arrange, orchestrate, sonivox, synth, voice
 from . import compose as composer
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
@@ -160,11 +163,14 @@ def _file(path: Path, root: Path) -> dict:
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
-          flite_vocals: float = 0.0) -> dict:
-    """`songs` compositions by `compose`, then `arranged` more by `arrange` (song ids after them,
-    their own train/select/val split), each rendered with every training bank (val: `val_bank`)."""
+          flite_vocals: float = 0.0, orchestrated: int = 0) -> dict:
+    """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
+    more by `orchestrate` (song ids after them, each composer's songs with their own
+    train/select/val split), each rendered with every training bank (val: `val_bank`)."""
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
+    if orchestrated < 0:
+        raise ValueError(f"--orchestrated-songs must be 0 or more, not {orchestrated}")
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
     if not (0 <= espeak_vocals <= 1 and 0 <= flite_vocals <= 1 and espeak_vocals + flite_vocals <= 1):
@@ -187,11 +193,12 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                              "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
-    split_of = splits_for(songs) + splits_for(arranged)
+    split_of = splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
     sources, renders = [], []
-    for i in range(songs + arranged):
+    for i in range(songs + arranged + orchestrated):
         sid = f"song{i:05d}"
-        write = composer.compose if i < songs else arrange.arrange
+        write = (composer.compose if i < songs else arrange.arrange if i < songs + arranged
+                 else orchestrate.orchestrate)
         comp = write(song_seed(seed, i), seconds)
         midi_dir = out / "midi" / sid
         midi_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +215,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         # one draw per song, and none when neither is asked for: sets without them stay byte-identical
         draw = vrng.random() if espeak_vocals > 0 or flite_vocals > 0 else 1.0
         engine = "espeak-ng" if draw < espeak_vocals else "flite" if draw < espeak_vocals + flite_vocals else None
+        if not any(p.notes for p in comp.stems["vocals"]):
+            engine = None  # a piece nobody sings in (`orchestrate`): its vocals stem stays silent
         if engine:
             mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine=engine)
             kind, licence = SUNG_VOCALS[engine]
@@ -216,7 +225,11 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             source["licences"].append(licence)
             sung = np.stack([mono, mono])
         else:
-            source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)"}
+            # the first two composers always have a sung melody (arrange adds a backing voice at times)
+            singing = sum(bool(p.notes) for p in comp.stems["vocals"]) if write is orchestrate.orchestrate else 1
+            source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)" if singing == 1 else
+                                "GM voice programs as a choir in chords (FluidSynth)" if singing else
+                                "silent: no one sings in this piece"}
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
         sources.append(source)
         for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
@@ -248,7 +261,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             entry["mixture"] = _file(path, out)
             renders.append(entry)
         log(f"{sid} {split_of[i]:6s} {comp.style:7s} {comp.bpm:5.1f} bpm")
-    more = {"arranged_songs": arranged} if arranged else {}  # absent: earlier manifests stay byte-identical
+    # absent when 0: earlier manifests stay byte-identical
+    more = ({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
@@ -364,6 +378,8 @@ def main(argv=None) -> int:
                          "allowed); with --espeak-vocals, together at most 1")
     ap.add_argument("--arranged-songs", type=int, default=0,
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
+    ap.add_argument("--orchestrated-songs", type=int, default=0,
+                    help="ensemble pieces by the third composer (separation.training.orchestrate), after those")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
     args = ap.parse_args(argv)
     if args.verify:
@@ -376,7 +392,7 @@ def main(argv=None) -> int:
         manifest = build(args.out, args.songs, args.seed, args.seconds, tuple(args.train_soundfonts.split(",")),
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
                          espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
-                         flite_vocals=args.flite_vocals)
+                         flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs)
     except ValueError as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
