@@ -34,7 +34,7 @@ Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples norma
 engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the stems' mean SDR.
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
-started from, in one file (`bandsplit.WithSpecialists`): the base's other stems stay exactly as
+started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
 they were.
 """
 from __future__ import annotations
