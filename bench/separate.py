@@ -40,7 +40,7 @@ from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
 from separation.registry import default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
-from separation.train import SILENT_RMS  # noqa: E402
+from separation.train import silent  # noqa: E402 - a silent true stem has no SDR; what lands there: absent_db
 
 
 def nsdr(ref: np.ndarray, est: np.ndarray) -> float:
@@ -113,12 +113,6 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
     if not out:
         raise SystemExit(f"{folder} has no '{split}' renders" + (f" with {bank}" if bank else ""))
     return out
-
-
-def silent(ref: np.ndarray) -> bool:
-    """No SDR for this stem (`separation.train.SILENT_RMS`, as in training's selection); what an
-    engine puts there is measured instead (`absent_db`)."""
-    return float(np.sqrt(np.mean(ref.astype(np.float64) ** 2))) < SILENT_RMS
 
 
 def absent_db(song: dict, est: np.ndarray) -> float:

@@ -187,6 +187,12 @@ def sdr(ref: np.ndarray, est: np.ndarray) -> float:
 SILENT_RMS = 1e-4
 
 
+def silent(ref: np.ndarray) -> bool:
+    """A reference stem with no SDR (quieter than SILENT_RMS): training's selection and
+    `bench.separate` leave it out alike."""
+    return float(np.sqrt(np.mean(np.square(ref, dtype=np.float64)))) < SILENT_RMS
+
+
 def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: float = 10.0,
              rate: int = 44100, composer_of: dict[str, str] | None = None) -> dict:
     """Median SDR per stem over `renders` (the first `seconds` of each), and their mean; with
@@ -204,7 +210,7 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
             got = {}
             for i, s in enumerate(bandsplit.STEMS):
                 ref, _ = sf.read(data / r["stems"][s]["path"], frames=n, dtype="float32", always_2d=True)
-                if np.sqrt(np.mean(ref ** 2)) >= SILENT_RMS:  # a silent stem has no SDR
+                if not silent(ref):
                     got[s] = sdr(ref.T, est[i])
             rows.append((r["song"], got))
     model.train()
