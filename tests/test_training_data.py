@@ -506,3 +506,30 @@ def test_a_set_with_orchestrated_pieces_names_their_composer_and_says_when_nobod
     assert all(renders[s["id"]]["stems"]["vocals"]["rms_dbfs"] < -150 for s, q in zip(third, quiet) if q)
     assert m["commercial_use"] is True and data.verify(out) == []
     _refuses_a_negative_count(tmp_path, "orchestrated")
+
+
+def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_rendered_again(built, tmp_path):
+    """--reuse-renders hard-links an earlier set's renders where nothing that shaped them differs:
+    the grown set's manifest is byte-identical to rendering everything, the earlier files are
+    linked, not copied; a render whose earlier file no longer hashes to its manifest is rendered
+    again (never propagated), and a directory without a manifest is refused."""
+    _need("csound-gm", "timgm6mb")
+    out, m = built
+    fresh, _, _ = _set_with_more_songs(built, tmp_path, "orchestrated", 2)
+    earlier = tmp_path / "earlier"
+    shutil.copytree(out, earlier)
+    damaged = m["renders"][0]["stems"]["drums"]["path"]
+    (earlier / damaged).write_bytes(b"not the render")
+    grown = tmp_path / "grown"
+    lines = []
+    data.build(grown, 2, 11, SECONDS, orchestrated=2, reuse=earlier, log=lines.append)
+    assert (grown / "manifest.json").read_bytes() == (fresh / "manifest.json").read_bytes()
+    assert data.verify(grown) == []
+    linked = m["renders"][1:]
+    assert all(os.path.samefile(grown / f["path"], earlier / f["path"])
+               for r in linked for f in (*r["stems"].values(), r["mixture"]))
+    assert not os.path.samefile(grown / damaged, earlier / damaged)
+    assert f"{len(linked)} of {len(m['renders']) + 2} renders linked from {earlier}, the rest rendered" in lines
+    with pytest.raises(SystemExit, match="refused: --reuse-renders .*no readable manifest.json"):
+        data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", "--reuse-renders", str(tmp_path)])
+    assert not (tmp_path / "bad").exists()

@@ -3,7 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K]
+        [--orchestrated-songs K] [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
@@ -23,6 +23,13 @@ by the third (`orchestrate.py`: no voice or no kit in many, choirs, low lines in
 after those, split the same way. Rendering is dry (FluidSynth reverb/chorus
 off); augmentation happens at training time (`augment.py`).
 
+`--reuse-renders EARLIER_DIR` hard-links a render from an earlier set instead of rendering it again
+when nothing that shaped it differs: the same song id, split and source record (composition, MIDI
+hashes, voice), the same bank file (SHA-256), renderer version, flags, rate, length and sample
+format, and the earlier files still hash to their manifest. Rendering is deterministic (same
+arguments, same bytes), so the set and its manifest are what a full render would write; adding
+pieces to a 14 GB set then costs the new pieces' renders, not half an hour.
+
 `commercial_use` (top level) describes the weights: true only if every input of the splits that
 shape them (train, select) has a licence in `licences.LICENCES` with `commercial_ok`. Val audio is
 measurement only; it is listed with its own `commercial_use` (false for the GPL-2.0 bank).
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,10 +171,11 @@ def _file(path: Path, root: Path) -> dict:
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
-          flite_vocals: float = 0.0, orchestrated: int = 0) -> dict:
+          flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate` (song ids after them, each composer's songs with their own
-    train/select/val split), each rendered with every training bank (val: `val_bank`)."""
+    train/select/val split), each rendered with every training bank (val: `val_bank`); `reuse`, an
+    earlier set whose identical renders are hard-linked (`Reusable`)."""
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if orchestrated < 0:
@@ -191,6 +200,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         if not banks[b][1].commercial_ok and not allow_noncommercial:
             raise ValueError(f"{b} ({banks[b][1].licence}) is not commercial-clean; pass allow_noncommercial "
                              "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
+    earlier = Reusable(reuse, banks, rate, seconds, sample_format) if reuse is not None else None
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
     split_of = splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
@@ -233,6 +243,10 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
         sources.append(source)
         for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
+            linked = earlier.link(source, bank, out / "audio" / split_of[i] / f"{sid}.{bank}", out) if earlier else None
+            if linked is not None:
+                renders.append(linked)
+                continue
             stems = {stem: render_bank(banks[bank], midi_dir / f"{stem}.mid", n, rate,
                                        song_seed(comp.seed, STEMS.index(stem))).astype(np.float64)
                      for stem in STEMS if not (stem == "vocals" and sung is not None)}
@@ -261,12 +275,57 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             entry["mixture"] = _file(path, out)
             renders.append(entry)
         log(f"{sid} {split_of[i]:6s} {comp.style:7s} {comp.bpm:5.1f} bpm")
+    if earlier is not None:
+        log(f"{earlier.linked} of {len(renders)} renders linked from {reuse}, the rest rendered")
     # absent when 0: earlier manifests stay byte-identical
     more = ({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
     return manifest
+
+
+class Reusable:
+    """The renders of an earlier set that a build may hard-link instead of rendering again: only
+    where every input of the render is the same (see the module docstring), so the result is
+    byte-for-byte what rendering would write. Anything else is rendered as usual."""
+
+    def __init__(self, earlier: Path, banks: dict, rate: int, seconds: float, sample_format: str):
+        try:
+            manifest = json.loads((earlier / "manifest.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--reuse-renders {earlier}: no readable manifest.json there ({exc})") from exc
+        self.root, self.linked = earlier, 0
+        gen, ren = manifest.get("generator", {}), manifest.get("render", {})
+        same_render = (ren.get("engine") == fluidsynth_version() and ren.get("flags") == FLUIDSYNTH_FLAGS
+                       and gen.get("rate") == rate and gen.get("seconds") == seconds
+                       and gen.get("sample_format", "flac24") == sample_format)
+        same_bank = {s["id"] for s in manifest.get("soundfonts", [])
+                     if s["id"] in banks and s["sha256"] == banks[s["id"]][1].sha256}
+        self.sources = {s["id"]: s for s in manifest.get("sources", [])} if same_render else {}
+        self.renders = {(r["song"], r["soundfont"]): r for r in manifest.get("renders", [])
+                        if same_render and r["soundfont"] in same_bank}
+
+    def link(self, source: dict, bank: str, folder: Path, out: Path) -> dict | None:
+        """The earlier render of `source` with `bank`, its files hard-linked into `folder`, or None
+        when it differs or a file no longer hashes to the earlier manifest."""
+        entry = self.renders.get((source["id"], bank))
+        if entry is None or self.sources.get(source["id"]) != json.loads(rfc8785.dumps(source)):
+            return None
+        files = [*entry["stems"].values(), entry["mixture"]]
+        if any((out / f["path"]).parent != folder or file_sha256(self.root / f["path"]) != f["sha256"]
+               for f in files):
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            target = out / f["path"]
+            target.unlink(missing_ok=True)
+            try:
+                os.link(self.root / f["path"], target)
+            except OSError:  # another file system
+                shutil.copyfile(self.root / f["path"], target)
+        self.linked += 1
+        return entry
 
 
 def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -> dict:
@@ -380,6 +439,8 @@ def main(argv=None) -> int:
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--orchestrated-songs", type=int, default=0,
                     help="ensemble pieces by the third composer (separation.training.orchestrate), after those")
+    ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
+                    help="hard-link renders of an earlier set where nothing that shaped them differs")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
     args = ap.parse_args(argv)
     if args.verify:
@@ -392,7 +453,8 @@ def main(argv=None) -> int:
         manifest = build(args.out, args.songs, args.seed, args.seconds, tuple(args.train_soundfonts.split(",")),
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
                          espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
-                         flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs)
+                         flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs,
+                         reuse=args.reuse_renders)
     except ValueError as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
