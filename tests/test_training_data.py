@@ -533,3 +533,7 @@ def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_r
     with pytest.raises(SystemExit, match="refused: --reuse-renders .*no readable manifest.json"):
         data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", "--reuse-renders", str(tmp_path)])
     assert not (tmp_path / "bad").exists()
+    before = (grown / "manifest.json").read_bytes()
+    with pytest.raises(SystemExit, match="refused: --reuse-renders .* is the set being built"):
+        data.main(["--out", str(grown), "--songs", "2", "--seed", "11", "--reuse-renders", str(grown)])
+    assert (grown / "manifest.json").read_bytes() == before and data.verify(grown) == []

@@ -200,6 +200,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         if not banks[b][1].commercial_ok and not allow_noncommercial:
             raise ValueError(f"{b} ({banks[b][1].licence}) is not commercial-clean; pass allow_noncommercial "
                              "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
+    if reuse is not None and out.resolve() == reuse.resolve():
+        raise ValueError(f"--reuse-renders {reuse} is the set being built: name an earlier set's directory")
     earlier = Reusable(reuse, banks, rate, seconds, sample_format) if reuse is not None else None
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
