@@ -512,7 +512,8 @@ def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_r
     """--reuse-renders hard-links an earlier set's renders where nothing that shaped them differs:
     the grown set's manifest is byte-identical to rendering everything, the earlier files are
     linked, not copied; a render whose earlier file no longer hashes to its manifest is rendered
-    again (never propagated), and a directory without a manifest is refused."""
+    again (never propagated), a directory without a manifest is refused, and rebuilding the
+    earlier set leaves the grown one intact."""
     _need("csound-gm", "timgm6mb")
     out, m = built
     fresh, _, _ = _set_with_more_songs(built, tmp_path, "orchestrated", 2)
@@ -537,3 +538,5 @@ def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_r
     with pytest.raises(SystemExit, match="refused: --reuse-renders .* is the set being built"):
         data.main(["--out", str(grown), "--songs", "2", "--seed", "11", "--reuse-renders", str(grown)])
     assert (grown / "manifest.json").read_bytes() == before and data.verify(grown) == []
+    data.build(earlier, 2, 12, SECONDS, log=lambda *_: None)  # the earlier set rendered again, as other songs
+    assert data.verify(grown) == [] and data.verify(earlier) == []  # linked files are replaced there, not rewritten

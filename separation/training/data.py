@@ -149,6 +149,8 @@ def quantise24(x: np.ndarray) -> np.ndarray:
 
 
 def write_audio(path: Path, audio: np.ndarray, rate: int, sample_format: str) -> None:
+    # a new file, never written through: the old one may be a hard link another set shares (--reuse-renders)
+    path.unlink(missing_ok=True)
     if sample_format == "flac24":
         ints = np.round(audio.T * 2 ** 23).astype(np.int32)
         if np.abs(ints).max(initial=0) >= 2 ** 23:
