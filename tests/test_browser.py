@@ -375,6 +375,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     shot(page, "label-grant")
 
     page.get_by_role("link", name="Licenses", exact=True).click()
+    page.wait_for_url("**/licenses/")  # a click starts the navigation; reading before it ends reads the old page
     assert "Song 13" in page.inner_text("main")
     shot(page, "label-licenses")
     page.locator("tbody tr").filter(has_text="Song 13").get_by_role("link").first.click()
@@ -387,6 +388,7 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
 
     # the request inbox: approve with narrower terms than asked
     page.get_by_role("link", name="Requests 1").click()
+    page.wait_for_url("**/requests/")
     assert "For a club remix." in page.inner_text("main")
     shot(page, "label-requests")
     page.get_by_role("link", name="Review", exact=True).click()
@@ -412,10 +414,12 @@ def test_label_registers_grants_and_approves_a_request(page, people, clients, au
     assert page.inner_text("#grant-status") == "suspended"
 
     page.get_by_role("link", name="Usage", exact=True).click()
+    page.wait_for_url("**/usage/")
     assert page.locator("svg.chart rect").count() == 2  # today: one separation, one download
     assert "Song 11" in page.inner_text("main")
     shot(page, "label-usage")
     page.get_by_role("link", name="Song 11").first.click()
+    page.wait_for_url("**/catalog/*/")
     assert page.locator("svg.chart rect").count() == 2
     shot(page, "label-recording")
     page.get_by_role("link", name="Usage", exact=True).click()
@@ -519,6 +523,7 @@ def test_a_finished_job_for_the_auditor_the_producer_player_and_phones(chromium,
     shot(page, "audit-ledger")
 
     page.get_by_role("link", name="Jobs", exact=True).click()
+    page.wait_for_url("**/audit/jobs/")
     text = page.inner_text("main")
     assert "Queues" in text and "default" in text and "No failed jobs." in text
     shot(page, "audit-jobs")

@@ -1,5 +1,6 @@
 """Listening on the job page, server side: waveforms drawn once and kept, the original upload's
 preview, the player's markup (usable without its script), and the progress ETA."""
+import json
 from datetime import timedelta
 
 from django.core.files.storage import default_storage
@@ -49,6 +50,30 @@ def test_the_job_page_draws_waveforms_once_and_offers_the_player(clients, users,
     clients["label"].post(f"/api/v1/licenses/{catalog['grant']['id']}/revoke/")
     page = web.get(f"/studio/jobs/{job.pk}/").content.decode()
     assert "data-mixer" not in page and "data-single" not in page and "Downloads are stopped" in page
+
+
+def test_a_waveform_file_still_being_written_or_damaged_is_drawn_again_not_a_server_error(clients, users, catalog,
+                                                                                          audio_dir):
+    """Storage creates a waveform's file before it writes it, so a page view that races the
+    worker's warm-up (the page reloads itself the moment the job ends) can find it empty; a crash
+    can leave it cut short. Either is computed again, the page renders, and a damaged file is
+    replaced with the same peaks."""
+    from django.core.files.base import ContentFile
+
+    job = _done_job(clients, audio_dir)
+    name = f"waveforms/upload-{job.upload_id}-v1.json"
+    with default_storage.open(name, "rb") as fh:
+        kept = fh.read()
+    web = browser(users["producer"][0])
+    for damaged in (b"", kept[: len(kept) // 2], b'{"not": "peaks"}'):
+        default_storage.delete(name)
+        default_storage.save(name, ContentFile(damaged))
+        r = web.get(f"/studio/jobs/{job.pk}/")
+        assert r.status_code == 200 and r.content.decode().count('<svg viewBox="0 0 240 48"') == 3
+        assert 'aria-label="Waveform of your upload"' in r.content.decode()
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == kept  # repaired, identical to the first drawing
+    assert listening.upload_peaks(job.upload) == json.loads(kept)
 
 
 def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):

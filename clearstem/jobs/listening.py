@@ -24,11 +24,27 @@ WAVEFORM_BINS = 240
 WAVEFORM_HEIGHT = 48
 
 
+def _cached_peaks(cache_name: str) -> list[float] | None:
+    """The kept peaks, or None when there are none or they cannot be read. A file that exists
+    but does not parse is one another request or the worker is still writing (storage creates
+    the file before it writes it), or one a crash cut short: either way it is computed again."""
+    if not default_storage.exists(cache_name):
+        return None
+    try:
+        with default_storage.open(cache_name, "rb") as fh:
+            peaks = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    if isinstance(peaks, list) and all(isinstance(p, (int, float)) for p in peaks):
+        return peaks
+    return None
+
+
 def _peaks(file_name: str, cache_name: str) -> list[float]:
     """Peaks of a stored audio file, computed on first use and kept in storage."""
-    if default_storage.exists(cache_name):
-        with default_storage.open(cache_name, "rb") as fh:
-            return json.loads(fh.read())
+    peaks = _cached_peaks(cache_name)
+    if peaks is not None:
+        return peaks
     try:
         with local_path(file_name) as src:
             peaks = waveform_peaks(src, WAVEFORM_BINS)
@@ -36,6 +52,11 @@ def _peaks(file_name: str, cache_name: str) -> list[float]:
         log.warning("no waveform for %s: %s", file_name, exc)
         return []
     if not default_storage.exists(cache_name):
+        default_storage.save(cache_name, ContentFile(json.dumps(peaks).encode()))
+    elif _cached_peaks(cache_name) is None:
+        # still unreadable after a whole decode: not a write in progress but a damaged file,
+        # replaced so that later views read it again (a racing writer's copy is the same peaks)
+        default_storage.delete(cache_name)
         default_storage.save(cache_name, ContentFile(json.dumps(peaks).encode()))
     return peaks
 
