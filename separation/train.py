@@ -11,6 +11,8 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
                                                              # + the model card the repository ships
     python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--data DIR --name NAME]
                                                              # a --loss-stems run: its stems over WEIGHTS'
+    python -m separation.train soup RUN_A/best.pt RUN_B/best.pt --to SOUP.pt --data DIR [--covers DIR_A]
+        [--score]                                            # their weights' average, exported like a run
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
 set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
@@ -36,6 +38,13 @@ engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the st
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
 they were.
+
+`soup` averages the weights of runs fine-tuned from one start (a "model soup", Wortsman et al.
+2022): fine-tunes of one start tend to stay in one basin of the loss, so their average can keep
+what each learned with one network's cost. It refuses runs that differ in anything but their data,
+seed, rate and length (other starts, shapes, losses or stems), and needs `--data`, a set whose
+manifest lists every input any of them learned from (each other set named with `--covers` and
+checked render by render): that manifest is what the card pins, so provenance stays one hash.
 """
 from __future__ import annotations
 
@@ -482,17 +491,27 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
             raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
                                    f"{data} is {manifest['_sha256']}")
         training_data, weights_licence = training_statement(manifest, cfg.get("init"))
+        averaged = ""
+        if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
+            runs = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
+                             + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
+                                else ", every input of which the set below lists") for i in cfg["soup"])
+            averaged = f"the uniform average of the weights of {len(cfg['soup'])} runs from one start ({runs}), "
         if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
             others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
             training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
-                             f"{', '.join(cfg['loss_stems'])}: a specialist network trained on that stem's loss only, "
+                             f"{', '.join(cfg['loss_stems'])}: {averaged}"
+                             f"{'each ' if averaged else ''}a specialist network trained on that stem's loss only, "
                              f"on {training_data}")
+        elif averaged:
+            training_data = f"{averaged}each trained on {training_data}"
         digest = hashlib.sha256(to.read_bytes()).hexdigest()
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
                 "training_data": training_data, "training_data_manifest_sha256": cfg["data_manifest_sha256"],
                 "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
-                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr")} | {"init": cfg.get("init")} | ({
+                "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr") if not (cfg.get("soup") and k in (
+                    "seed", "lr"))} | ({"soup": cfg["soup"]} if cfg.get("soup") else {}) | {"init": cfg.get("init")} | ({
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
@@ -502,6 +521,95 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         os.replace(tmp, to.with_suffix(".json"))
         out |= {"card": str(to.with_suffix(".json")), "sha256": digest}
     return out
+
+
+#: What every ingredient of a soup must share: the same network and start, trained for the same stems.
+SOUP_SAME = ("format", "architecture", "dim", "layers", "stems", "loss", "loss_stems", "init")
+
+
+def _covers(cover: dict, other: dict) -> list[str]:
+    """What `other`'s train and select splits use that `cover` does not list identically (songs'
+    source records, renders with their files' hashes): empty when `cover` covers it."""
+    sources = {s["id"]: s for s in cover["sources"]}
+    renders = {(r["song"], r["soundfont"]): r for r in cover["renders"]}
+    missing = []
+    for r in other["renders"]:
+        if r["split"] not in ("train", "select"):
+            continue
+        if renders.get((r["song"], r["soundfont"])) != r:
+            missing.append(f"render {r['song']}.{r['soundfont']}")
+    for src in other["sources"]:
+        if any(r["song"] == src["id"] and r["split"] in ("train", "select") for r in other["renders"]) \
+                and sources.get(src["id"]) != src:
+            missing.append(f"source {src['id']}")
+    return missing
+
+
+def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (), score: bool = False) -> dict:
+    """The uniform average of the weights of `checkpoints` (runs from one start; see the module
+    docstring), saved as a checkpoint `to` that `export` takes like a run's (no optimiser: a soup
+    is not trained further). Its `data_manifest_sha256` is `data`'s, which must cover every
+    ingredient's set; `config["soup"]` records each ingredient. With `score`, also the soup's and
+    each ingredient's `select` scores on `data` (the trainer's protocol), printed and recorded."""
+    if len(checkpoints) < 2:
+        raise TrainingSetError("a soup needs at least two checkpoints")
+    manifest = load_set(data, allow_noncommercial=True)
+    sets = {manifest["_sha256"]: manifest}
+    for d in covers:
+        m = load_set(d, allow_noncommercial=True)
+        if missing := _covers(manifest, m):
+            raise TrainingSetError(f"{data} does not list every input {d} trained on ({len(missing)} differ, "
+                                   f"e.g. {', '.join(missing[:3])}): give a set that lists them all")
+        sets[m["_sha256"]] = m
+    ckpts = [torch.load(c, map_location="cpu", weights_only=False) for c in checkpoints]
+    first = ckpts[0]["config"]
+    if not first.get("init"):
+        raise TrainingSetError("a soup averages fine-tunes of one start; these runs have no --init "
+                               "(networks trained from separate random starts do not average)")
+    for path, ck in zip(checkpoints, ckpts):
+        cfg = ck["config"]
+        if differ := [k for k in SOUP_SAME if cfg.get(k) != first.get(k)]:
+            raise TrainingSetError(f"{path} differs from {checkpoints[0]} in {', '.join(differ)}: a soup's "
+                                   "ingredients share their network, start, loss and stems")
+        if cfg["data_manifest_sha256"] not in sets:
+            raise TrainingSetError(f"{path} trained on set {cfg['data_manifest_sha256']}, neither {data} nor a "
+                                   "--covers set: name the set it trained on with --covers")
+    states = [ck["model"] for ck in ckpts]
+    if any(st.keys() != states[0].keys() for st in states):
+        raise TrainingSetError("the checkpoints' networks have different parameters")
+    averaged = {}
+    for k, v in states[0].items():
+        if v.is_floating_point():
+            averaged[k] = torch.stack([st[k].float() for st in states]).mean(dim=0).to(v.dtype)
+        elif all(torch.equal(st[k], v) for st in states):
+            averaged[k] = v.clone()
+        else:
+            raise TrainingSetError(f"{k} is not a float parameter and differs between the checkpoints")
+    ingredients = [{"checkpoint_sha256": hashlib.sha256(c.read_bytes()).hexdigest(), "step": ck["step"],
+                    "seed": ck["config"]["seed"], "lr": ck["config"]["lr"],
+                    "data_manifest_sha256": ck["config"]["data_manifest_sha256"],
+                    "best_select_sdr": ck["best_select_sdr"]} for c, ck in zip(checkpoints, ckpts)]
+    config = {**first, "data_manifest_sha256": manifest["_sha256"], "soup": ingredients,
+              "commercial_use": all(ck["config"]["commercial_use"] for ck in ckpts)
+              and all(bool(sets[i["data_manifest_sha256"]].get("commercial_use")) for i in ingredients)}
+    selected = None
+    if score:
+        select = [r for r in manifest["renders"] if r["split"] == "select"]
+        composer_of = composers(manifest)
+        net = bandsplit.BandSplitRNN(first["dim"], first["layers"])
+        scores = []
+        for state in [averaged, *states]:
+            net.load_state_dict(state)
+            ev = evaluate(net, data, select, composer_of=composer_of)
+            scores.append({"score": selection_score(ev, first.get("loss_stems")), "select": ev})
+        selected = scores[0]["score"]
+        config["soup_select"] = {"data_manifest_sha256": manifest["_sha256"], "soup": scores[0],
+                                 "ingredients": scores[1:]}
+    to.parent.mkdir(parents=True, exist_ok=True)
+    _save(to, {"config": config, "model": averaged, "step": max(i["step"] for i in ingredients),
+               "best_select_sdr": selected})
+    return {"soup": str(to), "ingredients": ingredients, "data_manifest_sha256": manifest["_sha256"],
+            "commercial_use": config["commercial_use"], **({"select": config["soup_select"]} if score else {})}
 
 
 def main(argv=None) -> int:
@@ -521,6 +629,21 @@ def main(argv=None) -> int:
             print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
+        return 0
+    if argv and argv[0] == "soup":
+        sp = argparse.ArgumentParser(prog="python -m separation.train soup")
+        sp.add_argument("checkpoints", type=Path, nargs="+")
+        sp.add_argument("--to", type=Path, required=True)
+        sp.add_argument("--data", type=Path, required=True,
+                        help="the set whose manifest lists every input the runs learned from (the card pins it)")
+        sp.add_argument("--covers", type=Path, action="append", default=[],
+                        help="another run's training set, checked to be listed in --data's manifest")
+        sp.add_argument("--score", action="store_true", help="score the soup and each run on --data's select split")
+        a = sp.parse_args(argv[1:])
+        try:
+            print(json.dumps(soup(a.checkpoints, a.to, a.data, a.covers, a.score)))
+        except (TrainingSetError, OSError) as exc:
+            raise SystemExit(f"separation.train soup: {exc}") from None
         return 0
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)

@@ -3,6 +3,7 @@ the `select` split only, refusing a tampered or non-commercial set. A tiny netwo
 rendered set (ten songs of 1.5 s: eight train, one select, one val)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -390,3 +391,77 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r"), *TINY, "--init", card["weights"]])
     with pytest.raises(ValueError, match="distinct stems"):
         bandsplit.WithSpecialist(8, 1, specialist=("voice",))
+
+
+def _subset(tiny_set: Path, to: Path) -> Path:
+    """A copy of the tiny set whose manifest lists one train render fewer: another set (its own
+    manifest hash) every input of which the tiny set lists."""
+    shutil.copytree(tiny_set, to)
+    manifest = json.loads((to / "manifest.json").read_text())
+    dropped = next(r for r in manifest["renders"] if r["split"] == "train")
+    manifest["renders"].remove(dropped)
+    raw = json.dumps(manifest).encode()
+    (to / "manifest.json").write_bytes(raw)
+    (to / "manifest.sha256").write_text(hashlib.sha256(raw).hexdigest() + "  manifest.json\n")
+    return to
+
+
+def test_a_soup_averages_fine_tunes_of_one_start_and_its_card_pins_a_set_listing_all_they_learned(tiny_set, tmp_path,
+                                                                                                   capsys):
+    """`separation.train soup` (stop 47): the uniform average of runs from one start, exported like a
+    run (here two vocals specialists, over their base); the card pins `--data`, which must list every
+    input of each run's set (`--covers`), and names each run. Refused: one checkpoint, runs without a
+    start, runs of another kind, a run's set that `--data` does not list or that was not named."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    spec = [*TINY, "--lr", "0.05", "--loss", "sdr", "--loss-stems", "vocals", "--init", start["weights"]]
+    other = _subset(tiny_set, tmp_path / "subset")
+    assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / "a"), *spec, "--seed", "1"]) == 0
+    assert train.main(["--data", str(other), "--out", str(tmp_path / "b"), *spec, "--seed", "2"]) == 0
+    a, b = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
+    out = train.soup([a, b], tmp_path / "soup.pt", tiny_set, [other], score=True)
+    got, pa, pb = _params(tmp_path / "soup.pt"), _params(a), _params(b)
+    assert got.keys() == pa.keys() and all(torch.allclose(got[k], (pa[k] + pb[k]) / 2) for k in got)
+    assert any(not torch.equal(pa[k], pb[k]) for k in pa)  # two different runs, averaged
+    ckpt = torch.load(tmp_path / "soup.pt", weights_only=False)
+    assert ckpt["config"]["data_manifest_sha256"] == train.load_set(tiny_set)["_sha256"] == out["data_manifest_sha256"]
+    assert [i["seed"] for i in ckpt["config"]["soup"]] == [1, 2] and "optimizer" not in ckpt
+    assert ckpt["config"]["soup"][1]["data_manifest_sha256"] == train.load_set(other)["_sha256"]
+    # scored on --data's select split as the trainer scores (the vocals: a vocals specialist)
+    net = bandsplit.BandSplitRNN(8, 1)
+    net.load_state_dict(got)
+    select = [r for r in train.load_set(tiny_set)["renders"] if r["split"] == "select"]
+    ev = train.evaluate(net, tiny_set, select)
+    assert out["select"]["soup"]["score"] == pytest.approx(ev["sdr_median"]["vocals"], nan_ok=True)
+    assert ckpt["best_select_sdr"] == out["select"]["soup"]["score"] and len(out["select"]["ingredients"]) == 2
+    # a soup of a run with itself is that run
+    same = train.soup([a, a], tmp_path / "same.pt", tiny_set)
+    assert same["commercial_use"] is True and all(torch.equal(_params(tmp_path / "same.pt")[k], pa[k]) for k in pa)
+    # exported over the base like a specialist; the card pins --data's manifest and names both runs
+    card = train.export(tmp_path / "soup.pt", tmp_path / "ship" / "tiny-soup.pt", tiny_set, "tiny-soup",
+                        base=Path(start["weights"]))
+    written = json.loads((tmp_path / "ship" / "tiny-soup.json").read_text())
+    assert card["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals"]} and written["commercial_use"] is True
+    assert written["training_data_manifest_sha256"] == train.load_set(tiny_set)["_sha256"]
+    assert "vocals: the uniform average of the weights of 2 runs from one start (seed 1, 4 steps" in written["training_data"]
+    assert f"on set {train.load_set(other)['_sha256']}, every input of which the set below lists" in written["training_data"]
+    assert [i["seed"] for i in written["training"]["soup"]] == [1, 2] and "seed" not in written["training"]
+    # refused, nothing written
+    refusals = [
+        (([a], tiny_set), "at least two"),
+        (([a, base / "last.pt"], tiny_set), "differs from .* in loss, loss_stems, init"),
+        (([a, b], tiny_set), "name the set it trained on with --covers"),
+        (([a, b], other, [tiny_set]), "does not list every input"),
+    ]
+    assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / "scratch2"), *TINY, "--seed", "3"]) == 0
+    refusals.append((([base / "last.pt", tmp_path / "scratch2" / "last.pt"], tiny_set), "no --init"))
+    for args, why in refusals:
+        with pytest.raises(train.TrainingSetError, match=why):
+            train.soup(args[0], tmp_path / "refused.pt", *args[1:])
+        assert not (tmp_path / "refused.pt").exists()
+    with pytest.raises(SystemExit, match="separation.train soup: .*name the set it trained on"):
+        train.main(["soup", str(a), str(b), "--to", str(tmp_path / "refused.pt"), "--data", str(tiny_set)])
+    assert train.main(["soup", str(a), str(b), "--to", str(tmp_path / "cli.pt"), "--data", str(tiny_set),
+                       "--covers", str(other)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["soup"] == str(tmp_path / "cli.pt")
