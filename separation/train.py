@@ -12,7 +12,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--data DIR --name NAME]
                                                              # a --loss-stems run: its stems over WEIGHTS'
     python -m separation.train soup RUN_A/best.pt RUN_B/best.pt --to SOUP.pt --data DIR [--covers DIR_A]
-        [--score]                                            # their weights' average, exported like a run
+        [--score] [--start WEIGHTS.pt]                       # their weights' average, exported like a run
 
 DIR is a set built by `python -m separation.training.data` (its manifest is re-hashed first; a
 set whose manifest says `commercial_use: false` is refused unless --allow-noncommercial, and the
@@ -493,10 +493,13 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         training_data, weights_licence = training_statement(manifest, cfg.get("init"))
         averaged = ""
         if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
-            runs = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
-                             + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
-                                else ", every input of which the set below lists") for i in cfg["soup"])
-            averaged = f"the uniform average of the weights of {len(cfg['soup'])} runs from one start ({runs}), "
+            runs = [i for i in cfg["soup"] if "step" in i]
+            words = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
+                              + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
+                                 else ", every input of which the set below lists") for i in runs)
+            with_start = len(runs) < len(cfg["soup"])
+            averaged = (f"the uniform average of the weights of {len(runs)} run{'s' if len(runs) > 1 else ''} from one "
+                        f"start{' and of that start itself' if with_start else ''} ({words}), ")
         if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
             others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
             training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
@@ -545,14 +548,19 @@ def _covers(cover: dict, other: dict) -> list[str]:
     return missing
 
 
-def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (), score: bool = False) -> dict:
+def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (), score: bool = False,
+         start: Path | None = None) -> dict:
     """The uniform average of the weights of `checkpoints` (runs from one start; see the module
     docstring), saved as a checkpoint `to` that `export` takes like a run's (no optimiser: a soup
     is not trained further). Its `data_manifest_sha256` is `data`'s, which must cover every
-    ingredient's set; `config["soup"]` records each ingredient. With `score`, also the soup's and
-    each ingredient's `select` scores on `data` (the trainer's protocol), printed and recorded."""
-    if len(checkpoints) < 2:
-        raise TrainingSetError("a soup needs at least two checkpoints")
+    ingredient's set; `config["soup"]` records each ingredient. With `start` (the weights the runs
+    started from, checked against the SHA-256 they recorded), those weights are one more
+    ingredient: one run and its start average to the middle of the fine-tune (WiSE-FT, Wortsman
+    et al. 2022, which kept what a fine-tune gained on new data with less of what it cost on the
+    old). With `score`, also the soup's and each ingredient's `select` scores on `data` (the
+    trainer's protocol), printed and recorded."""
+    if len(checkpoints) + (start is not None) < 2:
+        raise TrainingSetError("a soup needs at least two checkpoints (or one and --start)")
     manifest = load_set(data, allow_noncommercial=True)
     sets = {manifest["_sha256"]: manifest}
     for d in covers:
@@ -575,8 +583,19 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
             raise TrainingSetError(f"{path} trained on set {cfg['data_manifest_sha256']}, neither {data} nor a "
                                    "--covers set: name the set it trained on with --covers")
     states = [ck["model"] for ck in ckpts]
+    ingredients = [{"checkpoint_sha256": hashlib.sha256(c.read_bytes()).hexdigest(), "step": ck["step"],
+                    "seed": ck["config"]["seed"], "lr": ck["config"]["lr"],
+                    "data_manifest_sha256": ck["config"]["data_manifest_sha256"],
+                    "best_select_sdr": ck["best_select_sdr"]} for c, ck in zip(checkpoints, ckpts)]
+    if start is not None:
+        digest = hashlib.sha256(start.read_bytes()).hexdigest()
+        if digest != first["init"]["weights_sha256"]:
+            raise TrainingSetError(f"--start {start} has SHA-256 {digest}; the runs started from "
+                                   f"{first['init']['name']} ({first['init']['weights_sha256']})")
+        states.append(torch.load(start, map_location="cpu", weights_only=True))
+        ingredients.append({"start": first["init"]["name"], "weights_sha256": digest})
     if any(st.keys() != states[0].keys() for st in states):
-        raise TrainingSetError("the checkpoints' networks have different parameters")
+        raise TrainingSetError("the ingredients' networks have different parameters")
     averaged = {}
     for k, v in states[0].items():
         if v.is_floating_point():
@@ -585,13 +604,9 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
             averaged[k] = v.clone()
         else:
             raise TrainingSetError(f"{k} is not a float parameter and differs between the checkpoints")
-    ingredients = [{"checkpoint_sha256": hashlib.sha256(c.read_bytes()).hexdigest(), "step": ck["step"],
-                    "seed": ck["config"]["seed"], "lr": ck["config"]["lr"],
-                    "data_manifest_sha256": ck["config"]["data_manifest_sha256"],
-                    "best_select_sdr": ck["best_select_sdr"]} for c, ck in zip(checkpoints, ckpts)]
     config = {**first, "data_manifest_sha256": manifest["_sha256"], "soup": ingredients,
               "commercial_use": all(ck["config"]["commercial_use"] for ck in ckpts)
-              and all(bool(sets[i["data_manifest_sha256"]].get("commercial_use")) for i in ingredients)}
+              and all(bool(sets[i["data_manifest_sha256"]].get("commercial_use")) for i in ingredients if "step" in i)}
     selected = None
     if score:
         select = [r for r in manifest["renders"] if r["split"] == "select"]
@@ -606,7 +621,7 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
         config["soup_select"] = {"data_manifest_sha256": manifest["_sha256"], "soup": scores[0],
                                  "ingredients": scores[1:]}
     to.parent.mkdir(parents=True, exist_ok=True)
-    _save(to, {"config": config, "model": averaged, "step": max(i["step"] for i in ingredients),
+    _save(to, {"config": config, "model": averaged, "step": max(i.get("step", 0) for i in ingredients),
                "best_select_sdr": selected})
     return {"soup": str(to), "ingredients": ingredients, "data_manifest_sha256": manifest["_sha256"],
             "commercial_use": config["commercial_use"], **({"select": config["soup_select"]} if score else {})}
@@ -639,9 +654,10 @@ def main(argv=None) -> int:
         sp.add_argument("--covers", type=Path, action="append", default=[],
                         help="another run's training set, checked to be listed in --data's manifest")
         sp.add_argument("--score", action="store_true", help="score the soup and each run on --data's select split")
+        sp.add_argument("--start", type=Path, help="the weights the runs started from, averaged in too (WiSE-FT)")
         a = sp.parse_args(argv[1:])
         try:
-            print(json.dumps(soup(a.checkpoints, a.to, a.data, a.covers, a.score)))
+            print(json.dumps(soup(a.checkpoints, a.to, a.data, a.covers, a.score, a.start)))
         except (TrainingSetError, OSError) as exc:
             raise SystemExit(f"separation.train soup: {exc}") from None
         return 0

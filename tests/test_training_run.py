@@ -447,9 +447,23 @@ def test_a_soup_averages_fine_tunes_of_one_start_and_its_card_pins_a_set_listing
     assert "vocals: the uniform average of the weights of 2 runs from one start (seed 1, 4 steps" in written["training_data"]
     assert f"on set {train.load_set(other)['_sha256']}, every input of which the set below lists" in written["training_data"]
     assert [i["seed"] for i in written["training"]["soup"]] == [1, 2] and "seed" not in written["training"]
+    # with --start, the weights the runs started from are one more ingredient: one run and its start
+    # average to the middle of the fine-tune (WiSE-FT), a plain network exported without --base
+    full = tmp_path / "full"
+    assert train.main(["--data", str(tiny_set), "--out", str(full), *TINY, "--lr", "0.05", "--init", start["weights"]]) == 0
+    train.soup([full / "last.pt"], tmp_path / "wise.pt", tiny_set, start=Path(start["weights"]))
+    mid, end, init = _params(tmp_path / "wise.pt"), _params(full / "last.pt"), torch.load(start["weights"], weights_only=True)
+    assert all(torch.allclose(mid[k], (end[k] + init[k]) / 2) for k in mid) and any(not torch.equal(end[k], init[k]) for k in end)
+    wise = train.export(tmp_path / "wise.pt", tmp_path / "ship" / "tiny-wise.pt", tiny_set, "tiny-wise")
+    words = json.loads((tmp_path / "ship" / "tiny-wise.json").read_text())["training_data"]
+    assert wise["config"] == {"dim": 8, "layers": 1} and words.startswith(
+        "the uniform average of the weights of 1 run from one start and of that start itself (seed 0, 4 steps")
+    assert f"fine-tuned from tiny-v1 (weights SHA-256 {start['sha256']})" in words
+    with pytest.raises(train.TrainingSetError, match="--start .* the runs started from tiny-v1"):
+        train.soup([full / "last.pt"], tmp_path / "refused.pt", tiny_set, start=tmp_path / "ship" / "tiny-wise.pt")
     # refused, nothing written
     refusals = [
-        (([a], tiny_set), "at least two"),
+        (([a], tiny_set), "at least two checkpoints \\(or one and --start\\)"),
         (([a, base / "last.pt"], tiny_set), "differs from .* in loss, loss_stems, init"),
         (([a, b], tiny_set), "name the set it trained on with --covers"),
         (([a, b], other, [tiny_set]), "does not list every input"),
