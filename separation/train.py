@@ -469,6 +469,31 @@ def specialist_over(ckpt: dict, base: Path | None) -> tuple[dict, dict]:
     return state, config | {"specialist": list(stems)}
 
 
+def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
+    """(training_data, weights_licence) of a card: `training_statement` for the set and the start,
+    wrapped in what a soup (`cfg["soup"]`) and a specialist (`cfg["loss_stems"]`) add. `cfg` is a
+    run's config, or the same keys read back from a card (the shipped models' test does that)."""
+    training_data, weights_licence = training_statement(manifest, cfg.get("init"))
+    averaged = ""
+    if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
+        runs = [i for i in cfg["soup"] if "step" in i]
+        words = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
+                          + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
+                             else ", every input of which the set below lists") for i in runs)
+        with_start = len(runs) < len(cfg["soup"])
+        averaged = (f"the uniform average of the weights of {len(runs)} run{'s' if len(runs) > 1 else ''} from one "
+                    f"start{' and of that start itself' if with_start else ''} ({words}), ")
+    if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
+        others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
+        training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
+                         f"{', '.join(cfg['loss_stems'])}: {averaged}"
+                         f"{'each ' if averaged else ''}a specialist network trained on that stem's loss only, "
+                         f"on {training_data}")
+    elif averaged:
+        training_data = f"{averaged}each trained on {training_data}"
+    return training_data, weights_licence
+
+
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
@@ -490,24 +515,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         if manifest["_sha256"] != cfg["data_manifest_sha256"]:
             raise TrainingSetError(f"{checkpoint} was trained on set {cfg['data_manifest_sha256']}, "
                                    f"{data} is {manifest['_sha256']}")
-        training_data, weights_licence = training_statement(manifest, cfg.get("init"))
-        averaged = ""
-        if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
-            runs = [i for i in cfg["soup"] if "step" in i]
-            words = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
-                              + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
-                                 else ", every input of which the set below lists") for i in runs)
-            with_start = len(runs) < len(cfg["soup"])
-            averaged = (f"the uniform average of the weights of {len(runs)} run{'s' if len(runs) > 1 else ''} from one "
-                        f"start{' and of that start itself' if with_start else ''} ({words}), ")
-        if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
-            others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
-            training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
-                             f"{', '.join(cfg['loss_stems'])}: {averaged}"
-                             f"{'each ' if averaged else ''}a specialist network trained on that stem's loss only, "
-                             f"on {training_data}")
-        elif averaged:
-            training_data = f"{averaged}each trained on {training_data}"
+        training_data, weights_licence = card_statement(manifest, cfg)
         digest = hashlib.sha256(to.read_bytes()).hexdigest()
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,

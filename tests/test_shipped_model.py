@@ -45,7 +45,9 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     # shipped weights they started from), and commercial use only if all of it allows
     manifest["_sha256"] = card["training_data_manifest_sha256"]
     init = card["training"].get("init")
-    assert train.training_statement(manifest, init) == (card["training_data"], card["weights_licence"])
+    made_as = {"init": init, "stems": card["stems"], "data_manifest_sha256": card["training_data_manifest_sha256"],
+               **{k: card["training"][k] for k in ("soup", "loss_stems") if k in card["training"]}}  # v4: both
+    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
     assert card["commercial_use"] is manifest["commercial_use"] is True
     if init:
         assert init["name"] in SHIPPED and init["weights_sha256"] == registry.BUILTIN_MODELS[init["name"]]
