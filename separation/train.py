@@ -549,10 +549,8 @@ def _covers(cover: dict, other: dict) -> list[str]:
             continue
         if renders.get((r["song"], r["soundfont"])) != r:
             missing.append(f"render {r['song']}.{r['soundfont']}")
-    for src in other["sources"]:
-        if any(r["song"] == src["id"] and r["split"] in ("train", "select") for r in other["renders"]) \
-                and sources.get(src["id"]) != src:
-            missing.append(f"source {src['id']}")
+    used = {r["song"] for r in other["renders"] if r["split"] in ("train", "select")}
+    missing += [f"source {src['id']}" for src in other["sources"] if src["id"] in used and sources.get(src["id"]) != src]
     return missing
 
 
