@@ -31,6 +31,46 @@ def local_path(name: str):
         os.unlink(tmp)
 
 
+def keep_once(name: str, content) -> str:
+    """Keep the file-like `content` in storage as `name` unless a file of that name is already
+    there; returns `name`. For derived files anyone may make on first use (previews, waveforms,
+    excerpts), read by whoever finds the name. Why not `default_storage.save`: local storage
+    creates the file and then writes it, so a request that finds the name in between reads half a
+    file, and a racing second writer gets a copy under another name that nothing ever deletes.
+    Here, locally, the bytes go to a temporary file in the same folder that is hard-linked to
+    `name` only once complete (the link fails if `name` exists: first writer wins, no orphans).
+    An object store (S3) shows an object only once its upload completed, so it is saved there."""
+    try:
+        final = Path(default_storage.path(name))
+    except NotImplementedError:
+        if not default_storage.exists(name):
+            default_storage.save(name, content)
+        return name
+    if final.exists():
+        return name
+    dir_mode = getattr(default_storage, "directory_permissions_mode", None)
+    final.parent.mkdir(parents=True, exist_ok=True, **({"mode": dir_mode} if dir_mode is not None else {}))
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".partial-", suffix=final.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if hasattr(content, "seek"):
+                content.seek(0)
+            shutil.copyfileobj(content, out, 1 << 20)
+        file_mode = getattr(default_storage, "file_permissions_mode", None)
+        os.chmod(tmp, file_mode if file_mode is not None else 0o644)
+        with contextlib.suppress(FileExistsError):  # a racing writer linked first: theirs stays
+            os.link(tmp, final)
+    finally:
+        os.unlink(tmp)
+    return name
+
+
+def replace_kept(name: str, content) -> str:
+    """Replace a kept derived file that turned out damaged (`keep_once`'s file, written anew)."""
+    default_storage.delete(name)
+    return keep_once(name, content)
+
+
 def delete_quietly(names) -> None:
     for name in names:
         with contextlib.suppress(Exception):

@@ -2,6 +2,7 @@
 preview, the player's markup (usable without its script), and the progress ETA."""
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -54,10 +55,9 @@ def test_the_job_page_draws_waveforms_once_and_offers_the_player(clients, users,
 
 def test_a_waveform_file_still_being_written_or_damaged_is_drawn_again_not_a_server_error(clients, users, catalog,
                                                                                           audio_dir):
-    """Storage creates a waveform's file before it writes it, so a page view that races the
-    worker's warm-up (the page reloads itself the moment the job ends) can find it empty; a crash
-    can leave it cut short. Either is computed again, the page renders, and a damaged file is
-    replaced with the same peaks."""
+    """A waveform file that is empty, cut short or not peaks (a crash mid-write, or a file written
+    before `keep_once` made such writes atomic) is computed again, the page renders, and the
+    damaged file is replaced with the same peaks."""
     from django.core.files.base import ContentFile
 
     job = _done_job(clients, audio_dir)
@@ -74,6 +74,43 @@ def test_a_waveform_file_still_being_written_or_damaged_is_drawn_again_not_a_ser
         with default_storage.open(name, "rb") as fh:
             assert fh.read() == kept  # repaired, identical to the first drawing
     assert listening.upload_peaks(job.upload) == json.loads(kept)
+
+
+def test_a_kept_preview_appears_only_when_whole_and_a_racing_copy_leaves_nothing_behind(tmp_path):
+    """Previews and waveforms are made by whichever request or worker needs them first and read
+    by whoever finds the name. Local storage's `save` creates the file before writing it, so the
+    name must not exist until every byte is there (the job page once read an empty waveform), and
+    a second writer must neither replace the first file nor leave a copy under another name."""
+    import io
+    import uuid
+
+    from clearstem.storage import keep_once
+
+    folder = f"previews/test-{uuid.uuid4().hex}"
+    name = f"{folder}/stem-v2.mp3"
+    data = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB: several 1 MiB chunks
+
+    class Watched(io.BytesIO):
+        """Content that checks, at every chunk after the first, that nobody can see the name yet."""
+        reads = 0
+
+        def read(self, n=-1):
+            if self.reads:
+                assert not default_storage.exists(name), "the name was visible before the file was whole"
+            self.reads += 1
+            return super().read(n)
+
+    content = Watched(data)
+    assert keep_once(name, content) == name and content.reads >= 3
+    with default_storage.open(name, "rb") as fh:
+        assert fh.read() == data
+    assert keep_once(name, io.BytesIO(b"a racing request's copy")) == name  # the first one stays
+    with default_storage.open(name, "rb") as fh:
+        assert fh.read() == data
+    assert default_storage.listdir(folder) == ([], ["stem-v2.mp3"])  # no temporary or second copy left
+    assert oct(Path(default_storage.path(name)).stat().st_mode & 0o777) == oct(
+        default_storage.file_permissions_mode or 0o644)
+    default_storage.delete(name)
 
 
 def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):

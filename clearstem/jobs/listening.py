@@ -13,7 +13,7 @@ import av
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from clearstem.storage import local_path
+from clearstem.storage import keep_once, local_path, replace_kept
 from sharedcore.media import encode_preview, waveform_peaks
 
 log = logging.getLogger("clearstem.jobs")
@@ -25,9 +25,8 @@ WAVEFORM_HEIGHT = 48
 
 
 def _cached_peaks(cache_name: str) -> list[float] | None:
-    """The kept peaks, or None when there are none or they cannot be read. A file that exists
-    but does not parse is one another request or the worker is still writing (storage creates
-    the file before it writes it), or one a crash cut short: either way it is computed again."""
+    """The kept peaks, or None when there are none or they cannot be read (a file damaged by a
+    crash, or by a write before `keep_once` made them atomic): then they are computed again."""
     if not default_storage.exists(cache_name):
         return None
     try:
@@ -52,12 +51,11 @@ def _peaks(file_name: str, cache_name: str) -> list[float]:
         log.warning("no waveform for %s: %s", file_name, exc)
         return []
     if not default_storage.exists(cache_name):
-        default_storage.save(cache_name, ContentFile(json.dumps(peaks).encode()))
+        keep_once(cache_name, ContentFile(json.dumps(peaks).encode()))
     elif _cached_peaks(cache_name) is None:
-        # still unreadable after a whole decode: not a write in progress but a damaged file,
-        # replaced so that later views read it again (a racing writer's copy is the same peaks)
-        default_storage.delete(cache_name)
-        default_storage.save(cache_name, ContentFile(json.dumps(peaks).encode()))
+        # unreadable after a whole decode: a damaged file (one cut short by a crash, or written
+        # before writes were atomic), replaced so that later views read it (the same peaks)
+        replace_kept(cache_name, ContentFile(json.dumps(peaks).encode()))
     return peaks
 
 
@@ -93,15 +91,15 @@ def svg_path(peaks: list[float]) -> str:
 
 def save_preview(src, name: str) -> str:
     """Encode the local audio file `src` as an MP3 preview (`encode_preview`) through a temporary
-    file and keep it in storage as `name`, unless a racing request kept one first; returns `name`.
-    The one way previews (uploads, stems, catalog excerpts) reach storage."""
+    file and keep it in storage as `name` (`keep_once`: readers never find it half written, a
+    racing request's copy is dropped); returns `name`. The one way previews (uploads, stems,
+    catalog excerpts) reach storage."""
     fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
     os.close(fd)
     try:
         encode_preview(src, tmp)
         with open(tmp, "rb") as fh:
-            if not default_storage.exists(name):
-                default_storage.save(name, fh)
+            keep_once(name, fh)
     finally:
         os.unlink(tmp)
     return name
