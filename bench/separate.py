@@ -236,6 +236,8 @@ def main() -> None:
     p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
+    if args.songs < 1 or args.seconds <= 0 or args.long_minutes < 0:
+        p.error("--songs must be at least 1, --seconds above 0 and --long-minutes 0 or more")
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = scratch_dir("clearstem-sepbench-")
     if args.training_set:
