@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
-from separation.registry import default_model, get_engine, install_model  # noqa: E402
+from separation.registry import PASS_COUNTS, default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
 from separation.train import silent  # noqa: E402 - a silent true stem has no SDR; what lands there: absent_db
 
@@ -229,6 +229,8 @@ def main() -> None:
     p.add_argument("--model", help="a neural model: shipped, or installed in --model-dir (e.g. hdemucs_high_musdb); "
                                    "default: the shipped separator; 'none': HDemucs with random weights (speed only)")
     p.add_argument("--model-dir")
+    p.add_argument("--passes", type=int, default=1, choices=PASS_COUNTS,
+                   help="--model's passes averaged per chunk (band-split models)")
     p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
     p.add_argument("--split", default="val")
     p.add_argument("--composer", choices=("compose", "arrange", "orchestrate"),
@@ -263,8 +265,9 @@ def main() -> None:
     elif args.model == "none":
         args.model = None
     if args.model:
-        engine = get_engine(args.model, args.model_dir)
-        results["engines"][args.model] = evaluate(args.model, engine, songs, tmp, quality=True)
+        engine = get_engine(args.model, args.model_dir, passes=args.passes)
+        results["engines"][args.model] = evaluate(args.model, engine, songs, tmp, quality=True) | {
+            "passes": args.passes}
     else:  # the real architecture with random weights: speed and memory only
         model_dir = tmp / "models"
         torch.manual_seed(0)
@@ -295,7 +298,8 @@ def main() -> None:
                     fh.write(song["mixture"].T)
                     written += song["mixture"].shape[1]
     for name in ["dsp"] + ([args.model] if args.model else []) if written else []:
-        cli = [str(long_path), "--model", name, "--out", str(tmp / f"long-{name}")]
+        cli = [str(long_path), "--model", name, "--out", str(tmp / f"long-{name}"),
+               *(["--passes", str(args.passes)] if name == args.model else [])]
         secs, rss = run_cli_peak_rss(cli + (["--model-dir", args.model_dir] if args.model_dir else []))
         results["engines"][name]["long_input"] = {"minutes": written / 44100 / 60, "seconds": secs,
                                                   "x_realtime": written / 44100 / secs, "peak_rss_mib": rss}

@@ -1,5 +1,5 @@
 """`python -m separation INPUT... --model NAME --out DIR [--stems ...] [--device ...]
-[--segment S --overlap F --batch N] [--format wav|flac] [--bits 16|24] [--precision ...]`.
+[--segment S --overlap F --batch N] [--passes 1|2|4] [--format wav|flac] [--bits 16|24] [--precision ...]`.
 
 Writes DIR/<input stem>/<stem>.<format>, streaming (bounded memory). No database, no Django.
 """
@@ -17,7 +17,7 @@ from .apply import ChunkParams
 from .audio_io import AudioReadError, AudioStream
 from .engine import Cancelled
 from .pipeline import PipelineConfig, Request, separate_many
-from .registry import ModelUnavailable, default_model, get_engine, list_models
+from .registry import PASS_COUNTS, ModelUnavailable, default_model, get_engine, list_models
 from .run import separate_file
 
 
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment", type=float, help="seconds per chunk")
     p.add_argument("--overlap", type=float, help="fraction of a chunk shared with the next (0-0.9)")
     p.add_argument("--batch", type=int, help="chunks per forward pass")
+    p.add_argument("--passes", type=int, choices=PASS_COUNTS, default=1,
+                   help="band-split models: average this many transformed passes (slower, cleaner stems)")
     p.add_argument("--format", choices=["wav", "flac"], default="wav")
     p.add_argument("--bits", type=int, choices=[16, 24], help="default: the source's depth (24 if ≥24, else 16)")
     p.add_argument("--list", action="store_true", help="list models and whether each can run here")
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--overlap is a fraction in [0, 1)")
     args.model = args.model or default_model(args.model_dir)
     try:
-        engine = get_engine(args.model, args.model_dir, device=args.device, precision=args.precision)
+        engine = get_engine(args.model, args.model_dir, device=args.device, precision=args.precision,
+                            passes=args.passes)
     except (ModelUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ import torch
 
 from sharedcore.hashing import file_sha256
 
+from .bandsplit import PASS_TRANSFORMS
 from .dsp import DSPSeparator
 from .engine import Engine, ModelInfo
 
@@ -229,12 +230,37 @@ def list_models(model_dir: str | None = None) -> list[ModelStatus]:
     return out
 
 
-def get_engine(name: str, model_dir: str | None = None, device: str = "auto", precision: str = "auto") -> Engine:
-    """Load a model once per process and keep it (GPU workers must not reload per job)."""
-    key = (name, model_dir, device, precision)
+#: Architectures whose engine can average several transformed passes (`bandsplit.PassAverage`).
+AVERAGING_ARCHITECTURES = ("bandsplit-rnn",)
+#: What `passes` may be: 1, or a count `bandsplit.PASS_TRANSFORMS` defines.
+PASS_COUNTS = (1, *PASS_TRANSFORMS)
+
+
+def averages_passes(name: str, model_dir: str | None = None) -> bool:
+    """Whether `name` can run with `passes` > 1 (a worker's setting applies only to such models)."""
+    if name == "dsp":
+        return False
+    try:
+        return model_info(name, model_dir).architecture in AVERAGING_ARCHITECTURES
+    except ModelUnavailable:
+        return False
+
+
+def get_engine(name: str, model_dir: str | None = None, device: str = "auto", precision: str = "auto",
+               passes: int = 1) -> Engine:
+    """Load a model once per process and keep it (GPU workers must not reload per job). `passes`
+    > 1 averages that many transformed passes (band-split models only; ValueError otherwise)."""
+    key = (name, model_dir, device, precision, passes)
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
+        if passes != 1:
+            if passes not in PASS_COUNTS:
+                raise ValueError(f"passes must be one of {', '.join(map(str, PASS_COUNTS))}; got {passes}")
+            architecture = "dsp" if name == "dsp" else model_info(name, model_dir).architecture  # unknown: says so
+            if architecture not in AVERAGING_ARCHITECTURES:
+                raise ValueError(f"{name} cannot average passes (only {', '.join(AVERAGING_ARCHITECTURES)} "
+                                 f"models can); run it with one pass")
         if name == "dsp":
             engine = DSPSeparator()
         else:
@@ -243,7 +269,7 @@ def get_engine(name: str, model_dir: str | None = None, device: str = "auto", pr
             if info.architecture == "demucs":
                 engine = _load_demucs(name, info, paths, _manifest(model_dir)[name], device, precision)
             elif info.architecture == "bandsplit-rnn":
-                engine = _load_bandsplit(name, info, paths[0], device, precision)
+                engine = _load_bandsplit(name, info, paths[0], device, precision, passes)
             else:
                 engine = _load_hdemucs(name, info, paths[0], device, precision)
         _LOADED[key] = engine
@@ -262,10 +288,11 @@ def _load_hdemucs(name, info, path, device, precision):
     return HDemucsEngine(module, info, device=device, precision=precision)
 
 
-def _load_bandsplit(name, info, path, device, precision):
+def _load_bandsplit(name, info, path, device, precision, passes: int = 1):
     """ClearStem's own band-split separator (`separation.bandsplit`, trained by `separation.train`),
-    run like HDemucs: per-chunk normalisation, chunked overlap-add."""
-    from .bandsplit import build  # noqa: PLC0415
+    run like HDemucs: per-chunk normalisation, chunked overlap-add; with `passes` > 1 each chunk's
+    estimate is the average of that many transformed passes, recorded in the provenance."""
+    from .bandsplit import PassAverage, build, describe_passes  # noqa: PLC0415
     from .hdemucs import HDemucsEngine  # noqa: PLC0415 - the generic [B, 2, T] -> [B, S, 2, T] runner
 
     config = info.parameters.get("config") or {}
@@ -274,6 +301,10 @@ def _load_bandsplit(name, info, path, device, precision):
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, ValueError, OSError, TypeError) as exc:
         raise ModelUnavailable(name, f"weights do not fit the {info.architecture} architecture: {exc}") from exc
+    if passes != 1:  # one pass records nothing, as every stem made before passes existed
+        module = PassAverage(module, passes)
+        info = ModelInfo(**{**info.__dict__, "parameters": {**info.parameters, "passes": passes,
+                                                            "pass_transforms": describe_passes(passes)}})
     return HDemucsEngine(module, info, device=device, precision=precision)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 from .pipeline import PipelineConfig, Request, SeparationPipeline
-from .registry import get_engine
+from .registry import averages_passes, get_engine
 from .run import StemOutput
 
 OUTPUT_FORMAT = "wav"
@@ -37,9 +37,12 @@ def separate_to_folder(model: str, src: str, out_dir: Path, *, stems: list[str],
                        progress: Callable[[float], None]) -> tuple[list[StemOutput], dict]:
     """Separate `src` with the installed model `model` on this worker's device. Returns the
     stems written and the model facts for provenance (name, weights hash and licence, and the
-    inference parameters that worked). Raises ModelUnavailable, AudioReadError, Cancelled
+    inference parameters that worked; the worker's `CLEARSTEM_SEPARATION_PASSES` for models that
+    average passes). Raises ModelUnavailable, AudioReadError, Cancelled
     (from `progress`, which runs on the caller's thread) or the engine's own errors."""
-    engine = get_engine(model, settings.CLEARSTEM_MODEL_DIR, device=settings.CLEARSTEM_SEPARATION_DEVICE)
+    passes = settings.CLEARSTEM_SEPARATION_PASSES if averages_passes(model, settings.CLEARSTEM_MODEL_DIR) else 1
+    engine = get_engine(model, settings.CLEARSTEM_MODEL_DIR, device=settings.CLEARSTEM_SEPARATION_DEVICE,
+                        passes=passes)
     handle = resident_pipeline(engine).submit(Request(src, out_dir, stems=stems, fmt=OUTPUT_FORMAT,
                                                       source_bits=source_bits))
     outputs, used = handle.result(progress)

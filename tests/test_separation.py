@@ -198,3 +198,22 @@ def _wav(tmp_path, seconds):
     path = tmp_path / "in.wav"
     sf.write(path, render_song(38, seconds=seconds).mixture.T, 44100)
     return path
+
+
+def test_a_worker_set_to_average_passes_says_so_in_every_stems_signed_record(clients, catalog, audio_dir, settings):
+    """`CLEARSTEM_SEPARATION_PASSES` reaches the shipped band-split model a job runs with, and the
+    stems' provenance records it: a stem's record must say how it was made."""
+    import base64
+
+    from tests.test_listening import _done_job
+
+    settings.CLEARSTEM_SEPARATION_PASSES = 2
+    job = _done_job(clients, audio_dir)
+    assert job.state == "done" and job.model == next(iter(BUILTIN_MODELS))
+    stems = list(job.stem_files.all())
+    assert len(stems) == 2
+    for stem in stems:
+        record = json.loads(base64.b64decode(stem.provenance.envelope["payload"]))
+        assert record["model"]["name"] == job.model
+        assert record["model"]["parameters"]["passes"] == 2
+        assert record["model"]["parameters"]["pass_transforms"][0] == "plain"

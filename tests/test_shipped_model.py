@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from clearstem.synth import render_song
 from separation import registry, train
@@ -19,6 +24,7 @@ from separation.run import separate_file
 #: made with them still name a model the registry can show and run.
 SHIPPED = list(registry.BUILTIN_MODELS)
 NAME = SHIPPED[0]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -98,3 +104,74 @@ def test_an_installed_model_cannot_take_the_shipped_name(tmp_path):
     with pytest.raises(ValueError, match="shipped with ClearStem"):
         registry.install_model(weights, NAME, tmp_path / "models", architecture="bandsplit-rnn")
     assert not (tmp_path / "models").exists()
+
+
+class _Probe(torch.nn.Module):
+    """[B, 2, T] -> [B, 1, 2, T] that depends on where a sample sits (time) and on which channel it
+    is in: each averaged pass must be undone exactly for the average to come out as below."""
+
+    def __init__(self, length: int):
+        super().__init__()
+        self.length = length
+
+    def forward(self, x):
+        t = torch.arange(x.shape[-1], dtype=x.dtype)
+        return (x * torch.tensor([2.0, 1.0]).view(1, 2, 1) * (1 + t / self.length)).unsqueeze(1)
+
+
+def test_averaged_passes_undo_each_transform_and_are_recorded_in_provenance(tmp_path):
+    from separation.bandsplit import HOP, PASS_TRANSFORMS, PassAverage
+
+    x = torch.randn(3, 2, 4096)
+    plain = _Probe(4096)
+    # an identity-like network gives the same stems however many passes are averaged
+    ident = lambda y: y.unsqueeze(1)  # noqa: E731
+    for passes in PASS_TRANSFORMS:
+        assert torch.allclose(PassAverage(ident, passes)(x), ident(x))
+    # a channel- and time-dependent one: the swapped pass scales the left channel by 1, not 2, and a
+    # delay of d samples sees sample t at position t + d
+    got = PassAverage(plain, 2)(x)
+    t = torch.arange(4096, dtype=x.dtype)
+    d = HOP // 2
+    want = x * ((torch.tensor([2.0, 1.0]).view(1, 2, 1) * (1 + t / 4096))
+                + torch.tensor([1.0, 2.0]).view(1, 2, 1) * (1 + (t + d) / 4096)) / 2
+    assert torch.allclose(got, want.unsqueeze(1), atol=1e-5)
+    with pytest.raises(ValueError, match="passes"):
+        PassAverage(plain, 3)
+
+    # the shipped engine: two passes give stems close to one pass's (same model), not the same,
+    # and the provenance says how they were made; one pass records nothing (as every older stem)
+    song = render_song(41, seconds=6)
+    src = tmp_path / "song.wav"
+    sf.write(src, song.mixture.T, 44100, subtype="PCM_16")
+    one = registry.get_engine(NAME, device="cpu")
+    two = registry.get_engine(NAME, device="cpu", passes=2)
+    assert "passes" not in one.info.parameters
+    assert two.info.parameters["passes"] == 2
+    assert two.info.parameters["pass_transforms"] == ["plain", f"swapped, delayed {HOP // 2} samples"]
+    a, _ = separate_file(one, src, tmp_path / "one", fmt="wav", bits=24)
+    b, _ = separate_file(two, src, tmp_path / "two", fmt="wav", bits=24)
+    for sa, sb in zip(a, b):
+        ya, yb = sf.read(sa.path)[0], sf.read(sb.path)[0]
+        gap = 10 * np.log10(np.sum(ya ** 2) / np.sum((ya - yb) ** 2))
+        assert 5 < gap < 60, (sa.name, gap)  # a different estimate of the same stem
+
+    # where averaging means nothing, or the count is not one we define: a clear refusal
+    with pytest.raises(ValueError, match="cannot average passes"):
+        registry.get_engine("dsp", passes=2)
+    with pytest.raises(ValueError, match="passes must be one of 1, 2, 4"):
+        registry.get_engine(NAME, passes=3)
+    with pytest.raises(registry.ModelUnavailable, match="unknown model"):
+        registry.get_engine("no-such-model", passes=2)
+    cli = [sys.executable, "-m", "separation", str(src), "--out", str(tmp_path / "cli")]
+    refused = subprocess.run([*cli, "--model", "dsp", "--passes", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "dsp cannot average passes" in refused.stderr
+    refused = subprocess.run([*cli, "--passes", "3"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "invalid choice: 3" in refused.stderr
+    assert not (tmp_path / "cli").exists()  # nothing written by a refused run
+    # the worker's setting: the same counts, and a wrong one stops the process from starting
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "clearstem.settings", "CLEARSTEM_SEPARATION_PASSES": "3"}
+    bad = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "CLEARSTEM_SEPARATION_PASSES must be 1, 2 or 4, not 3" in bad.stderr
+    assert registry.PASS_COUNTS == (1, 2, 4)  # the settings' literal (settings import no torch)
