@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
-from separation.registry import PASS_COUNTS, default_model, get_engine, install_model  # noqa: E402
+from separation.registry import PASS_COUNTS, averages_passes, default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
 from separation.train import silent  # noqa: E402 - a silent true stem has no SDR; what lands there: absent_db
 
@@ -240,6 +240,8 @@ def main() -> None:
     args = p.parse_args()
     if args.songs < 1 or args.seconds <= 0 or args.long_minutes < 0:
         p.error("--songs must be at least 1, --seconds above 0 and --long-minutes 0 or more")
+    if args.passes != 1 and not (args.model and averages_passes(args.model, args.model_dir)):
+        p.error("--passes needs --model naming a band-split model (the shipped ones or one in --model-dir)")
     torch.set_num_threads(os.cpu_count() or 1)
     tmp = scratch_dir("clearstem-sepbench-")
     if args.training_set:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -38,13 +39,18 @@ def keep_once(name: str, content) -> str:
     creates the file and then writes it, so a request that finds the name in between reads half a
     file, and a racing second writer gets a copy under another name that nothing ever deletes.
     Here, locally, the bytes go to a temporary file in the same folder that is hard-linked to
-    `name` only once complete (the link fails if `name` exists: first writer wins, no orphans).
-    An object store (S3) shows an object only once its upload completed, so it is saved there."""
+    `name` only once complete (the link fails if `name` exists: first writer wins, no orphans;
+    where the file system has no hard links, an atomic rename: last writer wins, same bytes). A
+    writer killed mid-write leaves its `.partial-*` file in that folder (never under `name`).
+    An object store (S3) shows an object only once its upload completed, so it is saved there;
+    a racing writer's copy under another name (storage never overwrites) is deleted again."""
     try:
         final = Path(default_storage.path(name))
     except NotImplementedError:
         if not default_storage.exists(name):
-            default_storage.save(name, content)
+            saved = default_storage.save(name, content)
+            if saved != name:
+                default_storage.delete(saved)
         return name
     if final.exists():
         return name
@@ -58,10 +64,17 @@ def keep_once(name: str, content) -> str:
             shutil.copyfileobj(content, out, 1 << 20)
         file_mode = getattr(default_storage, "file_permissions_mode", None)
         os.chmod(tmp, file_mode if file_mode is not None else 0o644)
-        with contextlib.suppress(FileExistsError):  # a racing writer linked first: theirs stays
+        try:
             os.link(tmp, final)
+        except FileExistsError:  # a racing writer linked first: theirs stays
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            os.replace(tmp, final)  # no hard links here (CIFS, FUSE mounts): still never half a file
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):  # renamed into place above
+            os.unlink(tmp)
     return name
 
 

@@ -76,12 +76,15 @@ def test_a_waveform_file_still_being_written_or_damaged_is_drawn_again_not_a_ser
     assert listening.upload_peaks(job.upload) == json.loads(kept)
 
 
-def test_a_kept_preview_appears_only_when_whole_and_a_racing_copy_leaves_nothing_behind(tmp_path):
+def test_a_kept_preview_appears_only_when_whole_and_a_racing_copy_leaves_nothing_behind(monkeypatch):
     """Previews and waveforms are made by whichever request or worker needs them first and read
     by whoever finds the name. Local storage's `save` creates the file before writing it, so the
     name must not exist until every byte is there (the job page once read an empty waveform), and
     a second writer must neither replace the first file nor leave a copy under another name."""
+    import errno
     import io
+    import os
+    import shutil
     import uuid
 
     from clearstem.storage import keep_once
@@ -91,26 +94,52 @@ def test_a_kept_preview_appears_only_when_whole_and_a_racing_copy_leaves_nothing
     data = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB: several 1 MiB chunks
 
     class Watched(io.BytesIO):
-        """Content that checks, at every chunk after the first, that nobody can see the name yet."""
+        """Content that checks, at every read after the first, that nobody can see the name yet,
+        and can play a racing writer who keeps the same name just before this one finishes."""
         reads = 0
+        racer: bytes | None = None
 
         def read(self, n=-1):
             if self.reads:
                 assert not default_storage.exists(name), "the name was visible before the file was whole"
             self.reads += 1
-            return super().read(n)
+            out = super().read(n)
+            if not out and self.racer is not None:
+                Path(default_storage.path(name)).write_bytes(self.racer)
+            return out
 
-    content = Watched(data)
-    assert keep_once(name, content) == name and content.reads >= 3
-    with default_storage.open(name, "rb") as fh:
-        assert fh.read() == data
-    assert keep_once(name, io.BytesIO(b"a racing request's copy")) == name  # the first one stays
-    with default_storage.open(name, "rb") as fh:
-        assert fh.read() == data
-    assert default_storage.listdir(folder) == ([], ["stem-v2.mp3"])  # no temporary or second copy left
-    assert oct(Path(default_storage.path(name)).stat().st_mode & 0o777) == oct(
-        default_storage.file_permissions_mode or 0o644)
-    default_storage.delete(name)
+    try:
+        content = Watched(data)
+        assert keep_once(name, content) == name and content.reads >= 3
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == data
+        assert keep_once(name, io.BytesIO(b"a later request's copy")) == name  # the first one stays
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == data
+        assert default_storage.listdir(folder) == ([], ["stem-v2.mp3"])  # no temporary or second copy left
+        assert oct(Path(default_storage.path(name)).stat().st_mode & 0o777) == oct(
+            default_storage.file_permissions_mode or 0o644)
+        # a racer that kept the name while this writer was still writing: the racer's file stays whole
+        default_storage.delete(name)
+        racing = Watched(data)
+        racing.racer = b"the racer's preview"
+        assert keep_once(name, racing) == name
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == b"the racer's preview"
+        assert default_storage.listdir(folder) == ([], ["stem-v2.mp3"])
+        # a file system without hard links (CIFS, FUSE): an atomic rename instead, still never half a file
+        default_storage.delete(name)
+
+        def no_links(src, dst):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_links)
+        assert keep_once(name, Watched(data)) == name
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == data
+        assert default_storage.listdir(folder) == ([], ["stem-v2.mp3"])
+    finally:
+        shutil.rmtree(default_storage.path(folder), ignore_errors=True)
 
 
 def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):

@@ -48,3 +48,27 @@ def test_upload_to_stems_on_s3(s3, clients, catalog, audio_dir):
     r = clients["producer"].get(f"/api/v1/stems/{stem.pk}/download/")
     assert r.status_code == 200
     assert b"".join(r.streaming_content)[:4] == b"RIFF"
+
+
+def test_a_kept_preview_on_s3_leaves_no_second_copy_when_two_writers_race(s3, monkeypatch):
+    """Two requests that both found no preview both write it; storage never overwrites, so the
+    second is saved under another name, which `keep_once` deletes again: one object, the first."""
+    from django.core.files.base import ContentFile
+
+    from clearstem.storage import keep_once
+
+    name = "previews/raced-v2.mp3"
+    default_storage.save(name, ContentFile(b"first writer"))  # the racer, just before us
+    real_exists, asked = type(default_storage._wrapped).exists, []
+
+    def exists(self, n):
+        if n == name and not asked:  # our first look, a moment before the racer's object landed
+            asked.append(n)
+            return False
+        return real_exists(self, n)
+
+    monkeypatch.setattr(type(default_storage._wrapped), "exists", exists)
+    assert keep_once(name, ContentFile(b"second writer")) == name
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="previews/")["Contents"]]
+    assert keys == [name]
+    assert s3.get_object(Bucket=BUCKET, Key=name)["Body"].read() == b"first writer"
