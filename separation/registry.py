@@ -257,8 +257,9 @@ def get_engine(name: str, model_dir: str | None = None, device: str = "auto", pr
         if passes != 1:
             if passes not in PASS_COUNTS:
                 raise ValueError(f"passes must be one of {', '.join(map(str, PASS_COUNTS))}; got {passes}")
-            architecture = "dsp" if name == "dsp" else model_info(name, model_dir).architecture  # unknown: says so
-            if architecture not in AVERAGING_ARCHITECTURES:
+            if name != "dsp":
+                model_info(name, model_dir)  # an unknown model says so, not that it cannot average
+            if not averages_passes(name, model_dir):
                 raise ValueError(f"{name} cannot average passes (only {', '.join(AVERAGING_ARCHITECTURES)} "
                                  f"models can); run it with one pass")
         if name == "dsp":
