@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from django.core.files.storage import default_storage
@@ -76,6 +77,30 @@ def keep_once(name: str, content) -> str:
         with contextlib.suppress(FileNotFoundError):  # renamed into place above
             os.unlink(tmp)
     return name
+
+
+#: A `.partial-*` file untouched this long was left by a writer that died: every write to one
+#: is a copy of an already finished local file (seconds, even for an hour's preview).
+PARTIAL_MAX_AGE_S = 3600
+
+
+def sweep_partials(older_than_s: float = PARTIAL_MAX_AGE_S) -> int:
+    """Delete the temporaries of `keep_once` writers killed mid-write (untouched for
+    `older_than_s`: a live writer's file is younger, as each write moves its mtime); returns how
+    many. Walks the whole local storage, so the reconciler calls it now and then, not per write.
+    Object stores (S3) keep nothing of an upload that never completed: nothing to sweep there."""
+    try:
+        root = Path(default_storage.path(""))
+    except NotImplementedError:
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in root.rglob(".partial-*"):
+        with contextlib.suppress(FileNotFoundError):  # a racing sweep or the writer's own cleanup
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def replace_kept(name: str, content) -> str:

@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from clearstem.storage import keep_once
 from sharedcore.errors import DomainError, NotFound
 
 from .models import TreeHead
@@ -47,17 +48,14 @@ def _read(name: str) -> bytes:
 
 def publish_checkpoint(size: int, root: bytes, note: str) -> str:
     """Write the checkpoint under its name unless that name already holds exactly it; return the
-    name. Raises CheckpointConflict when the name holds something else."""
+    name. Raises CheckpointConflict when the name holds something else. Written with `keep_once`:
+    the name appears only with the whole text, so a publisher racing this one (a commit's hook
+    and a worker's retry) never reads a half-written file and takes it for a different text."""
     name, data = checkpoint_name(size, root), note.encode()
-    if default_storage.exists(name):
-        if _read(name) != data:
-            raise CheckpointConflict(f"{name} is already published with a different text; it is never overwritten")
-        return name
-    saved = default_storage.save(name, ContentFile(data))
-    if saved != name:  # published by another process in between: storage kept both, ours is the copy
-        default_storage.delete(saved)
-        if _read(name) != data:
-            raise CheckpointConflict(f"{name} was published with a different text at the same moment")
+    if not default_storage.exists(name):
+        keep_once(name, ContentFile(data))  # a racing publisher's copy is dropped, never a second name
+    if _read(name) != data:
+        raise CheckpointConflict(f"{name} is already published with a different text; it is never overwritten")
     return name
 
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import requests
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -347,6 +348,41 @@ def test_a_superuser_rewrite_is_caught_against_an_earlier_published_checkpoint(
     assert code == 1 and "signature does not verify" in out
     with pytest.raises(CommandError, match="checkpoint_not_found"):
         call_command("verify_ledger", "--against", "99-nope.txt", stdout=io.StringIO())
+
+
+def test_two_publishers_racing_on_one_checkpoint_agree_and_leave_one_whole_file(settings, monkeypatch):
+    """A commit's hook and a worker's retry can publish the same head at once. The second must
+    not find the name while the first is still writing it: it would read half a checkpoint and
+    raise a false conflict (an alarm). Here the second publisher runs in the middle of the
+    first's write; both succeed, and one file with the whole text remains."""
+    import uuid
+
+    import provenance.publication as publication
+
+    settings.CLEARSTEM_CHECKPOINT_PREFIX = f"checkpoints-test-{uuid.uuid4().hex}"
+    root = bytes(range(32))
+    note = "clearstem.test/ledger\n5\n" + "x" * 200_000 + "\n"  # several chunks
+    name = checkpoint_name(5, root)
+    raced = []
+
+    class Racing(ContentFile):
+        def read(self, *args):
+            if not raced:
+                raced.append(None)
+                raced[0] = publish_checkpoint(5, root, note)  # the other publisher, mid-write
+            return super().read(*args)
+
+    monkeypatch.setattr(publication, "ContentFile", Racing)
+    try:
+        assert publish_checkpoint(5, root, note) == name and raced == [name]
+        with default_storage.open(name, "rb") as fh:
+            assert fh.read() == note.encode()
+        assert default_storage.listdir(settings.CLEARSTEM_CHECKPOINT_PREFIX) == ([], [name.rsplit("/", 1)[1]])
+        with pytest.raises(CheckpointConflict):  # and a different text under that name is still refused
+            publish_checkpoint(5, root, note.replace("x", "y", 1))
+    finally:
+        for leftover in default_storage.listdir(settings.CLEARSTEM_CHECKPOINT_PREFIX)[1]:
+            default_storage.delete(f"{settings.CLEARSTEM_CHECKPOINT_PREFIX}/{leftover}")
 
 
 def test_witnesses_get_each_checkpoint_and_failures_are_retried(db, settings, monkeypatch):

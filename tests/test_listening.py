@@ -142,6 +142,40 @@ def test_a_kept_preview_appears_only_when_whole_and_a_racing_copy_leaves_nothing
         shutil.rmtree(default_storage.path(folder), ignore_errors=True)
 
 
+def test_the_reconciler_sweeps_partial_files_of_writers_that_died_and_nothing_else(db, monkeypatch):
+    """A writer killed mid-write leaves its `keep_once` temporary behind (never under the real
+    name). The reconciler deletes such files once untouched for an hour, now and then (a walk
+    of all local storage), and leaves a live writer's temporary and every real file alone."""
+    import os
+    import shutil
+    import time
+    import uuid
+
+    from clearstem.jobs import reconciler
+    from clearstem.storage import PARTIAL_MAX_AGE_S
+
+    folder = Path(default_storage.path(f"previews/test-{uuid.uuid4().hex}"))
+    folder.mkdir(parents=True)
+    dead, live, kept = folder / ".partial-dead.mp3", folder / ".partial-live.mp3", folder / "stem-v2.mp3"
+    for path in (dead, live, kept):
+        path.write_bytes(b"bytes")
+    long_ago = time.time() - PARTIAL_MAX_AGE_S - 60
+    os.utime(dead, (long_ago, long_ago))
+    os.utime(kept, (long_ago, long_ago))  # an old preview is still a preview
+    try:
+        monkeypatch.setattr(reconciler, "_last_sweep", None)
+        counts = reconciler.reconcile_once()
+        assert counts["partials_swept"] >= 1 and not dead.exists()
+        assert live.read_bytes() == b"bytes" and kept.read_bytes() == b"bytes"
+        os.utime(live, (long_ago, long_ago))
+        assert "partials_swept" not in reconciler.reconcile_once()  # not every pass: the walk is not free
+        assert live.exists()
+        monkeypatch.setattr(reconciler, "_last_sweep", time.monotonic() - reconciler.PARTIAL_SWEEP_EVERY_S)
+        assert reconciler.reconcile_once()["partials_swept"] >= 1 and not live.exists() and kept.exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
     r = browser(users["producer"][0]).get(f"/studio/uploads/{up['id']}/listen/")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import dramatiq.errors
 import redis.exceptions
 from django.db import DatabaseError, connections
+
+from clearstem.storage import sweep_partials
 
 from .services import do_reconcile_jobs
 from .signals import reconciler_pass
@@ -23,9 +26,23 @@ TRANSIENT = (DatabaseError, dramatiq.errors.BrokerConnectionError, redis.excepti
              redis.exceptions.TimeoutError)
 
 
+#: How often a pass also sweeps storage for files of writers that died mid-write (a walk of all
+#: local storage: not every minute).
+PARTIAL_SWEEP_EVERY_S = 900.0
+_last_sweep: float | None = None
+
+
 def reconcile_once() -> dict:
-    """One pass: the jobs, then whatever listens to `reconciler_pass` (webhook deliveries)."""
+    """One pass: the jobs, now and then the dead writers' partial files (`partials_swept`, only in
+    the passes that sweep), then whatever listens to `reconciler_pass` (webhook deliveries)."""
+    global _last_sweep
     counts = do_reconcile_jobs()
+    if _last_sweep is None or time.monotonic() - _last_sweep >= PARTIAL_SWEEP_EVERY_S:
+        _last_sweep = time.monotonic()
+        try:
+            counts["partials_swept"] = sweep_partials()
+        except OSError:  # a storage hiccup must not stop the job repairs; the next sweep retries
+            log.warning("sweeping partial files failed", exc_info=True)
     reconciler_pass.send(sender=None)
     return counts
 
