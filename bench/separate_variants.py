@@ -12,6 +12,9 @@ against ``base``'s:
 * ``base`` — the engine as shipped.
 * ``mixcons`` — mixture consistency: each stem gets an equal share of what the stems together miss
   of the input, so they sum to it exactly (in the time domain; the STFT is linear).
+* ``mixcons_w`` — mixture consistency with shares weighted by level: in each time-frequency bin and
+  channel each stem gets |Y_s|² / Σ|Y|² of what the stems together miss of the input, so a quiet stem
+  is not swamped by an equal share (stop 39's failure of ``mixcons`` on the default set's *other*).
 * ``wiener1`` / ``wiener2`` — the stems' spectra re-masked on the mixture's by |Y_s| / Σ|Y| (or
   squared), a single Wiener-style step.
 * ``tta_swap`` / ``tta_flip`` / ``tta_both`` — test-time averaging over a left/right swap, a
@@ -42,7 +45,7 @@ from bench.separate import baseline, evaluate, training_split  # noqa: E402
 from separation.bandsplit import istft, stft  # noqa: E402
 from separation.registry import default_model, get_engine  # noqa: E402
 
-VARIANTS = ("base", "mixcons", "wiener1", "wiener2", "tta_swap", "tta_flip", "tta_both", "seg4")
+VARIANTS = ("base", "mixcons", "mixcons_w", "wiener1", "wiener2", "tta_swap", "tta_flip", "tta_both", "seg4")
 
 
 class Variant(torch.nn.Module):
@@ -64,6 +67,11 @@ class Variant(torch.nn.Module):
             y = f(x)
         if "mixcons" in self.parts:
             y = y + (x.unsqueeze(1) - y.sum(1, keepdim=True)) / y.shape[1]
+        elif "mixcons_w" in self.parts:
+            z, ys = stft(x), stft(y.flatten(1, 2)).unflatten(1, y.shape[1:3])
+            w = ys.abs() ** 2
+            share = w / w.sum(1, keepdim=True).clamp_min(1e-10)
+            y = istft(ys + share * (z - ys.sum(1)).unsqueeze(1), x.shape[-1])
         elif power := 1 if "wiener1" in self.parts else 2 if "wiener2" in self.parts else 0:
             z, ys = stft(x), stft(y.flatten(1, 2)).unflatten(1, y.shape[1:3])
             w = ys.abs() ** power
