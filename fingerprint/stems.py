@@ -77,7 +77,11 @@ class StemFindParams:
     #: so drum stems keep the one bar. Stop 40, stems made by clearstem-bandsplit-v2 (the new
     #: default): a wrong *other* stem reached 0.603 over 16 s (presence 0.19, an *other* copy's
     #: own view; the next 0.518), reported as a wrong stem at 0.585 — so 0.603 + 0.02.
-    landmark_long_min_score: float | None = 0.623
+    #: Stop 49, stems made by clearstem-bandsplit-v4 (shipped, selectable): an MP3 copy of a vocals
+    #: stem matched another track's vocals stem over 16 s at 0.663 in the copy itself (the bar was
+    #: 0.623), so 0.663 + 0.02. On that split no stem found under music or overdubbed relied on a
+    #: long match below the new bar.
+    landmark_long_min_score: float | None = 0.683
     long_seconds: float = 10.0
     long_min_presence: float = 0.0
 
