@@ -58,24 +58,35 @@ def _cut(src: str, dst_wav: str, start_s: float, length_s: float) -> None:
     sf.write(dst_wav, np.concatenate(pieces), rate, subtype="FLOAT")
 
 
-def excerpt_name(recording) -> str:
-    """The storage name of the recording's excerpt, rendered now if it is not there yet.
+def excerpt_storage_name(recording) -> str:
+    """Where the recording's excerpt is kept: a new reference audio or excerpt length is a new name."""
+    seconds = settings.CLEARSTEM_EXCERPT_SECONDS
+    return f"excerpts/{recording.id}-{recording.audio_sha256[:16]}-{seconds:g}s.mp3"
+
+
+def excerpt_length_s(recording) -> float:
+    """How long the recording's excerpt plays."""
+    return excerpt_window(recording.duration_s, settings.CLEARSTEM_EXCERPT_SECONDS)[1]
+
+
+def excerpt_name(recording, replace: bool = False) -> str:
+    """The storage name of the recording's excerpt, rendered now if it is not there yet (or, with
+    `replace`, rendered again over a damaged one, which stays if rendering fails).
 
     Raises NotFound `excerpt_unavailable` when the reference audio is missing or undecodable."""
-    seconds = settings.CLEARSTEM_EXCERPT_SECONDS
-    name = f"excerpts/{recording.id}-{recording.audio_sha256[:16]}-{seconds:g}s.mp3"
-    if default_storage.exists(name):
+    name = excerpt_storage_name(recording)
+    if default_storage.exists(name) and not replace:
         return name
     unavailable = NotFound("excerpt_unavailable", "no excerpt of this recording can be played right now")
     if not recording.reference_audio:
         raise unavailable
-    start, length = excerpt_window(recording.duration_s, seconds)
+    start, length = excerpt_window(recording.duration_s, settings.CLEARSTEM_EXCERPT_SECONDS)
     fd, wav = tempfile.mkstemp(suffix=".wav", prefix="clearstem-excerpt-")
     os.close(fd)
     try:
         with local_path(recording.reference_audio.name) as src:
             _cut(src, wav, start, length)
-        save_preview(wav, name)
+        save_preview(wav, name, replace=replace)
     except (av.error.FFmpegError, OSError, ValueError) as exc:  # gone, unreadable, or no audio there
         log.warning("no excerpt of recording %s: %s", recording.id, exc)
         raise unavailable from exc

@@ -99,6 +99,22 @@ def encode_preview(src, dst) -> None:
         out.mux(stream.encode(None))
 
 
+def decoded_seconds(src) -> float:
+    """How long `src` really plays: every frame decoded and counted. Container headers guess the
+    length from the bitrate or an index, which a file cut short mid-write can still carry; the
+    decoder stops where the data does. Raises FFmpeg's errors (and ValueError: no audio stream)
+    for a file it cannot read at all."""
+    with open_container(src) as inp:
+        if not inp.streams.audio:
+            raise ValueError("no audio stream")
+        stream = inp.streams.audio[0]
+        samples, rate = 0, stream.codec_context.sample_rate
+        for frame in inp.decode(stream):
+            samples += frame.samples
+            rate = frame.sample_rate or rate
+    return samples / rate if rate else 0.0
+
+
 def _resampled(inp, resampler):
     for frame in inp.decode(audio=0):
         yield from resampler.resample(frame)

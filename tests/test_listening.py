@@ -195,3 +195,75 @@ def test_progress_eta_from_the_rate_so_far():
     assert eta(job) == "about 12 min left"
     assert eta(Job(state="separating", progress=0.01, started_at=now - timedelta(seconds=30))) == ""  # no rate yet
     assert eta(Job(state="queued", progress=0.0)) == ""
+
+
+def test_check_previews_finds_previews_cut_short_or_unreadable_and_makes_them_again(clients, users, catalog,
+                                                                                     audio_dir):
+    """Previews written before writes were atomic may be the first part of the real one under its
+    real name (or not MP3 at all); `check_previews` finds them by decoding, leaves them without
+    `--repair`, makes them again with it, and keeps a damaged one whose source is gone (exit 1)."""
+    import io
+
+    import pytest
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+
+    from clearstem.excerpts import excerpt_name
+    from clearstem.preview_check import is_cut_short
+    from licensing.models import Recording
+    from sharedcore.media import decoded_seconds
+
+    job = _done_job(clients, audio_dir)
+    stem = job.stem_files.order_by("name").first()
+    names = [listening.upload_preview(job.upload), listening.stem_preview(stem),
+             excerpt_name(Recording.objects.get(pk=catalog["recordings"][11]["id"]))]
+
+    def run(*args):
+        out = io.StringIO()
+        try:
+            call_command("check_previews", *args, stdout=out)
+            return 0, out.getvalue()
+        except SystemExit as exc:
+            return exc.code, out.getvalue()
+
+    code, out = run()
+    assert code == 0 and "3 previews checked, 0 damaged" in out
+    whole = {}
+    for name in names:
+        with default_storage.open(name, "rb") as fh:
+            whole[name] = fh.read()
+
+    def damage(name, data):
+        default_storage.delete(name)
+        default_storage.save(name, ContentFile(data))
+
+    damage(names[0], whole[names[0]][: len(whole[names[0]]) // 2])  # cut short mid-write
+    damage(names[1], b"\x00" * 4096)  # never became an MP3
+    damage(names[2], whole[names[2]][: len(whole[names[2]]) // 3])
+    code, out = run()
+    assert code == 1 and "3 previews checked, 3 damaged, 0 made again" in out
+    assert f"upload {names[0]}: plays" in out and f"stem {names[1]}: does not decode" in out
+    with default_storage.open(names[0], "rb") as fh:
+        assert len(fh.read()) == len(whole[names[0]]) // 2  # a check changes nothing
+
+    code, out = run("--repair")
+    assert code == 0 and "3 damaged, 3 made again" in out
+    for name, expected in zip(names, (job.upload.duration_s, stem.duration_s, None)):
+        with default_storage.open(name, "rb") as fh:
+            again = fh.read()
+        assert abs(len(again) - len(whole[name])) < 2048  # whole again: the same length of MP3
+        if expected:
+            with listening.local_path(name) as path:
+                assert not is_cut_short(decoded_seconds(path), expected)
+    assert run()[0] == 0
+
+    # a source that is gone: the damaged preview stays as it was, reported, exit 1
+    damage(names[1], whole[names[1]][:1000])
+    src = stem.file.name
+    default_storage.delete(src)
+    code, out = run("--repair")
+    assert code == 1 and "1 damaged, 0 made again" in out and f"stem {names[1]}" in out and "not made again" in out
+    with default_storage.open(names[1], "rb") as fh:
+        assert fh.read() == whole[names[1]][:1000]
+    with pytest.raises(FileNotFoundError):
+        default_storage.open(src, "rb")

@@ -89,39 +89,50 @@ def svg_path(peaks: list[float]) -> str:
     return "M" + " L".join(top + bottom) + " Z"
 
 
-def save_preview(src, name: str) -> str:
+def save_preview(src, name: str, replace: bool = False) -> str:
     """Encode the local audio file `src` as an MP3 preview (`encode_preview`) through a temporary
     file and keep it in storage as `name` (`keep_once`: readers never find it half written, a
     racing request's copy is dropped); returns `name`. The one way previews (uploads, stems,
-    catalog excerpts) reach storage."""
+    catalog excerpts) reach storage. `replace`: over a damaged preview of that name, removed only
+    once the new one is encoded (a failed encode leaves it as it was)."""
     fd, tmp = tempfile.mkstemp(suffix=".mp3", prefix="clearstem-preview-")
     os.close(fd)
     try:
         encode_preview(src, tmp)
         with open(tmp, "rb") as fh:
-            keep_once(name, fh)
+            (replace_kept if replace else keep_once)(name, fh)
     finally:
         os.unlink(tmp)
     return name
 
 
-def stored_preview(file_name: str, name: str) -> str:
-    """The storage name `name` of an MP3 preview of the stored audio `file_name`, made on first use."""
-    if not default_storage.exists(name):
+def stored_preview(file_name: str, name: str, replace: bool = False) -> str:
+    """The storage name `name` of an MP3 preview of the stored audio `file_name`, made on first use
+    (or made again over a damaged one, with `replace`)."""
+    if replace or not default_storage.exists(name):
         with local_path(file_name) as src:
-            save_preview(src, name)
+            save_preview(src, name, replace=replace)
     return name
 
 
-def upload_preview(upload) -> str:
+def upload_preview_name(upload) -> str:
+    return f"previews/upload-{upload.id}-v1.mp3"
+
+
+def stem_preview_name(stem) -> str:
+    """v2: stereo 128 kb/s; v1 previews were mono."""
+    return f"previews/{stem.id}-v2.mp3"
+
+
+def upload_preview(upload, replace: bool = False) -> str:
     """The storage name of an MP3 preview of the producer's own upload (made once)."""
-    return stored_preview(upload.file.name, f"previews/upload-{upload.id}-v1.mp3")
+    return stored_preview(upload.file.name, upload_preview_name(upload), replace)
 
 
-def stem_preview(stem) -> str:
-    """The storage name of a stem's MP3 preview for the job page's player (made once; v2: stereo
-    128 kb/s, v1 previews were mono). Not a delivery: the caller judges it like one first."""
-    return stored_preview(stem.file.name, f"previews/{stem.id}-v2.mp3")
+def stem_preview(stem, replace: bool = False) -> str:
+    """The storage name of a stem's MP3 preview for the job page's player (made once). Not a
+    delivery: the caller judges it like one first."""
+    return stored_preview(stem.file.name, stem_preview_name(stem), replace)
 
 
 def job_listening(job, stems) -> dict:
