@@ -540,3 +540,34 @@ def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_r
     assert (grown / "manifest.json").read_bytes() == before and data.verify(grown) == []
     data.build(earlier, 2, 12, SECONDS, log=lambda *_: None)  # the earlier set rendered again, as other songs
     assert data.verify(grown) == [] and data.verify(earlier) == []  # linked files are replaced there, not rewritten
+
+
+def test_a_val_split_rendered_with_fluidsynths_effects_says_so_and_shares_nothing_dry(built, tmp_path):
+    """--val-effects: the val split is rendered with FluidSynth's reverb and chorus on (a plain
+    `fluidsynth` command line's sound), recorded in the manifest; train renders are the dry ones an
+    earlier set holds (linked), its dry val render is not; a bank FluidSynth does not render is refused."""
+    _need("csound-gm", "timgm6mb")
+    out, m = built
+    wet = tmp_path / "wet"
+    lines = []
+    w = data.build(wet, 2, 11, SECONDS, val_effects=True, reuse=out, log=lines.append)
+    assert w["render"]["val_flags"] == data.FLUIDSYNTH_EFFECTS_FLAGS and w["generator"]["val_effects"] is True
+    assert w["render"]["flags"] == data.FLUIDSYNTH_FLAGS and "-R" not in data.FLUIDSYNTH_EFFECTS_FLAGS
+    assert data.verify(wet) == []
+    by_split = {r["split"]: r for r in w["renders"]}
+    dry = {r["split"]: r for r in m["renders"]}
+    train, val = by_split["train"], by_split["val"]
+    assert os.path.samefile(wet / train["mixture"]["path"], out / dry["train"]["mixture"]["path"])
+    assert not os.path.samefile(wet / val["mixture"]["path"], out / dry["val"]["mixture"]["path"])
+    assert val["mixture"]["sha256"] != dry["val"]["mixture"]["sha256"]  # the effects are heard
+    stems = [sf.read(wet / val["stems"][s]["path"], dtype="float64")[0] for s in data.STEMS]
+    mix = sf.read(wet / val["mixture"]["path"], dtype="float64")[0]
+    assert np.abs(sum(stems) - mix).max() < 1e-6  # still additive: each stem carries its own effects
+    assert "1 of 2 renders linked" in " ".join(lines)
+    with pytest.raises(ValueError, match="needs a soundfont"):
+        data.build(tmp_path / "x", 2, 11, SECONDS, train_banks=("csound-gm",), val_bank=synth.BANK_ID,
+                   val_effects=True, log=lambda *_: None)
+    with pytest.raises(SystemExit, match="refused: --val-effects needs a soundfont"):
+        data.main(["--out", str(tmp_path / "y"), "--songs", "2", "--seed", "11", "--val-soundfont", "clearstem-synth",
+                   "--val-effects"])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -21,7 +21,10 @@ the rest are **train**. `--arranged-songs M` appends M songs with a form by the 
 (`arrange.py`), split the same way among themselves, and `--orchestrated-songs K` K ensemble pieces
 by the third (`orchestrate.py`: no voice or no kit in many, choirs, low lines in *other*, rubato)
 after those, split the same way. Rendering is dry (FluidSynth reverb/chorus
-off); augmentation happens at training time (`augment.py`).
+off); augmentation happens at training time (`augment.py`). `--val-effects` renders the val split
+with FluidSynth's own reverb and chorus on, at their defaults and the soundfont's own send levels
+(what a plain `fluidsynth` command line renders): a val set as wet as other people's renders
+may be, to measure what our dry renders hide (README, stop 50).
 
 `--reuse-renders EARLIER_DIR` hard-links a render from an earlier set instead of rendering it again
 when nothing that shaped it differs: the same song id, split and source record (composition, MIDI
@@ -63,6 +66,8 @@ STEMS = composer.STEMS
 RATE = 44100
 PEAK = 0.9
 FLUIDSYNTH_FLAGS = ["-n", "-i", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-O", "float", "-T", "wav"]
+#: `--val-effects`: the same, with FluidSynth's reverb and chorus left on (its defaults).
+FLUIDSYNTH_EFFECTS_FLAGS = ["-n", "-i", "-q", "-g", "0.5", "-O", "float", "-T", "wav"]
 SPLIT_POLICY = ("songs [0, N - n_val - n_select): train; next n_select = N // 10: select (unseen compositions, "
                 "training banks); last n_val = max(1, N // 5) when N >= 2: val (unseen compositions, a soundfont "
                 "never used by train or select)")
@@ -89,12 +94,13 @@ def splits_for(n: int) -> list[str]:
     return ["train"] * n_train + ["select"] * n_select + ["val"] * n_val
 
 
-def render_stem(midi_path: Path, soundfont: Path, n: int, rate: int = RATE) -> np.ndarray:
-    """One stem's MIDI through FluidSynth (dry), as float32 [2, n]."""
+def render_stem(midi_path: Path, soundfont: Path, n: int, rate: int = RATE, effects: bool = False) -> np.ndarray:
+    """One stem's MIDI through FluidSynth (dry, or with its own effects), as float32 [2, n]."""
     real, _ = resolve_soundfont(soundfont)  # every render re-checks the allow-list
+    flags = FLUIDSYNTH_EFFECTS_FLAGS if effects else FLUIDSYNTH_FLAGS
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.wav"
-        subprocess.run(["fluidsynth", *FLUIDSYNTH_FLAGS, "-r", str(rate), "-F", str(out), str(real), str(midi_path)],
+        subprocess.run(["fluidsynth", *flags, "-r", str(rate), "-F", str(out), str(real), str(midi_path)],
                        check=True, capture_output=True)
         audio, got = sf.read(out, always_2d=True, dtype="float32")
     if got != rate:
@@ -127,16 +133,20 @@ def find_bank(bank_id: str) -> tuple[Path, Soundfont]:
     return find_soundfont(bank_id)
 
 
-def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int, seed: int) -> np.ndarray:
-    """One stem's MIDI rendered with a bank (`find_bank`'s answer), as float32 [2, n]."""
+def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int, seed: int,
+                effects: bool = False) -> np.ndarray:
+    """One stem's MIDI rendered with a bank (`find_bank`'s answer), as float32 [2, n]; `effects`:
+    FluidSynth's own reverb and chorus (soundfonts only)."""
     path, entry = bank
+    if effects and entry.id in (synth.BANK_ID, sonivox.BANK_ID):
+        raise ValueError(f"{entry.id} is not rendered by FluidSynth: it has no FluidSynth effects")
     if entry.id == synth.BANK_ID:
         if synth.source_sha256() != entry.sha256:  # the module changed under a running build
             raise RuntimeError("separation/training/synth.py changed during the build")
         return synth.render_midi(midi_path, n, rate, seed)
     if entry.id == sonivox.BANK_ID:
         return sonivox.render_midi(midi_path, n, rate)
-    return render_stem(midi_path, path, n, rate)
+    return render_stem(midi_path, path, n, rate, effects)
 
 
 SAMPLE_FORMATS = {"flac24": ("flac", "24-bit FLAC; stems on the 24-bit grid, mixture their exact sum"),
@@ -173,11 +183,15 @@ def _file(path: Path, root: Path) -> dict:
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
-          flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None) -> dict:
+          flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None,
+          val_effects: bool = False) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate` (song ids after them, each composer's songs with their own
     train/select/val split), each rendered with every training bank (val: `val_bank`); `reuse`, an
-    earlier set whose identical renders are hard-linked (`Reusable`)."""
+    earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
+    rendered with FluidSynth's reverb and chorus on."""
+    if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
+        raise ValueError(f"--val-effects needs a soundfont as the val bank, not {val_bank}")
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if orchestrated < 0:
@@ -204,7 +218,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                              "(--allow-noncommercial) to train on it, and the manifest will say commercial_use false")
     if reuse is not None and out.resolve() == reuse.resolve():
         raise ValueError(f"--reuse-renders {reuse} is the set being built: name an earlier set's directory")
-    earlier = Reusable(reuse, banks, rate, seconds, sample_format) if reuse is not None else None
+    earlier = Reusable(reuse, banks, rate, seconds, sample_format, val_effects) if reuse is not None else None
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
     split_of = splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
@@ -252,7 +266,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                 renders.append(linked)
                 continue
             stems = {stem: render_bank(banks[bank], midi_dir / f"{stem}.mid", n, rate,
-                                       song_seed(comp.seed, STEMS.index(stem))).astype(np.float64)
+                                       song_seed(comp.seed, STEMS.index(stem)),
+                                       effects=val_effects and split_of[i] == "val").astype(np.float64)
                      for stem in STEMS if not (stem == "vocals" and sung is not None)}
             if sung is not None:  # at the accompaniment's mean RMS times the song's drawn level
                 ref = np.mean([np.sqrt(np.mean(v ** 2)) for v in stems.values()])
@@ -282,7 +297,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     if earlier is not None:
         log(f"{earlier.linked} of {len(renders)} renders linked from {reuse}, the rest rendered")
     # absent when 0: earlier manifests stay byte-identical
-    more = ({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
+    more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
+            | ({"val_effects": True} if val_effects else {}))
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
@@ -294,7 +310,8 @@ class Reusable:
     where every input of the render is the same (see the module docstring), so the result is
     byte-for-byte what rendering would write. Anything else is rendered as usual."""
 
-    def __init__(self, earlier: Path, banks: dict, rate: int, seconds: float, sample_format: str):
+    def __init__(self, earlier: Path, banks: dict, rate: int, seconds: float, sample_format: str,
+                 val_effects: bool = False):
         try:
             manifest = json.loads((earlier / "manifest.json").read_bytes())
         except (OSError, ValueError) as exc:
@@ -307,8 +324,9 @@ class Reusable:
         same_bank = {s["id"] for s in manifest.get("soundfonts", [])
                      if s["id"] in banks and s["sha256"] == banks[s["id"]][1].sha256}
         self.sources = {s["id"]: s for s in manifest.get("sources", [])} if same_render else {}
+        same_val = bool(gen.get("val_effects")) == val_effects  # a dry val render is not a wet one
         self.renders = {(r["song"], r["soundfont"]): r for r in manifest.get("renders", [])
-                        if same_render and r["soundfont"] in same_bank}
+                        if same_render and r["soundfont"] in same_bank and (same_val or r["split"] != "val")}
 
     def link(self, source: dict, bank: str, folder: Path, out: Path) -> dict | None:
         """The earlier render of `source` with `bank`, its files hard-linked into `folder`, or None
@@ -359,6 +377,7 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
         "format": FORMAT,
         "generator": {"code": "separation.training.data", **generator},
         "render": {"engine": fluidsynth_version(), "flags": FLUIDSYNTH_FLAGS, "sample_rate": generator["rate"],
+                   **({"val_flags": FLUIDSYNTH_EFFECTS_FLAGS} if generator.get("val_effects") else {}),
                    **({"synth": {"bank": synth.BANK_ID, "code": "separation.training.synth",
                                  "sha256": banks[synth.BANK_ID][1].sha256,
                                  "seeds": "per song and stem: song_seed(composition seed, stem index)"}}
@@ -443,6 +462,8 @@ def main(argv=None) -> int:
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--orchestrated-songs", type=int, default=0,
                     help="ensemble pieces by the third composer (separation.training.orchestrate), after those")
+    ap.add_argument("--val-effects", action="store_true",
+                    help="render the val split with FluidSynth's own reverb and chorus on (its defaults)")
     ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
                     help="hard-link renders of an earlier set where nothing that shaped them differs")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
@@ -458,7 +479,7 @@ def main(argv=None) -> int:
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
                          espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
                          flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs,
-                         reuse=args.reuse_renders)
+                         reuse=args.reuse_renders, val_effects=args.val_effects)
     except ValueError as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
