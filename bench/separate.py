@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -92,7 +93,7 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
 def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None,
                    bank: str | None = None) -> list[dict]:
     """Songs of a `separation.training.data` set's split, in the shape `build_set` returns (only
-    those `composer` wrote, `compose`, `arrange` or `orchestrate`, and only renders with soundfont `bank`, when given),
+    those `composer` wrote, `compose`, `arrange`, `orchestrate` or `lieder`, and only renders with soundfont `bank`, when given),
     each with the spans where its form rests the voice (`arrange`'s songs; none for `compose`'s)."""
     from separation.training.arrange import voice_rest_spans
 
@@ -101,7 +102,7 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
     out = []
     n = int(seconds * 44100)
     renders = [r for r in manifest["renders"] if r["split"] == split and bank in (None, r["soundfont"]) and (
-        composer is None or sources[r["song"]]["origin"].startswith(f"separation.training.{composer}.{composer}("))]
+        composer is None or sources[r["song"]]["origin"].startswith(f"separation.training.{composer}."))]
     for r in renders[:songs]:
         stems = {s: sf.read(folder / r["stems"][s]["path"], frames=n, always_2d=True, dtype="float32")[0].T
                  for s in STEMS}
@@ -156,7 +157,11 @@ def summary(scores: dict, bss: dict, absent: dict | None = None) -> dict:
         return statistics.median(v) if v else float("nan")
 
     sdr = {s: med(v) for s, v in scores.items()}
-    out = {"sdr": sdr, "sdr_mean": statistics.mean(sdr.values()),
+    # over the stems that sound in some song: a set where one never does (the lieder have no drums)
+    # is scored on the others, and says so
+    sounding = [s for s, v in sdr.items() if not math.isnan(v)]
+    out = {"sdr": sdr, "sdr_mean": statistics.mean(sdr[s] for s in sounding) if sounding else float("nan"),
+           **({"sdr_mean_over": sounding} if len(sounding) < len(sdr) else {}),
            "bss_sdr": {s: med(v) for s, v in bss.items()},
            "per_song_mean": [float(np.mean([v for v in x if v is not None])) for x in zip(*scores.values())]}
     if absent and any(absent.values()):
@@ -233,7 +238,7 @@ def main() -> None:
                    help="--model's passes averaged per chunk (band-split models)")
     p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
     p.add_argument("--split", default="val")
-    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate"),
+    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder"),
                    help="with --training-set: only that composer's songs (arrange's also get vocals-in-rests)")
     p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
@@ -316,6 +321,9 @@ def main() -> None:
         speed = f"{r['x_realtime_median']:9.1f}" if "x_realtime_median" in r else f"{'—':>9}"
         print(f"{name:<28}{''.join(cells)}{speed}")
     print("(MDX-style SDR in dB, medians over songs; bss_eval SDR in the JSON)")
+    over = next((r["sdr_mean_over"] for r in results["engines"].values() if "sdr_mean_over" in r), None)
+    if over:
+        print(f"(mean over {', '.join(over)}: no true stem of the others sounds in these songs)")
     for name, r in results["engines"].items():
         if "vocals_in_voice_rests_db" in r:
             v = r["vocals_in_voice_rests_db"]

@@ -3,7 +3,8 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K] [--reuse-renders EARLIER_DIR]
+        [--orchestrated-songs K] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4]]
+        [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
@@ -20,7 +21,10 @@ the training banks, for checkpoint selection, so early stopping never looks at t
 the rest are **train**. `--arranged-songs M` appends M songs with a form by the second composer
 (`arrange.py`), split the same way among themselves, and `--orchestrated-songs K` K ensemble pieces
 by the third (`orchestrate.py`: no voice or no kit in many, choirs, low lines in *other*, rubato)
-after those, split the same way. Rendering is dry (FluidSynth reverb/chorus
+after those, split the same way. `--lieder CHECKOUT --lieder-songs L` appends L songs by other
+hands: scores of the OpenScore Lieder corpus (CC0 encodings of public-domain songs, voice and
+piano) arranged into the four stems by `lieder.py`, split by composer (val and select songs are
+by composers the train split never heard). Rendering is dry (FluidSynth reverb/chorus
 off); augmentation happens at training time (`augment.py`). `--val-effects` renders the val split
 with FluidSynth's own reverb and chorus on, at their defaults and the soundfont's own send levels
 (what a plain `fluidsynth` command line renders): a val set as wet as other people's renders
@@ -58,6 +62,7 @@ from sharedcore.hashing import file_sha256
 
 from . import arrange, orchestrate, sonivox, synth, voice
 from . import compose as composer
+from . import lieder as lieder_mod
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
 
@@ -184,10 +189,12 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
           flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None,
-          val_effects: bool = False) -> dict:
+          val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
+          lieder_per_composer: int = 4) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
-    more by `orchestrate` (song ids after them, each composer's songs with their own
-    train/select/val split), each rendered with every training bank (val: `val_bank`); `reuse`, an
+    more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
+    arranged by `separation.training.lieder` (song ids after them, each composer's songs with
+    their own train/select/val split; the scores' split keeps their composers apart), each rendered with every training bank (val: `val_bank`); `reuse`, an
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
@@ -196,6 +203,13 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if orchestrated < 0:
         raise ValueError(f"--orchestrated-songs must be 0 or more, not {orchestrated}")
+    if lieder_songs < 0 or lieder_per_composer < 1:
+        raise ValueError(f"--lieder-songs must be 0 or more ({lieder_songs}) and --lieder-per-composer 1 or more "
+                         f"({lieder_per_composer})")
+    if lieder_songs and lieder is None:
+        raise ValueError("--lieder-songs needs --lieder DIR, a checkout of " + lieder_mod.SOURCE)
+    scores = (lieder_mod.choose(lieder_mod.corpus(lieder), lieder_songs, seed, lieder_per_composer)
+              if lieder_songs else [])
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
     if not (0 <= espeak_vocals <= 1 and 0 <= flite_vocals <= 1 and espeak_vocals + flite_vocals <= 1):
@@ -221,13 +235,19 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     earlier = Reusable(reuse, banks, rate, seconds, sample_format, val_effects) if reuse is not None else None
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
-    split_of = splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
+    split_of = (splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
+                + [split for _, split in scores])
+    generated = songs + arranged + orchestrated
     sources, renders = [], []
-    for i in range(songs + arranged + orchestrated):
+    for i in range(generated + len(scores)):
         sid = f"song{i:05d}"
         write = (composer.compose if i < songs else arrange.arrange if i < songs + arranged
-                 else orchestrate.orchestrate)
-        comp = write(song_seed(seed, i), seconds)
+                 else orchestrate.orchestrate if i < generated else lieder_mod.arrange_score)
+        if write is lieder_mod.arrange_score:
+            score = scores[i - generated][0]
+            comp, how = write(lieder / score.path, seconds, song_seed(seed, i))
+        else:
+            comp = write(song_seed(seed, i), seconds)
         midi_dir = out / "midi" / sid
         midi_dir.mkdir(parents=True, exist_ok=True)
         files = {}
@@ -238,6 +258,15 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
                   "origin": f"{write.__module__}.{write.__name__}(seed={comp.seed}, seconds={seconds})",
                   "composition": comp.describe(), "files": files, "split": split_of[i]}
+        if write is lieder_mod.arrange_score:
+            source.update({
+                "kind": "score-arrangement", "licence": lieder_mod.LICENCE_ENCODING,
+                "licences": [lieder_mod.LICENCE_ENCODING, lieder_mod.LICENCE_COMPOSITION],
+                "origin": f"{write.__module__}.{write.__name__}({score.path!r}, seconds={seconds}, seed={comp.seed})",
+                "score": {"corpus": lieder_mod.SOURCE, **_file(lieder / score.path, lieder),
+                          "composer": score.composer, "composer_died": score.died,
+                          "public_domain_basis": f"composer died {score.died}, life + 70 years; the encoding CC0",
+                          "attribution": "OpenScore Lieder (musescore.com/openscore-lieder-corpus), CC0", **how}})
         vrng = np.random.default_rng(comp.seed)
         sung = None
         # one draw per song, and none when neither is asked for: sets without them stay byte-identical
@@ -245,6 +274,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         engine = "espeak-ng" if draw < espeak_vocals else "flite" if draw < espeak_vocals + flite_vocals else None
         if not any(p.notes for p in comp.stems["vocals"]):
             engine = None  # a piece nobody sings in (`orchestrate`): its vocals stem stays silent
+        if write is lieder_mod.arrange_score:
+            engine = None  # the synthetic singers sing one line; a score's duets and choirs stay GM voices
         if engine:
             mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine=engine)
             kind, licence = SUNG_VOCALS[engine]
@@ -255,7 +286,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         else:
             # the first two composers always have a sung melody (arrange adds a backing voice at times)
             singing = sum(bool(p.notes) for p in comp.stems["vocals"]) if write is orchestrate.orchestrate else 1
-            source["vocals"] = {"kind": "GM voice program on the melody (FluidSynth)" if singing == 1 else
+            source["vocals"] = {"kind": "GM voice program on the score's sung parts (FluidSynth)"
+                                if write is lieder_mod.arrange_score else
+                                "GM voice program on the melody (FluidSynth)" if singing == 1 else
                                 "GM voice programs as a choir in chords (FluidSynth)" if singing else
                                 "silent: no one sings in this piece"}
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
@@ -298,7 +331,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         log(f"{earlier.linked} of {len(renders)} renders linked from {reuse}, the rest rendered")
     # absent when 0: earlier manifests stay byte-identical
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
-            | ({"val_effects": True} if val_effects else {}))
+            | ({"val_effects": True} if val_effects else {})
+            | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
+                "lieder_code": "separation.training.lieder"} if lieder_songs else {}))
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
@@ -385,7 +420,10 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
                    "channels": 2, "sample_format": SAMPLE_FORMATS[generator.get("sample_format", "flac24")][1],
                    "normalisation": f"mixture peak {PEAK}, one gain per song",
                    "mixture": "sum of the stored stems"},
-        "stems": {"drums": "GM channel 10", "bass": "GM bass programs 32-39",
+        "stems": {"drums": "GM channel 10",
+                  "bass": "GM bass programs 32-39" + ("; in score arrangements (separation.training.lieder) "
+                                                     "a doubling of the accompaniment's lowest line, or silent"
+                                                     if generator.get("lieder_songs") else ""),
                   "vocals": "the melody on GM voice programs 52/53/54/85 (choir aahs, voice oohs, synth voice, "
                             "lead voice) from the soundfont; in renders with the clearstem-synth bank, a "
                             "source-filter voice (vowel formants, vibrato, breath, consonant-like bursts) singing "
@@ -462,6 +500,11 @@ def main(argv=None) -> int:
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--orchestrated-songs", type=int, default=0,
                     help="ensemble pieces by the third composer (separation.training.orchestrate), after those")
+    ap.add_argument("--lieder", type=Path, metavar="CHECKOUT",
+                    help="a checkout of github.com/OpenScore/Lieder (CC0 scores of public-domain songs)")
+    ap.add_argument("--lieder-songs", type=int, default=0,
+                    help="songs from --lieder arranged into four stems (separation.training.lieder), after the others")
+    ap.add_argument("--lieder-per-composer", type=int, default=4, help="at most this many songs of one composer")
     ap.add_argument("--val-effects", action="store_true",
                     help="render the val split with FluidSynth's own reverb and chorus on (its defaults)")
     ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
@@ -479,8 +522,9 @@ def main(argv=None) -> int:
                          args.val_soundfont, args.allow_noncommercial, sample_format=args.sample_format,
                          espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
                          flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs,
-                         reuse=args.reuse_renders, val_effects=args.val_effects)
-    except ValueError as exc:  # SoundfontRefused included
+                         reuse=args.reuse_renders, val_effects=args.val_effects, lieder=args.lieder,
+                         lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer)
+    except (ValueError, FileNotFoundError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
     print(f"manifest {args.out / 'manifest.json'} sha256 {digest}; commercial_use {manifest['commercial_use']}")
