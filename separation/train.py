@@ -238,9 +238,9 @@ def _medians(rows: list[tuple[str, dict[str, float]]]) -> dict:
 
 
 def composers(manifest: dict) -> dict[str, str]:
-    """Song id -> the composer that wrote it (`compose`, `arrange`, `orchestrate`), from each
-    source's `origin` (`separation.training.<module>.<function>(seed, seconds)`)."""
-    return {s["id"]: s["origin"].split("(")[0].rsplit(".", 1)[-1] for s in manifest["sources"] if "origin" in s}
+    """Song id -> the composer that wrote it (`compose`, `arrange`, `orchestrate`, or `lieder` for the
+    scores it arranged), from each source's `origin` (`separation.training.<module>.<function>(...)`)."""
+    return {s["id"]: s["origin"].split("(")[0].split(".")[2] for s in manifest["sources"] if "origin" in s}
 
 
 def load_init(path: Path, args) -> dict:
@@ -408,7 +408,9 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     sources = {s["id"]: s for s in manifest["sources"]}
     licences = sorted({lic for s in manifest["sources"] if s["id"] in songs for lic in s.get("licences", [s["licence"]])}
                       | {fonts[f]["licence"] for f in used_fonts})
-    styles = sorted({sources[s]["composition"]["style"] for s in songs if "composition" in sources.get(s, {})})
+    scored = [s for s in songs if sources.get(s, {}).get("kind") == "score-arrangement"]
+    styles = sorted({sources[s]["composition"]["style"] for s in songs
+                     if "composition" in sources.get(s, {}) and s not in scored})
     vocals = sorted({str((sources[s].get("vocals") or {}).get("kind", "")) for s in songs if s in sources} - {""})
     fonts_words = "; ".join(
         f"ClearStem's own synthesiser (separation/training/synth.py, {fonts[f]['licence']})" if f == SYNTH_BANK
@@ -421,10 +423,20 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     # Flite's voices are models built from recorded speakers: "no human voice" would not be true of them
     voice_words = ("no recording of a voice (Flite's voices are statistical and diphone models built from "
                    "recordings of real speakers, CMU licence)" if voice.FLITE_KIND in vocals else "no human voice")
-    data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: {len(songs)} songs composed "
-            f"procedurally by ClearStem ({', '.join(styles)}), rendered per stem with {fonts_words}; "
+    by_people = ""
+    if scored:  # sets with OpenScore Lieder songs (separation.training.lieder)
+        people = sorted({sources[s]["score"]["composer"] for s in scored})
+        by_people = (f" and {len(scored)} excerpts of songs for voice and piano by {len(people)} "
+                     f"composer{'s' if len(people) > 1 else ''} who died "
+                     f"by {max(sources[s]['score']['composer_died'] for s in scored)}, from the OpenScore Lieder "
+                     "corpus (CC0 encodings of public-domain compositions; each score's path and SHA-256 in the "
+                     "manifest), arranged into stems by ClearStem")
+    made_here = (f"{len(songs) - len(scored)} songs composed procedurally by ClearStem ({', '.join(styles)})"
+                 if len(songs) > len(scored) else "")
+    data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: "
+            f"{made_here}{by_people if made_here else by_people[len(' and '):]}, rendered per stem with {fonts_words}; "
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — {voice_words}, no third-party "
-            "recordings or MIDI")
+            + ("recordings or MIDI" if not scored else "recordings, no third-party music but those scores"))
     if init:
         own = data
         data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "

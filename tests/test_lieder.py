@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from separation import train
 from separation.training import data, lieder
 from separation.training.compose import PPQ
 from separation.training.licences import SoundfontRefused, commercial_ok, find_soundfont
@@ -188,6 +189,15 @@ def test_a_set_with_lieder_records_each_scores_licence_hash_and_composer_and_sta
     assert max(drums) < -150  # a Lied has no drums
     assert data.verify(out) == []
     assert json.loads((out / "manifest.json").read_bytes()) == manifest
+    # what weights trained on it would state in every stem's record: the scores are named, and the
+    # statement no longer says "no third-party MIDI"
+    statement, weights_licence = train.training_statement(manifest | {"_sha256": "f" * 64})
+    trained = [s for s in sources if s["split"] != "val"]
+    died = max(s["score"]["composer_died"] for s in trained)
+    assert (f"{len(trained)} excerpts of songs for voice and piano by 1 composer who died by {died}, "
+            "from the OpenScore Lieder") in statement
+    assert "no third-party recordings or MIDI" not in statement and "allows commercial use" in weights_licence
+    assert set(train.composers(manifest).values()) == {"lieder"}
 
 
 def test_the_cli_refuses_lieder_songs_without_a_checkout_and_writes_nothing(tmp_path, capsys):

@@ -11,7 +11,8 @@ import-linter's root packages and its contracts. FluidSynth is called as a progr
 Modules: `licences` (allow-lists of soundfonts and licences, the music21 corpus audit),
 `compose` (procedural multi-style per-stem MIDI), `arrange` (a second composer: songs with a form —
 sections, rests, instrumental leads — more grooves and meters), `orchestrate` (a third: ensemble pieces,
-many with no voice or no kit, choirs, low lines in *other*, rubato), `data` (rendering, split, manifest, CLI),
+many with no voice or no kit, choirs, low lines in *other*, rubato), `lieder` (songs by other hands:
+OpenScore Lieder's CC0 scores arranged into the four stems), `data` (rendering, split, manifest, CLI),
 `synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
@@ -27,8 +28,10 @@ Model card — what the data is made of (default build):
   (fifteen grooves in 3/4 to 7/4, a form entered at a random point, the voice resting in
   instrumental sections where a sax, trumpet, flute, violin or synth lead carries the tune in
   *other*), same licence; with `--orchestrated-songs K`, K ensemble pieces by `orchestrate` (seven
-  textures from chamber to 8-bit; a third with no voice, many with no kit), same licence. No
-  third-party MIDI by default: music21's corpus
+  textures from chamber to 8-bit; a third with no voice, many with no kit), same licence; with
+  `--lieder CHECKOUT --lieder-songs L`, L songs written by people: OpenScore Lieder's scores (CC0
+  encodings of public-domain songs for voice and piano; each source names the score, its SHA-256,
+  composer and death year), split by composer. No other third-party music: music21's corpus
   states no licence for most encodings (Essen is explicitly non-commercial), see
   `licences.MUSIC21_AUDIT`; abcmidi is installable but the ABC collections we could pair it
   with have the same problem.
