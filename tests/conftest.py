@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,19 @@ from clearstem.accounts.services import do_create_org, do_create_user
 from clearstem.synth import render_song
 
 SR = 44100
+
+
+def need_fluidsynth(*banks: str) -> None:
+    """Skip a test that renders with FluidSynth when it or one of the soundfonts `banks` is missing."""
+    from separation.training.licences import SoundfontRefused, find_soundfont
+
+    if not shutil.which("fluidsynth"):
+        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth)")
+    for bank in banks:
+        try:
+            find_soundfont(bank)
+        except SoundfontRefused as exc:
+            pytest.skip(str(exc))
 
 _pg_sql_flush = PgOperations.sql_flush
 

@@ -6,7 +6,6 @@ two staves, a README per composer with the years)."""
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import pytest
 from separation import train
 from separation.training import data, lieder
 from separation.training.compose import PPQ
-from separation.training.licences import SoundfontRefused, commercial_ok, find_soundfont
+from separation.training.licences import commercial_ok
 from sharedcore.hashing import file_sha256
+from tests.conftest import need_fluidsynth
 
 CONTAINER = ('<?xml version="1.0" encoding="UTF-8"?><container><rootfiles>'
              '<rootfile full-path="score.xml" media-type="application/vnd.recordare.musicxml+xml"/>'
@@ -159,13 +159,7 @@ def test_only_public_domain_sung_scores_are_chosen_and_val_composers_are_never_t
 
 
 def test_a_set_with_lieder_records_each_scores_licence_hash_and_composer_and_stays_commercial_clean(tmp_path):
-    if not shutil.which("fluidsynth"):
-        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth)")
-    for bank in ("csound-gm", "timgm6mb"):
-        try:
-            find_soundfont(bank)
-        except SoundfontRefused as exc:
-            pytest.skip(str(exc))
+    need_fluidsynth("csound-gm", "timgm6mb")
     root = _corpus(tmp_path / "Lieder")
     out = tmp_path / "set"
     manifest = data.build(out, 0, 3, seconds=2.0, lieder=root, lieder_songs=5, lieder_per_composer=3, log=lambda *_: None)

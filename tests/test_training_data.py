@@ -22,18 +22,12 @@ from separation.training.licences import (
     find_soundfont,
     resolve_soundfont,
 )
+from tests.conftest import need_fluidsynth
 
 SECONDS = 2.0
 
 
-def _need(*ids):
-    if not shutil.which("fluidsynth"):
-        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth)")
-    for i in ids:
-        try:
-            find_soundfont(i)
-        except SoundfontRefused as exc:
-            pytest.skip(str(exc))
+_need = need_fluidsynth
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch
 from separation import bandsplit, install_model, registry, train
 from separation.run import separate_file
 from separation.training import data
-from separation.training.licences import SoundfontRefused, find_soundfont
+from tests.conftest import need_fluidsynth
 
 TINY = ["--steps", "4", "--batch", "1", "--seconds", "1.0", "--dim", "8", "--layers", "1", "--threads", "1",
         "--checkpoint-every", "2", "--select-every", "2", "--log-every", "1"]
@@ -24,13 +24,7 @@ TINY = ["--steps", "4", "--batch", "1", "--seconds", "1.0", "--dim", "8", "--lay
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    if not shutil.which("fluidsynth"):
-        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth)")
-    for bank in ("csound-gm", "timgm6mb"):
-        try:
-            find_soundfont(bank)
-        except SoundfontRefused as exc:
-            pytest.skip(str(exc))
+    need_fluidsynth("csound-gm", "timgm6mb")
     out = tmp_path_factory.mktemp("train-set")
     data.build(out, songs=10, seed=5, seconds=1.5, log=lambda *_: None)
     return out
