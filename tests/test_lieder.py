@@ -158,6 +158,29 @@ def test_only_public_domain_sung_scores_are_chosen_and_val_composers_are_never_t
         lieder.corpus(tmp_path / "nowhere")
 
 
+def test_a_judging_set_leaves_out_what_another_set_trained_on(tmp_path):
+    scores = lieder.corpus(_corpus(tmp_path / "Lieder"))
+    first = lieder.choose(scores, 5, 2, per_composer=3)
+    (trained_composer,) = {s.composer for s, split in first if split == "train"}
+    val_score = next(s for s, split in first if split == "val")
+    manifest = {"sources": [{"kind": "score-arrangement", "split": split,
+                             "score": {"composer": s.composer, "path": s.path}} for s, split in first]
+                + [{"kind": "procedural-midi", "split": "train"}]}
+    composers, paths = lieder.trained_on(manifest)
+    assert composers == {trained_composer} and len(paths) == 5
+    # only the val composer's songs are left, and not those the first set used
+    with pytest.raises(ValueError, match="only 0 usable scores"):
+        lieder.choose(scores, 1, 2, per_composer=3, exclude=(composers, paths))
+    rest = lieder.choose(scores, 1, 2, per_composer=3, exclude=(composers, paths - {val_score.path}))
+    assert [s.path for s, _ in rest] == [val_score.path]
+    with pytest.raises(SystemExit, match="--lieder-exclude needs --lieder-songs"):
+        data.main(["--out", str(tmp_path / "x"), "--songs", "0", "--seed", "1", "--lieder-exclude", str(tmp_path)])
+    with pytest.raises(SystemExit, match="refused: .*missing.json"):
+        data.main(["--out", str(tmp_path / "y"), "--songs", "0", "--seed", "1", "--lieder", str(tmp_path / "Lieder"),
+                   "--lieder-songs", "1", "--lieder-exclude", str(tmp_path / "missing.json")])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_a_set_with_lieder_records_each_scores_licence_hash_and_composer_and_stays_commercial_clean(tmp_path):
     need_fluidsynth("csound-gm", "timgm6mb")
     root = _corpus(tmp_path / "Lieder")

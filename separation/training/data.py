@@ -3,7 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4]]
+        [--orchestrated-songs K] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
@@ -24,7 +24,9 @@ by the third (`orchestrate.py`: no voice or no kit in many, choirs, low lines in
 after those, split the same way. `--lieder CHECKOUT --lieder-songs L` appends L songs by other
 hands: scores of the OpenScore Lieder corpus (CC0 encodings of public-domain songs, voice and
 piano) arranged into the four stems by `lieder.py`, split by composer (val and select songs are
-by composers the train split never heard). Rendering is dry (FluidSynth reverb/chorus
+by composers the train split never heard; `--lieder-exclude MANIFEST` leaves out the composers
+another set trained on and every score it used, for a set that judges weights trained on it).
+Rendering is dry (FluidSynth reverb/chorus
 off); augmentation happens at training time (`augment.py`). `--val-effects` renders the val split
 with FluidSynth's own reverb and chorus on, at their defaults and the soundfont's own send levels
 (what a plain `fluidsynth` command line renders): a val set as wet as other people's renders
@@ -190,11 +192,12 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
           flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None,
           val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
-          lieder_per_composer: int = 4) -> dict:
+          lieder_per_composer: int = 4, lieder_exclude: Path | None = None) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
-    their own train/select/val split; the scores' split keeps their composers apart), each rendered with every training bank (val: `val_bank`); `reuse`, an
+    their own train/select/val split; the scores' split keeps their composers apart; `lieder_exclude`,
+    another set's manifest whose trained composers and used scores are left out), each rendered with every training bank (val: `val_bank`); `reuse`, an
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
@@ -208,7 +211,10 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                          f"({lieder_per_composer})")
     if lieder_songs and lieder is None:
         raise ValueError("--lieder-songs needs --lieder DIR, a checkout of " + lieder_mod.SOURCE)
-    scores = (lieder_mod.choose(lieder_mod.corpus(lieder), lieder_songs, seed, lieder_per_composer)
+    if lieder_exclude is not None and not lieder_songs:
+        raise ValueError("--lieder-exclude needs --lieder-songs")
+    excluded = lieder_mod.trained_on(json.loads(lieder_exclude.read_bytes())) if lieder_exclude else (set(), set())
+    scores = (lieder_mod.choose(lieder_mod.corpus(lieder), lieder_songs, seed, lieder_per_composer, excluded)
               if lieder_songs else [])
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
@@ -333,7 +339,10 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
             | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
-                "lieder_code": "separation.training.lieder"} if lieder_songs else {}))
+                "lieder_code": "separation.training.lieder"} if lieder_songs else {})
+            | ({"lieder_excluded": {"manifest_sha256": file_sha256(lieder_exclude),
+                                   "composers": sorted(excluded[0]), "scores": len(excluded[1])}}
+               if lieder_exclude else {}))
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
@@ -505,6 +514,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lieder-songs", type=int, default=0,
                     help="songs from --lieder arranged into four stems (separation.training.lieder), after the others")
     ap.add_argument("--lieder-per-composer", type=int, default=4, help="at most this many songs of one composer")
+    ap.add_argument("--lieder-exclude", type=Path, metavar="MANIFEST",
+                    help="leave out the composers another set trained on and every score it used (a judging set)")
     ap.add_argument("--val-effects", action="store_true",
                     help="render the val split with FluidSynth's own reverb and chorus on (its defaults)")
     ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
@@ -523,8 +534,9 @@ def main(argv=None) -> int:
                          espeak_vocals=args.espeak_vocals, arranged=args.arranged_songs,
                          flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs,
                          reuse=args.reuse_renders, val_effects=args.val_effects, lieder=args.lieder,
-                         lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer)
-    except (ValueError, FileNotFoundError) as exc:  # SoundfontRefused included
+                         lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer,
+                         lieder_exclude=args.lieder_exclude)
+    except (ValueError, FileNotFoundError, json.JSONDecodeError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
     print(f"manifest {args.out / 'manifest.json'} sha256 {digest}; commercial_use {manifest['commercial_use']}")

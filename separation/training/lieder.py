@@ -141,15 +141,26 @@ def usable(score: Score) -> bool:
     return public_domain(score) and score.sung
 
 
-def choose(scores: list[Score], n: int, seed: int, per_composer: int) -> list[tuple[Score, str]]:
+def trained_on(manifest: dict) -> tuple[set[str], set[str]]:
+    """(composers, score paths) a training set's manifest holds: the composers of its train and select
+    Lieder songs (what weights trained on it heard) and every score it used, in any split. A set
+    built without both (`choose(..., exclude=...)`) judges such weights on composers they never heard."""
+    scored = [s for s in manifest.get("sources", []) if s.get("kind") == "score-arrangement"]
+    return ({s["score"]["composer"] for s in scored if s["split"] in ("train", "select")},
+            {s["score"]["path"] for s in scored})
+
+
+def choose(scores: list[Score], n: int, seed: int, per_composer: int,
+           exclude: tuple[set[str], set[str]] = (set(), set())) -> list[tuple[Score, str]]:
     """`n` usable scores (public domain, sung) with their split, composers kept apart: composers in an order drawn
     from `seed`, at most `per_composer` songs each (drawn), the last composers' songs `val` (at least
     n // 5 songs), those before them `select` (at least n // 10), the rest `train` — so val and
-    select are songs by composers the train split never heard."""
+    select are songs by composers the train split never heard. `exclude` (`trained_on` of another
+    set): composers and scores never to choose."""
     rng = random.Random(seed ^ 0x11ED)
     by_composer: dict[str, list[Score]] = {}
     for s in scores:
-        if usable(s):
+        if usable(s) and s.composer not in exclude[0] and s.path not in exclude[1]:
             by_composer.setdefault(s.composer, []).append(s)
     composers = sorted(by_composer)
     rng.shuffle(composers)
