@@ -196,8 +196,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
-    their own train/select/val split; the scores' split keeps their composers apart; `lieder_exclude`,
-    another set's manifest whose trained composers and used scores are left out), each rendered with every training bank (val: `val_bank`); `reuse`, an
+    their own train/select/val split; the scores' split keeps their composers apart;
+    `lieder_exclude`, another set's manifest whose trained composers and used scores are left out),
+    each rendered with every training bank (val: `val_bank`); `reuse`, an
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):

@@ -3,7 +3,7 @@ and piano) arranged into our four stems. Pure: music21 and `compose`'s MIDI writ
 
 Why: every composition ClearStem trained or judged on so far came from its own three procedural
 composers, and each held-out score lower than our val said ("A bench you designed is an upper
-bound"). The corpus (github.com/OpenScore/Lieder: ~750 MusicXML scores, ~100 composers, the
+bound"). The corpus (github.com/OpenScore/Lieder: ~1460 MusicXML scores, ~100 composers, the
 encodings dedicated to the public domain under CC0 1.0) is melody, harmony, form and rhythm
 written by people — Schubert to Ives — with a licence that allows any use.
 
@@ -14,8 +14,8 @@ its composer's README in the same checkout gives a death year ≤ `PUBLIC_DOMAIN
 How a score becomes four stems (each choice drawn from the song's seed; the notes are the
 score's):
 
-* **vocals** — every sung part (music21 `Vocalist` instruments) on one GM voice program (52, 53,
-  54, 85), as our composers' vocals are;
+* **vocals** — every sung part (a `voice.*` sound in the MusicXML, a singer's part name, or a
+  music21 `Vocalist`) on one GM voice program (52, 53, 54, 85), as our composers' vocals are;
 * **other** — every other part (the piano's two staves) on one keyboard, guitar, harp, organ or
   string program: the score as written, re-voiced as an arranger would;
 * **bass** — in most songs (`P_BASS`) a GM bass program doubles the lowest line of the lowest
@@ -65,7 +65,7 @@ _DIED = re.compile(r"\((?:[^()]*?)(\d{4})?\s*[–-]\s*(\d{4})\s*\)")
 
 
 class ScoreRefused(ValueError):
-    """A score this module will not use (not public domain, no sung part, unreadable)."""
+    """A score this module cannot arrange (unreadable, or nobody sings in it)."""
 
 
 @dataclass(frozen=True)
