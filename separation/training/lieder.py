@@ -152,8 +152,8 @@ def trained_on(manifest: dict) -> tuple[set[str], set[str]]:
 
 def choose(scores: list[Score], n: int, seed: int, per_composer: int,
            exclude: tuple[set[str], set[str]] = (set(), set())) -> list[tuple[Score, str]]:
-    """`n` usable scores (public domain, sung) with their split, composers kept apart: composers in an order drawn
-    from `seed`, at most `per_composer` songs each (drawn), the last composers' songs `val` (at least
+    """`n` usable scores (public domain, sung) with their split, composers kept apart: composers in
+    an order drawn from `seed`, at most `per_composer` songs each (drawn), the last composers' songs `val` (at least
     n // 5 songs), those before them `select` (at least n // 10), the rest `train` — so val and
     select are songs by composers the train split never heard. `exclude` (`trained_on` of another
     set): composers and scores never to choose."""
@@ -178,21 +178,15 @@ def choose(scores: list[Score], n: int, seed: int, per_composer: int,
         raise ValueError(f"--lieder-songs {n}: only {total} usable scores (public domain, sung) at {per_composer} "
                          "per composer")
     want = {"val": max(1, n // 5) if n >= 2 else 0, "select": n // 10}
-    labelled: list[list[str]] = [[] for _ in groups]
-    got = {"val": 0, "select": 0}
+    label = ["train"] * len(groups)  # one split per composer, filled from the last composer back
     i = len(groups) - 1
     for split in ("val", "select"):
-        while got[split] < want[split] and i >= 0:
-            labelled[i] = [split] * len(groups[i])
-            got[split] += len(groups[i])
-            i -= 1
-    for j in range(i + 1):
-        labelled[j] = ["train"] * len(groups[j])
-    out = []
-    for songs, labels in zip(groups, labelled):
-        out.extend(zip(songs, labels))
+        got = 0
+        while got < want[split] and i >= 0:
+            label[i], got, i = split, got + len(groups[i]), i - 1
     order = {"train": 0, "select": 1, "val": 2}
-    return sorted(out, key=lambda pair: order[pair[1]])  # stable: the composers' order within a split
+    pairs = [(song, split) for songs, split in zip(groups, label) for song in songs]
+    return sorted(pairs, key=lambda pair: order[pair[1]])  # stable: the composers' order within a split
 
 
 def _music21():
