@@ -263,6 +263,20 @@ def test_a_set_with_arranged_songs_names_their_composer_and_splits_them_too(buil
     _refuses_a_negative_count(tmp_path, "arranged")
 
 
+def test_one_gain_per_song_peaks_the_mixture_and_never_clips_a_stem_of_a_song_whose_stems_cancel(tmp_path):
+    t = np.linspace(0, 1, 4410)
+    tone = np.stack([np.sin(2 * np.pi * 55 * t)] * 2)
+    plain = {"bass": tone, "other": 0.5 * tone}
+    assert data.song_gain(plain) * 1.5 == pytest.approx(data.PEAK)  # the mixture at PEAK, as always
+    cancelling = {"bass": tone, "other": -0.95 * tone}  # the sum is 0.05 of the bass
+    gain = data.song_gain(cancelling)
+    assert gain == pytest.approx(data.PEAK)  # the loudest stem at PEAK, not the mixture
+    for name, stem in cancelling.items():
+        data.write_audio(tmp_path / f"{name}.flac", stem * gain, 44100, "flac24")  # stored, no clip
+    with pytest.raises(ValueError, match="outside the 24-bit range"):  # what the old gain would have written
+        data.write_audio(tmp_path / "old.flac", cancelling["bass"] * data.PEAK / 0.05, 44100, "flac24")
+
+
 def test_augmentation_is_seeded_and_additive():
     rng = np.random.default_rng(0)
     n = 44100

@@ -165,6 +165,19 @@ def quantise24(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 2 ** 23), -(2 ** 23), 2 ** 23 - 1) / 2 ** 23
 
 
+def song_gain(stems: dict[str, np.ndarray]) -> float:
+    """The one gain per song: the mixture peaks at `PEAK`, unless that would push a stem past
+    full scale — stems that partly cancel (a bass doubling a piano's left hand, out of phase) can
+    peak above their sum — and then the loudest stem peaks at `PEAK`. Only songs that could not be
+    stored before take the second branch, so every earlier set renders byte-identical."""
+    peak = float(np.abs(sum(stems.values())).max())
+    gain = PEAK / peak if peak > 1e-9 else 1.0
+    loudest = max(float(np.abs(v).max(initial=0)) for v in stems.values())
+    if loudest * gain >= 1 - 2 ** -24:  # what write_audio would refuse as outside the 24-bit range
+        gain = PEAK / loudest
+    return gain
+
+
 def write_audio(path: Path, audio: np.ndarray, rate: int, sample_format: str) -> None:
     # a new file, never written through: the old one may be a hard link another set shares (--reuse-renders)
     path.unlink(missing_ok=True)
@@ -313,8 +326,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                 ref = np.mean([np.sqrt(np.mean(v ** 2)) for v in stems.values()])
                 level = source["vocals"]["level"] * ref / max(float(np.sqrt(np.mean(sung ** 2))), 1e-9)
                 stems["vocals"] = sung * level
-            peak = float(np.abs(sum(stems.values())).max())
-            gain = PEAK / peak if peak > 1e-9 else 1.0
+            gain = song_gain(stems)
             if sample_format == "flac24":
                 stems32 = {k: quantise24(v * gain) for k, v in stems.items()}
                 mix = np.sum([stems32[k] for k in STEMS], axis=0)  # exact: integers below 2**26
