@@ -3,7 +3,7 @@ and piano) arranged into our four stems. Pure: music21 and `compose`'s MIDI writ
 
 Why: every composition ClearStem trained or judged on so far came from its own three procedural
 composers, and each held-out score lower than our val said ("A bench you designed is an upper
-bound"). The corpus (github.com/OpenScore/Lieder: ~1460 MusicXML scores, ~100 composers, the
+bound"). The corpus (github.com/OpenScore/Lieder: ~1460 MusicXML scores, 126 composers, the
 encodings dedicated to the public domain under CC0 1.0) is melody, harmony, form and rhythm
 written by people — Schubert to Ives — with a licence that allows any use.
 
