@@ -235,8 +235,8 @@ def _events(part, base: int) -> list[tuple[float, float, int, int]]:
     return sorted(out)
 
 
-def _tempo(score, rng: random.Random) -> float:
-    for mark in score.flatten().getElementsByClass(_music21().tempo.MetronomeMark):
+def _tempo(flat, rng: random.Random) -> float:
+    for mark in flat.getElementsByClass(_music21().tempo.MetronomeMark):
         bpm = mark.getQuarterBPM()
         if bpm:
             return float(min(208.0, max(40.0, bpm)))
@@ -264,8 +264,8 @@ def _bass_line(events: list[tuple[float, float, int, int]]) -> list[tuple[float,
 
 
 def arrange_score(path: Path, seconds: float, seed: int) -> tuple[Composition, dict]:
-    """A `seconds`-long excerpt of one score as a four-stem `Composition`, and what was done to it
-    (tempo, the excerpt's first quarter, the parts, the drawn programs)."""
+    """A `seconds`-long excerpt of one score as a four-stem `Composition` (its programs are in
+    `describe()`), and what was done to it (tempo, the excerpt's first quarter, the parts, the bass)."""
     music21 = _music21()
     rng = random.Random(seed ^ 0x71ED)
     try:
@@ -281,10 +281,11 @@ def arrange_score(path: Path, seconds: float, seed: int) -> tuple[Composition, d
     accompaniment = [p for p, r in zip(parts, roles) if r == "accompaniment"]
     if not sung:
         raise ScoreRefused(f"{path.name}: no sung part (by instrument or part name)")
-    bpm = _tempo(score, rng)
-    ts = next(iter(score.flatten().getElementsByClass(music21.meter.TimeSignature)), None)
+    flat = score.flatten()
+    bpm = _tempo(flat, rng)
+    ts = next(iter(flat.getElementsByClass(music21.meter.TimeSignature)), None)
     beats = ts.barDuration.quarterLength if ts is not None else 4.0
-    ks = next(iter(score.flatten().getElementsByClass(music21.key.KeySignature)), None)
+    ks = next(iter(flat.getElementsByClass(music21.key.KeySignature)), None)
     key = (ks.sharps * 7) % 12 if ks is not None else 0
     window = seconds * bpm / 60.0  # in quarters
     voice = sorted(e for p in sung for e in _events(p, VOICE_VELOCITY))
