@@ -5,7 +5,9 @@ in the corpus's own shape (compressed MusicXML, a voice that MuseScore plays as 
 two staves, a README per composer with the years)."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -184,8 +186,17 @@ def test_a_judging_set_leaves_out_what_another_set_trained_on(tmp_path):
 def test_a_set_with_lieder_records_each_scores_licence_hash_and_composer_and_stays_commercial_clean(tmp_path):
     need_fluidsynth("csound-gm", "timgm6mb")
     root = _corpus(tmp_path / "Lieder")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "corpus"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     out = tmp_path / "set"
     manifest = data.build(out, 0, 3, seconds=2.0, lieder=root, lieder_songs=5, lieder_per_composer=3, log=lambda *_: None)
+    # what a rebuild that differs needs to say why: the corpus's commit and the parser's version
+    assert manifest["generator"]["lieder_tools"] == {"corpus_commit": commit,
+                                                     "music21": importlib.metadata.version("music21")}
+    assert lieder.tools(tmp_path)["corpus_commit"] is None  # not a checkout (and no parent repository's commit)
     assert manifest["commercial_use"] is True
     assert manifest["weights_licence_inputs"] == sorted(
         {"CC0-1.0", "LicenseRef-PublicDomain"} | {s["licence"] for s in manifest["soundfonts"] if "train" in s["splits"]})

@@ -352,7 +352,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
             | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
-                "lieder_code": "separation.training.lieder"} if lieder_songs else {})
+                "lieder_code": "separation.training.lieder", "lieder_tools": lieder_mod.tools(lieder)}
+               if lieder_songs else {})
             | ({"lieder_excluded": {"manifest_sha256": file_sha256(lieder_exclude),
                                    "composers": sorted(excluded[0]), "scores": len(excluded[1])}}
                if lieder_exclude else {}))

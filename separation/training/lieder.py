@@ -38,6 +38,7 @@ import bisect
 import math
 import random
 import re
+import subprocess
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
@@ -130,6 +131,22 @@ def corpus(root: Path) -> list[Score]:
             died[composer] = death_year(readme.read_text(encoding="utf-8")) if readme.is_file() else None
         out.append(Score(path.relative_to(root).as_posix(), composer, died[composer], bool(sung_part_names(path))))
     return out
+
+
+def tools(root: Path) -> dict:
+    """What an arrangement depends on besides the seed: the checkout's commit (when it is a git
+    checkout) and music21's version. Recorded in a set's manifest so that a rebuild that differs
+    can say why (stop 52 rebuilt a set whose Lieder songs differed and could not tell)."""
+    import importlib.metadata  # noqa: PLC0415 - only a set with Lieder songs asks
+
+    commit = None  # a copy without git: each score's SHA-256 in the manifest still pins it
+    if (root / ".git").exists():  # not a folder inside some other repository
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return {"corpus_commit": commit, "music21": importlib.metadata.version("music21")}
 
 
 def public_domain(score: Score) -> bool:
