@@ -30,7 +30,9 @@ logged step and per selection.
 
 --init starts from exported weights (with their card); with --layers above theirs (same --dim)
 the network is deepened: their layers first, the new ones starting as the identity
-(`bandsplit.load_deeper`), recorded in the run and the card.
+(`bandsplit.load_deeper`), recorded in the run and the card. A fine-tune scores its start on
+`select` as step 0, which stays best.pt until a step beats it; `export` refuses a step-0 best.pt
+(no new weights: the run never beat what it started from).
 
 Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples normalised like the
 engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the stems' mean SDR.
@@ -348,6 +350,21 @@ def train(args) -> dict:
         _save(path, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "step": step, "best_select_sdr": best})
 
+    def score_select() -> float:
+        ev = evaluate(model, args.data, select, composer_of=composer_of)
+        score = selection_score(ev, args.loss_stems)
+        rec = {"step": step, "select": ev} | ({"select_score": score} if args.loss_stems else {})
+        print(json.dumps(rec), flush=True)
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        return score
+
+    if select and init is not None and step == 0:
+        # a fine-tune is chosen against where it started: the start is scored as step 0 and is
+        # best.pt until a step beats it (stop 52: a specialist whose every step was worse than its
+        # start on select was exported, and judged worse on four sets of five)
+        best = score_select()
+        checkpoint(out / "best.pt")
     loader = torch.utils.data.DataLoader(StepBatches(examples, step, args.steps, args.batch), batch_size=None,
                                          num_workers=args.workers, prefetch_factor=4 if args.workers else None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -373,12 +390,7 @@ def train(args) -> dict:
             log.flush()
             t0, losses = time.perf_counter(), []
         if select and (step % args.select_every == 0 or step == args.steps):
-            ev = evaluate(model, args.data, select, composer_of=composer_of)
-            score = selection_score(ev, args.loss_stems)
-            rec = {"step": step, "select": ev} | ({"select_score": score} if args.loss_stems else {})
-            print(json.dumps(rec), flush=True)
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            score = score_select()
             if score > best:
                 best = score
                 checkpoint(out / "best.pt")
@@ -514,6 +526,10 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
     `base`, the weights it started from (`specialist_over`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if ckpt["step"] == 0 and ckpt["config"].get("init"):
+        raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
+                               f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
+                               "there are no new weights to export")
     state, config = specialist_over(ckpt, base)
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)

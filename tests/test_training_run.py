@@ -167,6 +167,15 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
                        "--init", start["weights"]]) == 0
     after = _params(tmp_path / "frozen" / "last.pt")
     assert after.keys() == init.keys() and all(torch.equal(init[k], after[k]) for k in init)
+    # the start is scored as step 0 and stays best.pt until a step beats it; a run that never beat
+    # it has nothing to export
+    selects = [json.loads(line) for line in (tmp_path / "frozen" / "log.jsonl").read_text().splitlines()
+               if "select" in line]
+    assert [r["step"] for r in selects] == [0, 1] and selects[0]["select"] == selects[1]["select"]
+    assert torch.load(tmp_path / "frozen" / "best.pt", weights_only=False)["step"] == 0
+    with pytest.raises(train.TrainingSetError, match="no step of the run beat the --init weights"):
+        train.export(tmp_path / "frozen" / "best.pt", tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
     card = train.export(fresh / "last.pt", tmp_path / "ship" / "tiny-v2.pt", tiny_set, "tiny-v2")
     written = json.loads((tmp_path / "ship" / "tiny-v2.json").read_text())
     assert written["training"]["init"]["weights_sha256"] == start["sha256"]
