@@ -39,7 +39,7 @@ engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the st
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
-they were.
+they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W.
 
 `soup` averages the weights of runs fine-tuned from one start (a "model soup", Wortsman et al.
 2022): fine-tunes of one start tend to stay in one basin of the loss, so their average can keep
@@ -467,17 +467,29 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     return data, weights
 
 
-def specialist_over(ckpt: dict, base: Path | None) -> tuple[dict, dict]:
+def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None) -> tuple[dict, dict]:
     """(state dict, config) of a checkpoint as the registry loads it: a plain network, or — for a
     `--loss-stems` run, which must be given the weights it started from as `base` — the base
-    with the run's network as its specialist (`bandsplit.WithSpecialist`)."""
+    with the run's network as its specialist (`bandsplit.WithSpecialist`). `take` names the stems
+    the run's network supplies instead: some of a fine-tune's stems over its start's, e.g. all
+    but one that the fine-tune made worse (stop 51's candidate lost only in the bass)."""
     cfg = ckpt["config"]
     state = {k: v.contiguous() for k, v in ckpt["model"].items()}
     config = {"dim": cfg["dim"], "layers": cfg["layers"]}
-    stems = cfg.get("loss_stems")
+    trained = cfg.get("loss_stems") or cfg["stems"]
+    if take is not None:
+        if base is None:
+            raise TrainingSetError("--take goes over the weights the run started from: give them with --base")
+        if len(set(take)) != len(take) or not set(take) < set(cfg["stems"]):
+            raise TrainingSetError(f"--take names some of the stems {cfg['stems']}, each once and not all of them "
+                                   f"(all: export the run itself, without --base), got {take}")
+        if not set(take) <= set(trained):
+            raise TrainingSetError(f"--take {' '.join(take)}: this run trained only {', '.join(trained)}")
+    stems = take or cfg.get("loss_stems")
     if not stems:
         if base is not None:
-            raise TrainingSetError("--base is for a specialist (a --loss-stems run); this run trained every stem")
+            raise TrainingSetError("--base is for a specialist (a --loss-stems run, or --take); this run trained "
+                                   "every stem")
         return state, config
     init = cfg.get("init") or {}
     if base is None:
@@ -490,7 +502,7 @@ def specialist_over(ckpt: dict, base: Path | None) -> tuple[dict, dict]:
     base_state = torch.load(base, map_location="cpu", weights_only=True)
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
              | {f"specialist.{k}": v for k, v in state.items()})
-    return state, config | {"specialist": list(stems)}
+    return state, config | {"specialist": [s for s in cfg["stems"] if s in stems]}
 
 
 def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
@@ -507,33 +519,35 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         with_start = len(runs) < len(cfg["soup"])
         averaged = (f"the uniform average of the weights of {len(runs)} run{'s' if len(runs) > 1 else ''} from one "
                     f"start{' and of that start itself' if with_start else ''} ({words}), ")
-    if cfg.get("loss_stems"):  # the base's own statement is inside init's: it learned what the specialist did first
-        others = ", ".join(s for s in cfg["stems"] if s not in cfg["loss_stems"])
+    over = cfg.get("taken_stems") or cfg.get("loss_stems")
+    if over:  # the base's own statement is inside init's: it learned what the specialist did first
+        others = ", ".join(s for s in cfg["stems"] if s not in over)
+        trained = ("a specialist network trained on that stem's loss only" if cfg.get("loss_stems")
+                   else "a network fine-tuned on every stem's loss, only these stems taken from it")
         training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
-                         f"{', '.join(cfg['loss_stems'])}: {averaged}"
-                         f"{'each ' if averaged else ''}a specialist network trained on that stem's loss only, "
-                         f"on {training_data}")
+                         f"{', '.join(over)}: {averaged}"
+                         f"{'each ' if averaged else ''}{trained}, on {training_data}")
     elif averaged:
         training_data = f"{averaged}each trained on {training_data}"
     return training_data, weights_licence
 
 
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
-           base: Path | None = None) -> dict:
+           base: Path | None = None, take: list[str] | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
-    `base`, the weights it started from (`specialist_over`)."""
+    `base`, the weights it started from (`specialist_over`), as do the stems `take` names."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if ckpt["step"] == 0 and ckpt["config"].get("init"):
         raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
                                f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
                                "there are no new weights to export")
-    state, config = specialist_over(ckpt, base)
+    state, config = specialist_over(ckpt, base, take)
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
-    cfg = ckpt["config"]
+    cfg = ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
     out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
            "config": config, "step": ckpt["step"],
            "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
@@ -552,7 +566,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                 "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr") if not (cfg.get("soup") and k in (
                     "seed", "lr"))} | ({"soup": cfg["soup"]} if cfg.get("soup") else {}) | {"init": cfg.get("init")} | ({
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
-                    "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | {
+                    "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
+                    {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")
@@ -671,11 +686,13 @@ def main(argv=None) -> int:
         ex.add_argument("--data", type=Path, help="the training set: also write the model card (needs --name)")
         ex.add_argument("--name", help="the registry name the card gives the model")
         ex.add_argument("--base", type=Path, help="a --loss-stems run: the weights it started from, which it goes over")
+        ex.add_argument("--take", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
+                        help="with --base: only these stems come from the run, the others from --base")
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
         try:
-            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base)))
+            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

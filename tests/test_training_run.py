@@ -189,6 +189,33 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
     assert train.training_statement(manifest, elsewhere)[0].endswith(
         f"fine-tuned from other-v1 (weights SHA-256 {'f' * 64}), whose training data was: another set's words")
     assert written["commercial_use"] is True and card["sha256"] == written["sha256"]
+    # some of a fine-tune's stems over its start's (`--take`): those come from the run, the rest
+    # exactly as the start computes them, and the card says which came from where
+    assert train.main(["export", str(fresh / "last.pt"), "--to", str(tmp_path / "ship" / "tiny-t.pt"),
+                       "--data", str(tiny_set), "--name", "tiny-t", "--base", start["weights"],
+                       "--take", "other", "vocals"]) == 0
+    taken = json.loads((tmp_path / "ship" / "tiny-t.json").read_text())
+    assert taken["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals", "other"]}
+    assert taken["training"]["taken_stems"] == ["vocals", "other"] and "loss_stems" not in taken["training"]
+    assert taken["training_data"].startswith(
+        f"drums, bass: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); vocals, other: a network fine-tuned "
+        "on every stem's loss, only these stems taken from it, on ")
+    both = bandsplit.build(taken["config"]).eval()
+    both.load_state_dict(torch.load(tmp_path / "ship" / "tiny-t.pt", weights_only=True))
+    plain, tuned = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
+    plain.load_state_dict(init)
+    tuned.load_state_dict(_params(fresh / "last.pt"))
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        got, want_base, want_run = both(x), plain(x), tuned(x)
+    for i, stem in enumerate(bandsplit.STEMS):
+        assert torch.equal(got[:, i], (want_run if stem in ("vocals", "other") else want_base)[:, i]), stem
+    for take, base, why in ((["vocals"], None, "give them with --base"),
+                            (list(bandsplit.STEMS), start["weights"], "not all of them"),
+                            (["vocals", "vocals"], start["weights"], "each once")):
+        with pytest.raises(train.TrainingSetError, match=why):
+            train.export(fresh / "last.pt", tmp_path / "y.pt", base=Path(base) if base else None, take=take)
+    assert not (tmp_path / "y.pt").exists()
     # refused: a file its card does not pin, another shape, weights not commercial-clean
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -359,6 +386,8 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
         train.export(run / "best.pt", tmp_path / "x.pt", base=run / "best.pt")
     with pytest.raises(train.TrainingSetError, match="--base is for a specialist"):
         train.export(base / "best.pt", tmp_path / "x.pt", base=Path(start["weights"]))
+    with pytest.raises(train.TrainingSetError, match="this run trained only vocals"):  # its drums never trained
+        train.export(run / "best.pt", tmp_path / "x.pt", base=Path(start["weights"]), take=["drums"])
     card = train.export(run / "best.pt", tmp_path / "ship" / "tiny-voc.pt", tiny_set, "tiny-voc", base=Path(start["weights"]))
     written = json.loads((tmp_path / "ship" / "tiny-voc.json").read_text())
     assert written["config"] == card["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals"]}
