@@ -34,6 +34,18 @@ def _params(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
 
 
+def _shipped_base_and_run(config: dict, weights, base_state: dict, run_state: dict):
+    """The exported file's stems, the base's and the run's, on one random input (tiny networks)."""
+    both = bandsplit.build(config).eval()
+    both.load_state_dict(torch.load(weights, weights_only=True))
+    plain, run = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
+    plain.load_state_dict(base_state)
+    run.load_state_dict(run_state)
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        return both(x), plain(x), run(x)
+
+
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert train.main(["--data", str(tiny_set), "--out", str(straight), *TINY]) == 0
@@ -200,14 +212,8 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
     assert taken["training_data"].startswith(
         f"drums, bass: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); vocals, other: a network fine-tuned "
         "on every stem's loss, only these stems taken from it, on ")
-    both = bandsplit.build(taken["config"]).eval()
-    both.load_state_dict(torch.load(tmp_path / "ship" / "tiny-t.pt", weights_only=True))
-    plain, tuned = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
-    plain.load_state_dict(init)
-    tuned.load_state_dict(_params(fresh / "last.pt"))
-    x = torch.randn(1, 2, 22050)
-    with torch.inference_mode():
-        got, want_base, want_run = both(x), plain(x), tuned(x)
+    got, want_base, want_run = _shipped_base_and_run(taken["config"], tmp_path / "ship" / "tiny-t.pt", init,
+                                                     _params(fresh / "last.pt"))
     for i, stem in enumerate(bandsplit.STEMS):
         assert torch.equal(got[:, i], (want_run if stem in ("vocals", "other") else want_base)[:, i]), stem
     for take, base, why in ((["vocals"], None, "give them with --base"),
@@ -395,14 +401,7 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
     assert written["training_data"].startswith(f"drums, bass, other: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); "
                                                "vocals: a specialist network trained on that stem's loss only")
     # the shipped file computes the base's drums, bass and other and the specialist's vocals
-    both = bandsplit.build(card["config"]).eval()
-    both.load_state_dict(torch.load(card["weights"], weights_only=True))
-    plain, special = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
-    plain.load_state_dict(before)
-    special.load_state_dict(_params(run / "best.pt"))
-    x = torch.randn(1, 2, 22050)
-    with torch.inference_mode():
-        got, want_base, want_voc = both(x), plain(x), special(x)
+    got, want_base, want_voc = _shipped_base_and_run(card["config"], card["weights"], before, _params(run / "best.pt"))
     v = bandsplit.STEMS.index("vocals")
     assert torch.equal(got[:, v], want_voc[:, v]) and not torch.equal(got[:, v], want_base[:, v])
     assert all(torch.equal(got[:, i], want_base[:, i]) for i in range(4) if i != v)
