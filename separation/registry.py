@@ -38,6 +38,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_MODELS = {"clearstem-bandsplit-v2": "8786da64319087045b837314bad39fa77d1c15b132e24d3ded23d65a00d125b5",
                   "clearstem-bandsplit-v3": "66f04ab99ab3eb1976f30e8ffd22471493f03975b1d1968481ae846100917ecd",
                   "clearstem-bandsplit-v4": "8b497dec3a25fb327dc9a75e6ed7bf9760d9e999f85efc5b5dce8dd804014083",
+                  "clearstem-bandsplit-v5": "666e42f6099726997d8b101234131cd347a38f37823fbc79b3014027dd66e6be",
                   "clearstem-bandsplit-v1": "2cc96cbf4cde0644105af5a5cf3442025822456efe9b3b3139b98b60e08ed6ff"}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"

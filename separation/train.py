@@ -510,25 +510,28 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     wrapped in what a soup (`cfg["soup"]`) and a specialist (`cfg["loss_stems"]`) add. `cfg` is a
     run's config, or the same keys read back from a card (the shipped models' test does that)."""
     training_data, weights_licence = training_statement(manifest, cfg.get("init"))
-    averaged = ""
+    averaged, each = "", ""
     if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
         runs = [i for i in cfg["soup"] if "step" in i]
         words = "; ".join(f"seed {i['seed']}, {i['step']} steps at rate {i['lr']:g} on set {i['data_manifest_sha256']}"
                           + ("" if i["data_manifest_sha256"] == cfg["data_manifest_sha256"]
                              else ", every input of which the set below lists") for i in runs)
-        with_start = len(runs) < len(cfg["soup"])
-        averaged = (f"the uniform average of the weights of {len(runs)} run{'s' if len(runs) > 1 else ''} from one "
-                    f"start{' and of that start itself' if with_start else ''} ({words}), ")
+        if len(runs) < len(cfg["soup"]):  # WiSE-FT: one run and the weights it was fine-tuned from
+            averaged = f"the uniform average of the weights of one run and of the start it was fine-tuned from ({words}), "
+            each = "the run: "
+        else:
+            averaged = f"the uniform average of the weights of {len(runs)} runs from one start ({words}), "
+            each = "each "
     over = cfg.get("taken_stems") or cfg.get("loss_stems")
     if over:  # the base's own statement is inside init's: it learned what the specialist did first
         others = ", ".join(s for s in cfg["stems"] if s not in over)
         trained = ("a specialist network trained on that stem's loss only" if cfg.get("loss_stems")
-                   else "a network fine-tuned on every stem's loss, only these stems taken from it")
+                   else "a network fine-tuned on every stem's loss, only these stems taken from "
+                   + ("the average" if averaged else "it"))
         training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
-                         f"{', '.join(over)}: {averaged}"
-                         f"{'each ' if averaged else ''}{trained}, on {training_data}")
+                         f"{', '.join(over)}: {averaged}{each}{trained}, on {training_data}")
     elif averaged:
-        training_data = f"{averaged}each trained on {training_data}"
+        training_data = f"{averaged}{each}trained on {training_data}"
     return training_data, weights_licence
 
 

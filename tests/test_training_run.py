@@ -488,7 +488,7 @@ def test_a_soup_averages_fine_tunes_of_one_start_and_its_card_pins_a_set_listing
     wise = train.export(tmp_path / "wise.pt", tmp_path / "ship" / "tiny-wise.pt", tiny_set, "tiny-wise")
     words = json.loads((tmp_path / "ship" / "tiny-wise.json").read_text())["training_data"]
     assert wise["config"] == {"dim": 8, "layers": 1} and words.startswith(
-        "the uniform average of the weights of 1 run from one start and of that start itself (seed 0, 4 steps")
+        "the uniform average of the weights of one run and of the start it was fine-tuned from (seed 0, 4 steps") and "), the run: trained on " in words
     assert f"fine-tuned from tiny-v1 (weights SHA-256 {start['sha256']})" in words
     with pytest.raises(train.TrainingSetError, match="--start .* the runs started from tiny-v1"):
         train.soup([full / "last.pt"], tmp_path / "refused.pt", tiny_set, start=tmp_path / "ship" / "tiny-wise.pt")
