@@ -93,7 +93,7 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
 def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None,
                    bank: str | None = None) -> list[dict]:
     """Songs of a `separation.training.data` set's split, in the shape `build_set` returns (only
-    those `composer` wrote, `compose`, `arrange`, `orchestrate` or `lieder`, and only renders with soundfont `bank`, when given),
+    those `composer` wrote, `compose`, `arrange`, `orchestrate`, `lieder` or `quartets`, and only renders with soundfont `bank`, when given),
     each with the spans where its form rests the voice (`arrange`'s songs; none for `compose`'s)."""
     from separation.training.arrange import voice_rest_spans
 
@@ -238,7 +238,7 @@ def main() -> None:
                    help="--model's passes averaged per chunk (band-split models)")
     p.add_argument("--training-set", type=Path, help="score on a separation.training.data set's split instead")
     p.add_argument("--split", default="val")
-    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder"),
+    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder", "quartets"),
                    help="with --training-set: only that composer's songs (arrange's also get vocals-in-rests)")
     p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")

@@ -64,7 +64,7 @@ import soundfile as sf
 import torch
 
 from . import bandsplit
-from .training import voice
+from .training import lieder, quartets, voice
 from .training.augment import augment
 from .training.sonivox import BANK_ID as SONIVOX_BANK
 from .training.synth import BANK_ID as SYNTH_BANK
@@ -240,8 +240,8 @@ def _medians(rows: list[tuple[str, dict[str, float]]]) -> dict:
 
 
 def composers(manifest: dict) -> dict[str, str]:
-    """Song id -> the composer that wrote it (`compose`, `arrange`, `orchestrate`, or `lieder` for the
-    scores it arranged), from each source's `origin` (`separation.training.<module>.<function>(...)`)."""
+    """Song id -> the composer that wrote it (`compose`, `arrange`, `orchestrate`, or `lieder` and
+    `quartets` for the scores they arranged), from each source's `origin` (`separation.training.<module>.<function>(...)`)."""
     return {s["id"]: s["origin"].split("(")[0].split(".")[2] for s in manifest["sources"] if "origin" in s}
 
 
@@ -408,6 +408,11 @@ def selection_score(ev: dict, stems: list[str] | None) -> float:
     return float(np.nanmean([ev["sdr_median"][s] for s in stems]))
 
 
+#: corpora of scores by other hands (`separation.training.lieder`, `.quartets`): what their pieces are
+SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"),
+                 quartets.SOURCE: ("string quartets", "OpenScore String Quartets")}
+
+
 def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
@@ -436,13 +441,16 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
     voice_words = ("no recording of a voice (Flite's voices are statistical and diphone models built from "
                    "recordings of real speakers, CMU licence)" if voice.FLITE_KIND in vocals else "no human voice")
     by_people = ""
-    if scored:  # sets with OpenScore Lieder songs (separation.training.lieder)
-        people = sorted({sources[s]["score"]["composer"] for s in scored})
-        by_people = (f" and {len(scored)} excerpts of songs for voice and piano by {len(people)} "
-                     f"composer{'s' if len(people) > 1 else ''} who died "
-                     f"by {max(sources[s]['score']['composer_died'] for s in scored)}, from the OpenScore Lieder "
-                     "corpus (CC0 encodings of public-domain compositions; each score's path and SHA-256 in the "
-                     "manifest), arranged into stems by ClearStem")
+    for corpus, (what, name) in SCORE_CORPORA.items():  # songs by other hands, per corpus
+        of_corpus = [s for s in scored if sources[s]["score"].get("corpus") == corpus]
+        if not of_corpus:
+            continue
+        people = sorted({sources[s]["score"]["composer"] for s in of_corpus})
+        by_people += (f" and {len(of_corpus)} excerpts of {what} by {len(people)} "
+                      f"composer{'s' if len(people) > 1 else ''} who died "
+                      f"by {max(sources[s]['score']['composer_died'] for s in of_corpus)}, from the {name} "
+                      "corpus (CC0 encodings of public-domain compositions; each score's path and SHA-256 in the "
+                      "manifest), arranged into stems by ClearStem")
     made_here = (f"{len(songs) - len(scored)} songs composed procedurally by ClearStem ({', '.join(styles)})"
                  if len(songs) > len(scored) else "")
     data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: "

@@ -166,7 +166,8 @@ def test_a_judging_set_leaves_out_what_another_set_trained_on(tmp_path):
     (trained_composer,) = {s.composer for s, split in first if split == "train"}
     val_score = next(s for s, split in first if split == "val")
     manifest = {"sources": [{"kind": "score-arrangement", "split": split,
-                             "score": {"composer": s.composer, "path": s.path}} for s, split in first]
+                             "score": {"corpus": lieder.SOURCE, "composer": s.composer, "path": s.path}}
+                            for s, split in first]
                 + [{"kind": "procedural-midi", "split": "train"}]}
     composers, paths = lieder.trained_on(manifest)
     assert composers == {trained_composer} and len(paths) == 5

@@ -12,7 +12,9 @@ Modules: `licences` (allow-lists of soundfonts and licences, the music21 corpus 
 `compose` (procedural multi-style per-stem MIDI), `arrange` (a second composer: songs with a form —
 sections, rests, instrumental leads — more grooves and meters), `orchestrate` (a third: ensemble pieces,
 many with no voice or no kit, choirs, low lines in *other*, rubato), `lieder` (songs by other hands:
-OpenScore Lieder's CC0 scores arranged into the four stems), `data` (rendering, split, manifest, CLI),
+OpenScore Lieder's CC0 scores arranged into the four stems), `quartets` (OpenScore String Quartets'
+CC0 scores: a singer may take the top line, a bass the bottom one), `scores` (what both corpora share:
+MusicXML, death years, notes with dynamics, the split by composer), `data` (rendering, split, manifest, CLI),
 `synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
@@ -31,7 +33,9 @@ Model card — what the data is made of (default build):
   textures from chamber to 8-bit; a third with no voice, many with no kit), same licence; with
   `--lieder CHECKOUT --lieder-songs L`, L songs written by people: OpenScore Lieder's scores (CC0
   encodings of public-domain songs for voice and piano; each source names the score, its SHA-256,
-  composer and death year), split by composer. No other third-party music: music21's corpus
+  composer and death year), split by composer; with `--quartets CHECKOUT --quartet-songs Q`, Q excerpts
+  of OpenScore String Quartets' scores (CC0 encodings of public-domain quartets), the same way. No other
+  third-party music: music21's corpus
   states no licence for most encodings (Essen is explicitly non-commercial), see
   `licences.MUSIC21_AUDIT`; abcmidi is installable but the ABC collections we could pair it
   with have the same problem.

@@ -4,6 +4,7 @@
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
         [--orchestrated-songs K] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
+        [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
 
@@ -26,6 +27,9 @@ hands: scores of the OpenScore Lieder corpus (CC0 encodings of public-domain son
 piano) arranged into the four stems by `lieder.py`, split by composer (val and select songs are
 by composers the train split never heard; `--lieder-exclude MANIFEST` leaves out the composers
 another set trained on and every score it used, for a set that judges weights trained on it).
+`--quartets CHECKOUT --quartet-songs Q` then appends Q excerpts of the OpenScore String Quartets
+corpus (CC0 encodings of public-domain quartets) arranged by `quartets.py` (a singer may take the
+top line, a bass the bottom one), split by composer the same way (`--quartet-exclude MANIFEST`).
 Rendering is dry (FluidSynth reverb/chorus
 off); augmentation happens at training time (`augment.py`). `--val-effects` renders the val split
 with FluidSynth's own reverb and chorus on, at their defaults and the soundfont's own send levels
@@ -65,6 +69,7 @@ from sharedcore.hashing import file_sha256
 from . import arrange, orchestrate, sonivox, synth, voice
 from . import compose as composer
 from . import lieder as lieder_mod
+from . import quartets as quartets_mod
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
 
@@ -200,18 +205,38 @@ def _file(path: Path, root: Path) -> dict:
     return {"path": path.relative_to(root).as_posix(), "sha256": file_sha256(path)}
 
 
+def _chosen_scores(mod, option: str, songs_option: str, root: Path | None, n: int, per_composer: int,
+                   exclude: Path | None, seed: int) -> tuple[list[tuple], tuple[set[str], set[str]]]:
+    """(corpus module, checkout, score, split) of the `n` scores a build takes from one corpus of
+    scores by other hands (`lieder`, `quartets`), and what `exclude` (another set's manifest) left
+    out; the corpus's options checked first, in the CLI's words."""
+    prefix = songs_option.rsplit("-", 1)[0]
+    if n < 0 or per_composer < 1:
+        raise ValueError(f"--{songs_option} must be 0 or more ({n}) and --{prefix}-per-composer 1 or more "
+                         f"({per_composer})")
+    if n and root is None:
+        raise ValueError(f"--{songs_option} needs --{option} DIR, a checkout of {mod.SOURCE}")
+    if exclude is not None and not n:
+        raise ValueError(f"--{prefix}-exclude needs --{songs_option}")
+    excluded = mod.trained_on(json.loads(exclude.read_bytes())) if exclude else (set(), set())
+    chosen = mod.choose(mod.corpus(root), n, seed, per_composer, excluded) if n else []
+    return [(mod, root, score, split) for score, split in chosen], excluded
+
+
 def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=("csound-gm",),
           val_bank: str = "timgm6mb", allow_noncommercial: bool = False, rate: int = RATE,
           sample_format: str = "flac24", espeak_vocals: float = 0.0, arranged: int = 0, log=print,
           flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None,
           val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
-          lieder_per_composer: int = 4, lieder_exclude: Path | None = None) -> dict:
+          lieder_per_composer: int = 4, lieder_exclude: Path | None = None, quartets: Path | None = None,
+          quartet_songs: int = 0, quartet_per_composer: int = 2, quartet_exclude: Path | None = None) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
     their own train/select/val split; the scores' split keeps their composers apart;
     `lieder_exclude`, another set's manifest whose trained composers and used scores are left out),
-    each rendered with every training bank (val: `val_bank`); `reuse`, an
+    then `quartet_songs` excerpts of the OpenScore String Quartets checkout `quartets` arranged by
+    `separation.training.quartets` (the same way, `quartet_exclude`), each rendered with every training bank (val: `val_bank`); `reuse`, an
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
@@ -220,16 +245,11 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if orchestrated < 0:
         raise ValueError(f"--orchestrated-songs must be 0 or more, not {orchestrated}")
-    if lieder_songs < 0 or lieder_per_composer < 1:
-        raise ValueError(f"--lieder-songs must be 0 or more ({lieder_songs}) and --lieder-per-composer 1 or more "
-                         f"({lieder_per_composer})")
-    if lieder_songs and lieder is None:
-        raise ValueError("--lieder-songs needs --lieder DIR, a checkout of " + lieder_mod.SOURCE)
-    if lieder_exclude is not None and not lieder_songs:
-        raise ValueError("--lieder-exclude needs --lieder-songs")
-    excluded = lieder_mod.trained_on(json.loads(lieder_exclude.read_bytes())) if lieder_exclude else (set(), set())
-    scores = (lieder_mod.choose(lieder_mod.corpus(lieder), lieder_songs, seed, lieder_per_composer, excluded)
-              if lieder_songs else [])
+    lieder_chosen, excluded = _chosen_scores(lieder_mod, "lieder", "lieder-songs", lieder, lieder_songs,
+                                             lieder_per_composer, lieder_exclude, seed)
+    quartets_chosen, q_excluded = _chosen_scores(quartets_mod, "quartets", "quartet-songs", quartets, quartet_songs,
+                                                 quartet_per_composer, quartet_exclude, seed)
+    scores = lieder_chosen + quartets_chosen  # songs by other hands, after the generated ones
     if not shutil.which("fluidsynth"):
         raise SystemExit("fluidsynth not found: apt-get install fluidsynth")
     if not (0 <= espeak_vocals <= 1 and 0 <= flite_vocals <= 1 and espeak_vocals + flite_vocals <= 1):
@@ -256,16 +276,17 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
     split_of = (splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
-                + [split for _, split in scores])
+                + [split for _, _, _, split in scores])
     generated = songs + arranged + orchestrated
     sources, renders = [], []
     for i in range(generated + len(scores)):
         sid = f"song{i:05d}"
+        by_people = scores[i - generated] if i >= generated else None  # (module, checkout, score, split)
         write = (composer.compose if i < songs else arrange.arrange if i < songs + arranged
-                 else orchestrate.orchestrate if i < generated else lieder_mod.arrange_score)
-        if write is lieder_mod.arrange_score:
-            score = scores[i - generated][0]
-            comp, how = write(lieder / score.path, seconds, song_seed(seed, i))
+                 else orchestrate.orchestrate if i < generated else by_people[0].arrange_score)
+        if by_people:
+            corpus_mod, root, score = by_people[:3]
+            comp, how = write(root / score.path, seconds, song_seed(seed, i))
         else:
             comp = write(song_seed(seed, i), seconds)
         midi_dir = out / "midi" / sid
@@ -278,15 +299,15 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
                   "origin": f"{write.__module__}.{write.__name__}(seed={comp.seed}, seconds={seconds})",
                   "composition": comp.describe(), "files": files, "split": split_of[i]}
-        if write is lieder_mod.arrange_score:
+        if by_people:
             source.update({
-                "kind": "score-arrangement", "licence": lieder_mod.LICENCE_ENCODING,
-                "licences": [lieder_mod.LICENCE_ENCODING, lieder_mod.LICENCE_COMPOSITION],
+                "kind": "score-arrangement", "licence": corpus_mod.LICENCE_ENCODING,
+                "licences": [corpus_mod.LICENCE_ENCODING, corpus_mod.LICENCE_COMPOSITION],
                 "origin": f"{write.__module__}.{write.__name__}({score.path!r}, seconds={seconds}, seed={comp.seed})",
-                "score": {"corpus": lieder_mod.SOURCE, **_file(lieder / score.path, lieder),
+                "score": {"corpus": corpus_mod.SOURCE, **_file(root / score.path, root),
                           "composer": score.composer, "composer_died": score.died,
                           "public_domain_basis": f"composer died {score.died}, life + 70 years; the encoding CC0",
-                          "attribution": "OpenScore Lieder (musescore.com/openscore-lieder-corpus), CC0", **how}})
+                          "attribution": corpus_mod.ATTRIBUTION, **how}})
         vrng = np.random.default_rng(comp.seed)
         sung = None
         # one draw per song, and none when neither is asked for: sets without them stay byte-identical
@@ -294,7 +315,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         engine = "espeak-ng" if draw < espeak_vocals else "flite" if draw < espeak_vocals + flite_vocals else None
         if not any(p.notes for p in comp.stems["vocals"]):
             engine = None  # a piece nobody sings in (`orchestrate`): its vocals stem stays silent
-        if write is lieder_mod.arrange_score:
+        if by_people:
             engine = None  # the synthetic singers sing one line; a score's duets and choirs stay GM voices
         if engine:
             mono, source["vocals"] = voice.sing(comp, n, vrng, rate, engine=engine)
@@ -308,6 +329,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             singing = sum(bool(p.notes) for p in comp.stems["vocals"]) if write is orchestrate.orchestrate else 1
             source["vocals"] = {"kind": "GM voice program on the score's sung parts (FluidSynth)"
                                 if write is lieder_mod.arrange_score else
+                                ("GM voice program on the score's top line (FluidSynth)" if any(p.notes for p in comp.stems["vocals"]) else
+                                 "silent: no one sings in this piece") if write is quartets_mod.arrange_score else
                                 "GM voice program on the melody (FluidSynth)" if singing == 1 else
                                 "GM voice programs as a choir in chords (FluidSynth)" if singing else
                                 "silent: no one sings in this piece"}
@@ -356,7 +379,13 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                if lieder_songs else {})
             | ({"lieder_excluded": {"manifest_sha256": file_sha256(lieder_exclude),
                                    "composers": sorted(excluded[0]), "scores": len(excluded[1])}}
-               if lieder_exclude else {}))
+               if lieder_exclude else {})
+            | ({"quartet_songs": quartet_songs, "quartet_per_composer": quartet_per_composer,
+                "quartets_code": "separation.training.quartets", "quartets_tools": quartets_mod.tools(quartets)}
+               if quartet_songs else {})
+            | ({"quartets_excluded": {"manifest_sha256": file_sha256(quartet_exclude),
+                                     "composers": sorted(q_excluded[0]), "scores": len(q_excluded[1])}}
+               if quartet_exclude else {}))
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
@@ -446,7 +475,9 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
         "stems": {"drums": "GM channel 10",
                   "bass": "GM bass programs 32-39" + ("; in score arrangements (separation.training.lieder) "
                                                      "a doubling of the accompaniment's lowest line, or silent"
-                                                     if generator.get("lieder_songs") else ""),
+                                                     if generator.get("lieder_songs") else "")
+                          + ("; in quartet arrangements (separation.training.quartets) the bottom line, or silent"
+                             if generator.get("quartet_songs") else ""),
                   "vocals": "the melody on GM voice programs 52/53/54/85 (choir aahs, voice oohs, synth voice, "
                             "lead voice) from the soundfont; in renders with the clearstem-synth bank, a "
                             "source-filter voice (vowel formants, vibrato, breath, consonant-like bursts) singing "
@@ -530,6 +561,13 @@ def main(argv=None) -> int:
     ap.add_argument("--lieder-per-composer", type=int, default=4, help="at most this many songs of one composer")
     ap.add_argument("--lieder-exclude", type=Path, metavar="MANIFEST",
                     help="leave out the composers another set trained on and every score it used (a judging set)")
+    ap.add_argument("--quartets", type=Path, metavar="CHECKOUT",
+                    help="a checkout of github.com/OpenScore/StringQuartets (CC0 scores of public-domain quartets)")
+    ap.add_argument("--quartet-songs", type=int, default=0,
+                    help="excerpts from --quartets arranged into four stems (separation.training.quartets), last")
+    ap.add_argument("--quartet-per-composer", type=int, default=2, help="at most this many quartets of one composer")
+    ap.add_argument("--quartet-exclude", type=Path, metavar="MANIFEST",
+                    help="leave out the quartet composers another set trained on and every quartet it used")
     ap.add_argument("--val-effects", action="store_true",
                     help="render the val split with FluidSynth's own reverb and chorus on (its defaults)")
     ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
@@ -549,7 +587,9 @@ def main(argv=None) -> int:
                          flite_vocals=args.flite_vocals, orchestrated=args.orchestrated_songs,
                          reuse=args.reuse_renders, val_effects=args.val_effects, lieder=args.lieder,
                          lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer,
-                         lieder_exclude=args.lieder_exclude)
+                         lieder_exclude=args.lieder_exclude, quartets=args.quartets,
+                         quartet_songs=args.quartet_songs, quartet_per_composer=args.quartet_per_composer,
+                         quartet_exclude=args.quartet_exclude)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
