@@ -160,11 +160,16 @@ def test_only_public_domain_quartets_are_chosen_split_by_composer_and_a_judging_
 def test_a_set_with_lieder_and_quartets_records_both_corpora_and_its_card_names_both(tmp_path):
     need_fluidsynth("csound-gm", "timgm6mb")
     lieder_root, quartet_root = _lieder_corpus(tmp_path / "Lieder"), _corpus(tmp_path / "StringQuartets")
+    duo = _write(quartet_root / "scores/B,_Bert/Duo/sq250.mxl", _quartet_xml(parts=2))  # chosen, then refused
     out = tmp_path / "set"
     manifest = data.build(out, 0, 3, seconds=2.0, lieder=lieder_root, lieder_songs=5, lieder_per_composer=3,
-                          quartets=quartet_root, quartet_songs=5, quartet_per_composer=3, log=lambda *_: None)
+                          quartets=quartet_root, quartet_songs=6, quartet_per_composer=3, log=lambda *_: None)
+    # the score the module cannot arrange is left out with the reason; the next one takes its song id
+    (refused,) = manifest["generator"]["scores_refused"]
+    assert refused["path"] == duo.relative_to(quartet_root).as_posix() and "three or more" in refused["reason"]
+    assert refused["corpus"] == quartets.SOURCE and refused["split"] in ("train", "select", "val")
     assert manifest["commercial_use"] is True and data.verify(out) == []
-    assert manifest["generator"]["quartet_songs"] == 5 and manifest["generator"]["quartets_tools"]["music21"]
+    assert manifest["generator"]["quartet_songs"] == 6 and manifest["generator"]["quartets_tools"]["music21"]
     assert "quartet arrangements" in manifest["stems"]["bass"] and "doubling" in manifest["stems"]["bass"]
     sources = manifest["sources"]
     by_corpus = {c: [s for s in sources if s["score"]["corpus"] == c]

@@ -72,6 +72,7 @@ from . import lieder as lieder_mod
 from . import quartets as quartets_mod
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
+from .scores import ScoreRefused
 
 FORMAT = "clearstem-training-data/1"
 STEMS = composer.STEMS
@@ -273,20 +274,30 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     if reuse is not None and out.resolve() == reuse.resolve():
         raise ValueError(f"--reuse-renders {reuse} is the set being built: name an earlier set's directory")
     earlier = Reusable(reuse, banks, rate, seconds, sample_format, val_effects) if reuse is not None else None
+    generated = songs + arranged + orchestrated
+    # songs by other hands are arranged first: a score its module refuses (music21 cannot read it, or
+    # it lacks what the arrangement needs) is left out with the reason, and the next takes its song id
+    by_hands, refused = [], []
+    for corpus_mod, root, score, split in scores:
+        try:
+            comp, how = corpus_mod.arrange_score(root / score.path, seconds, song_seed(seed, generated + len(by_hands)))
+        except ScoreRefused as exc:
+            refused.append({"corpus": corpus_mod.SOURCE, "path": score.path, "split": split, "reason": str(exc)})
+            log(f"left out {score.path}: {exc}")
+            continue
+        by_hands.append((corpus_mod, root, score, split, comp, how))
     out.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * rate))
     split_of = (splits_for(songs) + splits_for(arranged) + splits_for(orchestrated)
-                + [split for _, _, _, split in scores])
-    generated = songs + arranged + orchestrated
+                + [split for _, _, _, split, _, _ in by_hands])
     sources, renders = [], []
-    for i in range(generated + len(scores)):
+    for i in range(generated + len(by_hands)):
         sid = f"song{i:05d}"
-        by_people = scores[i - generated] if i >= generated else None  # (module, checkout, score, split)
+        by_people = by_hands[i - generated] if i >= generated else None  # (module, checkout, score, split, ...)
         write = (composer.compose if i < songs else arrange.arrange if i < songs + arranged
                  else orchestrate.orchestrate if i < generated else by_people[0].arrange_score)
         if by_people:
-            corpus_mod, root, score = by_people[:3]
-            comp, how = write(root / score.path, seconds, song_seed(seed, i))
+            corpus_mod, root, score, _, comp, how = by_people
         else:
             comp = write(song_seed(seed, i), seconds)
         midi_dir = out / "midi" / sid
@@ -385,7 +396,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                if quartet_songs else {})
             | ({"quartets_excluded": {"manifest_sha256": file_sha256(quartet_exclude),
                                      "composers": sorted(q_excluded[0]), "scores": len(q_excluded[1])}}
-               if quartet_exclude else {}))
+               if quartet_exclude else {})
+            | ({"scores_refused": refused} if refused else {}))
     manifest = make_manifest(sources, renders, banks, train_banks, val_bank, seed=seed, songs=songs,
                              seconds=seconds, rate=rate, sample_format=sample_format, **more)
     write_manifest(manifest, out)
