@@ -245,7 +245,7 @@ def composers(manifest: dict) -> dict[str, str]:
     return {s["id"]: s["origin"].split("(")[0].split(".")[2] for s in manifest["sources"] if "origin" in s}
 
 
-def load_init(path: Path, args) -> dict:
+def load_init(path: Path, args, flag: str = "--init") -> dict:
     """Exported weights to start from (fine-tuning), with their card (`path` with suffix .json,
     as `export` writes it): the card must pin the file's SHA-256 and match the architecture, and
     weights that are not commercial-clean are refused unless --allow-noncommercial. What the run
@@ -255,22 +255,22 @@ def load_init(path: Path, args) -> dict:
     try:
         card = json.loads(card_path.read_text())
     except (OSError, ValueError) as exc:
-        raise TrainingSetError(f"--init {path}: its model card {card_path} is missing or unreadable") from exc
+        raise TrainingSetError(f"{flag} {path}: its model card {card_path} is missing or unreadable") from exc
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if card.get("sha256") != digest:
-        raise TrainingSetError(f"--init {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
+        raise TrainingSetError(f"{flag} {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
     cfg = card.get("config") or {}
     if cfg.get("specialist"):
-        raise TrainingSetError(f"--init {path} is a base network with a specialist (two networks); start from "
+        raise TrainingSetError(f"{flag} {path} is a base network with a specialist (two networks); start from "
                                "a plain one, e.g. its base's weights")
     # Same width and no more layers: a shallower start is deepened (`bandsplit.load_deeper`).
     if (card.get("architecture") != bandsplit.ARCHITECTURE or cfg.get("dim") != args.dim
             or not isinstance(cfg.get("layers"), int) or not 0 < cfg["layers"] <= args.layers):
-        raise TrainingSetError(f"--init {path} is {card.get('architecture')} {card.get('config')}, this run is "
+        raise TrainingSetError(f"{flag} {path} is {card.get('architecture')} {card.get('config')}, this run is "
                                f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}} "
                                "(a start must have the same width and at most as many layers)")
     if not card.get("commercial_use") and not args.allow_noncommercial:
-        raise TrainingSetError(f"--init {path} is not commercial-clean (its card says commercial_use false); "
+        raise TrainingSetError(f"{flag} {path} is not commercial-clean (its card says commercial_use false); "
                                "pass --allow-noncommercial to start from it")
     state = torch.load(path, map_location="cpu", weights_only=True)
     record = {"name": card.get("name"), "weights_sha256": digest,
@@ -413,18 +413,19 @@ SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"
                  quartets.SOURCE: ("string quartets", "OpenScore String Quartets")}
 
 
-def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, str]:
+def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
     lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
-    the weights it started from and what those learned from."""
+    the weights it started from and what those learned from. `also` (`other_base`): another
+    network whose stems ship beside these, its inputs' licences and commercial use counted too."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
     used_fonts = sorted({r["soundfont"] for r in used})
     sources = {s["id"]: s for s in manifest["sources"]}
     licences = sorted({lic for s in manifest["sources"] if s["id"] in songs for lic in s.get("licences", [s["licence"]])}
-                      | {fonts[f]["licence"] for f in used_fonts})
+                      | {fonts[f]["licence"] for f in used_fonts} | set((also or {}).get("licences", ())))
     scored = [s for s in songs if sources.get(s, {}).get("kind") == "score-arrangement"]
     styles = sorted({sources[s]["composition"]["style"] for s in songs
                      if "composition" in sources.get(s, {}) and s not in scored})
@@ -469,7 +470,8 @@ def training_statement(manifest: dict, init: dict | None = None) -> tuple[str, s
             data += "which learned from this same set and was itself " + init["training_data"][len(own) + 2:]
         else:
             data += f"whose training data was: {init['training_data']}"
-    commercial = bool(manifest.get("commercial_use")) and (not init or bool(init.get("commercial_use")))
+    commercial = (bool(manifest.get("commercial_use")) and (not init or bool(init.get("commercial_use")))
+                  and (not also or bool(also.get("commercial_use"))))
     weights = (f"ClearStem's own weights; every training input's licence allows commercial use ({', '.join(licences)})"
                if commercial else f"ClearStem's own weights; NOT commercial-clean (inputs: {', '.join(licences)})")
     return data, weights
@@ -504,7 +506,9 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
         raise TrainingSetError(f"this run is a specialist for {', '.join(stems)}: export it with --base, the weights "
                                f"it started from ({init.get('name')}, SHA-256 {init.get('weights_sha256')})")
     digest = hashlib.sha256(base.read_bytes()).hexdigest()
-    if digest != init.get("weights_sha256") or init.get("deepened_from_layers"):
+    if take is not None and digest != init.get("weights_sha256"):
+        other_base(base, cfg)  # the stems not taken come from another exported network of the same shape
+    elif digest != init.get("weights_sha256") or init.get("deepened_from_layers"):
         raise TrainingSetError(f"--base {base} has SHA-256 {digest}; this specialist was fine-tuned, not deepened, "
                                f"from {init.get('name')} ({init.get('weights_sha256')}): it goes over those weights")
     base_state = torch.load(base, map_location="cpu", weights_only=True)
@@ -513,11 +517,36 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     return state, config | {"specialist": [s for s in cfg["stems"] if s in stems]}
 
 
+def other_base(base: Path, cfg: dict) -> dict:
+    """What a card records of `--base` weights that are not the run's start (`--take` over another
+    exported network, e.g. a model whose bass stem finds better than the start's): checked as a
+    start is (`load_init`: its card pins it, commercial-clean), of exactly the run's shape, with
+    the training manifest its card names beside it (`<name>.training-manifest.json`, as
+    `separation/weights/` ships), whose inputs' licences the new card must count too."""
+    args = argparse.Namespace(dim=cfg["dim"], layers=cfg["layers"], allow_noncommercial=False)
+    record = load_init(base, args, flag="--base")["record"]
+    if record.get("deepened_from_layers"):
+        raise TrainingSetError(f"--base {base} has {record['deepened_from_layers']} layers, this run {cfg['layers']}: "
+                               "the stems not taken come from a network of the run's own shape")
+    shipped = base.with_name(f"{base.stem}.training-manifest.json")
+    try:
+        raw = shipped.read_bytes()
+    except OSError as exc:
+        raise TrainingSetError(f"--base {base}: the training manifest its card names is not beside it ({shipped}); "
+                               "the new card must state its inputs' licences") from exc
+    if hashlib.sha256(raw).hexdigest() != record["training_data_manifest_sha256"]:
+        raise TrainingSetError(f"--base {base}: {shipped} is not the training manifest its card names "
+                               f"({record['training_data_manifest_sha256']})")
+    return {k: record[k] for k in ("name", "weights_sha256", "training_data_manifest_sha256", "training_data",
+                                   "commercial_use")} | {"licences": json.loads(raw)["weights_licence_inputs"]}
+
+
 def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     """(training_data, weights_licence) of a card: `training_statement` for the set and the start,
     wrapped in what a soup (`cfg["soup"]`) and a specialist (`cfg["loss_stems"]`) add. `cfg` is a
     run's config, or the same keys read back from a card (the shipped models' test does that)."""
-    training_data, weights_licence = training_statement(manifest, cfg.get("init"))
+    base = cfg.get("base")  # the stems not taken come from another network than the run's start
+    training_data, weights_licence = training_statement(manifest, cfg.get("init"), base)
     averaged, each = "", ""
     if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
         runs = [i for i in cfg["soup"] if "step" in i]
@@ -536,8 +565,10 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         trained = ("a specialist network trained on that stem's loss only" if cfg.get("loss_stems")
                    else "a network fine-tuned on every stem's loss, only these stems taken from "
                    + ("the average" if averaged else "it"))
-        training_data = (f"{others}: {cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']}); "
-                         f"{', '.join(over)}: {averaged}{each}{trained}, on {training_data}")
+        kept = (f"{base['name']} unchanged (weights SHA-256 {base['weights_sha256']}), whose training data was: "
+                f"{base['training_data']}" if base else
+                f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})")
+        training_data = f"{others}: {kept}; {', '.join(over)}: {averaged}{each}{trained}, on {training_data}"
     elif averaged:
         training_data = f"{averaged}{each}trained on {training_data}"
     return training_data, weights_licence
@@ -559,6 +590,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
     cfg = ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
+    if take and hashlib.sha256(base.read_bytes()).hexdigest() != (cfg.get("init") or {}).get("weights_sha256"):
+        cfg["base"] = other_base(base, ckpt["config"])
     out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
            "config": config, "step": ckpt["step"],
            "best_select_sdr": ckpt["best_select_sdr"], "training_data_manifest_sha256": cfg["data_manifest_sha256"],
@@ -573,12 +606,14 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         card = {"name": name, "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"], "sample_rate": 44100,
                 "config": out["config"], "sha256": digest, "weights_licence": weights_licence,
                 "training_data": training_data, "training_data_manifest_sha256": cfg["data_manifest_sha256"],
-                "commercial_use": cfg["commercial_use"] and bool(manifest.get("commercial_use")),
+                "commercial_use": (cfg["commercial_use"] and bool(manifest.get("commercial_use"))
+                                   and bool(cfg.get("base", {}).get("commercial_use", True))),
                 "training": {k: cfg[k] for k in ("seed", "batch", "seconds", "lr") if not (cfg.get("soup") and k in (
                     "seed", "lr"))} | ({"soup": cfg["soup"]} if cfg.get("soup") else {}) | {"init": cfg.get("init")} | ({
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
-                    {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | {
+                    {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
+                    {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
         tmp = to.with_suffix(".json.tmp")

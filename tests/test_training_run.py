@@ -242,6 +242,49 @@ def test_a_run_started_from_exported_weights_records_them_and_refuses_bad_ones(t
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r4"), *TINY, "--init", str(bad / "missing.pt")])
 
 
+def test_some_stems_of_a_fine_tune_over_another_exported_network(tiny_set, tmp_path):
+    """`export --base W --take …` where W is not the run's start (`train.other_base`): the stems not
+    taken are exactly W's, and the card names W and what W learned from — checked as a start is,
+    with W's training manifest beside it so its inputs' licences are counted."""
+    ship = tmp_path / "ship"
+    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
+        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
+        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05",
+                       "--init", str(ship / "tiny-a.pt")]) == 0
+    with pytest.raises(train.TrainingSetError, match="training manifest its card names is not beside it"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", take=["vocals"])
+    (ship / "tiny-o.training-manifest.json").write_bytes(b"{}")
+    with pytest.raises(train.TrainingSetError, match="is not the training manifest its card names"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", take=["vocals"])
+    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    with pytest.raises(train.TrainingSetError, match="give them with --base"):
+        train.export(run / "last.pt", tmp_path / "x.pt", take=["vocals"])
+    assert not (tmp_path / "x.pt").exists()
+    made = train.export(run / "last.pt", ship / "tiny-c.pt", tiny_set, "tiny-c", base=ship / "tiny-o.pt",
+                        take=["vocals"])
+    card = json.loads((ship / "tiny-c.json").read_text())
+    other = json.loads((ship / "tiny-o.json").read_text())
+    assert card["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals"]} and made["sha256"] == card["sha256"]
+    assert card["training"]["base"]["name"] == "tiny-o" and card["training"]["init"]["name"] == "tiny-a"
+    assert card["training_data"].startswith(
+        f"drums, bass, other: tiny-o unchanged (weights SHA-256 {other['sha256']}), whose training data was: "
+        f"{other['training_data']}; vocals: a network fine-tuned on every stem's loss, only these stems taken from it, on ")
+    assert card["commercial_use"] is True and card["weights_licence"] == other["weights_licence"]
+    manifest = json.loads((tiny_set / "manifest.json").read_bytes()) | {"_sha256": card["training_data_manifest_sha256"]}
+    made_as = {"init": card["training"]["init"], "stems": card["stems"], "data_manifest_sha256": manifest["_sha256"],
+               "taken_stems": card["training"]["taken_stems"], "base": card["training"]["base"]}
+    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
+    got, want_base, want_run = _shipped_base_and_run(card["config"], ship / "tiny-c.pt",
+                                                     torch.load(ship / "tiny-o.pt", weights_only=True),
+                                                     _params(run / "last.pt"))
+    for i, stem in enumerate(bandsplit.STEMS):
+        assert torch.equal(got[:, i], (want_run if stem == "vocals" else want_base)[:, i]), stem
+    start, over = (torch.load(ship / f"{n}.pt", weights_only=True) for n in ("tiny-a", "tiny-o"))
+    assert any(not torch.equal(start[k], over[k]) for k in start)  # tiny-o is another network than the start
+
+
 def test_learning_rate_warms_up_then_decays_to_zero_over_the_last_steps():
     peak = 1e-3
     assert train.learning_rate(0, peak, 1000) == pytest.approx(peak / 200)
