@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="match the copy itself only, not its separated views (as before views existed)")
     ap.add_argument("--engine", default=None, help="the engine that makes the indexed stems (default: the "
                     "product's default model)")
+    ap.add_argument("--model-dir", default=None,
+                    help="also the models installed there (models.json), as a worker's CLEARSTEM_MODEL_DIR")
     ap.add_argument("--view-engines", nargs="+", default=[PRODUCT_VIEW_ENGINE],
                     help="engines that cut the copy into views; the first is reported in full, the others "
                     "beside it on the same queries")
@@ -124,9 +126,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.split != "test" and args.out == DEFAULT_OUT:
         args.out = DEFAULT_OUT.with_name(f"stem_find_{args.split}.json")
     args.engine = args.engine or default_model()
-    engine = get_engine(args.engine)
+    engine = get_engine(args.engine, model_dir=args.model_dir)
     view_engines = {name: get_engine(name) for name in args.view_engines}
-    stem_cache = STEM_CACHE_ROOT / f"stems-{args.engine}"
+    # an installed model's name is the operator's choice: its stems are cached by its weights' hash too
+    pinned = f"-{engine.info.weights_sha256[:12]}" if args.model_dir else ""
+    stem_cache = STEM_CACHE_ROOT / f"stems-{args.engine}{pinned}"
     tmp = scratch_dir("clearstem-stemfind-")
     stems, refs, cp_refs = [], [], []
     t0 = time.perf_counter()
