@@ -574,14 +574,51 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     return training_data, weights_licence
 
 
+#: What a card's `training` records of the run its specialist network came from (`export`), which
+#: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
+RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems")
+
+
+def taken_as_checkpoint(weights: Path, state: dict) -> dict:
+    """Exported weights that hold a run's network over other weights (`--take`, `--loss-stems`:
+    `specialist.*`), read back, with their card beside them, as that run's checkpoint, so `export`
+    can put its stems over other weights again from what `separation/weights/` ships — the run's
+    own checkpoint need not survive (stop 54: v5's soup file was lost with a machine; v6 is v5's
+    drums, vocals and *other* over v2). The network is the run's, tensor for tensor; the card
+    supplies the run's settings (`RUN_SETTINGS_ON_CARD`) and set, and must pin these weights."""
+    card_path = weights.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingSetError(f"{weights} is not a run's checkpoint, and exported weights are re-exported with "
+                               f"their card beside them ({card_path}): {exc}") from exc
+    if hashlib.sha256(weights.read_bytes()).hexdigest() != card.get("sha256"):
+        raise TrainingSetError(f"{card_path} does not pin {weights} (its sha256 differs)")
+    if not card["config"].get("specialist"):
+        raise TrainingSetError(f"{weights} is one network, not a run's over other weights: use it as --init or "
+                               "--base, or ship it as it is")
+    training = card["training"]
+    config = {"dim": card["config"]["dim"], "layers": card["config"]["layers"], "stems": card["stems"],
+              "data_manifest_sha256": card["training_data_manifest_sha256"], "commercial_use": card["commercial_use"],
+              **{k: training[k] for k in RUN_SETTINGS_ON_CARD if k in training}}
+    if "run_steps" in training:
+        config["steps"] = training["run_steps"]
+    model = {k.removeprefix("specialist."): v for k, v in state.items() if k.startswith("specialist.")}
+    return {"step": training["steps"], "best_select_sdr": training["best_select_sdr_mean"], "model": model,
+            "config": config}
+
+
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None, take: list[str] | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
-    `base`, the weights it started from (`specialist_over`), as do the stems `take` names."""
+    `base`, the weights it started from (`specialist_over`), as do the stems `take` names.
+    `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "config" not in ckpt:  # exported weights, not a run's checkpoint
+        ckpt = taken_as_checkpoint(checkpoint, ckpt)
     if ckpt["step"] == 0 and ckpt["config"].get("init"):
         raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
                                f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
@@ -727,7 +764,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         ex = argparse.ArgumentParser(prog="python -m separation.train export")
-        ex.add_argument("checkpoint", type=Path)
+        ex.add_argument("checkpoint", type=Path, help="a run's checkpoint (or a soup), or weights exported with "
+                        "--take/--base (their card beside them): their run's network, to go over other weights")
         ex.add_argument("--to", type=Path, required=True)
         ex.add_argument("--data", type=Path, help="the training set: also write the model card (needs --name)")
         ex.add_argument("--name", help="the registry name the card gives the model")

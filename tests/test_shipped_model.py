@@ -67,6 +67,25 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     assert {s.name: s.available for s in registry.list_models()} == {"dsp": True, **{n: True for n in SHIPPED}}
 
 
+def test_shipped_taken_stems_export_again_to_the_same_model(tmp_path):
+    """v5 (a run's drums, vocals and other over v3) read back as its run (`train.taken_as_checkpoint`)
+    and exported over v3 again is v5, tensor for tensor and card for card: what lets its stems go
+    over other shipped weights (v6's recipe) from the repository alone."""
+    name = "clearstem-bandsplit-v5"
+    card = json.loads((registry.BUILTIN_DIR / f"{name}.json").read_text())
+    data = tmp_path / "set"
+    data.mkdir()
+    raw = (registry.BUILTIN_DIR / f"{name}.training-manifest.json").read_bytes()
+    (data / "manifest.json").write_bytes(raw)
+    (data / "manifest.sha256").write_text(hashlib.sha256(raw).hexdigest() + "\n")
+    out = train.export(registry.BUILTIN_DIR / f"{name}.pt", tmp_path / f"{name}.pt", data, name,
+                       base=registry.BUILTIN_DIR / "clearstem-bandsplit-v3.pt", take=card["config"]["specialist"])
+    want, got = (torch.load(p, weights_only=True) for p in (registry.BUILTIN_DIR / f"{name}.pt", out["weights"]))
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    again = json.loads(Path(out["card"]).read_text())
+    assert {k: v for k, v in again.items() if k != "sha256"} == {k: v for k, v in card.items() if k != "sha256"}
+
+
 def test_the_shipped_model_separates_a_song(tmp_path):
     song = render_song(41, seconds=6)
     src = tmp_path / "song.wav"

@@ -285,6 +285,42 @@ def test_some_stems_of_a_fine_tune_over_another_exported_network(tiny_set, tmp_p
     assert any(not torch.equal(start[k], over[k]) for k in start)  # tiny-o is another network than the start
 
 
+def test_exported_stems_go_over_other_weights_again_without_the_run(tiny_set, tmp_path):
+    """`export` of weights exported with --take (card beside them, `train.taken_as_checkpoint`):
+    the run's network over another base gives what exporting the run itself over it gives, tensor
+    for tensor and card for card — the run's checkpoint may be gone. Weights that are one network,
+    or without a card that pins them, are refused."""
+    ship = tmp_path / "ship"
+    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
+        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
+        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
+    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05",
+                       "--init", str(ship / "tiny-a.pt")]) == 0
+    train.export(run / "last.pt", ship / "tiny-s.pt", tiny_set, "tiny-s", base=ship / "tiny-a.pt",
+                 take=["vocals", "other"])  # over its start, as v5 over v3
+    direct, again = tmp_path / "direct", tmp_path / "again"
+    train.export(run / "last.pt", direct / "tiny-c.pt", tiny_set, "tiny-c", base=ship / "tiny-o.pt", take=["vocals"])
+    assert train.main(["export", str(ship / "tiny-s.pt"), "--to", str(again / "tiny-c.pt"), "--data", str(tiny_set),
+                       "--name", "tiny-c", "--base", str(ship / "tiny-o.pt"), "--take", "vocals"]) == 0
+    want, got = (torch.load(d / "tiny-c.pt", weights_only=True) for d in (direct, again))
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    cards = [json.loads((d / "tiny-c.json").read_text()) for d in (direct, again)]
+    assert cards[0]["training"]["base"]["name"] == "tiny-o"
+    assert {k: v for k, v in cards[0].items() if k != "sha256"} == {k: v for k, v in cards[1].items() if k != "sha256"}
+    with pytest.raises(train.TrainingSetError, match="is one network"):
+        train.export(ship / "tiny-o.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", take=["vocals"])
+    shutil.copy(ship / "tiny-s.pt", tmp_path / "lone.pt")
+    with pytest.raises(SystemExit, match="their card beside them"):
+        train.main(["export", str(tmp_path / "lone.pt"), "--to", str(tmp_path / "x.pt"),
+                    "--base", str(ship / "tiny-o.pt"), "--take", "vocals"])
+    shutil.copy(direct / "tiny-c.json", tmp_path / "lone.json")  # another model's card: it does not pin these
+    with pytest.raises(train.TrainingSetError, match="does not pin"):
+        train.export(tmp_path / "lone.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", take=["vocals"])
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_learning_rate_warms_up_then_decays_to_zero_over_the_last_steps():
     peak = 1e-3
     assert train.learning_rate(0, peak, 1000) == pytest.approx(peak / 200)
