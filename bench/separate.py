@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.separate [--songs 8] [--seconds 30] [--long-minutes 60] [--hdemucs-songs 2]
                                        [--model NAME [--model-dir DIR]]  # default: the shipped separator
                                        [--model none]                    # HDemucs random weights, speed only
+                                       [--no-dsp]                        # a second model on the same set
                                        [--training-set DIR [--split val]]  # issue 16: the set's held-out split
                                        [--composer arrange] [--soundfont csound-gm]  # only those songs / renders
 
@@ -241,6 +242,9 @@ def main() -> None:
     p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder", "quartets"),
                    help="with --training-set: only that composer's songs (arrange's also get vocals-in-rests)")
     p.add_argument("--soundfont", help="with --training-set: only renders with this bank (e.g. csound-gm)")
+    p.add_argument("--no-dsp", dest="dsp", action="store_false",
+                   help="leave dsp out: its scores on a set do not depend on --model, so a second model's run "
+                        "on the same set need not pay for them again (dsp is the slowest engine here)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     if args.songs < 1 or args.seconds <= 0 or args.long_minutes < 0:
@@ -264,7 +268,8 @@ def main() -> None:
 
     results["engines"]["mixture/4"] = baseline(songs)
 
-    results["engines"]["dsp"] = evaluate("dsp", get_engine("dsp"), songs, tmp, quality=True)
+    if args.dsp:
+        results["engines"]["dsp"] = evaluate("dsp", get_engine("dsp"), songs, tmp, quality=True)
 
     if args.model is None:
         args.model = default_model(args.model_dir)
@@ -304,7 +309,7 @@ def main() -> None:
                 for song in songs:
                     fh.write(song["mixture"].T)
                     written += song["mixture"].shape[1]
-    for name in ["dsp"] + ([args.model] if args.model else []) if written else []:
+    for name in (["dsp"] if args.dsp else []) + ([args.model] if args.model else []) if written else []:
         cli = [str(long_path), "--model", name, "--out", str(tmp / f"long-{name}"),
                *(["--passes", str(args.passes)] if name == args.model else [])]
         secs, rss = run_cli_peak_rss(cli + (["--model-dir", args.model_dir] if args.model_dir else []))
