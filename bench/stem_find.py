@@ -83,6 +83,22 @@ def _query(tmp: Path, name: str, audio: np.ndarray) -> Path:
     return path
 
 
+def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_tracks) -> tuple[list, list, object]:
+    """(tracks indexed, tracks played over them, the generator the excerpts are then drawn with) of
+    a split. test and calibration: disjoint slices of one permutation of bench.mixtures' 160
+    tracks; holdout: the tracks its plan deals after those 160 (pieces none of them uses)."""
+    rng = np.random.default_rng(seed)
+    if split == "holdout":
+        tracks = build(MIXTURE_TRACKS + n_songs + n_others, 17, 60, 120)[MIXTURE_TRACKS:]
+        order, base = np.arange(len(tracks)), 0
+    else:
+        tracks = build(MIXTURE_TRACKS, 17, 60, 120)  # bench.mixtures' set (cached), of which we use a slice
+        order = rng.permutation(len(tracks))
+        base = 0 if split == "test" else n_songs + n_others  # calibration: the tracks after test's
+    return ([tracks[i] for i in order[base: base + n_songs]],
+            [tracks[i] for i in order[base + n_songs: base + n_songs + n_others]], rng)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", type=int, default=40, help="tracks separated and indexed (4 stems each)")
@@ -110,17 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.songs, args.others = 10, 6
     t_start = time.perf_counter()
-    if args.split == "holdout":  # tracks 160.. of the same plan: pieces no track of the first 160 uses
-        tracks = build_tracks(MIXTURE_TRACKS + args.songs + args.others, 17, 60, 120)[MIXTURE_TRACKS:]
-        order = np.arange(len(tracks))
-        base = 0
-    else:
-        tracks = build_tracks(MIXTURE_TRACKS, 17, 60, 120)  # bench.mixtures' set (cached), of which we use a slice
-        rng = np.random.default_rng(args.seed)
-        order = rng.permutation(len(tracks))
-        base = 0 if args.split == "test" else args.songs + args.others  # calibration: the tracks after test's
-    songs = [tracks[i] for i in order[base: base + args.songs]]
-    others = [tracks[i] for i in order[base + args.songs: base + args.songs + args.others]]
+    songs, others, rng = pick_tracks(args.split, args.songs, args.others, args.seed)
     if any(not t["pieces"] for t in songs + others):
         raise SystemExit("the corpus ran out of pieces for the holdout tracks: ask for fewer --songs/--others")
     if args.split != "test" and args.out == DEFAULT_OUT:
