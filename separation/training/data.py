@@ -7,6 +7,7 @@
         [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
+    python -m separation.training.data --out DIR --merge SET SET [...]   # one set from rendered ones (separation.training.merge)
 
 Layout under DIR: `midi/<song>/<stem>.mid` (the sources), `audio/<split>/<song>.<bank>/<stem>.flac`
 and `mixture.flac` (24-bit FLAC, 44.1 kHz stereo; stems are quantised to the 24-bit grid first
@@ -69,6 +70,7 @@ from sharedcore.hashing import file_sha256
 from . import arrange, orchestrate, sonivox, synth, voice
 from . import compose as composer
 from . import lieder as lieder_mod
+from . import merge as merging  # merge reads this module's names at call time
 from . import quartets as quartets_mod
 from .augment import AUGMENT_VERSION
 from .licences import LICENCES, Soundfont, SoundfontRefused, commercial_ok, find_soundfont, resolve_soundfont
@@ -585,7 +587,19 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-renders", type=Path, metavar="EARLIER_DIR",
                     help="hard-link renders of an earlier set where nothing that shaped them differs")
     ap.add_argument("--verify", action="store_true", help="only check an existing set against its manifest")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="SET",
+                    help="make --out from these rendered sets, renaming their songs <set>.<song> and hard-linking "
+                         "their files (separation.training.merge); nothing is rendered")
     args = ap.parse_args(argv)
+    if args.merge:
+        try:
+            manifest = merging.merge(args.merge, args.out)
+        except (merging.MergeRefused, OSError) as exc:
+            raise SystemExit(f"refused: {exc}") from exc
+        digest = (args.out / "manifest.sha256").read_text().split()[0]
+        print(f"manifest {args.out / 'manifest.json'} sha256 {digest}; {len(manifest['sources'])} songs; "
+              f"commercial_use {manifest['commercial_use']}")
+        return 0
     if args.verify:
         problems = verify(args.out)
         print("\n".join(problems) or "ok")
