@@ -307,6 +307,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         files = {}
         for stem in STEMS:
             path = midi_dir / f"{stem}.mid"
+            path.unlink(missing_ok=True)  # a new file, never written through: a merged set may link this one
             comp.midi(stem).save(path)
             files[stem] = _file(path, out)
         source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
