@@ -67,6 +67,8 @@ STEM_CACHE_ROOT = CACHE
 #: the tracks of bench.mixtures the test and calibration splits draw from; `--split holdout` uses
 #: the ones the same plan deals after them (stop 53: v6's rule was chosen with the test split's results)
 MIXTURE_TRACKS = 160
+#: splits of tracks after those, each used to judge once a rule was chosen with the earlier ones' results
+HOLDOUTS = ("holdout", "holdout2")
 #: As `clearstem.jobs.stem_prints.VIEW_ENGINE` (this bench runs without Django).
 PRODUCT_VIEW_ENGINE = "dsp"
 DEFAULT_OUT = ROOT / "bench" / "results" / "stem_find.json"
@@ -86,10 +88,13 @@ def _query(tmp: Path, name: str, audio: np.ndarray) -> Path:
 def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_tracks) -> tuple[list, list, object]:
     """(tracks indexed, tracks played over them, the generator the excerpts are then drawn with) of
     a split. test and calibration: disjoint slices of one permutation of bench.mixtures' 160
-    tracks; holdout: the tracks its plan deals after those 160 (pieces none of them uses)."""
+    tracks; holdout: the tracks its plan deals after those 160 (pieces none of them uses); holdout2:
+    the tracks it deals after the holdout's (stop 55: v6 and v2 had met the holdout when v7's rule was
+    written)."""
     rng = np.random.default_rng(seed)
-    if split == "holdout":
-        tracks = build(MIXTURE_TRACKS + n_songs + n_others, 17, 60, 120)[MIXTURE_TRACKS:]
+    if split in HOLDOUTS:  # the plan's tracks after the 160, one block of n_songs + n_others per holdout
+        first = MIXTURE_TRACKS + HOLDOUTS.index(split) * (n_songs + n_others)
+        tracks = build(first + n_songs + n_others, 17, 60, 120)[first:]
         order, base = np.arange(len(tracks)), 0
     else:
         tracks = build(MIXTURE_TRACKS, 17, 60, 120)  # bench.mixtures' set (cached), of which we use a slice
@@ -105,10 +110,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--others", type=int, default=16, help="non-indexed tracks used as the music over a stem")
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--quick", action="store_true", help="10 tracks, 6 others")
-    ap.add_argument("--split", choices=("test", "calibration", "holdout"), default="test",
+    ap.add_argument("--split", choices=("test", "calibration", *HOLDOUTS), default="test",
                     help="calibration: other tracks, and the Chromaprint acceptance score they suggest "
                          "(fingerprint.stems.StemFindParams); test: the product's defaults, reported; "
-                         "holdout: tracks after all of those, for a rule chosen with the test split's results")
+                         "holdout: tracks after all of those, for a rule chosen with the test split's results; "
+                         "holdout2: the tracks after the holdout's, for a rule chosen with its results")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-views", dest="views", action="store_false",
                     help="match the copy itself only, not its separated views (as before views existed)")

@@ -11,14 +11,16 @@ def _plan(n, seed, min_s, max_s):
     return [{"id": i} for i in range(n)]
 
 
-def test_splits_use_disjoint_tracks_and_holdout_the_ones_after_the_plans_first_160():
-    picked = {split: stem_find.pick_tracks(split, 40, 16, 29, build=_plan) for split in ("test", "calibration", "holdout")}
+def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_160():
+    splits = ("test", "calibration", "holdout", "holdout2")
+    picked = {split: stem_find.pick_tracks(split, 40, 16, 29, build=_plan) for split in splits}
     ids = {split: [t["id"] for t in songs + others] for split, (songs, others, _) in picked.items()}
     assert all(len(v) == len(set(v)) == 56 for v in ids.values())
     assert not set(ids["test"]) & set(ids["calibration"])
     assert max(ids["test"] + ids["calibration"]) < stem_find.MIXTURE_TRACKS
     assert ids["holdout"] == list(range(stem_find.MIXTURE_TRACKS, stem_find.MIXTURE_TRACKS + 56))
-    assert [len(s) for s, _, _ in picked.values()] == [40, 40, 40]
+    assert ids["holdout2"] == list(range(stem_find.MIXTURE_TRACKS + 56, stem_find.MIXTURE_TRACKS + 112))
+    assert [len(s) for s, _, _ in picked.values()] == [40, 40, 40, 40]
     for _, _, rng in picked.values():  # the excerpts' offsets are drawn with it
         assert 0 <= int(rng.integers(0, 100)) < 100
     again = stem_find.pick_tracks("test", 40, 16, 29, build=_plan)  # seeded: the same tracks and offsets
