@@ -86,6 +86,8 @@ def test_a_merge_that_cannot_say_what_it_holds_is_refused_and_writes_nothing(par
     a, b = parts
     with pytest.raises(MergeRefused, match="at least two sets"):
         merge([a], tmp_path / "one")
+    with pytest.raises(SystemExit, match=r"refused: .*/nothing: no manifest.json \(not a rendered set\)"):
+        data.main(["--out", str(tmp_path / "one"), "--merge", str(a), str(tmp_path / "nothing")])
     twin = tmp_path / "twin" / a.name
     shutil.copytree(a, twin)
     with pytest.raises(MergeRefused, match="same directory name"):
