@@ -384,9 +384,12 @@ def master(audio: np.ndarray, seed: int) -> np.ndarray:
     return (x * (10 ** (-rng.uniform(0.3, 6) / 20) / peak)).astype(np.float32)
 
 
-def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: int = 2) -> list[dict]:
+def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: int = 2,
+                 first: int = 0) -> list[dict]:
     """Render (or load from the cache) `n_tracks` mastered tracks: dicts with id, style,
-    soundfont, pieces, audio (int16 [2, n] at 44.1 kHz)."""
+    soundfont, pieces, audio (int16 [2, n] at 44.1 kHz). With `first`, only tracks `first`… are
+    rendered and returned: the ones before are still planned (a track's pieces depend on which
+    pieces earlier tracks took), but a split of later tracks need not render them."""
     soundfonts.require(SOUNDFONTS)
     plans = _plan_tracks(n_tracks, seed, min_s, max_s)
     _prefetch(plans, workers)
@@ -399,6 +402,7 @@ def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: 
         tracks.append({"id": plan["id"], "style": plan["style"], "soundfont": Path(plan["soundfont"]).stem,
                        "pieces": [r for r, _ in pieces], "plan": plan, "parts": pieces,
                        "file": CACHE / "audio" / f"{tag}.flac"})
+    tracks = tracks[first:]
     todo = [t for t in tracks if not t["file"].exists()]
     batches = []
     for sf2 in SOUNDFONTS:

@@ -94,7 +94,7 @@ def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_
     rng = np.random.default_rng(seed)
     if split in HOLDOUTS:  # the plan's tracks after the 160, one block of n_songs + n_others per holdout
         first = MIXTURE_TRACKS + HOLDOUTS.index(split) * (n_songs + n_others)
-        tracks = build(first + n_songs + n_others, 17, 60, 120)[first:]
+        tracks = build(first + n_songs + n_others, 17, 60, 120, first=first)
         order, base = np.arange(len(tracks)), 0
     else:
         tracks = build(MIXTURE_TRACKS, 17, 60, 120)  # bench.mixtures' set (cached), of which we use a slice

@@ -5,10 +5,10 @@ import pytest
 stem_find = pytest.importorskip("bench.stem_find")  # import errors proper: tests/test_bench_imports.py
 
 
-def _plan(n, seed, min_s, max_s):
+def _plan(n, seed, min_s, max_s, first=0):
     """bench.mixtures.build_tracks' shape without rendering: track i of the plan is {"id": i}."""
     assert (seed, min_s, max_s) == (17, 60, 120)
-    return [{"id": i} for i in range(n)]
+    return [{"id": i} for i in range(first, n)]
 
 
 def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_160():
