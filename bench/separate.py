@@ -245,13 +245,19 @@ def main() -> None:
     p.add_argument("--no-dsp", dest="dsp", action="store_false",
                    help="leave dsp out: its scores on a set do not depend on --model, so a second model's run "
                         "on the same set need not pay for them again (dsp is the slowest engine here)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch threads (default: every core). Fewer when another job holds a core: OpenMP "
+                        "threads that wait on a busy core make the network's many small steps 10-100x slower. "
+                        "The SDR does not depend on it; the x RT column is only a speed figure with every core free")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "separate.json")
     args = p.parse_args()
     if args.songs < 1 or args.seconds <= 0 or args.long_minutes < 0:
         p.error("--songs must be at least 1, --seconds above 0 and --long-minutes 0 or more")
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, not {args.threads}")
     if args.passes != 1 and not (args.model and averages_passes(args.model, args.model_dir)):
         p.error("--passes needs --model naming a band-split model (the shipped ones or one in --model-dir)")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     tmp = scratch_dir("clearstem-sepbench-")
     if args.training_set:
         songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer,
@@ -261,7 +267,7 @@ def main() -> None:
     else:
         songs = build_set(tmp / "set", args.songs, args.seconds)
         source = f"MIDI composed per stem, FluidSynth {Path(soundfont()).name}"
-    results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+    results = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
                "set": {"songs": len(songs), "seconds": args.seconds, "source": source},
                "engines": {}}
@@ -318,8 +324,8 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"{len(songs)} songs × {args.seconds:.0f} s ({source}), {results['machine']['cpus']} CPU cores, "
-          f"device {results['machine']['device']}")
+    print(f"{len(songs)} songs × {args.seconds:.0f} s ({source}), {results['machine']['cpus']} CPU cores "
+          f"({args.threads} torch thread{'s' if args.threads != 1 else ''}), device {results['machine']['device']}")
     print(f"{'engine':<28}{'vocals':>8}{'drums':>8}{'bass':>8}{'other':>8}{'mean':>8}{'× RT':>9}")
     for name, r in results["engines"].items():
         cells = [f"{r['sdr'][s]:8.2f}" for s in STEMS] + [f"{r['sdr_mean']:8.2f}"] if "sdr" in r else [f"{'—':>8}"] * 5

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from bench.identify import mp3_bytes
 from bench.mixtures import CACHE, SR, build_tracks
@@ -128,7 +129,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--transient-candidates", action="store_true",
                     help="also record landmark candidates verified on every peak, transients included "
                          "(LandmarkParams.verify_transients), for calibration; slower")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's, every core); fewer when another job holds a core, "
+                         "as bench.separate --threads. Finding does not depend on it; the latencies do")
     args = ap.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        ap.error(f"--threads must be at least 1, not {args.threads}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.quick:
         args.songs, args.others = 10, 6
     t_start = time.perf_counter()
@@ -343,7 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
                for cond in CONDITIONS}
         for name in ("vocals", "drums", "bass", "other")}
     summary["index"] = {"bytes": int(index.nbytes()), "reference_seconds": round(sum(s["audio"].shape[1] for s in stems) / SR, 1)}
-    summary["timing_s"] = {"separate_and_index": round(t_index, 1), "total": round(time.perf_counter() - t_start, 1)}
+    summary["timing_s"] = {"separate_and_index": round(t_index, 1), "total": round(time.perf_counter() - t_start, 1),
+                           "torch_threads": torch.get_num_threads()}
     raw = [c for r in results for c in r["cp_raw"]]
 
     def corroborated(c) -> bool:

@@ -71,3 +71,13 @@ def test_a_silent_true_stem_has_no_sdr_and_what_lands_there_is_measured():
     base = separate.baseline(songs[:1], per_stem_nsdr)
     assert "absent_db" not in base and base["sdr"]["vocals"] == pytest.approx(
         separate.nsdr(stems["vocals"], songs[0]["mixture"] / 4))
+
+
+def test_threads_below_one_is_refused_before_any_work(monkeypatch, capsys):
+    """--threads lets a judging run share the machine with a render (OpenMP threads waiting on a
+    busy core made a run 100x slower); zero threads is a usage error, not a hang or a default."""
+    monkeypatch.setattr("sys.argv", ["bench.separate", "--threads", "0", "--songs", "1"])
+    with pytest.raises(SystemExit) as exc:
+        separate.main()
+    assert exc.value.code == 2
+    assert "--threads must be at least 1, not 0" in capsys.readouterr().err

@@ -26,3 +26,10 @@ def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_
     again = stem_find.pick_tracks("test", 40, 16, 29, build=_plan)  # seeded: the same tracks and offsets
     assert [t["id"] for t in again[0]] == [t["id"] for t in picked["test"][0]]
     assert int(again[2].integers(1 << 30)) == int(stem_find.pick_tracks("test", 40, 16, 29, build=_plan)[2].integers(1 << 30))
+
+
+def test_threads_below_one_is_refused_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exc:
+        stem_find.main(["--threads", "0", "--quick"])
+    assert exc.value.code == 2
+    assert "--threads must be at least 1, not 0" in capsys.readouterr().err
