@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="torch threads (default: torch's, every core); fewer when another job holds a core, "
                          "as bench.separate --threads. Finding does not depend on it; the latencies do")
     args = ap.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        ap.error(f"--threads must be at least 1, not {args.threads}")
     if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads must be at least 1, not {args.threads}")
         torch.set_num_threads(args.threads)
     if args.quick:
         args.songs, args.others = 10, 6

@@ -35,7 +35,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: The first whose weights verify is the default. v8 (v2's bass network beside a specialist for the
 #: other stems) is first since it passed the rule declared before its judging sets existed (README,
 #: "v8 judged"); v2 stays next so a damaged v8 file falls back to it. v3, v4 and v5 are pinned but
-#: not defaults: each lost to v2 on finding copied stems or on music by other hands.
+#: not defaults: stems each makes were found under other music less often than v2's.
 BUILTIN_MODELS = {"clearstem-bandsplit-v8": "21017c8277e610de90c5b59692797a097d61b870ae56734e64d18da893cb9b06",
                   "clearstem-bandsplit-v2": "8786da64319087045b837314bad39fa77d1c15b132e24d3ded23d65a00d125b5",
                   "clearstem-bandsplit-v3": "66f04ab99ab3eb1976f30e8ffd22471493f03975b1d1968481ae846100917ecd",
