@@ -238,6 +238,13 @@ CLEARSTEM_SEPARATION_DEVICE = env.str("CLEARSTEM_SEPARATION_DEVICE", default="au
 # Jobs running at once on the worker's threads share its batches.
 CLEARSTEM_SEPARATION_DECODERS = env.int("CLEARSTEM_SEPARATION_DECODERS", default=0)
 CLEARSTEM_SEPARATION_BATCH = env.int("CLEARSTEM_SEPARATION_BATCH", default=0)
+# torch's CPU threads for the model (0: torch's default, every core or OMP_NUM_THREADS). Set it
+# below the free cores where the worker shares them (the embedded default's web and identification
+# work, a second worker): OpenMP threads waiting on a busy core slow a band-split model 2-3x.
+CLEARSTEM_SEPARATION_THREADS = env.int("CLEARSTEM_SEPARATION_THREADS", default=0)
+if CLEARSTEM_SEPARATION_THREADS < 0:
+    raise ImproperlyConfigured(
+        f"CLEARSTEM_SEPARATION_THREADS must be 0 (torch's default) or more, not {CLEARSTEM_SEPARATION_THREADS}")
 # Passes averaged per chunk by band-split models (1, 2 or 4; `separation.bandsplit.PassAverage`):
 # 2 or 4 trade a half or three quarters of the speed for cleaner stems; other models run one.
 CLEARSTEM_SEPARATION_PASSES = env.int("CLEARSTEM_SEPARATION_PASSES", default=1)

@@ -1,5 +1,6 @@
 """`python -m separation INPUT... --model NAME --out DIR [--stems ...] [--device ...]
-[--segment S --overlap F --batch N] [--passes 1|2|4] [--format wav|flac] [--bits 16|24] [--precision ...]`.
+[--segment S --overlap F --batch N] [--passes 1|2|4] [--format wav|flac] [--bits 16|24] [--precision ...]
+[--threads N]`.
 
 Writes DIR/<input stem>/<stem>.<format>, streaming (bounded memory). No database, no Django.
 """
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import soundfile as sf
+import torch
 
 from .apply import ChunkParams
 from .audio_io import AudioReadError, AudioStream
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, help="chunks per forward pass")
     p.add_argument("--passes", type=int, choices=PASS_COUNTS, default=1,
                    help="band-split models: average this many transformed passes (slower, cleaner stems)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default 0: every core, or OMP_NUM_THREADS); fewer when other work "
+                        "holds cores, whose waits slow the network several times over")
     p.add_argument("--format", choices=["wav", "flac"], default="wav")
     p.add_argument("--bits", type=int, choices=[16, 24], help="default: the source's depth (24 if ≥24, else 16)")
     p.add_argument("--list", action="store_true", help="list models and whether each can run here")
@@ -61,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give INPUT files and --out DIR (or --list)")
     if args.overlap is not None and not 0 <= args.overlap < 1:
         p.error("--overlap is a fraction in [0, 1)")
+    if args.threads < 0:
+        p.error(f"--threads must be 0 (every core) or more, not {args.threads}")
+    if args.threads:  # before any thread runs torch: the pipeline's driver takes it too
+        torch.set_num_threads(args.threads)
     args.model = args.model or default_model(args.model_dir)
     try:
         engine = get_engine(args.model, args.model_dir, device=args.device, precision=args.precision,

@@ -59,15 +59,22 @@ class PipelineConfig:
     write_backlog_mb: int = 256  # converted output waiting for the writers, at most
     stage_kib: int = 8192  # one host staging buffer; output is copied back in pieces of this size
     pad_batches: bool | None = None  # None: on CUDA (one shape, so cudnn tunes once)
+    # torch's CPU threads for the model, set on the driver thread; 0: the creating thread's count
+    # (torch's default: every core, or OMP_NUM_THREADS). Fewer where other work holds cores:
+    # OpenMP threads waiting on a busy core slow the network's small steps 2-10x (README).
+    threads: int = 0
 
     def resolved(self, device: torch.device) -> PipelineConfig:
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (torch's default) or more, not {self.threads}")
         spare = max(1, (os.cpu_count() or 2) - 2)
         decoders = self.decoders or (min(12, spare) if device.type == "cuda" else 1)
         return PipelineConfig(
             decoders=decoders, writers=self.writers or max(2, min(8, spare)), block_seconds=self.block_seconds,
             queued_blocks=self.queued_blocks or max(4, 2 * decoders), batch=self.batch, chunk=self.chunk,
             write_backlog_mb=self.write_backlog_mb, stage_kib=self.stage_kib,
-            pad_batches=device.type == "cuda" if self.pad_batches is None else self.pad_batches)
+            pad_batches=device.type == "cuda" if self.pad_batches is None else self.pad_batches,
+            threads=self.threads or torch.get_num_threads())
 
 
 @dataclass
@@ -580,6 +587,7 @@ class SeparationPipeline:
         self.batch_used: dict[int, int] = {}
         self._inflight_h2d: collections.deque = collections.deque()
         self.broken: BaseException | None = None
+        self.torch_threads: int | None = None  # what the driver thread runs the model with
         self._driver = threading.Thread(target=self._drive, name="separation-driver", daemon=True)
         self._driver.start()
 
@@ -612,10 +620,16 @@ class SeparationPipeline:
         self.lanes.close()
 
     def stats(self) -> dict:
-        return {**self.profile.summary(), "config": asdict(self.config), "batch_used": dict(self.batch_used)}
+        return {**self.profile.summary(), "config": asdict(self.config), "batch_used": dict(self.batch_used),
+                "torch_threads": self.torch_threads}
 
     # -- the driver thread ----------------------------------------------------------------------
     def _drive(self) -> None:
+        # torch keeps a thread count per thread, taken from a process default when the thread
+        # first runs an op: set it here, where the model runs, whatever thread built the pipeline.
+        # It also becomes the default of threads that have not yet run torch (torch's own rule).
+        torch.set_num_threads(self.config.threads)
+        self.torch_threads = torch.get_num_threads()
         try:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - a broken driver fails every file, loudly

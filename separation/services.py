@@ -28,7 +28,8 @@ def resident_pipeline(engine) -> SeparationPipeline:
         pipeline = _PIPELINES.get(id(engine))
         if pipeline is None or pipeline.broken is not None:
             pipeline = SeparationPipeline(engine, PipelineConfig(
-                decoders=settings.CLEARSTEM_SEPARATION_DECODERS, batch=settings.CLEARSTEM_SEPARATION_BATCH or None))
+                decoders=settings.CLEARSTEM_SEPARATION_DECODERS, batch=settings.CLEARSTEM_SEPARATION_BATCH or None,
+                threads=settings.CLEARSTEM_SEPARATION_THREADS))
             _PIPELINES[id(engine)] = pipeline
         return pipeline
 

@@ -134,6 +134,50 @@ class SlowNull(NullEngine):
         return run
 
 
+class ThreadCounting(NullEngine):
+    """Records torch's thread count where the model runs (the pipeline's driver thread)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def tensor_fn(self, rate):
+        inner = super().tensor_fn(rate)
+
+        def run(x):
+            self.seen.append(torch.get_num_threads())
+            return inner(x)
+
+        return run
+
+
+def test_the_model_runs_with_the_configured_torch_threads(tmp_path):
+    """`threads` (the worker's CLEARSTEM_SEPARATION_THREADS) reaches the thread the model runs on,
+    not only the thread that built the pipeline; 0 keeps the builder's count; below 0 is refused."""
+    src = _write(tmp_path / "a.wav", 48, 3)
+    before = torch.get_num_threads()
+    one, default = ThreadCounting(), ThreadCounting()
+    try:
+        with pytest.raises(ValueError, match="threads must be 0"):
+            SeparationPipeline(one, PipelineConfig(threads=-1))
+        pipeline = SeparationPipeline(one, PipelineConfig(decoders=1, block_seconds=0.5, threads=1))
+        try:
+            (outputs, _), = separate_many(one, [Request(src, tmp_path / "one")], pipeline=pipeline)
+            stats = pipeline.stats()
+        finally:
+            pipeline.close()
+        assert torch.get_num_threads() == before  # the building thread keeps its own
+        torch.set_num_threads(before)  # and the default for threads not yet started is as it was
+        (outputs_default, _), = separate_many(default, [Request(src, tmp_path / "default")],
+                                              PipelineConfig(decoders=1, block_seconds=0.5))
+    finally:
+        torch.set_num_threads(before)
+    assert [o.name for o in outputs] == [o.name for o in outputs_default] == STEMS
+    assert one.seen and set(one.seen) == {1}
+    assert stats["torch_threads"] == 1 and stats["config"]["threads"] == 1
+    assert default.seen and set(default.seen) == {before}
+
+
 class OutOfMemoryAboveOne(NullEngine):
     def tensor_fn(self, rate):
         inner = super().tensor_fn(rate)

@@ -1,5 +1,6 @@
 """Separation core on CPU with small randomly initialised models of the real architecture."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_cli_separates_and_lists(model_dir, tmp_path):
     sf.write(src, render_song(35, seconds=4).mixture.T, 44100)
     run = subprocess.run([sys.executable, "-m", "separation", str(src), "--model", "tiny_hdemucs", "--model-dir",
                           str(model_dir), "--out", str(tmp_path / "out"), "--stems", "vocals", "bass",
-                          "--segment", "2", "--overlap", "0.25", "--batch", "2", "--device", "cpu"],
+                          "--segment", "2", "--overlap", "0.25", "--batch", "2", "--device", "cpu", "--threads", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["bass.wav", "vocals.wav"]
@@ -110,6 +111,30 @@ def test_cli_separates_and_lists(model_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "separation", str(src), "--model", "nope", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "separation", str(src), "--threads", "-1", "--out", str(tmp_path / "t")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--threads must be 0 (every core) or more, not -1" in bad.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_workers_torch_threads_setting_reaches_its_pipeline(settings):
+    """CLEARSTEM_SEPARATION_THREADS goes to the worker's resident pipeline (which sets it on the
+    thread the model runs on: tests/test_pipeline.py); a negative count stops the process."""
+    from separation import services
+    from separation.engine import NullEngine
+
+    before = torch.get_num_threads()
+    settings.CLEARSTEM_SEPARATION_THREADS = 1
+    engine = NullEngine()
+    try:
+        assert services.resident_pipeline(engine).config.threads == 1
+    finally:
+        services._PIPELINES.pop(id(engine)).close()
+        torch.set_num_threads(before)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "clearstem.settings", "CLEARSTEM_SEPARATION_THREADS": "-2"}
+    bad = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "CLEARSTEM_SEPARATION_THREADS must be 0 (torch's default) or more, not -2" in bad.stderr
 
 
 def test_cli_goes_past_bad_files_and_names_them(tmp_path):
