@@ -228,8 +228,10 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
     out = _medians(rows)
     groups = {composer_of.get(song) for song, _ in rows} if composer_of else set()
     if len(groups) > 1 and None not in groups:
-        out["by_composer"] = {c: _medians([row for row in rows if composer_of[row[0]] == c])["sdr_mean"]
-                              for c in sorted(groups)}
+        each = {c: _medians([row for row in rows if composer_of[row[0]] == c]) for c in sorted(groups)}
+        out["by_composer"] = {c: m["sdr_mean"] for c, m in each.items()}
+        # per stem too: a specialist's other outputs are untrained, so only its own stems' figures mean anything
+        out["by_composer_stems"] = {c: m["sdr_median"] for c, m in each.items()}
     return out
 
 
