@@ -97,19 +97,24 @@ class WithSpecialist(nn.Module):
     (stops 38-44: every fine-tune that helped one kind of music or one stem cost another), while a
     specialist is trained on its stems' loss alone (`separation.train --loss-stems`) and the base's
     other stems stay exactly as shipped. The specialist computes all stems, so it is fine-tuned
-    from the base's weights unchanged; it costs a second forward pass (half the speed). Measured
+    from the base's weights unchanged, or deepened from them (`specialist_layers`: more capacity
+    for its stems alone, stop 58); it costs a second forward pass (half the speed). Measured
     in stop 45 (README, "A vocals specialist"): a vocals specialist over v3 gained on every set of
     songs and not on ensemble pieces, so no shipped weights use it yet."""
 
     def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS,
-                 specialist: tuple[str, ...] = ()):
+                 specialist: tuple[str, ...] = (), specialist_layers: int | None = None):
         super().__init__()
         if not specialist or any(s not in stems for s in specialist) or len(set(specialist)) != len(specialist):
             raise ValueError(f"a specialist's stems must be distinct stems of {list(stems)}, got {list(specialist)}")
+        if specialist_layers is not None and specialist_layers < 1:
+            raise ValueError(f"a specialist needs at least one layer, got {specialist_layers}")
         self.stems = tuple(stems)
         self.config = {"dim": dim, "layers": layers, "stems": list(stems), "specialist": list(specialist)}
+        if specialist_layers not in (None, layers):  # deepened from the base's weights (`load_deeper`)
+            self.config["specialist_layers"] = specialist_layers
         self.base = BandSplitRNN(dim, layers, stems)
-        self.specialist = BandSplitRNN(dim, layers, stems)
+        self.specialist = BandSplitRNN(dim, specialist_layers or layers, stems)
         self.taken = [s in specialist for s in stems]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,10 +160,13 @@ def describe_passes(passes: int) -> list[str]:
 
 def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
     """The network a model card's `config` describes: `dim`, `layers` and, optionally,
-    `specialist` (stems whose estimates come from a second network, `WithSpecialist`)."""
+    `specialist` (stems whose estimates come from a second network, `WithSpecialist`) with
+    `specialist_layers` when that network is deeper than the base."""
     dim, layers = int(config.get("dim", 32)), int(config.get("layers", 3))
     if config.get("specialist"):
-        return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]))
+        deeper = config.get("specialist_layers")
+        return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]),
+                              None if deeper is None else int(deeper))
     return BandSplitRNN(dim, layers, tuple(stems))
 
 
@@ -171,6 +179,11 @@ def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return (x - mean) / std, mean, std
 
 
+def layer_count(state: dict) -> int:
+    """How many layers a `BandSplitRNN` state dict holds."""
+    return 1 + max((int(k.split(".")[1]) for k in state if k.startswith("time_rnn.")), default=-1)
+
+
 def load_deeper(model: BandSplitRNN, state: dict) -> int:
     """Load the weights of a network of the same width and fewer layers into `model`: they become
     its first layers, and each extra layer's two output projections start at zero, so every extra
@@ -178,7 +191,7 @@ def load_deeper(model: BandSplitRNN, state: dict) -> int:
     network did. Why: training from scratch on two CPU cores takes thousands of steps, so a deeper
     model starts from the shipped weights and only has to learn what the new layers add. Returns
     the number of layers added; refuses a state of another width or with more layers."""
-    loaded = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("time_rnn.")), default=-1)
+    loaded = layer_count(state)
     ours = len(model.time_rnn)
     width = state.get("norm_t.0.weight")
     if width is None or width.shape[0] != model.config["dim"] or not 0 < loaded <= ours:

@@ -509,27 +509,27 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
                                f"it started from ({init.get('name')}, SHA-256 {init.get('weights_sha256')})")
     digest = hashlib.sha256(base.read_bytes()).hexdigest()
     if take is not None and digest != init.get("weights_sha256"):
-        other_base(base, cfg)  # the stems not taken come from another exported network of the same shape
-    elif digest != init.get("weights_sha256") or init.get("deepened_from_layers"):
-        raise TrainingSetError(f"--base {base} has SHA-256 {digest}; this specialist was fine-tuned, not deepened, "
-                               f"from {init.get('name')} ({init.get('weights_sha256')}): it goes over those weights")
+        other_base(base, cfg)  # the stems not taken come from another exported network of the same width
+    elif digest != init.get("weights_sha256"):
+        raise TrainingSetError(f"--base {base} has SHA-256 {digest}; this specialist was fine-tuned from "
+                               f"{init.get('name')} ({init.get('weights_sha256')}): it goes over those weights")
     base_state = torch.load(base, map_location="cpu", weights_only=True)
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
              | {f"specialist.{k}": v for k, v in state.items()})
-    return state, config | {"specialist": [s for s in cfg["stems"] if s in stems]}
+    base_layers = bandsplit.layer_count(base_state)  # a deepened run's start (or --base) has fewer than it
+    deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
+    return state, config | {"layers": base_layers, "specialist": [s for s in cfg["stems"] if s in stems]} | deeper
 
 
 def other_base(base: Path, cfg: dict) -> dict:
     """What a card records of `--base` weights that are not the run's start (`--take` over another
     exported network, e.g. a model whose bass stem finds better than the start's): checked as a
-    start is (`load_init`: its card pins it, commercial-clean), of exactly the run's shape, with
-    the training manifest its card names beside it (`<name>.training-manifest.json`, as
+    start is (`load_init`: its card pins it, commercial-clean), of the run's width and at most its
+    depth (a deepened run's stems go over a shallower network: `specialist_layers`), with the
+    training manifest its card names beside it (`<name>.training-manifest.json`, as
     `separation/weights/` ships), whose inputs' licences the new card must count too."""
     args = argparse.Namespace(dim=cfg["dim"], layers=cfg["layers"], allow_noncommercial=False)
     record = load_init(base, args, flag="--base")["record"]
-    if record.get("deepened_from_layers"):
-        raise TrainingSetError(f"--base {base} has {record['deepened_from_layers']} layers, this run {cfg['layers']}: "
-                               "the stems not taken come from a network of the run's own shape")
     shipped = base.with_name(f"{base.stem}.training-manifest.json")
     try:
         raw = shipped.read_bytes()
@@ -600,7 +600,8 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
         raise TrainingSetError(f"{weights} is one network, not a run's over other weights: use it as --init or "
                                "--base, or ship it as it is")
     training = card["training"]
-    config = {"dim": card["config"]["dim"], "layers": card["config"]["layers"], "stems": card["stems"],
+    run_layers = card["config"].get("specialist_layers", card["config"]["layers"])  # the run's own network
+    config = {"dim": card["config"]["dim"], "layers": run_layers, "stems": card["stems"],
               "data_manifest_sha256": card["training_data_manifest_sha256"], "commercial_use": card["commercial_use"],
               **{k: training[k] for k in RUN_SETTINGS_ON_CARD if k in training}}
     if "run_steps" in training:

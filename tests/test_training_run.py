@@ -443,6 +443,55 @@ def test_selection_scores_each_composer_when_the_split_mixes_them(tiny_set):
         assert both["by_composer_stems"][name] == pytest.approx(alone["sdr_median"], abs=1e-9, nan_ok=True)
 
 
+def test_a_deepened_specialist_ships_over_its_shallower_start(tiny_set, tmp_path):
+    """A specialist deepened from its start (`--layers` above the start's with `--loss-stems`, stop
+    58: more capacity for one stem) goes over that start in one file: the card gives both depths,
+    the start's stems come out exactly, the run's stem is the deeper network's, the registry runs
+    it, and the shipped file goes again (`--take`) over another network of the start's depth."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    ship = tmp_path / "ship"
+    start = train.export(base / "last.pt", ship / "tiny-v1.pt", tiny_set, "tiny-v1")
+    deep = [*TINY, "--lr", "0.05", "--loss", "sdr", "--loss-stems", "bass", "--init", start["weights"]]
+    deep[deep.index("--layers") + 1] = "2"
+    run = tmp_path / "deep"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *deep]) == 0
+    card = train.export(run / "last.pt", ship / "tiny-deep.pt", tiny_set, "tiny-deep", base=Path(start["weights"]))
+    written = json.loads((ship / "tiny-deep.json").read_text())
+    assert written["config"] == card["config"] == {"dim": 8, "layers": 1, "specialist": ["bass"], "specialist_layers": 2}
+    assert "deepened from its 1 layers" in written["training_data"]
+    both = bandsplit.build(card["config"]).eval()
+    both.load_state_dict(torch.load(card["weights"], weights_only=True))
+    plain, deeper = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 2).eval()
+    plain.load_state_dict(torch.load(start["weights"], weights_only=True))
+    deeper.load_state_dict(_params(run / "last.pt"))
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        got, want_base, want_bass = both(x), plain(x), deeper(x)
+    b = bandsplit.STEMS.index("bass")
+    assert torch.equal(got[:, b], want_bass[:, b]) and not torch.equal(got[:, b], want_base[:, b])
+    assert all(torch.equal(got[:, i], want_base[:, i]) for i in range(4) if i != b)
+    models = tmp_path / "models"
+    registry.install_model(card["weights"], "tiny-deep", models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-deep", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    # the shipped file's bass over another 1-layer network (as v8 took v7's stems over v2)
+    other = tmp_path / "other"
+    assert train.main(["--data", str(tiny_set), "--out", str(other), *TINY, "--seed", "7"]) == 0
+    train.export(other / "last.pt", ship / "tiny-o.pt", tiny_set, "tiny-o")
+    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    again = train.export(ship / "tiny-deep.pt", ship / "tiny-again.pt", tiny_set, "tiny-again", base=ship / "tiny-o.pt",
+                         take=["bass"])
+    assert again["config"] == {"dim": 8, "layers": 1, "specialist": ["bass"], "specialist_layers": 2}
+    reloaded = torch.load(again["weights"], weights_only=True)
+    assert all(torch.equal(reloaded[f"specialist.{k}"], v) for k, v in _params(run / "last.pt").items())
+    with pytest.raises(ValueError, match="at least one layer"):
+        bandsplit.WithSpecialist(8, 1, specialist=("bass",), specialist_layers=0)
+
+
 def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_started_from(tiny_set, tmp_path, capsys):
     """`--loss-stems vocals` (stop 45): only the vocals count in the loss and in choosing best.pt;
     `export --base` puts the run's vocals over the starting weights' other stems, in one file the
