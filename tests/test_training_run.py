@@ -38,12 +38,30 @@ def _shipped_base_and_run(config: dict, weights, base_state: dict, run_state: di
     """The exported file's stems, the base's and the run's, on one random input (tiny networks)."""
     both = bandsplit.build(config).eval()
     both.load_state_dict(torch.load(weights, weights_only=True))
-    plain, run = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
+    plain = bandsplit.BandSplitRNN(8, config["layers"]).eval()
+    run = bandsplit.BandSplitRNN(8, config.get("specialist_layers", config["layers"])).eval()
     plain.load_state_dict(base_state)
     run.load_state_dict(run_state)
     x = torch.randn(1, 2, 22050)
     with torch.inference_mode():
         return both(x), plain(x), run(x)
+
+
+def _ships_one_stem_from_the_run(card: dict, name: str, stem: str, base_state: dict, run_state: dict,
+                                 tiny_set, tmp_path) -> None:
+    """The exported file gives the run's `stem` and the base's other stems exactly, and the
+    registry installs and runs it like any model."""
+    got, want_base, want_run = _shipped_base_and_run(card["config"], card["weights"], base_state, run_state)
+    i = bandsplit.STEMS.index(stem)
+    assert torch.equal(got[:, i], want_run[:, i]) and not torch.equal(got[:, i], want_base[:, i])
+    assert all(torch.equal(got[:, k], want_base[:, k]) for k in range(4) if k != i)
+    models = tmp_path / "models"
+    registry.install_model(card["weights"], name, models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine(name, str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
 
 
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_set, tmp_path):
@@ -460,24 +478,8 @@ def test_a_deepened_specialist_ships_over_its_shallower_start(tiny_set, tmp_path
     written = json.loads((ship / "tiny-deep.json").read_text())
     assert written["config"] == card["config"] == {"dim": 8, "layers": 1, "specialist": ["bass"], "specialist_layers": 2}
     assert "deepened from its 1 layers" in written["training_data"]
-    both = bandsplit.build(card["config"]).eval()
-    both.load_state_dict(torch.load(card["weights"], weights_only=True))
-    plain, deeper = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 2).eval()
-    plain.load_state_dict(torch.load(start["weights"], weights_only=True))
-    deeper.load_state_dict(_params(run / "last.pt"))
-    x = torch.randn(1, 2, 22050)
-    with torch.inference_mode():
-        got, want_base, want_bass = both(x), plain(x), deeper(x)
-    b = bandsplit.STEMS.index("bass")
-    assert torch.equal(got[:, b], want_bass[:, b]) and not torch.equal(got[:, b], want_base[:, b])
-    assert all(torch.equal(got[:, i], want_base[:, i]) for i in range(4) if i != b)
-    models = tmp_path / "models"
-    registry.install_model(card["weights"], "tiny-deep", models, card["config"], architecture="bandsplit-rnn",
-                           stems=card["stems"], sample_rate=44100)
-    engine = registry.get_engine("tiny-deep", str(models), device="cpu")
-    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
-    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
-    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    _ships_one_stem_from_the_run(card, "tiny-deep", "bass", torch.load(start["weights"], weights_only=True),
+                                 _params(run / "last.pt"), tiny_set, tmp_path)
     # the shipped file's bass over another 1-layer network (as v8 took v7's stems over v2)
     other = tmp_path / "other"
     assert train.main(["--data", str(tiny_set), "--out", str(other), *TINY, "--seed", "7"]) == 0
@@ -531,17 +533,7 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
     assert written["training_data"].startswith(f"drums, bass, other: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); "
                                                "vocals: a specialist network trained on that stem's loss only")
     # the shipped file computes the base's drums, bass and other and the specialist's vocals
-    got, want_base, want_voc = _shipped_base_and_run(card["config"], card["weights"], before, _params(run / "best.pt"))
-    v = bandsplit.STEMS.index("vocals")
-    assert torch.equal(got[:, v], want_voc[:, v]) and not torch.equal(got[:, v], want_base[:, v])
-    assert all(torch.equal(got[:, i], want_base[:, i]) for i in range(4) if i != v)
-    models = tmp_path / "models"
-    registry.install_model(card["weights"], "tiny-voc", models, card["config"], architecture="bandsplit-rnn",
-                           stems=card["stems"], sample_rate=44100)
-    engine = registry.get_engine("tiny-voc", str(models), device="cpu")
-    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
-    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
-    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    _ships_one_stem_from_the_run(card, "tiny-voc", "vocals", before, _params(run / "best.pt"), tiny_set, tmp_path)
     # refused: a specialist without a start, a stem named twice, a start that is itself two networks
     for bad, why in ((["--loss-stems", "vocals"], "--loss-stems needs --init"),
                      (["--loss-stems", "vocals", "vocals", "--init", start["weights"]], "names a stem twice")):
