@@ -27,8 +27,9 @@ import soundfile as sf
 import torch
 
 from bench.scratch import scratch_dir
+from bench.separate_throughput import run_set
 from clearstem.synth import render_song
-from separation.pipeline import PipelineConfig, Request, SeparationPipeline, separate_many
+from separation.pipeline import PipelineConfig, SeparationPipeline
 from separation.registry import default_model, get_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +50,6 @@ class Busy:
         for p in self.procs:
             p.kill()
             p.wait()
-
-
-def run_once(pipeline: SeparationPipeline, engine, paths: list[Path], out: Path) -> float:
-    t0 = time.perf_counter()
-    results = separate_many(engine, [Request(p, out / p.stem) for p in paths], pipeline=pipeline)
-    elapsed = time.perf_counter() - t0
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        raise SystemExit(f"bench.separate_busy: a song failed: {failed[0]!r}")
-    return elapsed
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -90,12 +81,12 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[tuple[int, int], list[float]] = {(b, t): [] for b in args.busy for t in args.threads}
     try:
         for pipeline in pipelines.values():  # warm-up: first allocations, decoder start
-            run_once(pipeline, engine, paths[:1], tmp / "warm")
+            run_set(pipeline, paths[:1], tmp / "warm")
         for r in range(args.rounds):
             for busy in args.busy:
                 with Busy(busy):
                     for t, pipeline in pipelines.items():
-                        speed = audio_s / run_once(pipeline, engine, paths, tmp / "out")
+                        speed = audio_s / run_set(pipeline, paths, tmp / "out")
                         runs[(busy, t)].append(speed)
                         print(f"  round {r + 1}: {busy} busy, threads {t or 'default'} "
                               f"({pipeline.torch_threads}): {speed:.2f}x real time", flush=True)
