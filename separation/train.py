@@ -209,7 +209,10 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
     """Median SDR per stem over `renders` (the first `seconds` of each), and their mean; with
     `composer_of` (song id -> composer) and more than one composer among them, also each
     composer's mean (`by_composer`): a mixed select split can hide a gain on one composer paid
-    for on another (stop 44), and this makes the trade visible in the run's log."""
+    for on another (stop 44), and this makes the trade visible in the run's log. `per_song` keeps
+    each render's SDRs (`<song>.<soundfont>` -> stem -> dB; silent stems left out), so two runs'
+    logs can be compared song by song: a difference of medians over 16 songs did not hold a
+    0.1 dB line (stop 59), a paired comparison is what such a gate needs."""
     model.eval()
     device = next(model.parameters()).device
     n = int(seconds * rate)
@@ -225,7 +228,7 @@ def evaluate(model: torch.nn.Module, data: Path, renders: list[dict], seconds: f
                     got[s] = sdr(ref.T, est[i])
             rows.append((r["song"], got))
     model.train()
-    out = _medians(rows)
+    out = _medians(rows) | {"per_song": {f"{r['song']}.{r['soundfont']}": got for r, (_, got) in zip(renders, rows)}}
     groups = {composer_of.get(song) for song, _ in rows} if composer_of else set()
     if len(groups) > 1 and None not in groups:
         each = {c: _medians([row for row in rows if composer_of[row[0]] == c]) for c in sorted(groups)}

@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -454,6 +455,11 @@ def test_selection_scores_each_composer_when_the_split_mixes_them(tiny_set):
     who = {r["song"]: "odd" if i % 2 else "even" for i, r in enumerate(renders)}
     both = train.evaluate(model, tiny_set, renders, seconds=1.0, composer_of=who)
     assert both["songs"] == 4 and set(both["by_composer"]) == {"even", "odd"}
+    # each song's own figures are kept, and the medians are theirs
+    assert list(both["per_song"]) == [f"{r['song']}.{r['soundfont']}" for r in renders]
+    for s in bandsplit.STEMS:
+        each = [got[s] for got in both["per_song"].values() if s in got]
+        assert both["sdr_median"][s] == pytest.approx(float(np.median(each)) if each else math.nan, nan_ok=True)
     for name in ("even", "odd"):
         alone = train.evaluate(model, tiny_set, [r for r in renders if who[r["song"]] == name], seconds=1.0)
         assert math.isfinite(alone["sdr_mean"]) and "by_composer" not in alone
