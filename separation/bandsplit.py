@@ -208,3 +208,67 @@ def load_deeper(model: BandSplitRNN, state: dict) -> int:
                 proj.weight.zero_()
                 proj.bias.zero_()
     return ours - loaded
+
+
+def _repeat_rows(w: torch.Tensor, times: int, blocks: int) -> torch.Tensor:
+    """Rows laid out as `blocks` equal blocks (an LSTM's four gates, or one), each block repeated
+    `times` times in place: new unit u of a block is old unit u mod (block size)."""
+    return torch.cat([blk.repeat((times,) + (1,) * (w.dim() - 1)) for blk in w.chunk(blocks, dim=0)], dim=0)
+
+
+def _split_columns(w: torch.Tensor, times: int, blocks: int, gen: torch.Generator, spread: float) -> torch.Tensor:
+    """Columns that read units repeated by `_repeat_rows` (same `blocks`): each old column becomes
+    `times` columns whose weights sum to it, in random shares (1 ± `spread`, normalised) per weight.
+    The sum keeps the layer's output exactly (its inputs are copies); unequal shares break the
+    copies' symmetry, or they would get the same gradients and stay copies for ever (Net2Net's
+    noise, Chen et al. 2016, without changing the function)."""
+    parts = []
+    for blk in w.chunk(blocks, dim=1):
+        shares = 1 + spread * (2 * torch.rand((times, *blk.shape), generator=gen) - 1)
+        shares = shares / shares.sum(dim=0, keepdim=True)
+        parts.append(torch.cat(list(shares * blk.unsqueeze(0)), dim=1))
+    return torch.cat(parts, dim=1)
+
+
+def load_wider(model: BandSplitRNN, state: dict, gen: torch.Generator, spread: float = 0.5) -> int:
+    """Load a network of the same depth and a width that divides `model`'s into `model`, each
+    feature unit repeated (width / its width) times, so that `model` computes what the loaded
+    network did: residual features, LSTM units (per gate) and the mask heads' hidden units are
+    copied; each layer that reads copies gets its weights split among them (`_split_columns`);
+    every layer norm sees each value equally often, so its mean and variance are unchanged.
+    Why: stops 38-59 found every fine-tune of the 32-wide network trading one kind of music for
+    another; a wider network has room for both, and on two CPU cores it must start from what the
+    shipped weights know rather than from random ones. Returns the factor; refuses other shapes."""
+    ours, dim = len(model.time_rnn), model.config["dim"]
+    width = state.get("norm_t.0.weight")
+    if width is None or dim % width.shape[0] or layer_count(state) != ours:
+        raise ValueError(f"cannot widen a {layer_count(state)}-layer state of width "
+                         f"{None if width is None else width.shape[0]} into {ours} layers of width {dim} "
+                         "(same depth, a width that divides it)")
+    times = dim // width.shape[0]
+    wide = {}
+    for key, w in state.items():
+        part = key.split(".")[0]
+        if part == "split":  # [LayerNorm over the band's bins (unchanged), Linear bins -> dim]
+            wide[key] = w if key.split(".")[2] == "0" else _repeat_rows(w, times, 1)
+        elif part in ("norm_t", "norm_b"):
+            wide[key] = _repeat_rows(w, times, 1)
+        elif part in ("time_rnn", "band_rnn"):  # gates i, f, g, o; input and hidden state are copies
+            w = _repeat_rows(w, times, 4)
+            wide[key] = _split_columns(w, times, 1, gen, spread) if key.split(".")[2].startswith("weight") else w
+        elif part in ("time_proj", "band_proj"):  # reads [forward units, backward units]
+            w = _repeat_rows(w, times, 1)
+            wide[key] = _split_columns(w, times, 2, gen, spread) if key.endswith("weight") else w
+        elif part == "masks":  # [LayerNorm(dim), Linear(dim, 2 dim), Tanh, Linear(2 dim, stems x bins)]
+            layer = key.split(".")[2]
+            if layer == "0":
+                wide[key] = _repeat_rows(w, times, 1)
+            elif layer == "1":
+                w = _repeat_rows(w, times, 1)
+                wide[key] = _split_columns(w, times, 1, gen, spread) if key.endswith("weight") else w
+            else:
+                wide[key] = _split_columns(w, times, 1, gen, spread) if key.endswith("weight") else w
+        else:
+            raise ValueError(f"cannot widen {key}: not a band-split parameter")
+    model.load_state_dict(wide)
+    return times

@@ -30,7 +30,9 @@ logged step and per selection.
 
 --init starts from exported weights (with their card); with --layers above theirs (same --dim)
 the network is deepened: their layers first, the new ones starting as the identity
-(`bandsplit.load_deeper`), recorded in the run and the card. A fine-tune scores its start on
+(`bandsplit.load_deeper`), recorded in the run and the card; with the same --layers and a --dim
+that their width divides, it is widened: each unit copied, the same function
+(`bandsplit.load_wider`). A fine-tune scores its start on
 `select` as step 0, which stays best.pt until a step beats it; `export` refuses a step-0 best.pt
 (no new weights: the run never beat what it started from).
 
@@ -268,12 +270,16 @@ def load_init(path: Path, args, flag: str = "--init") -> dict:
     if cfg.get("specialist"):
         raise TrainingSetError(f"{flag} {path} is a base network with a specialist (two networks); start from "
                                "a plain one, e.g. its base's weights")
-    # Same width and no more layers: a shallower start is deepened (`bandsplit.load_deeper`).
-    if (card.get("architecture") != bandsplit.ARCHITECTURE or cfg.get("dim") != args.dim
-            or not isinstance(cfg.get("layers"), int) or not 0 < cfg["layers"] <= args.layers):
+    # Same width and no more layers: a shallower start is deepened (`bandsplit.load_deeper`); same
+    # depth and a width that divides the run's: a narrower start is widened (`bandsplit.load_wider`).
+    same_width = cfg.get("dim") == args.dim and isinstance(cfg.get("layers"), int) and 0 < cfg["layers"] <= args.layers
+    narrower = (isinstance(cfg.get("dim"), int) and 0 < cfg["dim"] < args.dim and args.dim % cfg["dim"] == 0
+                and cfg.get("layers") == args.layers)
+    if card.get("architecture") != bandsplit.ARCHITECTURE or not (same_width or narrower):
         raise TrainingSetError(f"{flag} {path} is {card.get('architecture')} {card.get('config')}, this run is "
                                f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}} "
-                               "(a start must have the same width and at most as many layers)")
+                               "(a start must have the same width and at most as many layers, or the same "
+                               "layers and a width that divides the run's)")
     if not card.get("commercial_use") and not args.allow_noncommercial:
         raise TrainingSetError(f"{flag} {path} is not commercial-clean (its card says commercial_use false); "
                                "pass --allow-noncommercial to start from it")
@@ -284,7 +290,15 @@ def load_init(path: Path, args, flag: str = "--init") -> dict:
               "commercial_use": bool(card.get("commercial_use"))}
     if cfg["layers"] < args.layers:  # recorded only when deepened, so older runs still resume
         record["deepened_from_layers"] = cfg["layers"]
+    if cfg["dim"] < args.dim:  # likewise only when widened
+        record["widened_from_dim"] = cfg["dim"]
     return {"state": state, "record": record}
+
+
+def widen_start(model: torch.nn.Module, state: dict, seed: int) -> None:
+    """A narrower start widened into `model` (`bandsplit.load_wider`), its symmetry-breaking
+    shares drawn from the run's seed alone, so `soup --start` rebuilds the very same start."""
+    bandsplit.load_wider(model, state, torch.Generator().manual_seed(seed))
 
 
 def learning_rate(step: int, peak: float, steps: int, decay_steps: int = 0) -> float:
@@ -329,7 +343,9 @@ def train(args) -> dict:
         config["commercial_use"] = config["commercial_use"] and init["record"]["commercial_use"]
     torch.manual_seed(args.seed)
     model = bandsplit.BandSplitRNN(args.dim, args.layers).to(device)
-    if init is not None:
+    if init is not None and init["record"].get("widened_from_dim"):
+        widen_start(model, init["state"], args.seed)
+    elif init is not None:
         bandsplit.load_deeper(model, init["state"])  # the same layers: a plain load
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, best = 0, -math.inf
@@ -468,6 +484,8 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
         data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
         if init.get("deepened_from_layers"):
             data += f"deepened from its {init['deepened_from_layers']} layers (the new ones started as the identity), "
+        if init.get("widened_from_dim"):
+            data += f"widened from its {init['widened_from_dim']} features per band (each copied, same function), "
         # Weights trained further on the set they came from would otherwise state that set twice.
         if init["training_data"] == own:
             data += "which learned from this same set"
@@ -720,6 +738,9 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
         if cfg["data_manifest_sha256"] not in sets:
             raise TrainingSetError(f"{path} trained on set {cfg['data_manifest_sha256']}, neither {data} nor a "
                                    "--covers set: name the set it trained on with --covers")
+    if first["init"].get("widened_from_dim") and len({ck["config"]["seed"] for ck in ckpts}) > 1:
+        raise TrainingSetError("these runs widened their start with different seeds (different starts): "
+                               "a soup of widened runs needs one seed")
     states = [ck["model"] for ck in ckpts]
     ingredients = [{"checkpoint_sha256": hashlib.sha256(c.read_bytes()).hexdigest(), "step": ck["step"],
                     "seed": ck["config"]["seed"], "lr": ck["config"]["lr"],
@@ -730,7 +751,12 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
         if digest != first["init"]["weights_sha256"]:
             raise TrainingSetError(f"--start {start} has SHA-256 {digest}; the runs started from "
                                    f"{first['init']['name']} ({first['init']['weights_sha256']})")
-        states.append(torch.load(start, map_location="cpu", weights_only=True))
+        start_state = torch.load(start, map_location="cpu", weights_only=True)
+        if first["init"].get("widened_from_dim"):  # the runs started from it widened: average that
+            wide = bandsplit.BandSplitRNN(first["dim"], first["layers"])
+            widen_start(wide, start_state, first["seed"])
+            start_state = wide.state_dict()
+        states.append(start_state)
         ingredients.append({"start": first["init"]["name"], "weights_sha256": digest})
     if any(st.keys() != states[0].keys() for st in states):
         raise TrainingSetError("the ingredients' networks have different parameters")
