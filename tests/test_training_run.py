@@ -443,6 +443,82 @@ def test_a_deeper_run_starts_from_shallower_weights_computing_the_same_and_says_
         bandsplit.load_deeper(bandsplit.BandSplitRNN(16, 3), state)
 
 
+def test_load_wider_copies_every_unit_so_the_wider_network_computes_the_same():
+    """`bandsplit.load_wider` (stop 60): a network widened by any whole factor separates exactly as
+    the narrower one did (float rounding aside), and the shares it split weights into differ, so
+    copies of a unit do not stay copies; other shapes are refused."""
+    torch.manual_seed(3)
+    narrow = bandsplit.BandSplitRNN(8, 2).eval()
+    with torch.no_grad():
+        for p in narrow.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # away from the initialisation's symmetries
+    x = torch.randn(1, 2, 22050)
+    for factor in (2, 3):
+        wide = bandsplit.BandSplitRNN(8 * factor, 2).eval()
+        assert bandsplit.load_wider(wide, narrow.state_dict(), torch.Generator().manual_seed(1)) == factor
+        with torch.inference_mode():
+            torch.testing.assert_close(wide(x), narrow(x), rtol=0, atol=1e-5)
+    rnn = wide.time_rnn[0].weight_hh_l0.detach()  # rows: a gate unit's copies; columns: shares of one weight
+    for copy in (0, 8, 16):
+        torch.testing.assert_close(rnn[copy].reshape(3, 8).sum(0), narrow.time_rnn[0].weight_hh_l0[0].detach())
+    assert not torch.equal(rnn[0], rnn[8])  # unequal shares: the copies' gradients will differ
+    state = narrow.state_dict()
+    for other in (bandsplit.BandSplitRNN(12, 2), bandsplit.BandSplitRNN(16, 3)):
+        with pytest.raises(ValueError, match="same depth, a width that divides it"):
+            bandsplit.load_wider(other, state, torch.Generator())
+
+
+def test_a_wider_run_starts_from_narrower_weights_computing_the_same_and_says_so(tiny_set, tmp_path):
+    """`--dim` a multiple of the start's (same layers): the run begins from the start widened
+    (`load_wider`, seeded by the run), so before any step it separates as the start did; training
+    moves the copies apart; the card says it was widened; `soup --start` averages the run with the
+    very start it widened. Another width or depth together with a wider one is refused."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    narrow = bandsplit.BandSplitRNN(8, 1).eval()
+    narrow.load_state_dict(torch.load(start["weights"], weights_only=True))
+    wider = [*TINY, "--lr", "0", "--seed", "4"]
+    wider[wider.index("--steps") + 1] = "1"
+    wider[wider.index("--dim") + 1] = "16"
+    frozen = tmp_path / "frozen"
+    assert train.main(["--data", str(tiny_set), "--out", str(frozen), *wider, "--init", start["weights"]]) == 0
+    ckpt = torch.load(frozen / "last.pt", weights_only=False)
+    assert ckpt["config"]["dim"] == 16 and ckpt["config"]["init"]["widened_from_dim"] == 8
+    model = bandsplit.BandSplitRNN(16, 1).eval()
+    model.load_state_dict(ckpt["model"])
+    x = torch.randn(1, 2, 22050)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), narrow(x), rtol=0, atol=1e-5)
+    # trained, the copies of a unit learn apart (their incoming weights were equal at the start)
+    moving = [*wider]
+    moving[moving.index("--lr") + 1] = "0.05"
+    moving[moving.index("--steps") + 1] = "2"
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *moving, "--init", start["weights"]]) == 0
+    trained = _params(run / "last.pt")["split.0.1.weight"]
+    assert not torch.allclose(trained[0], trained[8]) and torch.equal(ckpt["model"]["split.0.1.weight"][0],
+                                                                      ckpt["model"]["split.0.1.weight"][8])
+    card = train.export(run / "last.pt", tmp_path / "ship" / "tiny-wide.pt", tiny_set, "tiny-wide")
+    written = json.loads((tmp_path / "ship" / "tiny-wide.json").read_text())
+    assert written["config"] == {"dim": 16, "layers": 1} and card["sha256"] == written["sha256"]
+    assert "fine-tuned from tiny-v1" in written["training_data"] and "widened from its 8 features" in written["training_data"]
+    # the soup's start ingredient is the start as the run widened it (same seed, same shares)
+    soup = train.soup([run / "last.pt"], tmp_path / "wise.pt", tiny_set, start=Path(start["weights"]))
+    assert soup["ingredients"][-1]["weights_sha256"] == start["sha256"]
+    souped = _params(tmp_path / "wise.pt")
+    for k, v in _params(run / "last.pt").items():
+        torch.testing.assert_close(souped[k], (v + ckpt["model"][k]) / 2, msg=k)
+    # refused: a width the start's does not divide, and wider and deeper at once
+    for dim, layers in (("12", "1"), ("16", "2")):
+        bad = [*TINY]
+        bad[bad.index("--dim") + 1], bad[bad.index("--layers") + 1] = dim, layers
+        with pytest.raises(SystemExit, match="a width that divides the run's"):
+            train.main(["--data", str(tiny_set), "--out", str(tmp_path / f"r{dim}{layers}"), *bad,
+                        "--init", start["weights"]])
+        assert not (tmp_path / f"r{dim}{layers}" / "last.pt").exists()
+
+
 def test_selection_scores_each_composer_when_the_split_mixes_them(tiny_set):
     """`evaluate` with songs by more than one composer also gives each composer's mean and medians
     per stem, the same figures as scoring that composer's songs alone (the per-composer trade stop
