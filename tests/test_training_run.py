@@ -48,6 +48,22 @@ def _shipped_base_and_run(config: dict, weights, base_state: dict, run_state: di
         return both(x), plain(x), run(x)
 
 
+def _start_of_run(tiny_set, out: Path, start: str, **flags: str):
+    """One step at rate 0 from `start`, TINY's flags changed (or added) by `flags`, e.g.
+    layers="3": the network the run began from, as its checkpoint and as an eval-mode model."""
+    args = [*TINY, "--lr", "0"]
+    for flag, value in {"steps": "1", **flags}.items():
+        if f"--{flag}" in args:
+            args[args.index(f"--{flag}") + 1] = value
+        else:
+            args += [f"--{flag}", value]
+    assert train.main(["--data", str(tiny_set), "--out", str(out), *args, "--init", start]) == 0
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    model = bandsplit.BandSplitRNN(ckpt["config"]["dim"], ckpt["config"]["layers"]).eval()
+    model.load_state_dict(ckpt["model"])
+    return ckpt, model
+
+
 def _ships_one_stem_from_the_run(card: dict, name: str, stem: str, base_state: dict, run_state: dict,
                                  tiny_set, tmp_path) -> None:
     """The exported file gives the run's `stem` and the base's other stems exactly, and the
@@ -413,15 +429,9 @@ def test_a_deeper_run_starts_from_shallower_weights_computing_the_same_and_says_
     start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
     shallow = bandsplit.BandSplitRNN(8, 1).eval()
     shallow.load_state_dict(torch.load(start["weights"], weights_only=True))
-    frozen = [*TINY, "--lr", "0"]
-    frozen[frozen.index("--steps") + 1] = "1"
-    frozen[frozen.index("--layers") + 1] = "3"
     deep = tmp_path / "deep"
-    assert train.main(["--data", str(tiny_set), "--out", str(deep), *frozen, "--init", start["weights"]]) == 0
-    ckpt = torch.load(deep / "last.pt", weights_only=False)
+    ckpt, model = _start_of_run(tiny_set, deep, start["weights"], layers="3")
     assert ckpt["config"]["layers"] == 3 and ckpt["config"]["init"]["deepened_from_layers"] == 1
-    model = bandsplit.BandSplitRNN(8, 3).eval()
-    model.load_state_dict(ckpt["model"])
     assert torch.count_nonzero(model.time_proj[2].weight) == 0 and torch.count_nonzero(model.band_proj[1].bias) == 0
     x = torch.randn(1, 2, 22050)
     with torch.inference_mode():
@@ -478,22 +488,15 @@ def test_a_wider_run_starts_from_narrower_weights_computing_the_same_and_says_so
     start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
     narrow = bandsplit.BandSplitRNN(8, 1).eval()
     narrow.load_state_dict(torch.load(start["weights"], weights_only=True))
-    wider = [*TINY, "--lr", "0", "--seed", "4"]
-    wider[wider.index("--steps") + 1] = "1"
-    wider[wider.index("--dim") + 1] = "16"
-    frozen = tmp_path / "frozen"
-    assert train.main(["--data", str(tiny_set), "--out", str(frozen), *wider, "--init", start["weights"]]) == 0
-    ckpt = torch.load(frozen / "last.pt", weights_only=False)
+    ckpt, model = _start_of_run(tiny_set, tmp_path / "frozen", start["weights"], dim="16", seed="4")
     assert ckpt["config"]["dim"] == 16 and ckpt["config"]["init"]["widened_from_dim"] == 8
-    model = bandsplit.BandSplitRNN(16, 1).eval()
-    model.load_state_dict(ckpt["model"])
     x = torch.randn(1, 2, 22050)
     with torch.inference_mode():
         torch.testing.assert_close(model(x), narrow(x), rtol=0, atol=1e-5)
     # trained, the copies of a unit learn apart (their incoming weights were equal at the start)
-    moving = [*wider]
-    moving[moving.index("--lr") + 1] = "0.05"
+    moving = [*TINY, "--lr", "0.05", "--seed", "4"]
     moving[moving.index("--steps") + 1] = "2"
+    moving[moving.index("--dim") + 1] = "16"
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *moving, "--init", start["weights"]]) == 0
     trained = _params(run / "last.pt")["split.0.1.weight"]
