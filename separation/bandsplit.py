@@ -261,13 +261,9 @@ def load_wider(model: BandSplitRNN, state: dict, gen: torch.Generator, spread: f
             wide[key] = _split_columns(w, times, 2, gen, spread) if key.endswith("weight") else w
         elif part == "masks":  # [LayerNorm(dim), Linear(dim, 2 dim), Tanh, Linear(2 dim, stems x bins)]
             layer = key.split(".")[2]
-            if layer == "0":
-                wide[key] = _repeat_rows(w, times, 1)
-            elif layer == "1":
-                w = _repeat_rows(w, times, 1)
-                wide[key] = _split_columns(w, times, 1, gen, spread) if key.endswith("weight") else w
-            else:
-                wide[key] = _split_columns(w, times, 1, gen, spread) if key.endswith("weight") else w
+            w = _repeat_rows(w, times, 1) if layer in ("0", "1") else w  # the output stays stems x bins
+            reads_copies = layer != "0" and key.endswith("weight")
+            wide[key] = _split_columns(w, times, 1, gen, spread) if reads_copies else w
         else:
             raise ValueError(f"cannot widen {key}: not a band-split parameter")
     model.load_state_dict(wide)

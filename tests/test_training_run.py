@@ -512,6 +512,12 @@ def test_a_wider_run_starts_from_narrower_weights_computing_the_same_and_says_so
     souped = _params(tmp_path / "wise.pt")
     for k, v in _params(run / "last.pt").items():
         torch.testing.assert_close(souped[k], (v + ckpt["model"][k]) / 2, msg=k)
+    other = tmp_path / "other"  # widened with another seed: another start, so no soup with `run`
+    reseeded = [*moving]
+    reseeded[reseeded.index("--seed") + 1] = "5"
+    assert train.main(["--data", str(tiny_set), "--out", str(other), *reseeded, "--init", start["weights"]]) == 0
+    with pytest.raises(train.TrainingSetError, match="a soup of widened runs needs one seed"):
+        train.soup([run / "last.pt", other / "last.pt"], tmp_path / "mixed.pt", tiny_set)
     # refused: a width the start's does not divide, and wider and deeper at once
     for dim, layers in (("12", "1"), ("16", "2")):
         bad = [*TINY]
