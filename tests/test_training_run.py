@@ -48,15 +48,21 @@ def _shipped_base_and_run(config: dict, weights, base_state: dict, run_state: di
         return both(x), plain(x), run(x)
 
 
-def _start_of_run(tiny_set, out: Path, start: str, **flags: str):
-    """One step at rate 0 from `start`, TINY's flags changed (or added) by `flags`, e.g.
-    layers="3": the network the run began from, as its checkpoint and as an eval-mode model."""
-    args = [*TINY, "--lr", "0"]
-    for flag, value in {"steps": "1", **flags}.items():
+def _tiny(**flags: str) -> list[str]:
+    """TINY's flags changed (or added) by `flags`, e.g. layers="3"."""
+    args = [*TINY]
+    for flag, value in flags.items():
         if f"--{flag}" in args:
             args[args.index(f"--{flag}") + 1] = value
         else:
             args += [f"--{flag}", value]
+    return args
+
+
+def _start_of_run(tiny_set, out: Path, start: str, **flags: str):
+    """One step at rate 0 from `start` with `_tiny(**flags)`: the network the run began from, as
+    its checkpoint and as an eval-mode model."""
+    args = _tiny(**{"lr": "0", "steps": "1", **flags})
     assert train.main(["--data", str(tiny_set), "--out", str(out), *args, "--init", start]) == 0
     ckpt = torch.load(out / "last.pt", weights_only=False)
     model = bandsplit.BandSplitRNN(ckpt["config"]["dim"], ckpt["config"]["layers"]).eval()
@@ -494,9 +500,7 @@ def test_a_wider_run_starts_from_narrower_weights_computing_the_same_and_says_so
     with torch.inference_mode():
         torch.testing.assert_close(model(x), narrow(x), rtol=0, atol=1e-5)
     # trained, the copies of a unit learn apart (their incoming weights were equal at the start)
-    moving = [*TINY, "--lr", "0.05", "--seed", "4"]
-    moving[moving.index("--steps") + 1] = "2"
-    moving[moving.index("--dim") + 1] = "16"
+    moving = _tiny(lr="0.05", seed="4", steps="2", dim="16")
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *moving, "--init", start["weights"]]) == 0
     trained = _params(run / "last.pt")["split.0.1.weight"]
@@ -513,8 +517,7 @@ def test_a_wider_run_starts_from_narrower_weights_computing_the_same_and_says_so
     for k, v in _params(run / "last.pt").items():
         torch.testing.assert_close(souped[k], (v + ckpt["model"][k]) / 2, msg=k)
     other = tmp_path / "other"  # widened with another seed: another start, so no soup with `run`
-    reseeded = [*moving]
-    reseeded[reseeded.index("--seed") + 1] = "5"
+    reseeded = _tiny(lr="0.05", seed="5", steps="2", dim="16")
     assert train.main(["--data", str(tiny_set), "--out", str(other), *reseeded, "--init", start["weights"]]) == 0
     with pytest.raises(train.TrainingSetError, match="a soup of widened runs needs one seed"):
         train.soup([run / "last.pt", other / "last.pt"], tmp_path / "mixed.pt", tiny_set)
