@@ -98,23 +98,29 @@ class WithSpecialist(nn.Module):
     specialist is trained on its stems' loss alone (`separation.train --loss-stems`) and the base's
     other stems stay exactly as shipped. The specialist computes all stems, so it is fine-tuned
     from the base's weights unchanged, or deepened from them (`specialist_layers`: more capacity
-    for its stems alone, stop 58); it costs a second forward pass (half the speed). Measured
-    in stop 45 (README, "A vocals specialist"): a vocals specialist over v3 gained on every set of
-    songs and not on ensemble pieces, so no shipped weights use it yet."""
+    for its stems alone, stop 58), or of another width (`specialist_dim`: a 64-wide network's
+    drums, vocals and *other* beside a 32-wide network's bass, stop 62); it costs a second
+    forward pass. Measured in stop 45 (README, "A vocals specialist"): a vocals specialist over
+    v3 gained on every set of songs and not on ensemble pieces; v8 (stop 57) ships this form."""
 
     def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS,
-                 specialist: tuple[str, ...] = (), specialist_layers: int | None = None):
+                 specialist: tuple[str, ...] = (), specialist_layers: int | None = None,
+                 specialist_dim: int | None = None):
         super().__init__()
         if not specialist or any(s not in stems for s in specialist) or len(set(specialist)) != len(specialist):
             raise ValueError(f"a specialist's stems must be distinct stems of {list(stems)}, got {list(specialist)}")
         if specialist_layers is not None and specialist_layers < 1:
             raise ValueError(f"a specialist needs at least one layer, got {specialist_layers}")
+        if specialist_dim is not None and specialist_dim < 1:
+            raise ValueError(f"a specialist needs at least one feature per band, got {specialist_dim}")
         self.stems = tuple(stems)
         self.config = {"dim": dim, "layers": layers, "stems": list(stems), "specialist": list(specialist)}
         if specialist_layers not in (None, layers):  # deepened from the base's weights (`load_deeper`)
             self.config["specialist_layers"] = specialist_layers
+        if specialist_dim not in (None, dim):  # another network's width (recorded only then: older cards)
+            self.config["specialist_dim"] = specialist_dim
         self.base = BandSplitRNN(dim, layers, stems)
-        self.specialist = BandSplitRNN(dim, specialist_layers or layers, stems)
+        self.specialist = BandSplitRNN(specialist_dim or dim, specialist_layers or layers, stems)
         self.taken = [s in specialist for s in stems]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,12 +167,13 @@ def describe_passes(passes: int) -> list[str]:
 def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
     """The network a model card's `config` describes: `dim`, `layers` and, optionally,
     `specialist` (stems whose estimates come from a second network, `WithSpecialist`) with
-    `specialist_layers` when that network is deeper than the base."""
+    `specialist_layers` when that network is deeper than the base and `specialist_dim` when it
+    is of another width."""
     dim, layers = int(config.get("dim", 32)), int(config.get("layers", 3))
     if config.get("specialist"):
-        deeper = config.get("specialist_layers")
+        deeper, width = config.get("specialist_layers"), config.get("specialist_dim")
         return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]),
-                              None if deeper is None else int(deeper))
+                              None if deeper is None else int(deeper), None if width is None else int(width))
     return BandSplitRNN(dim, layers, tuple(stems))
 
 
@@ -182,6 +189,11 @@ def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 def layer_count(state: dict) -> int:
     """How many layers a `BandSplitRNN` state dict holds."""
     return 1 + max((int(k.split(".")[1]) for k in state if k.startswith("time_rnn.")), default=-1)
+
+
+def width(state: dict) -> int:
+    """How many features per band a `BandSplitRNN` state dict holds (its `dim`)."""
+    return int(state["norm_t.0.weight"].shape[0])
 
 
 def load_deeper(model: BandSplitRNN, state: dict) -> int:

@@ -252,12 +252,13 @@ def composers(manifest: dict) -> dict[str, str]:
     return {s["id"]: s["origin"].split("(")[0].split(".")[2] for s in manifest["sources"] if "origin" in s}
 
 
-def load_init(path: Path, args, flag: str = "--init") -> dict:
+def load_init(path: Path, args, flag: str = "--init", any_width: bool = False) -> dict:
     """Exported weights to start from (fine-tuning), with their card (`path` with suffix .json,
     as `export` writes it): the card must pin the file's SHA-256 and match the architecture, and
     weights that are not commercial-clean are refused unless --allow-noncommercial. What the run
     records (`config["init"]`) travels into the new card, so the new weights' provenance names
-    everything that shaped them: this set *and* the set the starting weights learned from."""
+    everything that shaped them: this set *and* the set the starting weights learned from.
+    `any_width`: weights that only go beside the run's network (`--base`), never into it."""
     card_path = path.with_suffix(".json")
     try:
         card = json.loads(card_path.read_text())
@@ -275,7 +276,8 @@ def load_init(path: Path, args, flag: str = "--init") -> dict:
     same_width = cfg.get("dim") == args.dim and isinstance(cfg.get("layers"), int) and 0 < cfg["layers"] <= args.layers
     narrower = (isinstance(cfg.get("dim"), int) and 0 < cfg["dim"] < args.dim and args.dim % cfg["dim"] == 0
                 and cfg.get("layers") == args.layers)
-    if card.get("architecture") != bandsplit.ARCHITECTURE or not (same_width or narrower):
+    beside = any_width and isinstance(cfg.get("dim"), int) and isinstance(cfg.get("layers"), int) and cfg["dim"] > 0
+    if card.get("architecture") != bandsplit.ARCHITECTURE or not (same_width or narrower or beside):
         raise TrainingSetError(f"{flag} {path} is {card.get('architecture')} {card.get('config')}, this run is "
                                f"{bandsplit.ARCHITECTURE} {{'dim': {args.dim}, 'layers': {args.layers}}} "
                                "(a start must have the same width and at most as many layers, or the same "
@@ -288,6 +290,8 @@ def load_init(path: Path, args, flag: str = "--init") -> dict:
               "training_data_manifest_sha256": card.get("training_data_manifest_sha256"),
               "training_data": card.get("training_data"), "init": card.get("training", {}).get("init"),
               "commercial_use": bool(card.get("commercial_use"))}
+    if beside:  # nothing of it goes into the run's network
+        return {"state": state, "record": record}
     if cfg["layers"] < args.layers:  # recorded only when deepened, so older runs still resume
         record["deepened_from_layers"] = cfg["layers"]
     if cfg["dim"] < args.dim:  # likewise only when widened
@@ -538,19 +542,22 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
              | {f"specialist.{k}": v for k, v in state.items()})
     base_layers = bandsplit.layer_count(base_state)  # a deepened run's start (or --base) has fewer than it
+    base_dim = bandsplit.width(base_state)  # a --base of another width: the run's network goes beside it
     deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
-    return state, config | {"layers": base_layers, "specialist": [s for s in cfg["stems"] if s in stems]} | deeper
+    wider = {"specialist_dim": cfg["dim"]} if base_dim != cfg["dim"] else {}
+    return state, config | {"dim": base_dim, "layers": base_layers,
+                            "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider
 
 
 def other_base(base: Path, cfg: dict) -> dict:
     """What a card records of `--base` weights that are not the run's start (`--take` over another
     exported network, e.g. a model whose bass stem finds better than the start's): checked as a
-    start is (`load_init`: its card pins it, commercial-clean), of the run's width and at most its
-    depth (a deepened run's stems go over a shallower network: `specialist_layers`), with the
+    start is (`load_init`: its card pins it, commercial-clean), of any width (its network runs
+    beside the run's: `specialist_dim`) and any depth (`specialist_layers`), with the
     training manifest its card names beside it (`<name>.training-manifest.json`, as
     `separation/weights/` ships), whose inputs' licences the new card must count too."""
     args = argparse.Namespace(dim=cfg["dim"], layers=cfg["layers"], allow_noncommercial=False)
-    record = load_init(base, args, flag="--base")["record"]
+    record = load_init(base, args, flag="--base", any_width=True)["record"]
     shipped = base.with_name(f"{base.stem}.training-manifest.json")
     try:
         raw = shipped.read_bytes()
@@ -622,7 +629,8 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
                                "--base, or ship it as it is")
     training = card["training"]
     run_layers = card["config"].get("specialist_layers", card["config"]["layers"])  # the run's own network
-    config = {"dim": card["config"]["dim"], "layers": run_layers, "stems": card["stems"],
+    run_dim = card["config"].get("specialist_dim", card["config"]["dim"])  # likewise its width
+    config = {"dim": run_dim, "layers": run_layers, "stems": card["stems"],
               "data_manifest_sha256": card["training_data_manifest_sha256"], "commercial_use": card["commercial_use"],
               **{k: training[k] for k in RUN_SETTINGS_ON_CARD if k in training}}
     if "run_steps" in training:

@@ -39,8 +39,9 @@ def _shipped_base_and_run(config: dict, weights, base_state: dict, run_state: di
     """The exported file's stems, the base's and the run's, on one random input (tiny networks)."""
     both = bandsplit.build(config).eval()
     both.load_state_dict(torch.load(weights, weights_only=True))
-    plain = bandsplit.BandSplitRNN(8, config["layers"]).eval()
-    run = bandsplit.BandSplitRNN(8, config.get("specialist_layers", config["layers"])).eval()
+    plain = bandsplit.BandSplitRNN(config["dim"], config["layers"]).eval()
+    run = bandsplit.BandSplitRNN(config.get("specialist_dim", config["dim"]),
+                                 config.get("specialist_layers", config["layers"])).eval()
     plain.load_state_dict(base_state)
     run.load_state_dict(run_state)
     x = torch.randn(1, 2, 22050)
@@ -360,6 +361,51 @@ def test_exported_stems_go_over_other_weights_again_without_the_run(tiny_set, tm
     with pytest.raises(train.TrainingSetError, match="does not pin"):
         train.export(tmp_path / "lone.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", take=["vocals"])
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_wider_runs_stems_go_beside_a_narrower_network(tiny_set, tmp_path):
+    """`export --base W --take …` where W is narrower than the run (v17's form, stop 62: a 64-wide
+    network's drums, vocals and *other* beside v2's 32-wide bass): the file holds both networks at
+    their own widths (`specialist_dim`), gives each stem of the network it was taken from exactly,
+    installs and separates like any model, and re-exports from the shipped file alone. Over the
+    run's own (narrower) start too."""
+    ship = tmp_path / "ship"
+    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
+        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
+        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
+    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *_tiny(lr="0.05", dim="16"),
+                       "--init", str(ship / "tiny-a.pt")]) == 0
+    taken = ["drums", "vocals", "other"]
+    made = train.export(run / "last.pt", ship / "tiny-w.pt", tiny_set, "tiny-w", base=ship / "tiny-o.pt", take=taken)
+    card = json.loads((ship / "tiny-w.json").read_text())
+    assert card["config"] == made["config"] == {"dim": 8, "layers": 1, "specialist": taken, "specialist_dim": 16}
+    assert card["training"]["base"]["name"] == "tiny-o" and card["training"]["init"]["widened_from_dim"] == 8
+    assert card["training_data"].startswith("bass: tiny-o unchanged") and card["commercial_use"] is True
+    got, want_base, want_run = _shipped_base_and_run(card["config"], ship / "tiny-w.pt",
+                                                     torch.load(ship / "tiny-o.pt", weights_only=True),
+                                                     _params(run / "last.pt"))
+    for i, stem in enumerate(bandsplit.STEMS):
+        assert torch.equal(got[:, i], (want_run if stem in taken else want_base)[:, i]), stem
+    models = tmp_path / "models"
+    registry.install_model(ship / "tiny-w.pt", "tiny-w", models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-w", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    # the shipped file alone re-exports the same stems over the same base
+    assert train.main(["export", str(ship / "tiny-w.pt"), "--to", str(tmp_path / "again" / "tiny-w.pt"),
+                       "--data", str(tiny_set), "--name", "tiny-w", "--base", str(ship / "tiny-o.pt"),
+                       "--take", *taken]) == 0
+    want, again = (torch.load(p, weights_only=True) for p in (ship / "tiny-w.pt", tmp_path / "again" / "tiny-w.pt"))
+    assert want.keys() == again.keys() and all(torch.equal(want[k], again[k]) for k in want)
+    # over the narrower start the run was widened from
+    over_start = train.export(run / "last.pt", tmp_path / "s" / "tiny-s.pt", base=ship / "tiny-a.pt", take=["vocals"])
+    assert over_start["config"] == {"dim": 8, "layers": 1, "specialist": ["vocals"], "specialist_dim": 16}
+    with pytest.raises(ValueError, match="at least one feature per band"):
+        bandsplit.WithSpecialist(8, 1, specialist=("bass",), specialist_dim=0)
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_over_the_last_steps():
