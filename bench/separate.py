@@ -149,8 +149,10 @@ def baseline(songs, bss_of=bss_sdr) -> dict:
 
 
 def summary(scores: dict, bss: dict, absent: dict | None = None) -> dict:
-    """Medians over songs per stem (songs where the stem sounds), their mean, and each song's mean
-    over its sounding stems (for paired comparisons of two engines on the same songs); where some
+    """Medians over songs per stem (songs where the stem sounds), their mean, each song's mean
+    over its sounding stems and each song's SDR per stem (`per_song_sdr`, null where the true stem
+    is silent: paired comparisons of two engines on the same songs, per stem too, and the scores
+    of a model that takes each stem from one of two scored networks); where some
     true stems were silent, `absent_db`: per stem, the median level of what was put there re the
     mixture, and over how many songs."""
     def med(v):
@@ -164,7 +166,8 @@ def summary(scores: dict, bss: dict, absent: dict | None = None) -> dict:
     out = {"sdr": sdr, "sdr_mean": statistics.mean(sdr[s] for s in sounding) if sounding else float("nan"),
            **({"sdr_mean_over": sounding} if len(sounding) < len(sdr) else {}),
            "bss_sdr": {s: med(v) for s, v in bss.items()},
-           "per_song_mean": [float(np.mean([v for v in x if v is not None])) for x in zip(*scores.values())]}
+           "per_song_mean": [float(np.mean([v for v in x if v is not None])) for x in zip(*scores.values())],
+           "per_song_sdr": {s: list(v) for s, v in scores.items()}}
     if absent and any(absent.values()):
         out["absent_db"] = {s: {"median": statistics.median(v), "max": max(v), "songs": len(v)}
                             for s, v in absent.items() if v}

@@ -65,6 +65,7 @@ def test_a_silent_true_stem_has_no_sdr_and_what_lands_there_is_measured():
     assert out["sdr"]["vocals"] == pytest.approx(scores["vocals"][0]) and np.isfinite(out["sdr_mean"])
     assert out["sdr"]["drums"] > 100  # exact estimates: the bench's floor, not a skipped stem
     assert np.isfinite(out["per_song_mean"][1]) and len(out["per_song_mean"]) == 2
+    assert out["per_song_sdr"]["vocals"] == [scores["vocals"][0], None] and out["per_song_sdr"]["drums"] == scores["drums"]
     assert out["absent_db"] == {"vocals": {"median": pytest.approx(-20.0, abs=0.01), "max": pytest.approx(-20.0, abs=0.01),
                                            "songs": 1}}
     # every stem sounding: no absent_db, and the SDRs as before the rule (mixture/4 baseline)
