@@ -41,7 +41,8 @@ engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the st
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
-they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W.
+they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W,
+or of another network W of any width (the two run side by side: `specialist_dim`, stop 62).
 
 `soup` averages the weights of runs fine-tuned from one start (a "model soup", Wortsman et al.
 2022): fine-tunes of one start tend to stay in one basin of the loss, so their average can keep
