@@ -60,6 +60,19 @@ def _tiny(**flags: str) -> list[str]:
     return args
 
 
+def _two_shipped(tiny_set, tmp_path, manifest_beside: bool = True) -> Path:
+    """Two tiny networks exported to `tmp_path/ship`: tiny-a (a fine-tune's start) and tiny-o
+    (another network, trained at another rate), with tiny-o's training manifest beside it unless
+    `manifest_beside` is false (as `separation/weights/` ships a model a --base may name)."""
+    ship = tmp_path / "ship"
+    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
+        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
+        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
+    if manifest_beside:
+        shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    return ship
+
+
 def _start_of_run(tiny_set, out: Path, start: str, **flags: str):
     """One step at rate 0 from `start` with `_tiny(**flags)`: the network the run began from, as
     its checkpoint and as an eval-mode model."""
@@ -288,10 +301,7 @@ def test_some_stems_of_a_fine_tune_over_another_exported_network(tiny_set, tmp_p
     """`export --base W --take …` where W is not the run's start (`train.other_base`): the stems not
     taken are exactly W's, and the card names W and what W learned from — checked as a start is,
     with W's training manifest beside it so its inputs' licences are counted."""
-    ship = tmp_path / "ship"
-    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
-        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
-        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
+    ship = _two_shipped(tiny_set, tmp_path, manifest_beside=False)
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05",
                        "--init", str(ship / "tiny-a.pt")]) == 0
@@ -332,11 +342,7 @@ def test_exported_stems_go_over_other_weights_again_without_the_run(tiny_set, tm
     the run's network over another base gives what exporting the run itself over it gives, tensor
     for tensor and card for card — the run's checkpoint may be gone. Weights that are one network,
     or without a card that pins them, are refused."""
-    ship = tmp_path / "ship"
-    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
-        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
-        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
-    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    ship = _two_shipped(tiny_set, tmp_path)
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05",
                        "--init", str(ship / "tiny-a.pt")]) == 0
@@ -369,11 +375,7 @@ def test_a_wider_runs_stems_go_beside_a_narrower_network(tiny_set, tmp_path):
     their own widths (`specialist_dim`), gives each stem of the network it was taken from exactly,
     installs and separates like any model, and re-exports from the shipped file alone. Over the
     run's own (narrower) start too."""
-    ship = tmp_path / "ship"
-    for name, extra in (("tiny-a", []), ("tiny-o", ["--lr", "0.05"])):
-        assert train.main(["--data", str(tiny_set), "--out", str(tmp_path / name), *TINY, *extra]) == 0
-        train.export(tmp_path / name / "last.pt", ship / f"{name}.pt", tiny_set, name)
-    shutil.copy(tiny_set / "manifest.json", ship / "tiny-o.training-manifest.json")
+    ship = _two_shipped(tiny_set, tmp_path)
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *_tiny(lr="0.05", dim="16"),
                        "--init", str(ship / "tiny-a.pt")]) == 0
