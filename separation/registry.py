@@ -32,11 +32,14 @@ MANIFEST = "models.json"
 BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: Models shipped in the repository: name -> SHA-256 of `BUILTIN_DIR/<name>.pt`, pinned here (not
 #: read from the card beside it, so a swapped file and card are refused together).
-#: The first whose weights verify is the default. v8 (v2's bass network beside a specialist for the
-#: other stems) is first since it passed the rule declared before its judging sets existed (README,
-#: "v8 judged"); v2 stays next so a damaged v8 file falls back to it. v3, v4 and v5 are pinned but
-#: not defaults: stems each makes were found under other music less often than v2's.
-BUILTIN_MODELS = {"clearstem-bandsplit-v8": "21017c8277e610de90c5b59692797a097d61b870ae56734e64d18da893cb9b06",
+#: The first whose weights verify is the default. v19 (one 64-wide network, trained on two sample
+#: banks) is first since it passed the rule declared before its judging sets existed (README, "v20
+#: judged": v19's weights judged a second time, pooled with the first); v8 (v2's bass network beside
+#: a specialist for the other stems), the default before it, stays next so a damaged v19 file falls
+#: back to it, then v2. v3, v4 and v5 are pinned but not defaults: stems each makes were found under
+#: other music less often than v2's.
+BUILTIN_MODELS = {"clearstem-bandsplit-v19": "b86af3633c7d36fd9104525b8b3aa904f58bdeafce85453cefd5c3d3de6bf141",
+                  "clearstem-bandsplit-v8": "21017c8277e610de90c5b59692797a097d61b870ae56734e64d18da893cb9b06",
                   "clearstem-bandsplit-v2": "8786da64319087045b837314bad39fa77d1c15b132e24d3ded23d65a00d125b5",
                   "clearstem-bandsplit-v3": "66f04ab99ab3eb1976f30e8ffd22471493f03975b1d1968481ae846100917ecd",
                   "clearstem-bandsplit-v4": "8b497dec3a25fb327dc9a75e6ed7bf9760d9e999f85efc5b5dce8dd804014083",

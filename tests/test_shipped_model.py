@@ -27,6 +27,14 @@ NAME = SHIPPED[0]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def shipped_manifests() -> set[str]:
+    """SHA-256 of every training-data manifest in separation/weights: each shipped model's, and in
+    `ancestors/` those of fine-tunes a shipped model started from that were not shipped themselves
+    (so every input any step of its lineage learned from is listed, with its licence and hash)."""
+    files = [*registry.BUILTIN_DIR.glob("*.training-manifest.json"), *registry.BUILTIN_DIR.glob("ancestors/*.json")]
+    return {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
 @pytest.fixture
 def builtin_dir(tmp_path, monkeypatch):
     """A copy of separation/weights the registry reads instead (the repository's stays intact)."""
@@ -56,8 +64,13 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
                   if k in card["training"]}}  # v4: soup, loss_stems; v5: soup, taken_stems
     assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
     assert card["commercial_use"] is manifest["commercial_use"] is True
-    if init:
-        assert init["name"] in SHIPPED and init["weights_sha256"] == registry.BUILTIN_MODELS[init["name"]]
+    if init:  # its lineage reaches weights pinned here, every step's training data listed here too
+        ancestor = init
+        while ancestor["name"] not in SHIPPED:  # an intermediate fine-tune, never shipped itself
+            assert ancestor["commercial_use"] is True
+            assert ancestor["training_data_manifest_sha256"] in shipped_manifests(), ancestor["name"]
+            ancestor = ancestor["init"]
+        assert ancestor["weights_sha256"] == registry.BUILTIN_MODELS[ancestor["name"]]
         assert init["commercial_use"] is True
     info = registry.model_info(name)
     assert info.commercial_use and info.weights_sha256 == card["sha256"]
