@@ -46,6 +46,26 @@ def _sql_flush_past_truncate_triggers(self, style, tables, *, reset_sequences=Fa
 PgOperations.sql_flush = _sql_flush_past_truncate_triggers
 
 
+@pytest.fixture(autouse=True)
+def _media_files_last_one_test():
+    """Remove the media files (uploads, references, stems) a test wrote, once it has ended.
+
+    The database forgets each test, the media folder would not: over the suite it grew to 1.7 GB
+    per worker, and CI has once run out of disk. Files that were there before the test (written by
+    session or module fixtures, which are set up first) stay."""
+    from django.conf import settings
+
+    root = Path(settings.MEDIA_ROOT)
+
+    def files() -> set[Path]:
+        return {p for p in root.rglob("*") if not p.is_dir()} if root.is_dir() else set()
+
+    before = files()
+    yield
+    for path in files() - before:
+        path.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory) -> Path:
     """Generated songs (no copyrighted audio): three catalog songs and one original."""
