@@ -229,6 +229,11 @@ CLEARSTEM_MATCH_CORROBORATE_SCORE = env.float("CLEARSTEM_MATCH_CORROBORATE_SCORE
 CLEARSTEM_MATCH_REJECT_BELOW = env.float("CLEARSTEM_MATCH_REJECT_BELOW", default=0.15)
 
 # Separation
+# A job attempt's stems are written here before they go to storage. A worker killed mid-job
+# (out of memory, a deploy) leaves its folder behind, up to GBs for an hour of audio: the next
+# job on the machine removes folders untouched for CLEARSTEM_SCRATCH_MAX_AGE_S.
+CLEARSTEM_SCRATCH_DIR = env.str("CLEARSTEM_SCRATCH_DIR", default=str(DATA_DIR / "scratch"))
+CLEARSTEM_SCRATCH_MAX_AGE_S = env.float("CLEARSTEM_SCRATCH_MAX_AGE_S", default=6 * 3600.0)
 CLEARSTEM_MODEL_DIR = env.str("CLEARSTEM_MODEL_DIR", default=str(DATA_DIR / "models"))
 # empty: the shipped separator when its weights verify, else dsp (separation.registry.default_model)
 CLEARSTEM_DEFAULT_MODEL = env.str("CLEARSTEM_DEFAULT_MODEL", default="")

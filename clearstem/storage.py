@@ -103,6 +103,35 @@ def sweep_partials(older_than_s: float = PARTIAL_MAX_AGE_S) -> int:
     return removed
 
 
+@contextlib.contextmanager
+def scratch_folder(prefix: str, root: str | os.PathLike):
+    """A private folder under `root` for one attempt's working files, removed when it ends.
+    Under a known root, not the system's temporary folder, so that `sweep_scratch` can find the
+    folders of processes killed before they could remove their own."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as tmp:
+        yield Path(tmp)
+
+
+def sweep_scratch(prefix: str, root: str | os.PathLike, older_than_s: float) -> int:
+    """Remove `scratch_folder`s under `root` in which nothing was written for `older_than_s`
+    (their writer died: a live one writes as it goes); returns how many."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for folder in root.glob(f"{prefix}*"):
+        with contextlib.suppress(FileNotFoundError):  # a racing sweep or the owner's own cleanup
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            newest = max([folder.stat().st_mtime, *(p.lstat().st_mtime for p in folder.rglob("*"))])
+            if newest < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+    return removed
+
+
 def replace_kept(name: str, content) -> str:
     """Replace a kept derived file that turned out damaged (`keep_once`'s file, written anew)."""
     default_storage.delete(name)

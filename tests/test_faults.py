@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from django.conf import settings
 from django.db import connection
 
 from clearstem.jobs.models import Job
+from clearstem.jobs.separation import SCRATCH_PREFIX
 from clearstem.jobs.services import do_process_job
+from clearstem.storage import sweep_scratch
 from tests import servers
 from tests.conftest import upload_file
 
@@ -106,6 +109,11 @@ def test_reconciler_survives_a_database_outage_and_a_killed_worker_is_requeued(
     assert job.attempts == 2 and job.stem_files.count() == 2
     assert "reconciler pass failed" in log and "retrying in" in log  # it met the outage and went on
     assert "requeued=1" in log
+    # the killed attempt's scratch folder stayed behind, under the scratch root (not /tmp), where
+    # the next job on this machine removes it once it has been untouched for long enough
+    left = list(Path(settings.CLEARSTEM_SCRATCH_DIR).glob(f"{SCRATCH_PREFIX}*"))
+    assert len(left) == 1 and any(left[0].iterdir()), left
+    assert sweep_scratch(SCRATCH_PREFIX, settings.CLEARSTEM_SCRATCH_DIR, older_than_s=0) == 1 and not left[0].exists()
     print(f"killed worker -> done in {took:.1f} s")
 
 

@@ -176,6 +176,32 @@ def test_the_reconciler_sweeps_partial_files_of_writers_that_died_and_nothing_el
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_scratch_folders_of_killed_separations_are_swept_and_live_ones_kept(tmp_path):
+    """A separation killed mid-job leaves its scratch folder (its stems so far). The sweep removes
+    folders in which nothing was written for the age given, keeps a folder whose own time is old
+    but whose file is being written, and leaves other names alone."""
+    import os
+    import time
+
+    from clearstem.storage import scratch_folder, sweep_scratch
+
+    long_ago = time.time() - 7200
+    dead, live, other = tmp_path / "stems-dead", tmp_path / "stems-live", tmp_path / "keys"
+    for folder in (dead, live, other):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "vocals.wav").write_bytes(b"x" * 10)
+        for path in (folder / "sub" / "vocals.wav", folder / "sub", folder):
+            os.utime(path, (long_ago, long_ago))
+    (live / "sub" / "vocals.wav").write_bytes(b"x" * 20)  # its writer is still at work
+    assert sweep_scratch("stems-", tmp_path, older_than_s=3600) == 1
+    assert not dead.exists() and live.exists() and other.exists()
+    assert sweep_scratch("stems-", tmp_path / "never-made", older_than_s=0) == 0
+    with scratch_folder("stems-", tmp_path / "new") as scratch:  # made on first use, removed after
+        (scratch / "drums.wav").write_bytes(b"y")
+        assert scratch.parent == tmp_path / "new"
+    assert not scratch.exists()
+
+
 def test_the_original_upload_plays_for_its_producer_only(clients, users, audio_dir):
     up = upload_file(clients["producer"], audio_dir / "excerpt11.flac").json()
     r = browser(users["producer"][0]).get(f"/studio/uploads/{up['id']}/listen/")

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from clearstem.storage import delete_quietly, local_path
+from clearstem.storage import delete_quietly, local_path, scratch_folder, sweep_scratch
 from provenance.services import do_record_stem_provenance
 from separation.audio_io import AudioReadError
 from separation.engine import Cancelled
@@ -113,18 +111,27 @@ def _end(job_id, attempt: int, state: str, code: str, message: str) -> None:
             transition(job, state, code=code, message=message)
 
 
+#: the prefix of a separation attempt's scratch folder (under settings.CLEARSTEM_SCRATCH_DIR)
+SCRATCH_PREFIX = "stems-"
+
+
 def do_separate_job(job_id) -> Job | None:
     job = _claim(job_id)
     if job is None:
         return None
+    try:  # what attempts killed on this machine left behind (a listing: cheap per job)
+        if swept := sweep_scratch(SCRATCH_PREFIX, settings.CLEARSTEM_SCRATCH_DIR, settings.CLEARSTEM_SCRATCH_MAX_AGE_S):
+            log.warning("removed %s scratch folder(s) of separations killed mid-job", swept)
+    except OSError:
+        log.warning("sweeping scratch folders failed", exc_info=True)
     saved: list[str] = []
     attempt = job.attempts
     try:
         rows, prints = [], {}
         with (Heartbeat(job.pk, attempt, settings.CLEARSTEM_JOB_HEARTBEAT_S),
-              tempfile.TemporaryDirectory(prefix="clearstem-stems-") as tmp,
+              scratch_folder(SCRATCH_PREFIX, settings.CLEARSTEM_SCRATCH_DIR) as tmp,
               local_path(job.upload.file.name) as src):
-            outputs, model_info = separate_to_folder(job.model, src, Path(tmp), stems=list(job.stems),
+            outputs, model_info = separate_to_folder(job.model, src, tmp, stems=list(job.stems),
                                                      source_bits=job.upload.bits_per_sample,
                                                      progress=_progress_reporter(job.pk, attempt))
             for out in outputs:
