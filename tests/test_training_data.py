@@ -516,6 +516,42 @@ def test_a_set_with_orchestrated_pieces_names_their_composer_and_says_when_nobod
     _refuses_a_negative_count(tmp_path, "orchestrated")
 
 
+def test_orchestra_choirs_put_a_choir_in_the_asked_share_of_pieces_and_nothing_else_changes(built, tmp_path):
+    """--orchestra-choirs F: that share of the orchestrated pieces (one draw each) have a choir in
+    the vocals stem, their origin says so and the manifest records F; without it the pieces are
+    the ones the seed always wrote. A share outside 0..1, or without orchestrated pieces, is refused."""
+    from separation.training import orchestrate as orch
+
+    plain = orch.orchestrate(5, 10.0)
+    assert orch.orchestrate(5, 10.0, vocals=None).describe() == plain.describe()
+    for mode in orch.VOCAL_MODES:
+        sung = sum(bool(p.notes) for p in orch.orchestrate(5, 10.0, vocals=mode).stems["vocals"])
+        assert (sung >= 2) if mode == "choir" else (sung == 1) if mode == "melody" else (sung == 0), (mode, sung)
+    with pytest.raises(ValueError, match="vocals must be one of"):
+        orch.orchestrate(5, 10.0, vocals="duet")
+
+    _need("csound-gm", "timgm6mb")
+    out = tmp_path / "choirs"
+    assert data.main(["--out", str(out), "--songs", "2", "--seed", "11", "--seconds", str(SECONDS),
+                      "--orchestrated-songs", "6", "--orchestra-choirs", "1"]) == 0
+    m = json.loads((out / "manifest.json").read_bytes())
+    third = m["sources"][2:]
+    assert m["generator"]["orchestra_choirs"] == 1 and m["sources"][:2] == built[1]["sources"]
+    assert all(s["origin"].endswith(", vocals='choir')") for s in third)
+    kinds = [s["vocals"]["kind"] for s in third]  # a 2 s excerpt may fall in a section the choir rests
+    assert sum(k.startswith("GM voice programs as a choir") for k in kinds) >= 4
+    assert all(k.startswith(("GM voice programs as a choir", "silent")) for k in kinds), kinds
+    assert m["commercial_use"] is True and data.verify(out) == []
+    plain_set, _, plain_third = _set_with_more_songs(built, tmp_path, "orchestrated", 6)
+    assert "orchestra_choirs" not in json.loads((plain_set / "manifest.json").read_bytes())["generator"]
+    assert not any("vocals=" in s["origin"] for s in plain_third)
+    for bad, why in ((["--orchestrated-songs", "2", "--orchestra-choirs", "1.5"], "is a fraction"),
+                     (["--orchestra-choirs", "0.5"], "needs --orchestrated-songs")):
+        with pytest.raises(SystemExit, match=f"refused: .*{why}"):
+            data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", *bad])
+        assert not (tmp_path / "bad").exists()
+
+
 def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_rendered_again(built, tmp_path):
     """--reuse-renders hard-links an earlier set's renders where nothing that shaped them differs:
     the grown set's manifest is byte-identical to rendering everything, the earlier files are

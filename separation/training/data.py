@@ -3,7 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
+        [--orchestrated-songs K [--orchestra-choirs FRACTION]] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
         [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
@@ -232,7 +232,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           flite_vocals: float = 0.0, orchestrated: int = 0, reuse: Path | None = None,
           val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
           lieder_per_composer: int = 4, lieder_exclude: Path | None = None, quartets: Path | None = None,
-          quartet_songs: int = 0, quartet_per_composer: int = 2, quartet_exclude: Path | None = None) -> dict:
+          quartet_songs: int = 0, quartet_per_composer: int = 2, quartet_exclude: Path | None = None,
+          orchestra_choirs: float = 0.0) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
@@ -241,13 +242,19 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     then `quartet_songs` excerpts of the OpenScore String Quartets checkout `quartets` arranged by
     `separation.training.quartets` (the same way, `quartet_exclude`), each rendered with every training bank (val: `val_bank`); `reuse`, an
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
-    rendered with FluidSynth's reverb and chorus on."""
+    rendered with FluidSynth's reverb and chorus on; `orchestra_choirs`, the fraction of the
+    `orchestrate` pieces made to have a choir in the vocals stem (else the texture's odds, about
+    one in eight: too few choirs for a network to learn them from)."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
         raise ValueError(f"--val-effects needs a soundfont as the val bank, not {val_bank}")
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
     if orchestrated < 0:
         raise ValueError(f"--orchestrated-songs must be 0 or more, not {orchestrated}")
+    if not 0 <= orchestra_choirs <= 1:
+        raise ValueError(f"--orchestra-choirs is a fraction of the orchestrated pieces, from 0 to 1, not {orchestra_choirs}")
+    if orchestra_choirs > 0 and not orchestrated:
+        raise ValueError("--orchestra-choirs needs --orchestrated-songs")
     lieder_chosen, excluded = _chosen_scores(lieder_mod, "lieder", "lieder-songs", lieder, lieder_songs,
                                              lieder_per_composer, lieder_exclude, seed)
     quartets_chosen, q_excluded = _chosen_scores(quartets_mod, "quartets", "quartet-songs", quartets, quartet_songs,
@@ -298,10 +305,14 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         by_people = by_hands[i - generated] if i >= generated else None  # (module, checkout, score, split, ...)
         write = (composer.compose if i < songs else arrange.arrange if i < songs + arranged
                  else orchestrate.orchestrate if i < generated else by_people[0].arrange_score)
+        forced = {}  # `orchestra_choirs`: one draw per orchestrated piece, none when not asked for
+        if (write is orchestrate.orchestrate and orchestra_choirs > 0
+                and np.random.default_rng([song_seed(seed, i), 0xC401]).random() < orchestra_choirs):
+            forced = {"vocals": "choir"}
         if by_people:
             corpus_mod, root, score, _, comp, how = by_people
         else:
-            comp = write(song_seed(seed, i), seconds)
+            comp = write(song_seed(seed, i), seconds, **forced)
         midi_dir = out / "midi" / sid
         midi_dir.mkdir(parents=True, exist_ok=True)
         files = {}
@@ -311,7 +322,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
             comp.midi(stem).save(path)
             files[stem] = _file(path, out)
         source = {"id": sid, "kind": "procedural-midi", "licence": OWN, "licences": [OWN],
-                  "origin": f"{write.__module__}.{write.__name__}(seed={comp.seed}, seconds={seconds})",
+                  "origin": f"{write.__module__}.{write.__name__}(seed={comp.seed}, seconds={seconds}"
+                            + "".join(f", {k}={v!r}" for k, v in forced.items()) + ")",
                   "composition": comp.describe(), "files": files, "split": split_of[i]}
         if by_people:
             source.update({
@@ -388,6 +400,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     # absent when 0: earlier manifests stay byte-identical
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
+            | ({"orchestra_choirs": orchestra_choirs} if orchestra_choirs else {})
             | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
                 "lieder_code": "separation.training.lieder", "lieder_tools": lieder_mod.tools(lieder)}
                if lieder_songs else {})
@@ -569,6 +582,9 @@ def main(argv=None) -> int:
                     help="songs with a form by the second composer (separation.training.arrange), after --songs")
     ap.add_argument("--orchestrated-songs", type=int, default=0,
                     help="ensemble pieces by the third composer (separation.training.orchestrate), after those")
+    ap.add_argument("--orchestra-choirs", type=float, default=0.0, metavar="FRACTION",
+                    help="this fraction of the orchestrated pieces have a choir in the vocals stem (else the "
+                         "texture's odds, about one in eight)")
     ap.add_argument("--lieder", type=Path, metavar="CHECKOUT",
                     help="a checkout of github.com/OpenScore/Lieder (CC0 scores of public-domain songs)")
     ap.add_argument("--lieder-songs", type=int, default=0,
@@ -616,7 +632,7 @@ def main(argv=None) -> int:
                          lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer,
                          lieder_exclude=args.lieder_exclude, quartets=args.quartets,
                          quartet_songs=args.quartet_songs, quartet_per_composer=args.quartet_per_composer,
-                         quartet_exclude=args.quartet_exclude)
+                         quartet_exclude=args.quartet_exclude, orchestra_choirs=args.orchestra_choirs)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]

@@ -195,8 +195,15 @@ def _envelope(rng: random.Random, bars: int, meter: int, depth: float, slow_ends
     return out
 
 
-def orchestrate(seed: int, seconds: float) -> Composition:
-    """A `seconds`-long excerpt of an ensemble piece, every draw from `seed` (same seed, same MIDI)."""
+VOCAL_MODES = ("none", "choir", "melody")
+
+
+def orchestrate(seed: int, seconds: float, vocals: str | None = None) -> Composition:
+    """A `seconds`-long excerpt of an ensemble piece, every draw from `seed` (same seed, same MIDI).
+    `vocals` forces who sings ("none", "choir", "melody") instead of the texture's odds (the
+    draw is still made, so without it every piece is the one the seed wrote before it existed)."""
+    if vocals is not None and vocals not in VOCAL_MODES:
+        raise ValueError(f"vocals must be one of {', '.join(VOCAL_MODES)}, not {vocals!r}")
     rng = random.Random(seed ^ 0x0C4E57)  # never the same draws as compose(seed) or arrange(seed)
     texture = rng.choice(sorted(TEXTURES))
     spec = TEXTURES[texture]
@@ -303,6 +310,7 @@ def orchestrate(seed: int, seconds: float) -> Composition:
     p_none, p_choir, _ = spec["vocals"]
     draw = rng.random()
     vocal_mode = "none" if draw < p_none else "choir" if draw < p_none + p_choir else "melody"
+    vocal_mode = vocals or vocal_mode
     tune = melody(*RANGES[rng.choice(["soprano", "alto", "tenor"])], rest_p=0.18, motion=1.0)
     silent_sections = {s0 for s0, _, _, _ in sections if rng.random() < 0.3}
     if vocal_mode == "choir":
