@@ -552,6 +552,30 @@ def test_orchestra_choirs_put_a_choir_in_the_asked_share_of_pieces_and_nothing_e
         assert not (tmp_path / "bad").exists()
 
 
+def test_a_judging_set_renders_only_its_val_split_and_those_renders_are_a_full_builds(built, tmp_path):
+    """--splits val: every song composed and listed, only the val songs rendered, each byte for
+    byte what the full build wrote; the manifest says so, and training refuses such a set. An
+    unknown or empty split list is refused before anything is written."""
+    out, full = built
+    part = tmp_path / "val-only"
+    assert data.main(["--out", str(part), "--songs", "2", "--seed", "11", "--seconds", str(SECONDS),
+                      "--splits", "val"]) == 0
+    m = json.loads((part / "manifest.json").read_bytes())
+    assert m["generator"]["rendered_splits"] == ["val"] and "rendered_splits" not in full["generator"]
+    assert m["sources"] == full["sources"] and {r["split"] for r in m["renders"]} == {"val"}
+    assert m["renders"] == [r for r in full["renders"] if r["split"] == "val"]
+    for r in m["renders"]:
+        for f in (*r["stems"].values(), r["mixture"]):
+            assert (part / f["path"]).read_bytes() == (out / f["path"]).read_bytes()
+    assert data.verify(part) == []
+    with pytest.raises(SystemExit, match="the set has no 'train' renders"):
+        train.main(["--data", str(part), "--out", str(tmp_path / "run"), "--steps", "1"])
+    for bad in ("test", ","):
+        with pytest.raises(SystemExit, match="refused: --splits names splits among train, select and val"):
+            data.main(["--out", str(tmp_path / "bad"), "--songs", "2", "--seed", "11", "--splits", bad])
+        assert not (tmp_path / "bad").exists()
+
+
 def test_reused_renders_give_the_set_a_full_render_gives_and_a_changed_file_is_rendered_again(built, tmp_path):
     """--reuse-renders hard-links an earlier set's renders where nothing that shaped them differs:
     the grown set's manifest is byte-identical to rendering everything, the earlier files are

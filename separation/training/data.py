@@ -3,7 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K [--orchestra-choirs FRACTION]] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
+        [--orchestrated-songs K [--orchestra-choirs FRACTION]] [--splits val] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
         [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
@@ -233,7 +233,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
           lieder_per_composer: int = 4, lieder_exclude: Path | None = None, quartets: Path | None = None,
           quartet_songs: int = 0, quartet_per_composer: int = 2, quartet_exclude: Path | None = None,
-          orchestra_choirs: float = 0.0) -> dict:
+          orchestra_choirs: float = 0.0, render_splits: tuple[str, ...] | None = None) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
@@ -244,7 +244,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on; `orchestra_choirs`, the fraction of the
     `orchestrate` pieces made to have a choir in the vocals stem (else the texture's odds, about
-    one in eight: too few choirs for a network to learn them from)."""
+    one in eight: too few choirs for a network to learn them from); `render_splits`, render only
+    these splits' songs (a judging set needs its val renders only, a fifth of the work: every
+    song is still composed and listed, and each render is byte for byte a full build's)."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
         raise ValueError(f"--val-effects needs a soundfont as the val bank, not {val_bank}")
     if arranged < 0:
@@ -255,6 +257,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         raise ValueError(f"--orchestra-choirs is a fraction of the orchestrated pieces, from 0 to 1, not {orchestra_choirs}")
     if orchestra_choirs > 0 and not orchestrated:
         raise ValueError("--orchestra-choirs needs --orchestrated-songs")
+    if render_splits is not None and (not render_splits or not set(render_splits) <= {"train", "select", "val"}):
+        raise ValueError(f"--splits names splits among train, select and val, not {','.join(render_splits) or 'none'}")
     lieder_chosen, excluded = _chosen_scores(lieder_mod, "lieder", "lieder-songs", lieder, lieder_songs,
                                              lieder_per_composer, lieder_exclude, seed)
     quartets_chosen, q_excluded = _chosen_scores(quartets_mod, "quartets", "quartet-songs", quartets, quartet_songs,
@@ -362,7 +366,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                                 "silent: no one sings in this piece"}
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
         sources.append(source)
-        for bank in ([val_bank] if split_of[i] == "val" else list(train_banks)):
+        unrendered = render_splits is not None and split_of[i] not in render_splits
+        for bank in [] if unrendered else [val_bank] if split_of[i] == "val" else list(train_banks):
             linked = earlier.link(source, bank, out / "audio" / split_of[i] / f"{sid}.{bank}", out) if earlier else None
             if linked is not None:
                 renders.append(linked)
@@ -401,6 +406,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
             | ({"orchestra_choirs": orchestra_choirs} if orchestra_choirs else {})
+            | ({"rendered_splits": sorted(render_splits)} if render_splits is not None else {})
             | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
                 "lieder_code": "separation.training.lieder", "lieder_tools": lieder_mod.tools(lieder)}
                if lieder_songs else {})
@@ -585,6 +591,9 @@ def main(argv=None) -> int:
     ap.add_argument("--orchestra-choirs", type=float, default=0.0, metavar="FRACTION",
                     help="this fraction of the orchestrated pieces have a choir in the vocals stem (else the "
                          "texture's odds, about one in eight)")
+    ap.add_argument("--splits", metavar="SPLIT[,SPLIT]",
+                    help="render only these splits (e.g. val: a judging set; every song is still composed and "
+                         "listed in the manifest, and each render is the one a full build writes)")
     ap.add_argument("--lieder", type=Path, metavar="CHECKOUT",
                     help="a checkout of github.com/OpenScore/Lieder (CC0 scores of public-domain songs)")
     ap.add_argument("--lieder-songs", type=int, default=0,
@@ -632,7 +641,8 @@ def main(argv=None) -> int:
                          lieder_songs=args.lieder_songs, lieder_per_composer=args.lieder_per_composer,
                          lieder_exclude=args.lieder_exclude, quartets=args.quartets,
                          quartet_songs=args.quartet_songs, quartet_per_composer=args.quartet_per_composer,
-                         quartet_exclude=args.quartet_exclude, orchestra_choirs=args.orchestra_choirs)
+                         quartet_exclude=args.quartet_exclude, orchestra_choirs=args.orchestra_choirs,
+                         render_splits=tuple(x for x in args.splits.split(",") if x) if args.splits is not None else None)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc
     digest = (args.out / "manifest.sha256").read_text().split()[0]
