@@ -406,6 +406,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
             | ({"orchestra_choirs": orchestra_choirs} if orchestra_choirs else {})
+            | ({"espeak_vocals": espeak_vocals} if espeak_vocals else {})  # a rebuild replays the shares
+            | ({"flite_vocals": flite_vocals} if flite_vocals else {})
             | ({"rendered_splits": sorted(render_splits)} if render_splits is not None else {})
             | ({"lieder_songs": lieder_songs, "lieder_per_composer": lieder_per_composer,
                 "lieder_code": "separation.training.lieder", "lieder_tools": lieder_mod.tools(lieder)}
