@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from separation import train
-from separation.training import arrange, data, sonivox, synth, voice
+from separation.training import arrange, data, rebuild, sonivox, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
@@ -447,6 +447,10 @@ def test_a_set_with_flite_vocals_stays_commercial_clean_and_says_what_sang(tmp_p
                and s["commercial_use"] for s in m["sources"])
     assert m["commercial_use"] is True and "Flite's CMU voices" in m["stems"]["vocals"]
     assert data.verify(out) == []
+    # the share is recorded, so `separation.training.rebuild` can replay it
+    assert m["generator"]["flite_vocals"] == 1 and "espeak_vocals" not in m["generator"]
+    (part,) = rebuild.plan(m, "-")
+    assert part.kwargs["flite_vocals"] == 1
     m["_sha256"] = (out / "manifest.sha256").read_text().split()[0]
     statement, licence = train.training_statement(m)
     assert "Flite CMU voices" in statement and "no recording of a voice" in statement

@@ -15,6 +15,7 @@ many with no voice or no kit, choirs, low lines in *other*, rubato), `lieder` (s
 OpenScore Lieder's CC0 scores arranged into the four stems), `quartets` (OpenScore String Quartets'
 CC0 scores: a singer may take the top line, a bass the bottom one), `scores` (what both corpora share:
 MusicXML, death years, notes with dynamics, the split by composer), `data` (rendering, split, manifest, CLI),
+`merge` (one set from rendered ones), `rebuild` (a set rendered again from its manifest alone, checked by hash),
 `synth` (`clearstem-synth`: our own instrument bank, a second timbre family beside the soundfonts),
 `voice` (opt-in espeak-ng sung syllables), `augment` (seeded training-time augmentation),
 `arch_candidates` (three small architectures, timed below).
