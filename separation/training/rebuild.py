@@ -33,6 +33,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,20 +190,6 @@ def _build(out: Path, kwargs: dict, reuse: Path | None) -> str:
     return file_sha256(out / "manifest.json")
 
 
-class _Inline:
-    """`ProcessPoolExecutor`'s face for one job: the part is built here, in this process."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        result = fn(*args)
-        return type("Done", (), {"result": staticmethod(lambda: result)})()
-
-
 def differences(rebuilt: dict, manifest: dict, name: str, limit: int = 5) -> list[str]:
     """The first files whose hash differs between a rebuilt part and the recorded set."""
     prefix = f"{name}." if name else ""
@@ -260,11 +247,11 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
 
     # the longest first (score arrangements render slowest), so two processes finish together
     todo.sort(key=lambda p: (-p.kwargs.get("quartet_songs", 0), -p.kwargs.get("lieder_songs", 0)))
+    calls = [(where[p.name], p.kwargs, reuse(p)) for p in todo]
     failed = []
-    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else _Inline() as pool:
-        futures = {p.name: pool.submit(_build, where[p.name], p.kwargs, reuse(p)) for p in todo}
-        for p in todo:
-            got = futures[p.name].result()
+    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and todo else nullcontext() as pool:
+        hashes = pool.map(_build, *zip(*calls)) if pool is not None else (_build(*c) for c in calls)
+        for p, got in zip(todo, hashes):  # in submission order, as each part's hash is known
             same = got == p.expected
             log(f"{p.name or out}: manifest {got[:12]}… {'as recorded' if same else f'recorded {p.expected[:12]}…'}")
             if not same:
