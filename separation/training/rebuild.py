@@ -234,9 +234,8 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
     where = {p.name: (out.parent / f"{out.name}-parts" / p.name) if merged else out for p in parts}
     for p in parts:
         if merged and where[p.name].exists() and any(where[p.name].iterdir()):
-            if (where[p.name] / "manifest.json").is_file() and file_sha256(where[p.name] / "manifest.json") == p.expected \
-                    and not data.verify(where[p.name]):
-                continue  # an earlier run's part, whole and the recorded one: kept
+            if (where[p.name] / "manifest.json").is_file() and file_sha256(where[p.name] / "manifest.json") == p.expected:
+                continue  # an earlier run's part, the recorded one: kept (`merge` re-hashes its files)
             raise RebuildRefused(f"{where[p.name]} is not empty and not the recorded part: remove it first")
     todo = [p for p in parts if not (merged and (where[p.name] / "manifest.json").is_file())]
     log(f"{len(parts)} part(s), {len(todo)} to render: {', '.join(p.name or str(out) for p in todo)}")
