@@ -25,7 +25,7 @@ def merged(tmp_path_factory):
     a, b, m = root / "songs11", root / "orch12", root / "set"
     assert data.main(["--out", str(a), "--songs", "3", "--seed", "11", "--seconds", SECONDS]) == 0
     assert data.main(["--out", str(b), "--songs", "0", "--seed", "12", "--seconds", SECONDS,
-                      "--orchestrated-songs", "3", "--orchestra-choirs", "0.5"]) == 0
+                      "--orchestrated-songs", "3", "--orchestra-choirs", "0.5", "--orchestra-choir-tunes", "0.5"]) == 0
     merge([a, b], m)
     return m
 
@@ -46,7 +46,8 @@ def test_a_merged_set_is_rendered_again_from_its_manifest_alone_byte_for_byte(me
     planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [p["part"] for p in planned] == ["songs11", "orch12"]
     assert planned[1]["build"] == {"songs": 0, "seed": 12, "seconds": 2.0, "sample_format": "flac24",
-                                   "orchestrated": 3, "orchestra_choirs": 0.5, "train_banks": ["csound-gm"],
+                                   "orchestrated": 3, "orchestra_choirs": 0.5, "orchestra_choir_tunes": 0.5,
+                                   "train_banks": ["csound-gm"],
                                    "val_bank": "timgm6mb", "allow_noncommercial": False}
     out = tmp_path / "again"
     assert rebuild.main([str(manifest), "--out", str(out)]) == 0

@@ -3,7 +3,7 @@
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
         [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
-        [--orchestrated-songs K [--orchestra-choirs FRACTION]] [--splits val] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
+        [--orchestrated-songs K [--orchestra-choirs FRACTION [--orchestra-choir-tunes FRACTION]]] [--splits val] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
         [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]
         [--reuse-renders EARLIER_DIR]
     python -m separation.training.data --out DIR --verify   # re-hash a set against its manifest
@@ -233,7 +233,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
           val_effects: bool = False, lieder: Path | None = None, lieder_songs: int = 0,
           lieder_per_composer: int = 4, lieder_exclude: Path | None = None, quartets: Path | None = None,
           quartet_songs: int = 0, quartet_per_composer: int = 2, quartet_exclude: Path | None = None,
-          orchestra_choirs: float = 0.0, render_splits: tuple[str, ...] | None = None) -> dict:
+          orchestra_choirs: float = 0.0, render_splits: tuple[str, ...] | None = None,
+          orchestra_choir_tunes: float = 0.0) -> dict:
     """`songs` compositions by `compose`, then `arranged` more by `arrange`, then `orchestrated`
     more by `orchestrate`, then `lieder_songs` scores of the OpenScore Lieder checkout `lieder`
     arranged by `separation.training.lieder` (song ids after them, each composer's songs with
@@ -244,7 +245,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     earlier set whose identical renders are hard-linked (`Reusable`); `val_effects`, the val split
     rendered with FluidSynth's reverb and chorus on; `orchestra_choirs`, the fraction of the
     `orchestrate` pieces made to have a choir in the vocals stem (else the texture's odds, about
-    one in eight: too few choirs for a network to learn them from); `render_splits`, render only
+    one in eight: too few choirs for a network to learn them from); `orchestra_choir_tunes`, the
+    fraction of those choirs whose top voice sings the tune (a second draw per choir piece; else
+    the tune is an instrument's, in *other*); `render_splits`, render only
     these splits' songs (a judging set needs its val renders only, a fifth of the work: every
     song is still composed and listed, and each render is byte for byte a full build's)."""
     if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
@@ -257,6 +260,10 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         raise ValueError(f"--orchestra-choirs is a fraction of the orchestrated pieces, from 0 to 1, not {orchestra_choirs}")
     if orchestra_choirs > 0 and not orchestrated:
         raise ValueError("--orchestra-choirs needs --orchestrated-songs")
+    if not 0 <= orchestra_choir_tunes <= 1:
+        raise ValueError(f"--orchestra-choir-tunes is a fraction of the choir pieces, from 0 to 1, not {orchestra_choir_tunes}")
+    if orchestra_choir_tunes > 0 and not orchestra_choirs:
+        raise ValueError("--orchestra-choir-tunes needs --orchestra-choirs")
     if render_splits is not None and (not render_splits or not set(render_splits) <= {"train", "select", "val"}):
         raise ValueError(f"--splits names splits among train, select and val, not {','.join(render_splits) or 'none'}")
     lieder_chosen, excluded = _chosen_scores(lieder_mod, "lieder", "lieder-songs", lieder, lieder_songs,
@@ -313,6 +320,9 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
         if (write is orchestrate.orchestrate and orchestra_choirs > 0
                 and np.random.default_rng([song_seed(seed, i), 0xC401]).random() < orchestra_choirs):
             forced = {"vocals": "choir"}
+            if (orchestra_choir_tunes > 0
+                    and np.random.default_rng([song_seed(seed, i), 0xC402]).random() < orchestra_choir_tunes):
+                forced = {"vocals": "choir_tune"}
         if by_people:
             corpus_mod, root, score, _, comp, how = by_people
         else:
@@ -362,6 +372,8 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
                                 ("GM voice program on the score's top line (FluidSynth)" if any(p.notes for p in comp.stems["vocals"]) else
                                  "silent: no one sings in this piece") if write is quartets_mod.arrange_score else
                                 "GM voice program on the melody (FluidSynth)" if singing == 1 else
+                                "GM voice programs as a choir, its top voice on the tune (FluidSynth)"
+                                if singing and forced.get("vocals") == "choir_tune" else
                                 "GM voice programs as a choir in chords (FluidSynth)" if singing else
                                 "silent: no one sings in this piece"}
         source["commercial_use"] = all(commercial_ok(lic) for lic in source["licences"])
@@ -406,6 +418,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     more = (({"arranged_songs": arranged} if arranged else {}) | ({"orchestrated_songs": orchestrated} if orchestrated else {})
             | ({"val_effects": True} if val_effects else {})
             | ({"orchestra_choirs": orchestra_choirs} if orchestra_choirs else {})
+            | ({"orchestra_choir_tunes": orchestra_choir_tunes} if orchestra_choir_tunes else {})
             | ({"espeak_vocals": espeak_vocals} if espeak_vocals else {})  # a rebuild replays the shares
             | ({"flite_vocals": flite_vocals} if flite_vocals else {})
             | ({"rendered_splits": sorted(render_splits)} if render_splits is not None else {})
@@ -593,6 +606,9 @@ def main(argv=None) -> int:
     ap.add_argument("--orchestra-choirs", type=float, default=0.0, metavar="FRACTION",
                     help="this fraction of the orchestrated pieces have a choir in the vocals stem (else the "
                          "texture's odds, about one in eight)")
+    ap.add_argument("--orchestra-choir-tunes", type=float, default=0.0, metavar="FRACTION",
+                    help="this fraction of those choirs sing the tune in their top voice (else an instrument "
+                         "carries it, in other)")
     ap.add_argument("--splits", metavar="SPLIT[,SPLIT]",
                     help="render only these splits (e.g. val: a judging set; every song is still composed and "
                          "listed in the manifest, and each render is the one a full build writes)")
@@ -644,6 +660,7 @@ def main(argv=None) -> int:
                          lieder_exclude=args.lieder_exclude, quartets=args.quartets,
                          quartet_songs=args.quartet_songs, quartet_per_composer=args.quartet_per_composer,
                          quartet_exclude=args.quartet_exclude, orchestra_choirs=args.orchestra_choirs,
+                         orchestra_choir_tunes=args.orchestra_choir_tunes,
                          render_splits=tuple(x for x in args.splits.split(",") if x) if args.splits is not None else None)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as exc:  # SoundfontRefused included
         raise SystemExit(f"refused: {exc}") from exc

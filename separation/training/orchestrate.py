@@ -22,7 +22,10 @@ full of what this composer writes:
   clarinet, trumpet, whistle, square or saw lead; when someone sings, an instrument doubles the
   voice at the unison or octave in some sections, or answers it in its rests;
 * **choirs** — the vocals stem as a two- to four-part choir (aahs, oohs) singing voice-led
-  chords, not only one melodic line;
+  chords, not only one melodic line; and, only when asked for (`vocals="choir_tune"`), a choir
+  as hymns and chorales have it: the top voice sings the tune over the others' chords, so a
+  melody on a voice stays *vocals* in choir pieces too (when the choir only sings chords, the
+  tune is on an instrument in *other*: the roles of a song's singer and band reversed);
 * **harmony and time** — circle-of-fifths sequences, a descending lament bass with inversions,
   pedal points, modal vamps, chromatic-mediant moves (chords outside the key); compound time
   (jigs, 6/8 ballads as triplet subdivisions), 3/4, 5/4 and 7/4; **rubato** — the tempo breathes
@@ -195,13 +198,16 @@ def _envelope(rng: random.Random, bars: int, meter: int, depth: float, slow_ends
     return out
 
 
-VOCAL_MODES = ("none", "choir", "melody")
+#: who sings: the texture's odds draw one of the first three; "choir_tune" (the top voice of a
+#: choir sings the tune) only when forced, so every piece drawn before it existed is unchanged
+VOCAL_MODES = ("none", "choir", "melody", "choir_tune")
 
 
 def orchestrate(seed: int, seconds: float, vocals: str | None = None) -> Composition:
     """A `seconds`-long excerpt of an ensemble piece, every draw from `seed` (same seed, same MIDI).
-    `vocals` forces who sings ("none", "choir", "melody") instead of the texture's odds (the
-    draw is still made, so without it every piece is the one the seed wrote before it existed)."""
+    `vocals` forces who sings ("none", "choir", "melody", "choir_tune") instead of the texture's
+    odds (the draw is still made, so without it every piece is the one the seed wrote before it
+    existed)."""
     if vocals is not None and vocals not in VOCAL_MODES:
         raise ValueError(f"vocals must be one of {', '.join(VOCAL_MODES)}, not {vocals!r}")
     rng = random.Random(seed ^ 0x0C4E57)  # never the same draws as compose(seed) or arrange(seed)
@@ -313,24 +319,37 @@ def orchestrate(seed: int, seconds: float, vocals: str | None = None) -> Composi
     vocal_mode = vocals or vocal_mode
     tune = melody(*RANGES[rng.choice(["soprano", "alto", "tenor"])], rest_p=0.18, motion=1.0)
     silent_sections = {s0 for s0, _, _, _ in sections if rng.random() < 0.3}
-    if vocal_mode == "choir":
+    def silent(bar: int) -> bool:
+        return any(s0 <= bar < e and s0 in silent_sections for s0, e, _, _ in sections)
+
+    if vocal_mode in ("choir", "choir_tune"):
         voices = rng.choice([2, 3, 4, 4])
         regs = ["soprano", "alto", "tenor", "bass_voice"][:voices]
         parts = [Part(rng.choice((52, 53, 52, 54)), ch) for ch in range(voices)]
+        chord_parts, lo, hi = parts, RANGES[regs[-1]][0], RANGES[regs[0]][1]
+        if vocal_mode == "choir_tune":  # the top voice sings the tune, the others its chords below it
+            top, chord_parts = parts[0], parts[1:]
+            up = 12 if min(p for _, _, _, p in tune) < RANGES["alto"][0] else 0  # a tenor's tune: room below it
+            for bar, st, d, p in tune:
+                if not silent(bar):
+                    top.notes.append((tick(bar * bar_steps + st), length(bar * bar_steps + st, d * 0.95), p + up,
+                                      vel(bar, base=88)))
+            lo = RANGES["bass_voice"][0]
+            hi = max(lo + 12, min(p for _, _, _, p in tune) + up - 1)
         prev = None
         for bar, st, steps, ch in chords:
-            if any(s0 <= bar < e and s0 in silent_sections for s0, e, _, _ in sections):
+            if silent(bar):
                 prev = None
                 continue
-            notes = _voice_lead(prev, pcs_of(ch), voices, RANGES[regs[-1]][0], RANGES[regs[0]][1], rng)
+            notes = _voice_lead(prev, pcs_of(ch), len(chord_parts), lo, hi, rng)
             prev = notes
-            for part, p in zip(parts, sorted(notes, reverse=True)):
+            for part, p in zip(chord_parts, sorted(notes, reverse=True)):
                 part.notes.append((tick(bar * bar_steps + st), length(bar * bar_steps + st, steps), p, vel(bar, base=80)))
         stems["vocals"] = parts
     elif vocal_mode == "melody":
         voice = Part(rng.choice(VOICE_PROGRAMS), 0)
         for bar, st, d, p in tune:
-            if not any(s0 <= bar < e and s0 in silent_sections for s0, e, _, _ in sections):
+            if not silent(bar):
                 voice.notes.append((tick(bar * bar_steps + st), length(bar * bar_steps + st, d * 0.95), p, vel(bar, base=90)))
         stems["vocals"] = [voice]
     else:
@@ -342,12 +361,13 @@ def orchestrate(seed: int, seconds: float, vocals: str | None = None) -> Composi
     chosen = roles[: rng.randint(min(3, len(roles)), min(len(roles), 5))]
     channels = iter([c for c in range(16) if c != 9])
     lead_prog = rng.choice(spec["leads"])
-    if vocal_mode != "melody" or rng.random() < 0.35:  # the tune on an instrument: alone, or doubling/answering
+    tune_sung = vocal_mode in ("melody", "choir_tune")
+    if not tune_sung or rng.random() < 0.35:  # the tune on an instrument: alone, or doubling/answering
         lead = Part(lead_prog, next(channels))
-        octave = rng.choice([0, 0, 12, -12]) if vocal_mode == "melody" else rng.choice([0, 12])
+        octave = rng.choice([0, 0, 12, -12]) if tune_sung else rng.choice([0, 12])
         for bar, st, d, p in tune:
-            sung = vocal_mode == "melody" and not any(s0 <= bar < e and s0 in silent_sections for s0, e, _, _ in sections)
-            if vocal_mode == "melody" and sung and rng.random() < 0.5:
+            sung = tune_sung and not silent(bar)
+            if sung and rng.random() < 0.5:
                 continue  # doubles the voice only part of the time
             lead.notes.append((tick(bar * bar_steps + st), length(bar * bar_steps + st, d * 0.9), min(108, p + octave),
                                vel(bar, base=88)))

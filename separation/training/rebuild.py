@@ -50,7 +50,8 @@ RECORDED = {"code", "rate", "lieder_code", "lieder_tools", "quartets_code", "qua
 #: generator key -> data.build keyword, for the options replayed as they are
 OPTIONS = {"seed": "seed", "songs": "songs", "seconds": "seconds", "sample_format": "sample_format",
            "arranged_songs": "arranged", "orchestrated_songs": "orchestrated", "val_effects": "val_effects",
-           "orchestra_choirs": "orchestra_choirs", "lieder_songs": "lieder_songs",
+           "orchestra_choirs": "orchestra_choirs", "orchestra_choir_tunes": "orchestra_choir_tunes",
+           "lieder_songs": "lieder_songs",
            "lieder_per_composer": "lieder_per_composer", "quartet_songs": "quartet_songs",
            "quartet_per_composer": "quartet_per_composer", "espeak_vocals": "espeak_vocals",
            "flite_vocals": "flite_vocals"}
