@@ -26,6 +26,8 @@ STEMS = ("vocals", "drums", "bass", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85)  # choir aahs, voice oohs, synth voice, lead voice
 BASS_PROGRAMS = (32, 33, 34, 38, 39)
 OTHER_PROGRAMS = ((0, 48), (4, 49), (24, 50), (1, 89), (16, 48), (25, 91))  # (chords, pad)
+#: the first song seed of "the default set" every README figure quotes; other seeds are new songs of its kind
+DEFAULT_SEED = 9000
 
 
 def soundfont() -> str:
@@ -109,7 +111,7 @@ def render(mid: mido.MidiFile, rate: int, seconds: float, sf2: str) -> np.ndarra
     return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
 
 
-def build_set(folder: Path, songs: int, seconds: float, rate: int = 44100, seed0: int = 9000) -> list[dict]:
+def build_set(folder: Path, songs: int, seconds: float, rate: int = 44100, seed0: int = DEFAULT_SEED) -> list[dict]:
     if not shutil.which("fluidsynth"):
         raise SystemExit(f"fluidsynth not found: apt-get install {' '.join(DEBIAN_PACKAGES)}")
     sf2 = soundfont()

@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.multitrack import STEMS, build_set, soundfont  # noqa: E402
+from bench.multitrack import DEFAULT_SEED, STEMS, build_set, soundfont  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
 from separation.registry import PASS_COUNTS, averages_passes, default_model, get_engine, install_model  # noqa: E402
 from separation.run import separate_file  # noqa: E402
@@ -233,8 +233,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--songs", type=int, default=8)
     p.add_argument("--seconds", type=float, default=30)
-    p.add_argument("--seed", type=int, default=9000,
-                   help="the bench's own set from this song seed on (default 9000: the set the README quotes); "
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"the bench's own set from this song seed on (default {DEFAULT_SEED}: the set the README quotes); "
                         "another seed is a set of the same kind no model was judged or chosen on")
     p.add_argument("--long-minutes", type=float, default=60)
     p.add_argument("--hdemucs-songs", type=int, default=2)
@@ -273,7 +273,7 @@ def main() -> None:
     else:
         songs = build_set(tmp / "set", args.songs, args.seconds, seed0=args.seed)
         source = (f"MIDI composed per stem, FluidSynth {Path(soundfont()).name}"
-                  + (f", song seeds {args.seed}-{args.seed + args.songs - 1}" if args.seed != 9000 else ""))
+                  + (f", song seeds {args.seed}-{args.seed + args.songs - 1}" if args.seed != DEFAULT_SEED else ""))
     results = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
                "set": {"songs": len(songs), "seconds": args.seconds, "source": source},

@@ -82,3 +82,19 @@ def test_threads_below_one_is_refused_before_any_work(monkeypatch, capsys):
         separate.main()
     assert exc.value.code == 2
     assert "--threads must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_another_seed_is_new_songs_of_the_default_sets_kind():
+    """--seed S: the bench composer's songs from seed S on — the same instruments and roles as
+    the default set (seed 9000 on), other notes — a set of that kind no model was judged on."""
+    from bench import multitrack
+
+    def notes(seed):
+        return {stem: [(m.type, m.note, m.time) for m in mid.tracks[0] if m.type == "note_on"]
+                for stem, mid in multitrack.compose(seed, 8.0).items()}
+
+    default = [notes(multitrack.DEFAULT_SEED + i) for i in range(8)]
+    assert notes(multitrack.DEFAULT_SEED) == default[0]  # a seed is the same song every time
+    fresh = [notes(14000 + i) for i in range(8)]
+    assert all(f[stem] != d[stem] for f in fresh for d in default for stem in ("vocals", "bass"))
+    assert all(set(f) == set(multitrack.STEMS) for f in fresh)
