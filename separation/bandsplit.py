@@ -14,6 +14,8 @@ engines are, so training normalises each example the same way (`normalise`).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -128,6 +130,48 @@ class WithSpecialist(nn.Module):
         return torch.stack([special[:, i] if taken else base[:, i] for i, taken in enumerate(self.taken)], dim=1)
 
 
+def level_db(stem: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """Per example, a stem estimate's energy re its mixture's, in dB ([B, C, T] each -> [B]). A
+    silent chunk (zero padding at the end of an input) reads 0 dB: loud, so it is never "kit-less"."""
+    eps = 1e-10
+    return 10 * torch.log10((stem.float().pow(2).sum(dim=(1, 2)) + eps) / (mixture.float().pow(2).sum(dim=(1, 2)) + eps))
+
+
+class KitRouted(nn.Module):
+    """A base network for every chunk, and an expert network of the same shape whose stems replace
+    the base's on chunks with no drum kit to speak of: where the base's own drums estimate lies
+    below `below_db` re the chunk's mixture. Why: every fine-tune that lifted the orchestras (stops
+    64-68: d28, d30, d33 and their soup) cost the default kind of song, whose every song has a kit,
+    and gained most on the orchestral pieces without one; no rate, dose or average kept the gain
+    without the loss in one network. Routing by the stem the base finds best keeps the base's
+    stems exactly where there is a kit and gives kit-less music (orchestras, voice and piano,
+    quartets) the expert. Chunks are routed one by one (the engine's overlap-add cross-fades
+    between neighbours that went different ways); an expert chunk costs a second forward pass."""
+
+    def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS, below_db: float = -30.0):
+        super().__init__()
+        if "drums" not in stems:
+            raise ValueError(f"routing by the kit needs a drums stem, got {list(stems)}")
+        if not math.isfinite(below_db):
+            raise ValueError(f"below_db must be a finite level in dB, got {below_db}")
+        self.stems, self.below_db, self.drums = tuple(stems), float(below_db), stems.index("drums")
+        self.config = {"dim": dim, "layers": layers, "stems": list(stems), "kit_routed": {"below_db": self.below_db}}
+        self.base = BandSplitRNN(dim, layers, stems)
+        self.expert = BandSplitRNN(dim, layers, stems)
+
+    def kitless(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        """[B] booleans: the chunks the expert separates."""
+        return level_db(base_out[:, self.drums], x) < self.below_db
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        routed = self.kitless(x, y)
+        if routed.any():
+            y = y.clone()
+            y[routed] = self.expert(x[routed]).to(y.dtype)
+        return y
+
+
 #: The passes `PassAverage` runs, by count: (channels swapped?, delay in samples). 2 and 4 only.
 PASS_TRANSFORMS = {2: ((False, 0), (True, HOP // 2)),
                    4: ((False, 0), (True, HOP // 4), (False, HOP // 2), (True, 3 * HOP // 4))}
@@ -166,10 +210,13 @@ def describe_passes(passes: int) -> list[str]:
 
 def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
     """The network a model card's `config` describes: `dim`, `layers` and, optionally,
-    `specialist` (stems whose estimates come from a second network, `WithSpecialist`) with
+    `specialist` (stems whose estimates come from a second network, `WithSpecialist`) or
+    `kit_routed` (a second network for the chunks without a kit, `KitRouted`), with
     `specialist_layers` when that network is deeper than the base and `specialist_dim` when it
     is of another width."""
     dim, layers = int(config.get("dim", 32)), int(config.get("layers", 3))
+    if config.get("kit_routed"):
+        return KitRouted(dim, layers, tuple(stems), float(config["kit_routed"]["below_db"]))
     if config.get("specialist"):
         deeper, width = config.get("specialist_layers"), config.get("specialist_dim")
         return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]),

@@ -11,6 +11,8 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
                                                              # + the model card the repository ships
     python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--data DIR --name NAME]
                                                              # a --loss-stems run: its stems over WEIGHTS'
+    python -m separation.train export RUN/last.pt --to FILE --base WEIGHTS.pt --kit-routed-below DB [--data DIR --name NAME]
+                                                             # the run separates WEIGHTS' kit-less chunks
     python -m separation.train soup RUN_A/best.pt RUN_B/best.pt --to SOUP.pt --data DIR [--covers DIR_A]
         [--score] [--start WEIGHTS.pt]                       # their weights' average, exported like a run
 
@@ -269,6 +271,9 @@ def load_init(path: Path, args, flag: str = "--init", any_width: bool = False) -
     if card.get("sha256") != digest:
         raise TrainingSetError(f"{flag} {path} has SHA-256 {digest}, its card pins {card.get('sha256')}")
     cfg = card.get("config") or {}
+    if cfg.get("kit_routed"):
+        raise TrainingSetError(f"{flag} {path} is a base network with a kit-less expert (two networks); start from "
+                               "a plain one, e.g. its base's weights")
     if cfg.get("specialist"):
         raise TrainingSetError(f"{flag} {path} is a base network with a specialist (two networks); start from "
                                "a plain one, e.g. its base's weights")
@@ -550,6 +555,30 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider
 
 
+def kit_routed_over(ckpt: dict, base: Path, below_db: float) -> tuple[dict, dict]:
+    """(state dict, config) of a run's network as the expert of a kit-routed model over `base`, the
+    weights the run was fine-tuned from (`bandsplit.KitRouted`: the base separates every chunk where
+    its drums estimate is at least `below_db` dB re the mixture, the expert every other). The
+    expert's weights are stored in float16 — two networks of v19's size in float32 are just over
+    25 MB — and loaded back into float32, so the file is what the card pins and the engine runs."""
+    cfg = ckpt["config"]
+    if cfg.get("loss_stems"):
+        raise TrainingSetError("a kit-routed expert separates every stem: export a run trained on every stem's loss")
+    init = cfg.get("init") or {}
+    digest = hashlib.sha256(base.read_bytes()).hexdigest()
+    if digest != init.get("weights_sha256"):
+        raise TrainingSetError(f"--kit-routed-over {base} has SHA-256 {digest}; the expert was fine-tuned from "
+                               f"{init.get('name')} ({init.get('weights_sha256')}): it routes over those weights")
+    if not math.isfinite(below_db):
+        raise TrainingSetError(f"--below-db must be a finite level in dB, got {below_db}")
+    base_state = torch.load(base, map_location="cpu", weights_only=True)
+    if bandsplit.layer_count(base_state) != cfg["layers"] or bandsplit.width(base_state) != cfg["dim"]:
+        raise TrainingSetError("the expert and the base must have one shape (a deepened or widened run cannot route)")
+    state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
+             | {f"expert.{k}": (v.half() if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()})
+    return state, {"dim": cfg["dim"], "layers": cfg["layers"], "kit_routed": {"below_db": float(below_db)}}
+
+
 def other_base(base: Path, cfg: dict) -> dict:
     """What a card records of `--base` weights that are not the run's start (`--take` over another
     exported network, e.g. a model whose bass stem finds better than the start's): checked as a
@@ -600,6 +629,12 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
                 f"{base['training_data']}" if base else
                 f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})")
         training_data = f"{others}: {kept}; {', '.join(over)}: {averaged}{each}{trained}, on {training_data}"
+    elif cfg.get("kit_routed"):  # the base is the expert's start: its statement is inside init's
+        routed = cfg["kit_routed"]
+        training_data = (f"two networks, chosen per 10 s chunk by the first one's drums estimate: where it is at "
+                         f"least {routed['below_db']:.2f} dB re the mixture, {cfg['init']['name']} unchanged (weights "
+                         f"SHA-256 {cfg['init']['weights_sha256']}); elsewhere (no drum kit), {averaged}{each}a network "
+                         f"fine-tuned from it (stored in {routed.get('expert_precision', 'float32')}) on {training_data}")
     elif averaged:
         training_data = f"{averaged}{each}trained on {training_data}"
     return training_data, weights_licence
@@ -642,12 +677,13 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 
 
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
-           base: Path | None = None, take: list[str] | None = None) -> dict:
+           base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
-    `base`, the weights it started from (`specialist_over`), as do the stems `take` names.
+    `base`, the weights it started from (`specialist_over`), as do the stems `take` names; with
+    `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`).
     `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "config" not in ckpt:  # exported weights, not a run's checkpoint
@@ -656,10 +692,16 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
                                f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
                                "there are no new weights to export")
-    state, config = specialist_over(ckpt, base, take)
+    if kit_routed_below is not None:
+        if base is None or take:
+            raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no --take")
+        state, config = kit_routed_over(ckpt, base, kit_routed_below)
+    else:
+        state, config = specialist_over(ckpt, base, take)
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
-    cfg = ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
+    cfg = (ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
+           | ({"kit_routed": config["kit_routed"] | {"expert_precision": "float16"}} if kit_routed_below is not None else {}))
     if take and hashlib.sha256(base.read_bytes()).hexdigest() != (cfg.get("init") or {}).get("weights_sha256"):
         cfg["base"] = other_base(base, ckpt["config"])
     out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
@@ -683,6 +725,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
                     {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
+                    {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
@@ -813,11 +856,14 @@ def main(argv=None) -> int:
         ex.add_argument("--base", type=Path, help="a --loss-stems run: the weights it started from, which it goes over")
         ex.add_argument("--take", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
                         help="with --base: only these stems come from the run, the others from --base")
+        ex.add_argument("--kit-routed-below", type=float, metavar="DB",
+                        help="with --base: the run separates the chunks where --base's drums estimate is under DB "
+                             "re the mixture, --base all others (bandsplit.KitRouted)")
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
         try:
-            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take)))
+            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

@@ -774,3 +774,75 @@ def test_a_soup_averages_fine_tunes_of_one_start_and_its_card_pins_a_set_listing
     assert train.main(["soup", str(a), str(b), "--to", str(tmp_path / "cli.pt"), "--data", str(tiny_set),
                        "--covers", str(other)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["soup"] == str(tmp_path / "cli.pt")
+
+
+def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_rest_to_its_expert(tiny_set, tmp_path,
+                                                                                                 capsys):
+    """`export --base W --kit-routed-below DB` (stop 69, `bandsplit.KitRouted`): one file with W and a
+    fine-tune of W; per chunk, W's stems where W's drums estimate is at least DB re the mixture,
+    the fine-tune's (stored in float16) elsewhere; the card says so and names both; a base that
+    is not the run's start, a bad level or a kit-routed start are refused."""
+    ship = _two_shipped(tiny_set, tmp_path)
+    run = tmp_path / "run"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05",
+                       "--init", str(ship / "tiny-a.pt")]) == 0
+    with pytest.raises(train.TrainingSetError, match="needs --base"):
+        train.export(run / "last.pt", tmp_path / "x.pt", kit_routed_below=-20.0)
+    with pytest.raises(train.TrainingSetError, match="it routes over those weights"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", kit_routed_below=-20.0)
+    with pytest.raises(train.TrainingSetError, match="finite level"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=math.nan)
+    with pytest.raises(SystemExit, match="finite level"):
+        train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", str(ship / "tiny-a.pt"),
+                    "--kit-routed-below", "inf"])
+    assert not (tmp_path / "x.pt").exists()
+    base_state, run_state = torch.load(ship / "tiny-a.pt", weights_only=True), _params(run / "last.pt")
+    x = torch.randn(6, 2, 22050) * torch.tensor([1, 2, 3, 1, 2, 3]).view(6, 1, 1)
+    base, expert = bandsplit.BandSplitRNN(8, 1).eval(), bandsplit.BandSplitRNN(8, 1).eval()
+    base.load_state_dict(base_state)
+    expert.load_state_dict({k: v.half().float() for k, v in run_state.items()})  # as shipped: float16
+    with torch.inference_mode():
+        want_base, want_expert = base(x), expert(x)
+    levels = bandsplit.level_db(want_base[:, bandsplit.STEMS.index("drums")], x)
+    below = float(levels.median())  # half the chunks under it
+    made = train.export(run / "last.pt", ship / "tiny-k.pt", tiny_set, "tiny-k", base=ship / "tiny-a.pt",
+                        kit_routed_below=below)
+    card = json.loads((ship / "tiny-k.json").read_text())
+    assert card["config"] == made["config"] == {"dim": 8, "layers": 1, "kit_routed": {"below_db": below}}
+    assert card["training"]["kit_routed"] == {"below_db": below, "expert_precision": "float16"}
+    start = json.loads((ship / "tiny-a.json").read_text())
+    assert card["training_data"].startswith(
+        f"two networks, chosen per 10 s chunk by the first one's drums estimate: where it is at least {below:.2f} dB "
+        f"re the mixture, tiny-a unchanged (weights SHA-256 {start['sha256']}); elsewhere (no drum kit), a network "
+        "fine-tuned from it (stored in float16) on ")
+    manifest = json.loads((tiny_set / "manifest.json").read_bytes()) | {"_sha256": card["training_data_manifest_sha256"]}
+    made_as = {"init": card["training"]["init"], "stems": card["stems"], "data_manifest_sha256": manifest["_sha256"],
+               "kit_routed": card["training"]["kit_routed"]}
+    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
+    state = torch.load(ship / "tiny-k.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for k, v in state.items() if k.startswith("expert."))
+    assert all(torch.equal(state[f"base.{k}"], v) for k, v in base_state.items())
+    routed = bandsplit.build(card["config"]).eval()
+    routed.load_state_dict(state)
+    with torch.inference_mode():
+        got = routed(x)
+    to_expert = levels < below
+    assert 0 < int(to_expert.sum()) < len(x)
+    for i in range(len(x)):
+        assert torch.equal(got[i], (want_expert if to_expert[i] else want_base)[i]), i
+    # a silent chunk (the zero-padded end of an input) reads 0 dB: never routed for want of a kit
+    assert bandsplit.level_db(torch.zeros(1, 2, 8), torch.zeros(1, 2, 8)).item() == 0
+    # the registry loads it like any model and the engine separates with it
+    models = tmp_path / "models"
+    registry.install_model(ship / "tiny-k.pt", "clearstem-bandsplit-k", models, card["config"],
+                           architecture="bandsplit-rnn", stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("clearstem-bandsplit-k", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    with pytest.raises(SystemExit, match="kit-less expert"):
+        train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r"), *TINY, "--init", str(ship / "tiny-k.pt")])
+    with pytest.raises(ValueError, match="needs a drums stem"):
+        bandsplit.KitRouted(8, 1, stems=("bass", "vocals", "other"))
+    with pytest.raises(ValueError, match="finite level"):
+        bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": math.inf}})

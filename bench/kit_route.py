@@ -1,0 +1,119 @@
+"""Where a kit-routed model's threshold comes from (`separation.bandsplit.KitRouted`): a base
+model's drums level per chunk (its drums estimate's energy re the chunk's mixture, dB), cut as
+the engine cuts, on development sets, in two populations — chunks of songs whose true drums stem
+is silent, chunks of songs with drums — and the threshold the README's rule (stop 69, "Next
+candidate, v30") derives from them: the midpoint between the kit-less chunks' 95th percentile and
+the others' 5th; if those overlap, the default-kind chunks' 5th percentile.
+
+    python -m bench.kit_route --default 9000:8 --default 13400:16 --default 14000:16 \\
+        --training-set var/orch138:orchestrate:48 --training-set var/lieder139::9 --out var/eval/kit-route.json
+
+Development data only: never run it on a judging set before the threshold is fixed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.multitrack import build_set  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
+from bench.separate import training_split  # noqa: E402
+from separation.bandsplit import level_db  # noqa: E402
+from separation.hdemucs import normalised_run  # noqa: E402
+from separation.registry import get_engine  # noqa: E402
+from separation.train import silent  # noqa: E402
+
+
+def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int, drums: int) -> list[float]:
+    """The base's drums level of each chunk the engine would cut from `mixture` [C, T] (zero-padded tail)."""
+    x = torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32))
+    starts = range(0, max(x.shape[1] - overlap, 1), segment - overlap)
+    chunks = torch.stack([torch.nn.functional.pad(x[:, s:s + segment], (0, max(0, s + segment - x.shape[1])))
+                          for s in starts])
+    with torch.inference_mode():
+        y = normalised_run(chunks, "fp32", module)
+    return [float(v) for v in level_db(y[:, drums], chunks)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def threshold(kitless: list[float], kit: list[float], default_kind: list[float]) -> tuple[float, str]:
+    """The declared rule (module docstring): (T, how it was reached)."""
+    hi, lo = percentile(kitless, 95), percentile(kit, 5)
+    if hi < lo:
+        return (hi + lo) / 2, f"midpoint of kit-less P95 {hi:.2f} and with-kit P5 {lo:.2f}"
+    return percentile(default_kind, 5), f"overlap (kit-less P95 {hi:.2f} >= with-kit P5 {lo:.2f}): default-kind P5"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="clearstem-bandsplit-v19", help="the base network (a band-split model)")
+    p.add_argument("--model-dir")
+    p.add_argument("--default", action="append", default=[], metavar="SEED:SONGS",
+                   help="songs of the default kind (bench.multitrack) from this song seed")
+    p.add_argument("--training-set", action="append", default=[], metavar="DIR:COMPOSER:SONGS",
+                   help="a rendered set's val songs (COMPOSER may be empty: all)")
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    if not a.default and not a.training_set:
+        p.error("give at least one --default or --training-set")
+    torch.set_num_threads(a.threads)
+    engine = get_engine(a.model, a.model_dir)
+    module, chunking = engine.module, engine.chunking(44100)
+    drums = list(engine.info.stems).index("drums")
+    tmp = scratch_dir("clearstem-kitroute-")
+    sets = []
+    for spec in a.default:
+        seed, n = (int(v) for v in spec.split(":"))
+        sets.append((f"default kind, seed {seed}", True, build_set(tmp / str(seed), n, a.seconds, seed0=seed)))
+    for spec in a.training_set:
+        folder, composer, n = spec.split(":")
+        sets.append((f"{folder} {composer or 'all'}", False,
+                     training_split(Path(folder), "val", int(n), a.seconds, composer or None)))
+    out = {"model": a.model, "chunking": {"segment": chunking.segment, "overlap": chunking.overlap}, "sets": []}
+    kitless, kit, default_kind = [], [], []
+    for name, is_default, songs in sets:
+        rows = []
+        for song in songs:
+            has_kit = not silent(song["stems"]["drums"])
+            levels = chunk_levels(module, song["mixture"], chunking.segment, chunking.overlap, drums)
+            (kit if has_kit else kitless).extend(levels)
+            if is_default:
+                default_kind.extend(levels)
+            rows.append({"has_drums": has_kit, "levels_db": levels})
+        out["sets"].append({"set": name, "songs": rows})
+        with_kit = [v for r in rows if r["has_drums"] for v in r["levels_db"]]
+        without = [v for r in rows if not r["has_drums"] for v in r["levels_db"]]
+        print(f"{name}: {len(rows)} songs; chunks with kit {len(with_kit)}"
+              + (f" (median {statistics.median(with_kit):.1f} dB, min {min(with_kit):.1f})" if with_kit else "")
+              + f"; kit-less {len(without)}"
+              + (f" (median {statistics.median(without):.1f} dB, max {max(without):.1f})" if without else ""))
+    if not kitless or not kit or not default_kind:
+        p.error("the rule needs kit-less chunks, chunks with a kit and default-kind chunks")
+    t, how = threshold(kitless, kit, default_kind)
+    out["threshold_db"], out["rule"] = t, how
+    out["routed"] = {"kitless": sum(v < t for v in kitless) / len(kitless), "with_kit": sum(v < t for v in kit) / len(kit),
+                     "default_kind": sum(v < t for v in default_kind) / len(default_kind)}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"threshold {t:.2f} dB ({how}); routed to the expert: kit-less chunks {out['routed']['kitless']:.0%}, "
+          f"with-kit chunks {out['routed']['with_kit']:.0%}, default-kind chunks {out['routed']['default_kind']:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
