@@ -60,8 +60,8 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     manifest["_sha256"] = card["training_data_manifest_sha256"]
     init = card["training"].get("init")
     made_as = {"init": init, "stems": card["stems"], "data_manifest_sha256": card["training_data_manifest_sha256"],
-               **{k: card["training"][k] for k in ("soup", "loss_stems", "taken_stems", "base")
-                  if k in card["training"]}}  # v4: soup, loss_stems; v5: soup, taken_stems
+               **{k: card["training"][k] for k in ("soup", "loss_stems", "taken_stems", "base", "kit_routed")
+                  if k in card["training"]}}  # v4: soup, loss_stems; v5: soup, taken_stems; kit-routed: kit_routed
     assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
     assert card["commercial_use"] is manifest["commercial_use"] is True
     if init:  # its lineage reaches weights pinned here, every step's training data listed here too
