@@ -3,10 +3,15 @@ model's drums level per chunk (its drums estimate's energy re the chunk's mixtur
 the engine cuts, on development sets, in two populations — chunks of songs whose true drums stem
 is silent, chunks of songs with drums — and the threshold the README's rule (stop 69, "Next
 candidate, v30") derives from them: the midpoint between the kit-less chunks' 95th percentile and
-the others' 5th; if those overlap, the default-kind chunks' 5th percentile.
+the others' 5th; if those overlap, the default-kind chunks' 5th percentile. With `--drums-below
+T_d`, also a vocals threshold (stop 69, "Next candidate, v32"): among the chunks under T_d, those
+of songs whose true vocals stem is silent and those of songs with vocals; the midpoint between the
+first's 95th percentile and the second's 5th, or, if those overlap, the 5th percentile of the
+Lieder chunks under T_d (a set whose COMPOSER is `lieder`).
 
     python -m bench.kit_route --default 9000:8 --default 13400:16 --default 14000:16 \\
         --training-set var/orch138:orchestrate:48 --training-set var/lieder139::9 --out var/eval/kit-route.json
+    python -m bench.kit_route ... --training-set var/lieder139:lieder:9 --drums-below -17.39125051498413 --out ...
 
 Development data only: never run it on a judging set before the threshold is fixed.
 """
@@ -34,15 +39,19 @@ from separation.registry import get_engine  # noqa: E402
 from separation.train import silent  # noqa: E402
 
 
-def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int, drums: int) -> list[float]:
-    """The base's drums level of each chunk the engine would cut from `mixture` [C, T] (zero-padded tail)."""
+def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int,
+                 stem: int | tuple[int, ...]) -> list[float] | tuple[list[float], ...]:
+    """The base's level of stem `stem` (or of each of several) in each chunk the engine would cut
+    from `mixture` [C, T] (zero-padded tail)."""
     x = torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32))
     starts = range(0, max(x.shape[1] - overlap, 1), segment - overlap)
     chunks = torch.stack([torch.nn.functional.pad(x[:, s:s + segment], (0, max(0, s + segment - x.shape[1])))
                           for s in starts])
     with torch.inference_mode():
         y = normalised_run(chunks, "fp32", module)
-    return [float(v) for v in level_db(y[:, drums], chunks)]
+    if isinstance(stem, tuple):
+        return tuple([float(v) for v in level_db(y[:, i], chunks)] for i in stem)
+    return [float(v) for v in level_db(y[:, stem], chunks)]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,6 +66,14 @@ def threshold(kitless: list[float], kit: list[float], default_kind: list[float])
     return percentile(default_kind, 5), f"overlap (kit-less P95 {hi:.2f} >= with-kit P5 {lo:.2f}): default-kind P5"
 
 
+def vocals_threshold(voiceless: list[float], voiced: list[float], lieder: list[float]) -> tuple[float, str]:
+    """The declared rule for the vocals level (module docstring), on chunks under the drums threshold."""
+    hi, lo = percentile(voiceless, 95), percentile(voiced, 5)
+    if hi < lo:
+        return (hi + lo) / 2, f"midpoint of voiceless P95 {hi:.2f} and voiced P5 {lo:.2f}"
+    return percentile(lieder, 5), f"overlap (voiceless P95 {hi:.2f} >= voiced P5 {lo:.2f}): Lieder P5"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="clearstem-bandsplit-v19", help="the base network (a band-split model)")
@@ -67,6 +84,8 @@ def main(argv=None) -> int:
                    help="a rendered set's val songs (COMPOSER may be empty: all)")
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--drums-below", type=float, metavar="T_D",
+                   help="also fix a vocals threshold among the chunks whose drums level is under T_D")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     if not a.default and not a.training_set:
@@ -74,27 +93,34 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     engine = get_engine(a.model, a.model_dir)
     module, chunking = engine.module, engine.chunking(44100)
-    drums = list(engine.info.stems).index("drums")
+    drums, vocals = (list(engine.info.stems).index(s) for s in ("drums", "vocals"))
     tmp = scratch_dir("clearstem-kitroute-")
     sets = []
     for spec in a.default:
         seed, n = (int(v) for v in spec.split(":"))
-        sets.append((f"default kind, seed {seed}", True, build_set(tmp / str(seed), n, a.seconds, seed0=seed)))
+        sets.append((f"default kind, seed {seed}", "default", build_set(tmp / str(seed), n, a.seconds, seed0=seed)))
     for spec in a.training_set:
         folder, composer, n = spec.split(":")
-        sets.append((f"{folder} {composer or 'all'}", False,
+        sets.append((f"{folder} {composer or 'all'}", composer,
                      training_split(Path(folder), "val", int(n), a.seconds, composer or None)))
     out = {"model": a.model, "chunking": {"segment": chunking.segment, "overlap": chunking.overlap}, "sets": []}
     kitless, kit, default_kind = [], [], []
-    for name, is_default, songs in sets:
+    voiceless, voiced, lieder = [], [], []  # vocals levels of the chunks under --drums-below
+    for name, kind, songs in sets:
         rows = []
         for song in songs:
-            has_kit = not silent(song["stems"]["drums"])
-            levels = chunk_levels(module, song["mixture"], chunking.segment, chunking.overlap, drums)
+            has_kit, has_voice = (not silent(song["stems"][s]) for s in ("drums", "vocals"))
+            levels, vocal_levels = chunk_levels(module, song["mixture"], chunking.segment, chunking.overlap,
+                                                (drums, vocals))
             (kit if has_kit else kitless).extend(levels)
-            if is_default:
+            if kind == "default":
                 default_kind.extend(levels)
-            rows.append({"has_drums": has_kit, "levels_db": levels})
+            under = [v for d, v in zip(levels, vocal_levels) if a.drums_below is not None and d < a.drums_below]
+            (voiced if has_voice else voiceless).extend(under)
+            if kind == "lieder":
+                lieder.extend(under)
+            rows.append({"has_drums": has_kit, "levels_db": levels, "has_vocals": has_voice,
+                         "vocals_levels_db": vocal_levels})
         out["sets"].append({"set": name, "songs": rows})
         with_kit = [v for r in rows if r["has_drums"] for v in r["levels_db"]]
         without = [v for r in rows if not r["has_drums"] for v in r["levels_db"]]
@@ -108,6 +134,16 @@ def main(argv=None) -> int:
     out["threshold_db"], out["rule"] = t, how
     out["routed"] = {"kitless": sum(v < t for v in kitless) / len(kitless), "with_kit": sum(v < t for v in kit) / len(kit),
                      "default_kind": sum(v < t for v in default_kind) / len(default_kind)}
+    if a.drums_below is not None:
+        if not voiceless or not voiced or not lieder:
+            p.error("the vocals rule needs chunks under --drums-below with and without a voice, and Lieder ones")
+        tv, how_v = vocals_threshold(voiceless, voiced, lieder)
+        both = [(d, v) for st in out["sets"] for r in st["songs"] for d, v in zip(r["levels_db"], r["vocals_levels_db"])]
+        out["vocals"] = {"drums_below_db": a.drums_below, "threshold_db": tv, "rule": how_v,
+                         "routed_chunks": sum(d < a.drums_below and v < tv for d, v in both), "chunks": len(both)}
+        print(f"vocals threshold {tv:.2f} dB ({how_v}); with drums under {a.drums_below:.2f} dB: voiceless chunks "
+              f"{sum(v < tv for v in voiceless) / len(voiceless):.0%}, voiced {sum(v < tv for v in voiced) / len(voiced):.0%},"
+              f" Lieder {sum(v < tv for v in lieder) / len(lieder):.0%} go to the expert")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"threshold {t:.2f} dB ({how}); routed to the expert: kit-less chunks {out['routed']['kitless']:.0%}, "

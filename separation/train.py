@@ -555,10 +555,11 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider
 
 
-def kit_routed_over(ckpt: dict, base: Path, below_db: float) -> tuple[dict, dict]:
+def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: float | None = None) -> tuple[dict, dict]:
     """(state dict, config) of a run's network as the expert of a kit-routed model over `base`, the
     weights the run was fine-tuned from (`bandsplit.KitRouted`: the base separates every chunk where
-    its drums estimate is at least `below_db` dB re the mixture, the expert every other). The
+    its drums estimate is at least `below_db` dB re the mixture — or, with `vocals_below_db`, its
+    vocals estimate at least that — the expert every other). The
     expert's weights are stored in float16 — two networks of v19's size in float32 are just over
     25 MB — and loaded back into float32, so the file is what the card pins and the engine runs."""
     cfg = ckpt["config"]
@@ -569,14 +570,15 @@ def kit_routed_over(ckpt: dict, base: Path, below_db: float) -> tuple[dict, dict
     if digest != init.get("weights_sha256"):
         raise TrainingSetError(f"--kit-routed-over {base} has SHA-256 {digest}; the expert was fine-tuned from "
                                f"{init.get('name')} ({init.get('weights_sha256')}): it routes over those weights")
-    if not math.isfinite(below_db):
-        raise TrainingSetError(f"--below-db must be a finite level in dB, got {below_db}")
+    if not all(math.isfinite(v) for v in (below_db, vocals_below_db) if v is not None):
+        raise TrainingSetError(f"routing levels must be finite levels in dB, got {below_db}, {vocals_below_db}")
     base_state = torch.load(base, map_location="cpu", weights_only=True)
     if bandsplit.layer_count(base_state) != cfg["layers"] or bandsplit.width(base_state) != cfg["dim"]:
         raise TrainingSetError("the expert and the base must have one shape (a deepened or widened run cannot route)")
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
              | {f"expert.{k}": (v.half() if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()})
-    return state, {"dim": cfg["dim"], "layers": cfg["layers"], "kit_routed": {"below_db": float(below_db)}}
+    routed = {"below_db": float(below_db)} | ({} if vocals_below_db is None else {"vocals_below_db": float(vocals_below_db)})
+    return state, {"dim": cfg["dim"], "layers": cfg["layers"], "kit_routed": routed}
 
 
 def other_base(base: Path, cfg: dict) -> dict:
@@ -631,10 +633,18 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         training_data = f"{others}: {kept}; {', '.join(over)}: {averaged}{each}{trained}, on {training_data}"
     elif cfg.get("kit_routed"):  # the base is the expert's start: its statement is inside init's
         routed = cfg["kit_routed"]
-        training_data = (f"two networks, chosen per 10 s chunk by the first one's drums estimate: where it is at "
-                         f"least {routed['below_db']:.2f} dB re the mixture, {cfg['init']['name']} unchanged (weights "
-                         f"SHA-256 {cfg['init']['weights_sha256']}); elsewhere (no drum kit), {averaged}{each}a network "
-                         f"fine-tuned from it (stored in {routed.get('expert_precision', 'float32')}) on {training_data}")
+        kept = f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})"
+        stored = routed.get("expert_precision", "float32")
+        if "vocals_below_db" in routed:  # the expert's condition first: it is the narrower one
+            training_data = (f"two networks, chosen per 10 s chunk by the first one's drums and vocals estimates: "
+                             f"where the drums are under {routed['below_db']:.2f} dB and the vocals under "
+                             f"{routed['vocals_below_db']:.2f} dB re the mixture (no drum kit, no voice), {averaged}"
+                             f"{each}a network fine-tuned from the other (stored in {stored}) on {training_data}; "
+                             f"elsewhere, {kept}")
+        else:
+            training_data = (f"two networks, chosen per 10 s chunk by the first one's drums estimate: where it is at "
+                             f"least {routed['below_db']:.2f} dB re the mixture, {kept}; elsewhere (no drum kit), "
+                             f"{averaged}{each}a network fine-tuned from it (stored in {stored}) on {training_data}")
     elif averaged:
         training_data = f"{averaged}{each}trained on {training_data}"
     return training_data, weights_licence
@@ -677,13 +687,15 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 
 
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
-           base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None) -> dict:
+           base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None,
+           kit_routed_vocals_below: float | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
     `base`, the weights it started from (`specialist_over`), as do the stems `take` names; with
-    `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`).
+    `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`; with
+    `kit_routed_vocals_below`, for those with no voice either).
     `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "config" not in ckpt:  # exported weights, not a run's checkpoint
@@ -692,10 +704,12 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
                                f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
                                "there are no new weights to export")
+    if kit_routed_vocals_below is not None and kit_routed_below is None:
+        raise TrainingSetError("--kit-routed-vocals-below adds to --kit-routed-below: give both")
     if kit_routed_below is not None:
         if base is None or take:
             raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no --take")
-        state, config = kit_routed_over(ckpt, base, kit_routed_below)
+        state, config = kit_routed_over(ckpt, base, kit_routed_below, kit_routed_vocals_below)
     else:
         state, config = specialist_over(ckpt, base, take)
     to.parent.mkdir(parents=True, exist_ok=True)
@@ -859,11 +873,14 @@ def main(argv=None) -> int:
         ex.add_argument("--kit-routed-below", type=float, metavar="DB",
                         help="with --base: the run separates the chunks where --base's drums estimate is under DB "
                              "re the mixture, --base all others (bandsplit.KitRouted)")
+        ex.add_argument("--kit-routed-vocals-below", type=float, metavar="DB",
+                        help="with --kit-routed-below: only chunks whose vocals estimate is under DB too")
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
         try:
-            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below)))
+            print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below,
+                                     a.kit_routed_vocals_below)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

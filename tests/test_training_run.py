@@ -842,7 +842,36 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
     assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
     with pytest.raises(SystemExit, match="kit-less expert"):
         train.main(["--data", str(tiny_set), "--out", str(tmp_path / "r"), *TINY, "--init", str(ship / "tiny-k.pt")])
-    with pytest.raises(ValueError, match="needs a drums stem"):
+    with pytest.raises(ValueError, match=r"needs a drums \(and a vocals\) stem"):
         bandsplit.KitRouted(8, 1, stems=("bass", "vocals", "other"))
+    with pytest.raises(ValueError, match=r"needs a drums \(and a vocals\) stem"):
+        bandsplit.KitRouted(8, 1, stems=("drums", "bass", "other"), vocals_below_db=-20.0)
     with pytest.raises(ValueError, match="finite level"):
         bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": math.inf}})
+    # with a vocals level too (stop 69's v32), only chunks under both levels go to the expert
+    vocal_levels = bandsplit.level_db(want_base[:, bandsplit.STEMS.index("vocals")], x)
+    quiet = float(vocal_levels[to_expert].max()) if int(to_expert.sum()) == 1 else float(vocal_levels[to_expert].median())
+    with pytest.raises(train.TrainingSetError, match="give both"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_vocals_below=quiet)
+    with pytest.raises(train.TrainingSetError, match="finite level"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
+                     kit_routed_vocals_below=math.inf)
+    train.export(run / "last.pt", ship / "tiny-kv.pt", tiny_set, "tiny-kv", base=ship / "tiny-a.pt",
+                 kit_routed_below=below, kit_routed_vocals_below=quiet)
+    card = json.loads((ship / "tiny-kv.json").read_text())
+    assert card["config"]["kit_routed"] == {"below_db": below, "vocals_below_db": quiet}
+    assert card["training_data"].startswith(
+        f"two networks, chosen per 10 s chunk by the first one's drums and vocals estimates: where the drums are under "
+        f"{below:.2f} dB and the vocals under {quiet:.2f} dB re the mixture (no drum kit, no voice), a network "
+        "fine-tuned from the other (stored in float16) on ")
+    assert card["training_data"].endswith(f"; elsewhere, tiny-a unchanged (weights SHA-256 {start['sha256']})")
+    made_as = made_as | {"kit_routed": card["training"]["kit_routed"]}
+    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
+    both = bandsplit.build(card["config"]).eval()
+    both.load_state_dict(torch.load(ship / "tiny-kv.pt", weights_only=True))
+    with torch.inference_mode():
+        got = both(x)
+    narrower = to_expert & (vocal_levels < quiet)
+    assert 0 <= int(narrower.sum()) < int(to_expert.sum())
+    for i in range(len(x)):
+        assert torch.equal(got[i], (want_expert if narrower[i] else want_base)[i]), i
