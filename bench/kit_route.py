@@ -40,8 +40,8 @@ from separation.train import silent  # noqa: E402
 
 
 def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int,
-                 stem: int | tuple[int, ...]) -> list[float] | tuple[list[float], ...]:
-    """The base's level of stem `stem` (or of each of several) in each chunk the engine would cut
+                 stems: tuple[int, ...]) -> tuple[list[float], ...]:
+    """Per stem index in `stems`, the base's level of that stem in each chunk the engine would cut
     from `mixture` [C, T] (zero-padded tail)."""
     x = torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32))
     starts = range(0, max(x.shape[1] - overlap, 1), segment - overlap)
@@ -49,9 +49,7 @@ def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, ove
                           for s in starts])
     with torch.inference_mode():
         y = normalised_run(chunks, "fp32", module)
-    if isinstance(stem, tuple):
-        return tuple([float(v) for v in level_db(y[:, i], chunks)] for i in stem)
-    return [float(v) for v in level_db(y[:, stem], chunks)]
+    return tuple([float(v) for v in level_db(y[:, i], chunks)] for i in stems)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -555,6 +555,10 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider
 
 
+#: How a kit-routed file stores its expert (`kit_routed_over`); its card says so.
+EXPERT_DTYPE = torch.float16
+
+
 def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: float | None = None) -> tuple[dict, dict]:
     """(state dict, config) of a run's network as the expert of a kit-routed model over `base`, the
     weights the run was fine-tuned from (`bandsplit.KitRouted`: the base separates every chunk where
@@ -568,7 +572,7 @@ def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: fl
     init = cfg.get("init") or {}
     digest = hashlib.sha256(base.read_bytes()).hexdigest()
     if digest != init.get("weights_sha256"):
-        raise TrainingSetError(f"--kit-routed-over {base} has SHA-256 {digest}; the expert was fine-tuned from "
+        raise TrainingSetError(f"--base {base} has SHA-256 {digest}; the expert was fine-tuned from "
                                f"{init.get('name')} ({init.get('weights_sha256')}): it routes over those weights")
     if not all(math.isfinite(v) for v in (below_db, vocals_below_db) if v is not None):
         raise TrainingSetError(f"routing levels must be finite levels in dB, got {below_db}, {vocals_below_db}")
@@ -576,7 +580,8 @@ def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: fl
     if bandsplit.layer_count(base_state) != cfg["layers"] or bandsplit.width(base_state) != cfg["dim"]:
         raise TrainingSetError("the expert and the base must have one shape (a deepened or widened run cannot route)")
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
-             | {f"expert.{k}": (v.half() if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()})
+             | {f"expert.{k}": (v.to(EXPERT_DTYPE) if v.is_floating_point() else v).contiguous()
+                for k, v in ckpt["model"].items()})
     routed = {"below_db": float(below_db)} | ({} if vocals_below_db is None else {"vocals_below_db": float(vocals_below_db)})
     return state, {"dim": cfg["dim"], "layers": cfg["layers"], "kit_routed": routed}
 
@@ -715,7 +720,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
     cfg = (ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
-           | ({"kit_routed": config["kit_routed"] | {"expert_precision": "float16"}} if kit_routed_below is not None else {}))
+           | ({"kit_routed": config["kit_routed"] | {"expert_precision": str(EXPERT_DTYPE).removeprefix("torch.")}}
+              if kit_routed_below is not None else {}))
     if take and hashlib.sha256(base.read_bytes()).hexdigest() != (cfg.get("init") or {}).get("weights_sha256"):
         cfg["base"] = other_base(base, ckpt["config"])
     out = {"weights": str(to), "architecture": bandsplit.ARCHITECTURE, "stems": cfg["stems"],
