@@ -7,7 +7,10 @@ the others' 5th; if those overlap, the default-kind chunks' 5th percentile. With
 T_d`, also a vocals threshold (stop 69, "Next candidate, v32"): among the chunks under T_d, those
 of songs whose true vocals stem is silent and those of songs with vocals; the midpoint between the
 first's 95th percentile and the second's 5th, or, if those overlap, the 5th percentile of the
-Lieder chunks under T_d (a set whose COMPOSER is `lieder`).
+Lieder chunks under T_d (a set whose COMPOSER is `lieder`). With `--gate GATE.pt` and
+`--drums-below T_d`, a voice gate's threshold instead (stop 70, "Next candidate, v33"): among the
+chunks under T_d, those whose true vocals are at least −20 dB re the chunk's mixture and those under
+−40 dB; `gate_threshold` says how.
 
     python -m bench.kit_route --default 9000:8 --default 13400:16 --default 14000:16 \\
         --training-set var/orch138:orchestrate:48 --training-set var/lieder139::9 --out var/eval/kit-route.json
@@ -39,14 +42,19 @@ from separation.registry import get_engine  # noqa: E402
 from separation.train import silent  # noqa: E402
 
 
+def cut(audio: np.ndarray, segment: int, overlap: int) -> torch.Tensor:
+    """[C, T] -> [chunks, C, segment]: the chunks the engine would cut (zero-padded tail)."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    starts = range(0, max(x.shape[1] - overlap, 1), segment - overlap)
+    return torch.stack([torch.nn.functional.pad(x[:, s:s + segment], (0, max(0, s + segment - x.shape[1])))
+                        for s in starts])
+
+
 def chunk_levels(module: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int,
                  stems: tuple[int, ...]) -> tuple[list[float], ...]:
     """Per stem index in `stems`, the base's level of that stem in each chunk the engine would cut
     from `mixture` [C, T] (zero-padded tail)."""
-    x = torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32))
-    starts = range(0, max(x.shape[1] - overlap, 1), segment - overlap)
-    chunks = torch.stack([torch.nn.functional.pad(x[:, s:s + segment], (0, max(0, s + segment - x.shape[1])))
-                          for s in starts])
+    chunks = cut(mixture, segment, overlap)
     with torch.inference_mode():
         y = normalised_run(chunks, "fp32", module)
     return tuple([float(v) for v in level_db(y[:, i], chunks)] for i in stems)
@@ -72,6 +80,27 @@ def vocals_threshold(voiceless: list[float], voiced: list[float], lieder: list[f
     return percentile(lieder, 5), f"overlap (voiceless P95 {hi:.2f} >= voiced P5 {lo:.2f}): Lieder P5"
 
 
+def gate_threshold(voiceless: list[float], voiced: list[float]) -> tuple[float, str]:
+    """The declared rule for a voice gate's threshold (README "Next candidate, v33"), on chunks
+    under the drums threshold: the midpoint between the voiceless chunks' 95th percentile of the
+    gate's logit and the voiced chunks' 5th, or, if those overlap, the voiced chunks' 5th."""
+    hi, lo = percentile(voiceless, 95), percentile(voiced, 5)
+    if hi < lo:
+        return (hi + lo) / 2, f"midpoint of voiceless P95 {hi:.3f} and voiced P5 {lo:.3f}"
+    return lo, f"overlap (voiceless P95 {hi:.3f} >= voiced P5 {lo:.3f}): voiced P5"
+
+
+def true_levels(stem: np.ndarray, mixture: np.ndarray, segment: int, overlap: int) -> list[float]:
+    """A true stem's level in dB re the mixture in each chunk the engine would cut."""
+    s, m = (cut(a, segment, overlap).double().square().mean(dim=(1, 2)) for a in (stem, mixture))
+    return [float(v) for v in 10 * torch.log10(s.clamp_min(1e-20) / m.clamp_min(1e-20))]
+
+
+def gate_logits(gate: torch.nn.Module, mixture: np.ndarray, segment: int, overlap: int) -> list[float]:
+    with torch.inference_mode():
+        return [float(v) for v in gate(cut(mixture, segment, overlap))]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="clearstem-bandsplit-v19", help="the base network (a band-split model)")
@@ -84,10 +113,24 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--drums-below", type=float, metavar="T_D",
                    help="also fix a vocals threshold among the chunks whose drums level is under T_D")
+    p.add_argument("--gate", type=Path, metavar="GATE.pt",
+                   help="with --drums-below: fix a voice gate's threshold instead (separation.voice_gate), on the "
+                        "chunks under T_D labelled by their true vocals level (voiced >= -20 dB, voiceless < -40)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     if not a.default and not a.training_set:
         p.error("give at least one --default or --training-set")
+    if a.gate is not None and a.drums_below is None:
+        p.error("--gate needs --drums-below: the gate decides among the chunks under it")
+    gate = None
+    if a.gate is not None:
+        from separation.voice_gate import VOICED_DB, VOICELESS_DB, VoiceGate
+        gate = VoiceGate()
+        try:
+            gate.load_state_dict(torch.load(a.gate, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError, ValueError) as exc:
+            p.error(f"--gate {a.gate}: not a voice gate ({exc})")
+        gate.eval()
     torch.set_num_threads(a.threads)
     engine = get_engine(a.model, a.model_dir)
     module, chunking = engine.module, engine.chunking(44100)
@@ -104,6 +147,7 @@ def main(argv=None) -> int:
     out = {"model": a.model, "chunking": {"segment": chunking.segment, "overlap": chunking.overlap}, "sets": []}
     kitless, kit, default_kind = [], [], []
     voiceless, voiced, lieder = [], [], []  # vocals levels of the chunks under --drums-below
+    gate_voiceless, gate_voiced = [], []  # gate logits of the chunks under --drums-below, by true vocals level
     for name, kind, songs in sets:
         rows = []
         for song in songs:
@@ -117,8 +161,18 @@ def main(argv=None) -> int:
             (voiced if has_voice else voiceless).extend(under)
             if kind == "lieder":
                 lieder.extend(under)
-            rows.append({"has_drums": has_kit, "levels_db": levels, "has_vocals": has_voice,
-                         "vocals_levels_db": vocal_levels})
+            row = {"has_drums": has_kit, "levels_db": levels, "has_vocals": has_voice,
+                   "vocals_levels_db": vocal_levels}
+            if gate is not None:
+                true_v = true_levels(song["stems"]["vocals"], song["mixture"], chunking.segment, chunking.overlap)
+                logits = gate_logits(gate, song["mixture"], chunking.segment, chunking.overlap)
+                row |= {"true_vocals_db": true_v, "gate_logits": logits}
+                for d, tv, g in zip(levels, true_v, logits):
+                    if d < a.drums_below and tv >= VOICED_DB:
+                        gate_voiced.append(g)
+                    elif d < a.drums_below and tv < VOICELESS_DB:
+                        gate_voiceless.append(g)
+            rows.append(row)
         out["sets"].append({"set": name, "songs": rows})
         with_kit = [v for r in rows if r["has_drums"] for v in r["levels_db"]]
         without = [v for r in rows if not r["has_drums"] for v in r["levels_db"]]
@@ -126,6 +180,26 @@ def main(argv=None) -> int:
               + (f" (median {statistics.median(with_kit):.1f} dB, min {min(with_kit):.1f})" if with_kit else "")
               + f"; kit-less {len(without)}"
               + (f" (median {statistics.median(without):.1f} dB, max {max(without):.1f})" if without else ""))
+    if gate is not None:
+        if not gate_voiceless or not gate_voiced:
+            p.error("the gate's rule needs voiced and voiceless chunks under --drums-below")
+        tg, how_g = gate_threshold(gate_voiceless, gate_voiced)
+        under = [(st["set"], tv, g) for st in out["sets"] for r in st["songs"]
+                 for d, tv, g in zip(r["levels_db"], r["true_vocals_db"], r["gate_logits"]) if d < a.drums_below]
+        out["gate"] = {"weights": str(a.gate), "drums_below_db": a.drums_below, "threshold": tg, "rule": how_g,
+                       "voiced_chunks": len(gate_voiced), "voiceless_chunks": len(gate_voiceless),
+                       "routed": {"voiced": sum(g < tg for g in gate_voiced) / len(gate_voiced),
+                                  "voiceless": sum(g < tg for g in gate_voiceless) / len(gate_voiceless)},
+                       "per_set": {name: {"chunks_under_drums": sum(n == name for n, _, _ in under),
+                                          "routed": sum(n == name and g < tg for n, _, g in under)}
+                                   for name, _, _ in sets}}
+        print(f"gate threshold {tg:.3f} ({how_g}); under drums {a.drums_below:.2f} dB: voiceless chunks "
+              f"{out['gate']['routed']['voiceless']:.0%} of {len(gate_voiceless)}, voiced "
+              f"{out['gate']['routed']['voiced']:.0%} of {len(gate_voiced)} go to the expert; per set "
+              + "; ".join(f"{k}: {v['routed']}/{v['chunks_under_drums']}" for k, v in out["gate"]["per_set"].items()))
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(out, indent=1) + "\n")
+        return 0
     if not kitless or not kit or not default_kind:
         p.error("the rule needs kit-less chunks, chunks with a kit and default-kind chunks")
     t, how = threshold(kitless, kit, default_kind)

@@ -60,6 +60,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from . import bandsplit
+from . import bandsplit, voice_gate
 from .training import lieder, quartets, voice
 from .training.augment import augment
 from .training.sonivox import BANK_ID as SONIVOX_BANK
@@ -559,11 +560,13 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
 EXPERT_DTYPE = torch.float16
 
 
-def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: float | None = None) -> tuple[dict, dict]:
+def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: float | None = None,
+                    gate: Path | None = None, gate_below: float | None = None) -> tuple[dict, dict]:
     """(state dict, config) of a run's network as the expert of a kit-routed model over `base`, the
     weights the run was fine-tuned from (`bandsplit.KitRouted`: the base separates every chunk where
     its drums estimate is at least `below_db` dB re the mixture — or, with `vocals_below_db`, its
-    vocals estimate at least that — the expert every other). The
+    vocals estimate at least that, or, with a voice `gate` (`separation.voice_gate`), where its
+    logit is at least `gate_below` — the expert every other). The
     expert's weights are stored in float16 — two networks of v19's size in float32 are just over
     25 MB — and loaded back into float32, so the file is what the card pins and the engine runs."""
     cfg = ckpt["config"]
@@ -574,8 +577,10 @@ def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: fl
     if digest != init.get("weights_sha256"):
         raise TrainingSetError(f"--base {base} has SHA-256 {digest}; the expert was fine-tuned from "
                                f"{init.get('name')} ({init.get('weights_sha256')}): it routes over those weights")
-    if not all(math.isfinite(v) for v in (below_db, vocals_below_db) if v is not None):
-        raise TrainingSetError(f"routing levels must be finite levels in dB, got {below_db}, {vocals_below_db}")
+    if not all(math.isfinite(v) for v in (below_db, vocals_below_db, gate_below) if v is not None):
+        raise TrainingSetError(f"routing thresholds must be finite, got {below_db}, {vocals_below_db}, {gate_below}")
+    if (gate is None) != (gate_below is None):
+        raise TrainingSetError("--voice-gate and --voice-gate-below go together")
     base_state = torch.load(base, map_location="cpu", weights_only=True)
     if bandsplit.layer_count(base_state) != cfg["layers"] or bandsplit.width(base_state) != cfg["dim"]:
         raise TrainingSetError("the expert and the base must have one shape (a deepened or widened run cannot route)")
@@ -583,7 +588,29 @@ def kit_routed_over(ckpt: dict, base: Path, below_db: float, vocals_below_db: fl
              | {f"expert.{k}": (v.to(EXPERT_DTYPE) if v.is_floating_point() else v).contiguous()
                 for k, v in ckpt["model"].items()})
     routed = {"below_db": float(below_db)} | ({} if vocals_below_db is None else {"vocals_below_db": float(vocals_below_db)})
+    if gate is not None:
+        gate_state, record = voice_gate_weights(gate)
+        if record.get("data_manifest_sha256") != cfg["data_manifest_sha256"]:
+            raise TrainingSetError(f"--voice-gate {gate} learned from set {record.get('data_manifest_sha256')}, the "
+                                   f"expert from {cfg['data_manifest_sha256']}: the card states one set's licences, "
+                                   "so fit the gate on the expert's set")
+        state |= {f"gate.{k}": v for k, v in gate_state.items()}
+        routed["voice_gate"] = {"below": float(gate_below)} | record
     return state, {"dim": cfg["dim"], "layers": cfg["layers"], "kit_routed": routed}
+
+
+def voice_gate_weights(gate: Path) -> tuple[dict, dict]:
+    """A trained voice gate's state dict, checked against `VoiceGate`'s shape, and what a card
+    records of it: its SHA-256 and its training record (`gate` with `.json`, which `fit` writes)."""
+    try:
+        state = torch.load(gate, map_location="cpu", weights_only=True)
+        record = json.loads(gate.with_suffix(".json").read_text())
+        voice_gate.VoiceGate().load_state_dict(state)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise TrainingSetError(f"--voice-gate {gate} is not a voice gate with its record beside it "
+                               f"({gate.with_suffix('.json')}): {exc}") from exc
+    kept = ("data_manifest_sha256", "renders", "banks", "steps", "batch", "lr", "seed")
+    return state, {"sha256": hashlib.sha256(gate.read_bytes()).hexdigest()} | {k: record[k] for k in kept if k in record}
 
 
 def other_base(base: Path, cfg: dict) -> dict:
@@ -640,7 +667,17 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         routed = cfg["kit_routed"]
         kept = f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})"
         stored = routed.get("expert_precision", "float32")
-        if "vocals_below_db" in routed:  # the expert's condition first: it is the narrower one
+        if "voice_gate" in routed:  # the expert's condition first: it is the narrower one
+            gate = routed["voice_gate"]
+            training_data = (f"two networks and a voice detector, chosen per 10 s chunk: where the first network's "
+                             f"drums estimate is under {routed['below_db']:.2f} dB re the mixture and the detector's "
+                             f"logit is under {gate['below']:.3f} (no drum kit, no voice heard), {averaged}{each}a "
+                             f"network fine-tuned from the other (stored in {stored}) on {training_data}; elsewhere, "
+                             f"{kept}. The detector (separation.voice_gate, weights SHA-256 {gate.get('sha256')}) "
+                             f"learned from the stems of the kit-less train renders of training set "
+                             f"{gate.get('data_manifest_sha256')} ({gate.get('renders')} renders, "
+                             f"{', '.join(gate.get('banks', []))}), re-mixed with and without their vocals")
+        elif "vocals_below_db" in routed:
             training_data = (f"two networks, chosen per 10 s chunk by the first one's drums and vocals estimates: "
                              f"where the drums are under {routed['below_db']:.2f} dB and the vocals under "
                              f"{routed['vocals_below_db']:.2f} dB re the mixture (no drum kit, no voice), {averaged}"
@@ -693,14 +730,16 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None,
-           kit_routed_vocals_below: float | None = None) -> dict:
+           kit_routed_vocals_below: float | None = None, voice_gate: Path | None = None,
+           voice_gate_below: float | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
     weights (the registry's `BUILTIN_MODELS` pins their SHA-256). A specialist run goes over
     `base`, the weights it started from (`specialist_over`), as do the stems `take` names; with
     `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`; with
-    `kit_routed_vocals_below`, for those with no voice either).
+    `kit_routed_vocals_below`, for those with no voice either; with `voice_gate`, for those where
+    that detector's logit is under `voice_gate_below`).
     `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "config" not in ckpt:  # exported weights, not a run's checkpoint
@@ -709,12 +748,13 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
         raise TrainingSetError(f"{checkpoint} is the run's start, step 0: no step of the run beat the --init weights "
                                f"({ckpt['config']['init'].get('name')}) on select ({ckpt['best_select_sdr']:.3f}); "
                                "there are no new weights to export")
-    if kit_routed_vocals_below is not None and kit_routed_below is None:
-        raise TrainingSetError("--kit-routed-vocals-below adds to --kit-routed-below: give both")
+    if (kit_routed_vocals_below is not None or voice_gate is not None) and kit_routed_below is None:
+        raise TrainingSetError("--kit-routed-vocals-below and --voice-gate add to --kit-routed-below: give it too")
     if kit_routed_below is not None:
         if base is None or take:
             raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no --take")
-        state, config = kit_routed_over(ckpt, base, kit_routed_below, kit_routed_vocals_below)
+        state, config = kit_routed_over(ckpt, base, kit_routed_below, kit_routed_vocals_below, voice_gate,
+                                        voice_gate_below)
     else:
         state, config = specialist_over(ckpt, base, take)
     to.parent.mkdir(parents=True, exist_ok=True)
@@ -881,12 +921,16 @@ def main(argv=None) -> int:
                              "re the mixture, --base all others (bandsplit.KitRouted)")
         ex.add_argument("--kit-routed-vocals-below", type=float, metavar="DB",
                         help="with --kit-routed-below: only chunks whose vocals estimate is under DB too")
+        ex.add_argument("--voice-gate", type=Path, metavar="GATE.pt",
+                        help="with --kit-routed-below: a voice gate (python -m separation.voice_gate fit) ...")
+        ex.add_argument("--voice-gate-below", type=float, metavar="LOGIT",
+                        help="... and only chunks where its logit is under LOGIT go to the expert")
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
         try:
             print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below,
-                                     a.kit_routed_vocals_below)))
+                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

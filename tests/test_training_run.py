@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from separation import bandsplit, install_model, registry, train
+from separation import bandsplit, install_model, registry, train, voice_gate
 from separation.run import separate_file
 from separation.training import data
 from tests.conftest import need_fluidsynth
@@ -790,9 +790,9 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         train.export(run / "last.pt", tmp_path / "x.pt", kit_routed_below=-20.0)
     with pytest.raises(train.TrainingSetError, match="it routes over those weights"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-o.pt", kit_routed_below=-20.0)
-    with pytest.raises(train.TrainingSetError, match="finite level"):
+    with pytest.raises(train.TrainingSetError, match="must be finite"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=math.nan)
-    with pytest.raises(SystemExit, match="finite level"):
+    with pytest.raises(SystemExit, match="must be finite"):
         train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", str(ship / "tiny-a.pt"),
                     "--kit-routed-below", "inf"])
     assert not (tmp_path / "x.pt").exists()
@@ -846,14 +846,14 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         bandsplit.KitRouted(8, 1, stems=("bass", "vocals", "other"))
     with pytest.raises(ValueError, match=r"needs a drums \(and a vocals\) stem"):
         bandsplit.KitRouted(8, 1, stems=("drums", "bass", "other"), vocals_below_db=-20.0)
-    with pytest.raises(ValueError, match="finite level"):
+    with pytest.raises(ValueError, match="must be finite"):
         bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": math.inf}})
     # with a vocals level too (stop 69's v32), only chunks under both levels go to the expert
     vocal_levels = bandsplit.level_db(want_base[:, bandsplit.STEMS.index("vocals")], x)
     quiet = float(vocal_levels[to_expert].max()) if int(to_expert.sum()) == 1 else float(vocal_levels[to_expert].median())
-    with pytest.raises(train.TrainingSetError, match="give both"):
+    with pytest.raises(train.TrainingSetError, match="give it too"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_vocals_below=quiet)
-    with pytest.raises(train.TrainingSetError, match="finite level"):
+    with pytest.raises(train.TrainingSetError, match="must be finite"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
                      kit_routed_vocals_below=math.inf)
     train.export(run / "last.pt", ship / "tiny-kv.pt", tiny_set, "tiny-kv", base=ship / "tiny-a.pt",
@@ -875,3 +875,47 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
     assert 0 <= int(narrower.sum()) < int(to_expert.sum())
     for i in range(len(x)):
         assert torch.equal(got[i], (want_expert if narrower[i] else want_base)[i]), i
+    # with a voice gate (stop 70's v33), only the chunks under the drums level where the gate hears no voice
+    torch.manual_seed(1)
+    gate = voice_gate.VoiceGate().eval()
+    torch.save(gate.state_dict(), tmp_path / "gate.pt")
+    record = {"renders": 3, "banks": ["csound-gm"], "steps": 1, "batch": 1, "lr": 1e-3, "seed": 0}
+    (tmp_path / "gate.json").write_text(json.dumps(record | {"data_manifest_sha256": "0" * 64}))
+    with pytest.raises(train.TrainingSetError, match="fit the gate on the expert's set"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
+                     voice_gate=tmp_path / "gate.pt", voice_gate_below=0.0)
+    (tmp_path / "gate.json").write_text(json.dumps(record | {"data_manifest_sha256": manifest["_sha256"]}))
+    with pytest.raises(train.TrainingSetError, match="go together"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
+                     voice_gate=tmp_path / "gate.pt")
+    with pytest.raises(train.TrainingSetError, match="give it too"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", voice_gate=tmp_path / "gate.pt",
+                     voice_gate_below=0.0)
+    with pytest.raises(train.TrainingSetError, match="not a voice gate"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
+                     voice_gate=ship / "tiny-a.pt", voice_gate_below=0.0)
+    assert not (tmp_path / "x.pt").exists()
+    with torch.inference_mode():
+        logits = gate(x)
+    p_below = float(logits[to_expert].min() + logits[to_expert].max()) / 2  # between the kit-less chunks' scores
+    train.export(run / "last.pt", ship / "tiny-kg.pt", tiny_set, "tiny-kg", base=ship / "tiny-a.pt",
+                 kit_routed_below=below, voice_gate=tmp_path / "gate.pt", voice_gate_below=p_below)
+    card = json.loads((ship / "tiny-kg.json").read_text())
+    gate_sha = hashlib.sha256((tmp_path / "gate.pt").read_bytes()).hexdigest()
+    assert card["config"]["kit_routed"] == {"below_db": below, "voice_gate": {
+        "below": p_below, "sha256": gate_sha, "data_manifest_sha256": manifest["_sha256"]} | record}
+    assert card["training_data"].startswith(
+        f"two networks and a voice detector, chosen per 10 s chunk: where the first network's drums estimate is under "
+        f"{below:.2f} dB re the mixture and the detector's logit is under {p_below:.3f} (no drum kit, no voice heard), "
+        "a network fine-tuned from the other (stored in float16) on ")
+    assert f"The detector (separation.voice_gate, weights SHA-256 {gate_sha}) learned from the stems" in card["training_data"]
+    made_as = made_as | {"kit_routed": card["training"]["kit_routed"]}
+    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
+    gated = bandsplit.build(card["config"]).eval()
+    gated.load_state_dict(torch.load(ship / "tiny-kg.pt", weights_only=True))
+    with torch.inference_mode():
+        got = gated(x)
+    quiet_chunks = to_expert & (logits < p_below)
+    assert 0 < int(quiet_chunks.sum()) < int(to_expert.sum())
+    for i in range(len(x)):
+        assert torch.equal(got[i], (want_expert if quiet_chunks[i] else want_base)[i]), i
