@@ -848,6 +848,19 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         bandsplit.KitRouted(8, 1, stems=("drums", "bass", "other"), vocals_below_db=-20.0)
     with pytest.raises(ValueError, match="must be finite"):
         bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": math.inf}})
+    def routes_as(name: str, to_the_expert: torch.Tensor) -> None:
+        """The exported file's card restates itself, and its model takes each chunk's stems from
+        the expert exactly where `to_the_expert` says, from the base elsewhere."""
+        card = json.loads((ship / f"{name}.json").read_text())
+        made = made_as | {"kit_routed": card["training"]["kit_routed"]}
+        assert train.card_statement(manifest, made) == (card["training_data"], card["weights_licence"])
+        model = bandsplit.build(card["config"]).eval()
+        model.load_state_dict(torch.load(ship / f"{name}.pt", weights_only=True))
+        with torch.inference_mode():
+            got = model(x)
+        for i in range(len(x)):
+            assert torch.equal(got[i], (want_expert if to_the_expert[i] else want_base)[i]), (name, i)
+
     # with a vocals level too (stop 69's v32), only chunks under both levels go to the expert
     vocal_levels = bandsplit.level_db(want_base[:, bandsplit.STEMS.index("vocals")], x)
     quiet = float(vocal_levels[to_expert].max()) if int(to_expert.sum()) == 1 else float(vocal_levels[to_expert].median())
@@ -865,16 +878,9 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         f"{below:.2f} dB and the vocals under {quiet:.2f} dB re the mixture (no drum kit, no voice), a network "
         "fine-tuned from the other (stored in float16) on ")
     assert card["training_data"].endswith(f"; elsewhere, tiny-a unchanged (weights SHA-256 {start['sha256']})")
-    made_as = made_as | {"kit_routed": card["training"]["kit_routed"]}
-    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
-    both = bandsplit.build(card["config"]).eval()
-    both.load_state_dict(torch.load(ship / "tiny-kv.pt", weights_only=True))
-    with torch.inference_mode():
-        got = both(x)
     narrower = to_expert & (vocal_levels < quiet)
     assert 0 <= int(narrower.sum()) < int(to_expert.sum())
-    for i in range(len(x)):
-        assert torch.equal(got[i], (want_expert if narrower[i] else want_base)[i]), i
+    routes_as("tiny-kv", narrower)
     # with a voice gate (stop 70's v33), only the chunks under the drums level where the gate hears no voice
     torch.manual_seed(1)
     gate = voice_gate.VoiceGate().eval()
@@ -909,13 +915,6 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         f"{below:.2f} dB re the mixture and the detector's logit is under {p_below:.3f} (no drum kit, no voice heard), "
         "a network fine-tuned from the other (stored in float16) on ")
     assert f"The detector (separation.voice_gate, weights SHA-256 {gate_sha}) learned from the stems" in card["training_data"]
-    made_as = made_as | {"kit_routed": card["training"]["kit_routed"]}
-    assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
-    gated = bandsplit.build(card["config"]).eval()
-    gated.load_state_dict(torch.load(ship / "tiny-kg.pt", weights_only=True))
-    with torch.inference_mode():
-        got = gated(x)
     quiet_chunks = to_expert & (logits < p_below)
     assert 0 < int(quiet_chunks.sum()) < int(to_expert.sum())
-    for i in range(len(x)):
-        assert torch.equal(got[i], (want_expert if quiet_chunks[i] else want_base)[i]), i
+    routes_as("tiny-kg", quiet_chunks)
