@@ -81,15 +81,17 @@ def _mono16k(path: Path) -> np.ndarray:
     return AF.resample(mono, rate, RATE).numpy().astype(np.float16)
 
 
-def kitless_train_renders(data: Path, split: str = "train") -> list[dict]:
+def kitless_train_renders(data: Path, split: str = "train", with_kit: bool = False) -> list[dict]:
     """The renders of `split` whose true drums stem is silent: what a kit-routed model's gate
-    decides on. Refuses a set with none (a typo'd folder must not train on nothing)."""
+    decides on (with `with_kit`, every render of `split`: `fit` leaves their drums out, so their
+    voices are heard over more kinds of accompaniment). Refuses a set with none (a typo'd folder
+    must not train on nothing)."""
     from separation.train import SILENT_RMS  # noqa: PLC0415 - train imports bandsplit, which imports this module
 
     manifest = json.loads((data / "manifest.json").read_bytes())
     silent_dbfs = 20 * math.log10(SILENT_RMS)
     renders = [r for r in manifest["renders"] if r["split"] == split
-               and r["stems"]["drums"].get("rms_dbfs", -200.0) < silent_dbfs]
+               and (with_kit or r["stems"]["drums"].get("rms_dbfs", -200.0) < silent_dbfs)]
     if not renders:
         raise SystemExit(f"{data} has no kit-less '{split}' renders")
     return renders
@@ -99,11 +101,22 @@ def _level_db(x: np.ndarray) -> float:
     return 10 * math.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
 
 
+def random_eq(rng: np.random.Generator, eq_db: float) -> torch.Tensor:
+    """[N_MELS] dB: a random tilt (up to ±`eq_db` from the lowest band to the highest) and a random
+    bell (up to ±`eq_db`/2, 8 bands wide at half height, anywhere): another bank's, room's or
+    microphone's colour, so a gate cannot learn the training banks' (stop 70, v34)."""
+    bands = np.arange(N_MELS, dtype=np.float64)
+    tilt = rng.uniform(-eq_db, eq_db) * (bands / (N_MELS - 1) - 0.5)
+    bell = rng.uniform(-eq_db / 2, eq_db / 2) * np.exp(-0.5 * ((bands - rng.uniform(0, N_MELS - 1)) / (8 / 2.355)) ** 2)
+    return torch.from_numpy((tilt + bell).astype(np.float32))
+
+
 def fit(data: Path, out: Path, steps: int = 4000, batch: int = 32, lr: float = 1e-3, seed: int = 0,
-        log_every: int = 200) -> dict:
-    """Train a gate as README "Next candidate, v33" declares; write its weights to `out` and a
-    record of the run beside them (`out` with `.json`)."""
-    renders = kitless_train_renders(data)
+        log_every: int = 200, with_kit: bool = False, eq_db: float = 0.0, cosine: bool = False) -> dict:
+    """Train a gate as README "Next candidate, v33" declares (with `with_kit`, `eq_db` and
+    `cosine`, as "Next candidate, v34" does: every render's voices, random colour, a decaying
+    rate); write its weights to `out` and a record of the run beside them (`out` with `.json`)."""
+    renders = kitless_train_renders(data, with_kit=with_kit)
     t0 = time.time()
     songs = [{s: _mono16k(data / r["stems"][s]["path"]) for s in ("bass", "other", "vocals")} for r in renders]
     print(f"{len(songs)} kit-less train renders loaded in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -139,7 +152,13 @@ def fit(data: Path, out: Path, steps: int = 4000, batch: int = 32, lr: float = 1
             ys.append(label)
         labels_seen[1] += int(sum(ys))
         labels_seen[0] += len(ys) - int(sum(ys))
-        logits = gate.score_features(log_mel(torch.from_numpy(np.stack(xs))))
+        feats = log_mel(torch.from_numpy(np.stack(xs)))
+        if eq_db:
+            feats = feats + torch.stack([random_eq(rng, eq_db) for _ in xs])[:, None, :, None] / 20  # features: dB/20
+        if cosine:
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+        logits = gate.score_features(feats)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(ys))
         opt.zero_grad()
         loss.backward()
@@ -152,7 +171,8 @@ def fit(data: Path, out: Path, steps: int = 4000, batch: int = 32, lr: float = 1
     torch.save({k: v.contiguous() for k, v in gate.state_dict().items()}, out)
     record = {"data": str(data), "data_manifest_sha256": hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest(),
               "renders": len(renders), "banks": sorted({r["soundfont"] for r in renders}),
-              "steps": steps, "batch": batch, "lr": lr, "seed": seed, "examples": {"voiceless": labels_seen[0],
+              "steps": steps, "batch": batch, "lr": lr, "seed": seed, "with_kit_songs": with_kit, "eq_db": eq_db,
+              "lr_schedule": "cosine to 0" if cosine else "constant", "examples": {"voiceless": labels_seen[0],
               "voiced": labels_seen[1]}, "final_loss": float(np.mean(losses[-log_every:])),
               "seconds": round(time.time() - t0, 1)}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
@@ -168,13 +188,20 @@ def main(argv=None) -> int:
     f.add_argument("--steps", type=int, default=4000)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--with-kit-songs", action="store_true",
+                   help="also the renders with a drum kit, their drums left out (more voices, more accompaniments)")
+    f.add_argument("--eq-db", type=float, default=0.0, help="a random tilt of up to ±DB and a bell of ±DB/2 per example")
+    f.add_argument("--cosine", action="store_true", help="decay the rate to 0 along a cosine")
     a = p.parse_args(argv)
     if not (a.data / "manifest.json").is_file():
         p.error(f"{a.data} is not a training set (no manifest.json)")
     if a.steps < 1:
         p.error("--steps must be at least 1")
+    if not (math.isfinite(a.eq_db) and 0 <= a.eq_db <= 40):
+        p.error("--eq-db must be between 0 and 40")
     torch.set_num_threads(a.threads)
-    print(json.dumps(fit(a.data, a.out, a.steps, seed=a.seed)))
+    print(json.dumps(fit(a.data, a.out, a.steps, seed=a.seed, with_kit=a.with_kit_songs, eq_db=a.eq_db,
+                         cosine=a.cosine)))
     return 0
 
 

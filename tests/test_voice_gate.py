@@ -73,6 +73,13 @@ def test_a_voice_gate_learns_from_kitless_accompaniments_with_and_without_their_
     with torch.inference_mode():
         sung, unsung = gate(torch.from_numpy(np.stack([np.stack([acc + voice] * 2), np.stack([acc] * 2)])))
     assert sung > unsung  # on its own training songs it tells the two apart
+    # v34's recipe: the kit songs' voices too (drums left out), random colour, a decaying rate
+    record = voice_gate.fit(tmp_path / "set", tmp_path / "g34.pt", steps=4, batch=4, log_every=2, with_kit=True,
+                            eq_db=12.0, cosine=True)
+    assert record["renders"] == 3 and record["with_kit_songs"] and record["eq_db"] == 12.0
+    assert record["lr_schedule"] == "cosine to 0"
+    eq = voice_gate.random_eq(np.random.default_rng(0), 12.0)
+    assert eq.shape == (voice_gate.N_MELS,) and float(eq.abs().max()) <= 12.0
 
 
 def test_a_voice_gate_refuses_what_it_cannot_learn_from(tmp_path):
@@ -82,7 +89,8 @@ def test_a_voice_gate_refuses_what_it_cannot_learn_from(tmp_path):
     with pytest.raises(SystemExit) as exc:
         voice_gate.main(["fit", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "g.pt")])
     assert exc.value.code == 2
-    with pytest.raises(SystemExit) as exc:
-        voice_gate.main(["fit", "--data", str(tmp_path / "kits"), "--out", str(tmp_path / "g.pt"), "--steps", "0"])
-    assert exc.value.code == 2
+    for bad in (["--steps", "0"], ["--eq-db", "nan"], ["--eq-db", "-3"]):
+        with pytest.raises(SystemExit) as exc:
+            voice_gate.main(["fit", "--data", str(tmp_path / "kits"), "--out", str(tmp_path / "g.pt"), *bad])
+        assert exc.value.code == 2
     assert not (tmp_path / "g.pt").exists()
