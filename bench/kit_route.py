@@ -80,14 +80,15 @@ def vocals_threshold(voiceless: list[float], voiced: list[float], lieder: list[f
     return percentile(lieder, 5), f"overlap (voiceless P95 {hi:.2f} >= voiced P5 {lo:.2f}): Lieder P5"
 
 
-def gate_threshold(voiceless: list[float], voiced: list[float]) -> tuple[float, str]:
-    """The declared rule for a voice gate's threshold (README "Next candidate, v33"), on chunks
-    under the drums threshold: the midpoint between the voiceless chunks' 95th percentile of the
-    gate's logit and the voiced chunks' 5th, or, if those overlap, the voiced chunks' 5th."""
+def gate_threshold(voiceless: list[float], voiced: list[float], fallback: float = 5) -> tuple[float, str]:
+    """The declared rule for a voice gate's threshold (README "Next candidate, v33"; v34 protects
+    fewer voiced chunks, more strictly), on chunks under the drums threshold: the midpoint between
+    the voiceless chunks' 95th percentile of the gate's logit and the voiced (protected) chunks'
+    5th, or, if those overlap, the voiced chunks' `fallback` percentile."""
     hi, lo = percentile(voiceless, 95), percentile(voiced, 5)
     if hi < lo:
         return (hi + lo) / 2, f"midpoint of voiceless P95 {hi:.3f} and voiced P5 {lo:.3f}"
-    return lo, f"overlap (voiceless P95 {hi:.3f} >= voiced P5 {lo:.3f}): voiced P5"
+    return percentile(voiced, fallback), f"overlap (voiceless P95 {hi:.3f} >= voiced P5 {lo:.3f}): voiced P{fallback:g}"
 
 
 def true_levels(stem: np.ndarray, mixture: np.ndarray, segment: int, overlap: int) -> list[float]:
@@ -116,8 +117,15 @@ def main(argv=None) -> int:
     p.add_argument("--gate", type=Path, metavar="GATE.pt",
                    help="with --drums-below: fix a voice gate's threshold instead (separation.voice_gate), on the "
                         "chunks under T_D labelled by their true vocals level (voiced >= -20 dB, voiceless < -40)")
+    p.add_argument("--protect", nargs="+", metavar="COMPOSER",
+                   help="with --gate: only the voiced chunks of sets of these COMPOSERs are kept from the expert "
+                        "(v34: lieder quartets); others' voiced chunks count in neither population")
+    p.add_argument("--protected-percentile", type=float, default=5.0, metavar="Q",
+                   help="with --gate: where the populations overlap, the protected chunks' Qth percentile (v34: 2)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
+    if not 0 <= a.protected_percentile <= 100:
+        p.error("--protected-percentile must be between 0 and 100")
     if not a.default and not a.training_set:
         p.error("give at least one --default or --training-set")
     if a.gate is not None and a.drums_below is None:
@@ -169,7 +177,8 @@ def main(argv=None) -> int:
                 row |= {"true_vocals_db": true_v, "gate_logits": logits}
                 for d, tv, g in zip(levels, true_v, logits):
                     if d < a.drums_below and tv >= VOICED_DB:
-                        gate_voiced.append(g)
+                        if a.protect is None or kind in a.protect:
+                            gate_voiced.append(g)
                     elif d < a.drums_below and tv < VOICELESS_DB:
                         gate_voiceless.append(g)
             rows.append(row)
@@ -183,10 +192,11 @@ def main(argv=None) -> int:
     if gate is not None:
         if not gate_voiceless or not gate_voiced:
             p.error("the gate's rule needs voiced and voiceless chunks under --drums-below")
-        tg, how_g = gate_threshold(gate_voiceless, gate_voiced)
+        tg, how_g = gate_threshold(gate_voiceless, gate_voiced, a.protected_percentile)
         under = [(st["set"], tv, g) for st in out["sets"] for r in st["songs"]
                  for d, tv, g in zip(r["levels_db"], r["true_vocals_db"], r["gate_logits"]) if d < a.drums_below]
         out["gate"] = {"weights": str(a.gate), "drums_below_db": a.drums_below, "threshold": tg, "rule": how_g,
+                       "protect": a.protect or "every set's voiced chunks",
                        "voiced_chunks": len(gate_voiced), "voiceless_chunks": len(gate_voiceless),
                        "routed": {"voiced": sum(g < tg for g in gate_voiced) / len(gate_voiced),
                                   "voiceless": sum(g < tg for g in gate_voiceless) / len(gate_voiceless)},

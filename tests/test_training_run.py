@@ -848,6 +848,7 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         bandsplit.KitRouted(8, 1, stems=("drums", "bass", "other"), vocals_below_db=-20.0)
     with pytest.raises(ValueError, match="must be finite"):
         bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": math.inf}})
+
     def routes_as(name: str, to_the_expert: torch.Tensor) -> None:
         """The exported file's card restates itself, and its model takes each chunk's stems from
         the expert exactly where `to_the_expert` says, from the base elsewhere."""

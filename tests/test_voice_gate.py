@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from bench.kit_route import gate_threshold, percentile
 from separation import voice_gate
 
 RATE = 44100
@@ -94,3 +95,15 @@ def test_a_voice_gate_refuses_what_it_cannot_learn_from(tmp_path):
             voice_gate.main(["fit", "--data", str(tmp_path / "kits"), "--out", str(tmp_path / "g.pt"), *bad])
         assert exc.value.code == 2
     assert not (tmp_path / "g.pt").exists()
+
+
+def test_the_gates_threshold_follows_the_declared_rule():
+    """`bench.kit_route --gate`: the midpoint where voiceless and voiced logits separate; where
+    they overlap, the protected (voiced) chunks' 5th percentile (v33) or another (v34: 2nd)."""
+    assert gate_threshold([-3.0, -2.0, -1.0], [1.0, 2.0, 3.0])[0] == pytest.approx(
+        (percentile([-3.0, -2.0, -1.0], 95) + percentile([1.0, 2.0, 3.0], 5)) / 2)
+    voiceless, voiced = list(np.linspace(-3, 1, 50)), list(np.linspace(-1, 3, 101))
+    p5, how = gate_threshold(voiceless, voiced)
+    assert p5 == pytest.approx(-0.8) and "voiced P5" in how
+    p2, how = gate_threshold(voiceless, voiced, fallback=2)
+    assert p2 == pytest.approx(-0.92) and "voiced P2" in how
