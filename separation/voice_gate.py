@@ -119,7 +119,8 @@ def fit(data: Path, out: Path, steps: int = 4000, batch: int = 32, lr: float = 1
     renders = kitless_train_renders(data, with_kit=with_kit)
     t0 = time.time()
     songs = [{s: _mono16k(data / r["stems"][s]["path"]) for s in ("bass", "other", "vocals")} for r in renders]
-    print(f"{len(songs)} kit-less train renders loaded in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(f"{len(songs)} {'' if with_kit else 'kit-less '}train renders loaded in {time.time() - t0:.0f} s", file=sys.stderr,
+          flush=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     gate = VoiceGate()
