@@ -609,7 +609,8 @@ def voice_gate_weights(gate: Path) -> tuple[dict, dict]:
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
         raise TrainingSetError(f"--voice-gate {gate} is not a voice gate with its record beside it "
                                f"({gate.with_suffix('.json')}): {exc}") from exc
-    kept = ("data_manifest_sha256", "renders", "banks", "steps", "batch", "lr", "seed")
+    kept = ("data_manifest_sha256", "renders", "banks", "steps", "batch", "lr", "seed", "with_kit_songs", "eq_db",
+            "lr_schedule")
     return state, {"sha256": hashlib.sha256(gate.read_bytes()).hexdigest()} | {k: record[k] for k in kept if k in record}
 
 
@@ -669,14 +670,16 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         stored = routed.get("expert_precision", "float32")
         if "voice_gate" in routed:  # the expert's condition first: it is the narrower one
             gate = routed["voice_gate"]
+            renders = "train renders, their drums left out," if gate.get("with_kit_songs") else "kit-less train renders"
+            colour = f", each example's colour tilted at random by up to ±{gate['eq_db']:g} dB" if gate.get("eq_db") else ""
             training_data = (f"two networks and a voice detector, chosen per 10 s chunk: where the first network's "
                              f"drums estimate is under {routed['below_db']:.2f} dB re the mixture and the detector's "
                              f"logit is under {gate['below']:.3f} (no drum kit, no voice heard), {averaged}{each}a "
                              f"network fine-tuned from the other (stored in {stored}) on {training_data}; elsewhere, "
                              f"{kept}. The detector (separation.voice_gate, weights SHA-256 {gate.get('sha256')}) "
-                             f"learned from the stems of the kit-less train renders of training set "
+                             f"learned from the stems of the {renders} of training set "
                              f"{gate.get('data_manifest_sha256')} ({gate.get('renders')} renders, "
-                             f"{', '.join(gate.get('banks', []))}), re-mixed with and without their vocals")
+                             f"{', '.join(gate.get('banks', []))}), re-mixed with and without their vocals{colour}")
         elif "vocals_below_db" in routed:
             training_data = (f"two networks, chosen per 10 s chunk by the first one's drums and vocals estimates: "
                              f"where the drums are under {routed['below_db']:.2f} dB and the vocals under "

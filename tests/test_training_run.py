@@ -886,7 +886,8 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
     torch.manual_seed(1)
     gate = voice_gate.VoiceGate().eval()
     torch.save(gate.state_dict(), tmp_path / "gate.pt")
-    record = {"renders": 3, "banks": ["csound-gm"], "steps": 1, "batch": 1, "lr": 1e-3, "seed": 0}
+    record = {"renders": 3, "banks": ["csound-gm"], "steps": 1, "batch": 1, "lr": 1e-3, "seed": 0,
+              "with_kit_songs": True, "eq_db": 12.0, "lr_schedule": "cosine to 0"}  # v34's recipe
     (tmp_path / "gate.json").write_text(json.dumps(record | {"data_manifest_sha256": "0" * 64}))
     with pytest.raises(train.TrainingSetError, match="fit the gate on the expert's set"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=ship / "tiny-a.pt", kit_routed_below=below,
@@ -915,7 +916,9 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
         f"two networks and a voice detector, chosen per 10 s chunk: where the first network's drums estimate is under "
         f"{below:.2f} dB re the mixture and the detector's logit is under {p_below:.3f} (no drum kit, no voice heard), "
         "a network fine-tuned from the other (stored in float16) on ")
-    assert f"The detector (separation.voice_gate, weights SHA-256 {gate_sha}) learned from the stems" in card["training_data"]
+    assert (f"The detector (separation.voice_gate, weights SHA-256 {gate_sha}) learned from the stems of the train "
+            f"renders, their drums left out, of training set {manifest['_sha256']} (3 renders, csound-gm), re-mixed with "
+            "and without their vocals, each example's colour tilted at random by up to ±12 dB") in card["training_data"]
     quiet_chunks = to_expert & (logits < p_below)
     assert 0 < int(quiet_chunks.sum()) < int(to_expert.sum())
     routes_as("tiny-kg", quiet_chunks)
