@@ -457,6 +457,24 @@ def test_sdr_loss_is_minus_each_stems_sdr_over_the_batch_averaged_over_stems():
     assert float(train.sdr_loss(est, quiet_leak)) == pytest.approx(-(20.0 + 3 * 10 * math.log10(4)) / 4, abs=1e-3)
 
 
+def test_the_sounding_sdr_loss_leaves_out_a_stem_silent_in_every_excerpt_and_keeps_its_leak_elsewhere():
+    """A batch with no drums anywhere (kit-less music): `sdr_loss` scores the drums at the 1e-8
+    floor over their leak, tens of dB that swamp the sounding stems; `sdr-sounding` averages the
+    three that sound. With drums in one excerpt, the leak in the other counts as in `sdr_loss`."""
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(2, 4, 2, 1000, generator=g)
+    ref[:, 0] = 0.0  # no drums in either excerpt
+    est = ref * 0.5
+    est[:, 0] = 1e-3 * torch.randn(2, 2, 1000, generator=g)  # a faint leak into the absent stem
+    assert float(train.sdr_loss(est, ref)) > 5  # the floor's −50 dB outweighs three stems at 6 dB
+    assert float(train.sounding_sdr_loss(est, ref)) == pytest.approx(-10 * math.log10(4), abs=1e-4)
+    ref[0, 0] = torch.randn(2, 1000, generator=g)  # drums sound in the first excerpt: counted again
+    est[0, 0] = 0.5 * ref[0, 0]
+    assert float(train.sounding_sdr_loss(est, ref)) == pytest.approx(float(train.sdr_loss(est, ref)), abs=1e-5)
+    with pytest.raises(ValueError, match="every stem is silent"):
+        train.sounding_sdr_loss(est, torch.zeros_like(ref))
+
+
 def test_a_run_with_the_sdr_loss_records_it_and_refuses_a_resume_with_another(tiny_set, tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--loss", "sdr"]) == 0
