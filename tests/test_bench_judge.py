@@ -1,0 +1,74 @@
+"""bench.judge applies the standing rule's score clauses to two bench.separate results."""
+import json
+
+import pytest
+
+from bench import judge
+from bench.separate import summary
+
+STEMS = ("vocals", "drums", "bass", "other")
+
+
+def engine(per_stem: dict) -> dict:
+    """A bench.separate engine entry from per-song scores per stem (None: the stem is silent)."""
+    scores = {s: list(per_stem.get(s, [None] * len(next(iter(per_stem.values()))))) for s in STEMS}
+    return summary(scores, {s: list(v) for s, v in scores.items()})
+
+
+def result(tmp_path, name: str, model: str, per_stem: dict, m4: dict, source: str = "var/set split val") -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"set": {"songs": len(m4["vocals"]), "seconds": 30.0, "source": source},
+                                "engines": {"mixture/4": engine(m4), model: engine(per_stem)}}))
+    return str(path)
+
+
+M4 = {"vocals": [1.0, 1.2, 0.8], "bass": [0.5, 0.4, 0.6], "other": [2.0, 2.1, 1.9]}  # no drums: a Lieder-like set
+BASE = {"vocals": [1.5, 1.6, 1.4], "bass": [2.0, 2.2, 1.8], "other": [3.0, 3.1, 2.9]}
+
+
+def test_a_candidate_that_gains_everywhere_passes_and_one_that_drops_a_stem_under_mixture4_fails(tmp_path, capsys):
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    better = result(tmp_path, "better", "cand", {s: [x + 0.2 for x in v] for s, v in BASE.items()}, M4)
+    assert judge.main(["--pair", "lieder", base, better, "--must-gain", "lieder",
+                       "--out", str(tmp_path / "v.json")]) == 0
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    (s,) = verdict["sets"]
+    assert s["clause1"] and s["clause2"] and s["per_song"] == {"median": pytest.approx(0.2), "better": 3, "songs": 3}
+    assert set(s["stems"]) == {"vocals", "bass", "other"}  # the silent drums are not judged
+
+    # the mean gains (other +1.0) while the vocals fall under mixture/4 (1.0): clause 2 fails alone
+    trade = dict(BASE, vocals=[0.9, 1.0, 0.7], other=[4.0, 4.1, 3.9])
+    worse = result(tmp_path, "worse", "cand", trade, M4)
+    assert judge.main(["--pair", "lieder", base, worse]) == 1
+    out = capsys.readouterr().out
+    assert "FAILS (2)" in out and "FAILS (1)" not in out and "newly under mixture/4" in out
+
+
+def test_equal_is_enough_except_where_the_candidate_must_gain(tmp_path):
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    same = result(tmp_path, "same", "cand", BASE, M4)
+    v = judge.judge([("kind", tmp_path / "base.json", tmp_path / "same.json")], set())
+    assert v["passes"] and v["sets"][0]["per_song"]["better"] == 0
+    assert judge.main(["--pair", "orchestras", base, same, "--must-gain", "orchestras"]) == 1
+
+
+def test_results_of_other_songs_or_unusable_arguments_are_refused_with_the_reason(tmp_path, capsys):
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    other_songs = result(tmp_path, "other", "cand", BASE, dict(M4, vocals=[1.0, 1.2, 0.9]))
+    assert judge.main(["--pair", "lieder", base, other_songs]) == 2
+    assert "not the same songs" in capsys.readouterr().err
+    other_set = result(tmp_path, "elsewhere", "cand", BASE, M4, source="var/another split val")
+    assert judge.main(["--pair", "lieder", base, other_set]) == 2
+    assert "score different sets" in capsys.readouterr().err
+    assert judge.main(["--pair", "lieder", base, base, "--must-gain", "orchestras"]) == 2
+    assert "--must-gain names sets that no --pair gives" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{")
+    assert judge.main(["--pair", "lieder", base, str(tmp_path / "broken.json")]) == 2
+    assert "not a bench.separate result" in capsys.readouterr().err
+    two = json.loads((tmp_path / "base.json").read_text())
+    two["engines"]["v8"] = two["engines"]["v19"]
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    assert judge.main(["--pair", "lieder", base, str(tmp_path / "two.json")]) == 2
+    assert "name the one to judge" in capsys.readouterr().err
+    v = judge.judge([("lieder", tmp_path / "base.json", tmp_path / "two.json")], set(), candidate_engine="v8")
+    assert (v["base"], v["candidate"], v["passes"]) == ("v19", "v8", True)  # the same weights: equal passes
