@@ -152,7 +152,9 @@ class KitRouted(nn.Module):
     Measured in stop 69 (README, "v30 and v31 judged"): identical to the base on every song with a
     kit, +0.19 dB on orchestras, but −0.28 on Lieder (kit-less, sung) — no shipped model uses it yet.
     So a chunk may also need a voice gate's consent (`separation.voice_gate`, stop 70): only the
-    kit-less chunks where it hears no voice go to the expert."""
+    kit-less chunks where it hears no voice go to the expert. An expert trained on kit-less music
+    only, at half the rate (stop 72's v35), lost on the Lieder too (−0.31 dB per song) while it
+    gained on the same songs rendered with a bank it trained on: the loss is the unseen bank's."""
 
     def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS, below_db: float = -30.0,
                  vocals_below_db: float | None = None, gate_below: float | None = None):
