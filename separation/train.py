@@ -180,9 +180,14 @@ def sdr_loss(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     energies are summed over the batch's excerpts before the ratio, so an excerpt where a stem is
     silent adds its leak to that stem's error instead of being a ratio of its own (which would
     blow up on silence and be excluded by the metric)."""
-    num = ref.square().sum(dim=(0, 2, 3)) + 1e-8
+    return -batch_sdr(est, ref)[0].mean()
+
+
+def batch_sdr(est: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([S] each stem's SDR in dB over the batch, [S] each stem's mean square in the batch)."""
+    energy = ref.square().sum(dim=(0, 2, 3))
     den = (ref - est).square().sum(dim=(0, 2, 3)) + 1e-8
-    return -(10 * torch.log10(num / den)).mean()
+    return 10 * torch.log10((energy + 1e-8) / den), energy / ref[:, 0].numel()
 
 
 def sounding_sdr_loss(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -195,12 +200,11 @@ def sounding_sdr_loss(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     silent true stem, so does this loss; a stem that sounds in one excerpt still counts its leak in
     the others (so the network still learns to leave an absent kit out). A batch where no counted
     stem sounds (a vocals specialist's batch of instrumentals) teaches nothing: zero, with no gradient."""
-    num = ref.square().sum(dim=(0, 2, 3))
-    den = (ref - est).square().sum(dim=(0, 2, 3)) + 1e-8
-    sounding = (num / ref[:, 0].numel()).sqrt() >= SILENT_RMS
+    sdr_db, mean_square = batch_sdr(est, ref)
+    sounding = mean_square.sqrt() >= SILENT_RMS
     if not bool(sounding.any()):
         return (est * 0).sum()
-    return -(10 * torch.log10((num[sounding] + 1e-8) / den[sounding])).mean()
+    return -sdr_db[sounding].mean()
 
 
 LOSSES = {"l1": loss_fn, "sdr": sdr_loss, "sdr-sounding": sounding_sdr_loss}
