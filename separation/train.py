@@ -73,6 +73,7 @@ import torch
 from . import bandsplit, voice_gate
 from .training import lieder, quartets, voice
 from .training.augment import augment
+from .training.freepats import BANK_ID as FREEPATS_BANK
 from .training.sonivox import BANK_ID as SONIVOX_BANK
 from .training.synth import BANK_ID as SYNTH_BANK
 
@@ -488,11 +489,14 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
     fonts_words = "; ".join(
         f"ClearStem's own synthesiser (separation/training/synth.py, {fonts[f]['licence']})" if f == SYNTH_BANK
         else f"Sonivox EAS's wavetable ({fonts[f]['file']}, {fonts[f]['licence']})" if f == SONIVOX_BANK
+        else f"FreePats' GUS patches played by TiMidity++ ({fonts[f]['licence']})" if f == FREEPATS_BANK
         else f"{fonts[f]['file']} ({fonts[f]['licence']})" for f in used_fonts)
     if SYNTH_BANK in used_fonts:  # that bank sings the melody with its formant voice, whatever the source says
         vocals = [*vocals, "in the synthesiser's renders, its source-filter formant voice (no words)"]
     if SONIVOX_BANK in used_fonts:  # the sources say FluidSynth; those renders played the programs in Sonivox
         vocals = [*vocals, "in the Sonivox renders, the same GM voice programs from its wavetable"]
+    if FREEPATS_BANK in used_fonts:  # FreePats has one voice: every voice program plays its Voice Oohs
+        vocals = [*vocals, "in the FreePats renders, every GM voice program played by its one sampled voice (Voice Oohs)"]
     # Flite's voices are models built from recorded speakers: "no human voice" would not be true of them
     voice_words = ("no recording of a voice (Flite's voices are statistical and diphone models built from "
                    "recordings of real speakers, CMU licence)" if voice.FLITE_KIND in vocals else "no human voice")

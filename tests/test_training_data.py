@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from separation import train
-from separation.training import arrange, data, rebuild, sonivox, synth, voice
+from separation.training import arrange, data, freepats, rebuild, sonivox, synth, voice
 from separation.training.augment import augment
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
@@ -401,6 +401,72 @@ def test_a_set_rendered_with_sonivox_pins_its_library_and_stays_commercial_clean
     assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["csound-gm", "sonivox-eas"]
     assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "sonivox-eas"]
     assert m["commercial_use"] is True and data.verify(out) == []
+
+
+def _need_freepats():
+    if not freepats.available():
+        pytest.skip("FreePats or TiMidity++ is not installed (apt-get install freepats timidity)")
+
+
+def test_freepats_maps_every_gm_program_and_keeps_the_stems_meaning():
+    """FreePats lacks 56 GM programs: each plays a present patch, a voice program always the one
+    voice, an instrument never a voice (the vocals stem would otherwise hold what GM calls *other*)."""
+    _need_freepats()
+    present = freepats._present("Tone_000")
+    programs = freepats.program_map(present)
+    assert sorted(programs) == list(range(128)) and set(programs.values()) <= set(present)
+    assert all(programs[p] == p for p in present)
+    assert all(programs[p] == freepats.VOICE_PATCH for p in freepats.VOICE_PROGRAMS)
+    assert not any(programs[p] in freepats.VOICE_PROGRAMS for p in range(128) if p not in freepats.VOICE_PROGRAMS)
+    missing = [p for p in range(128) if p not in present and p not in freepats.VOICE_PROGRAMS]
+    assert missing and all(programs[p] // 8 == p // 8 for p in missing)  # Debian's set has every family
+    drums = freepats.drum_map()
+    assert sorted(drums) == list(freepats.GM_PERCUSSION) and set(drums.values()) <= set(freepats._present("Drum_000"))
+    with pytest.raises(freepats.FreePatsError):  # not FreePats without its voice
+        freepats.program_map({p: f"Tone_000/{p:03d}.pat" for p in present if p != freepats.VOICE_PATCH})
+
+
+def test_freepats_bank_renders_every_stem_the_same_each_time(tmp_path):
+    _need_freepats()
+    comp, sr = compose(7, 6.0), 44100
+    n = 6 * sr
+    audio = _render_every_stem(tmp_path, lambda path: freepats.render_midi(path, n, sr), comp, n)
+    assert _centroid(audio["bass"], sr) < _centroid(audio["other"], sr)
+    (tmp_path / "broken.mid").write_bytes(b"MThd not a midi file")
+    with pytest.raises(freepats.FreePatsError):
+        freepats.render_midi(tmp_path / "broken.mid", n, sr)
+
+
+def test_freepats_tree_digest_moves_with_any_patch(tmp_path):
+    """The pin covers every file of the tree: a changed byte or a renamed patch is another bank."""
+    _need_freepats()
+    assert freepats.tree_sha256() == freepats.TREE_SHA256
+    copy = tmp_path / "freepats"
+    shutil.copytree(freepats.PATCH_DIR, copy)
+    assert freepats.tree_sha256(copy) == freepats.TREE_SHA256
+    patch = copy / "Tone_000" / "053_Voice_Oohs.pat"
+    raw = bytearray(patch.read_bytes())
+    raw[-1] ^= 1
+    patch.write_bytes(bytes(raw))
+    changed = freepats.tree_sha256(copy)
+    patch.rename(copy / "Tone_000" / "052_Voice_Oohs.pat")
+    assert len({changed, freepats.tree_sha256(copy), freepats.TREE_SHA256}) == 3
+
+
+def test_a_set_rendered_with_freepats_pins_it_and_stays_commercial_clean(tmp_path):
+    _need("csound-gm", "timgm6mb")
+    _need_freepats()
+    out = tmp_path / "set"
+    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", freepats.BANK_ID), log=lambda *_: None)
+    bank = next(s for s in m["soundfonts"] if s["id"] == freepats.BANK_ID)
+    assert bank["licence"] == freepats.LICENCE and bank["commercial_use"] is True
+    assert bank["sha256"] == freepats.TREE_SHA256 and bank["splits"] == ["train"]
+    assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "freepats"]
+    played = m["render"]["freepats"]
+    assert played["player"].startswith("TiMidity++") and played["programs_mapped"]["52"] == freepats.VOICE_PATCH
+    assert m["commercial_use"] is True and data.verify(out) == []
+    with pytest.raises(ValueError, match="val-effects"):  # TiMidity renders have no FluidSynth effects
+        data.build(tmp_path / "wet", 2, 11, 1.0, val_bank=freepats.BANK_ID, val_effects=True, log=lambda *_: None)
 
 
 def _need_flite():

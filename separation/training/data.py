@@ -67,7 +67,7 @@ from scipy.io import wavfile
 
 from sharedcore.hashing import file_sha256
 
-from . import arrange, orchestrate, sonivox, synth, voice
+from . import arrange, freepats, orchestrate, sonivox, synth, voice
 from . import compose as composer
 from . import lieder as lieder_mod
 from . import merge as merging  # merge reads this module's names at call time
@@ -145,7 +145,20 @@ def find_bank(bank_id: str) -> tuple[Path, Soundfont]:
         return path, Soundfont(sonivox.BANK_ID, sonivox.LIBRARY, "Apache-2.0", sonivox.PACKAGE, sonivox.ATTRIBUTION,
                                sonivox.SHA256, note="Sonivox EAS's built-in GM wavetable (Android's MIDI player), "
                                "rendered at 22.05 kHz and resampled: nothing above 11 kHz")
+    if bank_id == freepats.BANK_ID:
+        try:
+            freepats.check_installed()
+        except freepats.FreePatsError as e:
+            raise SoundfontRefused(f"{bank_id}: {e}") from None
+        return freepats.PATCH_DIR, Soundfont(freepats.BANK_ID, "freepats (GUS patches)", freepats.LICENCE,
+                                             freepats.PACKAGE, freepats.ATTRIBUTION, freepats.TREE_SHA256,
+                                             note="played by TiMidity++, dry; 72 of 128 GM programs, the rest "
+                                             "mapped to the nearest of their family (separation.training.freepats)")
     return find_soundfont(bank_id)
+
+
+#: banks not played by FluidSynth, so without its reverb and chorus (`effects`)
+NOT_FLUIDSYNTH = (synth.BANK_ID, sonivox.BANK_ID, freepats.BANK_ID)
 
 
 def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int, seed: int,
@@ -153,7 +166,7 @@ def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int
     """One stem's MIDI rendered with a bank (`find_bank`'s answer), as float32 [2, n]; `effects`:
     FluidSynth's own reverb and chorus (soundfonts only)."""
     path, entry = bank
-    if effects and entry.id in (synth.BANK_ID, sonivox.BANK_ID):
+    if effects and entry.id in NOT_FLUIDSYNTH:
         raise ValueError(f"{entry.id} is not rendered by FluidSynth: it has no FluidSynth effects")
     if entry.id == synth.BANK_ID:
         if synth.source_sha256() != entry.sha256:  # the module changed under a running build
@@ -161,6 +174,8 @@ def render_bank(bank: tuple[Path, Soundfont], midi_path: Path, n: int, rate: int
         return synth.render_midi(midi_path, n, rate, seed)
     if entry.id == sonivox.BANK_ID:
         return sonivox.render_midi(midi_path, n, rate)
+    if entry.id == freepats.BANK_ID:
+        return freepats.render_midi(midi_path, n, rate)
     return render_stem(midi_path, path, n, rate, effects)
 
 
@@ -250,7 +265,7 @@ def build(out: Path, songs: int, seed: int, seconds: float = 30.0, train_banks=(
     the tune is an instrument's, in *other*); `render_splits`, render only
     these splits' songs (a judging set needs its val renders only, a fifth of the work: every
     song is still composed and listed, and each render is byte for byte a full build's)."""
-    if val_effects and val_bank in (synth.BANK_ID, sonivox.BANK_ID):
+    if val_effects and val_bank in NOT_FLUIDSYNTH:
         raise ValueError(f"--val-effects needs a soundfont as the val bank, not {val_bank}")
     if arranged < 0:
         raise ValueError(f"--arranged-songs must be 0 or more, not {arranged}")
@@ -518,6 +533,11 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
                                  "sha256": banks[synth.BANK_ID][1].sha256,
                                  "seeds": "per song and stem: song_seed(composition seed, stem index)"}}
                       if synth.BANK_ID in banks else {}),
+                   **({"freepats": {"bank": freepats.BANK_ID, "player": freepats.timidity_version(),
+                                    "flags": freepats.TIMIDITY_FLAGS, "code": "separation.training.freepats",
+                                    "programs_mapped": {str(k): v for k, v in freepats.program_map().items() if k != v},
+                                    "percussion_mapped": {str(k): v for k, v in freepats.drum_map().items() if k != v}}}
+                      if freepats.BANK_ID in banks else {}),
                    "channels": 2, "sample_format": SAMPLE_FORMATS[generator.get("sample_format", "flac24")][1],
                    "normalisation": f"mixture peak {PEAK}, one gain per song",
                    "mixture": "sum of the stored stems"},
