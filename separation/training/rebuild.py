@@ -191,6 +191,13 @@ def _build(out: Path, kwargs: dict, reuse: Path | None) -> str:
     return file_sha256(out / "manifest.json")
 
 
+def _renders_with(folder: Path, bank: str) -> bool:
+    try:
+        return any(f["id"] == bank for f in json.loads((folder / "manifest.json").read_bytes())["soundfonts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def differences(rebuilt: dict, manifest: dict, name: str, limit: int = 5) -> list[str]:
     """The first files whose hash differs between a rebuilt part and the recorded set."""
     prefix = f"{name}." if name else ""
@@ -216,10 +223,29 @@ def differences(rebuilt: dict, manifest: dict, name: str, limit: int = 5) -> lis
                    f"{'the part' if name else 'the set'}'s manifest with the recorded one"]
 
 
+def with_bank(parts: list[Part], bank: str, only: list[str] | None = None) -> list[Part]:
+    """The parts (those named in `only`, in the set's order) with `bank` as one more training bank:
+    the same songs, a new set (no recorded hash to meet). Pure."""
+    names = [p.name for p in parts]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise RebuildRefused(f"--parts {', '.join(unknown)}: not a part of this set ({', '.join(n or '(the set)' for n in names)})")
+    chosen = [p for p in parts if only is None or p.name in only]
+    for p in chosen:
+        if bank in p.kwargs.get("train_banks", ()) or bank == p.kwargs.get("val_bank"):
+            raise RebuildRefused(f"part {p.name or '(the set)'} already renders with {bank}")
+    return [Part(p.name, "", {**p.kwargs, "train_banks": (*p.kwargs.get("train_banks", ()), bank)},
+                 dict(p.excludes), dict(p.tools)) for p in chosen]
+
+
 def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], folders: list[Path],
-            reuse_from: Path | None = None, jobs: int = 1, log=print) -> str:
+            reuse_from: Path | None = None, jobs: int = 1, log=print, add_bank: str | None = None,
+            only: list[str] | None = None) -> str:
     """Render the set of `manifest_path` again at `out` (parts under `<out>-parts/`); returns the
-    rebuilt manifest's SHA-256, equal to `manifest_path`'s. Raises RebuildRefused (nothing
+    rebuilt manifest's SHA-256, equal to `manifest_path`'s. With `add_bank`, the parts (or those
+    named in `only`) are rendered with that bank as one more training bank — what they recorded
+    is reused from `reuse_from`, so only the new bank renders — and merged into a new set whose
+    hash is returned (nothing recorded to check it against). Raises RebuildRefused (nothing
     rendered when refused up front), or SystemExit-free errors from data.build."""
     try:
         raw = manifest_path.read_bytes()
@@ -228,15 +254,23 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
         raise RebuildRefused(f"{manifest_path}: not a readable manifest ({exc})") from exc
     digest = file_sha256(manifest_path)
     parts = plan(manifest, digest)
+    if only is not None and add_bank is None:
+        raise RebuildRefused("--parts names the parts that get --add-bank; a rebuild as recorded renders every part")
+    if add_bank is not None:
+        data.find_bank(add_bank)  # SoundfontRefused (a ValueError) when absent or not allowed
+        parts = with_bank(parts, add_bank, only)
     if out.exists() and any(out.iterdir()):
         raise RebuildRefused(f"{out} is not empty: a rebuild writes a new set and never over another")
     resolve(parts, manifest, checkouts, folders)
     merged = len(parts) > 1 or bool(parts[0].name)
-    where = {p.name: (out.parent / f"{out.name}-parts" / p.name) if merged else out for p in parts}
+    suffix = f"+{add_bank}" if add_bank else ""  # a part with another bank is another part: its own name
+    where = {p.name: (out.parent / f"{out.name}-parts" / f"{p.name}{suffix}") if merged else out for p in parts}
     for p in parts:
         if merged and where[p.name].exists() and any(where[p.name].iterdir()):
-            if (where[p.name] / "manifest.json").is_file() and file_sha256(where[p.name] / "manifest.json") == p.expected:
-                continue  # an earlier run's part, the recorded one: kept (`merge` re-hashes its files)
+            if (where[p.name] / "manifest.json").is_file() and (
+                    file_sha256(where[p.name] / "manifest.json") == p.expected
+                    or add_bank is not None and _renders_with(where[p.name], add_bank)):
+                continue  # an earlier run's part, the recorded one (or with the bank added): kept (`merge` re-hashes its files)
             raise RebuildRefused(f"{where[p.name]} is not empty and not the recorded part: remove it first")
     todo = [p for p in parts if not (merged and (where[p.name] / "manifest.json").is_file())]
     log(f"{len(parts)} part(s), {len(todo)} to render: {', '.join(p.name or str(out) for p in todo)}")
@@ -252,6 +286,9 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
     with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and todo else nullcontext() as pool:
         hashes = pool.map(_build, *zip(*calls)) if pool is not None else (_build(*c) for c in calls)
         for p, got in zip(todo, hashes):  # in submission order, as each part's hash is known
+            if add_bank is not None:
+                log(f"{p.name or out}: manifest {got[:12]}… (with {add_bank} added)")
+                continue
             same = got == p.expected
             log(f"{p.name or out}: manifest {got[:12]}… {'as recorded' if same else f'recorded {p.expected[:12]}…'}")
             if not same:
@@ -260,9 +297,11 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
         lines = [f"{p.name or out}: " + "; ".join(differences(m, manifest, p.name)) for p, m in failed]
         raise RebuildRefused("rendered, but not as recorded (the code or a tool changed since): " + " | ".join(lines))
     if not merged:
-        return digest
+        return digest if add_bank is None else file_sha256(out / "manifest.json")
     merging.merge([where[p.name] for p in parts], out)
     got = file_sha256(out / "manifest.json")
+    if add_bank is not None:
+        return got
     if got != digest:
         raise RebuildRefused(f"every part is as recorded but the merged manifest is {got[:12]}…, not {digest[:12]}…")
     return got
@@ -281,6 +320,10 @@ def main(argv=None) -> int:
                     help="hard-link identical renders from DIR/<part> (or DIR itself for a set of one part)")
     ap.add_argument("--jobs", type=int, default=1, help="parts rendered at once (one process each)")
     ap.add_argument("--plan", action="store_true", help="print each part's build arguments and stop")
+    ap.add_argument("--add-bank", metavar="BANK",
+                    help="render the parts with one more training bank (a new set; with --reuse-from, only that "
+                         "bank's renders are new)")
+    ap.add_argument("--parts", nargs="+", metavar="NAME", help="with --add-bank: only these parts")
     args = ap.parse_args(argv)
     if args.out is None and not args.plan:
         ap.error("--out is required to rebuild (or --plan to only print the builds)")
@@ -289,17 +332,19 @@ def main(argv=None) -> int:
     try:
         if args.plan:
             raw = args.manifest.read_bytes()
-            for p in plan(json.loads(raw), file_sha256(args.manifest)):
+            parts = plan(json.loads(raw), file_sha256(args.manifest))
+            for p in with_bank(parts, args.add_bank, args.parts) if args.add_bank else parts:
                 shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.kwargs.items()}
                 print(json.dumps({"part": p.name, "manifest_sha256": p.expected, "build": shown,
                                   "excluded_manifests": p.excludes, "tools": p.tools}, sort_keys=True))
             return 0
         digest = rebuild(args.manifest, args.out, {"lieder": args.lieder, "quartets": args.quartets},
-                         args.manifests, args.reuse_from, args.jobs)
+                         args.manifests, args.reuse_from, args.jobs, add_bank=args.add_bank, only=args.parts)
     except (RebuildRefused, OSError, ValueError) as exc:  # SoundfontRefused and a build's refusals included
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    print(f"rebuilt {args.out}: manifest sha256 {digest}, the recorded one")
+    print(f"rebuilt {args.out}: manifest sha256 {digest}, "
+          + (f"a new set: the recorded songs with {args.add_bank} added" if args.add_bank else "the recorded one"))
     return 0
 
 
