@@ -123,6 +123,53 @@ def test_a_part_that_renders_otherwise_is_named_with_its_files_and_nothing_is_me
     assert not (tmp_path / "out").exists()
 
 
+def test_a_part_rendered_again_with_one_more_bank_reuses_every_recorded_render(merged, tmp_path, capsys):
+    """`--add-bank`: the same songs (sources byte for byte), each train and select song also
+    rendered with the new bank; every render the part recorded is a hard link to the old file.
+    One part is a set of its own; two are rendered as parts (`NAME-BANK`) and merged."""
+    old = merged.parent / "orch12"
+    out = part = tmp_path / "plus"
+    assert rebuild.main([str(merged / "manifest.json"), "--add-bank", "clearstem-synth", "--parts", "orch12",
+                         "--reuse-from", str(merged.parent), "--out", str(out)]) == 0
+    assert "a new set: the recorded songs with clearstem-synth added" in capsys.readouterr().out
+    assert not (tmp_path / "plus-parts").exists()
+    before, after = (json.loads((d / "manifest.json").read_bytes()) for d in (old, part))
+    assert after["sources"] == before["sources"]
+    banks = {(r["song"], r["soundfont"]): r for r in after["renders"]}
+    for r in before["renders"]:  # every recorded render kept, its files the very same inodes
+        again = banks.pop((r["song"], r["soundfont"]))
+        for f, g in zip((*r["stems"].values(), r["mixture"]), (*again["stems"].values(), again["mixture"])):
+            assert f["sha256"] == g["sha256"] and (old / f["path"]).stat().st_ino == (part / g["path"]).stat().st_ino
+    trained = {s["id"] for s in before["sources"] if s["split"] != "val"}
+    assert {song for song, _ in banks} == trained and {bank for _, bank in banks} == {"clearstem-synth"}
+    assert data.verify(out) == [] and json.loads((out / "manifest.json").read_bytes())["commercial_use"] is True
+    # a set of one part is rendered whole again (its folder is the set); the same bytes
+    shutil.rmtree(out)
+    log = []
+    digest = rebuild.rebuild(merged / "manifest.json", out, {}, [], merged.parent, log=log.append,
+                             add_bank="clearstem-synth", only=["orch12"])
+    assert log[0] == "1 part(s), 1 to render: orch12" and digest == file_sha256(part / "manifest.json")
+    both = tmp_path / "both"
+    assert rebuild.main([str(merged / "manifest.json"), "--add-bank", "clearstem-synth", "--reuse-from",
+                         str(merged.parent), "--out", str(both)]) == 0
+    assert sorted(p.name for p in (tmp_path / "both-parts").iterdir()) == ["orch12-clearstem-synth",
+                                                                          "songs11-clearstem-synth"]
+    assert data.verify(both) == []
+    assert (tmp_path / "both-parts" / "orch12-clearstem-synth" / "manifest.json").read_bytes() == \
+        (part / "manifest.json").read_bytes()  # the same part, whichever way it was asked for
+
+
+def test_adding_a_bank_is_refused_when_it_cannot_add_anything(merged, tmp_path, capsys):
+    cases = [(["--add-bank", "csound-gm"], "already renders with csound-gm"),
+             (["--add-bank", "no-such-bank"], "unknown soundfont id"),
+             (["--add-bank", "clearstem-synth", "--parts", "orch99"], "--parts orch99: not a part of this set"),
+             (["--parts", "orch12"], "--parts names the parts that get --add-bank")]
+    for more, match in cases:
+        assert rebuild.main([str(merged / "manifest.json"), "--out", str(tmp_path / "out"), *more]) == 2
+        assert match in capsys.readouterr().err
+        assert not (tmp_path / "out").exists() and not (tmp_path / "out-parts").exists()
+
+
 def test_an_excluded_set_is_found_by_its_hash_among_the_shipped_manifests():
     """v19's two Lieder parts excluded v5's and v8's training sets (by path on the machine that
     built them); both manifests ship beside their weights, found here by SHA-256 alone."""

@@ -262,8 +262,9 @@ def rebuild(manifest_path: Path, out: Path, checkouts: dict[str, Path | None], f
     if out.exists() and any(out.iterdir()):
         raise RebuildRefused(f"{out} is not empty: a rebuild writes a new set and never over another")
     resolve(parts, manifest, checkouts, folders)
-    merged = len(parts) > 1 or bool(parts[0].name)
-    suffix = f"+{add_bank}" if add_bank else ""  # a part with another bank is another part: its own name
+    # a merged set's parts are merged again; one part with a bank added is a set of its own, at `out`
+    merged = len(parts) > 1 or (bool(parts[0].name) and add_bank is None)
+    suffix = f"-{add_bank}" if add_bank else ""  # a part with another bank is another part: its own name
     where = {p.name: (out.parent / f"{out.name}-parts" / f"{p.name}{suffix}") if merged else out for p in parts}
     for p in parts:
         if merged and where[p.name].exists() and any(where[p.name].iterdir()):
