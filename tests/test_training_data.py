@@ -467,6 +467,18 @@ def test_a_set_rendered_with_freepats_pins_it_and_stays_commercial_clean(tmp_pat
     assert m["commercial_use"] is True and data.verify(out) == []
     with pytest.raises(ValueError, match="val-effects"):  # TiMidity renders have no FluidSynth effects
         data.build(tmp_path / "wet", 2, 11, 1.0, val_bank=freepats.BANK_ID, val_effects=True, log=lambda *_: None)
+    # renders are reused only from a set whose player, flags and map were these: the patches alone
+    # do not make a render (a recorded player changed by hand stands for another TiMidity++)
+    other = json.loads((out / "manifest.json").read_bytes())
+    other["render"]["freepats"]["player"] = "TiMidity++ version 9.9"
+    (out / "manifest.json").write_bytes(data.canonical(other))
+    again = data.build(tmp_path / "again", 2, 11, 1.0, train_banks=("csound-gm", freepats.BANK_ID),
+                       reuse=out, log=lambda *_: None)
+    linked = {r["soundfont"]: (tmp_path / "again" / r["mixture"]["path"]).stat().st_ino ==
+              (out / r["mixture"]["path"]).stat().st_ino for r in again["renders"] if r["split"] == "train"}
+    assert linked == {"csound-gm": True, "freepats": False}
+    with pytest.raises(rebuild.RebuildRefused, match="FreePats renders were made by TiMidity"):
+        rebuild.resolve(rebuild.plan(other, "-"), other, {}, [])
 
 
 def _need_flite():

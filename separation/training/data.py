@@ -474,6 +474,8 @@ class Reusable:
                        and gen.get("sample_format", "flac24") == sample_format)
         same_bank = {s["id"] for s in manifest.get("soundfonts", [])
                      if s["id"] in banks and s["sha256"] == banks[s["id"]][1].sha256}
+        if freepats.BANK_ID in same_bank and ren.get("freepats") != freepats.render_record():
+            same_bank.discard(freepats.BANK_ID)  # another TiMidity++ or map: the patches alone do not make the render
         self.sources = {s["id"]: s for s in manifest.get("sources", [])} if same_render else {}
         same_val = bool(gen.get("val_effects")) == val_effects  # a dry val render is not a wet one
         self.renders = {(r["song"], r["soundfont"]): r for r in manifest.get("renders", [])
@@ -533,11 +535,7 @@ def make_manifest(sources, renders, banks, train_banks, val_bank, **generator) -
                                  "sha256": banks[synth.BANK_ID][1].sha256,
                                  "seeds": "per song and stem: song_seed(composition seed, stem index)"}}
                       if synth.BANK_ID in banks else {}),
-                   **({"freepats": {"bank": freepats.BANK_ID, "player": freepats.timidity_version(),
-                                    "flags": freepats.TIMIDITY_FLAGS, "code": "separation.training.freepats",
-                                    "programs_mapped": {str(k): v for k, v in freepats.program_map().items() if k != v},
-                                    "percussion_mapped": {str(k): v for k, v in freepats.drum_map().items() if k != v}}}
-                      if freepats.BANK_ID in banks else {}),
+                   **({"freepats": freepats.render_record()} if freepats.BANK_ID in banks else {}),
                    "channels": 2, "sample_format": SAMPLE_FORMATS[generator.get("sample_format", "flac24")][1],
                    "normalisation": f"mixture peak {PEAK}, one gain per song",
                    "mixture": "sum of the stored stems"},

@@ -72,6 +72,15 @@ def timidity_version() -> str:
     return line
 
 
+def render_record() -> dict:
+    """What shapes a FreePats render besides the patches (pinned by the bank's hash): the player,
+    its flags and our map. A set records it; renders are reused, or a set rebuilt, only when equal."""
+    return {"bank": BANK_ID, "player": timidity_version(), "flags": TIMIDITY_FLAGS,
+            "code": "separation.training.freepats",
+            "programs_mapped": {str(k): v for k, v in program_map().items() if k != v},
+            "percussion_mapped": {str(k): v for k, v in drum_map().items() if k != v}}
+
+
 def tree_sha256(root: Path = PATCH_DIR) -> str:
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):

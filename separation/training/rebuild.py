@@ -39,7 +39,7 @@ from pathlib import Path
 
 from sharedcore.hashing import file_sha256
 
-from . import data, scores
+from . import data, freepats, scores
 from . import merge as merging
 
 #: where shipped manifests live: every model's training manifest and its unshipped ancestors'
@@ -158,6 +158,9 @@ def resolve(parts: list[Part], manifest: dict, checkouts: dict[str, Path | None]
     if manifest["render"]["engine"] != engine or manifest["render"]["flags"] != data.FLUIDSYNTH_FLAGS:
         raise RebuildRefused(f"rendered by {manifest['render']['engine']} with {manifest['render']['flags']}; "
                              f"here {engine} with {data.FLUIDSYNTH_FLAGS}: the renders would differ")
+    if "freepats" in manifest["render"] and manifest["render"]["freepats"] != freepats.render_record():
+        raise RebuildRefused(f"FreePats renders were made by {manifest['render']['freepats'].get('player')} with "
+                             f"another map or flags than here ({freepats.timidity_version()}): the renders would differ")
     for font in manifest["soundfonts"]:
         path, entry = data.find_bank(font["id"])  # SoundfontRefused (a ValueError) when absent or not allowed
         if entry.sha256 != font["sha256"] or str(path) != font["path"]:
