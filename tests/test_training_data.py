@@ -357,11 +357,16 @@ def test_own_synth_bank_renders_every_stem_seeded_and_in_tune(tmp_path):
     assert len(cents) >= 3 and np.median(np.abs(cents)) < 35, cents
 
 
-def test_a_set_rendered_with_the_own_bank_pins_it_and_stays_commercial_clean(tmp_path):
+def _set_with_bank(tmp_path, bank_id: str):
+    """A two-song set trained on Csound GM and `bank_id`: (its manifest, the bank's entry, its folder)."""
     _need("csound-gm", "timgm6mb")
     out = tmp_path / "set"
-    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
-    bank = next(s for s in m["soundfonts"] if s["id"] == synth.BANK_ID)
+    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", bank_id), log=lambda *_: None)
+    return m, next(s for s in m["soundfonts"] if s["id"] == bank_id), out
+
+
+def test_a_set_rendered_with_the_own_bank_pins_it_and_stays_commercial_clean(tmp_path):
+    m, bank, out = _set_with_bank(tmp_path, synth.BANK_ID)
     assert bank["licence"] == "LicenseRef-ClearStem-own-work" and bank["commercial_use"] is True
     assert bank["sha256"] == synth.source_sha256() == m["render"]["synth"]["sha256"]
     assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["clearstem-synth", "csound-gm"]
@@ -392,11 +397,8 @@ def test_sonivox_bank_renders_every_stem_the_same_each_time_and_band_limited(tmp
 
 
 def test_a_set_rendered_with_sonivox_pins_its_library_and_stays_commercial_clean(tmp_path):
-    _need("csound-gm", "timgm6mb")
     _need_sonivox()
-    out = tmp_path / "set"
-    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", sonivox.BANK_ID), log=lambda *_: None)
-    bank = next(s for s in m["soundfonts"] if s["id"] == sonivox.BANK_ID)
+    m, bank, out = _set_with_bank(tmp_path, sonivox.BANK_ID)
     assert bank["licence"] == "Apache-2.0" and bank["commercial_use"] is True and bank["sha256"] == sonivox.SHA256
     assert bank["splits"] == ["train"] and m["splits"]["train"]["soundfonts"] == ["csound-gm", "sonivox-eas"]
     assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "sonivox-eas"]
@@ -454,11 +456,8 @@ def test_freepats_tree_digest_moves_with_any_patch(tmp_path):
 
 
 def test_a_set_rendered_with_freepats_pins_it_and_stays_commercial_clean(tmp_path):
-    _need("csound-gm", "timgm6mb")
     _need_freepats()
-    out = tmp_path / "set"
-    m = data.build(out, 2, 11, 1.0, train_banks=("csound-gm", freepats.BANK_ID), log=lambda *_: None)
-    bank = next(s for s in m["soundfonts"] if s["id"] == freepats.BANK_ID)
+    m, bank, out = _set_with_bank(tmp_path, freepats.BANK_ID)
     assert bank["licence"] == freepats.LICENCE and bank["commercial_use"] is True
     assert bank["sha256"] == freepats.TREE_SHA256 and bank["splits"] == ["train"]
     assert sorted(r["soundfont"] for r in m["renders"] if r["split"] == "train") == ["csound-gm", "freepats"]
