@@ -1,7 +1,7 @@
 """Render the training set per stem and write its manifest.
 
     python -m separation.training.data --out DIR --songs N --seed S [--seconds 30]
-        [--train-soundfonts csound-gm[,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
+        [--train-soundfonts csound-gm[,sonivox-eas][,freepats][,clearstem-synth][,opl3-fm]] [--val-soundfont timgm6mb] [--sample-format flac24|float32]
         [--espeak-vocals FRACTION] [--flite-vocals FRACTION] [--allow-noncommercial] [--arranged-songs M]
         [--orchestrated-songs K [--orchestra-choirs FRACTION [--orchestra-choir-tunes FRACTION]]] [--splits val] [--lieder CHECKOUT --lieder-songs L [--lieder-per-composer 4] [--lieder-exclude MANIFEST]]
         [--quartets CHECKOUT --quartet-songs Q [--quartet-per-composer 2] [--quartet-exclude MANIFEST]]

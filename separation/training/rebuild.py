@@ -1,7 +1,7 @@
 """Render a training set again from its manifest alone, and show that it is the same set.
 
     python -m separation.training.rebuild MANIFEST --out DIR [--lieder CHECKOUT] [--quartets CHECKOUT]
-        [--manifests DIR ...] [--reuse-from DIR] [--jobs 2] [--plan]
+        [--manifests DIR ...] [--reuse-from DIR] [--jobs 2] [--plan] [--add-bank BANK [--parts NAME ...]]
 
 Why: issue 16 asks that the shipped weights be reproducible from their training-data manifest.
 v19's set (train-set13) was merged from nine parts, each made by its own command whose options
@@ -26,6 +26,9 @@ or at another commit than recorded, or another music21; a FluidSynth or a bank f
 the recorded one (the renders would differ, so the hashes could not agree). A part that renders
 differently anyway (the code changed since) is reported with its first differing files, and the
 merged set is not made. Parts are rendered under `DIR-parts/<part>` (`merge` hard-links them).
+
+`--add-bank BANK` makes a new set instead: the same songs with one more training bank (v36's
+third bank), every recorded render hard-linked from `--reuse-from`, parts as `DIR-parts/<part>-BANK`.
 """
 from __future__ import annotations
 
