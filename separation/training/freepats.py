@@ -18,8 +18,8 @@ composition; the weights are fitted to compositions, never to the patch files.
 What it is not: a full GM set. Debian's 20060219 release holds 72 of the 128 melodic programs and
 56 percussion notes. `program_map()` sends each missing program to the nearest present one of its
 GM family (never a voice for an instrument, always Voice Oohs for a voice program, so the stems
-keep their meaning), and each missing GM percussion note to the nearest present note; the map is
-part of this module, so the module's hash pins it.
+keep their meaning), and each missing GM percussion note to the nearest present note; the map,
+the player's version and its flags are recorded in each set's manifest (`render_record`).
 
 Pinned like a soundfont: the patch tree (every file's path and SHA-256) by one digest; a Debian
 update that changes a patch is refused until someone re-reads its copyright and re-pins. TiMidity++
@@ -51,7 +51,8 @@ TREE_SHA256 = "a7d78bd064049a88703ffd6db380f414e6bb3462e373c7be336ca1898c0ea64c"
 VOICE_PROGRAMS = (52, 53, 54, 85)  # compose.VOICE_PROGRAMS: what the vocals stem is played on
 VOICE_PATCH = 53  # Voice Oohs, FreePats' one voice
 GM_PERCUSSION = range(35, 82)
-# dry renders, as FluidSynth's (`data.FLUIDSYNTH_FLAGS`): no reverb, chorus or delay from the player
+# dry renders, as FluidSynth's (`data.FLUIDSYNTH_FLAGS`): no reverb, chorus or delay from the player;
+# -idvv: its log names every file it opens, which `render_midi` checks
 TIMIDITY_FLAGS = ["-Ow", "--output-24bit", "--output-stereo", "-EFreverb=d", "-EFchorus=d", "-EFdelay=d", "-idvv"]
 _OPENED = re.compile(r"^Trying to open (/.+)$", re.M)
 
