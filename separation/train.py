@@ -4,7 +4,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
-        [--loss l1|sdr] [--loss-stems vocals]
+        [--loss l1|sdr] [--loss-stems vocals] [--bank-mix 0.5]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -41,6 +41,12 @@ that their width divides, it is widened: each unit copied, the same function
 Loss: L1 on the waveform plus L1 on STFT magnitudes, per stem, on examples normalised like the
 engine normalises its chunks (`bandsplit.normalise`); `--loss sdr`: minus the stems' mean SDR;
 `--loss sdr-sounding`: the same over the stems that sound somewhere in the batch (kit-less sets).
+`--bank-mix P` (stop 74): with probability P an example's stems each come from a random bank's
+render of the same song at the same place (a set rendered with several banks, e.g. `rebuild
+--add-bank`): the renders share the notes and timing (aligned within ~10 ms), so the mixture is a
+song that could exist, with a drum kit from one bank over a bass from another — combinations no
+bank alone makes, so a stem has to be told by its role more than by one bank's timbre. No draw at
+P = 0, so older runs resume and make the same examples.
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
@@ -105,11 +111,18 @@ def load_set(data: Path, allow_noncommercial: bool = False) -> dict:
 class Examples:
     """Training examples as a pure function of (seed, step, k): see the module docstring."""
 
-    def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100):
-        self.data, self.seconds, self.seed, self.rate = data, seconds, seed, rate
+    def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100,
+                 bank_mix: float = 0.0):
+        self.data, self.seconds, self.seed, self.rate, self.bank_mix = data, seconds, seed, rate, bank_mix
         self.renders = [r for r in manifest["renders"] if r["split"] == split]
         if not self.renders:
             raise TrainingSetError(f"the set has no '{split}' renders")
+        self._banks: dict[str, list[dict]] = {}  # song -> its renders in this split, one per bank
+        for r in self.renders:
+            self._banks.setdefault(r["song"], []).append(r)
+        if bank_mix and max(len(g) for g in self._banks.values()) < 2:
+            raise TrainingSetError(f"--bank-mix needs songs rendered with more than one bank; every '{split}' "
+                                   "song of this set has one render")
         self.n = int(round(seconds * rate))
         self._lengths: dict[str, int] = {}
 
@@ -126,12 +139,22 @@ class Examples:
             self._lengths[path] = sf.info(self.data / path).frames
         return self._lengths[path]
 
+    def picks(self, rng: np.random.Generator) -> tuple[dict[str, dict], int]:
+        """The render each stem of an example is read from (one render, or with `bank_mix` each stem
+        a random bank's render of that song), and the frame it starts at."""
+        render = self.renders[int(rng.integers(len(self.renders)))]
+        start = int(rng.integers(max(self._frames(render) - self.n, 1)))
+        sources = {s: render for s in bandsplit.STEMS}
+        if self.bank_mix and rng.random() < self.bank_mix:  # no draw at 0: older runs see the same examples
+            banks = self._banks[render["song"]]
+            sources = {s: banks[int(rng.integers(len(banks)))] for s in bandsplit.STEMS}
+        return sources, start
+
     def example(self, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(mixture [2, n], stems [S, 2, n]) float32."""
         rng = np.random.default_rng([self.seed, step, k])
-        render = self.renders[int(rng.integers(len(self.renders)))]
-        start = int(rng.integers(max(self._frames(render) - self.n, 1)))
-        stems = {s: self._read(render, s, start) for s in bandsplit.STEMS}
+        sources, start = self.picks(rng)
+        stems = {s: self._read(sources[s], s, start) for s in bandsplit.STEMS}
         donor = self.renders[int(rng.integers(len(self.renders)))]
         d_start = int(rng.integers(max(self._frames(donor) - self.n, 1)))
         pool = [{s: self._read(donor, s, d_start) for s in bandsplit.STEMS}]
@@ -371,6 +394,8 @@ def train(args) -> dict:
         config["loss"] = args.loss
     if args.loss_stems:  # a specialist (see the module docstring); recorded only then
         config["loss_stems"] = list(args.loss_stems)
+    if args.bank_mix:  # recorded only when used, so older runs still resume
+        config["bank_mix"] = args.bank_mix
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
@@ -395,7 +420,7 @@ def train(args) -> dict:
         opt.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt["best_select_sdr"]
         print(f"resuming {last} at step {step}", flush=True)
-    examples = Examples(args.data, manifest, "train", args.seconds, args.seed)
+    examples = Examples(args.data, manifest, "train", args.seconds, args.seed, bank_mix=args.bank_mix)
     select = [r for r in manifest["renders"] if r["split"] == "select"]
     composer_of = composers(manifest)
     log = (out / "log.jsonl").open("a")
@@ -724,7 +749,8 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
 
 #: What a card's `training` records of the run its specialist network came from (`export`), which
 #: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
-RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems")
+RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems",
+                        "bank_mix")
 
 
 def taken_as_checkpoint(weights: Path, state: dict) -> dict:
@@ -816,6 +842,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
                     {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
                     {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
+                    {"bank_mix": cfg["bank_mix"]} if "bank_mix" in cfg else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
@@ -1005,7 +1032,12 @@ def main(argv=None) -> int:
     ap.add_argument("--loss-stems", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
                     help="train a specialist for these stems: only they count in the loss and in choosing best.pt "
                          "(needs --init: a specialist is exported over the weights it starts from)")
+    ap.add_argument("--bank-mix", type=float, default=0.0, metavar="P",
+                    help="with probability P an example takes each stem from a random bank's render of the same "
+                         "song (same notes, same place): timbre combinations no one bank has (0: never)")
     args = ap.parse_args(argv)
+    if not 0 <= args.bank_mix <= 1:
+        ap.error(f"--bank-mix is a probability between 0 and 1, got {args.bank_mix}")
     if not 0 <= args.decay_steps <= args.steps:
         ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")
     if args.loss_stems and not args.init:

@@ -942,3 +942,51 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
     quiet_chunks = to_expert & (logits < p_below)
     assert 0 < int(quiet_chunks.sum()) < int(to_expert.sum())
     routes_as("tiny-kg", quiet_chunks)
+
+
+def test_bank_mixing_takes_each_stem_from_a_bank_of_the_same_song_at_the_same_place(tmp_path):
+    """`--bank-mix`: every stem of a mixed example is one of the song's own renders (whichever bank)
+    at one place, the stems of one example come from different banks, the mixture stays their sum,
+    and at P = 0 nothing changes (older runs make the same examples)."""
+    need_fluidsynth("csound-gm", "timgm6mb")
+    from separation.training import synth
+    two = tmp_path / "two-banks"
+    data.build(two, songs=3, seed=6, seconds=1.5, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+    manifest = train.load_set(two)
+    plain = train.Examples(two, manifest, "train", 1.0, seed=4)
+    at_zero = train.Examples(two, manifest, "train", 1.0, seed=4, bank_mix=0.0)
+    assert all((a == b).all() for a, b in zip(plain.example(2, 0), at_zero.example(2, 0)))
+    mixed = train.Examples(two, manifest, "train", 1.0, seed=4, bank_mix=1.0)
+    combos = set()
+    for step in range(16):
+        sources, start = mixed.picks(np.random.default_rng([4, step, 0]))
+        assert len({r["song"] for r in sources.values()}) == 1  # one song, whichever bank each stem
+        assert {r["split"] for r in sources.values()} == {"train"}
+        assert 0 <= start <= min(mixed._frames(r) for r in sources.values()) - mixed.n + 1
+        combos.add(tuple(sources[s]["soundfont"] for s in bandsplit.STEMS))
+        mix, stems = mixed.example(step, 0)
+        assert stems.shape == (len(bandsplit.STEMS), 2, mixed.n)
+        assert abs(stems.sum(axis=0) - mix).max() < 1e-5
+    assert any(len(set(c)) == 2 for c in combos)  # an example whose stems come from both banks
+    assert not all((a == b).all() for a, b in zip(plain.example(5, 0), mixed.example(5, 0)))
+    # one bank only: refused, and a probability outside [0, 1] is refused by the command
+    with pytest.raises(train.TrainingSetError, match="more than one bank"):
+        train.Examples(two, {"renders": [r for r in manifest["renders"] if r["soundfont"] == "csound-gm"]},
+                       "train", 1.0, seed=4, bank_mix=0.5)
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(two), "--out", str(tmp_path / "run"), *_tiny(**{"bank-mix": "1.5"})])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bank_mixing_run_records_it_resumes_only_with_it_and_its_card_says_so(tmp_path):
+    need_fluidsynth("csound-gm", "timgm6mb")
+    from separation.training import synth
+    two = tmp_path / "two-banks"
+    data.build(two, songs=10, seed=6, seconds=1.5, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+    run = tmp_path / "run"
+    assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2", **{"bank-mix": "0.5"})]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["bank_mix"] == 0.5
+    with pytest.raises(SystemExit, match="other settings \\(bank_mix\\)"):
+        train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
+    card = train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-mixed")
+    assert json.loads(Path(card["card"]).read_text())["training"]["bank_mix"] == 0.5
