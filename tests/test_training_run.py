@@ -16,7 +16,7 @@ import torch
 
 from separation import bandsplit, install_model, registry, train, voice_gate
 from separation.run import separate_file
-from separation.training import data
+from separation.training import data, synth
 from tests.conftest import need_fluidsynth
 
 TINY = ["--steps", "4", "--batch", "1", "--seconds", "1.0", "--dim", "8", "--layers", "1", "--threads", "1",
@@ -944,14 +944,20 @@ def test_a_kit_routed_model_keeps_its_base_where_there_is_a_kit_and_gives_the_re
     routes_as("tiny-kg", quiet_chunks)
 
 
-def test_bank_mixing_takes_each_stem_from_a_bank_of_the_same_song_at_the_same_place(tmp_path):
+@pytest.fixture(scope="module")
+def two_bank_set(tmp_path_factory):
+    """tiny_set's kind of set, every train and select song rendered with two banks."""
+    need_fluidsynth("csound-gm", "timgm6mb")
+    out = tmp_path_factory.mktemp("two-banks")
+    data.build(out, songs=10, seed=6, seconds=1.5, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+    return out
+
+
+def test_bank_mixing_takes_each_stem_from_a_bank_of_the_same_song_at_the_same_place(two_bank_set, tmp_path):
     """`--bank-mix`: every stem of a mixed example is one of the song's own renders (whichever bank)
     at one place, the stems of one example come from different banks, the mixture stays their sum,
     and at P = 0 nothing changes (older runs make the same examples)."""
-    need_fluidsynth("csound-gm", "timgm6mb")
-    from separation.training import synth
-    two = tmp_path / "two-banks"
-    data.build(two, songs=3, seed=6, seconds=1.5, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+    two = two_bank_set
     manifest = train.load_set(two)
     plain = train.Examples(two, manifest, "train", 1.0, seed=4)
     at_zero = train.Examples(two, manifest, "train", 1.0, seed=4, bank_mix=0.0)
@@ -978,11 +984,8 @@ def test_bank_mixing_takes_each_stem_from_a_bank_of_the_same_song_at_the_same_pl
     assert not (tmp_path / "run").exists()
 
 
-def test_a_bank_mixing_run_records_it_resumes_only_with_it_and_its_card_says_so(tmp_path):
-    need_fluidsynth("csound-gm", "timgm6mb")
-    from separation.training import synth
-    two = tmp_path / "two-banks"
-    data.build(two, songs=10, seed=6, seconds=1.5, train_banks=("csound-gm", synth.BANK_ID), log=lambda *_: None)
+def test_a_bank_mixing_run_records_it_resumes_only_with_it_and_its_card_says_so(two_bank_set, tmp_path):
+    two = two_bank_set
     run = tmp_path / "run"
     assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2", **{"bank-mix": "0.5"})]) == 0
     assert torch.load(run / "last.pt", weights_only=False)["config"]["bank_mix"] == 0.5
