@@ -4,7 +4,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train --data DIR --out RUN [--steps 20000] [--batch 4] [--seconds 6]
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
-        [--loss l1|sdr] [--loss-stems vocals] [--bank-mix 0.5]
+        [--loss l1|sdr] [--loss-stems vocals] [--bank-mix 0.5] [--timbre 0.5]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -47,6 +47,9 @@ render of the same song at the same place (a set rendered with several banks, e.
 song that could exist, with a drum kit from one bank over a bass from another — combinations no
 bank alone makes, so a stem has to be told by its role more than by one bank's timbre. No draw at
 P = 0, so older runs resume and make the same examples.
+`--timbre P` (stop 75): with probability P each stem of an example is recoloured as another
+instrument of its kind might sound (`augment.recolour`: transposed on its own, resonances moved,
+sometimes saturated) — timbres no bank has, so that a stem is told by its role; no draw at P = 0.
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
@@ -112,8 +115,9 @@ class Examples:
     """Training examples as a pure function of (seed, step, k): see the module docstring."""
 
     def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100,
-                 bank_mix: float = 0.0):
+                 bank_mix: float = 0.0, timbre: float = 0.0):
         self.data, self.seconds, self.seed, self.rate, self.bank_mix = data, seconds, seed, rate, bank_mix
+        self.timbre = timbre
         self.renders = [r for r in manifest["renders"] if r["split"] == split]
         if not self.renders:
             raise TrainingSetError(f"the set has no '{split}' renders")
@@ -158,7 +162,7 @@ class Examples:
         donor = self.renders[int(rng.integers(len(self.renders)))]
         d_start = int(rng.integers(max(self._frames(donor) - self.n, 1)))
         pool = [{s: self._read(donor, s, d_start) for s in bandsplit.STEMS}]
-        out, mix, _ = augment(stems, rng, self.rate, pool=pool)
+        out, mix, _ = augment(stems, rng, self.rate, pool=pool, timbre=self.timbre)
         return mix, np.stack([out[s] for s in bandsplit.STEMS])
 
     def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -396,6 +400,8 @@ def train(args) -> dict:
         config["loss_stems"] = list(args.loss_stems)
     if args.bank_mix:  # recorded only when used, so older runs still resume
         config["bank_mix"] = args.bank_mix
+    if args.timbre:  # the same
+        config["timbre"] = args.timbre
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
@@ -420,7 +426,8 @@ def train(args) -> dict:
         opt.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt["best_select_sdr"]
         print(f"resuming {last} at step {step}", flush=True)
-    examples = Examples(args.data, manifest, "train", args.seconds, args.seed, bank_mix=args.bank_mix)
+    examples = Examples(args.data, manifest, "train", args.seconds, args.seed, bank_mix=args.bank_mix,
+                        timbre=args.timbre)
     select = [r for r in manifest["renders"] if r["split"] == "select"]
     composer_of = composers(manifest)
     log = (out / "log.jsonl").open("a")
@@ -750,7 +757,7 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
 #: What a card's `training` records of the run its specialist network came from (`export`), which
 #: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
 RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems",
-                        "bank_mix")
+                        "bank_mix", "timbre")
 
 
 def taken_as_checkpoint(weights: Path, state: dict) -> dict:
@@ -843,6 +850,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
                     {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
                     {"bank_mix": cfg["bank_mix"]} if "bank_mix" in cfg else {}) | (
+                    {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
@@ -1035,9 +1043,13 @@ def main(argv=None) -> int:
     ap.add_argument("--bank-mix", type=float, default=0.0, metavar="P",
                     help="with probability P an example takes each stem from a random bank's render of the same "
                          "song (same notes, same place): timbre combinations no one bank has (0: never)")
+    ap.add_argument("--timbre", type=float, default=0.0, metavar="P",
+                    help="with probability P each stem of an example is recoloured as another instrument of its "
+                         "kind (transposed on its own, resonances moved, sometimes saturated) (0: never)")
     args = ap.parse_args(argv)
-    if not 0 <= args.bank_mix <= 1:
-        ap.error(f"--bank-mix is a probability between 0 and 1, got {args.bank_mix}")
+    for flag, value in (("--bank-mix", args.bank_mix), ("--timbre", args.timbre)):
+        if not 0 <= value <= 1:
+            ap.error(f"{flag} is a probability between 0 and 1, got {value}")
     if not 0 <= args.decay_steps <= args.steps:
         ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")
     if args.loss_stems and not args.init:

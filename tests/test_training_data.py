@@ -13,7 +13,7 @@ import soundfile as sf
 
 from separation import train
 from separation.training import arrange, data, freepats, rebuild, sonivox, synth, voice
-from separation.training.augment import augment
+from separation.training.augment import augment, recolour
 from separation.training.compose import PPQ, STEMS, compose
 from separation.training.licences import (
     ALLOWED_SOUNDFONTS,
@@ -292,6 +292,34 @@ def test_augmentation_is_seeded_and_additive():
     assert 10 ** (-6 / 20) - 1e-6 <= np.abs(mix_a).max() <= 10 ** (-0.5 / 20) + 1e-6
     assert any("swapped_from" in s for s in pa["stems"].values())
     assert {"eq", "compressor", "placement", "gain_db", "reverb_send"} <= set(pa["stems"]["vocals"])
+
+
+def test_timbre_recolours_stems_only_when_asked_and_keeps_the_mixture_their_sum():
+    """`timbre` = 0 draws nothing (older runs make the same examples); at 1 every stem is
+    recoloured, seeded, the mixture still their sum; `recolour` really transposes."""
+    rng = np.random.default_rng(1)
+    n = 44100
+    stems = {k: (rng.standard_normal((2, n)) * 0.1).astype(np.float32) for k in STEMS}
+    plain, mix_plain, p_plain = augment(stems, np.random.default_rng(9))
+    zero, mix_zero, p_zero = augment(stems, np.random.default_rng(9), timbre=0.0)
+    assert p_plain == p_zero and np.array_equal(mix_plain, mix_zero)
+    a, mix_a, pa = augment(stems, np.random.default_rng(9), timbre=1.0)
+    b, _, pb = augment(stems, np.random.default_rng(9), timbre=1.0)
+    assert pa == pb and all(np.array_equal(a[k], b[k]) for k in STEMS)
+    assert all(-3 <= pa["stems"][k]["timbre"]["semitones"] <= 3 and len(pa["stems"][k]["timbre"]["resonances"]) == 3
+               for k in STEMS)
+    assert all(a[k].shape == (2, n) and np.isfinite(a[k]).all() for k in STEMS)
+    np.testing.assert_allclose(sum(a[k].astype(np.float64) for k in STEMS), mix_a, atol=1e-6)
+    assert not np.array_equal(mix_a, mix_plain)
+    # a 220 Hz tone comes out at 220 Hz · 2^(semitones / 12), the length unchanged
+    t = np.arange(2 * n) / 44100
+    tone = np.stack([np.sin(2 * np.pi * 220 * t)] * 2) * 0.3
+    for seed in range(3):
+        out, p = recolour(tone, 44100, np.random.default_rng(seed))
+        spectrum = np.abs(np.fft.rfft(out[0] * np.hanning(out.shape[1])))
+        heard = np.argmax(spectrum) * 44100 / out.shape[1]
+        assert out.shape == tone.shape
+        assert heard == pytest.approx(220 * 2 ** (p["semitones"] / 12), rel=0.012), (heard, p)
 
 
 def test_espeak_vocals_sing_the_melody_in_tune_and_are_not_claimed_commercial(tmp_path):

@@ -993,3 +993,25 @@ def test_a_bank_mixing_run_records_it_resumes_only_with_it_and_its_card_says_so(
         train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
     card = train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-mixed")
     assert json.loads(Path(card["card"]).read_text())["training"]["bank_mix"] == 0.5
+
+
+def test_a_timbre_run_records_it_resumes_only_with_it_and_its_card_says_so(two_bank_set, tmp_path):
+    """`--timbre P`: the examples differ from a plain run's, the mixture stays the stems' sum, the run
+    records P, refuses a resume without it, the card says it; P outside [0, 1] is refused."""
+    two = two_bank_set
+    manifest = train.load_set(two)
+    plain = train.Examples(two, manifest, "train", 1.0, seed=4)
+    recoloured = train.Examples(two, manifest, "train", 1.0, seed=4, timbre=1.0)
+    mix, stems = recoloured.example(3, 0)
+    assert abs(stems.sum(axis=0) - mix).max() < 1e-5
+    assert not (plain.example(3, 0)[0] == mix).all()
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(two), "--out", str(tmp_path / "bad"), *_tiny(timbre="-0.1")])
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2", timbre="0.5")]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["timbre"] == 0.5
+    with pytest.raises(SystemExit, match="other settings \\(timbre\\)"):
+        train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
+    card = train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-recoloured")
+    assert json.loads(Path(card["card"]).read_text())["training"]["timbre"] == 0.5
