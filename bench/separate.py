@@ -217,13 +217,14 @@ def voiced_db(song: dict, vocals: np.ndarray) -> tuple[float, float] | None:
     """Where the form gives the voice a part (outside `voice_rests`): the vocals estimate's level
     re the true vocals', and the gain of its projection on them (20·log10 <ŝ,s>/<s,s>; 0 dB = all of
     the voice, whatever else came along), both in dB. The second says whether a quiet vocals
-    stem missed the voice or only left out what leaked in. None when the true vocals are silent."""
+    stem missed the voice or only left out what leaked in. None when the true vocals are silent
+    (or rest the whole excerpt: an `arrange` song on clearstem-synth crashed the bench, stop 75)."""
     mask = np.ones(song["mixture"].shape[1], bool)
     for lo, hi in song.get("voice_rests", ()):
         mask[lo:hi] = False
     ref, est = song["stems"]["vocals"][:, mask].astype(np.float64), vocals[:, mask].astype(np.float64)
     power = float(np.sum(ref ** 2))
-    if power < 1e-8 * ref.size:
+    if ref.size == 0 or power < 1e-8 * ref.size:  # silent, or the form rests the voice throughout
         return None
     level = 10 * np.log10(max(float(np.sum(est ** 2)), 1e-20) / power)
     return float(level), float(20 * np.log10(max(float(np.sum(est * ref)) / power, 1e-6)))

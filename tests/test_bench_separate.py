@@ -40,6 +40,8 @@ def test_no_score_without_a_voice_or_without_rests():
     silent = {**song, "stems": {"vocals": np.zeros_like(song["mixture"])}}
     assert separate.voiced_db(silent, song["mixture"]) is None
     assert separate.rests_db({**song, "voice_rests": []}, song["mixture"]) is None
+    resting_throughout = {**song, "voice_rests": [(0, song["mixture"].shape[1])]}  # crashed the bench once
+    assert separate.voiced_db(resting_throughout, song["mixture"]) is None
 
 
 def per_stem_nsdr(refs, ests):
