@@ -400,7 +400,7 @@ def train(args) -> dict:
         config["loss_stems"] = list(args.loss_stems)
     if args.bank_mix:  # recorded only when used, so older runs still resume
         config["bank_mix"] = args.bank_mix
-    if args.timbre:  # the same
+    if args.timbre:  # likewise recorded only when used
         config["timbre"] = args.timbre
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
