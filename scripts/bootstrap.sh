@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 # chromium: the browser tests drive Debian's headless Chromium with Playwright (no browser download)
 # fluidsynth + the Csound GM bank (public domain) + TimGM6mb + espeak-ng + Sonivox EAS (Apache-2.0) + Flite (CMU)
-# + FreePats played by TiMidity++ (GPL-2+ with a composition exception):
+# + FreePats played by TiMidity++ (GPL-2+ with a composition exception) + three Hydrogen drum kits
+# (separation.training.kits: CC0, CC-BY-3.0, GPL-2+ with a composition exception):
 # separation.training renders its per-stem training songs with them (tests/test_training_data.py)
 DEBS=(libchromaprint1 libchromaprint-tools postgresql redis-server ffmpeg libsndfile1 chromium fonts-liberation
-      fluidsynth csound-soundfont timgm6mb-soundfont espeak-ng libsonivox3 flite freepats timidity)
+      fluidsynth csound-soundfont timgm6mb-soundfont espeak-ng libsonivox3 flite freepats timidity hydrogen-drumkits)
 EXTRAS="test"
 if [ "${BENCH:-0}" = 1 ]; then  # benchmarks render multitracks with FluidSynth and score them
   DEBS+=(opl3-soundfont)  # bench/soundfonts.py: never the evaluation's reserved soundfont or one built from it

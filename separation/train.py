@@ -5,6 +5,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
         [--loss l1|sdr] [--loss-stems vocals] [--bank-mix 0.5] [--timbre 0.5]
+        [--kits hydrogen-colombo hydrogen-rumpf hydrogen-audiophob --kit-swap 0.5]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -50,6 +51,12 @@ P = 0, so older runs resume and make the same examples.
 `--timbre P` (stop 75): with probability P each stem of an example is recoloured as another
 instrument of its kind might sound (`augment.recolour`: transposed on its own, resonances moved,
 sometimes saturated) — timbres no bank has, so that a stem is told by its role; no draw at P = 0.
+`--kits K [K ...] --kit-swap P` (stop 76): with probability P an example's drums are replayed from
+the song's drum part (its MIDI, at the same place) by one of the recorded kits K
+(`separation.training.kits`, Hydrogen drumkits whose terms allow commercial use, each pinned),
+at the level the bank's kit had there; every other stem as rendered. Every bank brings one kit,
+and the network learns kits, not the role of one; these are kits of other makers. The kits and
+P are recorded in the run and the card, and their licences in the card's `weights_licence`.
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
@@ -80,6 +87,8 @@ import soundfile as sf
 import torch
 
 from . import bandsplit, voice_gate
+from .training import kits as drum_kits
+from .training import licences as licences_policy
 from .training import lieder, quartets, voice
 from .training.augment import augment
 from .training.freepats import BANK_ID as FREEPATS_BANK
@@ -115,9 +124,18 @@ class Examples:
     """Training examples as a pure function of (seed, step, k): see the module docstring."""
 
     def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100,
-                 bank_mix: float = 0.0, timbre: float = 0.0):
+                 bank_mix: float = 0.0, timbre: float = 0.0, kits: list[str] = (), kit_swap: float = 0.0):
         self.data, self.seconds, self.seed, self.rate, self.bank_mix = data, seconds, seed, rate, bank_mix
-        self.timbre = timbre
+        self.timbre, self.kit_swap = timbre, kit_swap
+        try:
+            self.players = [drum_kits.Player(k, rate=rate) for k in kits]
+        except drum_kits.KitError as exc:
+            raise TrainingSetError(str(exc)) from exc
+        if kit_swap and not self.players:
+            raise TrainingSetError("--kit-swap needs --kits: the recorded kits to replay the drum parts with")
+        self._drum_midi = {s["id"]: data / s["files"]["drums"]["path"]
+                           for s in manifest["sources"] if "drums" in s.get("files", {})}
+        self._drum_notes: dict[str, list] = {}
         self.renders = [r for r in manifest["renders"] if r["split"] == split]
         if not self.renders:
             raise TrainingSetError(f"the set has no '{split}' renders")
@@ -159,11 +177,29 @@ class Examples:
         rng = np.random.default_rng([self.seed, step, k])
         sources, start = self.picks(rng)
         stems = {s: self._read(sources[s], s, start) for s in bandsplit.STEMS}
+        if self.kit_swap and rng.random() < self.kit_swap:  # no draw at 0: older runs see the same examples
+            stems["drums"] = self.kit_drums(sources["drums"]["song"], start, stems["drums"], rng)
         donor = self.renders[int(rng.integers(len(self.renders)))]
         d_start = int(rng.integers(max(self._frames(donor) - self.n, 1)))
         pool = [{s: self._read(donor, s, d_start) for s in bandsplit.STEMS}]
         out, mix, _ = augment(stems, rng, self.rate, pool=pool, timbre=self.timbre)
         return mix, np.stack([out[s] for s in bandsplit.STEMS])
+
+    def kit_drums(self, song: str, start: int, rendered: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The song's drum part at frame `start`, replayed by a random recorded kit at the RMS the
+        bank's kit had there; the bank's drums as they were where they are silent (a rest, a
+        kit-less song) or the kit has nothing for the notes."""
+        player = self.players[int(rng.integers(len(self.players)))]
+        level = float(np.sqrt(np.mean(rendered.astype(np.float64) ** 2)))
+        if level < SILENT_RMS or song not in self._drum_midi:
+            return rendered
+        if song not in self._drum_notes:
+            self._drum_notes[song] = drum_kits.drum_notes(self._drum_midi[song])
+        played = player.render(self._drum_notes[song], start / self.rate, self.n)
+        own = float(np.sqrt(np.mean(played.astype(np.float64) ** 2)))
+        if own < SILENT_RMS * 1e-2:
+            return rendered
+        return (played * (level / own)).astype(np.float32)
 
     def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [self.example(step, k) for k in range(size)]
@@ -402,6 +438,10 @@ def train(args) -> dict:
         config["bank_mix"] = args.bank_mix
     if args.timbre:  # likewise recorded only when used
         config["timbre"] = args.timbre
+    if args.kit_swap:  # likewise; the kits' pins and licences travel to the card
+        config |= {"kit_swap": args.kit_swap, "kits": drum_kits.record(args.kits)}
+        config["commercial_use"] = config["commercial_use"] and all(
+            licences_policy.commercial_ok(k["licence"]) for k in config["kits"])
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
@@ -427,7 +467,7 @@ def train(args) -> dict:
         step, best = ckpt["step"], ckpt["best_select_sdr"]
         print(f"resuming {last} at step {step}", flush=True)
     examples = Examples(args.data, manifest, "train", args.seconds, args.seed, bank_mix=args.bank_mix,
-                        timbre=args.timbre)
+                        timbre=args.timbre, kits=args.kits if args.kit_swap else [], kit_swap=args.kit_swap)
     select = [r for r in manifest["renders"] if r["split"] == "select"]
     composer_of = composers(manifest)
     log = (out / "log.jsonl").open("a")
@@ -501,19 +541,22 @@ SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"
                  quartets.SOURCE: ("string quartets", "OpenScore String Quartets")}
 
 
-def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None) -> tuple[str, str]:
+def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None,
+                       kits: tuple[float, list[dict]] | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
     lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
     the weights it started from and what those learned from. `also` (`other_base`): another
-    network whose stems ship beside these, its inputs' licences and commercial use counted too."""
+    network whose stems ship beside these, its inputs' licences and commercial use counted too.
+    `kits`: (P, `kits.record`) of a `--kit-swap` run, the recorded kits its drums were replayed by."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
     used_fonts = sorted({r["soundfont"] for r in used})
     sources = {s["id"]: s for s in manifest["sources"]}
     licences = sorted({lic for s in manifest["sources"] if s["id"] in songs for lic in s.get("licences", [s["licence"]])}
-                      | {fonts[f]["licence"] for f in used_fonts} | set((also or {}).get("licences", ())))
+                      | {fonts[f]["licence"] for f in used_fonts} | set((also or {}).get("licences", ()))
+                      | {k["licence"] for k in (kits or (0, []))[1]})
     scored = [s for s in songs if sources.get(s, {}).get("kind") == "score-arrangement"]
     styles = sorted({sources[s]["composition"]["style"] for s in songs
                      if "composition" in sources.get(s, {}) and s not in scored})
@@ -549,6 +592,10 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
             f"{made_here}{by_people if made_here else by_people[len(' and '):]}, rendered per stem with {fonts_words}; "
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — {voice_words}, no third-party "
             + ("recordings or MIDI" if not scored else "recordings, no third-party music but those scores"))
+    if kits:
+        data += (f"; in {kits[0]:.0%} of the training examples the drums stem was the song's drum part replayed by "
+                 "one of these recorded drum kits (Debian's hydrogen-drumkits, separation/training/kits.py): "
+                 + "; ".join(f"{k['attribution']} ({k['licence']}, files SHA-256 {k['tree_sha256']})" for k in kits[1]))
     if init:
         own = data
         data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
@@ -564,7 +611,8 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
         else:
             data += f"whose training data was: {init['training_data']}"
     commercial = (bool(manifest.get("commercial_use")) and (not init or bool(init.get("commercial_use")))
-                  and (not also or bool(also.get("commercial_use"))))
+                  and (not also or bool(also.get("commercial_use")))
+                  and all(licences_policy.commercial_ok(k["licence"]) for k in (kits or (0, []))[1]))
     weights = (f"ClearStem's own weights; every training input's licence allows commercial use ({', '.join(licences)})"
                if commercial else f"ClearStem's own weights; NOT commercial-clean (inputs: {', '.join(licences)})")
     return data, weights
@@ -700,7 +748,8 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     wrapped in what a soup (`cfg["soup"]`) and a specialist (`cfg["loss_stems"]`) add. `cfg` is a
     run's config, or the same keys read back from a card (the shipped models' test does that)."""
     base = cfg.get("base")  # the stems not taken come from another network than the run's start
-    training_data, weights_licence = training_statement(manifest, cfg.get("init"), base)
+    training_data, weights_licence = training_statement(
+        manifest, cfg.get("init"), base, (cfg["kit_swap"], cfg["kits"]) if cfg.get("kit_swap") else None)
     averaged, each = "", ""
     if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
         runs = [i for i in cfg["soup"] if "step" in i]
@@ -757,7 +806,7 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
 #: What a card's `training` records of the run its specialist network came from (`export`), which
 #: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
 RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems",
-                        "bank_mix", "timbre")
+                        "bank_mix", "timbre", "kit_swap", "kits")
 
 
 def taken_as_checkpoint(weights: Path, state: dict) -> dict:
@@ -851,6 +900,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
                     {"bank_mix": cfg["bank_mix"]} if "bank_mix" in cfg else {}) | (
                     {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
+                    {"kit_swap": cfg["kit_swap"], "kits": cfg["kits"]} if "kit_swap" in cfg else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
@@ -1043,13 +1093,24 @@ def main(argv=None) -> int:
     ap.add_argument("--bank-mix", type=float, default=0.0, metavar="P",
                     help="with probability P an example takes each stem from a random bank's render of the same "
                          "song (same notes, same place): timbre combinations no one bank has (0: never)")
+    ap.add_argument("--kits", nargs="+", choices=sorted(drum_kits.KITS), default=[], metavar="KIT",
+                    help=f"recorded drum kits for --kit-swap ({', '.join(sorted(drum_kits.KITS))})")
+    ap.add_argument("--kit-swap", type=float, default=0.0, metavar="P",
+                    help="with probability P an example's drums are the song's drum part replayed by one of "
+                         "--kits, at the level the bank's kit had (0: never)")
     ap.add_argument("--timbre", type=float, default=0.0, metavar="P",
                     help="with probability P each stem of an example is recoloured as another instrument of its "
                          "kind (transposed on its own, resonances moved, sometimes saturated) (0: never)")
     args = ap.parse_args(argv)
-    for flag, value in (("--bank-mix", args.bank_mix), ("--timbre", args.timbre)):
+    for flag, value in (("--bank-mix", args.bank_mix), ("--timbre", args.timbre), ("--kit-swap", args.kit_swap)):
         if not 0 <= value <= 1:
             ap.error(f"{flag} is a probability between 0 and 1, got {value}")
+    if args.kit_swap and not args.kits:
+        ap.error("--kit-swap needs --kits: the recorded kits to replay the drum parts with")
+    if args.kits and not args.kit_swap:
+        ap.error("--kits is used only with --kit-swap P > 0")
+    if len(set(args.kits)) != len(args.kits):
+        ap.error(f"--kits names a kit twice: {args.kits}")
     if not 0 <= args.decay_steps <= args.steps:
         ap.error(f"--decay-steps must be between 0 and --steps ({args.steps}), got {args.decay_steps}")
     if args.loss_stems and not args.init:

@@ -1015,3 +1015,45 @@ def test_a_timbre_run_records_it_resumes_only_with_it_and_its_card_says_so(two_b
         train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
     card = train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-recoloured")
     assert json.loads(Path(card["card"]).read_text())["training"]["timbre"] == 0.5
+
+
+def test_a_kit_swap_run_replays_the_drums_records_the_kits_and_its_card_names_them(two_bank_set, tmp_path):
+    """`--kits K --kit-swap P`: an example's drums become the song's drum part replayed by a recorded
+    kit at the place and level the bank's kit had there, the mixture stays the stems' sum, P = 0
+    changes nothing; the run records the kits (pins, licences), refuses a resume without them,
+    and the card names them with their licences; bad flags are refused with nothing written."""
+    two = two_bank_set
+    manifest = train.load_set(two)
+    plain = train.Examples(two, manifest, "train", 1.0, seed=4)
+    at_zero = train.Examples(two, manifest, "train", 1.0, seed=4, kits=["hydrogen-audiophob"], kit_swap=0.0)
+    assert all((a == b).all() for a, b in zip(plain.example(2, 0), at_zero.example(2, 0)))
+    swapped = train.Examples(two, manifest, "train", 1.0, seed=4, kits=["hydrogen-audiophob"], kit_swap=1.0)
+    checked = 0
+    for step in range(12):
+        sources, start = plain.picks(np.random.default_rng([4, step, 0]))
+        rendered = plain._read(sources["drums"], "drums", start)
+        level = np.sqrt(np.mean(rendered.astype(np.float64) ** 2))
+        if level < train.SILENT_RMS:
+            continue
+        played = swapped.kit_drums(sources["drums"]["song"], start, rendered, np.random.default_rng(step))
+        assert played.shape == rendered.shape and not np.allclose(played, rendered)
+        assert np.sqrt(np.mean(played.astype(np.float64) ** 2)) == pytest.approx(level, rel=1e-3)
+        checked += 1
+    assert checked >= 3
+    mix, stems = swapped.example(3, 0)
+    assert abs(stems.sum(axis=0) - mix).max() < 1e-5
+    for bad in (["--kit-swap", "1.5", "--kits", "hydrogen-rumpf"], ["--kit-swap", "0.5"], ["--kits", "hydrogen-rumpf"]):
+        with pytest.raises(SystemExit):
+            train.main(["--data", str(two), "--out", str(tmp_path / "bad"), *_tiny(), *bad])
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2"), "--kits", "hydrogen-audiophob",
+                       "hydrogen-rumpf", "--kit-swap", "0.5"]) == 0
+    config = torch.load(run / "last.pt", weights_only=False)["config"]
+    assert config["kit_swap"] == 0.5 and [k["id"] for k in config["kits"]] == ["hydrogen-audiophob", "hydrogen-rumpf"]
+    with pytest.raises(SystemExit, match="other settings \\(kit_swap, kits\\)"):
+        train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
+    card = json.loads(Path(train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-kits")["card"]).read_text())
+    assert card["training"]["kit_swap"] == 0.5 and card["commercial_use"] is True
+    assert "recorded drum kits" in card["training_data"] and "Emanuel Rumpf" in card["training_data"]
+    assert "CC-BY-3.0" in card["weights_licence"] and "CC0-1.0" in card["weights_licence"]

@@ -14,6 +14,9 @@ comes from `commercial_ok` over every input of that split):
   commercial use is fine.
 * FreePats (`separation.training.freepats`): GPL-2.0-or-later with its composition exception — what
   is made by mixing the patches is not covered by the GPL: commercial use is fine.
+* recorded drum kits (`separation.training.kits`): CC0, CC-BY-3.0 (attribution kept in the card)
+  and a GPL-2.0-or-later kit with the same composition exception as FreePats: commercial use is fine;
+  the package's GPL kits without that exception and its CC-BY-SA kits are not used.
 * GPL-2.0 soundfont (TimGM6mb): rendered audio *contains* the bank's samples (pitched,
   enveloped, mixed), so whether audio — and weights fitted to that audio — are a derivative work
   of a GPL bank is unsettled; the GPL's "output of a program" exception does not obviously apply
@@ -49,6 +52,13 @@ LICENCES: dict[str, Licence] = {
         Licence("CC0-1.0", True, "public-domain dedication"),
         Licence("MIT", True, "permissive, attribution kept in the manifest"),
         Licence("Apache-2.0", True, "permissive (Sonivox EAS's wavetable); attribution kept in the manifest"),
+        Licence("CC-BY-3.0", True,
+                "attribution only (a recorded drum kit, separation.training.kits); the author is named in the run's "
+                "config and the model card"),
+        Licence("LicenseRef-Hydrogen-GPL-2.0-or-later-composition-exception", True,
+                "a Hydrogen drum kit under GPL-2.0-or-later with its author's exception that a composition mixing "
+                "its samples is not by itself covered by the GPL (as FreePats'); the weights are fitted to drum "
+                "parts played with it, never to the sample files"),
         Licence("GPL-2.0-only", False,
                 "rendered audio embeds the bank's samples; whether audio/weights derived from a GPL bank "
                 "may be used without GPL terms is unsettled, so we do not claim commercial use"),
