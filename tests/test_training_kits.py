@@ -67,17 +67,25 @@ def test_a_layered_kit_plays_each_note_where_it_falls_by_velocity_pan_and_choke(
     assert player.instrument(56) is None and not player.render([_note(10.1, 56)], start, RATE).any()
 
 
-def test_a_kit_in_hydrogens_older_format_is_read(tmp_path):
+def test_a_kit_in_hydrogens_older_format_is_read_and_its_named_keys_win_within_a_class(tmp_path):
+    """The one-`<filename>` format of older kits; a partly-GM kit that names its instruments by key
+    ("d#4 - cymbal 1": 51, the GM ride) plays that one for the key, if it is of the key's class."""
     folder = tmp_path / "Old"
     folder.mkdir()
-    sf.write(folder / "kick.flac", np.full(100, 0.3, np.float32), RATE)
-    (folder / "drumkit.xml").write_text(
-        "<drumkit_info><name>Old</name><instrumentList><instrument><id>0</id><name>c3 - bass drum 1</name>"
-        "<filename>kick.flac</filename><volume>0.9</volume><pan_L>1</pan_L><pan_R>1</pan_R></instrument>"
-        "</instrumentList></drumkit_info>")
+    body = ""
+    for i, name in enumerate(("c3 - bass drum 1", "f3 - bass drum 2", "c#4 - crash", "d#4 - cymbal 1")):
+        sf.write(folder / f"s{i}.flac", np.full(100, 0.1 * (i + 1), np.float32), RATE)
+        body += (f"<instrument><id>{i}</id><name>{name}</name><filename>s{i}.flac</filename><volume>0.9</volume>"
+                 "<pan_L>1</pan_L><pan_R>1</pan_R></instrument>")
+    (folder / "drumkit.xml").write_text(f"<drumkit_info><name>Old</name><instrumentList>{body}</instrumentList>"
+                                        "</drumkit_info>")
     classes = kits.read_drumkit(folder)
-    (kick,) = classes["kick"]
-    assert kick.volume == 0.9 and kick.layers[0].audio.shape == (2, 100)
+    assert [(i.name, i.key) for i in classes["kick"]] == [("c3 - bass drum 1", 36), ("f3 - bass drum 2", 41)]
+    assert classes["kick"][0].volume == 0.9 and classes["kick"][0].layers[0].audio.shape == (2, 100)
+    player = kits.Player(kits.KitSource("old", "Old", "CC0-1.0", "a test kit", tree_sha256(folder)), root=tmp_path)
+    assert player.instrument(51).name == "d#4 - cymbal 1"  # no ride: a crash-class cymbal, the one named at 51
+    assert player.instrument(49).name == "c#4 - crash"
+    assert player.instrument(41) is None  # GM 41 is a tom: a kick named at 41 does not play it
 
 
 def test_a_changed_or_missing_kit_is_refused(layered_kit, tmp_path):

@@ -18,7 +18,8 @@ Each kit is pinned by one digest over its files (as FreePats' tree); a changed k
 
 How a GM note is played: each kit instrument is classed by its name (kick, snare, hat, tom, ...);
 each GM percussion key has a class and fallbacks (a conga falls back to a tom, a shaker to a closed
-hat), and plays the first instrument of the first class the kit has; the velocity picks the layer
+hat), and plays the first instrument of the first class the kit has (one of that class its name
+places at that very key first: "d#4 - cymbal 1" plays GM's ride, 51); the velocity picks the layer
 (Hydrogen's `min`/`max`), and scales it linearly, times the layer's gain and the instrument's
 volume, panned by Hydrogen's `pan_L`/`pan_R`; an open hat is cut (5 ms fade) by the next closed or
 pedal hat, as a drummer's foot does. Note-offs are ignored (one-shot samples, as in Hydrogen).
@@ -104,6 +105,17 @@ def class_of(name: str) -> str | None:
     return next((cls for pattern, cls in _NAME_CLASSES if re.search(pattern, low)), None)
 
 
+_NOTE_NAME = re.compile(r"^\s*([a-g])(#?)(\d)\s*-")
+_PITCH_CLASS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+
+
+def declared_key(name: str) -> int | None:
+    """The MIDI key a kit names an instrument by ("c3 - bass drum 1": 36, Hydrogen's octave
+    numbering, C3 = 36), or None."""
+    m = _NOTE_NAME.match(name.lower())
+    return 12 * int(m.group(3)) + _PITCH_CLASS[m.group(1)] + (m.group(2) == "#") if m else None
+
+
 @dataclass
 class Layer:
     lo: float
@@ -116,6 +128,7 @@ class Layer:
 class Instrument:
     name: str
     cls: str
+    key: int | None  # the GM key its name declares ("d#4 - cymbal 1": 51), if any
     volume: float
     pan: tuple[float, float]
     layers: list[Layer]
@@ -169,7 +182,7 @@ def read_drumkit(folder: Path, rate: int = 44100) -> dict[str, list[Instrument]]
             continue
         pan = (float(_text(node, "pan_L", ns, "1")), float(_text(node, "pan_R", ns, "1")))
         classes.setdefault(cls, []).append(
-            Instrument(name, cls, float(_text(node, "volume", ns, "1")), pan, layers))
+            Instrument(name, cls, declared_key(name), float(_text(node, "volume", ns, "1")), pan, layers))
     if not classes:
         raise KitError(f"{folder}: no instrument of a known class")
     return classes
@@ -197,6 +210,9 @@ class Player:
         for cls in GM_CLASSES.get(key, ()):
             if cls in self.classes:
                 pick = self.classes[cls]
+                named = [i for i in pick if i.key == key]  # a partly-GM kit's own choice for this key
+                if named:
+                    return named[0]
                 # the second kick/snare of a kit plays GM's second key of that drum (35 / 40)
                 return pick[1] if key in (35, 40) and len(pick) > 1 else pick[0]
         return None
