@@ -591,7 +591,8 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
     data = (f"ClearStem training set, manifest SHA-256 {manifest['_sha256']}: "
             f"{made_here}{by_people if made_here else by_people[len(' and '):]}, rendered per stem with {fonts_words}; "
             f"vocals stem: {', '.join(vocals) or 'see the manifest'} — {voice_words}, no third-party "
-            + ("recordings or MIDI" if not scored else "recordings, no third-party music but those scores"))
+            + ("recordings" if not kits else "recordings but the drum kits' below")
+            + (" or MIDI" if not scored else ", no third-party music but those scores"))
     if kits:
         data += (f"; in {kits[0]:.0%} of the training examples the drums stem was the song's drum part replayed by "
                  "one of these recorded drum kits (Debian's hydrogen-drumkits, separation/training/kits.py): "

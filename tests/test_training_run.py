@@ -1056,4 +1056,5 @@ def test_a_kit_swap_run_replays_the_drums_records_the_kits_and_its_card_names_th
     card = json.loads(Path(train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-kits")["card"]).read_text())
     assert card["training"]["kit_swap"] == 0.5 and card["commercial_use"] is True
     assert "recorded drum kits" in card["training_data"] and "Emanuel Rumpf" in card["training_data"]
+    assert "no third-party recordings but the drum kits' below" in card["training_data"]
     assert "CC-BY-3.0" in card["weights_licence"] and "CC0-1.0" in card["weights_licence"]
