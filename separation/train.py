@@ -133,8 +133,8 @@ class Examples:
             raise TrainingSetError(str(exc)) from exc
         if kit_swap and not self.players:
             raise TrainingSetError("--kit-swap needs --kits: the recorded kits to replay the drum parts with")
-        self._drum_midi = {s["id"]: data / s["files"]["drums"]["path"]
-                           for s in manifest["sources"] if "drums" in s.get("files", {})}
+        self._drum_midi = {s["id"]: data / s["files"]["drums"]["path"]  # only a kit swap reads the MIDI
+                           for s in (manifest["sources"] if kit_swap else ()) if "drums" in s.get("files", {})}
         self._drum_notes: dict[str, list] = {}
         self.renders = [r for r in manifest["renders"] if r["split"] == split]
         if not self.renders:
