@@ -12,7 +12,7 @@ without rendering a new set: `separation.train --kits ... --kit-swap P`.
 Which kits: only those whose terms allow commercial use of what is made with them, by the same
 policy as the banks (`licences.py`): ColomboAcousticDrumkit (an acoustic kit, GPL-2.0-or-later with
 a composition exception, as FreePats), rumpf_kit_z01 (analog samples, CC-BY-3.0: attribution,
-which the manifest-like record and the card keep) and Audiophob (an electronic kit, CC0). The
+which the run's record and the model card keep) and Audiophob (an electronic kit, CC0). The
 package's other kits are GPL without the exception or CC-BY-SA: not used (see `licences.py`).
 Each kit is pinned by one digest over its files (as FreePats' tree); a changed kit is refused.
 
@@ -91,8 +91,8 @@ _NAME_CLASSES = (
     (r"tom", "tom_mid"), (r"ride.*(cup|bell)|(cup|bell).*ride", "ride_bell"), (r"ride", "ride"),
     (r"crash|cymbal|splash|china", "crash"), (r"cowbell", "cowbell"), (r"shak|tamb|maraca", "shaker"),
 )
-#: the tail of a note that started before an example still sounds in it: notes this long before
 OPEN_HAT_FADE_S = 0.005
+#: the tail of a note that started before an example still sounds in it: notes this long before count
 TAIL_S = 4.0
 
 
