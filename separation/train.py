@@ -10,7 +10,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
                                                              # + the model card the repository ships
-    python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--data DIR --name NAME]
+    python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--blend W] [--data DIR --name NAME]
                                                              # a --loss-stems run: its stems over WEIGHTS'
     python -m separation.train export RUN/last.pt --to FILE --base WEIGHTS.pt --kit-routed-below DB [--data DIR --name NAME]
                                                              # the run separates WEIGHTS' kit-less chunks
@@ -62,6 +62,8 @@ counts only those stems, and `export --base` puts the run's estimate of them ove
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
 they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W,
 or of another network W of any width (the two run side by side: `specialist_dim`, stop 62).
+`export … --blend W` (0 < W < 1) weighs those stems instead of replacing: W × the run's estimate
++ (1 − W) × the base's, an ensemble of two networks (`specialist_weight`, stop 77).
 
 `soup` averages the weights of runs fine-tuned from one start (a "model soup", Wortsman et al.
 2022): fine-tunes of one start tend to stay in one basin of the loss, so their average can keep
@@ -619,12 +621,14 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
     return data, weights
 
 
-def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None) -> tuple[dict, dict]:
+def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None,
+                    blend: float | None = None) -> tuple[dict, dict]:
     """(state dict, config) of a checkpoint as the registry loads it: a plain network, or — for a
     `--loss-stems` run, which must be given the weights it started from as `base` — the base
     with the run's network as its specialist (`bandsplit.WithSpecialist`). `take` names the stems
     the run's network supplies instead: some of a fine-tune's stems over its start's, e.g. all
-    but one that the fine-tune made worse (stop 51's candidate lost only in the bass)."""
+    but one that the fine-tune made worse (stop 51's candidate lost only in the bass). With `blend`
+    w those stems are w·the run's estimate + (1 − w)·the base's (`specialist_weight`)."""
     cfg = ckpt["config"]
     state = {k: v.contiguous() for k, v in ckpt["model"].items()}
     config = {"dim": cfg["dim"], "layers": cfg["layers"]}
@@ -638,6 +642,10 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
         if not set(take) <= set(trained):
             raise TrainingSetError(f"--take {' '.join(take)}: this run trained only {', '.join(trained)}")
     stems = take or cfg.get("loss_stems")
+    if blend is not None and not (stems and 0.0 < blend < 1.0):  # `not <` also refuses NaN
+        raise TrainingSetError(f"--blend weighs a specialist's stems (a --loss-stems run, or --take) against --base's: "
+                               f"a weight between 0 and 1, exclusive, got {blend}" if stems else
+                               "--blend is for a specialist (a --loss-stems run, or --take) over --base")
     if not stems:
         if base is not None:
             raise TrainingSetError("--base is for a specialist (a --loss-stems run, or --take); this run trained "
@@ -660,8 +668,9 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     base_dim = bandsplit.width(base_state)  # a --base of another width: the run's network goes beside it
     deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
     wider = {"specialist_dim": cfg["dim"]} if base_dim != cfg["dim"] else {}
+    blended = {} if blend is None else {"specialist_weight": float(blend)}
     return state, config | {"dim": base_dim, "layers": base_layers,
-                            "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider
+                            "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider | blended
 
 
 #: How a kit-routed file stores its expert (`kit_routed_over`); its card says so.
@@ -772,6 +781,11 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         kept = (f"{base['name']} unchanged (weights SHA-256 {base['weights_sha256']}), whose training data was: "
                 f"{base['training_data']}" if base else
                 f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})")
+        weight = cfg.get("specialist_weight")
+        if weight is not None:  # both networks' estimates of those stems, weighed
+            trained = (f"{1 - weight:g} × {(base or cfg['init'])['name']}'s estimate + {weight:g} × that of "
+                       + (averaged + each + trained if averaged else trained))
+            averaged = each = ""
         training_data = f"{others}: {kept}; {', '.join(over)}: {averaged}{each}{trained}, on {training_data}"
     elif cfg.get("kit_routed"):  # the base is the expert's start: its statement is inside init's
         routed = cfg["kit_routed"]
@@ -844,7 +858,7 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None,
            kit_routed_vocals_below: float | None = None, voice_gate: Path | None = None,
-           voice_gate_below: float | None = None) -> dict:
+           voice_gate_below: float | None = None, blend: float | None = None) -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
@@ -852,7 +866,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     `base`, the weights it started from (`specialist_over`), as do the stems `take` names; with
     `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`; with
     `kit_routed_vocals_below`, for those with no voice either; with `voice_gate`, for those where
-    that detector's logit is under `voice_gate_below`).
+    that detector's logit is under `voice_gate_below`); with `blend` w, the specialist's stems are
+    w·its estimate + (1 − w)·`base`'s.
     `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "config" not in ckpt:  # exported weights, not a run's checkpoint
@@ -864,15 +879,17 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     if (kit_routed_vocals_below is not None or voice_gate is not None) and kit_routed_below is None:
         raise TrainingSetError("--kit-routed-vocals-below and --voice-gate add to --kit-routed-below: give it too")
     if kit_routed_below is not None:
-        if base is None or take:
-            raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no --take")
+        if base is None or take or blend is not None:
+            raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no "
+                                   "--take or --blend")
         state, config = kit_routed_over(ckpt, base, kit_routed_below, kit_routed_vocals_below, voice_gate,
                                         voice_gate_below)
     else:
-        state, config = specialist_over(ckpt, base, take)
+        state, config = specialist_over(ckpt, base, take, blend)
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
     cfg = (ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
+           | ({"specialist_weight": config["specialist_weight"]} if "specialist_weight" in config else {})
            | ({"kit_routed": config["kit_routed"] | {"expert_precision": str(EXPERT_DTYPE).removeprefix("torch.")}}
               if kit_routed_below is not None else {}))
     if take and hashlib.sha256(base.read_bytes()).hexdigest() != (cfg.get("init") or {}).get("weights_sha256"):
@@ -898,6 +915,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     "decay_steps": cfg["decay_steps"], "run_steps": cfg["steps"]} if "decay_steps" in cfg else {}) | {
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
                     {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
+                    {"specialist_weight": cfg["specialist_weight"]} if "specialist_weight" in cfg else {}) | (
                     {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
                     {"bank_mix": cfg["bank_mix"]} if "bank_mix" in cfg else {}) | (
                     {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
@@ -1032,6 +1050,8 @@ def main(argv=None) -> int:
         ex.add_argument("--base", type=Path, help="a --loss-stems run: the weights it started from, which it goes over")
         ex.add_argument("--take", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
                         help="with --base: only these stems come from the run, the others from --base")
+        ex.add_argument("--blend", type=float, metavar="W",
+                        help="with --base: the run's stems are W x its estimate + (1 - W) x --base's, 0 < W < 1")
         ex.add_argument("--kit-routed-below", type=float, metavar="DB",
                         help="with --base: the run separates the chunks where --base's drums estimate is under DB "
                              "re the mixture, --base all others (bandsplit.KitRouted)")
@@ -1046,7 +1066,7 @@ def main(argv=None) -> int:
             ex.error("--data and --name go together")
         try:
             print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below,
-                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below)))
+                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below, a.blend)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

@@ -708,6 +708,53 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
         bandsplit.WithSpecialist(8, 1, specialist=("voice",))
 
 
+def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path):
+    """`export --base W --blend w` (stop 77): the specialist's stems are w·its estimate + (1 − w)·the
+    base's (an ensemble of the two networks), the other stems the base's exactly; the weight is in
+    the config the registry builds from and in the card's words; a weight outside (0, 1), a blend
+    without a specialist and a blend of a kit-routed export are refused, nothing written."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    run = tmp_path / "spec"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05", "--loss", "sdr",
+                       "--loss-stems", "drums", "--init", start["weights"]]) == 0
+    assert train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "ship" / "tiny-mix.pt"), "--data",
+                       str(tiny_set), "--name", "tiny-mix", "--base", start["weights"], "--blend", "0.25"]) == 0
+    card = json.loads((tmp_path / "ship" / "tiny-mix.json").read_text())
+    assert card["config"] == {"dim": 8, "layers": 1, "specialist": ["drums"], "specialist_weight": 0.25}
+    assert card["training"]["specialist_weight"] == 0.25 and card["commercial_use"] is True
+    assert card["training_data"].startswith(
+        f"bass, vocals, other: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); drums: 0.75 × tiny-v1's "
+        "estimate + 0.25 × that of a specialist network trained on that stem's loss only, on ")
+    got, want_base, want_run = _shipped_base_and_run(card["config"], tmp_path / "ship" / "tiny-mix.pt",
+                                                     torch.load(start["weights"], weights_only=True),
+                                                     _params(run / "last.pt"))
+    assert torch.allclose(got[:, 0], 0.75 * want_base[:, 0] + 0.25 * want_run[:, 0], atol=1e-6)
+    assert not torch.allclose(got[:, 0], want_base[:, 0]) and not torch.allclose(got[:, 0], want_run[:, 0])
+    assert all(torch.equal(got[:, k], want_base[:, k]) for k in (1, 2, 3))
+    models = tmp_path / "models"
+    registry.install_model(tmp_path / "ship" / "tiny-mix.pt", "tiny-mix", models, card["config"],
+                           architecture="bandsplit-rnn", stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-mix", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    for bad in (0.0, 1.0, 1.5, -0.2, float("nan")):
+        with pytest.raises(train.TrainingSetError, match="between 0 and 1"):
+            train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=bad)
+    with pytest.raises(train.TrainingSetError, match="--blend is for a specialist"):
+        train.export(base / "best.pt", tmp_path / "x.pt", blend=0.5)
+    with pytest.raises(train.TrainingSetError, match="no --take or --blend"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=0.5, kit_routed_below=-20)
+    with pytest.raises(SystemExit, match="between 0 and 1"):
+        train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", start["weights"],
+                    "--blend", "2"])
+    assert not (tmp_path / "x.pt").exists()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        bandsplit.WithSpecialist(8, 1, specialist=("drums",), specialist_weight=1.0)
+
+
 def _subset(tiny_set: Path, to: Path) -> Path:
     """A copy of the tiny set whose manifest lists one train render fewer: another set (its own
     manifest hash) every input of which the tiny set lists."""
