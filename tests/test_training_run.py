@@ -1105,3 +1105,45 @@ def test_a_kit_swap_run_replays_the_drums_records_the_kits_and_its_card_names_th
     assert "recorded drum kits" in card["training_data"] and "Emanuel Rumpf" in card["training_data"]
     assert "no third-party recordings but the drum kits' below" in card["training_data"]
     assert "CC-BY-3.0" in card["weights_licence"] and "CC0-1.0" in card["weights_licence"]
+
+
+def test_a_kit_layer_run_adds_the_kit_to_the_banks_drums_and_says_so(two_bank_set, tmp_path, capsys):
+    """`--kit-swap P --kit-layer` (stop 77): the kit's replay is added to the bank's drums, 0 to 12 dB
+    under their level, instead of replacing them; the run records it and refuses a resume without
+    it; the card says how the kits were used; --kit-layer without --kit-swap is refused."""
+    two = two_bank_set
+    manifest = train.load_set(two)
+    plain = train.Examples(two, manifest, "train", 1.0, seed=4)
+    swap = train.Examples(two, manifest, "train", 1.0, seed=4, kits=["hydrogen-audiophob"], kit_swap=1.0)
+    layer = train.Examples(two, manifest, "train", 1.0, seed=4, kits=["hydrogen-audiophob"], kit_swap=1.0,
+                           kit_layer=True)
+    checked = 0
+    for step in range(12):
+        sources, start = plain.picks(np.random.default_rng([4, step, 0]))
+        rendered = plain._read(sources["drums"], "drums", start)
+        if np.sqrt(np.mean(rendered.astype(np.float64) ** 2)) < train.SILENT_RMS:
+            continue
+        song = sources["drums"]["song"]
+        swapped = swap.kit_drums(song, start, rendered, np.random.default_rng(step))
+        added = layer.kit_drums(song, start, rendered, np.random.default_rng(step)) - rendered
+        # the same kit at the same place, at 0 to 12 dB under the level the swap gives it
+        ratio = np.sqrt(np.mean(added.astype(np.float64) ** 2) / np.mean(swapped.astype(np.float64) ** 2))
+        assert 10 ** (-12 / 20) - 1e-3 <= ratio <= 1 + 1e-3
+        assert np.allclose(added, swapped * ratio, atol=1e-4)
+        checked += 1
+    assert checked >= 3
+    mix, stems = layer.example(3, 0)
+    assert abs(stems.sum(axis=0) - mix).max() < 1e-5
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(two), "--out", str(tmp_path / "bad"), *_tiny(), "--kit-layer"])
+    assert "--kit-layer goes with --kit-swap" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    kits = ["--kits", "hydrogen-audiophob", "--kit-swap", "0.5"]
+    assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2"), *kits, "--kit-layer"]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["kit_layer"] is True
+    with pytest.raises(SystemExit, match="other settings \\(kit_layer\\)"):
+        train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2"), *kits])
+    card = json.loads(Path(train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-layer")["card"]).read_text())
+    assert card["training"]["kit_layer"] is True
+    assert "the bank's drums with the song's drum part replayed over them, 0 to 12 dB quieter, by one of these " \
+           "recorded drum kits" in card["training_data"]
