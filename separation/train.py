@@ -556,14 +556,13 @@ SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"
 
 
 def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None,
-                       kits: tuple[float, list[dict]] | tuple[float, list[dict], bool] | None = None
-                       ) -> tuple[str, str]:
+                       kits: tuple[float, list[dict], bool] | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
     lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
     the weights it started from and what those learned from. `also` (`other_base`): another
     network whose stems ship beside these, its inputs' licences and commercial use counted too.
-    `kits`: (P, `kits.record`[, layered]) of a `--kit-swap` run, the recorded kits its drums were
+    `kits`: (P, `kits.record`, layered) of a `--kit-swap` run, the recorded kits its drums were
     replayed by (layered: `--kit-layer`, over the bank's drums)."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
@@ -611,7 +610,7 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
             + (" or MIDI" if not scored else ", no third-party music but those scores"))
     if kits:
         how = ("the bank's drums with the song's drum part replayed over them, 0 to 12 dB quieter, by"
-               if len(kits) > 2 and kits[2] else "the song's drum part replayed by")
+               if kits[2] else "the song's drum part replayed by")
         data += (f"; in {kits[0]:.0%} of the training examples the drums stem was {how} "
                  "one of these recorded drum kits (Debian's hydrogen-drumkits, separation/training/kits.py): "
                  + "; ".join(f"{k['attribution']} ({k['licence']}, files SHA-256 {k['tree_sha256']})" for k in kits[1]))
@@ -801,8 +800,8 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         weight = cfg.get("specialist_weight")
         if weight is not None:  # both networks' estimates of those stems, weighed
             trained = (f"{1 - weight:g} × {(base or cfg['init'])['name']}'s estimate + {weight:g} × that of "
-                       + (averaged + each + trained if averaged else trained))
-            averaged = each = ""
+                       f"{averaged}{each}{trained}")
+            averaged = each = ""  # said inside the weighed estimate
         training_data = f"{others}: {kept}; {', '.join(over)}: {averaged}{each}{trained}, on {training_data}"
     elif cfg.get("kit_routed"):  # the base is the expert's start: its statement is inside init's
         routed = cfg["kit_routed"]
