@@ -657,10 +657,11 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
         if not set(take) <= set(trained):
             raise TrainingSetError(f"--take {' '.join(take)}: this run trained only {', '.join(trained)}")
     stems = take or cfg.get("loss_stems")
-    if blend is not None and not (stems and 0.0 < blend < 1.0):  # `not <` also refuses NaN
-        raise TrainingSetError(f"--blend weighs a specialist's stems (a --loss-stems run, or --take) against --base's: "
-                               f"a weight between 0 and 1, exclusive, got {blend}" if stems else
-                               "--blend is for a specialist (a --loss-stems run, or --take) over --base")
+    if blend is not None and not stems:
+        raise TrainingSetError("--blend is for a specialist (a --loss-stems run, or --take) over --base")
+    if blend is not None and not 0.0 < blend < 1.0:  # `not <` also refuses NaN
+        raise TrainingSetError(f"--blend weighs a specialist's stems against --base's: a weight between 0 and 1, "
+                               f"exclusive, got {blend}")
     if not stems:
         if base is not None:
             raise TrainingSetError("--base is for a specialist (a --loss-stems run, or --take); this run trained "
