@@ -10,7 +10,8 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
                                                              # + the model card the repository ships
-    python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--blend W] [--data DIR --name NAME]
+    python -m separation.train export RUN/best.pt --to FILE --base WEIGHTS.pt [--blend W]
+        [--specialist-precision float16] [--data DIR --name NAME]
                                                              # a --loss-stems run: its stems over WEIGHTS'
     python -m separation.train export RUN/last.pt --to FILE --base WEIGHTS.pt --kit-routed-below DB [--data DIR --name NAME]
                                                              # the run separates WEIGHTS' kit-less chunks
@@ -65,7 +66,9 @@ started from, in one file (`bandsplit.WithSpecialist`): the base's other stems s
 they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W,
 or of another network W of any width (the two run side by side: `specialist_dim`, stop 62).
 `export … --blend W` (0 < W < 1) weighs those stems instead of replacing: W × the run's estimate
-+ (1 − W) × the base's, an ensemble of two networks (`specialist_weight`, stop 77).
++ (1 − W) × the base's, an ensemble of two networks (`specialist_weight`, stop 77);
+`--specialist-precision float16` stores the run's network in float16 (stop 78: two float32
+networks of v19's size are 25.6 MB), as kit-routed exports store their expert.
 
 `soup` averages the weights of runs fine-tuned from one start (a "model soup", Wortsman et al.
 2022): fine-tunes of one start tend to stay in one basin of the loss, so their average can keep
@@ -637,13 +640,15 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
 
 
 def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None,
-                    blend: float | None = None) -> tuple[dict, dict]:
+                    blend: float | None = None, precision: torch.dtype = torch.float32) -> tuple[dict, dict]:
     """(state dict, config) of a checkpoint as the registry loads it: a plain network, or — for a
     `--loss-stems` run, which must be given the weights it started from as `base` — the base
     with the run's network as its specialist (`bandsplit.WithSpecialist`). `take` names the stems
     the run's network supplies instead: some of a fine-tune's stems over its start's, e.g. all
     but one that the fine-tune made worse (stop 51's candidate lost only in the bass). With `blend`
-    w those stems are w·the run's estimate + (1 − w)·the base's (`specialist_weight`)."""
+    w those stems are w·the run's estimate + (1 − w)·the base's (`specialist_weight`). The
+    specialist's weights are stored in `precision` (float16 halves what a second network adds to
+    the file; the registry loads them back into float32), the base's as they are."""
     cfg = ckpt["config"]
     state = {k: v.contiguous() for k, v in ckpt["model"].items()}
     config = {"dim": cfg["dim"], "layers": cfg["layers"]}
@@ -659,6 +664,8 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     stems = take or cfg.get("loss_stems")
     if blend is not None and not stems:
         raise TrainingSetError("--blend is for a specialist (a --loss-stems run, or --take) over --base")
+    if precision != torch.float32 and not stems:
+        raise TrainingSetError("--specialist-precision is for a specialist (a --loss-stems run, or --take) over --base")
     if blend is not None and not 0.0 < blend < 1.0:  # `not <` also refuses NaN
         raise TrainingSetError(f"--blend weighs a specialist's stems against --base's: a weight between 0 and 1, "
                                f"exclusive, got {blend}")
@@ -679,7 +686,8 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
                                f"{init.get('name')} ({init.get('weights_sha256')}): it goes over those weights")
     base_state = torch.load(base, map_location="cpu", weights_only=True)
     state = ({f"base.{k}": v.contiguous() for k, v in base_state.items()}
-             | {f"specialist.{k}": v for k, v in state.items()})
+             | {f"specialist.{k}": (v.to(precision) if v.is_floating_point() else v).contiguous()
+                for k, v in state.items()})
     base_layers = bandsplit.layer_count(base_state)  # a deepened run's start (or --base) has fewer than it
     base_dim = bandsplit.width(base_state)  # a --base of another width: the run's network goes beside it
     deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
@@ -688,6 +696,9 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     return state, config | {"dim": base_dim, "layers": base_layers,
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider | blended
 
+
+#: How `export --specialist-precision` may store a specialist (the base stays as it is).
+SPECIALIST_PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 
 #: How a kit-routed file stores its expert (`kit_routed_over`); its card says so.
 EXPERT_DTYPE = torch.float16
@@ -795,6 +806,8 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
         trained = ("a specialist network trained on that stem's loss only" if cfg.get("loss_stems")
                    else "a network fine-tuned on every stem's loss, only these stems taken from "
                    + ("the average" if averaged else "it"))
+        if cfg.get("specialist_precision"):
+            trained += f" (stored in {cfg['specialist_precision']})"
         kept = (f"{base['name']} unchanged (weights SHA-256 {base['weights_sha256']}), whose training data was: "
                 f"{base['training_data']}" if base else
                 f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})")
@@ -875,7 +888,8 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None,
            kit_routed_vocals_below: float | None = None, voice_gate: Path | None = None,
-           voice_gate_below: float | None = None, blend: float | None = None) -> dict:
+           voice_gate_below: float | None = None, blend: float | None = None,
+           specialist_precision: str = "float32") -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
     also the model card `to` with suffix .json — what `separation/weights/` ships beside the
@@ -884,7 +898,8 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     `kit_routed_below`, the run is the expert for `base`'s kit-less chunks (`kit_routed_over`; with
     `kit_routed_vocals_below`, for those with no voice either; with `voice_gate`, for those where
     that detector's logit is under `voice_gate_below`); with `blend` w, the specialist's stems are
-    w·its estimate + (1 − w)·`base`'s.
+    w·its estimate + (1 − w)·`base`'s; with `specialist_precision` "float16", the specialist's
+    weights are stored in float16 (two float32 networks of v19's size are just over 25 MB).
     `checkpoint` may also be weights exported that way (`taken_as_checkpoint`)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "config" not in ckpt:  # exported weights, not a run's checkpoint
@@ -896,17 +911,21 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
     if (kit_routed_vocals_below is not None or voice_gate is not None) and kit_routed_below is None:
         raise TrainingSetError("--kit-routed-vocals-below and --voice-gate add to --kit-routed-below: give it too")
     if kit_routed_below is not None:
-        if base is None or take or blend is not None:
+        if base is None or take or blend is not None or specialist_precision != "float32":
             raise TrainingSetError("a kit-routed export needs --base, the weights the expert started from, and no "
-                                   "--take or --blend")
+                                   "--take, --blend or --specialist-precision (its expert is float16 already)")
         state, config = kit_routed_over(ckpt, base, kit_routed_below, kit_routed_vocals_below, voice_gate,
                                         voice_gate_below)
     else:
-        state, config = specialist_over(ckpt, base, take, blend)
+        if specialist_precision not in SPECIALIST_PRECISIONS:
+            raise TrainingSetError(f"--specialist-precision is one of {', '.join(SPECIALIST_PRECISIONS)}, "
+                                   f"got {specialist_precision}")
+        state, config = specialist_over(ckpt, base, take, blend, SPECIALIST_PRECISIONS[specialist_precision])
     to.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, to)
     cfg = (ckpt["config"] | ({"taken_stems": config["specialist"]} if take else {})
            | ({"specialist_weight": config["specialist_weight"]} if "specialist_weight" in config else {})
+           | ({"specialist_precision": specialist_precision} if specialist_precision != "float32" else {})
            | ({"kit_routed": config["kit_routed"] | {"expert_precision": str(EXPERT_DTYPE).removeprefix("torch.")}}
               if kit_routed_below is not None else {}))
     if take and hashlib.sha256(base.read_bytes()).hexdigest() != (cfg.get("init") or {}).get("weights_sha256"):
@@ -933,6 +952,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     "loss": cfg.get("loss", "l1")} | ({"loss_stems": cfg["loss_stems"]} if "loss_stems" in cfg else {}) | (
                     {"taken_stems": cfg["taken_stems"]} if "taken_stems" in cfg else {}) | (
                     {"specialist_weight": cfg["specialist_weight"]} if "specialist_weight" in cfg else {}) | (
+                    {"specialist_precision": cfg["specialist_precision"]} if "specialist_precision" in cfg else {}) | (
                     {"kit_routed": cfg["kit_routed"]} if "kit_routed" in cfg else {}) | (
                     {"bank_mix": cfg["bank_mix"]} if "bank_mix" in cfg else {}) | (
                     {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
@@ -1070,6 +1090,8 @@ def main(argv=None) -> int:
                         help="with --base: only these stems come from the run, the others from --base")
         ex.add_argument("--blend", type=float, metavar="W",
                         help="with --base: the run's stems are W x its estimate + (1 - W) x --base's, 0 < W < 1")
+        ex.add_argument("--specialist-precision", choices=SPECIALIST_PRECISIONS, default="float32",
+                        help="with --base: store the run's network in float16 (the registry loads it into float32)")
         ex.add_argument("--kit-routed-below", type=float, metavar="DB",
                         help="with --base: the run separates the chunks where --base's drums estimate is under DB "
                              "re the mixture, --base all others (bandsplit.KitRouted)")
@@ -1084,7 +1106,8 @@ def main(argv=None) -> int:
             ex.error("--data and --name go together")
         try:
             print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below,
-                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below, a.blend)))
+                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below, a.blend,
+                                     a.specialist_precision)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None
         return 0

@@ -745,7 +745,7 @@ def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path
             train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=bad)
     with pytest.raises(train.TrainingSetError, match="--blend is for a specialist"):
         train.export(base / "best.pt", tmp_path / "x.pt", blend=0.5)
-    with pytest.raises(train.TrainingSetError, match="no --take or --blend"):
+    with pytest.raises(train.TrainingSetError, match="no --take, --blend"):
         train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=0.5, kit_routed_below=-20)
     with pytest.raises(SystemExit, match="between 0 and 1"):
         train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", start["weights"],
@@ -753,6 +753,56 @@ def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path
     assert not (tmp_path / "x.pt").exists()
     with pytest.raises(ValueError, match="between 0 and 1"):
         bandsplit.WithSpecialist(8, 1, specialist=("drums",), specialist_weight=1.0)
+
+
+def test_a_specialist_stored_in_float16_is_the_runs_network_rounded_to_it(tiny_set, tmp_path):
+    """`export --base W --specialist-precision float16` (stop 78): the run's network is stored in
+    float16 (the base as it is), so a second network of v19's size adds half as much to the file;
+    the registry loads it back into float32 and the file computes exactly what the run's network
+    rounded to float16 does; the card says so. Refused, nothing written: the flag without a
+    specialist, with a kit-routed export (its expert is float16 already), an unknown precision."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    run = tmp_path / "spec"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05", "--loss", "sdr",
+                       "--loss-stems", "drums", "--init", start["weights"]]) == 0
+    half, full = tmp_path / "ship" / "tiny-half.pt", tmp_path / "ship" / "tiny-full.pt"
+    assert train.main(["export", str(run / "last.pt"), "--to", str(half), "--data", str(tiny_set), "--name",
+                       "tiny-half", "--base", start["weights"], "--blend", "0.5",
+                       "--specialist-precision", "float16"]) == 0
+    train.export(run / "last.pt", full, base=Path(start["weights"]), blend=0.5)
+    stored = torch.load(half, weights_only=True)
+    assert {v.dtype for k, v in stored.items() if k.startswith("specialist.")} == {torch.float16}
+    assert {v.dtype for k, v in stored.items() if k.startswith("base.")} == {torch.float32}
+    assert half.stat().st_size < full.stat().st_size
+    card = json.loads(half.with_suffix(".json").read_text())
+    assert card["config"] == {"dim": 8, "layers": 1, "specialist": ["drums"], "specialist_weight": 0.5}
+    assert card["training"]["specialist_precision"] == "float16"
+    assert "a specialist network trained on that stem's loss only (stored in float16), on " in card["training_data"]
+    rounded = {k: v.half().float() for k, v in _params(run / "last.pt").items()}
+    got, want_base, want_run = _shipped_base_and_run(card["config"], half,
+                                                     torch.load(start["weights"], weights_only=True), rounded)
+    assert torch.equal(got[:, 0], torch.lerp(want_base[:, 0], want_run[:, 0], 0.5))
+    assert all(torch.equal(got[:, k], want_base[:, k]) for k in (1, 2, 3))
+    models = tmp_path / "models"
+    registry.install_model(half, "tiny-half", models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-half", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    with pytest.raises(train.TrainingSetError, match="--specialist-precision is for a specialist"):
+        train.export(base / "best.pt", tmp_path / "x.pt", specialist_precision="float16")
+    with pytest.raises(train.TrainingSetError, match="float16 already"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), kit_routed_below=-20,
+                     specialist_precision="float16")
+    with pytest.raises(train.TrainingSetError, match="one of float32, float16"):
+        train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), specialist_precision="bfloat16")
+    with pytest.raises(SystemExit) as exited:
+        train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", start["weights"],
+                    "--specialist-precision", "int8"])
+    assert exited.value.code == 2 and not (tmp_path / "x.pt").exists()
 
 
 def _subset(tiny_set: Path, to: Path) -> Path:
