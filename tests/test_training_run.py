@@ -708,17 +708,24 @@ def test_a_specialist_trains_only_its_stems_and_ships_over_the_weights_it_starte
         bandsplit.WithSpecialist(8, 1, specialist=("voice",))
 
 
-def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path):
-    """`export --base W --blend w` (stop 77): the specialist's stems are w·its estimate + (1 − w)·the
-    base's (an ensemble of the two networks), the other stems the base's exactly; the weight is in
-    the config the registry builds from and in the card's words; a weight outside (0, 1), a blend
-    without a specialist and a blend of a kit-routed export are refused, nothing written."""
+def _drums_specialist_of_a_start(tiny_set: Path, tmp_path: Path) -> tuple[Path, dict, Path]:
+    """A tiny run (`base`), its export as a start (`start`, shipped as tiny-v1) and a drums
+    specialist fine-tuned from it (`run`): what the specialist-export tests put over one another."""
     base = tmp_path / "base"
     assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
     start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
     run = tmp_path / "spec"
     assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05", "--loss", "sdr",
                        "--loss-stems", "drums", "--init", start["weights"]]) == 0
+    return base, start, run
+
+
+def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path):
+    """`export --base W --blend w` (stop 77): the specialist's stems are w·its estimate + (1 − w)·the
+    base's (an ensemble of the two networks), the other stems the base's exactly; the weight is in
+    the config the registry builds from and in the card's words; a weight outside (0, 1), a blend
+    without a specialist and a blend of a kit-routed export are refused, nothing written."""
+    base, start, run = _drums_specialist_of_a_start(tiny_set, tmp_path)
     assert train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "ship" / "tiny-mix.pt"), "--data",
                        str(tiny_set), "--name", "tiny-mix", "--base", start["weights"], "--blend", "0.25"]) == 0
     card = json.loads((tmp_path / "ship" / "tiny-mix.json").read_text())
@@ -761,12 +768,7 @@ def test_a_specialist_stored_in_float16_is_the_runs_network_rounded_to_it(tiny_s
     the registry loads it back into float32 and the file computes exactly what the run's network
     rounded to float16 does; the card says so. Refused, nothing written: the flag without a
     specialist, with a kit-routed export (its expert is float16 already), an unknown precision."""
-    base = tmp_path / "base"
-    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
-    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
-    run = tmp_path / "spec"
-    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05", "--loss", "sdr",
-                       "--loss-stems", "drums", "--init", start["weights"]]) == 0
+    base, start, run = _drums_specialist_of_a_start(tiny_set, tmp_path)
     half, full = tmp_path / "ship" / "tiny-half.pt", tmp_path / "ship" / "tiny-full.pt"
     assert train.main(["export", str(run / "last.pt"), "--to", str(half), "--data", str(tiny_set), "--name",
                        "tiny-half", "--base", start["weights"], "--blend", "0.5",
