@@ -1,5 +1,6 @@
 """bench.judge applies the standing rule's score clauses to two bench.separate results."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,35 @@ def test_results_of_other_songs_or_unusable_arguments_are_refused_with_the_reaso
     assert "name the one to judge" in capsys.readouterr().err
     v = judge.judge([("lieder", tmp_path / "base.json", tmp_path / "two.json")], set(), candidate_engine="v8")
     assert (v["base"], v["candidate"], v["passes"]) == ("v19", "v8", True)  # the same weights: equal passes
+
+
+def test_a_margin_makes_clause_1_paired_so_a_gain_on_most_songs_is_not_lost_to_a_median(tmp_path, capsys):
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    # bass +0.05 on two songs, −0.04 on the one that was its median: the median falls 0.04 (the mean
+    # of medians 0.013) though the candidate is better on two songs of three
+    mostly = result(tmp_path, "mostly", "cand", dict(BASE, bass=[1.96, 2.25, 1.85]), M4)
+    assert judge.main(["--pair", "kind", base, mostly]) == 1  # the standing rule
+    assert judge.main(["--pair", "kind", base, mostly, "--margin", "0.05", "--out", str(tmp_path / "v.json")]) == 0
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["margin"] == 0.05 and verdict["sets"][0]["clause1"]
+    assert "non-inferiority margin 0.05 dB" in capsys.readouterr().out
+    # worse on every song by a little, within the margin in the mean: the paired median refuses it
+    worse = result(tmp_path, "worse", "cand", dict(BASE, bass=[x - 0.02 for x in BASE["bass"]]), M4)
+    assert judge.main(["--pair", "kind", base, worse, "--margin", "0.05"]) == 1
+    # one stem worse by more than the margin on every song, hidden by a gain elsewhere: refused
+    trade = result(tmp_path, "trade", "cand", dict(BASE, bass=[x - 0.1 for x in BASE["bass"]],
+                                                    other=[x + 0.3 for x in BASE["other"]]), M4)
+    v = judge.judge([("kind", tmp_path / "base.json", Path(trade))], set(), margin=0.05)
+    assert v["sets"][0]["per_song"]["median"] > 0 and v["sets"][0]["candidate"] > v["sets"][0]["base"]
+    assert not v["passes"]
+    # a set that must gain still needs both the paired median and the mean above the base's
+    assert judge.main(["--pair", "fp", base, mostly, "--must-gain", "fp", "--margin", "0.05"]) == 1
+    better = result(tmp_path, "better", "cand", dict(BASE, bass=[x + 0.1 for x in BASE["bass"]]), M4)
+    assert judge.main(["--pair", "fp", base, better, "--must-gain", "fp", "--margin", "0.05"]) == 0
+
+
+@pytest.mark.parametrize("margin", ["-0.1", "nan", "2"])
+def test_a_margin_that_is_not_a_small_non_negative_number_is_refused(tmp_path, capsys, margin):
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    assert judge.main(["--pair", "kind", base, base, "--margin", margin]) == 2
+    assert "--margin is a non-inferiority margin" in capsys.readouterr().err
