@@ -111,16 +111,19 @@ class WithSpecialist(nn.Module):
     w·specialist + (1 − w)·base, an ensemble of the two estimates (as Demucs's bag of models
     averages its networks'). Why (stop 77): a drums specialist trained on recorded kits gained
     ~2 dB on banks of another make and lost ~0.1 dB on the kits the base knew; their average kept
-    about half of the gain and removed most, not all, of the loss (README, "Two development probes")."""
+    about half of the gain and removed most, not all, of the loss (README, "Two development probes").
+    The weight may differ per stem (a dict naming every specialist stem): stop 80, because a
+    drums-and-bass specialist's bass (v44/v45) gained on banks of another make and lost a little
+    on the default generator's songs where its drums lost nothing, so one weight for both either
+    gives up the drums' gain or keeps the bass's loss."""
 
     def __init__(self, dim: int = 32, layers: int = 3, stems: tuple[str, ...] = STEMS,
                  specialist: tuple[str, ...] = (), specialist_layers: int | None = None,
-                 specialist_dim: int | None = None, specialist_weight: float | None = None):
+                 specialist_dim: int | None = None, specialist_weight: float | dict[str, float] | None = None):
         super().__init__()
         if not specialist or any(s not in stems for s in specialist) or len(set(specialist)) != len(specialist):
             raise ValueError(f"a specialist's stems must be distinct stems of {list(stems)}, got {list(specialist)}")
-        if specialist_weight is not None and not 0.0 < specialist_weight < 1.0:  # also refuses NaN
-            raise ValueError(f"a specialist's weight in a blend is between 0 and 1 (exclusive), got {specialist_weight}")
+        weights = blend_weights(specialist, specialist_weight)
         if specialist_layers is not None and specialist_layers < 1:
             raise ValueError(f"a specialist needs at least one layer, got {specialist_layers}")
         if specialist_dim is not None and specialist_dim < 1:
@@ -132,17 +135,34 @@ class WithSpecialist(nn.Module):
         if specialist_dim not in (None, dim):  # another network's width (recorded only then: older cards)
             self.config["specialist_dim"] = specialist_dim
         if specialist_weight is not None:  # a blend (recorded only then: older cards replace)
-            self.config["specialist_weight"] = float(specialist_weight)
-        self.specialist_weight = specialist_weight
+            self.config["specialist_weight"] = (dict(weights) if isinstance(specialist_weight, dict)
+                                                else float(specialist_weight))
         self.base = BandSplitRNN(dim, layers, stems)
         self.specialist = BandSplitRNN(specialist_dim or dim, specialist_layers or layers, stems)
-        self.taken = [s in specialist for s in stems]
+        # per output stem: None (the base's), 1.0 (the specialist's) or its weight in a blend
+        self.weights = [weights.get(s, 1.0) if s in specialist else None for s in stems]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base, special = self.base(x), self.specialist(x)
-        if self.specialist_weight is not None:
-            special = torch.lerp(base, special, self.specialist_weight)  # base + w·(special − base)
-        return torch.stack([special[:, i] if taken else base[:, i] for i, taken in enumerate(self.taken)], dim=1)
+        return torch.stack([base[:, i] if w is None else special[:, i] if w == 1.0
+                            else torch.lerp(base[:, i], special[:, i], w)  # base + w·(special − base)
+                            for i, w in enumerate(self.weights)], dim=1)
+
+
+def blend_weights(specialist: tuple[str, ...] | list[str], weight: float | dict[str, float] | None) -> dict[str, float]:
+    """Each specialist stem's weight in a blend with the base ({} when the specialist's estimates
+    replace the base's): one weight for all, or a dict naming each specialist stem once. Refused
+    (ValueError): a weight outside (0, 1) or NaN, a dict that leaves out or adds a stem."""
+    if weight is None:
+        return {}
+    weights = ({str(k): v for k, v in weight.items()} if isinstance(weight, dict)
+               else {s: weight for s in specialist})
+    if set(weights) != set(specialist):
+        raise ValueError(f"a blend weighs each of the specialist's stems {list(specialist)}, got {sorted(weights)}")
+    for stem, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 < w < 1.0:  # `not <` also refuses NaN
+            raise ValueError(f"a specialist's weight in a blend is between 0 and 1 (exclusive), got {w} for {stem}")
+    return {s: float(weights[s]) for s in specialist}
 
 
 def level_db(stem: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
@@ -252,7 +272,8 @@ def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
     `specialist` (stems whose estimates come from a second network, `WithSpecialist`) or
     `kit_routed` (a second network for the chunks without a kit, `KitRouted`), with
     `specialist_layers` when that network is deeper than the base, `specialist_dim` when it
-    is of another width and `specialist_weight` when its stems blend with the base's."""
+    is of another width and `specialist_weight` (one number, or one per stem) when its stems blend
+    with the base's."""
     dim, layers = int(config.get("dim", 32)), int(config.get("layers", 3))
     if config.get("kit_routed"):
         routed = config["kit_routed"]
@@ -264,7 +285,7 @@ def build(config: dict, stems: tuple[str, ...] = STEMS) -> nn.Module:
         weight = config.get("specialist_weight")
         return WithSpecialist(dim, layers, tuple(stems), tuple(config["specialist"]),
                               None if deeper is None else int(deeper), None if width is None else int(width),
-                              None if weight is None else float(weight))
+                              weight if weight is None or isinstance(weight, dict) else float(weight))
     return BandSplitRNN(dim, layers, tuple(stems))
 
 

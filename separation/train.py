@@ -640,13 +640,14 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
 
 
 def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None,
-                    blend: float | None = None, precision: torch.dtype = torch.float32) -> tuple[dict, dict]:
+                    blend: float | dict[str, float] | None = None, precision: torch.dtype = torch.float32) -> tuple[dict, dict]:
     """(state dict, config) of a checkpoint as the registry loads it: a plain network, or — for a
     `--loss-stems` run, which must be given the weights it started from as `base` — the base
     with the run's network as its specialist (`bandsplit.WithSpecialist`). `take` names the stems
     the run's network supplies instead: some of a fine-tune's stems over its start's, e.g. all
     but one that the fine-tune made worse (stop 51's candidate lost only in the bass). With `blend`
-    w those stems are w·the run's estimate + (1 − w)·the base's (`specialist_weight`). The
+    w those stems are w·the run's estimate + (1 − w)·the base's (`specialist_weight`; a dict
+    gives each stem its own w, e.g. {"drums": 0.5, "bass": 0.25}, stop 80). The
     specialist's weights are stored in `precision` (float16 halves what a second network adds to
     the file; the registry loads them back into float32), the base's as they are."""
     cfg = ckpt["config"]
@@ -666,9 +667,11 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
         raise TrainingSetError("--blend is for a specialist (a --loss-stems run, or --take) over --base")
     if precision != torch.float32 and not stems:
         raise TrainingSetError("--specialist-precision is for a specialist (a --loss-stems run, or --take) over --base")
-    if blend is not None and not 0.0 < blend < 1.0:  # `not <` also refuses NaN
-        raise TrainingSetError(f"--blend weighs a specialist's stems against --base's: a weight between 0 and 1, "
-                               f"exclusive, got {blend}")
+    if blend is not None:
+        try:
+            bandsplit.blend_weights(stems, blend)
+        except ValueError as exc:
+            raise TrainingSetError(f"--blend weighs a specialist's stems against --base's: {exc}") from None
     if not stems:
         if base is not None:
             raise TrainingSetError("--base is for a specialist (a --loss-stems run, or --take); this run trained "
@@ -692,7 +695,7 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     base_dim = bandsplit.width(base_state)  # a --base of another width: the run's network goes beside it
     deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
     wider = {"specialist_dim": cfg["dim"]} if base_dim != cfg["dim"] else {}
-    blended = {} if blend is None else {"specialist_weight": float(blend)}
+    blended = {} if blend is None else {"specialist_weight": dict(blend) if isinstance(blend, dict) else float(blend)}
     return state, config | {"dim": base_dim, "layers": base_layers,
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider | blended
 
@@ -803,7 +806,10 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     over = cfg.get("taken_stems") or cfg.get("loss_stems")
     if over:  # the base's own statement is inside init's: it learned what the specialist did first
         others = ", ".join(s for s in cfg["stems"] if s not in over)
-        trained = ("a specialist network trained on that stem's loss only" if cfg.get("loss_stems")
+        loss = cfg.get("loss_stems") or []
+        whose = ("that stem's loss" if loss == over and len(loss) == 1 else "those stems' loss" if loss == over
+                 else f"the loss of {' and '.join(loss)}")  # --take may keep some of the stems it trained
+        trained = (f"a specialist network trained on {whose} only" if loss
                    else "a network fine-tuned on every stem's loss, only these stems taken from "
                    + ("the average" if averaged else "it"))
         if cfg.get("specialist_precision"):
@@ -812,7 +818,11 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
                 f"{base['training_data']}" if base else
                 f"{cfg['init']['name']} unchanged (weights SHA-256 {cfg['init']['weights_sha256']})")
         weight = cfg.get("specialist_weight")
-        if weight is not None:  # both networks' estimates of those stems, weighed
+        if isinstance(weight, dict):  # each stem weighed on its own
+            trained = (f"per stem, (1 − w) × {(base or cfg['init'])['name']}'s estimate + w × that of "
+                       f"{averaged}{each}{trained}, w = " + ", ".join(f"{w:g} for {s}" for s, w in weight.items()))
+            averaged = each = ""
+        elif weight is not None:  # both networks' estimates of those stems, weighed
             trained = (f"{1 - weight:g} × {(base or cfg['init'])['name']}'s estimate + {weight:g} × that of "
                        f"{averaged}{each}{trained}")
             averaged = each = ""  # said inside the weighed estimate
@@ -888,7 +898,7 @@ def taken_as_checkpoint(weights: Path, state: dict) -> dict:
 def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | None = None,
            base: Path | None = None, take: list[str] | None = None, kit_routed_below: float | None = None,
            kit_routed_vocals_below: float | None = None, voice_gate: Path | None = None,
-           voice_gate_below: float | None = None, blend: float | None = None,
+           voice_gate_below: float | None = None, blend: float | dict[str, float] | None = None,
            specialist_precision: str = "float32") -> dict:
     """The weights of a checkpoint as a plain state dict (what the registry pins and loads), and
     what the registry needs to know about them. With the training set (`data`) and a `name`,
@@ -1075,6 +1085,26 @@ def soup(checkpoints: list[Path], to: Path, data: Path, covers: list[Path] = (),
             "commercial_use": config["commercial_use"], **({"select": config["soup_select"]} if score else {})}
 
 
+def parse_blend(words: list[str], parser: argparse.ArgumentParser) -> float | dict[str, float]:
+    """`--blend`'s words: one weight ("0.5") or one per stem ("drums=0.5 bass=0.25"). A word that
+    is neither, a mix of both forms or a stem named twice is a usage error (exit 2); whether the
+    weights fit the run's stems is `specialist_over`'s to say."""
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            parser.error(f"--blend: {text!r} is not a number")
+    if len(words) == 1 and "=" not in words[0]:
+        return number(words[0])
+    pairs = [w.split("=", 1) for w in words]
+    if any(len(p) != 2 or p[0] not in bandsplit.STEMS for p in pairs):
+        parser.error(f"--blend: one weight, or STEM=W for each stem (STEM one of {', '.join(bandsplit.STEMS)}), "
+                     f"got {' '.join(words)}")
+    if len({p[0] for p in pairs}) != len(pairs):
+        parser.error(f"--blend names a stem twice: {' '.join(words)}")
+    return {stem: number(w) for stem, w in pairs}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     argv = sys.argv[1:] if argv is None else argv
@@ -1088,8 +1118,9 @@ def main(argv=None) -> int:
         ex.add_argument("--base", type=Path, help="a --loss-stems run: the weights it started from, which it goes over")
         ex.add_argument("--take", nargs="+", choices=bandsplit.STEMS, metavar="STEM",
                         help="with --base: only these stems come from the run, the others from --base")
-        ex.add_argument("--blend", type=float, metavar="W",
-                        help="with --base: the run's stems are W x its estimate + (1 - W) x --base's, 0 < W < 1")
+        ex.add_argument("--blend", nargs="+", metavar="W",
+                        help="with --base: the run's stems are W x its estimate + (1 - W) x --base's, 0 < W < 1; "
+                             "one W for all, or STEM=W for each of the run's stems (e.g. drums=0.5 bass=0.25)")
         ex.add_argument("--specialist-precision", choices=SPECIALIST_PRECISIONS, default="float32",
                         help="with --base: store the run's network in float16 (the registry loads it into float32)")
         ex.add_argument("--kit-routed-below", type=float, metavar="DB",
@@ -1104,9 +1135,10 @@ def main(argv=None) -> int:
         a = ex.parse_args(argv[1:])
         if bool(a.data) != bool(a.name):
             ex.error("--data and --name go together")
+        blend = None if a.blend is None else parse_blend(a.blend, ex)
         try:
             print(json.dumps(export(a.checkpoint, a.to, a.data, a.name, a.base, a.take, a.kit_routed_below,
-                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below, a.blend,
+                                     a.kit_routed_vocals_below, a.voice_gate, a.voice_gate_below, blend,
                                      a.specialist_precision)))
         except TrainingSetError as exc:
             raise SystemExit(f"separation.train export: {exc}") from None

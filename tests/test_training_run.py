@@ -762,6 +762,69 @@ def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path
         bandsplit.WithSpecialist(8, 1, specialist=("drums",), specialist_weight=1.0)
 
 
+def test_a_blend_may_weigh_each_of_the_specialists_stems_on_its_own(tiny_set, tmp_path, capsys):
+    """`export --blend drums=0.5 bass=0.25` (stop 80): a drums-and-bass specialist's drums are
+    0.5·its estimate + 0.5·the base's and its bass 0.25·its + 0.75·the base's; the weights are in
+    the config the registry builds from and in the card's words, which say the network trained on
+    both stems' loss. Refused, nothing written: a stem of the run left out, a stem it did not
+    train, a weight outside (0, 1), a word that is neither form, both forms mixed, a stem twice."""
+    base = tmp_path / "base"
+    assert train.main(["--data", str(tiny_set), "--out", str(base), *TINY]) == 0
+    start = train.export(base / "best.pt", tmp_path / "ship" / "tiny-v1.pt", tiny_set, "tiny-v1")
+    run = tmp_path / "spec"
+    assert train.main(["--data", str(tiny_set), "--out", str(run), *TINY, "--lr", "0.05", "--loss", "sdr",
+                       "--loss-stems", "drums", "bass", "--init", start["weights"]]) == 0
+    shipped = tmp_path / "ship" / "tiny-each.pt"
+    assert train.main(["export", str(run / "last.pt"), "--to", str(shipped), "--data", str(tiny_set), "--name",
+                       "tiny-each", "--base", start["weights"], "--blend", "drums=0.5", "bass=0.25"]) == 0
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    assert card["config"] == {"dim": 8, "layers": 1, "specialist": ["drums", "bass"],
+                              "specialist_weight": {"drums": 0.5, "bass": 0.25}}
+    assert card["training"]["specialist_weight"] == {"drums": 0.5, "bass": 0.25}
+    assert card["training_data"].startswith(
+        f"vocals, other: tiny-v1 unchanged (weights SHA-256 {start['sha256']}); drums, bass: per stem, (1 − w) × "
+        "tiny-v1's estimate + w × that of a specialist network trained on those stems' loss only, w = 0.5 for "
+        "drums, 0.25 for bass, on ")
+    got, want_base, want_run = _shipped_base_and_run(card["config"], shipped,
+                                                     torch.load(start["weights"], weights_only=True),
+                                                     _params(run / "last.pt"))
+    assert torch.allclose(got[:, 0], 0.5 * want_base[:, 0] + 0.5 * want_run[:, 0], atol=1e-6)
+    assert torch.allclose(got[:, 1], 0.75 * want_base[:, 1] + 0.25 * want_run[:, 1], atol=1e-6)
+    assert not torch.allclose(got[:, 1], torch.lerp(want_base[:, 1], want_run[:, 1], 0.5), atol=1e-6)
+    assert all(torch.equal(got[:, k], want_base[:, k]) for k in (2, 3))
+    models = tmp_path / "models"
+    registry.install_model(shipped, "tiny-each", models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine("tiny-each", str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    # only the drums of the same run: the card says what the network trained on
+    train.export(run / "last.pt", tmp_path / "drums.pt", tiny_set, "tiny-drums", base=Path(start["weights"]),
+                 take=["drums"], blend={"drums": 0.5})
+    assert "drums: per stem, (1 − w) × tiny-v1's estimate + w × that of a specialist network trained on the loss " \
+           "of drums and bass only, w = 0.5 for drums, on " in (tmp_path / "drums.json").read_text()
+    for bad, why in (({"drums": 0.5}, "each of the specialist's stems"),
+                     ({"drums": 0.5, "bass": 0.25, "vocals": 0.5}, "each of the specialist's stems"),
+                     ({"drums": 0.5, "bass": 1.0}, "between 0 and 1"),
+                     ({"drums": float("nan"), "bass": 0.5}, "between 0 and 1")):
+        with pytest.raises(train.TrainingSetError, match=why):
+            train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=bad)
+    for words, why in ((["drums=0.5"], "each of the specialist's stems"), (["drums=0.5", "bass=0"], "between 0 and 1")):
+        with pytest.raises(SystemExit, match=why):
+            train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", start["weights"],
+                        "--blend", *words])
+    for words, why in ((["drums=half", "bass=0.25"], "is not a number"), (["0.5", "bass=0.25"], "STEM=W"),
+                       (["voice=0.5"], "STEM=W"), (["drums=0.5", "drums=0.25"], "names a stem twice")):
+        with pytest.raises(SystemExit) as exited:
+            train.main(["export", str(run / "last.pt"), "--to", str(tmp_path / "x.pt"), "--base", start["weights"],
+                        "--blend", *words])
+        assert exited.value.code == 2 and why in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "x.json").exists()
+    with pytest.raises(ValueError, match="each of the specialist's stems"):
+        bandsplit.WithSpecialist(8, 1, specialist=("drums", "bass"), specialist_weight={"drums": 0.5})
+
+
 def test_a_specialist_stored_in_float16_is_the_runs_network_rounded_to_it(tiny_set, tmp_path):
     """`export --base W --specialist-precision float16` (stop 78): the run's network is stored in
     float16 (the base as it is), so a second network of v19's size adds half as much to the file;
