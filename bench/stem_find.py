@@ -69,7 +69,7 @@ STEM_CACHE_ROOT = CACHE
 #: the ones the same plan deals after them (stop 53: v6's rule was chosen with the test split's results)
 MIXTURE_TRACKS = 160
 #: splits of tracks after those, each used to judge once a rule was chosen with the earlier ones' results
-HOLDOUTS = ("holdout", "holdout2")
+HOLDOUTS = ("holdout", "holdout2", "holdout3")
 #: As `clearstem.jobs.stem_prints.VIEW_ENGINE` (this bench runs without Django).
 PRODUCT_VIEW_ENGINE = "dsp"
 DEFAULT_OUT = ROOT / "bench" / "results" / "stem_find.json"
@@ -91,7 +91,8 @@ def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_
     a split. test and calibration: disjoint slices of one permutation of bench.mixtures' 160
     tracks; holdout: the tracks its plan deals after those 160 (pieces none of them uses); holdout2:
     the tracks it deals after the holdout's (stop 55: v6 and v2 had met the holdout when v7's rule was
-    written)."""
+    written); holdout3: the tracks after holdout2's (stop 80: every shipped model since v7 was judged
+    on holdout2, and v46's failure there was read before the next rule was written)."""
     rng = np.random.default_rng(seed)
     if split in HOLDOUTS:  # the plan's tracks after the 160, one block of n_songs + n_others per holdout
         first = MIXTURE_TRACKS + HOLDOUTS.index(split) * (n_songs + n_others)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="calibration: other tracks, and the Chromaprint acceptance score they suggest "
                          "(fingerprint.stems.StemFindParams); test: the product's defaults, reported; "
                          "holdout: tracks after all of those, for a rule chosen with the test split's results; "
-                         "holdout2: the tracks after the holdout's, for a rule chosen with its results")
+                         "holdout2: the tracks after the holdout's, for a rule chosen with its results; "
+                         "holdout3: the tracks after holdout2's, likewise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-views", dest="views", action="store_false",
                     help="match the copy itself only, not its separated views (as before views existed)")
