@@ -720,6 +720,18 @@ def _drums_specialist_of_a_start(tiny_set: Path, tmp_path: Path) -> tuple[Path, 
     return base, start, run
 
 
+def _installed_model_separates_a_val_song(weights: Path, name: str, card: dict, tiny_set: Path, tmp_path: Path):
+    """Installed as the registry installs an operator's model, `weights` splits a val song of the
+    tiny set into the four stems (what a worker then runs)."""
+    models = tmp_path / "models"
+    registry.install_model(weights, name, models, card["config"], architecture="bandsplit-rnn",
+                           stems=card["stems"], sample_rate=44100)
+    engine = registry.get_engine(name, str(models), device="cpu")
+    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
+    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
+    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+
+
 def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path):
     """`export --base W --blend w` (stop 77): the specialist's stems are w·its estimate + (1 − w)·the
     base's (an ensemble of the two networks), the other stems the base's exactly; the weight is in
@@ -740,13 +752,7 @@ def test_a_blended_specialist_weighs_its_stems_with_the_bases(tiny_set, tmp_path
     assert torch.allclose(got[:, 0], 0.75 * want_base[:, 0] + 0.25 * want_run[:, 0], atol=1e-6)
     assert not torch.allclose(got[:, 0], want_base[:, 0]) and not torch.allclose(got[:, 0], want_run[:, 0])
     assert all(torch.equal(got[:, k], want_base[:, k]) for k in (1, 2, 3))
-    models = tmp_path / "models"
-    registry.install_model(tmp_path / "ship" / "tiny-mix.pt", "tiny-mix", models, card["config"],
-                           architecture="bandsplit-rnn", stems=card["stems"], sample_rate=44100)
-    engine = registry.get_engine("tiny-mix", str(models), device="cpu")
-    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
-    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
-    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    _installed_model_separates_a_val_song(tmp_path / "ship" / "tiny-mix.pt", "tiny-mix", card, tiny_set, tmp_path)
     for bad in (0.0, 1.0, 1.5, -0.2, float("nan")):
         with pytest.raises(train.TrainingSetError, match="between 0 and 1"):
             train.export(run / "last.pt", tmp_path / "x.pt", base=Path(start["weights"]), blend=bad)
@@ -792,13 +798,7 @@ def test_a_blend_may_weigh_each_of_the_specialists_stems_on_its_own(tiny_set, tm
     assert torch.allclose(got[:, 1], 0.75 * want_base[:, 1] + 0.25 * want_run[:, 1], atol=1e-6)
     assert not torch.allclose(got[:, 1], torch.lerp(want_base[:, 1], want_run[:, 1], 0.5), atol=1e-6)
     assert all(torch.equal(got[:, k], want_base[:, k]) for k in (2, 3))
-    models = tmp_path / "models"
-    registry.install_model(shipped, "tiny-each", models, card["config"], architecture="bandsplit-rnn",
-                           stems=card["stems"], sample_rate=44100)
-    engine = registry.get_engine("tiny-each", str(models), device="cpu")
-    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
-    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
-    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    _installed_model_separates_a_val_song(shipped, "tiny-each", card, tiny_set, tmp_path)
     # only the drums of the same run: the card says what the network trained on
     train.export(run / "last.pt", tmp_path / "drums.pt", tiny_set, "tiny-drums", base=Path(start["weights"]),
                  take=["drums"], blend={"drums": 0.5})
@@ -850,13 +850,7 @@ def test_a_specialist_stored_in_float16_is_the_runs_network_rounded_to_it(tiny_s
                                                      torch.load(start["weights"], weights_only=True), rounded)
     assert torch.equal(got[:, 0], torch.lerp(want_base[:, 0], want_run[:, 0], 0.5))
     assert all(torch.equal(got[:, k], want_base[:, k]) for k in (1, 2, 3))
-    models = tmp_path / "models"
-    registry.install_model(half, "tiny-half", models, card["config"], architecture="bandsplit-rnn",
-                           stems=card["stems"], sample_rate=44100)
-    engine = registry.get_engine("tiny-half", str(models), device="cpu")
-    mix = next(r for r in train.load_set(tiny_set)["renders"] if r["split"] == "val")["mixture"]["path"]
-    outputs, _ = separate_file(engine, tiny_set / mix, tmp_path / "stems", fmt="wav", bits=16)
-    assert sorted(o.name for o in outputs) == sorted(bandsplit.STEMS)
+    _installed_model_separates_a_val_song(half, "tiny-half", card, tiny_set, tmp_path)
     with pytest.raises(train.TrainingSetError, match="--specialist-precision is for a specialist"):
         train.export(base / "best.pt", tmp_path / "x.pt", specialist_precision="float16")
     with pytest.raises(train.TrainingSetError, match="float16 already"):
