@@ -669,7 +669,7 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
         raise TrainingSetError("--specialist-precision is for a specialist (a --loss-stems run, or --take) over --base")
     if blend is not None:
         try:
-            bandsplit.blend_weights(stems, blend)
+            weights = bandsplit.blend_weights(stems, blend)  # each stem's, in the run's order, as floats
         except ValueError as exc:
             raise TrainingSetError(f"--blend weighs a specialist's stems against --base's: {exc}") from None
     if not stems:
@@ -695,7 +695,7 @@ def specialist_over(ckpt: dict, base: Path | None, take: list[str] | None = None
     base_dim = bandsplit.width(base_state)  # a --base of another width: the run's network goes beside it
     deeper = {"specialist_layers": cfg["layers"]} if base_layers != cfg["layers"] else {}
     wider = {"specialist_dim": cfg["dim"]} if base_dim != cfg["dim"] else {}
-    blended = {} if blend is None else {"specialist_weight": dict(blend) if isinstance(blend, dict) else float(blend)}
+    blended = {} if blend is None else {"specialist_weight": weights if isinstance(blend, dict) else float(blend)}
     return state, config | {"dim": base_dim, "layers": base_layers,
                             "specialist": [s for s in cfg["stems"] if s in stems]} | deeper | wider | blended
 
