@@ -66,7 +66,8 @@ started from, in one file (`bandsplit.WithSpecialist`): the base's other stems s
 they were. `export --base W --take S [S ...]` does the same with some stems of any fine-tune of W,
 or of another network W of any width (the two run side by side: `specialist_dim`, stop 62).
 `export … --blend W` (0 < W < 1) weighs those stems instead of replacing: W × the run's estimate
-+ (1 − W) × the base's, an ensemble of two networks (`specialist_weight`, stop 77);
++ (1 − W) × the base's, an ensemble of two networks (`specialist_weight`, stop 77); `--blend
+drums=0.5 bass=0.25` gives each stem its own W (stop 80);
 `--specialist-precision float16` stores the run's network in float16 (stop 78: two float32
 networks of v19's size are 25.6 MB), as kit-routed exports store their expert.
 
