@@ -384,12 +384,26 @@ def master(audio: np.ndarray, seed: int) -> np.ndarray:
     return (x * (10 ** (-rng.uniform(0.3, 6) / 20) / peak)).astype(np.float32)
 
 
+class CorpusExhausted(ValueError):
+    """A planned track found no piece left in its style's corpus (every one taken by earlier tracks)."""
+
+
+def require_pieces(tracks: list[dict]) -> None:
+    """Refuse, before anything is rendered, tracks the corpus had no pieces left for (stop 80: the
+    plan's 328th track, a quartet, has none, and its render failed deep inside the worker pool)."""
+    empty = [f"{t['id']} ({t['style']})" for t in tracks if not t["pieces"]]
+    if empty:
+        raise CorpusExhausted(f"the corpus has no pieces left for track{'s' if len(empty) > 1 else ''} "
+                              f"{', '.join(empty)}: ask for fewer tracks")
+
+
 def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: int = 2,
                  first: int = 0) -> list[dict]:
     """Render (or load from the cache) `n_tracks` mastered tracks: dicts with id, style,
     soundfont, pieces, audio (int16 [2, n] at 44.1 kHz). With `first`, only tracks `first`… are
     rendered and returned: the ones before are still planned (a track's pieces depend on which
-    pieces earlier tracks took), but a split of later tracks need not render them."""
+    pieces earlier tracks took), but a split of later tracks need not render them. A track the
+    corpus has no pieces left for is refused before any render (`CorpusExhausted`)."""
     soundfonts.require(SOUNDFONTS)
     plans = _plan_tracks(n_tracks, seed, min_s, max_s)
     _prefetch(plans, workers)
@@ -403,6 +417,7 @@ def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: 
                        "pieces": [r for r, _ in pieces], "plan": plan, "parts": pieces,
                        "file": CACHE / "audio" / f"{tag}.flac"})
     tracks = tracks[first:]
+    require_pieces(tracks)
     todo = [t for t in tracks if not t["file"].exists()]
     batches = []
     for sf2 in SOUNDFONTS:

@@ -47,7 +47,7 @@ import soundfile as sf
 import torch
 
 from bench.identify import mp3_bytes
-from bench.mixtures import CACHE, SR, build_tracks
+from bench.mixtures import CACHE, SR, CorpusExhausted, build_tracks
 from bench.scratch import scratch_dir
 from fingerprint import landmarks as lm
 from fingerprint.fusion import check_alignments
@@ -70,6 +70,10 @@ STEM_CACHE_ROOT = CACHE
 MIXTURE_TRACKS = 160
 #: splits of tracks after those, each used to judge once a rule was chosen with the earlier ones' results
 HOLDOUTS = ("holdout", "holdout2", "holdout3")
+#: tracks each holdout owns (the default 40 indexed + 16 played over them): a holdout starts at a
+#: fixed track whatever --songs/--others a run asks for, so a smaller run never reaches into the
+#: tracks of the holdout before it (holdout3 has 55 usable: the corpus has no piece for its last)
+HOLDOUT_BLOCK = 56
 #: As `clearstem.jobs.stem_prints.VIEW_ENGINE` (this bench runs without Django).
 PRODUCT_VIEW_ENGINE = "dsp"
 DEFAULT_OUT = ROOT / "bench" / "results" / "stem_find.json"
@@ -94,8 +98,11 @@ def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_
     written); holdout3: the tracks after holdout2's (stop 80: every shipped model since v7 was judged
     on holdout2, and v46's failure there was read before the next rule was written)."""
     rng = np.random.default_rng(seed)
-    if split in HOLDOUTS:  # the plan's tracks after the 160, one block of n_songs + n_others per holdout
-        first = MIXTURE_TRACKS + HOLDOUTS.index(split) * (n_songs + n_others)
+    if split in HOLDOUTS:  # the plan's tracks after the 160, one block of HOLDOUT_BLOCK per holdout
+        if n_songs + n_others > HOLDOUT_BLOCK:
+            raise ValueError(f"a holdout split has {HOLDOUT_BLOCK} tracks: --songs + --others must not exceed "
+                             f"it, got {n_songs} + {n_others}")
+        first = MIXTURE_TRACKS + HOLDOUTS.index(split) * HOLDOUT_BLOCK
         tracks = build(first + n_songs + n_others, 17, 60, 120, first=first)
         order, base = np.arange(len(tracks)), 0
     else:
@@ -142,9 +149,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.songs, args.others = 10, 6
     t_start = time.perf_counter()
-    songs, others, rng = pick_tracks(args.split, args.songs, args.others, args.seed)
-    if any(not t["pieces"] for t in songs + others):
-        raise SystemExit("the corpus ran out of pieces for the holdout tracks: ask for fewer --songs/--others")
+    try:
+        songs, others, rng = pick_tracks(args.split, args.songs, args.others, args.seed)
+    except CorpusExhausted as exc:  # before the ValueError it is: a usage error, but found after planning
+        raise SystemExit(f"bench.stem_find --split {args.split}: {exc} (--songs/--others)") from None
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.split != "test" and args.out == DEFAULT_OUT:
         args.out = DEFAULT_OUT.with_name(f"stem_find_{args.split}.json")
     args.engine = args.engine or default_model()

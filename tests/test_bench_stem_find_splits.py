@@ -29,6 +29,27 @@ def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_
     assert int(again[2].integers(1 << 30)) == int(stem_find.pick_tracks("test", 40, 16, 29, build=_plan)[2].integers(1 << 30))
 
 
+def test_a_holdout_owns_a_fixed_block_of_tracks_whatever_a_run_asks_for(capsys):
+    """A smaller run on holdout3 (its last track has no pieces left: stop 80) starts where the
+    full one does and never reaches into holdout2's tracks; more tracks than the block is refused."""
+    songs, others, _ = stem_find.pick_tracks("holdout3", 40, 15, 29, build=_plan)
+    assert [t["id"] for t in songs + others] == list(range(stem_find.MIXTURE_TRACKS + 112, stem_find.MIXTURE_TRACKS + 167))
+    quick, _, _ = stem_find.pick_tracks("holdout2", 10, 6, 29, build=_plan)
+    assert quick[0]["id"] == stem_find.MIXTURE_TRACKS + stem_find.HOLDOUT_BLOCK
+    with pytest.raises(ValueError, match="a holdout split has 56 tracks"):
+        stem_find.pick_tracks("holdout", 40, 17, 29, build=_plan)
+    with pytest.raises(SystemExit) as exc:
+        stem_find.main(["--split", "holdout3", "--songs", "50", "--others", "16"])
+    assert exc.value.code == 2 and "must not exceed it, got 50 + 16" in capsys.readouterr().err
+
+
+def test_tracks_the_corpus_has_no_pieces_for_are_refused_before_any_render():
+    from bench import mixtures
+    mixtures.require_pieces([{"id": 3, "style": "folk", "pieces": ["a"]}])  # a track with pieces passes
+    with pytest.raises(mixtures.CorpusExhausted, match=r"no pieces left for track 327 \(quartet\): ask for fewer"):
+        mixtures.require_pieces([{"id": 326, "style": "folk", "pieces": ["a"]}, {"id": 327, "style": "quartet", "pieces": []}])
+
+
 def test_threads_below_one_is_refused_before_any_work(capsys):
     with pytest.raises(SystemExit) as exc:
         stem_find.main(["--threads", "0", "--quick"])
