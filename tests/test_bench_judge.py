@@ -105,3 +105,26 @@ def test_a_margin_that_is_not_a_small_non_negative_number_is_refused(tmp_path, c
     base = result(tmp_path, "base", "v19", BASE, M4)
     assert judge.main(["--pair", "kind", base, base, "--margin", margin]) == 2
     assert "--margin is a non-inferiority margin" in capsys.readouterr().err
+
+
+def test_a_song_margin_lets_a_set_that_need_not_gain_be_even_song_by_song(tmp_path, capsys):
+    """`--song-margin S` (stop 80): the paired median of a set that need not gain may fall to −S,
+    not below; a set that must gain still needs it above 0; S needs --margin and is at most it."""
+    base = result(tmp_path, "base", "v19", BASE, M4)
+    # the bass 0.03 worse on two songs of three, better on one: per-song median −0.01 (−0.03 / 3 stems)
+    even = result(tmp_path, "even", "cand", dict(BASE, bass=[1.97, 2.23, 1.77]), M4)
+    assert judge.main(["--pair", "kind", base, even, "--margin", "0.05"]) == 1
+    assert judge.main(["--pair", "kind", base, even, "--margin", "0.05", "--song-margin", "0.0125",
+                       "--out", str(tmp_path / "v.json")]) == 0
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["song_margin"] == 0.0125 and -0.0125 <= verdict["sets"][0]["per_song"]["median"] < 0
+    assert "non-inferiority margin 0.05 dB, per song 0.0125 dB" in capsys.readouterr().out
+    assert judge.main(["--pair", "kind", base, even, "--margin", "0.05", "--song-margin", "0.005"]) == 1
+    assert judge.main(["--pair", "fp", base, even, "--must-gain", "fp", "--margin", "0.05",
+                       "--song-margin", "0.0125"]) == 1
+    for bad, why in ((["--song-margin", "0.01"], "give --margin too"),
+                     (["--margin", "0.05", "--song-margin", "0.06"], "at most --margin"),
+                     (["--margin", "0.05", "--song-margin", "-0.01"], "at least 0"),
+                     (["--margin", "0.05", "--song-margin", "nan"], "at least 0")):
+        assert judge.main(["--pair", "kind", base, even, *bad]) == 2
+        assert why in capsys.readouterr().err
