@@ -60,8 +60,10 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     manifest["_sha256"] = card["training_data_manifest_sha256"]
     init = card["training"].get("init")
     made_as = {"init": init, "stems": card["stems"], "data_manifest_sha256": card["training_data_manifest_sha256"],
-               **{k: card["training"][k] for k in ("soup", "loss_stems", "taken_stems", "base", "kit_routed")
-                  if k in card["training"]}}  # v4: soup, loss_stems; v5: soup, taken_stems; kit-routed: kit_routed
+               **{k: card["training"][k] for k in ("soup", "loss_stems", "taken_stems", "base", "kit_routed",
+                                                   "specialist_weight", "specialist_precision", "kit_swap", "kits",
+                                                   "kit_layer") if k in card["training"]}}
+    # v4: soup, loss_stems; v5: soup, taken_stems; v47: loss_stems, taken_stems, the blend, its kits
     assert train.card_statement(manifest, made_as) == (card["training_data"], card["weights_licence"])
     assert card["commercial_use"] is manifest["commercial_use"] is True
     if init:  # its lineage reaches weights pinned here, every step's training data listed here too
