@@ -1,0 +1,54 @@
+"""The band-split network's pieces (separation.bandsplit): a network's masks for some stems are
+its masks for all of them, cut; a specialist blended in the masks separates as two whole forward
+passes blended in the estimates did (stop 81). No Django, no data: random weights."""
+import pytest
+import torch
+
+from separation import bandsplit
+
+
+def _random(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return module.eval()
+
+
+def _mixture(seconds: float = 1.5, seed: int = 3) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 2, int(44100 * seconds), generator=gen) * 0.1
+
+
+def test_the_masks_of_some_stems_are_the_rows_of_all_the_stems_masks():
+    net = _random(bandsplit.BandSplitRNN(8, 1), 1)
+    z = bandsplit.stft(_mixture())
+    with torch.no_grad():
+        every = net.masks_for(z)
+        some = net.masks_for(z, [2, 0])
+    assert every.shape == (2, 4, 2, 1025, z.shape[-1]) and some.shape == (2, 2, 2, 1025, z.shape[-1])
+    assert torch.allclose(some[:, 0], every[:, 2], atol=1e-6) and torch.allclose(some[:, 1], every[:, 0], atol=1e-6)
+    with torch.no_grad():  # forward is the masks on the mixture, inverted
+        assert torch.equal(net(_mixture()), bandsplit.istft(every * z.unsqueeze(1), _mixture().shape[-1]))
+
+
+@pytest.mark.parametrize("specialist,weight", [(("drums",), 0.5), (("drums", "bass"), {"drums": 0.5, "bass": 0.25}),
+                                               (("vocals",), None)])
+def test_a_specialist_blended_in_the_masks_separates_as_two_forward_passes(specialist, weight):
+    """The blend moved from the estimates to the masks (the inverse STFT is linear) and the
+    specialist computes only its stems: the stems are the same to float rounding, the base's
+    other stems exactly; a specialist of another width or depth too."""
+    x = _mixture()
+    for extra in ({}, {"specialist_dim": 12, "specialist_layers": 2}):
+        model = _random(bandsplit.WithSpecialist(8, 1, specialist=specialist, specialist_weight=weight, **extra), 5)
+        with torch.no_grad():
+            got, want = model(x), model.two_passes(x)
+            base = model.base(x)
+        assert got.shape == want.shape == (2, 4, 2, x.shape[-1])
+        scale = want.abs().max()
+        assert scale > 0 and (got - want).abs().max() <= 1e-5 * scale
+        for i, stem in enumerate(bandsplit.STEMS):
+            if stem not in specialist:
+                assert torch.allclose(got[:, i], base[:, i], atol=1e-6 * float(scale))
+            else:
+                assert not torch.allclose(got[:, i], base[:, i], atol=1e-3 * float(scale))
