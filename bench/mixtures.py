@@ -397,13 +397,26 @@ def require_pieces(tracks: list[dict]) -> None:
                               f"{', '.join(empty)}: ask for fewer tracks")
 
 
+def take_usable(tracks: list[dict], usable: int) -> list[dict]:
+    """The first `usable` of `tracks` the corpus had pieces for, in order (stop 81: holdout4's
+    block starts past where the quartets ran out); refused (`CorpusExhausted`) if there are fewer."""
+    kept = [t for t in tracks if t["pieces"]]
+    if len(kept) < usable:
+        span = f"{tracks[0]['id']}–{tracks[-1]['id']}" if tracks else "(none)"
+        raise CorpusExhausted(f"tracks {span} have {len(kept)} the corpus has pieces for, {usable} asked: "
+                              "ask for fewer")
+    return kept[:usable]
+
+
 def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: int = 2,
-                 first: int = 0) -> list[dict]:
+                 first: int = 0, usable: int | None = None) -> list[dict]:
     """Render (or load from the cache) `n_tracks` mastered tracks: dicts with id, style,
     soundfont, pieces, audio (int16 [2, n] at 44.1 kHz). With `first`, only tracks `first`… are
     rendered and returned: the ones before are still planned (a track's pieces depend on which
     pieces earlier tracks took), but a split of later tracks need not render them. A track the
-    corpus has no pieces left for is refused before any render (`CorpusExhausted`)."""
+    corpus has no pieces left for is refused before any render (`CorpusExhausted`); with
+    `usable`, such tracks are left out instead and the first `usable` of the others are rendered
+    (refused if there are fewer): a held-out block of tracks past where a style ran out."""
     soundfonts.require(SOUNDFONTS)
     plans = _plan_tracks(n_tracks, seed, min_s, max_s)
     _prefetch(plans, workers)
@@ -416,7 +429,7 @@ def build_tracks(n_tracks: int, seed: int, min_s: float, max_s: float, workers: 
         tracks.append({"id": plan["id"], "style": plan["style"], "soundfont": Path(plan["soundfont"]).stem,
                        "pieces": [r for r, _ in pieces], "plan": plan, "parts": pieces,
                        "file": CACHE / "audio" / f"{tag}.flac"})
-    tracks = tracks[first:]
+    tracks = tracks[first:] if usable is None else take_usable(tracks[first:], usable)
     require_pieces(tracks)
     todo = [t for t in tracks if not t["file"].exists()]
     batches = []

@@ -5,14 +5,16 @@ import pytest
 stem_find = pytest.importorskip("bench.stem_find")  # import errors proper: tests/test_bench_imports.py
 
 
-def _plan(n, seed, min_s, max_s, first=0):
-    """bench.mixtures.build_tracks' shape without rendering: track i of the plan is {"id": i}."""
+def _plan(n, seed, min_s, max_s, first=0, usable=None):
+    """bench.mixtures.build_tracks' shape without rendering: track i of the plan is {"id": i}, and
+    every track has pieces (bench.mixtures.take_usable is tested on its own below)."""
     assert (seed, min_s, max_s) == (17, 60, 120)
-    return [{"id": i} for i in range(first, n)]
+    tracks = [{"id": i} for i in range(first, n)]
+    return tracks if usable is None else tracks[:usable]
 
 
 def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_160():
-    splits = ("test", "calibration", "holdout", "holdout2", "holdout3")
+    splits = ("test", "calibration", "holdout", "holdout2", "holdout3", "holdout4")
     picked = {split: stem_find.pick_tracks(split, 40, 16, 29, build=_plan) for split in splits}
     ids = {split: [t["id"] for t in songs + others] for split, (songs, others, _) in picked.items()}
     assert all(len(v) == len(set(v)) == 56 for v in ids.values())
@@ -21,7 +23,8 @@ def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_
     assert ids["holdout"] == list(range(stem_find.MIXTURE_TRACKS, stem_find.MIXTURE_TRACKS + 56))
     assert ids["holdout2"] == list(range(stem_find.MIXTURE_TRACKS + 56, stem_find.MIXTURE_TRACKS + 112))
     assert ids["holdout3"] == list(range(stem_find.MIXTURE_TRACKS + 112, stem_find.MIXTURE_TRACKS + 168))
-    assert [len(s) for s, _, _ in picked.values()] == [40, 40, 40, 40, 40]
+    assert ids["holdout4"] == list(range(stem_find.MIXTURE_TRACKS + 168, stem_find.MIXTURE_TRACKS + 224))
+    assert [len(s) for s, _, _ in picked.values()] == [40] * 6
     for _, _, rng in picked.values():  # the excerpts' offsets are drawn with it
         assert 0 <= int(rng.integers(0, 100)) < 100
     again = stem_find.pick_tracks("test", 40, 16, 29, build=_plan)  # seeded: the same tracks and offsets
@@ -41,6 +44,19 @@ def test_a_holdout_owns_a_fixed_block_of_tracks_whatever_a_run_asks_for(capsys):
     with pytest.raises(SystemExit) as exc:
         stem_find.main(["--split", "holdout3", "--songs", "50", "--others", "16"])
     assert exc.value.code == 2 and "must not exceed it, got 50 + 16" in capsys.readouterr().err
+
+
+def test_a_holdout_takes_the_first_tracks_of_its_block_the_corpus_had_pieces_for():
+    """stop 81: holdout4's block has seven quartet tracks with no pieces left; a run skips them,
+    keeps the block's order, and is refused when it asks for more than the block has."""
+    from bench import mixtures
+    block = [{"id": 328 + i, "style": "quartet" if i % 8 == 7 else "folk", "pieces": [] if i % 8 == 7 else ["a"]}
+             for i in range(56)]
+    kept = mixtures.take_usable(block, 49)
+    assert [t["id"] for t in kept] == [328 + i for i in range(56) if i % 8 != 7]
+    assert [t["id"] for t in mixtures.take_usable(block, 10)] == [328 + i for i in range(11) if i != 7]
+    with pytest.raises(mixtures.CorpusExhausted, match=r"tracks 328–383 have 49 the corpus has pieces for, 50 asked"):
+        mixtures.take_usable(block, 50)
 
 
 def test_tracks_the_corpus_has_no_pieces_for_are_refused_before_any_render():
