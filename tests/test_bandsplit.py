@@ -53,3 +53,53 @@ def test_a_specialist_blended_in_the_masks_separates_as_two_forward_passes(speci
                 assert torch.equal(got[:, i], base[:, i])
             else:
                 assert not torch.allclose(got[:, i], base[:, i], atol=1e-3 * float(scale))
+
+
+def test_magnitude_ratio_masks_share_the_mixture_out_and_none_leaves_the_masks_alone():
+    """`remask="magnitude-ratio"` (stop 82): each stem gets |M_s| / Σ|M_j| of every bin — real,
+    non-negative, summing to one — so the stems sum to the input; a stem the network claims nothing
+    of gets nothing. None is the network's own masks, bit for bit."""
+    gen = torch.Generator().manual_seed(7)
+    masks = torch.complex(torch.randn(2, 4, 2, 9, 5, generator=gen), torch.randn(2, 4, 2, 9, 5, generator=gen))
+    masks[:, 3, :, :2] = 0  # stem 3 claims nothing of the lowest two bins
+    assert bandsplit.remasked(masks, None) is masks
+    ratio = bandsplit.remasked(masks, "magnitude-ratio")
+    assert not ratio.is_complex() and (ratio >= 0).all()
+    assert torch.allclose(ratio.sum(1), torch.ones(2, 2, 9, 5))
+    assert torch.allclose(ratio[:, 0] / ratio[:, 1], masks[:, 0].abs() / masks[:, 1].abs())  # in proportion
+    assert torch.equal(ratio[:, 3, :, :2], torch.zeros(2, 2, 2, 5))
+    silent = bandsplit.remasked(torch.zeros(1, 4, 2, 3, 2, dtype=torch.complex64), "magnitude-ratio")
+    assert torch.equal(silent, torch.zeros(1, 4, 2, 3, 2))  # no bin claimed: silence, not NaN
+
+
+@pytest.mark.parametrize("make", [lambda r: bandsplit.BandSplitRNN(8, 1, remask=r),
+                                  lambda r: bandsplit.WithSpecialist(8, 1, specialist=("drums",), specialist_weight=0.5,
+                                                                     remask=r)])
+def test_a_remasked_network_applies_the_ratio_to_its_own_masks_and_its_stems_sum_to_the_input(make):
+    x = _mixture()
+    plain, ratio = _random(make(None), 5), _random(make("magnitude-ratio"), 5)
+    assert "remask" not in plain.config and ratio.config["remask"] == "magnitude-ratio"
+    z = bandsplit.stft(x)
+    with torch.no_grad():
+        got = ratio(x)
+        if isinstance(plain, bandsplit.WithSpecialist):
+            w = plain.weights[0]
+            masks = plain.base.masks_for(z)
+            masks[:, 0] = torch.lerp(masks[:, 0], plain.specialist.masks_for(z, [0])[:, 0], w)
+        else:
+            masks = plain.masks_for(z)
+        want = bandsplit.istft(bandsplit.remasked(masks, "magnitude-ratio") * z.unsqueeze(1), x.shape[-1])
+        before = plain(x)
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+    assert (got.sum(1) - x).abs().max() <= 1e-4 * x.abs().max()  # mixture-consistent
+    assert (before.sum(1) - x).abs().max() > 1e-2 * x.abs().max()  # the network's own masks are not
+
+
+def test_build_refuses_a_remask_it_does_not_have():
+    with pytest.raises(ValueError, match="remask must be one of magnitude-ratio"):
+        bandsplit.build({"dim": 8, "layers": 1, "remask": "power-ratio"})
+    with pytest.raises(ValueError, match="remask must be one of"):
+        bandsplit.build({"dim": 8, "layers": 1, "specialist": ["drums"], "remask": "wiener"})
+    with pytest.raises(ValueError, match="not a kit-routed one"):
+        bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": -30}, "remask": "magnitude-ratio"})
+    assert bandsplit.build({"dim": 8, "layers": 1, "remask": "magnitude-ratio"}).config["remask"] == "magnitude-ratio"
