@@ -96,7 +96,7 @@ def test_a_remasked_network_applies_the_ratio_to_its_own_masks_and_its_stems_sum
 
 
 def test_build_refuses_a_remask_it_does_not_have():
-    with pytest.raises(ValueError, match="remask must be one of magnitude-ratio"):
+    with pytest.raises(ValueError, match="remask must be one of magnitude-ratio, capped, ratio-where-inconsistent"):
         bandsplit.build({"dim": 8, "layers": 1, "remask": "power-ratio"})
     with pytest.raises(ValueError, match="remask must be one of"):
         bandsplit.build({"dim": 8, "layers": 1, "specialist": ["drums"], "remask": "wiener"})
