@@ -103,3 +103,26 @@ def test_build_refuses_a_remask_it_does_not_have():
     with pytest.raises(ValueError, match="not a kit-routed one"):
         bandsplit.build({"dim": 8, "layers": 1, "kit_routed": {"below_db": -30}, "remask": "magnitude-ratio"})
     assert bandsplit.build({"dim": 8, "layers": 1, "remask": "magnitude-ratio"}).config["remask"] == "magnitude-ratio"
+
+
+def test_capped_masks_shrink_only_where_the_stems_over_claim_and_keep_their_phase():
+    masks = torch.tensor([0.3 + 0.4j, 0.2 + 0j, 0.1j, 0j, 1 + 0j, 1j, -1 + 0j, 1 + 0j], dtype=torch.complex64)
+    masks = masks.reshape(2, 4).T.reshape(1, 4, 1, 1, 2)  # bin 0 claims |M| 0.8 in all, bin 1 claims 4
+    capped = bandsplit.remasked(masks, "capped")
+    assert torch.equal(capped[..., 0], masks[..., 0])  # under one: untouched
+    assert torch.allclose(capped[..., 1], masks[..., 1] / 4)  # over: divided by Σ|M|, phase kept
+    assert torch.allclose(capped[..., 1].abs().sum(), torch.tensor(1.0))
+
+
+def test_ratio_where_inconsistent_keeps_masks_that_add_up_and_moves_those_that_miss_by_how_far():
+    """g = min(1, |Σ M_j − 1|) per bin: masks summing to the mixture are kept exactly; masks missing
+    it by 1 or more become the magnitude ratio; in between, a point on the line between the two."""
+    consistent = torch.tensor([0.6 - 0.2j, 0.3 + 0.2j, 0.1 + 0j, 0j], dtype=torch.complex64)
+    half = torch.tensor([0.6 + 0j, 0.6 + 0j, 0.3 + 0j, 0j], dtype=torch.complex64)  # sums to 1.5: g = 0.5
+    far = torch.tensor([1 + 0j, 1 + 0j, 0.5 + 0j, 0.5j], dtype=torch.complex64)  # misses by more than 1: g = 1
+    masks = torch.stack([consistent, half, far], dim=-1).reshape(1, 4, 1, 1, 3)
+    got = bandsplit.remasked(masks, "ratio-where-inconsistent")
+    ratio = bandsplit.remasked(masks, "magnitude-ratio")
+    assert torch.allclose(got[..., 0], masks[..., 0])
+    assert torch.allclose(got[..., 1], masks[..., 1] + 0.5 * (ratio[..., 1] - masks[..., 1]))
+    assert torch.allclose(got[..., 2], ratio[..., 2].to(got.dtype))
