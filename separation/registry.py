@@ -49,6 +49,11 @@ BUILTIN_MODELS = {"clearstem-bandsplit-v47": "1720febed1d2947b07af57a7c9a42cdaf2
                   "clearstem-bandsplit-v4": "8b497dec3a25fb327dc9a75e6ed7bf9760d9e999f85efc5b5dce8dd804014083",
                   "clearstem-bandsplit-v5": "666e42f6099726997d8b101234131cd347a38f37823fbc79b3014027dd66e6be",
                   "clearstem-bandsplit-v1": "2cc96cbf4cde0644105af5a5cf3442025822456efe9b3b3139b98b60e08ed6ff"}
+#: Shipped models that run another shipped model's weights file (and training data) under a card
+#: of their own — the same tensors with another `config`, such as an inference-time step on the
+#: masks: name -> the shipped model whose `<name>.pt` and training manifest they use. The file's
+#: SHA-256 is pinned under both names. Why: a second copy of the same bytes would only add size.
+SHARED_WEIGHTS: dict[str, str] = {}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
 BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py
@@ -103,6 +108,11 @@ _MANIFESTS: dict[str, tuple[tuple, dict]] = {}
 _DEFAULT_CHECKED: dict[str, tuple[str, int, int]] = {}
 
 
+def builtin_weights(name: str) -> Path:
+    """The weights file a shipped model runs: its own, or the one it shares (`SHARED_WEIGHTS`)."""
+    return BUILTIN_DIR / f"{SHARED_WEIGHTS.get(name, name)}.pt"
+
+
 def _builtin() -> dict[str, dict]:
     """The shipped models' entries, from their cards (weights as absolute paths; pins from
     `BUILTIN_MODELS`). A missing card leaves the model listed, unavailable, with the reason."""
@@ -115,7 +125,7 @@ def _builtin() -> dict[str, dict]:
             entry = {"architecture": "bandsplit-rnn", "stems": [], "sample_rate": 44100,
                      "card_error": f"model card {card} is unreadable: {exc}"}
         out[name] = {**entry, "name": name, "builtin": True,
-                     "weights": str(BUILTIN_DIR / f"{name}.pt"), "sha256": pinned}
+                     "weights": str(builtin_weights(name)), "sha256": pinned}
     return out
 
 
@@ -155,7 +165,7 @@ def default_model(model_dir: str | None = None, configured: str = "") -> str:
     if configured:
         return configured
     for name in BUILTIN_MODELS:
-        path = BUILTIN_DIR / f"{name}.pt"
+        path = builtin_weights(name)
         try:
             st = path.stat()
         except OSError:

@@ -49,10 +49,11 @@ def builtin_dir(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name):
     card = json.loads((registry.BUILTIN_DIR / f"{name}.json").read_text())
-    weights = registry.BUILTIN_DIR / f"{name}.pt"
+    weights = registry.builtin_weights(name)  # its own file, or the shipped file it shares (SHARED_WEIGHTS)
+    owner = registry.SHARED_WEIGHTS.get(name, name)
     assert weights.stat().st_size <= 25 * 2**20
-    assert registry.file_sha256(weights) == registry.BUILTIN_MODELS[name] == card["sha256"]
-    raw = (registry.BUILTIN_DIR / f"{name}.training-manifest.json").read_bytes()
+    assert registry.file_sha256(weights) == registry.BUILTIN_MODELS[name] == registry.BUILTIN_MODELS[owner] == card["sha256"]
+    raw = (registry.BUILTIN_DIR / f"{owner}.training-manifest.json").read_bytes()
     manifest = json.loads(raw)
     assert hashlib.sha256(raw).hexdigest() == card["training_data_manifest_sha256"]
     # the card's statements are derived from that manifest (and, for fine-tuned weights, from the
@@ -77,7 +78,7 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     info = registry.model_info(name)
     assert info.commercial_use and info.weights_sha256 == card["sha256"]
     assert info.parameters["training_data_manifest_sha256"] == card["training_data_manifest_sha256"]
-    assert info.parameters["weights_files"] == [{"file": f"{name}.pt", "sha256": card["sha256"]}]
+    assert info.parameters["weights_files"] == [{"file": weights.name, "sha256": card["sha256"]}]
     assert registry.default_model() == NAME and registry.default_model(configured="dsp") == "dsp"
     assert {s.name: s.available for s in registry.list_models()} == {"dsp": True, **{n: True for n in SHIPPED}}
 
@@ -114,28 +115,53 @@ def test_the_shipped_model_separates_a_song(tmp_path):
 
 
 def test_damaged_weights_are_refused_and_dsp_is_the_fallback(builtin_dir):
-    data = bytearray((builtin_dir / f"{NAME}.pt").read_bytes())
+    weights = registry.builtin_weights(NAME)  # in builtin_dir (the fixture moved BUILTIN_DIR)
+    data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
-    (builtin_dir / f"{NAME}.pt").write_bytes(bytes(data))
+    weights.write_bytes(bytes(data))
     status = {s.name: s for s in registry.list_models()}[NAME]
     assert not status.available and "pinned" in status.reason
     with pytest.raises(registry.ModelUnavailable, match="pinned"):
         registry.get_engine(NAME, device="cpu", precision="fp32")
-    # the next shipped model that still verifies is the default; with none left, dsp
-    assert registry.default_model() == (SHIPPED[1] if len(SHIPPED) > 1 else "dsp")
+    # the next shipped model that still verifies (one sharing the damaged file does not) is the
+    # default; with none left, dsp
+    assert registry.default_model() == next((n for n in SHIPPED[1:] if registry.builtin_weights(n) != weights), "dsp")
     for other in SHIPPED[1:]:
-        (builtin_dir / f"{other}.pt").write_bytes(b"damaged")
+        registry.builtin_weights(other).write_bytes(b"damaged")
     assert registry.default_model() == "dsp"
-    (builtin_dir / f"{NAME}.pt").unlink()
+    weights.unlink()
     assert "missing" in {s.name: s for s in registry.list_models()}[NAME].reason
     (builtin_dir / f"{NAME}.json").write_text("{not json")
     registry._MANIFESTS.pop("builtin", None)
     assert "unreadable" in {s.name: s for s in registry.list_models()}[NAME].reason
 
 
+def test_a_shipped_model_may_run_another_shipped_models_file_under_its_own_card(builtin_dir, monkeypatch):
+    """SHARED_WEIGHTS: a card with another config (here a remask) over a shipped file, with no second
+    copy: it loads that file, pinned under its own name too, records its own config, and a damaged
+    file takes both models down."""
+    card = json.loads((builtin_dir / f"{NAME}.json").read_text())
+    shared = "clearstem-bandsplit-shared-test"
+    config = {**card["config"], "remask": "ratio-where-inconsistent"}
+    (builtin_dir / f"{shared}.json").write_text(json.dumps({**card, "name": shared, "config": config}))
+    monkeypatch.setattr(registry, "SHARED_WEIGHTS", {**registry.SHARED_WEIGHTS, shared: NAME})
+    monkeypatch.setattr(registry, "BUILTIN_MODELS", {**registry.BUILTIN_MODELS, shared: registry.BUILTIN_MODELS[NAME]})
+    registry._MANIFESTS.pop("builtin", None)
+    assert not (builtin_dir / f"{shared}.pt").exists()
+    info = registry.model_info(shared)
+    assert info.weights_sha256 == registry.BUILTIN_MODELS[NAME]
+    assert info.parameters["weights_files"] == [{"file": f"{NAME}.pt", "sha256": registry.BUILTIN_MODELS[NAME]}]
+    engine = registry.get_engine(shared, device="cpu", precision="fp32")
+    assert engine.info.parameters["config"]["remask"] == "ratio-where-inconsistent"
+    assert engine.module.remask == "ratio-where-inconsistent"
+    (builtin_dir / f"{NAME}.pt").write_bytes(b"damaged")
+    status = {s.name: s for s in registry.list_models()}
+    assert not status[shared].available and not status[NAME].available and "pinned" in status[shared].reason
+
+
 def test_an_installed_model_cannot_take_the_shipped_name(tmp_path):
     weights = tmp_path / "w.pt"
-    shutil.copyfile(registry.BUILTIN_DIR / f"{NAME}.pt", weights)
+    shutil.copyfile(registry.builtin_weights(NAME), weights)
     with pytest.raises(ValueError, match="shipped with ClearStem"):
         registry.install_model(weights, NAME, tmp_path / "models", architecture="bandsplit-rnn")
     assert not (tmp_path / "models").exists()
