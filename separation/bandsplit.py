@@ -116,7 +116,12 @@ class BandSplitRNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 2, T] -> [B, stems, 2, T]."""
         z = stft(x)  # [B, 2, F, N]
-        return istft(remasked(self.masks_for(z), self.remask) * z.unsqueeze(1), x.shape[-1])
+        return istft(remasked(self.final_masks(z), self.remask) * z.unsqueeze(1), x.shape[-1])
+
+    def final_masks(self, z: torch.Tensor) -> torch.Tensor:
+        """Every stem's masks on `z` as the network makes them, before any `remask`
+        (`bench.mask_gap` measures how far they miss the mixture)."""
+        return self.masks_for(z)
 
     def masks_for(self, z: torch.Tensor, stems: list[int] | None = None) -> torch.Tensor:
         """The complex masks [B, S, 2, F, N] for the mixture's STFT `z` ([B, 2, F, N]), of every stem
@@ -215,11 +220,15 @@ class WithSpecialist(nn.Module):
         two whole forward passes blended in the estimates, with the same output to float rounding
         (tests/test_bandsplit.py)."""
         z = stft(x)
+        return istft(remasked(self.final_masks(z), self.remask) * z.unsqueeze(1), x.shape[-1])
+
+    def final_masks(self, z: torch.Tensor) -> torch.Tensor:
+        """Every stem's masks on `z`, the two networks' blended, before any `remask`."""
         base, special = self.base.masks_for(z), self.specialist.masks_for(z, self.taken)
         masks = [base[:, i] if w is None else special[:, self.taken.index(i)] if w == 1.0
                  else torch.lerp(base[:, i], special[:, self.taken.index(i)], w)  # base + w·(special − base)
                  for i, w in enumerate(self.weights)]
-        return istft(remasked(torch.stack(masks, dim=1), self.remask) * z.unsqueeze(1), x.shape[-1])
+        return torch.stack(masks, dim=1)
 
 
 def blend_weights(specialist: tuple[str, ...] | list[str], weight: float | dict[str, float] | None) -> dict[str, float]:

@@ -82,12 +82,11 @@ def test_a_remasked_network_applies_the_ratio_to_its_own_masks_and_its_stems_sum
     z = bandsplit.stft(x)
     with torch.no_grad():
         got = ratio(x)
-        if isinstance(plain, bandsplit.WithSpecialist):
-            w = plain.weights[0]
-            masks = plain.base.masks_for(z)
-            masks[:, 0] = torch.lerp(masks[:, 0], plain.specialist.masks_for(z, [0])[:, 0], w)
-        else:
-            masks = plain.masks_for(z)
+        masks = plain.final_masks(z)
+        if isinstance(plain, bandsplit.WithSpecialist):  # final_masks is the blend of the two networks'
+            blend = plain.base.masks_for(z)
+            blend[:, 0] = torch.lerp(blend[:, 0], plain.specialist.masks_for(z, [0])[:, 0], plain.weights[0])
+            assert torch.equal(masks, blend)
         want = bandsplit.istft(bandsplit.remasked(masks, "magnitude-ratio") * z.unsqueeze(1), x.shape[-1])
         before = plain(x)
     assert (got - want).abs().max() <= 1e-5 * want.abs().max()
@@ -126,3 +125,21 @@ def test_ratio_where_inconsistent_keeps_masks_that_add_up_and_moves_those_that_m
     assert torch.allclose(got[..., 0], masks[..., 0])
     assert torch.allclose(got[..., 1], masks[..., 1] + 0.5 * (ratio[..., 1] - masks[..., 1]))
     assert torch.allclose(got[..., 2], ratio[..., 2].to(got.dtype))
+
+
+def test_mask_gap_is_zero_for_masks_that_add_up_and_the_missed_share_otherwise():
+    """bench.mask_gap's measure: the energy of (Σ M − 1)·Z re that of Z."""
+    from bench.mask_gap import mask_gap
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, total: float):
+            super().__init__()
+            self.total = total
+
+        def final_masks(self, z):
+            return torch.full((z.shape[0], 4, *z.shape[1:]), self.total / 4, dtype=z.dtype)
+
+    x = _mixture()[0]
+    assert mask_gap(Fixed(1.0), x) == pytest.approx(0.0, abs=1e-9)
+    assert mask_gap(Fixed(1.5), x) == pytest.approx(0.25, rel=1e-5)  # |1.5 − 1|² of the energy
+    assert mask_gap(_random(bandsplit.BandSplitRNN(8, 1), 5), x) > 0
