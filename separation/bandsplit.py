@@ -46,20 +46,22 @@ REMASKS = ("magnitude-ratio", "capped", "ratio-where-inconsistent")
 
 
 def remasked(masks: torch.Tensor, remask: str | None) -> torch.Tensor:
-    """The stems' complex masks [B, S, 2, F, N] as `remask` says: None leaves them as they are;
-    "magnitude-ratio" gives each stem |M_s| / Σ|M_j| of every bin, so the stems share the mixture
-    exactly (they sum to it) in proportion to how much of it each network claimed, with the
-    mixture's phase (a single Wiener-style step, on magnitudes, not powers). Why (stop 82): where a
-    network meets timbres it never heard, the stems' masks together claim more than the mixture —
-    a kit's kick both in drums and in bass — and FreePats' bass came out worse than silence;
-    sharing the bins out lifted it by ~1 dB a song on the spent development sets (README,
-    "Sharing the mixture out"). The squared ratio lost there, so it is not offered. "capped" is
-    the gentler step: each mask keeps its phase and is divided by Σ|M_j| only where the stems
-    together claim more than all of the bin, so masks that did not over-claim are untouched.
-    "ratio-where-inconsistent" moves each bin from the network's masks towards the ratio by how far
-    the masks miss the mixture there, g = min(1, |Σ M_j − 1|): with no threshold to tune, bins
-    whose masks already sum to the mixture keep them (on the banks the network knows, v47's masks
-    miss ~1.5 % of the mixture's energy; on FreePats' ~30 %: stop 82)."""
+    """The stems' complex masks [B, S, 2, F, N] as `remask` says; None leaves them as they are.
+    Why (stop 82): on a bank the network never heard, the four masks together miss the mixture by
+    ~30 % of its energy (on the banks it knows, ~1.5 %: `bench.mask_gap`) — they claim what is not
+    there or the same thing twice (a kit's kick in drums and in bass), and v47's FreePats bass came
+    out worse than silence. Each step shares the bins out again:
+
+    * "magnitude-ratio": each stem |M_s| / Σ|M_j| of every bin, with the mixture's phase (one
+      Wiener-style step on magnitudes; the squared ratio lost on the probes, so it is not offered);
+    * "capped": each mask keeps its phase and is divided by Σ|M_j| where that exceeds 1;
+    * "ratio-where-inconsistent" (v48's): each bin moves from the network's masks towards the ratio
+      by how far they miss the mixture there, g = min(1, |Σ M_j − 1|) — no threshold to tune, and
+      masks that add up are kept.
+
+    On v47's weights (README, "Sharing the mixture out") the first two lifted FreePats by ~0.55 dB
+    of mean and cost ~0.2 dB on TimGM6mb, where the network's complex masks beat shares of the
+    mixture; the third kept most of the gain and cost nothing there."""
     if check_remask(remask) is None:
         return masks
     size = masks.abs()
@@ -205,9 +207,9 @@ class WithSpecialist(nn.Module):
         if specialist_weight is not None:  # a blend (recorded only then: older cards replace)
             self.config["specialist_weight"] = (dict(weights) if isinstance(specialist_weight, dict)
                                                 else float(specialist_weight))
+        self.remask = check_remask(remask)
         if remask is not None:  # recorded only then: older cards have none
             self.config["remask"] = remask
-        self.remask = check_remask(remask)
         self.base = BandSplitRNN(dim, layers, stems)
         self.specialist = BandSplitRNN(specialist_dim or dim, specialist_layers or layers, stems)
         # per output stem: None (the base's), 1.0 (the specialist's) or its weight in a blend

@@ -32,7 +32,10 @@ MANIFEST = "models.json"
 BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: Models shipped in the repository: name -> SHA-256 of `BUILTIN_DIR/<name>.pt`, pinned here (not
 #: read from the card beside it, so a swapped file and card are refused together).
-#: The first whose weights verify is the default. v47 (v19, its drums blended half and half with a
+#: The first whose weights verify is the default. v48 (v47's file, `SHARED_WEIGHTS`, with its masks
+#: moved towards shares of the mixture where they do not add up: `remask`) is first since stop 82,
+#: when it passed the rule declared before its judging sets existed (README, "v48"); v47 next (a
+#: damaged v47 file takes both down, so v19 follows). v47 (v19, its drums blended half and half with a
 #: drums specialist trained on recorded kits layered over the banks) is first since stop 80, when it
 #: passed the rule declared before its judging sets and holdout3 existed (README, "v47"); v19 next.
 #: v19 (one 64-wide network, trained on two sample
@@ -41,7 +44,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 #: a specialist for the other stems), the default before it, stays next so a damaged v19 file falls
 #: back to it, then v2. v3, v4 and v5 are pinned but not defaults: stems each makes were found under
 #: other music less often than v2's.
-BUILTIN_MODELS = {"clearstem-bandsplit-v47": "1720febed1d2947b07af57a7c9a42cdaf285e5e514cc573a47ebe4267768241f",
+BUILTIN_MODELS = {"clearstem-bandsplit-v48": "1720febed1d2947b07af57a7c9a42cdaf285e5e514cc573a47ebe4267768241f",
+                  "clearstem-bandsplit-v47": "1720febed1d2947b07af57a7c9a42cdaf285e5e514cc573a47ebe4267768241f",
                   "clearstem-bandsplit-v19": "b86af3633c7d36fd9104525b8b3aa904f58bdeafce85453cefd5c3d3de6bf141",
                   "clearstem-bandsplit-v8": "21017c8277e610de90c5b59692797a097d61b870ae56734e64d18da893cb9b06",
                   "clearstem-bandsplit-v2": "8786da64319087045b837314bad39fa77d1c15b132e24d3ded23d65a00d125b5",
@@ -53,7 +57,7 @@ BUILTIN_MODELS = {"clearstem-bandsplit-v47": "1720febed1d2947b07af57a7c9a42cdaf2
 #: of their own — the same tensors with another `config`, such as an inference-time step on the
 #: masks: name -> the shipped model whose `<name>.pt` and training manifest they use. The file's
 #: SHA-256 is pinned under both names. Why: a second copy of the same bytes would only add size.
-SHARED_WEIGHTS: dict[str, str] = {}
+SHARED_WEIGHTS: dict[str, str] = {"clearstem-bandsplit-v48": "clearstem-bandsplit-v47"}
 CODE_VERSION = "hdemucs-torchaudio-2.11"
 DEMUCS_CODE_VERSION = "demucs-4.1.0"
 BANDSPLIT_CODE_VERSION = "clearstem-bandsplit-1"  # separation/bandsplit.py

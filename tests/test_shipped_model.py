@@ -140,23 +140,24 @@ def test_a_shipped_model_may_run_another_shipped_models_file_under_its_own_card(
     """SHARED_WEIGHTS: a card with another config (here a remask) over a shipped file, with no second
     copy: it loads that file, pinned under its own name too, records its own config, and a damaged
     file takes both models down."""
-    card = json.loads((builtin_dir / f"{NAME}.json").read_text())
+    owner = registry.SHARED_WEIGHTS.get(NAME, NAME)  # a shipped model with a file of its own
+    card = json.loads((builtin_dir / f"{owner}.json").read_text())
     shared = "clearstem-bandsplit-shared-test"
-    config = {**card["config"], "remask": "ratio-where-inconsistent"}
+    config = {**card["config"], "remask": "magnitude-ratio"}
     (builtin_dir / f"{shared}.json").write_text(json.dumps({**card, "name": shared, "config": config}))
-    monkeypatch.setattr(registry, "SHARED_WEIGHTS", {**registry.SHARED_WEIGHTS, shared: NAME})
-    monkeypatch.setattr(registry, "BUILTIN_MODELS", {**registry.BUILTIN_MODELS, shared: registry.BUILTIN_MODELS[NAME]})
+    monkeypatch.setattr(registry, "SHARED_WEIGHTS", {**registry.SHARED_WEIGHTS, shared: owner})
+    monkeypatch.setattr(registry, "BUILTIN_MODELS", {**registry.BUILTIN_MODELS, shared: registry.BUILTIN_MODELS[owner]})
     registry._MANIFESTS.pop("builtin", None)
     assert not (builtin_dir / f"{shared}.pt").exists()
     info = registry.model_info(shared)
-    assert info.weights_sha256 == registry.BUILTIN_MODELS[NAME]
-    assert info.parameters["weights_files"] == [{"file": f"{NAME}.pt", "sha256": registry.BUILTIN_MODELS[NAME]}]
+    assert info.weights_sha256 == registry.BUILTIN_MODELS[owner]
+    assert info.parameters["weights_files"] == [{"file": f"{owner}.pt", "sha256": registry.BUILTIN_MODELS[owner]}]
     engine = registry.get_engine(shared, device="cpu", precision="fp32")
-    assert engine.info.parameters["config"]["remask"] == "ratio-where-inconsistent"
-    assert engine.module.remask == "ratio-where-inconsistent"
-    (builtin_dir / f"{NAME}.pt").write_bytes(b"damaged")
+    assert engine.info.parameters["config"]["remask"] == "magnitude-ratio"
+    assert engine.module.remask == "magnitude-ratio"
+    (builtin_dir / f"{owner}.pt").write_bytes(b"damaged")
     status = {s.name: s for s in registry.list_models()}
-    assert not status[shared].available and not status[NAME].available and "pinned" in status[shared].reason
+    assert not status[shared].available and not status[owner].available and "pinned" in status[shared].reason
 
 
 def test_an_installed_model_cannot_take_the_shipped_name(tmp_path):
