@@ -53,6 +53,12 @@ def test_the_shipped_model_is_pinned_and_traceable_to_its_training_manifest(name
     owner = registry.SHARED_WEIGHTS.get(name, name)
     assert weights.stat().st_size <= 25 * 2**20
     assert registry.file_sha256(weights) == registry.BUILTIN_MODELS[name] == registry.BUILTIN_MODELS[owner] == card["sha256"]
+    if owner != name:  # the same tensors under another card: only its name and an added config step differ
+        theirs = json.loads((registry.BUILTIN_DIR / f"{owner}.json").read_text())
+        assert {k: v for k, v in card.items() if k not in ("name", "config")} == {
+            k: v for k, v in theirs.items() if k not in ("name", "config")}
+        assert {k: v for k, v in card["config"].items() if k in theirs["config"]} == theirs["config"]
+        assert set(card["config"]) - set(theirs["config"]) == {"remask"}
     raw = (registry.BUILTIN_DIR / f"{owner}.training-manifest.json").read_bytes()
     manifest = json.loads(raw)
     assert hashlib.sha256(raw).hexdigest() == card["training_data_manifest_sha256"]
