@@ -5,7 +5,7 @@ resumable, so the shipped weights can be reproduced from the set's manifest (iss
         [--seed 0] [--lr 1e-3] [--threads 2] [--device auto] [--checkpoint-every 100]
         [--select-every 1000] [--workers 0] [--allow-noncommercial] [--init WEIGHTS.pt] [--decay-steps 0]
         [--loss l1|sdr] [--loss-stems vocals] [--bank-mix 0.5] [--timbre 0.5]
-        [--kits hydrogen-colombo hydrogen-rumpf hydrogen-audiophob --kit-swap 0.5]
+        [--kits hydrogen-colombo hydrogen-rumpf hydrogen-audiophob --kit-swap 0.5 [--kit-layer]] [--synth-kicks 0.5]
     python -m separation.train --data DIR --out RUN        # again: resumes from RUN/last.pt
     python -m separation.train export RUN/best.pt --to FILE  # the weights, for separation.install_model
     python -m separation.train export RUN/best.pt --to separation/weights/NAME.pt --data DIR --name NAME
@@ -60,6 +60,10 @@ and the network learns kits, not the role of one; these are kits of other makers
 P are recorded in the run and the card, and their licences in the card's `weights_licence`.
 `--kit-layer` adds the kit's replay to the bank's drums (0 to 12 dB under them) instead of
 replacing them (stop 77), so every example keeps the bank kit too.
+`--synth-kicks P` (stop 83): with probability P an example's drums get a kick synthesised for that
+example (`separation.training.kicks`: swept or membrane, drawn wide) added at the song's kick notes,
+0 to 12 dB under the drums: on banks it never heard v48 takes the kick for bass, and recorded kits
+did not change that. No draw at P = 0; recorded in the run and named in the card.
 `--loss-stems S [S ...]` trains a *specialist*: the loss (and the choice of best.pt on `select`)
 counts only those stems, and `export --base` puts the run's estimate of them over the weights it
 started from, in one file (`bandsplit.WithSpecialist`): the base's other stems stay exactly as
@@ -95,13 +99,15 @@ import soundfile as sf
 import torch
 
 from . import bandsplit, voice_gate
+from .training import kicks, lieder, quartets, voice
 from .training import kits as drum_kits
 from .training import licences as licences_policy
-from .training import lieder, quartets, voice
 from .training.augment import augment
 from .training.freepats import BANK_ID as FREEPATS_BANK
 from .training.sonivox import BANK_ID as SONIVOX_BANK
 from .training.synth import BANK_ID as SYNTH_BANK
+
+OWN_WORK = "LicenseRef-ClearStem-own-work"  # what ClearStem made itself: its songs, its synthesised kicks
 
 RUN_FORMAT = "clearstem-training-run/1"
 
@@ -133,17 +139,18 @@ class Examples:
 
     def __init__(self, data: Path, manifest: dict, split: str, seconds: float, seed: int, rate: int = 44100,
                  bank_mix: float = 0.0, timbre: float = 0.0, kits: list[str] = (), kit_swap: float = 0.0,
-                 kit_layer: bool = False):
+                 kit_layer: bool = False, synth_kicks: float = 0.0):
         self.data, self.seconds, self.seed, self.rate, self.bank_mix = data, seconds, seed, rate, bank_mix
-        self.timbre, self.kit_swap, self.kit_layer = timbre, kit_swap, kit_layer
+        self.timbre, self.kit_swap, self.kit_layer, self.synth_kicks = timbre, kit_swap, kit_layer, synth_kicks
         try:
             self.players = [drum_kits.Player(k, rate=rate) for k in kits]
         except drum_kits.KitError as exc:
             raise TrainingSetError(str(exc)) from exc
         if kit_swap and not self.players:
             raise TrainingSetError("--kit-swap needs --kits: the recorded kits to replay the drum parts with")
-        self._drum_midi = {s["id"]: data / s["files"]["drums"]["path"]  # only a kit swap reads the MIDI
-                           for s in (manifest["sources"] if kit_swap else ()) if "drums" in s.get("files", {})}
+        self._drum_midi = {s["id"]: data / s["files"]["drums"]["path"]  # only kit swaps and kicks read the MIDI
+                           for s in (manifest["sources"] if kit_swap or synth_kicks else ())
+                           if "drums" in s.get("files", {})}
         self._drum_notes: dict[str, list] = {}
         self.renders = [r for r in manifest["renders"] if r["split"] == split]
         if not self.renders:
@@ -188,6 +195,8 @@ class Examples:
         stems = {s: self._read(sources[s], s, start) for s in bandsplit.STEMS}
         if self.kit_swap and rng.random() < self.kit_swap:  # no draw at 0: older runs see the same examples
             stems["drums"] = self.kit_drums(sources["drums"]["song"], start, stems["drums"], rng)
+        if self.synth_kicks and rng.random() < self.synth_kicks:  # likewise no draw at 0
+            stems["drums"] = self.kick_drums(sources["drums"]["song"], start, stems["drums"], rng)
         donor = self.renders[int(rng.integers(len(self.renders)))]
         d_start = int(rng.integers(max(self._frames(donor) - self.n, 1)))
         pool = [{s: self._read(donor, s, d_start) for s in bandsplit.STEMS}]
@@ -205,9 +214,7 @@ class Examples:
         level = float(np.sqrt(np.mean(rendered.astype(np.float64) ** 2)))
         if level < SILENT_RMS or song not in self._drum_midi:
             return rendered
-        if song not in self._drum_notes:
-            self._drum_notes[song] = drum_kits.drum_notes(self._drum_midi[song])
-        played = player.render(self._drum_notes[song], start / self.rate, self.n)
+        played = player.render(self._notes(song), start / self.rate, self.n)
         own = float(np.sqrt(np.mean(played.astype(np.float64) ** 2)))
         if own < SILENT_RMS * 1e-2:
             return rendered
@@ -215,6 +222,24 @@ class Examples:
             gain = level / own * 10 ** (rng.uniform(-12.0, 0.0) / 20)
             return (rendered + played * gain).astype(np.float32)
         return (played * (level / own)).astype(np.float32)
+
+    def _notes(self, song: str) -> list:
+        if song not in self._drum_notes:
+            self._drum_notes[song] = drum_kits.drum_notes(self._drum_midi[song])
+        return self._drum_notes[song]
+
+    def kick_drums(self, song: str, start: int, drums: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The drums with a kick synthesised for this example (`kicks`) added at the song's kick
+        notes, 0 to 12 dB under the drums' RMS (stop 83: unheard kicks were taken for bass); the
+        drums as they were where they are silent or the part has no kick in this example."""
+        level = float(np.sqrt(np.mean(drums.astype(np.float64) ** 2)))
+        if level < SILENT_RMS or song not in self._drum_midi:
+            return drums
+        played, _ = kicks.render(self._notes(song), start / self.rate, self.n, rng, self.rate)
+        own = float(np.sqrt(np.mean(played.astype(np.float64) ** 2)))
+        if own < SILENT_RMS * 1e-2:
+            return drums
+        return (drums + played * (level / own * 10 ** (rng.uniform(-12.0, 0.0) / 20))).astype(np.float32)
 
     def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [self.example(step, k) for k in range(size)]
@@ -459,6 +484,8 @@ def train(args) -> dict:
             config["kit_layer"] = True
         config["commercial_use"] = config["commercial_use"] and all(
             licences_policy.commercial_ok(k["licence"]) for k in config["kits"])
+    if args.synth_kicks:  # recorded only when used, so older runs still resume
+        config["synth_kicks"] = args.synth_kicks
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
@@ -485,7 +512,7 @@ def train(args) -> dict:
         print(f"resuming {last} at step {step}", flush=True)
     examples = Examples(args.data, manifest, "train", args.seconds, args.seed, bank_mix=args.bank_mix,
                         timbre=args.timbre, kits=args.kits if args.kit_swap else [], kit_swap=args.kit_swap,
-                        kit_layer=args.kit_layer)
+                        kit_layer=args.kit_layer, synth_kicks=args.synth_kicks)
     select = [r for r in manifest["renders"] if r["split"] == "select"]
     composer_of = composers(manifest)
     log = (out / "log.jsonl").open("a")
@@ -560,14 +587,14 @@ SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"
 
 
 def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None,
-                       kits: tuple[float, list[dict], bool] | None = None) -> tuple[str, str]:
+                       kits: tuple[float, list[dict], bool] | None = None, synth_kicks: float = 0.0) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
     lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
     the weights it started from and what those learned from. `also` (`other_base`): another
     network whose stems ship beside these, its inputs' licences and commercial use counted too.
     `kits`: (P, `kits.record`, layered) of a `--kit-swap` run, the recorded kits its drums were
-    replayed by (layered: `--kit-layer`, over the bank's drums)."""
+    replayed by (layered: `--kit-layer`, over the bank's drums). `synth_kicks`: a `--synth-kicks` run's P."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
@@ -575,7 +602,7 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
     sources = {s["id"]: s for s in manifest["sources"]}
     licences = sorted({lic for s in manifest["sources"] if s["id"] in songs for lic in s.get("licences", [s["licence"]])}
                       | {fonts[f]["licence"] for f in used_fonts} | set((also or {}).get("licences", ()))
-                      | {k["licence"] for k in (kits or (0, []))[1]})
+                      | {k["licence"] for k in (kits or (0, []))[1]} | ({OWN_WORK} if synth_kicks else set()))
     scored = [s for s in songs if sources.get(s, {}).get("kind") == "score-arrangement"]
     styles = sorted({sources[s]["composition"]["style"] for s in songs
                      if "composition" in sources.get(s, {}) and s not in scored})
@@ -618,6 +645,10 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
         data += (f"; in {kits[0]:.0%} of the training examples the drums stem was {how} "
                  "one of these recorded drum kits (Debian's hydrogen-drumkits, separation/training/kits.py): "
                  + "; ".join(f"{k['attribution']} ({k['licence']}, files SHA-256 {k['tree_sha256']})" for k in kits[1]))
+    if synth_kicks:
+        data += (f"; in {synth_kicks:.0%} of the training examples a kick synthesised by ClearStem for that example "
+                 f"(separation/training/kicks.py, {OWN_WORK}) was added to the drums at the song's kick notes, "
+                 "0 to 12 dB under them")
     if init:
         own = data
         data += f"; fine-tuned from {init['name']} (weights SHA-256 {init['weights_sha256']}), "
@@ -791,7 +822,8 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     base = cfg.get("base")  # the stems not taken come from another network than the run's start
     training_data, weights_licence = training_statement(
         manifest, cfg.get("init"), base,
-        (cfg["kit_swap"], cfg["kits"], bool(cfg.get("kit_layer"))) if cfg.get("kit_swap") else None)
+        (cfg["kit_swap"], cfg["kits"], bool(cfg.get("kit_layer"))) if cfg.get("kit_swap") else None,
+        cfg.get("synth_kicks", 0.0))
     averaged, each = "", ""
     if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
         runs = [i for i in cfg["soup"] if "step" in i]
@@ -862,7 +894,7 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
 #: What a card's `training` records of the run its specialist network came from (`export`), which
 #: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
 RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems",
-                        "bank_mix", "timbre", "kit_swap", "kits", "kit_layer")
+                        "bank_mix", "timbre", "kit_swap", "kits", "kit_layer", "synth_kicks")
 
 
 def taken_as_checkpoint(weights: Path, state: dict) -> dict:
@@ -969,6 +1001,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
                     {"kit_swap": cfg["kit_swap"], "kits": cfg["kits"]} if "kit_swap" in cfg else {}) | (
                     {"kit_layer": True} if cfg.get("kit_layer") else {}) | (
+                    {"synth_kicks": cfg["synth_kicks"]} if cfg.get("synth_kicks") else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}
@@ -1196,11 +1229,15 @@ def main(argv=None) -> int:
     ap.add_argument("--kit-layer", action="store_true",
                     help="with --kit-swap: add the kit's replay to the bank's drums (0 to -12 dB re them) instead "
                          "of replacing them")
+    ap.add_argument("--synth-kicks", type=float, default=0.0, metavar="P",
+                    help="with probability P an example's drums get a kick synthesised for it (separation/training/"
+                         "kicks.py) added at the song's kick notes, 0 to 12 dB under them (0: never)")
     ap.add_argument("--timbre", type=float, default=0.0, metavar="P",
                     help="with probability P each stem of an example is recoloured as another instrument of its "
                          "kind (transposed on its own, resonances moved, sometimes saturated) (0: never)")
     args = ap.parse_args(argv)
-    for flag, value in (("--bank-mix", args.bank_mix), ("--timbre", args.timbre), ("--kit-swap", args.kit_swap)):
+    for flag, value in (("--bank-mix", args.bank_mix), ("--timbre", args.timbre), ("--kit-swap", args.kit_swap),
+                        ("--synth-kicks", args.synth_kicks)):
         if not 0 <= value <= 1:
             ap.error(f"{flag} is a probability between 0 and 1, got {value}")
     if args.kit_swap and not args.kits:

@@ -16,7 +16,7 @@ import torch
 
 from separation import bandsplit, install_model, registry, train, voice_gate
 from separation.run import separate_file
-from separation.training import data, synth
+from separation.training import data, kicks, synth
 from tests.conftest import need_fluidsynth
 
 TINY = ["--steps", "4", "--batch", "1", "--seconds", "1.0", "--dim", "8", "--layers", "1", "--threads", "1",
@@ -1263,3 +1263,49 @@ def test_a_kit_layer_run_adds_the_kit_to_the_banks_drums_and_says_so(two_bank_se
     assert card["training"]["kit_layer"] is True
     assert "the bank's drums with the song's drum part replayed over them, 0 to 12 dB quieter, by one of these " \
            "recorded drum kits" in card["training_data"]
+
+
+def test_a_synth_kicks_run_adds_a_kick_on_the_kick_notes_records_it_and_its_card_says_so(two_bank_set, tmp_path,
+                                                                                          capsys):
+    """`--synth-kicks P` (stop 83): an example's drums get a kick synthesised for it (`kicks`) at the
+    song's kick notes, 0 to 12 dB under the drums' level; the mixture stays the stems' sum and P = 0
+    changes nothing; the run records P, refuses a resume without it, and the card says what the
+    drums were; a P outside [0, 1] is refused with nothing written."""
+    two = two_bank_set
+    manifest = train.load_set(two)
+    plain = train.Examples(two, manifest, "train", 1.0, seed=4)
+    at_zero = train.Examples(two, manifest, "train", 1.0, seed=4, synth_kicks=0.0)
+    assert all((a == b).all() for a, b in zip(plain.example(2, 0), at_zero.example(2, 0)))
+    kicked = train.Examples(two, manifest, "train", 1.0, seed=4, synth_kicks=1.0)
+    checked = 0
+    for step in range(16):
+        sources, start = plain.picks(np.random.default_rng([4, step, 0]))
+        rendered = plain._read(sources["drums"], "drums", start)
+        level = np.sqrt(np.mean(rendered.astype(np.float64) ** 2))
+        song = sources["drums"]["song"]
+        added = kicked.kick_drums(song, start, rendered, np.random.default_rng(step)) - rendered
+        if level < train.SILENT_RMS or not any(n[2] in kicks.KICK_KEYS for n in kicked._notes(song)):
+            assert not added.any()
+            continue
+        ratio = np.sqrt(np.mean(added.astype(np.float64) ** 2)) / level
+        if ratio == 0:  # no kick note sounds in this excerpt
+            continue
+        assert 10 ** (-12 / 20) - 1e-3 <= ratio <= 1 + 1e-3
+        spectrum = np.abs(np.fft.rfft(added[0].astype(np.float64))) ** 2
+        assert spectrum[np.fft.rfftfreq(added.shape[1], 1 / 44100) < 250].sum() > 0.6 * spectrum.sum()
+        checked += 1
+    assert checked >= 3
+    mix, stems = kicked.example(3, 0)
+    assert abs(stems.sum(axis=0) - mix).max() < 1e-5
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(two), "--out", str(tmp_path / "bad"), *_tiny(), "--synth-kicks", "1.5"])
+    assert "--synth-kicks is a probability" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2"), "--synth-kicks", "0.5"]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["synth_kicks"] == 0.5
+    with pytest.raises(SystemExit, match="other settings \\(synth_kicks\\)"):
+        train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
+    card = json.loads(Path(train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-kicks")["card"]).read_text())
+    assert card["training"]["synth_kicks"] == 0.5 and card["commercial_use"] is True
+    assert ("in 50% of the training examples a kick synthesised by ClearStem for that example "
+            "(separation/training/kicks.py, LicenseRef-ClearStem-own-work) was added to the drums") in card["training_data"]
