@@ -69,7 +69,7 @@ STEM_CACHE_ROOT = CACHE
 #: the ones the same plan deals after them (stop 53: v6's rule was chosen with the test split's results)
 MIXTURE_TRACKS = 160
 #: splits of tracks after those, each used to judge once a rule was chosen with the earlier ones' results
-HOLDOUTS = ("holdout", "holdout2", "holdout3", "holdout4")
+HOLDOUTS = ("holdout", "holdout2", "holdout3", "holdout4", "holdout5")
 #: tracks each holdout owns (the default 40 indexed + 16 played over them): a holdout starts at a
 #: fixed track whatever --songs/--others a run asks for, so a smaller run never reaches into the
 #: tracks of the holdout before it. A run takes the block's first tracks the corpus still had
@@ -98,7 +98,8 @@ def pick_tracks(split: str, n_songs: int, n_others: int, seed: int, build=build_
     the tracks it deals after the holdout's (stop 55: v6 and v2 had met the holdout when v7's rule was
     written); holdout3: the tracks after holdout2's (stop 80: every shipped model since v7 was judged
     on holdout2, and v46's failure there was read before the next rule was written); holdout4: the
-    tracks after holdout3's (stop 81: v47 and v19 met holdout3). A holdout's tracks are the first of
+    tracks after holdout3's (stop 81: v47 and v19 met holdout3); holdout5: the tracks after
+    holdout4's (stop 83: v47 and v48 met holdout4). A holdout's tracks are the first of
     its block with pieces left (a style's corpus runs out: the quartets' first at track 327)."""
     rng = np.random.default_rng(seed)
     if split in HOLDOUTS:  # the plan's tracks after the 160, one block of HOLDOUT_BLOCK per holdout
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "(fingerprint.stems.StemFindParams); test: the product's defaults, reported; "
                          "holdout: tracks after all of those, for a rule chosen with the test split's results; "
                          "holdout2: the tracks after the holdout's, for a rule chosen with its results; "
-                         "holdout3, holdout4: the tracks after the previous holdout's, likewise")
+                         "holdout3, holdout4, holdout5: the tracks after the previous holdout's, likewise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-views", dest="views", action="store_false",
                     help="match the copy itself only, not its separated views (as before views existed)")

@@ -14,7 +14,7 @@ def _plan(n, seed, min_s, max_s, first=0, usable=None):
 
 
 def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_160():
-    splits = ("test", "calibration", "holdout", "holdout2", "holdout3", "holdout4")
+    splits = ("test", "calibration", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
     picked = {split: stem_find.pick_tracks(split, 40, 16, 29, build=_plan) for split in splits}
     ids = {split: [t["id"] for t in songs + others] for split, (songs, others, _) in picked.items()}
     assert all(len(v) == len(set(v)) == 56 for v in ids.values())
@@ -24,7 +24,8 @@ def test_splits_use_disjoint_tracks_and_holdouts_the_ones_after_the_plans_first_
     assert ids["holdout2"] == list(range(stem_find.MIXTURE_TRACKS + 56, stem_find.MIXTURE_TRACKS + 112))
     assert ids["holdout3"] == list(range(stem_find.MIXTURE_TRACKS + 112, stem_find.MIXTURE_TRACKS + 168))
     assert ids["holdout4"] == list(range(stem_find.MIXTURE_TRACKS + 168, stem_find.MIXTURE_TRACKS + 224))
-    assert [len(s) for s, _, _ in picked.values()] == [40] * 6
+    assert ids["holdout5"] == list(range(stem_find.MIXTURE_TRACKS + 224, stem_find.MIXTURE_TRACKS + 280))
+    assert [len(s) for s, _, _ in picked.values()] == [40] * 7
     for _, _, rng in picked.values():  # the excerpts' offsets are drawn with it
         assert 0 <= int(rng.integers(0, 100)) < 100
     again = stem_find.pick_tracks("test", 40, 16, 29, build=_plan)  # seeded: the same tracks and offsets
