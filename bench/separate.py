@@ -109,7 +109,7 @@ def training_split(folder: Path, split: str, songs: int, seconds: float, compose
                  for s in STEMS}
         mix = sum(stems.values())
         frames = mix.shape[1]
-        out.append({"path": folder / r["mixture"]["path"], "stems": stems, "mixture": mix,
+        out.append({"path": folder / r["mixture"]["path"], "song": r["song"], "stems": stems, "mixture": mix,
                     "soundfont": r["soundfont"], "frames": n,
                     "voice_rests": voice_rest_spans(sources[r["song"]]["composition"], frames, 44100)})
     if not out:
