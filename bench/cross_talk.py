@@ -33,9 +33,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.multitrack import DEFAULT_SEED, STEMS, build_set  # noqa: E402
-from bench.scratch import scratch_dir  # noqa: E402
-from bench.separate import training_split  # noqa: E402
+from bench.multitrack import STEMS  # noqa: E402
+from bench.separate import add_song_arguments, diagnostic_songs  # noqa: E402
 from separation.apply import apply_chunked  # noqa: E402
 from separation.registry import default_model, get_engine  # noqa: E402
 from separation.training import kicks, kits  # noqa: E402
@@ -80,14 +79,7 @@ def cross_talk(truth: dict[str, np.ndarray], estimate: np.ndarray) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.cross_talk", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a separation model (default: the shipped separator)")
-    p.add_argument("--model-dir")
-    p.add_argument("--training-set", type=Path, help="a separation.training.data set (default: the bench's own songs)")
-    p.add_argument("--split", default="val")
-    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder", "quartets"))
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="without --training-set: the bench's songs from this seed")
-    p.add_argument("--songs", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=10.0)
+    add_song_arguments(p)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--added-kick", action="store_true",
                    help="with --training-set: add a synthesised kick to each song, reported as a fifth stem")
@@ -100,12 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.model or default_model(args.model_dir)
     engine = get_engine(name, args.model_dir, device="cpu", precision="fp32")
     torch.set_num_threads(args.threads)
-    if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
-        where = f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
-    else:
-        songs = build_set(scratch_dir("cross-talk-") / "set", args.songs, args.seconds, seed0=args.seed)
-        where = f"the bench's songs from seed {args.seed}"
+    songs, where = diagnostic_songs(args, "cross-talk-")
     n = int(args.seconds * 44100)
     per_song = []
     for k, song in enumerate(songs):

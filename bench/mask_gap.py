@@ -26,9 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.multitrack import DEFAULT_SEED, build_set  # noqa: E402
-from bench.scratch import scratch_dir  # noqa: E402
-from bench.separate import training_split  # noqa: E402
+from bench.separate import add_song_arguments, diagnostic_songs  # noqa: E402
 from separation import bandsplit  # noqa: E402
 from separation.registry import default_model, get_engine  # noqa: E402
 
@@ -46,14 +44,7 @@ def mask_gap(module: torch.nn.Module, mixture: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.mask_gap", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a band-split model (default: the shipped separator)")
-    p.add_argument("--model-dir")
-    p.add_argument("--training-set", type=Path, help="a separation.training.data set (default: the bench's own songs)")
-    p.add_argument("--split", default="val")
-    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder", "quartets"))
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="without --training-set: the bench's songs from this seed")
-    p.add_argument("--songs", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=10.0, help="each song's first seconds: one chunk, as the engine cuts")
+    add_song_arguments(p)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mask_gap.json")
     args = p.parse_args(argv)
     if args.songs < 1 or args.seconds <= 0:
@@ -66,12 +57,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    if args.training_set:
-        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
-        where = f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
-    else:
-        songs = build_set(scratch_dir("mask-gap-") / "set", args.songs, args.seconds, seed0=args.seed)
-        where = f"the bench's songs from seed {args.seed}"
+    songs, where = diagnostic_songs(args, "mask-gap-")
     gaps = [mask_gap(module, torch.from_numpy(s["mixture"][:, :int(args.seconds * 44100)]).float()) for s in songs]
     out = {"model": name, "set": where, "seconds": args.seconds, "songs": len(gaps), "gap_per_song": gaps,
            "median": statistics.median(gaps), "min": min(gaps), "max": max(gaps)}

@@ -91,6 +91,28 @@ def run_cli_peak_rss(args: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, hwm_kb / 1024
 
 
+def add_song_arguments(p: argparse.ArgumentParser) -> None:
+    """The songs a per-song diagnostic (`bench.mask_gap`, `bench.cross_talk`) reads: a model, and a
+    training set's split (by composer) or the bench's own songs from a seed."""
+    p.add_argument("--model", help="a separation model (default: the shipped separator)")
+    p.add_argument("--model-dir")
+    p.add_argument("--training-set", type=Path, help="a separation.training.data set (default: the bench's own songs)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--composer", choices=("compose", "arrange", "orchestrate", "lieder", "quartets"))
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="without --training-set: the bench's songs from this seed")
+    p.add_argument("--songs", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=10.0, help="each song's first seconds")
+
+
+def diagnostic_songs(args: argparse.Namespace, scratch: str) -> tuple[list[dict], str]:
+    """(songs, where they come from in words) for `add_song_arguments`' arguments."""
+    if args.training_set:
+        songs = training_split(args.training_set, args.split, args.songs, args.seconds, args.composer)
+        return songs, f"{args.training_set} split {args.split}" + (f", {args.composer}'s songs" if args.composer else "")
+    return (build_set(scratch_dir(scratch) / "set", args.songs, args.seconds, seed0=args.seed),
+            f"the bench's songs from seed {args.seed}")
+
+
 def training_split(folder: Path, split: str, songs: int, seconds: float, composer: str | None = None,
                    bank: str | None = None) -> list[dict]:
     """Songs of a `separation.training.data` set's split, in the shape `build_set` returns (only
