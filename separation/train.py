@@ -484,8 +484,8 @@ def train(args) -> dict:
             config["kit_layer"] = True
         config["commercial_use"] = config["commercial_use"] and all(
             licences_policy.commercial_ok(k["licence"]) for k in config["kits"])
-    if args.synth_kicks:  # recorded only when used, so older runs still resume
-        config["synth_kicks"] = args.synth_kicks
+    if args.synth_kicks:  # recorded only when used, so older runs still resume; pinned: another
+        config |= {"synth_kicks": args.synth_kicks, "kicks_sha256": kicks.source_sha256()}  # kicks.py refuses a resume
     counted = [bandsplit.STEMS.index(s) for s in args.loss_stems or bandsplit.STEMS]
     init = load_init(args.init, args) if args.init else None
     if init is not None:
@@ -587,14 +587,15 @@ SCORE_CORPORA = {lieder.SOURCE: ("songs for voice and piano", "OpenScore Lieder"
 
 
 def training_statement(manifest: dict, init: dict | None = None, also: dict | None = None,
-                       kits: tuple[float, list[dict], bool] | None = None, synth_kicks: float = 0.0) -> tuple[str, str]:
+                       kits: tuple[float, list[dict], bool] | None = None, synth_kicks: float = 0.0,
+                       kicks_sha256: str | None = None) -> tuple[str, str]:
     """(training_data, weights_licence) for the registry, from a set's manifest: what the weights
     learned from (the train and select splits only: val never enters them), in words a label's
     lawyer can check against the manifest it names; with `init` (a run's `config["init"]`), also
     the weights it started from and what those learned from. `also` (`other_base`): another
     network whose stems ship beside these, its inputs' licences and commercial use counted too.
     `kits`: (P, `kits.record`, layered) of a `--kit-swap` run, the recorded kits its drums were
-    replayed by (layered: `--kit-layer`, over the bank's drums). `synth_kicks`: a `--synth-kicks` run's P."""
+    replayed by (layered: `--kit-layer`, over the bank's drums). `synth_kicks`, `kicks_sha256`: a `--synth-kicks` run's P and the pinned source of its kicks."""
     used = [r for r in manifest["renders"] if r["split"] in ("train", "select")]
     songs = sorted({r["song"] for r in used})
     fonts = {f["id"]: f for f in manifest["soundfonts"]}
@@ -647,7 +648,8 @@ def training_statement(manifest: dict, init: dict | None = None, also: dict | No
                  + "; ".join(f"{k['attribution']} ({k['licence']}, files SHA-256 {k['tree_sha256']})" for k in kits[1]))
     if synth_kicks:
         data += (f"; in {synth_kicks:.0%} of the training examples a kick synthesised by ClearStem for that example "
-                 f"(separation/training/kicks.py, {OWN_WORK}) was added to the drums at the song's kick notes, "
+                 f"(separation/training/kicks.py{f', source SHA-256 {kicks_sha256}' if kicks_sha256 else ''}, "
+                 f"{OWN_WORK}) was added to the drums at the song's kick notes, "
                  "0 to 12 dB under them")
     if init:
         own = data
@@ -823,7 +825,7 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
     training_data, weights_licence = training_statement(
         manifest, cfg.get("init"), base,
         (cfg["kit_swap"], cfg["kits"], bool(cfg.get("kit_layer"))) if cfg.get("kit_swap") else None,
-        cfg.get("synth_kicks", 0.0))
+        cfg.get("synth_kicks", 0.0), cfg.get("kicks_sha256"))
     averaged, each = "", ""
     if cfg.get("soup"):  # which runs, and that this set lists what the others learned from
         runs = [i for i in cfg["soup"] if "step" in i]
@@ -894,7 +896,7 @@ def card_statement(manifest: dict, cfg: dict) -> tuple[str, str]:
 #: What a card's `training` records of the run its specialist network came from (`export`), which
 #: re-exporting that network needs; the stems taken and the weights they go over are chosen anew.
 RUN_SETTINGS_ON_CARD = ("seed", "batch", "seconds", "lr", "soup", "init", "decay_steps", "loss", "loss_stems",
-                        "bank_mix", "timbre", "kit_swap", "kits", "kit_layer", "synth_kicks")
+                        "bank_mix", "timbre", "kit_swap", "kits", "kit_layer", "synth_kicks", "kicks_sha256")
 
 
 def taken_as_checkpoint(weights: Path, state: dict) -> dict:
@@ -1001,7 +1003,7 @@ def export(checkpoint: Path, to: Path, data: Path | None = None, name: str | Non
                     {"timbre": cfg["timbre"]} if "timbre" in cfg else {}) | (
                     {"kit_swap": cfg["kit_swap"], "kits": cfg["kits"]} if "kit_swap" in cfg else {}) | (
                     {"kit_layer": True} if cfg.get("kit_layer") else {}) | (
-                    {"synth_kicks": cfg["synth_kicks"]} if cfg.get("synth_kicks") else {}) | (
+                    {k: cfg[k] for k in ("synth_kicks", "kicks_sha256") if k in cfg} if cfg.get("synth_kicks") else {}) | (
                     {"base": cfg["base"]} if "base" in cfg else {}) | {
                     "steps": ckpt["step"], "best_select_sdr_mean": ckpt["best_select_sdr"],
                     "recipe": "python -m separation.train --data DIR --out RUN (see README: training)"}}

@@ -1302,10 +1302,13 @@ def test_a_synth_kicks_run_adds_a_kick_on_the_kick_notes_records_it_and_its_card
     assert "--synth-kicks is a probability" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     run = tmp_path / "run"
     assert train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2"), "--synth-kicks", "0.5"]) == 0
-    assert torch.load(run / "last.pt", weights_only=False)["config"]["synth_kicks"] == 0.5
-    with pytest.raises(SystemExit, match="other settings \\(synth_kicks\\)"):
+    config = torch.load(run / "last.pt", weights_only=False)["config"]
+    assert config["synth_kicks"] == 0.5 and config["kicks_sha256"] == kicks.source_sha256()
+    with pytest.raises(SystemExit, match="other settings \\(kicks_sha256, synth_kicks\\)"):
         train.main(["--data", str(two), "--out", str(run), *_tiny(steps="2")])
     card = json.loads(Path(train.export(run / "last.pt", tmp_path / "w.pt", two, "tiny-kicks")["card"]).read_text())
     assert card["training"]["synth_kicks"] == 0.5 and card["commercial_use"] is True
+    assert card["training"]["kicks_sha256"] == kicks.source_sha256()
     assert ("in 50% of the training examples a kick synthesised by ClearStem for that example "
-            "(separation/training/kicks.py, LicenseRef-ClearStem-own-work) was added to the drums") in card["training_data"]
+            f"(separation/training/kicks.py, source SHA-256 {kicks.source_sha256()}, LicenseRef-ClearStem-own-work) "
+            "was added to the drums") in card["training_data"]
