@@ -42,16 +42,19 @@ from separation.training import kicks, kits  # noqa: E402
 KICK_SEED = 1000
 
 
-def with_added_kick(folder: Path, song: dict, k: int) -> dict[str, np.ndarray] | None:
+def song_sources(folder: Path) -> dict[str, dict]:
+    """A training set's sources by song id (read once: a manifest lists thousands of files)."""
+    return {s["id"]: s for s in json.loads((folder / "manifest.json").read_bytes())["sources"]}
+
+
+def with_added_kick(folder: Path, sources: dict[str, dict], song: dict, k: int) -> dict[str, np.ndarray] | None:
     """A training-set song's true stems plus "kick": a synthesised kick (seed KICK_SEED + k) on its
     drum part's kick notes at the drums' RMS; None for a song with no drums or no kick to add."""
-    manifest = json.loads((folder / "manifest.json").read_bytes())
-    source = next(s for s in manifest["sources"] if s["id"] == song["song"])
-    truth = {s: song["stems"][s] for s in STEMS}
-    n = truth["drums"].shape[1]
-    if "drums" not in source.get("files", {}):
+    files = sources[song["song"]].get("files", {})
+    if "drums" not in files:
         return None
-    played, _ = kicks.render(kits.drum_notes(folder / source["files"]["drums"]["path"]), 0.0, n,
+    truth = {s: song["stems"][s] for s in STEMS}
+    played, _ = kicks.render(kits.drum_notes(folder / files["drums"]["path"]), 0.0, truth["drums"].shape[1],
                              np.random.default_rng(KICK_SEED + k))
     level = float(np.sqrt(np.mean(truth["drums"].astype(np.float64) ** 2)))
     own = float(np.sqrt(np.mean(played.astype(np.float64) ** 2)))
@@ -94,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     songs, where = diagnostic_songs(args, "cross-talk-")
     n = int(args.seconds * 44100)
+    by_id = song_sources(args.training_set) if args.added_kick else {}
     per_song = []
     for k, song in enumerate(songs):
-        sources = with_added_kick(args.training_set, song, k) if args.added_kick else {s: song["stems"][s] for s in STEMS}
+        sources = (with_added_kick(args.training_set, by_id, song, k) if args.added_kick
+                   else {s: song["stems"][s] for s in STEMS})
         if sources is None:  # no drums or no kick note in this song: nothing to add, left out
             continue
         truth = {s: x[:, :n] for s, x in sources.items()}

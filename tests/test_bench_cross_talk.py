@@ -48,7 +48,8 @@ def test_an_added_kick_sounds_on_a_training_songs_kick_notes_at_its_drums_level(
     need_fluidsynth("csound-gm", "timgm6mb")
     data.build(tmp_path, songs=6, seed=5, seconds=1.5, log=lambda *_: None)
     songs = training_split(tmp_path, "train", 6, 1.5)
-    added = [cross_talk.with_added_kick(tmp_path, song, k) for k, song in enumerate(songs)]
+    by_id = cross_talk.song_sources(tmp_path)
+    added = [cross_talk.with_added_kick(tmp_path, by_id, song, k) for k, song in enumerate(songs)]
     kicked = [(song, a) for song, a in zip(songs, added) if a is not None]
     assert kicked
     for song, truth in kicked:
@@ -56,5 +57,5 @@ def test_an_added_kick_sounds_on_a_training_songs_kick_notes_at_its_drums_level(
         assert all(np.array_equal(truth[s], song["stems"][s]) for s in ("vocals", "drums", "bass", "other"))
         level = np.sqrt(np.mean(song["stems"]["drums"].astype(np.float64) ** 2))
         assert np.sqrt(np.mean(truth["kick"].astype(np.float64) ** 2)) == pytest.approx(level, rel=1e-3)
-    again = cross_talk.with_added_kick(tmp_path, kicked[0][0], added.index(kicked[0][1]))
+    again = cross_talk.with_added_kick(tmp_path, by_id, kicked[0][0], added.index(kicked[0][1]))
     assert np.array_equal(again["kick"], kicked[0][1]["kick"])  # seeded by the song's place
